@@ -1,0 +1,62 @@
+# Darwin DRA: `make demo` runs the main job, `make test` runs every check CI runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NATIVE_SRC := $(wildcard native/src/*.c native/src/*.h native/include/*.h)
+CFLAGS_STRICT := -std=c11 -O1 -g -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion \
+	-D_GNU_SOURCE -Inative/include -Inative/src -pthread
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+.PHONY: all venv build demo test native-test fuzz lint typecheck pytest bench clean
+
+all: build
+
+venv: $(STAMP)
+
+# A fresh virtual environment, the package installed in editable mode, the C engine built by cffi.
+$(STAMP): pyproject.toml setup.py native/build_engine.py $(NATIVE_SRC)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+build: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/darwin-dra inventory --inventory deploy/examples/inventory.yaml
+	$(PY) -m pip install -q -e '.[test,bench]'
+	$(VENV)/bin/darwin-dra bench engine
+
+# The native tests and a short fuzz run, built with AddressSanitizer and UBSan.
+native/out/test_engine: native/tests/test_engine.c $(NATIVE_SRC)
+	mkdir -p native/out
+	$(CC) $(CFLAGS_STRICT) $(SAN) native/tests/test_engine.c native/src/*.c -o $@ -lm
+
+native/out/fuzz_engine: native/tests/fuzz_engine.c $(NATIVE_SRC)
+	mkdir -p native/out
+	$(CC) $(CFLAGS_STRICT) $(SAN) native/tests/fuzz_engine.c native/src/*.c -o $@ -lm
+
+native-test: native/out/test_engine native/out/fuzz_engine
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 native/out/test_engine
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 native/out/fuzz_engine --seconds 10
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check driver tests native/build_engine.py
+	$(VENV)/bin/ruff format --check driver tests native/build_engine.py
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q
+
+test: $(STAMP) native-test lint typecheck pytest
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[test,bench]'
+	$(VENV)/bin/darwin-dra bench engine
+
+clean:
+	rm -rf native/out build driver/*.egg-info driver/darwin_dra/engine/_engine_cffi*.so

@@ -1,0 +1,1 @@
+"""The `darwin-dra` command and its subcommands (one module each)."""

@@ -1,0 +1,39 @@
+"""Entry point of the `darwin-dra` command: each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from darwin_dra import __version__
+
+# Subcommand modules; each exposes register(subparsers) and sets `func` on its parser.
+SUBCOMMANDS = (
+    "darwin_dra.cli.inventory",
+    "darwin_dra.cli.bench",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="darwin-dra",
+        description="Kubernetes DRA driver for Darwin-class neuromorphic chips.",
+    )
+    parser.add_argument("--version", action="version", version=f"darwin-dra {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

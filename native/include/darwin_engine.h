@@ -1,0 +1,200 @@
+/*
+ * Darwin engine: a simulated Darwin-class neuromorphic chip and the spike router of the runtime.
+ *
+ * Every function returns DK_OK or a negative DK_E_* code; dk_last_error() gives the message of
+ * the last failure on the calling thread. Objects are opaque. The text between the CDEF markers
+ * is parsed by cffi (native/build_engine.py), so it holds only plain declarations.
+ */
+#ifndef DARWIN_ENGINE_H
+#define DARWIN_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* CDEF BEGIN */
+enum {
+    DK_OK = 0,
+    DK_E_INVALID = -1,     /* an argument is malformed or out of range */
+    DK_E_NOT_FOUND = -2,   /* no such chip, partition or object */
+    DK_E_CONFLICT = -3,    /* overlapping partition, network already loaded, ... */
+    DK_E_CAPACITY = -4,    /* exceeds a hardware budget (neurons, synapses, cores) */
+    DK_E_OVERFLOW = -5,    /* a queue or buffer is full; the excess is dropped and counted */
+    DK_E_NOMEM = -6,       /* allocation failed */
+    DK_E_STATE = -7,       /* wrong state for the call (no network loaded, failed hardware) */
+    DK_E_INTERNAL = -8
+};
+
+enum { DK_HEALTH_OK = 0, DK_HEALTH_FAILED = 1 };
+enum { DK_DIR_EAST = 0, DK_DIR_WEST = 1, DK_DIR_NORTH = 2, DK_DIR_SOUTH = 3 };
+enum { DK_PART_EXCLUSIVE = 0, DK_PART_SHARED = 1 };
+enum { DK_MAX_GROUPS = 64, DK_MAX_WEIGHTS = 256, DK_MAX_DELAY = 255 };
+
+typedef struct dk_engine dk_engine;
+
+/* What a chip model looks like; filled from the chip profile file. */
+typedef struct {
+    char model[32];
+    uint32_t mesh_w, mesh_h;          /* tiles */
+    uint32_t domain_w, domain_h;      /* tiles per asynchronous domain */
+    uint32_t controller_x, controller_y; /* the RISC-V tile: not a neuron core */
+    uint32_t neurons_per_core;
+    uint64_t synapses_per_chip;       /* nominal synapse memory (with compression) */
+    uint64_t core_queue_events;       /* per-core event queue capacity per timestep */
+    double router_events_per_s;       /* nominal router throughput of the whole chip */
+    double energy_pj_per_op;
+} dk_chip_profile;
+
+/* One physical chip of the inventory. */
+typedef struct {
+    char serial[64];
+    char fabric[64];
+    int32_t numa_node;
+} dk_chip_desc;
+
+typedef struct {
+    uint32_t id;
+    char model[32];
+    char serial[64];
+    char fabric[64];
+    int32_t numa_node;
+    uint32_t mesh_w, mesh_h;
+    uint32_t n_domains, n_cores;
+    uint32_t neurons_per_core;
+    uint64_t synapses_per_chip;
+    double router_events_per_s;
+    double energy_pj_per_op;
+    uint32_t failed_cores;
+    uint32_t failed_links;
+    int32_t health;
+} dk_chip_info;
+
+typedef struct {
+    uint32_t core;                    /* index within the chip, 0..n_cores-1 */
+    uint32_t x, y;                    /* tile coordinates */
+    uint32_t domain;
+    int32_t health;
+    int32_t partition;                /* id of the exclusive partition owning it, or -1 */
+} dk_core_info;
+
+typedef struct {
+    uint32_t domain;
+    uint32_t x0, y0, x1, y1;          /* tile rectangle, inclusive */
+    uint32_t n_cores;
+    uint32_t failed_cores;
+    int32_t health;
+} dk_domain_info;
+
+/* Leaky integrate-and-fire, current-based, delta synapses; potentials in mV, times in ms. */
+typedef struct {
+    uint32_t count;                   /* neurons in this group (groups are contiguous) */
+    float tau_m, v_th, v_reset, e_l, i_e_mv_per_ms, t_ref, v_init;
+    float poisson_rate_hz;            /* drive generated in the engine, per neuron */
+    float poisson_weight;             /* mV per drive event */
+} dk_group;
+
+typedef struct {
+    uint32_t n_neurons;
+    uint32_t n_inputs;                /* virtual sources fed by dk_inject: ids n_neurons.. */
+    uint32_t n_groups;
+    const dk_group *groups;
+    uint64_t n_synapses;
+    const uint32_t *src;              /* 0 .. n_neurons + n_inputs - 1 */
+    const uint32_t *dst;              /* 0 .. n_neurons - 1 */
+    const float *weight;              /* mV */
+    const uint16_t *delay;            /* timesteps, 1 .. DK_MAX_DELAY */
+    float dt_ms;
+    uint64_t seed;
+} dk_network_desc;
+
+typedef struct {
+    uint64_t steps;
+    uint64_t spikes;                  /* spikes emitted by the partition's neurons */
+    uint64_t input_spikes;            /* spikes injected and delivered */
+    uint64_t events;                  /* synaptic events delivered */
+    uint64_t drive_events;            /* Poisson drive events generated */
+    uint64_t packets;                 /* router packets: (spike, target core) pairs */
+    uint64_t dropped_queue;           /* events lost to full core queues */
+    uint64_t dropped_fault;           /* events lost to failed cores or links */
+    uint64_t dropped_budget;          /* events lost to the partition's KEPS share */
+    uint64_t dropped_input;           /* injected spikes refused (input queue full) */
+    uint64_t dropped_output;          /* recorded spikes lost (output buffer full) */
+    uint64_t queue_peak;              /* most events one core received in one timestep */
+    uint64_t wall_ns;                 /* time spent in dk_run */
+    uint64_t update_ns;               /* of which: neuron update and drive */
+    uint64_t deliver_ns;              /* of which: routing and event delivery */
+    double keps;                      /* measured: events / wall second / 1000 */
+    uint64_t synapse_bytes;           /* memory held by the synapse store */
+    uint64_t network_bytes;           /* all memory held by the loaded network */
+    double quant_error_mv;            /* largest weight quantisation error */
+    uint32_t cores_used;
+    uint32_t threads;
+} dk_telemetry;
+
+const char *dk_last_error(void);
+const char *dk_version(void);
+
+int dk_engine_create(dk_engine **out);
+void dk_engine_destroy(dk_engine *e);
+int dk_chip_add(dk_engine *e, const dk_chip_profile *profile, const dk_chip_desc *desc, uint32_t *chip_id);
+
+/* Discovery. */
+int dk_chip_count(dk_engine *e, uint32_t *count);
+int dk_chip_info_get(dk_engine *e, uint32_t chip, dk_chip_info *out);
+int dk_domain_info_get(dk_engine *e, uint32_t chip, uint32_t domain, dk_domain_info *out);
+int dk_core_info_get(dk_engine *e, uint32_t chip, uint32_t core, dk_core_info *out);
+/* Link (tile, dir) of the chip mesh; -1 if it does not exist (mesh edge). */
+int dk_link_index(dk_engine *e, uint32_t chip, uint32_t x, uint32_t y, uint32_t dir, int32_t *index);
+int dk_link_count(dk_engine *e, uint32_t chip, uint32_t *count);
+
+/* Partitions: a set of cores of one chip. Exclusive partitions never overlap anything; shared
+ * partitions may overlap other shared partitions but never an exclusive one. */
+int dk_partition_create(dk_engine *e, uint32_t chip, const uint32_t *cores, uint32_t n_cores,
+                        int32_t mode, uint64_t keps_budget, uint32_t *part_id);
+int dk_partition_create_domains(dk_engine *e, uint32_t chip, const uint32_t *domains,
+                                uint32_t n_domains, int32_t mode, uint64_t keps_budget,
+                                uint32_t *part_id);
+int dk_partition_destroy(dk_engine *e, uint32_t part);
+int dk_partition_count(dk_engine *e, uint32_t *count);
+int dk_partition_ids(dk_engine *e, uint32_t *ids, uint32_t cap, uint32_t *count);
+int dk_partition_cores(dk_engine *e, uint32_t part, uint32_t *chip, uint32_t *cores,
+                       uint32_t cap, uint32_t *count, int32_t *mode, uint64_t *keps_budget);
+int dk_partition_set_budget(dk_engine *e, uint32_t part, uint64_t keps_budget);
+
+/* Networks. */
+int dk_network_load(dk_engine *e, uint32_t part, const dk_network_desc *net);
+int dk_network_unload(dk_engine *e, uint32_t part);
+/* Where neuron i lives: partition core index and chip core id. */
+int dk_neuron_core(dk_engine *e, uint32_t part, uint32_t neuron, uint32_t *core);
+
+/* Run: advance n timesteps with `threads` worker threads (1..64, capped by cores used). */
+int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads);
+int dk_membrane(dk_engine *e, uint32_t part, float *v, uint32_t n);
+
+/* Spike ports (address-event representation). Inputs: spikes of virtual sources at absolute
+ * timesteps >= the current one. Outputs: spikes of recorded (exported) neurons. */
+int dk_record(dk_engine *e, uint32_t part, const uint32_t *neurons, uint32_t n, uint32_t capacity);
+int dk_inject(dk_engine *e, uint32_t part, const uint64_t *steps, const uint32_t *inputs,
+              uint32_t n, uint32_t *accepted);
+int dk_read_spikes(dk_engine *e, uint32_t part, uint64_t *steps, uint32_t *neurons,
+                   uint32_t cap, uint32_t *count);
+int dk_input_capacity(dk_engine *e, uint32_t part, uint32_t capacity);
+
+/* Telemetry. */
+int dk_telemetry_get(dk_engine *e, uint32_t part, dk_telemetry *out);
+int dk_link_events(dk_engine *e, uint32_t part, uint64_t *events, uint32_t n);
+int dk_core_events(dk_engine *e, uint32_t part, uint64_t *events, uint32_t n);
+int dk_spike_counts(dk_engine *e, uint32_t part, uint64_t *counts, uint32_t n);
+
+/* Faults. kind: 0 core, 1 domain, 2 link (index from dk_link_index), 3 chip. */
+int dk_fault_inject(dk_engine *e, uint32_t chip, int32_t kind, uint32_t index);
+int dk_fault_clear(dk_engine *e, uint32_t chip, int32_t kind, uint32_t index);
+/* CDEF END */
+
+#ifdef __cplusplus
+}
+#endif
+#endif
