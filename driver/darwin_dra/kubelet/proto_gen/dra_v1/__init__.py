@@ -1,0 +1,1 @@
+"""Generated from api/kubelet/dra/v1/api.proto."""

@@ -1,0 +1,1 @@
+"""Generated from api/kubelet/dra/v1beta1/api.proto."""

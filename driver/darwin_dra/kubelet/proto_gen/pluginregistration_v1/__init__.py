@@ -1,0 +1,1 @@
+"""Generated from api/kubelet/pluginregistration/v1/api.proto."""
