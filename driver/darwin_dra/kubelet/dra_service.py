@@ -1,0 +1,139 @@
+"""DRA node service (v1 and v1beta1): protobuf in, :class:`Preparer` call, protobuf out.
+
+Errors are reported per claim, never as a failed RPC, so one bad claim does not fail the others
+in the same call; the kubelet retries claims whose answer carries an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import grpc
+import structlog
+
+from darwin_dra.kubelet.preparer import ClaimRef, Preparer, PrepareResult
+from darwin_dra.kubelet.proto_gen.dra_v1 import api_pb2 as v1
+from darwin_dra.kubelet.proto_gen.dra_v1 import api_pb2_grpc as v1_grpc
+from darwin_dra.kubelet.proto_gen.dra_v1beta1 import api_pb2 as v1beta1
+from darwin_dra.kubelet.proto_gen.dra_v1beta1 import api_pb2_grpc as v1beta1_grpc
+
+log = structlog.get_logger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+# Service names as the kubelet expects them in PluginInfo.supported_versions.
+V1_SERVICE = "v1.DRAPlugin"
+V1BETA1_SERVICE = "v1beta1.DRAPlugin"
+
+
+def claim_refs(claims: Iterable[v1.Claim | v1beta1.Claim]) -> list[ClaimRef]:
+    return [ClaimRef(namespace=c.namespace, uid=c.uid, name=c.name) for c in claims]
+
+
+async def _prepare(preparer: Preparer, claims: Sequence[ClaimRef]) -> dict[str, PrepareResult]:
+    if not claims:
+        return {}
+    try:
+        results = dict(await preparer.prepare(claims))
+    except Exception as exc:  # the kubelet must get an answer per claim, whatever broke
+        log.exception("prepare failed", claims=[c.uid for c in claims])
+        return {c.uid: PrepareResult(error=f"prepare failed: {exc}") for c in claims}
+    for claim in claims:
+        if claim.uid not in results:
+            log.error("preparer gave no result", claim_uid=claim.uid, namespace=claim.namespace)
+            results[claim.uid] = PrepareResult(error="driver returned no result for this claim")
+    return results
+
+
+async def _unprepare(preparer: Preparer, claims: Sequence[ClaimRef]) -> dict[str, str | None]:
+    if not claims:
+        return {}
+    try:
+        results = dict(await preparer.unprepare(claims))
+    except Exception as exc:
+        log.exception("unprepare failed", claims=[c.uid for c in claims])
+        return {c.uid: f"unprepare failed: {exc}" for c in claims}
+    for claim in claims:
+        if claim.uid not in results:
+            log.error("preparer gave no result", claim_uid=claim.uid, namespace=claim.namespace)
+            results[claim.uid] = "driver returned no result for this claim"
+    return results
+
+
+def _v1_response(results: Mapping[str, PrepareResult]) -> v1.NodePrepareResourcesResponse:
+    response = v1.NodePrepareResourcesResponse()
+    for uid, result in results.items():
+        entry = response.claims[uid]
+        entry.error = result.error or ""
+        for dev in result.devices:
+            pb = entry.devices.add(
+                request_names=dev.request_names,
+                pool_name=dev.pool_name,
+                device_name=dev.device_name,
+                cdi_device_ids=dev.cdi_device_ids,
+            )
+            if dev.share_id is not None:
+                pb.share_id = dev.share_id
+    return response
+
+
+def _v1beta1_response(results: Mapping[str, PrepareResult]) -> v1beta1.NodePrepareResourcesResponse:
+    response = v1beta1.NodePrepareResourcesResponse()
+    for uid, result in results.items():
+        entry = response.claims[uid]
+        entry.error = result.error or ""
+        for dev in result.devices:
+            # v1beta1 has no share_id: a kubelet that old cannot use consumable capacity anyway.
+            entry.devices.add(
+                request_names=dev.request_names,
+                pool_name=dev.pool_name,
+                device_name=dev.device_name,
+                cdi_device_ids=dev.cdi_device_ids,
+            )
+    return response
+
+
+class DRAPluginV1(v1_grpc.DRAPluginServicer):
+    def __init__(self, preparer: Preparer) -> None:
+        self._preparer = preparer
+
+    async def NodePrepareResources(  # noqa: N802 (gRPC method)
+        self, request: v1.NodePrepareResourcesRequest, context: Context
+    ) -> v1.NodePrepareResourcesResponse:
+        return _v1_response(await _prepare(self._preparer, claim_refs(request.claims)))
+
+    async def NodeUnprepareResources(  # noqa: N802 (gRPC method)
+        self, request: v1.NodeUnprepareResourcesRequest, context: Context
+    ) -> v1.NodeUnprepareResourcesResponse:
+        results = await _unprepare(self._preparer, claim_refs(request.claims))
+        response = v1.NodeUnprepareResourcesResponse()
+        for uid, error in results.items():
+            response.claims[uid].error = error or ""
+        return response
+
+
+class DRAPluginV1beta1(v1beta1_grpc.DRAPluginServicer):
+    def __init__(self, preparer: Preparer) -> None:
+        self._preparer = preparer
+
+    async def NodePrepareResources(  # noqa: N802 (gRPC method)
+        self, request: v1beta1.NodePrepareResourcesRequest, context: Context
+    ) -> v1beta1.NodePrepareResourcesResponse:
+        return _v1beta1_response(await _prepare(self._preparer, claim_refs(request.claims)))
+
+    async def NodeUnprepareResources(  # noqa: N802 (gRPC method)
+        self, request: v1beta1.NodeUnprepareResourcesRequest, context: Context
+    ) -> v1beta1.NodeUnprepareResourcesResponse:
+        results = await _unprepare(self._preparer, claim_refs(request.claims))
+        response = v1beta1.NodeUnprepareResourcesResponse()
+        for uid, error in results.items():
+            response.claims[uid].error = error or ""
+        return response
+
+
+def add_dra_services(server: grpc.aio.Server, preparer: Preparer) -> list[str]:
+    """Register both DRA versions; returns the service names to advertise."""
+    v1_grpc.add_DRAPluginServicer_to_server(DRAPluginV1(preparer), server)
+    v1beta1_grpc.add_DRAPluginServicer_to_server(DRAPluginV1beta1(preparer), server)
+    return [V1_SERVICE, V1BETA1_SERVICE]
