@@ -13,6 +13,7 @@ from darwin_dra import __version__
 SUBCOMMANDS = (
     "darwin_dra.cli.inventory",
     "darwin_dra.cli.bench",
+    "darwin_dra.cli.cluster",
 )
 
 

@@ -1,0 +1,99 @@
+"""`darwin-dra cluster`: a local Kubernetes control plane built from the upstream Go modules."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from darwin_dra.cluster import build, launcher
+from darwin_dra.cluster.errors import ClusterError
+from darwin_dra.cluster.state import ClusterState
+
+DEFAULT_DIR = Path(".cluster")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("cluster", help="run a local Kubernetes control plane")
+    sub = parser.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
+
+    up = sub.add_parser("up", help="build (cached) and start the cluster in DIR")
+    up.add_argument("--nodes", type=int, default=2, help="simulated nodes (default 2)")
+    up.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="cluster directory")
+    up.add_argument("--apiserver-port", type=int, default=None, help="default: a free port")
+    up.set_defaults(func=_up)
+
+    down = sub.add_parser("down", help="stop every process of the cluster in DIR")
+    down.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    down.set_defaults(func=_down)
+
+    status = sub.add_parser("status", help="show the processes of the cluster in DIR")
+    status.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    status.set_defaults(func=_status)
+
+    bld = sub.add_parser("build", help="build the Kubernetes binaries (reused when cached)")
+    bld.add_argument("--force", action="store_true", help="rebuild even when cached")
+    bld.set_defaults(func=_build)
+
+
+def _fail(exc: ClusterError) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 1
+
+
+def _build(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    try:
+        bins = build.ensure_binaries(force=args.force)
+    except ClusterError as exc:
+        return _fail(exc)
+    elapsed = time.monotonic() - started
+    print(f"kubernetes {bins.version} binaries in {bins.directory} ({elapsed:.1f}s)")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    if args.nodes < 1:
+        print("error: --nodes must be at least 1", file=sys.stderr)
+        return 2
+    config = launcher.ClusterConfig(
+        directory=args.dir, nodes=args.nodes, apiserver_port=args.apiserver_port
+    )
+    try:
+        if build.cached() is None:
+            print("building the Kubernetes binaries (first run: tens of minutes)...", flush=True)
+        cluster = launcher.LocalCluster(config, build.ensure_binaries())
+        state = cluster.up()
+    except ClusterError as exc:
+        return _fail(exc)
+    print(f"cluster up: kubernetes {state.version} at {state.server}")
+    print(f"  nodes: {', '.join(n.name for n in state.nodes)}")
+    for node in state.nodes:
+        print(f"  {node.name} plugins_registry: {node.plugins_registry}")
+    print(f"  logs: {Path(state.directory) / 'logs'}")
+    print(f"\n  export KUBECONFIG={state.kubeconfig}\n  kubectl get nodes")
+    print(f"\n  stop with: darwin-dra cluster down --dir {args.dir}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    try:
+        stopped = launcher.down(args.dir)
+    except ClusterError as exc:
+        return _fail(exc)
+    print(f"stopped: {', '.join(stopped)}" if stopped else f"nothing running in {args.dir}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    state = ClusterState.load(args.dir.resolve())
+    running = launcher.status(args.dir)
+    if state is None or not running:
+        print(f"no cluster recorded in {args.dir}")
+        return 1
+    print(f"kubernetes {state.version} at {state.server}, kubeconfig {state.kubeconfig}")
+    for name, alive in running.items():
+        print(f"  {name:40s} {'running' if alive else 'STOPPED'}")
+    return 0 if all(running.values()) else 1

@@ -1,0 +1,414 @@
+"""Starts and stops a local control plane: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler, a node agent and one kubelet harness per simulated node, all on loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import ssl
+import sys
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from darwin_dra.cluster import build, kube, pki
+from darwin_dra.cluster.errors import ClusterError, ComponentError, PortInUseError
+from darwin_dra.cluster.process import Process, start
+from darwin_dra.cluster.state import ClusterState, NodeRecord, ProcessRecord
+
+log = structlog.get_logger(__name__)
+
+# Explicit even where on by default, so a cluster of another version fails loudly instead of
+# silently dropping the fields the driver depends on.
+FEATURE_GATES = (
+    "DRAPartitionableDevices",
+    "DRAConsumableCapacity",
+    "DRADeviceBindingConditions",
+    "ResourceHealthStatus",
+    "DRADeviceTaints",
+    "DRAExtendedResource",
+    "DRAPrioritizedList",
+    "DRAResourceClaimDeviceStatus",
+)
+RUNTIME_CONFIG = ",".join(
+    f"resource.k8s.io/{v}=true" for v in ("v1", "v1beta2", "v1beta1", "v1alpha3")
+)
+CONTROLLERS = (
+    "namespace-controller",
+    "garbage-collector-controller",
+    "resourceclaim-controller",
+    "device-taint-eviction-controller",
+    "node-lifecycle-controller",
+    "taint-eviction-controller",
+    "pod-garbage-collector-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+    "replicaset-controller",
+    "deployment-controller",
+    "job-controller",
+)
+NODE_LABEL_DOMAIN = "darwin.snn.io"
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def feature_gates() -> str:
+    return ",".join(f"{gate}=true" for gate in FEATURE_GATES)
+
+
+def node_name(index: int) -> str:
+    return f"darwin-node-{index}"
+
+
+def node_labels(name: str, index: int) -> dict[str, str]:
+    """What a kubelet on a real machine reports, plus the rack the node sits in."""
+    return {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "node.kubernetes.io/instance-type": "darwin-sim",
+        "topology.kubernetes.io/region": "local",
+        "topology.kubernetes.io/zone": f"local-{'ab'[index % 2]}",
+        f"{NODE_LABEL_DOMAIN}/simulated": "true",
+    }
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def check_port_free(component: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise PortInUseError(component, f"port 127.0.0.1:{port} is in use ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    directory: Path
+    nodes: int = 2
+    apiserver_port: int | None = None
+    start_timeout: float = 180.0
+
+
+class LocalCluster:
+    """One cluster in one directory. `up` either returns a running cluster or stops it all."""
+
+    def __init__(self, config: ClusterConfig, binaries: build.Binaries) -> None:
+        self.config = config
+        self.bin = binaries
+        self.dir = config.directory.resolve()
+        self.processes: list[Process] = []
+        self.state: ClusterState | None = None
+        self._ssl: ssl.SSLContext | None = None
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.dir / "kubeconfig"
+
+    def up(self) -> ClusterState:
+        existing = ClusterState.load(self.dir)
+        if existing and any(p.process().alive() for p in existing.processes):
+            raise ClusterError(f"a cluster is already running in {self.dir}; run `cluster down`")
+        try:
+            return self._up()
+        except BaseException:
+            self.down()
+            raise
+
+    def _up(self) -> ClusterState:
+        cfg = self.config
+        self.dir.mkdir(parents=True, exist_ok=True)
+        ports = {
+            "etcd": free_port(),
+            "etcd-peer": free_port(),
+            "kube-apiserver": cfg.apiserver_port or free_port(),
+            "kube-controller-manager": free_port(),
+            "kube-scheduler": free_port(),
+        }
+        for component, port in ports.items():
+            check_port_free(component.removesuffix("-peer"), port)
+        server = f"https://127.0.0.1:{ports['kube-apiserver']}"
+        state = ClusterState(
+            directory=str(self.dir),
+            version=self.bin.version,
+            server=server,
+            kubeconfig=str(self.kubeconfig),
+            ports=ports,
+        )
+        self.state = state
+        creds = self._pki(server)
+
+        etcd_url = f"http://127.0.0.1:{ports['etcd']}"
+        peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
+        etcd = self._start(
+            "etcd",
+            [
+                "--name=local",
+                f"--data-dir={self.dir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=local={peer_url}",
+                # Throwaway data: skipping fsync makes the tests several times faster.
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
+        etcd.wait_ready(lambda: self._get(f"{etcd_url}/health", tls=False), cfg.start_timeout)
+
+        p = self.dir / "pki"
+        apiserver = self._start(
+            "kube-apiserver",
+            [
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={ports['kube-apiserver']}",
+                f"--tls-cert-file={p / 'apiserver.crt'}",
+                f"--tls-private-key-file={p / 'apiserver.key'}",
+                f"--client-ca-file={p / 'ca.crt'}",
+                f"--service-account-key-file={p / 'sa.pub'}",
+                f"--service-account-signing-key-file={p / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                f"--feature-gates={feature_gates()}",
+                f"--runtime-config={RUNTIME_CONFIG}",
+                "--endpoint-reconciler-type=none",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        apiserver.wait_ready(lambda: self._get(f"{server}/readyz"), cfg.start_timeout)
+        common = [
+            "--bind-address=127.0.0.1",
+            "--leader-elect=false",
+            f"--feature-gates={feature_gates()}",
+            "--profiling=false",
+            "--v=1",
+        ]
+        kcm_port = ports["kube-controller-manager"]
+        kcm = self._start(
+            "kube-controller-manager",
+            [
+                *common,
+                *self._component_auth(creds["kube-controller-manager"]),
+                f"--secure-port={kcm_port}",
+                f"--tls-cert-file={p / 'kube-controller-manager-serving.crt'}",
+                f"--tls-private-key-file={p / 'kube-controller-manager-serving.key'}",
+                f"--controllers={','.join(CONTROLLERS)}",
+                f"--service-account-private-key-file={p / 'sa.key'}",
+                f"--root-ca-file={p / 'ca.crt'}",
+                "--use-service-account-credentials=false",
+            ],
+        )
+        sched_port = ports["kube-scheduler"]
+        sched = self._start(
+            "kube-scheduler",
+            [
+                *common,
+                *self._component_auth(creds["kube-scheduler"]),
+                f"--secure-port={sched_port}",
+                f"--tls-cert-file={p / 'kube-scheduler-serving.crt'}",
+                f"--tls-private-key-file={p / 'kube-scheduler-serving.key'}",
+            ],
+        )
+        kcm.wait_ready(lambda: self._get(f"https://127.0.0.1:{kcm_port}/healthz"), 120)
+        sched.wait_ready(lambda: self._get(f"https://127.0.0.1:{sched_port}/healthz"), 120)
+
+        api = kube.api_client(self.kubeconfig)
+        self._start_nodes(api, creds)
+        # Pods are rejected until the service-account controller made `default`; wait here
+        # once rather than in every test.
+        kcm.wait_ready(lambda: kube.service_account_exists(api, "default"), 60)
+        state.save()
+        log.info("cluster up", server=server, kubeconfig=str(self.kubeconfig))
+        return state
+
+    def _start_nodes(self, api: object, creds: dict[str, Path]) -> None:
+        assert self.state is not None
+        nodes: dict[str, dict[str, str]] = {}
+        for i in range(self.config.nodes):
+            name = node_name(i)
+            nodes[name] = node_labels(name, i)
+            base = self.dir / "nodes" / name
+            record = NodeRecord(
+                name=name,
+                plugins_registry=str(base / "plugins_registry"),
+                plugins=str(base / "plugins"),
+                labels=nodes[name],
+            )
+            for d in (record.plugins_registry, record.plugins):
+                Path(d).mkdir(parents=True, exist_ok=True)
+            self.state.nodes.append(record)
+        nodes_file = self.dir / "nodes.json"
+        nodes_file.write_text(json.dumps(nodes, indent=2))
+        ready = self.dir / "node-agent.ready"
+        ready.unlink(missing_ok=True)
+        agent = self._start(
+            "node-agent",
+            [
+                "-m",
+                "darwin_dra.cluster.heartbeat",
+                f"--kubeconfig={self.kubeconfig}",
+                f"--nodes={nodes_file}",
+                f"--version={self.bin.version}",
+                f"--ready-file={ready}",
+            ],
+            executable=sys.executable,
+        )
+        agent.wait_ready(ready.exists, 60)
+        harnesses: list[tuple[Process, Path]] = []
+        for record in self.state.nodes:
+            state_dir = self.dir / "nodes" / record.name / "state"
+            (state_dir / "ready").unlink(missing_ok=True)
+            proc = self._start(
+                f"kubelet-harness[{record.name}]",
+                [
+                    f"--kubeconfig={creds['node:' + record.name]}",
+                    f"--node-name={record.name}",
+                    f"--plugins-registry={record.plugins_registry}",
+                    f"--state-dir={state_dir}",
+                    f"--feature-gates={feature_gates()}",
+                    "--v=2",
+                ],
+                binary="kubelet-harness",
+            )
+            harnesses.append((proc, state_dir / "ready"))
+        for proc, marker in harnesses:
+            proc.wait_ready(marker.exists, 60)
+        names = [n.name for n in self.state.nodes]
+        agent.wait_ready(lambda: kube.nodes_ready(api, names), 90)
+
+    def _pki(self, server: str) -> dict[str, Path]:
+        """Certificates for every component; returns the kubeconfig of each client identity."""
+        ca = pki.CertificateAuthority(self.dir / "pki")
+        ca.issue("apiserver", "kube-apiserver", server=True)
+        pki.service_account_keys(ca.directory)
+        admin = ca.issue("admin", "darwin-admin", org="system:masters")
+        pki.write_kubeconfig(self.kubeconfig, server=server, ca=ca, client=admin, user="admin")
+        out: dict[str, Path] = {}
+        for comp in ("kube-controller-manager", "kube-scheduler"):
+            ca.issue(f"{comp}-serving", comp, server=True)
+            pair = ca.issue(comp, f"system:{comp}")
+            out[comp] = pki.write_kubeconfig(
+                ca.directory / f"{comp}.kubeconfig", server=server, ca=ca, client=pair, user=comp
+            )
+        # Each harness authenticates as its node, so the Node authorizer limits it like a kubelet.
+        for i in range(self.config.nodes):
+            name = node_name(i)
+            pair = ca.issue(f"node-{name}", f"system:node:{name}", org="system:nodes")
+            out["node:" + name] = pki.write_kubeconfig(
+                ca.directory / f"node-{name}.kubeconfig",
+                server=server,
+                ca=ca,
+                client=pair,
+                user=f"system:node:{name}",
+            )
+        self._ssl = ssl.create_default_context(cafile=str(ca.cert_path))
+        self._ssl.load_cert_chain(str(admin.cert), str(admin.key))
+        return out
+
+    @staticmethod
+    def _component_auth(kubeconfig: Path) -> list[str]:
+        return [
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+        ]
+
+    def _start(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        binary: str | None = None,
+        executable: str | None = None,
+    ) -> Process:
+        assert self.state is not None
+        program = executable or str(self.bin.path(binary or name))
+        log_name = name.replace("[", "-").replace("]", "")
+        env = None
+        if executable is not None:
+            # The agent imports this package, wherever it is installed or checked out.
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")])
+            )
+        proc = start(name, [program, *args], self.dir / "logs" / f"{log_name}.log", env=env)
+        self.processes.append(proc)
+        self.state.processes.append(
+            ProcessRecord(proc.name, proc.pid, list(proc.argv), str(proc.log_path))
+        )
+        # Saved after every start so `cluster down` can clean up even a half-started cluster.
+        self.state.save()
+        return proc
+
+    def _get(self, url: str, *, tls: bool = True) -> bool:
+        ctx = self._ssl if tls else None
+        with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
+            ok: bool = resp.status == 200
+            return ok
+
+    def down(self) -> None:
+        """Stop every process this object started, newest first."""
+        stop_all(self.processes)
+        self.processes.clear()
+
+
+def stop_all(processes: list[Process]) -> list[str]:
+    """Stop processes newest first; returns the names of those that were still running."""
+    stopped: list[str] = []
+    for proc in reversed(processes):
+        if proc.alive():
+            stopped.append(proc.name)
+        with contextlib.suppress(Exception):
+            proc.stop()
+    return stopped
+
+
+def down(directory: Path) -> list[str]:
+    """Stop the cluster recorded in `directory` (from any process); returns what was running."""
+    state = ClusterState.load(directory.resolve())
+    if state is None:
+        return []
+    stopped = stop_all([p.process() for p in state.processes])
+    leftover = [p.name for p in state.processes if p.process().alive()]
+    if leftover:
+        raise ComponentError(", ".join(leftover), "still running after SIGKILL")
+    state.processes.clear()
+    state.save()
+    return stopped
+
+
+def status(directory: Path) -> dict[str, bool]:
+    """Component name -> running, for the cluster recorded in `directory`."""
+    state = ClusterState.load(directory.resolve())
+    if state is None:
+        return {}
+    return {p.name: p.process().alive() for p in state.processes}
+
+
+def ensure_started(
+    config: ClusterConfig, on_build: Callable[[], None] | None = None
+) -> LocalCluster:
+    """Build (or reuse) the binaries and bring a cluster up."""
+    if on_build is not None and build.cached() is None:
+        on_build()
+    cluster = LocalCluster(config, build.ensure_binaries())
+    cluster.up()
+    return cluster
