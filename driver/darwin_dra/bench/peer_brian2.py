@@ -1,0 +1,199 @@
+"""The Brunel network on Brian2 (cpp_standalone, no OpenMP); run as a subprocess.
+
+    python -m darwin_dra.bench.peer_brian2 --json [--scale F] [--seed S]
+
+In standalone mode the whole simulation runs in a compiled binary, so Python timers
+cannot see the timed second alone. We insert wall-clock stamps (std::chrono) into the
+generated main() around each run and have the binary report its own VmHWM: the peak
+RSS is that of the process that simulated, not of Python or of the compiler.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from darwin_dra.bench.brunel import (
+    BenchResult,
+    BrunelConfig,
+    connectivity,
+    initial_v,
+    synaptic_events,
+)
+from darwin_dra.bench.peers import peak_rss_mb, peer_main
+
+THREADS = 1
+TIMING_FILE = "darwin_timing.txt"
+
+
+def _import_check() -> str | None:
+    try:
+        import brian2  # noqa: F401
+    except ImportError as exc:
+        return f"cannot import brian2: {exc} (pip install brian2)"
+    except AttributeError as exc:
+        # brian2 <= 2.9 uses ndarray.ptp, which numpy 2.4 removed.
+        return f"brian2 does not import with this numpy: {exc} (pip install 'numpy<2.4')"
+    return None
+
+
+def _timing_code(path: Path) -> tuple[str, str]:
+    """C++ for main(): declarations before brian_start(), report after brian_end()."""
+    declare = (
+        "auto _dd_t0 = std::chrono::steady_clock::now();\n"
+        "auto _dd_t1 = _dd_t0; auto _dd_t2 = _dd_t0; auto _dd_t3 = _dd_t0;"
+    )
+    report = f"""{{
+    auto _dd_t4 = std::chrono::steady_clock::now();
+    std::ofstream _dd_out("{path}");
+    _dd_out << "setup_s " << std::chrono::duration<double>(_dd_t1 - _dd_t0).count() << "\\n";
+    _dd_out << "warmup_s " << std::chrono::duration<double>(_dd_t2 - _dd_t1).count() << "\\n";
+    _dd_out << "sim_s " << std::chrono::duration<double>(_dd_t3 - _dd_t2).count() << "\\n";
+    _dd_out << "end_s " << std::chrono::duration<double>(_dd_t4 - _dd_t3).count() << "\\n";
+    std::ifstream _dd_status("/proc/self/status");
+    std::string _dd_line;
+    while (std::getline(_dd_status, _dd_line)) {{
+        if (_dd_line.rfind("VmHWM:", 0) == 0) _dd_out << "vmhwm_kb " << _dd_line.substr(6) << "\\n";
+    }}
+}}"""
+    return declare, report
+
+
+def _read_timing(path: Path) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        values[key] = float(value.split()[0])
+    return values
+
+
+def run(cfg: BrunelConfig, seed: int) -> BenchResult:
+    import brian2 as b2
+
+    with tempfile.TemporaryDirectory(prefix="darwin-brian2-") as tmp:
+        return _run_in(b2, cfg, seed, Path(tmp))
+
+
+def _run_in(b2: Any, cfg: BrunelConfig, seed: int, workdir: Path) -> BenchResult:
+    build_dir = workdir / "build"
+    timing_path = workdir / TIMING_FILE
+    ms, mv, hz = b2.ms, b2.mV, b2.Hz
+
+    t0 = time.perf_counter()
+    b2.prefs.logging.file_log = False
+    b2.set_device("cpp_standalone", directory=str(build_dir), build_on_run=False)
+    b2.prefs.devices.cpp_standalone.openmp_threads = 0  # single thread, no OpenMP
+    b2.prefs.codegen.cpp.headers = ["<chrono>", "<fstream>", "<string>"]
+    b2.defaultclock.dt = cfg.dt_ms * ms
+    b2.seed(seed)
+    declare, report = _timing_code(timing_path)
+    b2.device.insert_code("before_start", declare)
+    b2.device.insert_code("after_end", report)
+
+    neurons = b2.NeuronGroup(
+        cfg.n,
+        "dv/dt = -(v - v_rest) / tau_m : volt (unless refractory)",
+        threshold="v >= theta",
+        reset="v = v_reset",
+        refractory=cfg.t_ref_ms * ms,
+        method="exact",
+        namespace={
+            "v_rest": cfg.e_l_mv * mv,
+            "tau_m": cfg.tau_m_ms * ms,
+            "theta": cfg.theta_mv * mv,
+            "v_reset": cfg.v_reset_mv * mv,
+        },
+        name="neurons",
+    )
+    neurons.v = initial_v(cfg, seed) * mv
+
+    tc = time.perf_counter()
+    src, dst = connectivity(cfg, seed)
+    out_deg = np.bincount(src, minlength=cfg.n).astype(np.int64)
+    exc = src < cfg.n_e
+    conn_s = time.perf_counter() - tc
+
+    # Like NEST's iaf_psc_delta, input arriving during the refractory period is dropped
+    # (Brian2 would otherwise add it to the clamped v).
+    on_pre = "v_post += w * int(not_refractory_post)"
+    synapses = []
+    for label, mask, weight in (("exc", exc, cfg.j_mv), ("inh", ~exc, cfg.j_inh_mv)):
+        # Two pathways with a scalar weight and delay each: no per-synapse storage.
+        syn = b2.Synapses(
+            neurons,
+            neurons,
+            on_pre=on_pre,
+            delay=cfg.delay_ms * ms,
+            namespace={"w": weight * mv},
+            name=f"syn_{label}",
+        )
+        syn.connect(i=src[mask].astype(np.int32), j=dst[mask].astype(np.int32))
+        synapses.append(syn)
+    del src, dst, exc
+
+    # Binomial(c_e, nu_thr * dt) per step: c_e independent Poisson sources of rate nu_thr.
+    drive = b2.PoissonInput(
+        neurons,
+        "v",
+        N=cfg.c_e,
+        rate=cfg.eta * cfg.nu_thr_hz * hz,
+        weight=f"{cfg.j_mv!r}*mV*int(not_refractory)",
+    )
+    monitor = b2.SpikeMonitor(neurons, record=True, name="spikes")
+    net = b2.Network(neurons, *synapses, drive, monitor)
+
+    b2.device.insert_code("main", "_dd_t1 = std::chrono::steady_clock::now();")
+    net.run(cfg.warmup_ms * ms)
+    b2.device.insert_code("main", "_dd_t2 = std::chrono::steady_clock::now();")
+    net.run(cfg.sim_ms * ms)
+    b2.device.insert_code("main", "_dd_t3 = std::chrono::steady_clock::now();")
+    construct_s = time.perf_counter() - t0 - conn_s
+
+    t1 = time.perf_counter()
+    b2.device.build(directory=str(build_dir), compile=True, run=False, with_output=False)
+    codegen_compile_s = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    b2.device.run(directory=str(build_dir), with_output=False)
+    binary_s = time.perf_counter() - t2
+    timing = _read_timing(timing_path)
+
+    t_spike = np.asarray(monitor.t_[:], dtype=np.float64)
+    i_spike = np.asarray(monitor.i[:], dtype=np.int64)
+    # Brian stamps a spike with the start of its step: the timed window is t >= warmup.
+    in_window = t_spike >= (cfg.warmup_ms - 0.5 * cfg.dt_ms) * 1e-3
+    counts = np.bincount(i_spike[in_window], minlength=cfg.n)
+
+    return BenchResult.from_counts(
+        name=f"Brian2 {b2.__version__}",
+        threads=THREADS,
+        cfg=cfg,
+        build_s=construct_s + codegen_compile_s + timing["setup_s"],
+        sim_s=timing["sim_s"],
+        spikes=int(counts.sum()),
+        events=synaptic_events(counts, out_deg),
+        peak_rss_mb=timing["vmhwm_kb"] / 1024.0,
+        extra={
+            "connectivity_s": conn_s,
+            "python_construct_s": construct_s,
+            "codegen_compile_s": codegen_compile_s,
+            "binary_setup_s": timing["setup_s"],
+            "warmup_s": timing["warmup_s"],
+            "binary_total_s": binary_s,
+            "python_peak_rss_mb": peak_rss_mb(),
+        },
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return peer_main("brian2", argv, _import_check, run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
