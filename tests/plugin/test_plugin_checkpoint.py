@@ -1,0 +1,264 @@
+"""Checkpoint: atomic replace under injected crashes, the two-phase state machine, boot ids,
+corruption handling and the node-wide lock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from darwin_dra.plugin.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointStore,
+    DeviceRecord,
+    FileOps,
+    LockTimeoutError,
+    NodeLock,
+    Phase,
+    atomic_write,
+    decode,
+    encode,
+)
+
+BOOT = "2b1f7c9e-aaaa-bbbb-cccc-000000000001"
+INTENT = {"chip": 0, "domains": [3, 4], "config": {"timestepUs": 100}}
+DEVICES = (
+    DeviceRecord(
+        ("snn",),
+        "node-a",
+        "chip-0-domain-3",
+        ("darwin.snn.io/partition=u1-snn-chip-0-domain-3",),
+        7,
+    ),
+    DeviceRecord(
+        ("snn",), "node-a", "chip-0-shared-0", ("darwin.snn.io/partition=x",), 8, "share-1"
+    ),
+)
+
+
+class CrashError(Exception):
+    """Stands for the process dying at that point."""
+
+
+class CrashAt(FileOps):
+    def __init__(self, step: str) -> None:
+        self.step = step
+
+    def _maybe(self, step: str) -> None:
+        if step == self.step:
+            raise CrashError(step)
+
+    def write(self, fd: int, data: bytes) -> None:
+        if self.step == "write-half":
+            os.write(fd, data[: len(data) // 2])  # a torn write, then death
+            raise CrashError(self.step)
+        self._maybe("write")
+        super().write(fd, data)
+
+    def fsync(self, fd: int) -> None:
+        self._maybe("fsync")
+        super().fsync(fd)
+
+    def rename(self, src: Path, dst: Path) -> None:
+        self._maybe("rename")
+        super().rename(src, dst)
+
+    def fsync_dir(self, directory: Path) -> None:
+        self._maybe("fsync-dir")
+        super().fsync_dir(directory)
+
+
+def store(tmp_path: Path, ops: FileOps | None = None, boot: str = BOOT) -> CheckpointStore:
+    return CheckpointStore(tmp_path / "checkpoint.json", boot_id=lambda: boot, ops=ops)
+
+
+STEPS = ["write", "write-half", "fsync", "rename", "fsync-dir"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_crash_at_every_step_of_a_save_leaves_old_or_new(tmp_path: Path, step: str) -> None:
+    old = Checkpoint(BOOT).started("u1", "ns", "c1", INTENT)
+    store(tmp_path).save(old)
+    new = old.completed("u1", DEVICES)
+    with pytest.raises(CrashError):
+        store(tmp_path, CrashAt(step)).save(new)
+    after = store(tmp_path).load()
+    # Up to the rename the old state stands; once renamed, the new one does.
+    assert after == (new if step == "fsync-dir" else old)
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "checkpoint.json"]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_crash_on_the_very_first_save_leaves_no_file(tmp_path: Path, step: str) -> None:
+    with pytest.raises(CrashError):
+        store(tmp_path, CrashAt(step)).save(Checkpoint(BOOT).started("u1", "ns", "c1", INTENT))
+    if step == "fsync-dir":
+        assert store(tmp_path).load().claims["u1"].phase is Phase.PREPARE_STARTED
+    else:
+        assert not (tmp_path / "checkpoint.json").exists()
+        assert store(tmp_path).load() == Checkpoint(BOOT)
+
+
+def test_two_phases_and_crash_between_them(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    s.update(lambda cp: cp.started("u1", "ns", "c1", INTENT))
+    # The plugin dies here, after the intent is on disk but before the engine finished.
+    restarted = store(tmp_path).load()
+    [half] = restarted.interrupted()
+    assert (half.uid, half.namespace, half.name) == ("u1", "ns", "c1")
+    assert half.intent == INTENT  # enough to roll the half-done partition back
+    # Roll back, then prepare again from scratch.
+    s.update(lambda cp: cp.without("u1"))
+    s.update(lambda cp: cp.started("u1", "ns", "c1", INTENT))
+    done = s.update(lambda cp: cp.completed("u1", DEVICES))
+    assert done.interrupted() == []
+    loaded = store(tmp_path).load()
+    assert loaded.claims["u1"].phase is Phase.PREPARE_COMPLETED
+    assert loaded.claims["u1"].devices == DEVICES
+    assert [d.engine_partition for d in loaded.claims["u1"].devices] == [7, 8]
+
+
+def test_illegal_transitions(tmp_path: Path) -> None:
+    cp = Checkpoint(BOOT)
+    with pytest.raises(ValueError, match="no prepare in progress"):
+        cp.completed("u1", DEVICES)
+    done = cp.started("u1", "ns", "c1", INTENT).completed("u1", DEVICES)
+    with pytest.raises(ValueError, match="already prepared"):
+        done.started("u1", "ns", "c1", INTENT)
+    with pytest.raises(ValueError, match="no prepare in progress"):
+        done.completed("u1", DEVICES)
+    # Unprepare of something never prepared is fine and changes nothing.
+    assert cp.without("never") == cp
+
+
+def test_other_boot_discards_state(tmp_path: Path) -> None:
+    store(tmp_path).save(
+        Checkpoint(BOOT).started("u1", "ns", "c1", INTENT).completed("u1", DEVICES)
+    )
+    after_reboot = store(tmp_path, boot="another-boot").load()
+    assert after_reboot == Checkpoint("another-boot")
+
+
+def test_boot_id_default_reads_the_kernel(tmp_path: Path) -> None:
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    s = CheckpointStore(tmp_path / "cp.json")
+    assert s.load() == Checkpoint(boot)
+
+
+def _rewrite(path: Path, change: dict[str, object]) -> None:
+    body = json.loads(path.read_text())
+    body.update(change)
+    path.write_text(json.dumps(body))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:40]), "not valid JSON"),
+        (lambda p: p.write_bytes(b"\xff\xfe"), "not valid JSON"),
+        (lambda p: p.write_text("[]"), "not a JSON object"),
+        (lambda p: _rewrite(p, {"version": 2}), "version 2; this plugin reads version 1"),
+        (lambda p: _rewrite(p, {"bootId": "tampered"}), "checksum does not match"),
+        (lambda p: _rewrite(p, {"checksum": "0" * 64}), "checksum does not match"),
+    ],
+)
+def test_corrupt_or_foreign_checkpoint(tmp_path: Path, damage: object, message: str) -> None:
+    s = store(tmp_path)
+    s.save(Checkpoint(BOOT).started("u1", "ns", "c1", INTENT))
+    assert callable(damage)
+    damage(s.path)
+    broken = s.path.read_bytes()
+    with pytest.raises(CheckpointError, match=message):
+        s.load()
+    assert s.path.read_bytes() == broken  # load alone never moves anything
+    assert s.load_or_quarantine() == Checkpoint(BOOT)
+    [aside] = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+    assert aside.read_bytes() == broken  # kept for forensics
+    assert not s.path.exists()
+
+
+def test_layout_error_is_a_checkpoint_error() -> None:
+    body = {"version": 1, "bootId": BOOT, "claims": {"u1": {"namespace": "ns"}}}
+    import hashlib
+
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    body["checksum"] = hashlib.sha256(canonical).hexdigest()
+    with pytest.raises(CheckpointError, match="unexpected layout"):
+        decode(json.dumps(body).encode())
+
+
+def test_encoding_is_canonical_and_round_trips() -> None:
+    a = Checkpoint(BOOT).started("u2", "ns", "c2", INTENT).started("u1", "ns", "c1", {})
+    b = Checkpoint(BOOT).started("u1", "ns", "c1", {}).started("u2", "ns", "c2", INTENT)
+    assert encode(a) == encode(b)
+    assert decode(encode(a)) == a
+
+
+def test_atomic_write_keeps_permissions_private(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    atomic_write(target, b"x")
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_lock_excludes_and_times_out(tmp_path: Path) -> None:
+    lock_path = tmp_path / "plugin.lock"
+    with NodeLock(lock_path):
+        start = time.monotonic()
+        with (
+            pytest.raises(LockTimeoutError, match=r"within 0\.2 s"),
+            NodeLock(lock_path, timeout_s=0.2),
+        ):
+            pass
+        assert time.monotonic() - start >= 0.2
+    with NodeLock(lock_path, timeout_s=0.2):
+        pass  # free again after release
+
+
+def test_lock_held_by_another_process(tmp_path: Path) -> None:
+    lock_path = tmp_path / "plugin.lock"
+    holder = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from darwin_dra.plugin.checkpoint import NodeLock
+        with NodeLock(Path({str(lock_path)!r})):
+            print("held", flush=True)
+            time.sleep(0.7)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, env=env) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"held"
+        with pytest.raises(LockTimeoutError):
+            NodeLock(lock_path, timeout_s=0.1).acquire()
+        start = time.monotonic()
+        with NodeLock(lock_path, timeout_s=10):
+            waited = time.monotonic() - start
+        assert waited > 0.1  # we really waited for the other process
+        assert proc.wait(timeout=10) == 0
+
+
+def test_async_lock_serialises_coroutines(tmp_path: Path) -> None:
+    lock_path = tmp_path / "plugin.lock"
+    events: list[str] = []
+
+    async def worker(name: str) -> None:
+        async with NodeLock(lock_path, timeout_s=5, poll_s=0.01):
+            events.append(f"{name}-in")
+            await asyncio.sleep(0.05)
+            events.append(f"{name}-out")
+
+    async def main() -> None:
+        await asyncio.gather(worker("a"), worker("b"))
+
+    asyncio.run(main())
+    assert events in (["a-in", "a-out", "b-in", "b-out"], ["b-in", "b-out", "a-in", "a-out"])
