@@ -1,0 +1,21 @@
+"""The engine: simulated Darwin chips and the spike router, behind a typed Python API."""
+
+from darwin_dra.engine.errors import (
+    CapacityExceeded,
+    Conflict,
+    EngineError,
+    InternalError,
+    InvalidArgument,
+    NotFound,
+    OutOfMemory,
+    QueueOverflow,
+    StateError,
+)
+from darwin_dra.engine.native import Direction, Engine, FaultKind, PartitionInfo, Telemetry
+from darwin_dra.engine.network import Network, NeuronGroup, synapses
+
+__all__ = [
+    "CapacityExceeded", "Conflict", "Direction", "Engine", "EngineError", "FaultKind",
+    "InternalError", "InvalidArgument", "Network", "NeuronGroup", "NotFound", "OutOfMemory",
+    "PartitionInfo", "QueueOverflow", "StateError", "Telemetry", "synapses",
+]

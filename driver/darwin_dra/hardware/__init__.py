@@ -1,0 +1,1 @@
+"""The hardware model: chip profiles, the inventory and what discovery reports."""

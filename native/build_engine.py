@@ -1,0 +1,53 @@
+"""cffi out-of-line API build of the Darwin engine (native/) into darwin_dra.engine._engine_cffi.
+
+The declarations cffi sees are the part of native/include/darwin_engine.h between the CDEF
+markers, so the header stays the single source of truth for the C API.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from cffi import FFI
+
+NATIVE = Path(__file__).resolve().parent
+HEADER = NATIVE / "include" / "darwin_engine.h"
+# setuptools wants paths relative to the project root, where it runs.
+SOURCES = sorted(os.path.relpath(p) for p in (NATIVE / "src").glob("*.c"))
+
+
+def cdef_text() -> str:
+    text = HEADER.read_text()
+    match = re.search(r"/\* CDEF BEGIN \*/(.*)/\* CDEF END \*/", text, re.S)
+    if match is None:
+        raise RuntimeError(f"{HEADER}: CDEF markers not found")
+    body = re.sub(r"/\*.*?\*/", "", match.group(1), flags=re.S)  # cffi does not want comments
+    return body
+
+
+def compile_args() -> list[str]:
+    args = ["-std=c11", "-O3", "-D_GNU_SOURCE", "-pthread", "-Wall", "-Wextra", "-Werror",
+            "-Wno-unused-parameter", "-Wno-missing-field-initializers",
+            # Same float results as the numpy reference: no fused multiply-add contraction.
+            "-ffp-contract=off", "-fno-math-errno"]
+    # The engine is built on the machine that runs it; DARWIN_PORTABLE=1 avoids -march=native.
+    if os.environ.get("DARWIN_PORTABLE") != "1":
+        args.append("-march=native")
+    return args
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(cdef_text())
+ffibuilder.set_source(
+    "darwin_dra.engine._engine_cffi",
+    '#include "darwin_engine.h"',
+    sources=SOURCES,
+    include_dirs=[str(NATIVE / "include"), str(NATIVE / "src")],
+    extra_compile_args=compile_args(),
+    extra_link_args=["-pthread", "-lm"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

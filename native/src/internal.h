@@ -1,0 +1,150 @@
+/* Internal structures of the Darwin engine, shared by its source files. */
+#ifndef DARWIN_ENGINE_INTERNAL_H
+#define DARWIN_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "darwin_engine.h"
+
+#define DK_ALIGN 64
+/* Neurons are spread over a multiple of this many cores so that 1, 2 or 4 threads, each owning
+ * whole cores, get equal shares of the work. */
+#define DK_PLACEMENT_QUANTUM 4u
+#define DK_MAX_THREADS 64u
+#define DK_POISSON_TABLE 64u
+#define DK_MAX_NEURONS (1u << 24) /* 24-bit target field of a synapse word */
+
+/* ---- errors ---- */
+int dk_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void *dk_alloc(size_t bytes);         /* zeroed, aligned; NULL on failure (message set) */
+void dk_free(void *p);
+
+/* ---- chips ---- */
+typedef struct {
+    dk_chip_profile prof;
+    dk_chip_desc desc;
+    uint32_t n_cores, n_domains, domains_x, n_tiles;
+    uint16_t *core_x, *core_y, *core_domain;
+    int32_t *tile_core;     /* tile (y * mesh_w + x) -> core id, -1 for the controller */
+    uint8_t *core_failed;
+    uint8_t *link_failed;   /* n_tiles * 4, indexed tile * 4 + dir */
+    int32_t *core_owner;    /* exclusive partition id or -1 */
+    uint32_t *core_shared;  /* number of shared partitions using the core */
+    bool failed;            /* the whole chip */
+    uint64_t fault_epoch;   /* bumped on every fault change */
+} dk_chip;
+
+/* ---- networks ---- */
+typedef struct {
+    uint32_t len;           /* synapses in this segment */
+    uint16_t core;          /* target core, as an index into the partition's used cores */
+    uint8_t delay;          /* timesteps */
+    uint8_t pad;
+} dk_segment;
+
+typedef struct {
+    uint32_t start, end;    /* neuron range */
+    float p22, p20ie, e_l, v_th, v_reset, w_ext;
+    uint32_t ref_steps;
+    uint32_t n_thresholds;  /* Poisson inverse-CDF thresholds in use */
+    uint32_t thresholds[DK_POISSON_TABLE];
+    double drive_per_step;
+} dk_group_rt;
+
+typedef struct {
+    uint64_t *steps;
+    uint32_t *ids;
+    uint32_t cap, head, count; /* ring buffer */
+} dk_spike_ring;
+
+typedef struct dk_thread_ctx dk_thread_ctx;
+
+typedef struct {
+    uint32_t n_neurons, n_inputs, n_src, n_groups;
+    float dt_ms;
+    uint64_t seed;
+    /* placement */
+    uint32_t cores_used, per_core;
+    /* synapse store: per source a run of segments, synapses contiguous in segment order */
+    uint32_t *syn;          /* target (24 bits) | weight index (8 bits) << 24 */
+    uint64_t *src_syn;      /* n_src + 1 offsets into syn */
+    uint32_t *src_seg;      /* n_src + 1 offsets into seg */
+    dk_segment *seg;
+    uint64_t n_syn, n_seg;
+    float wtab[DK_MAX_WEIGHTS];
+    uint32_t n_weights;
+    double quant_error;
+    /* routing: every source has a multicast tree id; trees hold their links */
+    uint32_t *src_tree;
+    uint32_t n_trees;
+    uint32_t *tree_link_ptr;/* n_trees + 1 */
+    uint32_t *tree_links;
+    uint16_t *src_core;     /* partition core index of each source (inputs: entry tile) */
+    /* neuron state */
+    float *v;
+    uint16_t *refr;
+    uint32_t *rng;
+    uint8_t *flag;
+    dk_group_rt *groups;
+    /* delay rings: n_slots x n_neurons input sums, and per core event counts per slot */
+    uint32_t n_slots;       /* power of two > max delay */
+    float *ring;
+    uint32_t *core_slot_events; /* n_slots x cores_used */
+    /* counters */
+    uint64_t *spike_count;  /* per source, since load */
+    uint64_t *tree_spikes_folded; /* per source: spikes already folded into link counters */
+    uint64_t *link_events;  /* per chip link */
+    uint64_t *core_events;  /* per used core */
+    uint8_t *reach;         /* cores_used(+1 entry) x cores_used: delivery possible */
+    uint8_t *core_dead;     /* per used core */
+    uint64_t fault_epoch;   /* of the chip, when reach and core_dead were computed */
+    uint64_t step;
+    dk_telemetry tel;
+    /* ports */
+    uint8_t *recorded;      /* per neuron */
+    dk_spike_ring out;
+    dk_spike_ring in;       /* pending injected spikes, kept sorted by step */
+    /* spike list of one step: double-buffered per thread */
+    uint64_t bytes;
+} dk_network;
+
+typedef struct dk_partition {
+    uint32_t id, chip;
+    int32_t mode;
+    uint64_t keps_budget;
+    uint32_t n_cores;
+    uint32_t *cores;        /* chip core ids, ascending */
+    pthread_mutex_t lock;   /* serialises run, inject, read, load */
+    dk_network *net;
+    uint32_t refs;          /* guarded by the engine lock */
+    bool dead;
+} dk_partition;
+
+struct dk_engine {
+    pthread_mutex_t lock;   /* chips, faults, the partition table */
+    dk_chip *chips;
+    uint32_t n_chips, cap_chips;
+    dk_partition **parts;
+    uint32_t cap_parts;
+};
+
+/* partition lookup with a reference; release with dk_part_put */
+int dk_part_get(dk_engine *e, uint32_t id, dk_partition **out);
+void dk_part_put(dk_engine *e, dk_partition *p);
+
+/* topology helpers */
+int32_t dk_link_of(const dk_chip *c, uint32_t x, uint32_t y, uint32_t dir);
+/* Walks the XY route between two tiles, calling visit(link) for each link. */
+typedef void (*dk_link_visitor)(void *ctx, int32_t link);
+void dk_route_xy(const dk_chip *c, uint32_t x0, uint32_t y0, uint32_t x1, uint32_t y1,
+                 dk_link_visitor visit, void *ctx);
+
+/* network internals */
+void dk_network_free(dk_network *n);
+void dk_network_fold_links(dk_network *n);
+/* Recomputes reachability from the chip's faults; engine lock held, partition lock held. */
+void dk_network_refresh_faults(const dk_chip *c, dk_partition *p);
+
+#endif

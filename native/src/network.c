@@ -1,0 +1,582 @@
+/* Loading a spiking network onto a partition: validation, placement, the compact synapse store,
+ * multicast routing trees and the initial neuron state. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void dk_network_free(dk_network *n) {
+    if (!n) return;
+    void *ptrs[] = {n->syn, n->src_syn, n->src_seg, n->seg, n->src_tree, n->tree_link_ptr,
+                    n->tree_links, n->src_core, n->v, n->refr, n->rng, n->flag, n->groups,
+                    n->ring, n->core_slot_events, n->spike_count, n->tree_spikes_folded,
+                    n->link_events, n->core_events, n->reach, n->core_dead, n->recorded,
+                    n->out.steps, n->out.ids, n->in.steps, n->in.ids};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dk_free(ptrs[i]);
+    dk_free(n);
+}
+
+static int check_group(const dk_group *g, uint32_t i, float dt) {
+    if (!(g->tau_m > 0) || !isfinite(g->tau_m))
+        return dk_fail(DK_E_INVALID, "group %u: tau_m must be a positive number of ms", i);
+    if (!isfinite(g->v_th) || !isfinite(g->v_reset) || !isfinite(g->e_l) || !isfinite(g->v_init) ||
+        !isfinite(g->i_e_mv_per_ms) || !isfinite(g->poisson_weight))
+        return dk_fail(DK_E_INVALID, "group %u: potentials, current and weights must be finite", i);
+    if (!(g->v_reset < g->v_th))
+        return dk_fail(DK_E_INVALID, "group %u: v_reset %g must lie below v_th %g", i,
+                       (double)g->v_reset, (double)g->v_th);
+    if (!(g->t_ref >= 0) || g->t_ref / dt > 60000.f)
+        return dk_fail(DK_E_INVALID, "group %u: t_ref must be 0..%g ms", i, (double)(60000.f * dt));
+    if (!(g->poisson_rate_hz >= 0) || !isfinite(g->poisson_rate_hz))
+        return dk_fail(DK_E_INVALID, "group %u: poisson_rate_hz must be finite and >= 0", i);
+    return DK_OK;
+}
+
+/* Inverse-CDF thresholds of Poisson(lambda) on 32-bit uniforms: k = #{j : u >= T_j}. */
+static int poisson_table(dk_group_rt *g, double lambda, uint32_t i) {
+    g->n_thresholds = 0;
+    g->drive_per_step = lambda;
+    if (lambda <= 0) return DK_OK;
+    double p = exp(-lambda), cdf = p;
+    for (uint32_t k = 0; k < DK_POISSON_TABLE; k++) {
+        double t = ldexp(cdf, 32);
+        if (t >= 4294967295.0) return DK_OK; /* remaining tail is below 2^-32 */
+        g->thresholds[k] = (uint32_t)t;
+        g->n_thresholds = k + 1;
+        p *= lambda / (double)(k + 1);
+        cdf += p;
+    }
+    return dk_fail(DK_E_INVALID,
+                   "group %u: Poisson drive of %.3g events per step needs more than %u table "
+                   "entries; lower the rate or the timestep",
+                   i, lambda, DK_POISSON_TABLE);
+}
+
+/* One stable counting-sort pass of perm by key(perm[i]) in [0, buckets). */
+static int counting_pass(uint32_t *perm, uint32_t *tmp, uint64_t n, const uint32_t *key_u32,
+                         const uint16_t *key_u16, uint32_t buckets) {
+    uint64_t *cnt = dk_alloc(((size_t)buckets + 1) * sizeof *cnt);
+    if (!cnt) return DK_E_NOMEM;
+    for (uint64_t i = 0; i < n; i++) cnt[(key_u32 ? key_u32[perm[i]] : key_u16[perm[i]]) + 1]++;
+    for (uint32_t b = 0; b < buckets; b++) cnt[b + 1] += cnt[b];
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t k = key_u32 ? key_u32[perm[i]] : key_u16[perm[i]];
+        tmp[cnt[k]++] = perm[i];
+    }
+    memcpy(perm, tmp, n * sizeof *perm);
+    dk_free(cnt);
+    return DK_OK;
+}
+
+typedef struct {
+    uint32_t *mark;
+    uint32_t stamp;
+    uint32_t *out;
+    uint32_t n;
+} link_collect;
+
+static void collect_link(void *ctx, int32_t link) {
+    link_collect *lc = ctx;
+    if (link < 0) return;
+    if (lc->mark[link] == lc->stamp) return;
+    lc->mark[link] = lc->stamp;
+    lc->out[lc->n++] = (uint32_t)link;
+}
+
+static void core_tile(const dk_chip *c, const dk_partition *p, const dk_network *n, uint32_t idx,
+                      uint32_t *x, uint32_t *y) {
+    if (idx >= n->cores_used) { /* the entry point of injected spikes: the controller tile */
+        *x = c->prof.controller_x;
+        *y = c->prof.controller_y;
+        return;
+    }
+    uint32_t core = p->cores[idx];
+    *x = c->core_x[core];
+    *y = c->core_y[core];
+}
+
+void dk_network_refresh_faults(const dk_chip *c, dk_partition *p) {
+    dk_network *n = p->net;
+    uint32_t cu = n->cores_used;
+    for (uint32_t i = 0; i < cu; i++) n->core_dead[i] = c->failed || c->core_failed[p->cores[i]];
+    for (uint32_t s = 0; s <= cu; s++) {
+        bool src_dead = s < cu ? n->core_dead[s] : c->failed;
+        uint32_t sx, sy;
+        core_tile(c, p, n, s, &sx, &sy);
+        for (uint32_t d = 0; d < cu; d++) {
+            bool ok = !src_dead && !n->core_dead[d];
+            if (ok) {
+                uint32_t dx, dy;
+                core_tile(c, p, n, d, &dx, &dy);
+                /* walk the XY route, failing on a broken link */
+                uint32_t x = sx, y = sy;
+                while (ok && x != dx) {
+                    uint32_t dir = x < dx ? DK_DIR_EAST : DK_DIR_WEST;
+                    ok = !c->link_failed[dk_link_of(c, x, y, dir)];
+                    x = x < dx ? x + 1 : x - 1;
+                }
+                while (ok && y != dy) {
+                    uint32_t dir = y < dy ? DK_DIR_SOUTH : DK_DIR_NORTH;
+                    ok = !c->link_failed[dk_link_of(c, x, y, dir)];
+                    y = y < dy ? y + 1 : y - 1;
+                }
+            }
+            n->reach[(size_t)s * cu + d] = ok;
+        }
+    }
+    n->fault_epoch = c->fault_epoch;
+}
+
+void dk_network_fold_links(dk_network *n) {
+    for (uint32_t s = 0; s < n->n_src; s++) {
+        uint64_t d = n->spike_count[s] - n->tree_spikes_folded[s];
+        if (!d) continue;
+        uint32_t t = n->src_tree[s];
+        for (uint32_t l = n->tree_link_ptr[t]; l < n->tree_link_ptr[t + 1]; l++)
+            n->link_events[n->tree_links[l]] += d;
+        n->tree_spikes_folded[s] = n->spike_count[s];
+    }
+}
+
+static uint64_t hash_cores(const uint16_t *cores, uint32_t k, uint32_t src_core) {
+    uint64_t h = 1469598103934665603ull ^ src_core;
+    for (uint32_t i = 0; i < k; i++) h = (h ^ cores[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Builds the routing trees: sources with the same entry core and the same target cores share
+ * one tree. */
+static int build_trees(dk_network *n, const dk_chip *c, const dk_partition *p) {
+    uint32_t cu = n->cores_used;
+    uint32_t n_links = c->n_tiles * 4u;
+    n->src_tree = dk_alloc((size_t)n->n_src * sizeof *n->src_tree);
+    uint16_t *list = dk_alloc((size_t)cu * sizeof *list);
+    uint8_t *seen = dk_alloc(cu);
+    uint32_t *mark = dk_alloc((size_t)n_links * sizeof *mark);
+    uint32_t tcap = 64, lcap = 1024, ccap = 1024, ncores = 0;
+    uint32_t *tree_core_ptr = dk_alloc((tcap + 1) * sizeof(uint32_t));
+    uint16_t *tree_cores = dk_alloc(ccap * sizeof(uint16_t));
+    uint32_t *tree_src_core = dk_alloc(tcap * sizeof(uint32_t));
+    n->tree_link_ptr = dk_alloc((tcap + 1) * sizeof(uint32_t));
+    n->tree_links = dk_alloc(lcap * sizeof(uint32_t));
+    uint32_t hcap = 1024;
+    uint64_t *hkeys = dk_alloc(hcap * sizeof *hkeys);
+    uint32_t *hvals = dk_alloc(hcap * sizeof *hvals);
+    int rc = DK_OK;
+    if (!n->src_tree || !list || !seen || !mark || !tree_core_ptr || !tree_cores ||
+        !tree_src_core || !n->tree_link_ptr || !n->tree_links || !hkeys || !hvals) {
+        rc = DK_E_NOMEM;
+        goto out;
+    }
+    for (uint32_t i = 0; i < hcap; i++) hvals[i] = UINT32_MAX;
+    uint32_t *link_buf = dk_alloc((size_t)n_links * sizeof *link_buf);
+    if (!link_buf) { rc = DK_E_NOMEM; goto out; }
+    link_collect lc = {.mark = mark, .stamp = 0, .out = link_buf, .n = 0};
+    n->n_trees = 0;
+    for (uint32_t s = 0; s < n->n_src; s++) {
+        uint32_t k = 0;
+        for (uint32_t g = n->src_seg[s]; g < n->src_seg[s + 1]; g++) {
+            uint16_t core = n->seg[g].core;
+            if (!seen[core]) { seen[core] = 1; list[k++] = core; }
+        }
+        for (uint32_t i = 0; i < k; i++) seen[list[i]] = 0;
+        /* canonical order: insertion sort, k is small in practice */
+        for (uint32_t i = 1; i < k; i++) {
+            uint16_t v = list[i];
+            uint32_t j = i;
+            while (j && list[j - 1] > v) { list[j] = list[j - 1]; j--; }
+            list[j] = v;
+        }
+        uint32_t sc = n->src_core[s];
+        uint64_t h = hash_cores(list, k, sc);
+        uint32_t slot = (uint32_t)(h & (hcap - 1)), found = UINT32_MAX;
+        while (hvals[slot] != UINT32_MAX) {
+            uint32_t t = hvals[slot];
+            if (hkeys[slot] == h && tree_src_core[t] == sc &&
+                tree_core_ptr[t + 1] - tree_core_ptr[t] == k &&
+                (k == 0 || !memcmp(tree_cores + tree_core_ptr[t], list, k * sizeof *list))) {
+                found = t;
+                break;
+            }
+            slot = (slot + 1) & (hcap - 1);
+        }
+        if (found != UINT32_MAX) { n->src_tree[s] = found; continue; }
+        /* a new tree: its links are the union of the XY routes to every target core */
+        uint32_t t = n->n_trees;
+        if (t + 1 >= tcap) {
+            uint32_t ncap = tcap * 2;
+            uint32_t *a = dk_alloc((ncap + 1) * sizeof *a), *b = dk_alloc((ncap + 1) * sizeof *b);
+            uint32_t *d = dk_alloc(ncap * sizeof *d);
+            if (!a || !b || !d) { dk_free(a); dk_free(b); dk_free(d); dk_free(link_buf); rc = DK_E_NOMEM; goto out; }
+            memcpy(a, tree_core_ptr, (tcap + 1) * sizeof *a);
+            memcpy(b, n->tree_link_ptr, (tcap + 1) * sizeof *b);
+            memcpy(d, tree_src_core, tcap * sizeof *d);
+            dk_free(tree_core_ptr); dk_free(n->tree_link_ptr); dk_free(tree_src_core);
+            tree_core_ptr = a; n->tree_link_ptr = b; tree_src_core = d;
+            tcap = ncap;
+        }
+        lc.stamp++;
+        lc.n = 0;
+        uint32_t sx, sy;
+        core_tile(c, p, n, sc, &sx, &sy);
+        for (uint32_t i = 0; i < k; i++) {
+            uint32_t dx, dy;
+            core_tile(c, p, n, list[i], &dx, &dy);
+            dk_route_xy(c, sx, sy, dx, dy, collect_link, &lc);
+        }
+        uint32_t lbase = n->tree_link_ptr[t];
+        while (lbase + lc.n > lcap || ncores + k > ccap) {
+            if (lbase + lc.n > lcap) {
+                uint32_t *a = dk_alloc((size_t)lcap * 2 * sizeof *a);
+                if (!a) { dk_free(link_buf); rc = DK_E_NOMEM; goto out; }
+                memcpy(a, n->tree_links, lcap * sizeof *a);
+                dk_free(n->tree_links); n->tree_links = a; lcap *= 2;
+            } else {
+                uint16_t *a = dk_alloc((size_t)ccap * 2 * sizeof *a);
+                if (!a) { dk_free(link_buf); rc = DK_E_NOMEM; goto out; }
+                memcpy(a, tree_cores, ccap * sizeof *a);
+                dk_free(tree_cores); tree_cores = a; ccap *= 2;
+            }
+        }
+        memcpy(n->tree_links + lbase, link_buf, lc.n * sizeof *link_buf);
+        n->tree_link_ptr[t + 1] = lbase + lc.n;
+        memcpy(tree_cores + ncores, list, k * sizeof *list);
+        tree_core_ptr[t] = ncores;
+        ncores += k;
+        tree_core_ptr[t + 1] = ncores;
+        tree_src_core[t] = sc;
+        n->src_tree[s] = t;
+        n->n_trees++;
+        /* grow the hash table at half load */
+        if (n->n_trees * 2 > hcap) {
+            uint32_t ncap = hcap * 2;
+            uint64_t *nk = dk_alloc(ncap * sizeof *nk);
+            uint32_t *nv = dk_alloc(ncap * sizeof *nv);
+            if (!nk || !nv) { dk_free(nk); dk_free(nv); dk_free(link_buf); rc = DK_E_NOMEM; goto out; }
+            for (uint32_t i = 0; i < ncap; i++) nv[i] = UINT32_MAX;
+            for (uint32_t i = 0; i < hcap; i++) {
+                if (hvals[i] == UINT32_MAX) continue;
+                uint32_t j = (uint32_t)(hkeys[i] & (ncap - 1));
+                while (nv[j] != UINT32_MAX) j = (j + 1) & (ncap - 1);
+                nk[j] = hkeys[i];
+                nv[j] = hvals[i];
+            }
+            dk_free(hkeys); dk_free(hvals);
+            hkeys = nk; hvals = nv; hcap = ncap;
+            slot = (uint32_t)(h & (hcap - 1));
+            while (hvals[slot] != UINT32_MAX) slot = (slot + 1) & (hcap - 1);
+        }
+        hkeys[slot] = h;
+        hvals[slot] = t;
+    }
+    dk_free(link_buf);
+    n->bytes += (size_t)n->n_src * 4 + (size_t)(n->n_trees + 1) * 4 + (size_t)n->tree_link_ptr[n->n_trees] * 4;
+out:
+    dk_free(list); dk_free(seen); dk_free(mark); dk_free(tree_core_ptr); dk_free(tree_cores);
+    dk_free(tree_src_core); dk_free(hkeys); dk_free(hvals);
+    return rc;
+}
+
+/* Distinct weights go to a table of at most 256 entries; more are quantised uniformly. */
+static int build_weights(dk_network *n, const float *w, uint64_t ns, uint8_t *widx) {
+    float table[DK_MAX_WEIGHTS];
+    uint32_t nt = 0;
+    bool exact = true;
+    for (uint64_t i = 0; i < ns && exact; i++) {
+        uint32_t j = 0;
+        while (j < nt && memcmp(&table[j], &w[i], sizeof(float)) != 0) j++;
+        if (j < nt) continue;
+        if (nt == DK_MAX_WEIGHTS) exact = false;
+        else table[nt++] = w[i];
+    }
+    n->quant_error = 0;
+    if (exact) {
+        memcpy(n->wtab, table, nt * sizeof(float));
+        n->n_weights = nt;
+        /* lookup: the table is tiny, but 10 M synapses deserve better than a linear scan */
+        uint32_t last = 0;
+        for (uint64_t i = 0; i < ns; i++) {
+            if (memcmp(&table[last], &w[i], sizeof(float)) != 0) {
+                last = 0;
+                while (memcmp(&table[last], &w[i], sizeof(float)) != 0) last++;
+            }
+            widx[i] = (uint8_t)last;
+        }
+        return DK_OK;
+    }
+    float lo = w[0], hi = w[0];
+    for (uint64_t i = 1; i < ns; i++) {
+        if (w[i] < lo) lo = w[i];
+        if (w[i] > hi) hi = w[i];
+    }
+    double step = ((double)hi - (double)lo) / (DK_MAX_WEIGHTS - 1);
+    for (uint32_t j = 0; j < DK_MAX_WEIGHTS; j++) n->wtab[j] = (float)((double)lo + step * j);
+    n->n_weights = DK_MAX_WEIGHTS;
+    for (uint64_t i = 0; i < ns; i++) {
+        long q = lround(((double)w[i] - (double)lo) / step);
+        if (q < 0) q = 0;
+        if (q > DK_MAX_WEIGHTS - 1) q = DK_MAX_WEIGHTS - 1;
+        widx[i] = (uint8_t)q;
+        double err = fabs((double)n->wtab[q] - (double)w[i]);
+        if (err > n->quant_error) n->quant_error = err;
+    }
+    return DK_OK;
+}
+
+static int validate(const dk_partition *p, const dk_chip *c, const dk_network_desc *d) {
+    if (d->n_neurons == 0) return dk_fail(DK_E_INVALID, "network: n_neurons must be at least 1");
+    if (d->n_neurons > DK_MAX_NEURONS || d->n_inputs > DK_MAX_NEURONS)
+        return dk_fail(DK_E_CAPACITY, "network: at most %u neurons and %u inputs", DK_MAX_NEURONS,
+                       DK_MAX_NEURONS);
+    if (!(d->dt_ms > 0) || !(d->dt_ms <= 10.f))
+        return dk_fail(DK_E_INVALID, "network: dt_ms %g must lie in (0, 10]", (double)d->dt_ms);
+    if (d->n_groups == 0 || d->n_groups > DK_MAX_GROUPS || !d->groups)
+        return dk_fail(DK_E_INVALID, "network: 1..%u neuron groups are needed", DK_MAX_GROUPS);
+    uint64_t total = 0;
+    for (uint32_t g = 0; g < d->n_groups; g++) {
+        int rc = check_group(&d->groups[g], g, d->dt_ms);
+        if (rc) return rc;
+        total += d->groups[g].count;
+    }
+    if (total != d->n_neurons)
+        return dk_fail(DK_E_INVALID, "network: groups hold %llu neurons but n_neurons is %u",
+                       (unsigned long long)total, d->n_neurons);
+    if (d->n_synapses && (!d->src || !d->dst || !d->weight || !d->delay))
+        return dk_fail(DK_E_INVALID, "network: synapse arrays are NULL");
+    if (d->n_synapses >= UINT32_MAX)
+        return dk_fail(DK_E_CAPACITY, "network: %llu synapses exceed the 2^32 - 1 the store indexes",
+                       (unsigned long long)d->n_synapses);
+    uint64_t budget = c->prof.synapses_per_chip * p->n_cores / c->n_cores;
+    if (d->n_synapses > budget)
+        return dk_fail(DK_E_CAPACITY,
+                       "network: %llu synapses exceed the partition's %llu (%u of %u cores of a "
+                       "%llu-synapse chip)",
+                       (unsigned long long)d->n_synapses, (unsigned long long)budget, p->n_cores,
+                       c->n_cores, (unsigned long long)c->prof.synapses_per_chip);
+    uint64_t cap = (uint64_t)p->n_cores * c->prof.neurons_per_core;
+    if (d->n_neurons > cap)
+        return dk_fail(DK_E_CAPACITY, "network: %u neurons exceed the partition's %llu (%u cores x %u)",
+                       d->n_neurons, (unsigned long long)cap, p->n_cores, c->prof.neurons_per_core);
+    uint32_t n_src = d->n_neurons + d->n_inputs;
+    for (uint64_t i = 0; i < d->n_synapses; i++) {
+        if (d->src[i] >= n_src)
+            return dk_fail(DK_E_INVALID, "synapse %llu: source %u is not a neuron or input (< %u)",
+                           (unsigned long long)i, d->src[i], n_src);
+        if (d->dst[i] >= d->n_neurons)
+            return dk_fail(DK_E_INVALID, "synapse %llu: target %u is not a neuron (< %u)",
+                           (unsigned long long)i, d->dst[i], d->n_neurons);
+        if (d->delay[i] < 1 || d->delay[i] > DK_MAX_DELAY)
+            return dk_fail(DK_E_INVALID, "synapse %llu: delay %u must be 1..%u timesteps",
+                           (unsigned long long)i, d->delay[i], DK_MAX_DELAY);
+        if (!isfinite(d->weight[i]))
+            return dk_fail(DK_E_INVALID, "synapse %llu: weight is not finite", (unsigned long long)i);
+    }
+    return DK_OK;
+}
+
+static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const dk_network_desc *d) {
+    uint64_t ns = d->n_synapses;
+    n->n_neurons = d->n_neurons;
+    n->n_inputs = d->n_inputs;
+    n->n_src = d->n_neurons + d->n_inputs;
+    n->n_groups = d->n_groups;
+    n->dt_ms = d->dt_ms;
+    n->seed = d->seed;
+    /* Placement: spread neurons evenly over a multiple of DK_PLACEMENT_QUANTUM cores. */
+    uint32_t npc = c->prof.neurons_per_core;
+    uint32_t need = (d->n_neurons + npc - 1) / npc;
+    uint32_t k = (need + DK_PLACEMENT_QUANTUM - 1) / DK_PLACEMENT_QUANTUM * DK_PLACEMENT_QUANTUM;
+    if (k > p->n_cores) k = p->n_cores;
+    if (k > d->n_neurons) k = d->n_neurons;
+    n->per_core = (d->n_neurons + k - 1) / k;
+    n->cores_used = (d->n_neurons + n->per_core - 1) / n->per_core;
+    uint32_t cu = n->cores_used;
+
+    /* Synapses sorted by (source, delay, target); targets ascend, so cores come grouped. */
+    uint32_t *perm = dk_alloc(ns * sizeof *perm);
+    uint32_t *tmp = dk_alloc(ns * sizeof *tmp);
+    uint8_t *widx = dk_alloc(ns);
+    if (!perm || !tmp || !widx) { dk_free(perm); dk_free(tmp); dk_free(widx); return DK_E_NOMEM; }
+    for (uint64_t i = 0; i < ns; i++) perm[i] = (uint32_t)i;
+    int rc = counting_pass(perm, tmp, ns, d->dst, NULL, d->n_neurons);
+    if (!rc) rc = counting_pass(perm, tmp, ns, NULL, d->delay, DK_MAX_DELAY + 1);
+    if (!rc) rc = counting_pass(perm, tmp, ns, d->src, NULL, n->n_src);
+    dk_free(tmp);
+    if (!rc) rc = build_weights(n, d->weight, ns, widx);
+    if (rc) { dk_free(perm); dk_free(widx); return rc; }
+
+    n->syn = dk_alloc(ns * sizeof *n->syn);
+    n->src_syn = dk_alloc(((size_t)n->n_src + 1) * sizeof *n->src_syn);
+    n->src_seg = dk_alloc(((size_t)n->n_src + 1) * sizeof *n->src_seg);
+    uint64_t seg_cap = 1024, n_seg = 0;
+    n->seg = dk_alloc(seg_cap * sizeof *n->seg);
+    if (!n->syn || !n->src_syn || !n->src_seg || !n->seg) { dk_free(perm); dk_free(widx); return DK_E_NOMEM; }
+    uint8_t max_delay = 1;
+    uint64_t i = 0;
+    for (uint32_t s = 0; s < n->n_src; s++) {
+        n->src_syn[s] = i;
+        n->src_seg[s] = (uint32_t)n_seg;
+        int last_core = -1, last_delay = -1;
+        while (i < ns && d->src[perm[i]] == s) {
+            uint32_t j = perm[i];
+            uint16_t core = (uint16_t)(d->dst[j] / n->per_core);
+            uint8_t delay = (uint8_t)d->delay[j];
+            if (delay > max_delay) max_delay = delay;
+            if (core != last_core || delay != last_delay || n->seg[n_seg - 1].len == UINT32_MAX) {
+                if (n_seg == seg_cap) {
+                    dk_segment *g = dk_alloc(seg_cap * 2 * sizeof *g);
+                    if (!g) { dk_free(perm); dk_free(widx); return DK_E_NOMEM; }
+                    memcpy(g, n->seg, seg_cap * sizeof *g);
+                    dk_free(n->seg);
+                    n->seg = g;
+                    seg_cap *= 2;
+                }
+                n->seg[n_seg++] = (dk_segment){.len = 0, .core = core, .delay = delay};
+                last_core = core;
+                last_delay = delay;
+            }
+            n->seg[n_seg - 1].len++;
+            n->syn[i] = d->dst[j] | (uint32_t)widx[j] << 24;
+            i++;
+        }
+    }
+    n->src_syn[n->n_src] = i;
+    n->src_seg[n->n_src] = (uint32_t)n_seg;
+    n->n_syn = ns;
+    n->n_seg = n_seg;
+    dk_free(perm);
+    dk_free(widx);
+    n->bytes += ns * 4 + ((size_t)n->n_src + 1) * 12 + n_seg * sizeof(dk_segment);
+
+    n->src_core = dk_alloc((size_t)n->n_src * sizeof *n->src_core);
+    if (!n->src_core) return DK_E_NOMEM;
+    for (uint32_t s = 0; s < n->n_src; s++)
+        n->src_core[s] = (uint16_t)(s < n->n_neurons ? s / n->per_core : cu);
+    rc = build_trees(n, c, p);
+    if (rc) return rc;
+
+    /* Neuron state and delay rings. */
+    n->n_slots = 2;
+    while (n->n_slots <= max_delay) n->n_slots *= 2;
+    size_t nn = d->n_neurons;
+    n->v = dk_alloc(nn * sizeof *n->v);
+    n->refr = dk_alloc(nn * sizeof *n->refr);
+    n->rng = dk_alloc(nn * sizeof *n->rng);
+    n->flag = dk_alloc(nn + 8);
+    n->groups = dk_alloc(d->n_groups * sizeof *n->groups);
+    n->ring = dk_alloc(n->n_slots * nn * sizeof *n->ring);
+    n->core_slot_events = dk_alloc((size_t)n->n_slots * cu * sizeof *n->core_slot_events);
+    n->spike_count = dk_alloc((size_t)n->n_src * sizeof *n->spike_count);
+    n->tree_spikes_folded = dk_alloc((size_t)n->n_src * sizeof *n->tree_spikes_folded);
+    n->link_events = dk_alloc((size_t)c->n_tiles * 4 * sizeof *n->link_events);
+    n->core_events = dk_alloc((size_t)cu * sizeof *n->core_events);
+    n->reach = dk_alloc((size_t)(cu + 1) * cu);
+    n->core_dead = dk_alloc(cu);
+    n->recorded = dk_alloc(nn);
+    n->in.cap = 65536;
+    n->in.steps = dk_alloc(n->in.cap * sizeof *n->in.steps);
+    n->in.ids = dk_alloc(n->in.cap * sizeof *n->in.ids);
+    if (!n->v || !n->refr || !n->rng || !n->flag || !n->groups || !n->ring ||
+        !n->core_slot_events || !n->spike_count || !n->tree_spikes_folded || !n->link_events ||
+        !n->core_events || !n->reach || !n->core_dead || !n->recorded || !n->in.steps || !n->in.ids)
+        return DK_E_NOMEM;
+    n->bytes += nn * (4 + 2 + 4 + 1 + 1) + n->n_slots * nn * 4 + (size_t)n->n_src * 16;
+    uint64_t seed = d->seed;
+    uint32_t start = 0;
+    for (uint32_t g = 0; g < d->n_groups; g++) {
+        const dk_group *in = &d->groups[g];
+        dk_group_rt *rt = &n->groups[g];
+        rt->start = start;
+        rt->end = start + in->count;
+        double p22 = exp(-(double)d->dt_ms / (double)in->tau_m);
+        rt->p22 = (float)p22;
+        rt->p20ie = (float)((double)in->tau_m * (1.0 - p22) * (double)in->i_e_mv_per_ms);
+        rt->e_l = in->e_l;
+        rt->v_th = in->v_th;
+        rt->v_reset = in->v_reset;
+        rt->w_ext = in->poisson_weight;
+        rt->ref_steps = (uint32_t)lround((double)in->t_ref / (double)d->dt_ms);
+        rc = poisson_table(rt, (double)in->poisson_rate_hz * (double)d->dt_ms * 1e-3, g);
+        if (rc) return rc;
+        for (uint32_t j = rt->start; j < rt->end; j++) n->v[j] = in->v_init;
+        start = rt->end;
+    }
+    for (size_t j = 0; j < nn; j++) {
+        uint32_t x = (uint32_t)splitmix64(&seed);
+        n->rng[j] = x ? x : 0x9E3779B9u; /* xorshift32 must not start at zero */
+    }
+    n->tel.synapse_bytes = ns * 4;
+    n->tel.quant_error_mv = n->quant_error;
+    n->tel.cores_used = cu;
+    return DK_OK;
+}
+
+int dk_network_load(dk_engine *e, uint32_t part, const dk_network_desc *desc) {
+    if (!e || !desc) return dk_fail(DK_E_INVALID, "dk_network_load: NULL argument");
+    dk_partition *p;
+    int rc = dk_part_get(e, part, &p);
+    if (rc) return rc;
+    pthread_mutex_lock(&p->lock);
+    if (p->net) {
+        rc = dk_fail(DK_E_CONFLICT, "partition %u already runs a network; unload it first", part);
+        goto out;
+    }
+    pthread_mutex_lock(&e->lock);
+    const dk_chip *c = &e->chips[p->chip];
+    dk_chip chip = *c; /* profile and geometry are immutable after dk_chip_add */
+    pthread_mutex_unlock(&e->lock);
+    rc = validate(p, &chip, desc);
+    if (rc) goto out;
+    dk_network *n = dk_alloc(sizeof *n);
+    if (!n) { rc = DK_E_NOMEM; goto out; }
+    rc = build(n, p, &chip, desc);
+    if (rc) {
+        dk_network_free(n);
+        goto out;
+    }
+    p->net = n;
+    pthread_mutex_lock(&e->lock);
+    dk_network_refresh_faults(&e->chips[p->chip], p);
+    pthread_mutex_unlock(&e->lock);
+out:
+    pthread_mutex_unlock(&p->lock);
+    dk_part_put(e, p);
+    return rc;
+}
+
+int dk_network_unload(dk_engine *e, uint32_t part) {
+    dk_partition *p;
+    int rc = dk_part_get(e, part, &p);
+    if (rc) return rc;
+    pthread_mutex_lock(&p->lock);
+    if (!p->net) rc = dk_fail(DK_E_STATE, "partition %u has no network loaded", part);
+    dk_network_free(p->net);
+    p->net = NULL;
+    pthread_mutex_unlock(&p->lock);
+    dk_part_put(e, p);
+    return rc;
+}
+
+int dk_neuron_core(dk_engine *e, uint32_t part, uint32_t neuron, uint32_t *core) {
+    if (!core) return dk_fail(DK_E_INVALID, "dk_neuron_core: NULL argument");
+    dk_partition *p;
+    int rc = dk_part_get(e, part, &p);
+    if (rc) return rc;
+    pthread_mutex_lock(&p->lock);
+    if (!p->net) rc = dk_fail(DK_E_STATE, "partition %u has no network loaded", part);
+    else if (neuron >= p->net->n_neurons)
+        rc = dk_fail(DK_E_INVALID, "neuron %u does not exist (the network has %u)", neuron,
+                     p->net->n_neurons);
+    else *core = p->cores[neuron / p->net->per_core];
+    pthread_mutex_unlock(&p->lock);
+    dk_part_put(e, p);
+    return rc;
+}

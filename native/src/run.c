@@ -1,0 +1,355 @@
+/* Advancing a partition: neuron update with in-engine Poisson drive, routing and delivery of
+ * events, spread over threads that each own whole cores (asynchronous domains), with one
+ * barrier per timestep. */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define CHUNK 256u
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A sense-reversing barrier: spins briefly, then yields (2-core machines are shared). */
+typedef struct {
+    atomic_uint count;
+    atomic_uint sense;
+    uint32_t n;
+} barrier_t;
+
+static void barrier_wait(barrier_t *b, uint32_t *local_sense) {
+    uint32_t s = *local_sense ^ 1u;
+    *local_sense = s;
+    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) + 1 == b->n) {
+        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->sense, s, memory_order_release);
+        return;
+    }
+    uint32_t spins = 0;
+    while (atomic_load_explicit(&b->sense, memory_order_acquire) != s) {
+        if (++spins > 2000) sched_yield();
+    }
+}
+
+typedef struct {
+    uint32_t *ids;
+    uint32_t n;
+} spike_list;
+
+struct dk_thread_ctx {
+    dk_network *net;
+    dk_partition *part;
+    uint32_t tid, n_threads;
+    uint32_t c0, c1;               /* owned cores */
+    uint64_t steps, cap_per_core;
+    uint64_t budget;               /* events per step for this thread, 0 = unlimited */
+    spike_list lists[2];
+    barrier_t *barrier;
+    atomic_uint *go;               /* 0 wait, 1 run, 2 abort */
+    struct dk_thread_ctx *all;
+    spike_list inputs[2];          /* injected spikes of the step, filled by thread 0 */
+    /* local counters, summed after the run */
+    uint64_t spikes, inputs_taken, events, drive, packets, drop_q, drop_f, drop_b, queue_peak;
+    uint64_t update_ns, deliver_ns;
+};
+
+/* Updates neurons [i0, i1) of one group; writes flags for threshold crossings. */
+static uint64_t update_range(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1,
+                             float *restrict slot) {
+    float *restrict v = n->v;
+    uint16_t *restrict refr = n->refr;
+    uint32_t *restrict rng = n->rng;
+    uint8_t *restrict flag = n->flag;
+    const float p22 = g->p22, p20ie = g->p20ie, el = g->e_l, th = g->v_th, wext = g->w_ext;
+    const uint32_t nt = g->n_thresholds;
+    uint64_t drive = 0;
+    uint32_t k[CHUNK], u[CHUNK];
+    for (uint32_t a = i0; a < i1; a += CHUNK) {
+        uint32_t m = i1 - a < CHUNK ? i1 - a : CHUNK;
+        if (nt) {
+            uint32_t umax = 0;
+            for (uint32_t i = 0; i < m; i++) {
+                uint32_t x = rng[a + i];
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                rng[a + i] = x;
+                u[i] = x;
+                k[i] = 0;
+                umax = x > umax ? x : umax;
+            }
+            /* inverse CDF: count thresholds at or below u; stop once none in the chunk can */
+            for (uint32_t j = 0; j < nt && g->thresholds[j] <= umax; j++) {
+                const uint32_t t = g->thresholds[j];
+                for (uint32_t i = 0; i < m; i++) k[i] += u[i] >= t;
+            }
+            uint32_t sum = 0;
+            for (uint32_t i = 0; i < m; i++) sum += k[i];
+            drive += sum;
+        } else {
+            for (uint32_t i = 0; i < m; i++) k[i] = 0;
+        }
+        for (uint32_t i = 0; i < m; i++) {
+            const uint32_t j = a + i;
+            const float in = slot[j];
+            slot[j] = 0.f;
+            const float vn = el + p22 * (v[j] - el) + p20ie + in + wext * (float)k[i];
+            const uint16_t r = refr[j];
+            const float vv = r ? v[j] : vn;
+            v[j] = vv;
+            refr[j] = (uint16_t)(r ? r - 1u : 0u);
+            flag[j] = vv >= th;
+        }
+    }
+    return drive;
+}
+
+/* Collects the threshold crossings of [i0, i1): reset, refractory, append to the spike list. */
+static void emit(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1, spike_list *out) {
+    uint8_t *flag = n->flag;
+    uint32_t i = i0;
+    while (i < i1) {
+        if (i + 8 <= i1) {
+            uint64_t w;
+            memcpy(&w, flag + i, 8);
+            if (!w) { i += 8; continue; }
+        }
+        if (flag[i]) {
+            n->v[i] = g->v_reset;
+            n->refr[i] = (uint16_t)g->ref_steps;
+            n->spike_count[i]++;
+            out->ids[out->n++] = i;
+        }
+        i++;
+    }
+}
+
+static void thread_update(dk_thread_ctx *t, uint64_t step, spike_list *out) {
+    dk_network *n = t->net;
+    out->n = 0;
+    float *slot = n->ring + (size_t)(step & (n->n_slots - 1)) * n->n_neurons;
+    for (uint32_t core = t->c0; core < t->c1; core++) {
+        uint32_t a = core * n->per_core, b = a + n->per_core;
+        if (b > n->n_neurons) b = n->n_neurons;
+        uint32_t *cse = n->core_slot_events + (size_t)(step & (n->n_slots - 1)) * n->cores_used;
+        if (cse[core] > t->queue_peak) t->queue_peak = cse[core];
+        cse[core] = 0;
+        if (n->core_dead[core]) { /* a failed core neither integrates nor fires */
+            memset(slot + a, 0, (size_t)(b - a) * sizeof *slot);
+            continue;
+        }
+        for (uint32_t gi = 0; gi < n->n_groups; gi++) {
+            const dk_group_rt *g = &n->groups[gi];
+            uint32_t lo = a > g->start ? a : g->start, hi = b < g->end ? b : g->end;
+            if (lo >= hi) continue;
+            t->drive += update_range(n, g, lo, hi, slot);
+            emit(n, g, lo, hi, out);
+        }
+    }
+    t->spikes += out->n;
+}
+
+static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t step, uint64_t *used) {
+    dk_network *n = t->net;
+    const uint32_t cu = n->cores_used, c0 = t->c0, c1 = t->c1, mask = n->n_slots - 1;
+    const uint64_t cap = t->cap_per_core, budget = t->budget;
+    const float *wtab = n->wtab;
+    for (uint32_t s = 0; s < list->n; s++) {
+        const uint32_t src = list->ids[s];
+        const dk_segment *sg = n->seg + n->src_seg[src], *se = n->seg + n->src_seg[src + 1];
+        const uint32_t *sy = n->syn + n->src_syn[src];
+        const uint8_t *reach = n->reach + (size_t)n->src_core[src] * cu;
+        for (; sg < se; sy += sg->len, sg++) {
+            const uint32_t core = sg->core, len = sg->len;
+            if (core < c0 || core >= c1) continue;
+            t->packets++;
+            if (!reach[core]) { t->drop_f += len; continue; }
+            const uint32_t sl = (uint32_t)(step + sg->delay) & mask;
+            uint32_t *q = n->core_slot_events + (size_t)sl * cu + core;
+            if (*q + (uint64_t)len > cap) { t->drop_q += len; continue; }
+            if (budget && *used + len > budget) { t->drop_b += len; continue; }
+            *q += len;
+            *used += len;
+            n->core_events[core] += len;
+            float *restrict r = n->ring + (size_t)sl * n->n_neurons;
+            for (uint32_t i = 0; i < len; i++) {
+                const uint32_t w = sy[i];
+                r[w & 0xFFFFFFu] += wtab[w >> 24];
+            }
+        }
+    }
+}
+
+static void record_spikes(dk_network *n, const spike_list *list, uint64_t step) {
+    dk_spike_ring *o = &n->out;
+    for (uint32_t s = 0; s < list->n; s++) {
+        uint32_t id = list->ids[s];
+        if (!n->recorded[id]) continue;
+        if (o->count == o->cap) { n->tel.dropped_output++; continue; }
+        uint32_t at = (o->head + o->count) % o->cap;
+        o->steps[at] = step;
+        o->ids[at] = id;
+        o->count++;
+    }
+}
+
+/* Moves injected spikes due at `step` into the input list (thread 0, before the barrier). */
+static uint32_t take_inputs(dk_network *n, uint64_t step, spike_list *out) {
+    dk_spike_ring *in = &n->in;
+    out->n = 0;
+    while (in->count && in->steps[in->head] == step) {
+        out->ids[out->n++] = n->n_neurons + in->ids[in->head];
+        n->spike_count[n->n_neurons + in->ids[in->head]]++;
+        in->head = (in->head + 1) % in->cap;
+        in->count--;
+    }
+    return out->n;
+}
+
+static void *thread_main(void *arg) {
+    dk_thread_ctx *t = arg;
+    dk_network *n = t->net;
+    uint32_t sense = 0;
+    uint64_t step0 = n->step;
+    unsigned go;
+    while ((go = atomic_load_explicit(t->go, memory_order_acquire)) == 0) sched_yield();
+    if (go != 1) return NULL;
+    for (uint64_t k = 0; k < t->steps; k++) {
+        const uint64_t step = step0 + k;
+        const uint32_t par = (uint32_t)(step & 1);
+        uint64_t t0 = now_ns();
+        thread_update(t, step, &t->lists[par]);
+        if (t->tid == 0) t->inputs_taken += take_inputs(n, step, &t->inputs[par]);
+        uint64_t t1 = now_ns();
+        barrier_wait(t->barrier, &sense);
+        uint64_t t2 = now_ns();
+        if (t->tid == 0) {
+            for (uint32_t j = 0; j < t->n_threads; j++) record_spikes(n, &t->all[j].lists[par], step);
+        }
+        /* Same order for any thread count: neurons in ascending order, then inputs. */
+        uint64_t used = 0;
+        for (uint32_t j = 0; j < t->n_threads; j++) deliver_list(t, &t->all[j].lists[par], step, &used);
+        deliver_list(t, &t->all[0].inputs[par], step, &used);
+        t->events += used;
+        uint64_t t3 = now_ns();
+        t->update_ns += t1 - t0;
+        t->deliver_ns += t3 - t2;
+    }
+    /* Lists of the last step are read by others: wait for everyone before returning. */
+    barrier_wait(t->barrier, &sense);
+    return NULL;
+}
+
+int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
+    if (threads == 0 || threads > DK_MAX_THREADS)
+        return dk_fail(DK_E_INVALID, "threads must be 1..%u", DK_MAX_THREADS);
+    if (steps > (1ull << 40)) return dk_fail(DK_E_INVALID, "steps %llu is implausibly large",
+                                             (unsigned long long)steps);
+    dk_partition *p;
+    int rc = dk_part_get(e, part, &p);
+    if (rc) return rc;
+    pthread_mutex_lock(&p->lock);
+    dk_network *n = p->net;
+    dk_thread_ctx *ctx = NULL;
+    pthread_t *tids = NULL;
+    uint32_t nt = 0;
+    atomic_uint go;
+    atomic_init(&go, 0);
+    if (!n) {
+        rc = dk_fail(DK_E_STATE, "partition %u has no network loaded", part);
+        goto out;
+    }
+    pthread_mutex_lock(&e->lock);
+    const dk_chip *c = &e->chips[p->chip];
+    if (n->fault_epoch != c->fault_epoch) dk_network_refresh_faults(c, p);
+    const uint64_t cap = c->prof.core_queue_events;
+    pthread_mutex_unlock(&e->lock);
+    if (steps == 0) goto out;
+    nt = threads < n->cores_used ? threads : n->cores_used;
+    ctx = dk_alloc(nt * sizeof *ctx);
+    tids = dk_alloc(nt * sizeof *tids);
+    if (!ctx || !tids) { rc = DK_E_NOMEM; goto out; }
+    barrier_t barrier = {.n = nt};
+    atomic_init(&barrier.count, 0);
+    atomic_init(&barrier.sense, 0);
+    /* KEPS share: thousands of events per simulated second, spread over the threads' cores. */
+    double per_step = (double)p->keps_budget * 1000.0 * (double)n->dt_ms * 1e-3;
+    for (uint32_t j = 0; j < nt; j++) {
+        dk_thread_ctx *t = &ctx[j];
+        t->net = n;
+        t->part = p;
+        t->tid = j;
+        t->n_threads = nt;
+        t->c0 = (uint32_t)((uint64_t)n->cores_used * j / nt);
+        t->c1 = (uint32_t)((uint64_t)n->cores_used * (j + 1) / nt);
+        t->steps = steps;
+        t->cap_per_core = cap;
+        t->budget = p->keps_budget ? (uint64_t)(per_step * (t->c1 - t->c0) / n->cores_used) + 1 : 0;
+        t->barrier = &barrier;
+        t->go = &go;
+        t->all = ctx;
+        uint32_t own = (t->c1 - t->c0) * n->per_core;
+        for (int b = 0; b < 2; b++) {
+            t->lists[b].ids = dk_alloc(((size_t)own + 1) * sizeof(uint32_t));
+            t->inputs[b].ids = dk_alloc(((size_t)(j == 0 ? n->in.cap : 0) + 1) * sizeof(uint32_t));
+            if (!t->lists[b].ids || !t->inputs[b].ids) rc = DK_E_NOMEM;
+        }
+    }
+    if (rc) goto out;
+    uint64_t t0 = now_ns();
+    uint32_t started = 1;
+    for (uint32_t j = 1; j < nt; j++) {
+        if (pthread_create(&tids[j], NULL, thread_main, &ctx[j]) != 0) break;
+        started++;
+    }
+    /* Workers wait for the go signal; if one could not start, the others are sent home. */
+    atomic_store_explicit(&go, started == nt ? 1u : 2u, memory_order_release);
+    if (started == nt) thread_main(&ctx[0]);
+    for (uint32_t j = 1; j < started; j++) pthread_join(tids[j], NULL);
+    if (started != nt) {
+        rc = dk_fail(DK_E_INTERNAL, "could not start worker thread %u of %u", started, nt);
+        goto out;
+    }
+    uint64_t wall = now_ns() - t0;
+    n->step += steps;
+    dk_telemetry *tel = &n->tel;
+    tel->steps += steps;
+    tel->wall_ns += wall;
+    tel->update_ns += ctx[0].update_ns;
+    tel->deliver_ns += ctx[0].deliver_ns;
+    tel->threads = nt;
+    for (uint32_t j = 0; j < nt; j++) {
+        dk_thread_ctx *t = &ctx[j];
+        tel->spikes += t->spikes;
+        tel->input_spikes += t->inputs_taken;
+        tel->events += t->events;
+        tel->drive_events += t->drive;
+        tel->packets += t->packets;
+        tel->dropped_queue += t->drop_q;
+        tel->dropped_fault += t->drop_f;
+        tel->dropped_budget += t->drop_b;
+        if (t->queue_peak > tel->queue_peak) tel->queue_peak = t->queue_peak;
+    }
+    tel->keps = tel->wall_ns ? (double)tel->events / ((double)tel->wall_ns * 1e-9) / 1000.0 : 0.0;
+out:
+    if (ctx) {
+        for (uint32_t j = 0; j < nt; j++) {
+            for (int b = 0; b < 2; b++) {
+                dk_free(ctx[j].lists[b].ids);
+                dk_free(ctx[j].inputs[b].ids);
+            }
+        }
+    }
+    dk_free(ctx);
+    dk_free(tids);
+    pthread_mutex_unlock(&p->lock);
+    dk_part_put(e, p);
+    return rc;
+}
