@@ -13,16 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
+from darwin_dra.plugin.atomic import FileOps, atomic_write
 from darwin_dra.plugin.checkpoint import (
     Checkpoint,
     CheckpointError,
     CheckpointStore,
     DeviceRecord,
-    FileOps,
     LockTimeoutError,
     NodeLock,
     Phase,
-    atomic_write,
     decode,
     encode,
 )

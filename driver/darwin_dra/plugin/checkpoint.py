@@ -13,7 +13,6 @@ partitions and sockets did not survive the reboot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import errno
 import fcntl
@@ -28,6 +27,8 @@ from types import TracebackType
 from typing import Any
 
 import structlog
+
+from darwin_dra.plugin.atomic import FileOps, atomic_write
 
 log = structlog.get_logger(__name__)
 
@@ -170,51 +171,6 @@ def decode(data: bytes, source: str = "checkpoint") -> Checkpoint:
 
 def read_boot_id(path: Path = BOOT_ID_PATH) -> str:
     return path.read_text().strip()
-
-
-class FileOps:
-    """The filesystem steps of an atomic replace, one method each so tests can fail any one."""
-
-    def write(self, fd: int, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-
-    def fsync(self, fd: int) -> None:
-        os.fsync(fd)
-
-    def rename(self, src: Path, dst: Path) -> None:
-        os.replace(src, dst)
-
-    def fsync_dir(self, directory: Path) -> None:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes, ops: FileOps | None = None, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` so a reader sees the old or the new content, never a mix.
-
-    On failure the temp file is removed and the old content stays.
-    """
-    ops = ops or FileOps()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        try:
-            ops.write(fd, data)
-            ops.fsync(fd)
-        finally:
-            os.close(fd)
-        ops.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    # Without this the rename itself may be lost on power failure.
-    ops.fsync_dir(path.parent)
 
 
 class CheckpointStore:

@@ -1,0 +1,154 @@
+"""CDI specs: how a container runtime hands a prepared partition to a container.
+
+One spec file per claim (``darwin.snn.io-<claimUID>.json``), so unprepare deletes one file and a
+leftover is easy to match to its claim. Each allocated device becomes one CDI device named
+``<claimUID>-<request>-<device>``; the kubelet passes its id ``darwin.snn.io/partition=<name>``
+to the runtime, which sets the environment and mounts the partition's spike socket directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from darwin_dra.plugin.atomic import atomic_write
+
+log = structlog.get_logger(__name__)
+
+# Every field used here exists since CDI 0.3.0; 0.6.0 is what the DRA-era runtimes read.
+CDI_VERSION = "0.6.0"
+VENDOR = "darwin.snn.io"
+CLASS = "partition"
+KIND = f"{VENDOR}/{CLASS}"
+DEFAULT_CDI_DIR = Path("/var/run/cdi")
+SPEC_PREFIX = f"{VENDOR}-"
+# Where the partition's socket directory appears inside the container.
+CONTAINER_ROOT = "/var/run/darwin/partitions"
+SPIKE_SOCKET = "spike.sock"
+
+# CDI naming rules (container-device-interface pkg/parser).
+VENDOR_RE = re.compile(r"^[A-Za-z]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
+CLASS_RE = VENDOR_RE
+DEVICE_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class PartitionDevice:
+    """One prepared device of a claim, as far as the container needs to know."""
+
+    request: str
+    device: str  # the DRA device name, e.g. chip-0-quad-4
+    partition_id: int  # the engine's partition id
+    cores: tuple[int, ...]
+    keps: int  # granted event throughput, thousands of events per second
+    socket_dir: Path  # host directory holding the partition's spike socket
+
+
+def cdi_device_name(claim_uid: str, request: str, device: str) -> str:
+    """``<claimUID>-<request>-<device>`` reduced to the characters CDI allows."""
+    raw = f"{claim_uid}-{request}-{device}"
+    name = re.sub(r"[^A-Za-z0-9_.:-]", "-", raw)
+    name = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", name)
+    if not name:
+        raise ValueError(f"no valid CDI device name can be made from {raw!r}")
+    return name
+
+
+def cdi_device_id(name: str) -> str:
+    return f"{KIND}={name}"
+
+
+def compact_ranges(values: Sequence[int]) -> str:
+    """``0,1,2,5,7,8`` -> ``0-2,5,7-8``: the core list stays short for a whole chip."""
+    out: list[str] = []
+    ordered = sorted(set(values))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        out.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def build_spec(claim_uid: str, devices: Sequence[PartitionDevice]) -> dict[str, Any]:
+    """The CDI spec of one claim (pure)."""
+    entries = []
+    for dev in devices:
+        name = cdi_device_name(claim_uid, dev.request, dev.device)
+        container_dir = f"{CONTAINER_ROOT}/{name}"
+        entries.append(
+            {
+                "name": name,
+                "containerEdits": {
+                    "env": [
+                        f"DARWIN_PARTITION={dev.partition_id}",
+                        f"DARWIN_CORES={compact_ranges(dev.cores)}",
+                        f"DARWIN_SPIKE_ENDPOINT=unix://{container_dir}/{SPIKE_SOCKET}",
+                        f"DARWIN_KEPS={dev.keps}",
+                    ],
+                    # A directory, not the socket itself: the engine may recreate the socket
+                    # and a bind mount of the old inode would go stale.
+                    "mounts": [
+                        {
+                            "hostPath": str(dev.socket_dir),
+                            "containerPath": container_dir,
+                            "options": ["rbind", "rw", "nosuid", "nodev", "noexec"],
+                        }
+                    ],
+                },
+            }
+        )
+    if len({e["name"] for e in entries}) != len(entries):
+        raise ValueError(f"claim {claim_uid}: two devices map to the same CDI name")
+    return {"cdiVersion": CDI_VERSION, "kind": KIND, "devices": entries}
+
+
+class CDIWriter:
+    def __init__(self, cdi_dir: Path = DEFAULT_CDI_DIR) -> None:
+        self.cdi_dir = cdi_dir
+
+    def spec_path(self, claim_uid: str) -> Path:
+        if not DEVICE_RE.match(claim_uid):
+            raise ValueError(f"claim UID {claim_uid!r} cannot name a CDI spec file")
+        return self.cdi_dir / f"{SPEC_PREFIX}{claim_uid}.json"
+
+    def write(
+        self, claim_uid: str, devices: Sequence[PartitionDevice], namespace: str = ""
+    ) -> list[str]:
+        """Write (or replace) the claim's spec; returns the CDI device ids, in device order."""
+        spec = build_spec(claim_uid, devices)
+        self.cdi_dir.mkdir(parents=True, exist_ok=True)
+        path = self.spec_path(claim_uid)
+        data = json.dumps(spec, indent=2, sort_keys=True).encode()
+        atomic_write(path, data, mode=0o644)
+        ids = [cdi_device_id(d["name"]) for d in spec["devices"]]
+        log.info("wrote CDI spec", claim_uid=claim_uid, namespace=namespace, path=str(path))
+        return ids
+
+    def remove(self, claim_uid: str, namespace: str = "") -> bool:
+        """Delete the claim's spec; False if there was none (unprepare is idempotent)."""
+        try:
+            self.spec_path(claim_uid).unlink()
+        except FileNotFoundError:
+            return False
+        log.info("removed CDI spec", claim_uid=claim_uid, namespace=namespace)
+        return True
+
+    def claims(self) -> list[str]:
+        """Claim UIDs that have a spec here, for garbage collection against the checkpoint."""
+        out: list[str] = []
+        with contextlib.suppress(FileNotFoundError):
+            for path in self.cdi_dir.iterdir():
+                name = path.name
+                if name.startswith(SPEC_PREFIX) and name.endswith(".json"):
+                    out.append(name[len(SPEC_PREFIX) : -len(".json")])
+        return sorted(out)
