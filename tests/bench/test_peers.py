@@ -176,6 +176,7 @@ def _check_sane(res: BenchResult | PeerUnavailable, prefix: str) -> BenchResult:
     assert res.events_per_s == pytest.approx(res.events / res.sim_s)
     assert res.ns_per_event == pytest.approx(1e9 / res.events_per_s)
     assert 1.0 < res.peak_rss_mb < 4096.0
+    assert res.extra["sim_cpu_s"] > 0.0
     return res
 
 

@@ -47,7 +47,8 @@ def _timing_code(path: Path) -> tuple[str, str]:
     """C++ for main(): declarations before brian_start(), report after brian_end()."""
     declare = (
         "auto _dd_t0 = std::chrono::steady_clock::now();\n"
-        "auto _dd_t1 = _dd_t0; auto _dd_t2 = _dd_t0; auto _dd_t3 = _dd_t0;"
+        "auto _dd_t1 = _dd_t0; auto _dd_t2 = _dd_t0; auto _dd_t3 = _dd_t0;\n"
+        "std::clock_t _dd_c2 = 0; std::clock_t _dd_c3 = 0;"
     )
     report = f"""{{
     auto _dd_t4 = std::chrono::steady_clock::now();
@@ -55,6 +56,7 @@ def _timing_code(path: Path) -> tuple[str, str]:
     _dd_out << "setup_s " << std::chrono::duration<double>(_dd_t1 - _dd_t0).count() << "\\n";
     _dd_out << "warmup_s " << std::chrono::duration<double>(_dd_t2 - _dd_t1).count() << "\\n";
     _dd_out << "sim_s " << std::chrono::duration<double>(_dd_t3 - _dd_t2).count() << "\\n";
+    _dd_out << "sim_cpu_s " << double(_dd_c3 - _dd_c2) / CLOCKS_PER_SEC << "\\n";
     _dd_out << "end_s " << std::chrono::duration<double>(_dd_t4 - _dd_t3).count() << "\\n";
     std::ifstream _dd_status("/proc/self/status");
     std::string _dd_line;
@@ -150,9 +152,14 @@ def _run_in(b2: Any, cfg: BrunelConfig, seed: int, workdir: Path) -> BenchResult
 
     b2.device.insert_code("main", "_dd_t1 = std::chrono::steady_clock::now();")
     net.run(cfg.warmup_ms * ms)
-    b2.device.insert_code("main", "_dd_t2 = std::chrono::steady_clock::now();")
+    # CPU time too: on a loaded machine it is steadier than the wall time.
+    b2.device.insert_code(
+        "main", "_dd_t2 = std::chrono::steady_clock::now(); _dd_c2 = std::clock();"
+    )
     net.run(cfg.sim_ms * ms)
-    b2.device.insert_code("main", "_dd_t3 = std::chrono::steady_clock::now();")
+    b2.device.insert_code(
+        "main", "_dd_c3 = std::clock(); _dd_t3 = std::chrono::steady_clock::now();"
+    )
     construct_s = time.perf_counter() - t0 - conn_s
 
     t1 = time.perf_counter()
@@ -185,6 +192,7 @@ def _run_in(b2: Any, cfg: BrunelConfig, seed: int, workdir: Path) -> BenchResult
             "codegen_compile_s": codegen_compile_s,
             "binary_setup_s": timing["setup_s"],
             "warmup_s": timing["warmup_s"],
+            "sim_cpu_s": timing["sim_cpu_s"],
             "binary_total_s": binary_s,
             "python_peak_rss_mb": peak_rss_mb(),
         },
