@@ -173,6 +173,8 @@ int dk_neuron_core(dk_engine *e, uint32_t part, uint32_t neuron, uint32_t *core)
 /* Run: advance n timesteps with `threads` worker threads (1..64, capped by cores used). */
 int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads);
 int dk_membrane(dk_engine *e, uint32_t part, float *v, uint32_t n);
+/* Sets every neuron's membrane potential (mV), e.g. random initial conditions. */
+int dk_membrane_set(dk_engine *e, uint32_t part, const float *v, uint32_t n);
 
 /* Spike ports (address-event representation). Inputs: spikes of virtual sources at absolute
  * timesteps >= the current one. Outputs: spikes of recorded (exported) neurons. */

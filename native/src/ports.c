@@ -1,4 +1,5 @@
 /* Spike ports (address-event representation in and out) and telemetry. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,6 +171,19 @@ int dk_membrane(dk_engine *e, uint32_t part, float *v, uint32_t count) {
             rc_ = dk_fail(DK_E_INVALID, "membrane: buffer holds %u values, the network has %u neurons",
                           count, n->n_neurons);
         else memcpy(v, n->v, (size_t)count * sizeof *v);
+    });
+}
+
+int dk_membrane_set(dk_engine *e, uint32_t part, const float *v, uint32_t count) {
+    if (!e || !v) return dk_fail(DK_E_INVALID, "dk_membrane_set: NULL argument");
+    WITH_NET(e, part, {
+        if (count != n->n_neurons)
+            rc_ = dk_fail(DK_E_INVALID, "membrane: %u values given, the network has %u neurons",
+                          count, n->n_neurons);
+        for (uint32_t i = 0; i < count && !rc_; i++)
+            if (!isfinite(v[i]))
+                rc_ = dk_fail(DK_E_INVALID, "membrane: value %u is not finite", i);
+        if (!rc_) memcpy(n->v, v, (size_t)count * sizeof *v);
     });
 }
 

@@ -348,6 +348,13 @@ class Engine:
         _check(lib.dk_membrane(self._p(), part, ffi.cast("float *", ffi.from_buffer(v)), n_neurons))
         return v
 
+    def set_membrane(self, part: int, v: npt.ArrayLike) -> None:
+        arr = np.ascontiguousarray(v, dtype=np.float32)
+        if arr.ndim != 1:
+            raise ValueError("membrane potentials must be a 1-D array")
+        _check(lib.dk_membrane_set(
+            self._p(), part, ffi.cast("float *", ffi.from_buffer(arr)), arr.size))
+
     # ---- spike ports ----
     def record(self, part: int, neurons: Iterable[int], capacity: int = 1 << 20) -> None:
         ids = np.ascontiguousarray(np.fromiter(neurons, dtype=np.int64), dtype=np.int64)

@@ -1,0 +1,68 @@
+"""`darwin-dra bench engine`: the Brunel network on the engine and its peers, side by side."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+from darwin_dra.bench.brunel import DEFAULT_SEED, BrunelConfig
+from darwin_dra.bench.peers import PeerUnavailable, _child_env, parse_peer_output, run_peer
+from darwin_dra.bench.table import Row, render, to_json
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = sub.add_parser("bench", help="benchmarks that print a table with peers")
+    which = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    engine = which.add_parser(
+        "engine", help="Brunel (2000) on the engine, NEST and Brian2 in the same run"
+    )
+    engine.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    engine.add_argument("--scale", type=float, default=1.0,
+                        help="network size factor (in-degrees scale too); 1 = 10 k neurons")
+    engine.add_argument("--threads", default="1,2",
+                        help="comma-separated engine thread counts (default 1,2)")
+    engine.add_argument("--peers", default="brian2,nest",
+                        help="comma-separated peers to run, or 'none'")
+    engine.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    engine.add_argument("--timeout", type=float, default=900.0, help="seconds per simulator")
+    engine.set_defaults(func=run_engine_bench)
+
+
+def run_engine(cfg: BrunelConfig, threads: int, timeout: float, seed: int) -> Row:
+    """The engine in its own process, so its peak memory is its own, as for the peers."""
+    cmd = [sys.executable, "-m", "darwin_dra.bench.peer_engine", "--json", "--threads",
+           str(threads), "--config", json.dumps(cfg.to_dict()), "--seed", str(seed)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env=_child_env(), check=False)
+    except subprocess.TimeoutExpired:
+        return PeerUnavailable("darwin engine", f"timeout after {timeout:g} s")
+    return parse_peer_output("darwin engine", proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_engine_bench(args: argparse.Namespace) -> int:
+    cfg = BrunelConfig().scaled(args.scale) if args.scale != 1.0 else BrunelConfig()
+    try:
+        threads = [int(t) for t in args.threads.split(",") if t.strip()]
+    except ValueError:
+        print(f"--threads: expected numbers like 1,2, got {args.threads!r}", file=sys.stderr)
+        return 2
+    peers = [] if args.peers == "none" else [p.strip() for p in args.peers.split(",") if p.strip()]
+    rows: list[Row] = []
+    for t in threads:
+        if not args.json:
+            print(f"running darwin engine, {t} thread(s) ...", file=sys.stderr, flush=True)
+        rows.append(run_engine(cfg, t, args.timeout, args.seed))
+    for name in peers:
+        if not args.json:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows.append(run_peer(name, cfg, args.timeout, seed=args.seed))
+    print(to_json(rows) if args.json else render(rows))
+    if not args.json:
+        print(f"\nnetwork: N={cfg.n}, in-degree {cfg.c_e}+{cfg.c_i}, {cfg.n_synapses:,} synapses,"
+              f" {cfg.sim_ms:g} ms timed after {cfg.warmup_ms:g} ms warm-up, dt {cfg.dt_ms} ms")
+        print("speed x, mem x: first row divided by the row (events/s, peak memory)")
+    failed = [r for r in rows if isinstance(r, PeerUnavailable) and r.name == "darwin engine"]
+    return 1 if failed else 0
