@@ -57,9 +57,10 @@ def _protoc(args: list[str]) -> None:
 
 
 def _has_mypy_protobuf() -> bool:
-    return shutil.which("protoc-gen-mypy") is not None and shutil.which(
-        "protoc-gen-mypy_grpc"
-    ) is not None
+    return (
+        shutil.which("protoc-gen-mypy") is not None
+        and shutil.which("protoc-gen-mypy_grpc") is not None
+    )
 
 
 def _rewrite(text: str, proto: str, module: str) -> str:
@@ -67,8 +68,12 @@ def _rewrite(text: str, proto: str, module: str) -> str:
     # point every such import at our package instead.
     generated = proto[: -len(".proto")].replace("-", "_").replace("/", ".")
     parent, _, leaf = generated.rpartition(".")
-    text = text.replace(f"from {parent} import {leaf}_pb2", f"from {PACKAGE}.{module} import {leaf}_pb2")
-    text = re.sub(rf"\bimport {re.escape(generated)}_pb2\b", f"import {PACKAGE}.{module}.{leaf}_pb2", text)
+    text = text.replace(
+        f"from {parent} import {leaf}_pb2", f"from {PACKAGE}.{module} import {leaf}_pb2"
+    )
+    text = re.sub(
+        rf"\bimport {re.escape(generated)}_pb2\b", f"import {PACKAGE}.{module}.{leaf}_pb2", text
+    )
     text = text.replace(f"{generated}_pb2", f"{PACKAGE}.{module}.{leaf}_pb2")
     return HEADER.format(proto=proto) + text
 
