@@ -71,7 +71,7 @@ def run_peer(
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=_child_env(),
+            env=child_env(),
             check=False,
         )
     except subprocess.TimeoutExpired:
@@ -95,7 +95,8 @@ def parse_peer_output(
     return PeerUnavailable(name, f"failed (exit {returncode})", tail)
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """Environment for a benchmark subprocess: this package importable, one thread."""
     env = dict(os.environ)
     # The child must import this package even when it is run from a source tree.
     pkg_root = str(Path(__file__).resolve().parents[2])
@@ -106,6 +107,10 @@ def _child_env() -> dict[str, str]:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = "1"
     return env
+
+
+# Older name, still imported by the CLI.
+_child_env = child_env
 
 
 # ---- helpers used inside the peer processes -------------------------------------------
