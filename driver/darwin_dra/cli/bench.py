@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from darwin_dra.bench.brunel import DEFAULT_SEED, BrunelConfig
-from darwin_dra.bench.peers import PeerUnavailable, _child_env, parse_peer_output, run_peer
+from darwin_dra.bench.peers import PeerUnavailable, child_env, parse_peer_output, run_peer
 from darwin_dra.bench.table import Row, render, to_json
 
 
@@ -36,7 +36,7 @@ def run_engine(cfg: BrunelConfig, threads: int, timeout: float, seed: int) -> Ro
            str(threads), "--config", json.dumps(cfg.to_dict()), "--seed", str(seed)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=_child_env(), check=False)
+                              env=child_env(), check=False)
     except subprocess.TimeoutExpired:
         return PeerUnavailable("darwin engine", f"timeout after {timeout:g} s")
     return parse_peer_output("darwin engine", proc.returncode, proc.stdout, proc.stderr)
