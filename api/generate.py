@@ -56,11 +56,14 @@ def _protoc(args: list[str]) -> None:
         raise SystemExit(f"protoc failed ({code}) for {args[-1]}")
 
 
+def _plugin(name: str) -> str | None:
+    """A protoc plugin from PATH or, when the venv is not activated, beside this Python."""
+    beside = Path(sys.executable).parent / name
+    return shutil.which(name) or (str(beside) if beside.exists() else None)
+
+
 def _has_mypy_protobuf() -> bool:
-    return (
-        shutil.which("protoc-gen-mypy") is not None
-        and shutil.which("protoc-gen-mypy_grpc") is not None
-    )
+    return _plugin("protoc-gen-mypy") is not None and _plugin("protoc-gen-mypy_grpc") is not None
 
 
 def _rewrite(text: str, proto: str, module: str) -> str:
@@ -89,7 +92,12 @@ def generate(out: Path) -> list[Path]:
         with tempfile.TemporaryDirectory() as scratch:
             args = [f"--python_out={scratch}", f"--grpc_python_out={scratch}"]
             if with_stubs:
-                args += [f"--mypy_out={scratch}", f"--mypy_grpc_out={scratch}"]
+                args += [
+                    f"--plugin=protoc-gen-mypy={_plugin('protoc-gen-mypy')}",
+                    f"--plugin=protoc-gen-mypy_grpc={_plugin('protoc-gen-mypy_grpc')}",
+                    f"--mypy_out={scratch}",
+                    f"--mypy_grpc_out={scratch}",
+                ]
             _protoc([*args, str(API_DIR / proto)])
             target = out / module
             if target.exists():
