@@ -28,10 +28,21 @@ def cdef_text() -> str:
 
 
 def compile_args() -> list[str]:
-    args = ["-std=c11", "-O3", "-D_GNU_SOURCE", "-pthread", "-Wall", "-Wextra", "-Werror",
-            "-Wno-unused-parameter", "-Wno-missing-field-initializers",
-            # Same float results as the numpy reference: no fused multiply-add contraction.
-            "-ffp-contract=off", "-fno-math-errno"]
+    args = [
+        "-std=c11",
+        "-O3",
+        "-D_GNU_SOURCE",
+        "-pthread",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-Wno-unused-parameter",
+        "-Wno-missing-field-initializers",
+        # Same float results as the numpy reference: no fused multiply-add contraction.
+        "-ffp-contract=off",
+        "-fno-math-errno",
+        "-fno-trapping-math",
+    ]
     # The engine is built on the machine that runs it; DARWIN_PORTABLE=1 avoids -march=native.
     if os.environ.get("DARWIN_PORTABLE") != "1":
         args.append("-march=native")

@@ -8,7 +8,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
 from darwin_dra.engine import Network
 
 MASK64 = (1 << 64) - 1
@@ -51,8 +50,9 @@ class RefResult:
     v: np.ndarray
 
 
-def simulate(net: Network, steps: int, inputs: list[tuple[int, int]],
-             v0: np.ndarray | None = None) -> RefResult:
+def simulate(
+    net: Network, steps: int, inputs: list[tuple[int, int]], v0: np.ndarray | None = None
+) -> RefResult:
     f32 = np.float32
     n = net.n_neurons
     dt = float(f32(net.dt_ms))
@@ -89,7 +89,8 @@ def simulate(net: Network, steps: int, inputs: list[tuple[int, int]],
     by_src: dict[int, list[tuple[int, int, np.float32]]] = {}
     for j in order:
         by_src.setdefault(int(net.src[j]), []).append(
-            (int(net.delay[j]), int(net.dst[j]), f32(net.weight[j])))
+            (int(net.delay[j]), int(net.dst[j]), f32(net.weight[j]))
+        )
     max_delay = int(net.delay.max()) if net.n_synapses else 1
     n_slots = 2
     while n_slots <= max_delay:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from darwin_dra.engine import Engine, Network, NeuronGroup
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from darwin_dra.engine import Engine, Network, NeuronGroup
 from tests.engine.reference import simulate
 
 WEIGHTS = [0.5, 1.5, 3.0, -2.0, 7.25, 12.0, -6.5, 0.125]
@@ -17,18 +17,20 @@ def networks(draw: st.DrawFn) -> tuple[Network, list[tuple[int, int]], int]:
     n_groups = draw(st.integers(1, 3))
     groups = []
     for _ in range(n_groups):
-        groups.append(NeuronGroup(
-            count=draw(st.integers(1, 12)),
-            tau_m=draw(st.sampled_from([5.0, 10.0, 20.0])),
-            v_th=20.0,
-            v_reset=draw(st.sampled_from([0.0, 10.0])),
-            e_l=draw(st.sampled_from([0.0, -5.0])),
-            i_e=draw(st.sampled_from([0.0, 0.5, 1.2])),
-            t_ref=draw(st.sampled_from([0.0, 0.3, 2.0])),
-            v_init=draw(st.floats(-5.0, 19.0, width=32)),
-            poisson_rate_hz=draw(st.sampled_from([0.0, 2000.0, 15000.0])),
-            poisson_weight=draw(st.sampled_from([0.0, 0.5, 2.0])),
-        ))
+        groups.append(
+            NeuronGroup(
+                count=draw(st.integers(1, 12)),
+                tau_m=draw(st.sampled_from([5.0, 10.0, 20.0])),
+                v_th=20.0,
+                v_reset=draw(st.sampled_from([0.0, 10.0])),
+                e_l=draw(st.sampled_from([0.0, -5.0])),
+                i_e=draw(st.sampled_from([0.0, 0.5, 1.2])),
+                t_ref=draw(st.sampled_from([0.0, 0.3, 2.0])),
+                v_init=draw(st.floats(-5.0, 19.0, width=32)),
+                poisson_rate_hz=draw(st.sampled_from([0.0, 2000.0, 15000.0])),
+                poisson_weight=draw(st.sampled_from([0.0, 0.5, 2.0])),
+            )
+        )
     n = sum(g.count for g in groups)
     n_inputs = draw(st.integers(0, 3))
     n_syn = draw(st.integers(0, 120))
@@ -39,22 +41,33 @@ def networks(draw: st.DrawFn) -> tuple[Network, list[tuple[int, int]], int]:
     w = draw(st.lists(st.sampled_from(weight_pool), min_size=n_syn, max_size=n_syn))
     d = draw(st.lists(st.integers(1, 7), min_size=n_syn, max_size=n_syn))
     net = Network(
-        groups=tuple(groups), src=np.array(src, dtype=np.uint32),
-        dst=np.array(dst, dtype=np.uint32), weight=np.array(w, dtype=np.float32),
-        delay=np.array(d, dtype=np.uint16), n_inputs=n_inputs, dt_ms=0.1,
+        groups=tuple(groups),
+        src=np.array(src, dtype=np.uint32),
+        dst=np.array(dst, dtype=np.uint32),
+        weight=np.array(w, dtype=np.float32),
+        delay=np.array(d, dtype=np.uint16),
+        n_inputs=n_inputs,
+        dt_ms=0.1,
         seed=draw(st.integers(0, 2**64 - 1)),
     )
     steps = draw(st.integers(1, 60))
     inputs: list[tuple[int, int]] = []
     if n_inputs:
         k = draw(st.integers(0, 30))
-        inputs = [(draw(st.integers(0, steps - 1)), draw(st.integers(0, n_inputs - 1)))
-                  for _ in range(k)]
+        inputs = [
+            (draw(st.integers(0, steps - 1)), draw(st.integers(0, n_inputs - 1))) for _ in range(k)
+        ]
     return net, inputs, steps
 
 
-def run_engine(eng: Engine, net: Network, inputs: list[tuple[int, int]], steps: int,
-               threads: int, cores: list[int]) -> tuple[list[tuple[int, int]], np.ndarray]:
+def run_engine(
+    eng: Engine,
+    net: Network,
+    inputs: list[tuple[int, int]],
+    steps: int,
+    threads: int,
+    cores: list[int],
+) -> tuple[list[tuple[int, int]], np.ndarray]:
     part = eng.create_partition(0, cores=cores)
     try:
         eng.load(part, net)
@@ -72,10 +85,15 @@ def run_engine(eng: Engine, net: Network, inputs: list[tuple[int, int]], steps: 
     return sorted(zip(st_.tolist(), ids.tolist(), strict=True)), v
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(case=networks(), threads=st.sampled_from([1, 2, 3]))
-def test_engine_equals_reference(engine: Engine, case: tuple[Network, list[tuple[int, int]], int],
-                                 threads: int) -> None:
+def test_engine_equals_reference(
+    engine: Engine, case: tuple[Network, list[tuple[int, int]], int], threads: int
+) -> None:
     net, inputs, steps = case
     ref = simulate(net, steps, inputs)
     # neurons_per_core is 4096, so every network here sits on one core unless spread:
@@ -92,8 +110,14 @@ def test_brunel_like_rate_is_stable_across_threads(engine: Engine) -> None:
     src = rng.integers(0, n, n * k).astype(np.uint32)
     dst = np.repeat(np.arange(n, dtype=np.uint32), k)
     w = np.where(src < 320, 0.2, -1.2).astype(np.float32)
-    net = Network(groups=(NeuronGroup(count=n, poisson_rate_hz=10000.0, poisson_weight=0.2),),
-                  src=src, dst=dst, weight=w, delay=np.full(n * k, 15, np.uint16), seed=9)
+    net = Network(
+        groups=(NeuronGroup(count=n, poisson_rate_hz=10000.0, poisson_weight=0.2),),
+        src=src,
+        dst=dst,
+        weight=w,
+        delay=np.full(n * k, 15, np.uint16),
+        seed=9,
+    )
     counts = []
     for threads in (1, 2):
         part = engine.create_partition(0, domains=[1, 2])

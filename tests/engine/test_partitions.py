@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from darwin_dra.engine import Conflict, Engine, InvalidArgument, NotFound
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from darwin_dra.engine import Conflict, Engine, InvalidArgument, NotFound
 
 FIXTURE_OK = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 
@@ -48,10 +47,12 @@ def domain_cores(engine: Engine, domains: set[int]) -> set[int]:
 
 ops = st.lists(
     st.one_of(
-        st.tuples(st.just("cores"), st.sets(st.integers(0, 40), min_size=1, max_size=6),
-                  st.booleans()),
-        st.tuples(st.just("domains"), st.sets(st.integers(0, 3), min_size=1, max_size=2),
-                  st.booleans()),
+        st.tuples(
+            st.just("cores"), st.sets(st.integers(0, 40), min_size=1, max_size=6), st.booleans()
+        ),
+        st.tuples(
+            st.just("domains"), st.sets(st.integers(0, 3), min_size=1, max_size=2), st.booleans()
+        ),
         st.tuples(st.just("destroy"), st.integers(0, 7), st.booleans()),
     ),
     max_size=25,
@@ -60,8 +61,9 @@ ops = st.lists(
 
 @settings(max_examples=80, deadline=None, suppress_health_check=FIXTURE_OK)
 @given(sequence=ops)
-def test_engine_matches_ownership_model(engine: Engine, sequence: list[tuple[str, object, bool]]
-                                        ) -> None:
+def test_engine_matches_ownership_model(
+    engine: Engine, sequence: list[tuple[str, object, bool]]
+) -> None:
     for p in engine.partitions():
         engine.destroy_partition(p.id)
     model = Model()
@@ -117,7 +119,8 @@ def test_partition_errors(engine: Engine) -> None:
     s2 = engine.create_partition(0, domains=[6], shared=True, keps_budget=100)
     with pytest.raises(Conflict, match="shared partition"):
         engine.create_partition(0, domains=[6])
-    assert engine.partition(s).keps_budget == 250 and engine.partition(s2).shared
+    assert engine.partition(s).keps_budget == 250
+    assert engine.partition(s2).shared
     engine.destroy_partition(s)
     engine.destroy_partition(s2)
     engine.create_partition(0, domains=[6])  # free again

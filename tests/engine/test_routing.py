@@ -4,11 +4,10 @@ link once per spike; partitions never leak spikes into each other."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from darwin_dra.engine import Direction, Engine, FaultKind, Network, NeuronGroup
 from darwin_dra.hardware.model import ChipEntry, ChipProfile
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 FIXTURE_OK = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 
@@ -43,10 +42,13 @@ def fanout_networks(draw: st.DrawFn) -> tuple[Network, list[int]]:
     delay = draw(st.lists(st.integers(1, 4), min_size=n_syn, max_size=n_syn))
     # zero weights keep the firing pattern fixed while every event is still routed
     net = Network(
-        groups=(NeuronGroup(count=n, i_e=500.0, t_ref=draw(st.sampled_from([0.0, 0.5])),
-                            v_reset=0.0),),
-        src=np.array(src, np.uint32), dst=np.array(dst, np.uint32),
-        weight=np.zeros(n_syn, np.float32), delay=np.array(delay, np.uint16),
+        groups=(
+            NeuronGroup(count=n, i_e=500.0, t_ref=draw(st.sampled_from([0.0, 0.5])), v_reset=0.0),
+        ),
+        src=np.array(src, np.uint32),
+        dst=np.array(dst, np.uint32),
+        weight=np.zeros(n_syn, np.float32),
+        delay=np.array(delay, np.uint16),
     )
     cores = sorted(draw(st.sets(st.integers(0, 574), min_size=1, max_size=8)))
     return net, cores
@@ -102,11 +104,21 @@ def test_partitions_do_not_leak_spikes(darwin3: ChipProfile) -> None:
     n = 300
     src = rng.integers(0, n, 6000).astype(np.uint32)
     dst = rng.integers(0, n, 6000).astype(np.uint32)
-    quiet = Network(groups=(NeuronGroup(count=n, poisson_rate_hz=8000.0, poisson_weight=0.3),),
-                    src=src, dst=dst, weight=np.full(6000, 0.4, np.float32),
-                    delay=np.full(6000, 3, np.uint16), seed=11)
-    loud = Network(groups=(NeuronGroup(count=n, i_e=50.0, t_ref=0.0),), src=src, dst=dst,
-                   weight=np.full(6000, 5.0, np.float32), delay=np.full(6000, 1, np.uint16))
+    quiet = Network(
+        groups=(NeuronGroup(count=n, poisson_rate_hz=8000.0, poisson_weight=0.3),),
+        src=src,
+        dst=dst,
+        weight=np.full(6000, 0.4, np.float32),
+        delay=np.full(6000, 3, np.uint16),
+        seed=11,
+    )
+    loud = Network(
+        groups=(NeuronGroup(count=n, i_e=50.0, t_ref=0.0),),
+        src=src,
+        dst=dst,
+        weight=np.full(6000, 5.0, np.float32),
+        delay=np.full(6000, 1, np.uint16),
+    )
 
     def run(with_neighbour: bool) -> np.ndarray:
         with Engine() as eng:
@@ -134,10 +146,15 @@ def test_partitions_do_not_leak_spikes(darwin3: ChipProfile) -> None:
 def test_failed_link_drops_and_counts_only_routes_through_it(engine: Engine) -> None:
     # neuron 0 on core A drives neuron 1 on core B two tiles east
     a, b = engine.core(0, 30), engine.core(0, 32)
-    assert a.y == b.y and b.x == a.x + 2
-    net = Network(groups=(NeuronGroup(count=2, i_e=500.0, t_ref=0.0, v_reset=0.0),),
-                  src=np.array([0], np.uint32), dst=np.array([1], np.uint32),
-                  weight=np.zeros(1, np.float32), delay=np.ones(1, np.uint16))
+    assert a.y == b.y
+    assert b.x == a.x + 2
+    net = Network(
+        groups=(NeuronGroup(count=2, i_e=500.0, t_ref=0.0, v_reset=0.0),),
+        src=np.array([0], np.uint32),
+        dst=np.array([1], np.uint32),
+        weight=np.zeros(1, np.float32),
+        delay=np.ones(1, np.uint16),
+    )
     part = engine.create_partition(0, cores=[30, 32])
     engine.load(part, net)
     engine.run(part, 10)
@@ -148,7 +165,8 @@ def test_failed_link_drops_and_counts_only_routes_through_it(engine: Engine) -> 
     assert engine.chip(0).failed_links == 1
     engine.run(part, 10)
     broken = engine.telemetry(part)
-    assert ok.dropped_fault == 0 and ok.events > 0
+    assert ok.dropped_fault == 0
+    assert ok.events > 0
     # neuron 0 fires on every step: each of its 10 spikes lost its one event
     assert broken.dropped_fault == 10
     assert broken.events == ok.events

@@ -40,12 +40,25 @@ def brunel_network(cfg: BrunelConfig, seed: int) -> Network:
     weight = synapse_weights_mv(cfg, src).astype(np.float32)
     delay = np.full(src.shape[0], round(cfg.delay_ms / cfg.dt_ms), dtype=np.uint16)
     group = NeuronGroup(
-        count=cfg.n, tau_m=cfg.tau_m_ms, v_th=cfg.theta_mv, v_reset=cfg.v_reset_mv,
-        e_l=cfg.e_l_mv, t_ref=cfg.t_ref_ms, poisson_rate_hz=cfg.nu_ext_hz,
+        count=cfg.n,
+        tau_m=cfg.tau_m_ms,
+        v_th=cfg.theta_mv,
+        v_reset=cfg.v_reset_mv,
+        e_l=cfg.e_l_mv,
+        t_ref=cfg.t_ref_ms,
+        poisson_rate_hz=cfg.nu_ext_hz,
         poisson_weight=cfg.j_mv,
     )
-    return Network(groups=(group,), src=src, dst=dst, weight=weight, delay=delay,
-                   dt_ms=cfg.dt_ms, seed=seed, name="brunel")
+    return Network(
+        groups=(group,),
+        src=src,
+        dst=dst,
+        weight=weight,
+        delay=delay,
+        dt_ms=cfg.dt_ms,
+        seed=seed,
+        name="brunel",
+    )
 
 
 def run(cfg: BrunelConfig, seed: int, threads: int) -> BenchResult:
@@ -55,8 +68,9 @@ def run(cfg: BrunelConfig, seed: int, threads: int) -> BenchResult:
     conn_s = time.perf_counter() - tc
     profile = load_profiles()["darwin3"]
     with Engine() as engine:
-        chip = engine.add_chip(profile, ChipEntry(model="darwin3", serial="BENCH-0",
-                                                  fabric="bench"))
+        chip = engine.add_chip(
+            profile, ChipEntry(model="darwin3", serial="BENCH-0", fabric="bench")
+        )
         part = engine.create_partition(chip, domains=list(range(profile.n_domains)))
         t0 = time.perf_counter()
         engine.load(part, net)

@@ -19,12 +19,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "engine", help="Brunel (2000) on the engine, NEST and Brian2 in the same run"
     )
     engine.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    engine.add_argument("--scale", type=float, default=1.0,
-                        help="network size factor (in-degrees scale too); 1 = 10 k neurons")
-    engine.add_argument("--threads", default="1,2",
-                        help="comma-separated engine thread counts (default 1,2)")
-    engine.add_argument("--peers", default="brian2,nest",
-                        help="comma-separated peers to run, or 'none'")
+    engine.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="network size factor (in-degrees scale too); 1 = 10 k neurons",
+    )
+    engine.add_argument(
+        "--threads", default="1,2", help="comma-separated engine thread counts (default 1,2)"
+    )
+    engine.add_argument(
+        "--peers", default="brian2,nest", help="comma-separated peers to run, or 'none'"
+    )
     engine.add_argument("--seed", type=int, default=DEFAULT_SEED)
     engine.add_argument("--timeout", type=float, default=900.0, help="seconds per simulator")
     engine.set_defaults(func=run_engine_bench)
@@ -32,11 +38,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_engine(cfg: BrunelConfig, threads: int, timeout: float, seed: int) -> Row:
     """The engine in its own process, so its peak memory is its own, as for the peers."""
-    cmd = [sys.executable, "-m", "darwin_dra.bench.peer_engine", "--json", "--threads",
-           str(threads), "--config", json.dumps(cfg.to_dict()), "--seed", str(seed)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "darwin_dra.bench.peer_engine",
+        "--json",
+        "--threads",
+        str(threads),
+        "--config",
+        json.dumps(cfg.to_dict()),
+        "--seed",
+        str(seed),
+    ]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=child_env(), check=False)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=child_env(), check=False
+        )
     except subprocess.TimeoutExpired:
         return PeerUnavailable("darwin engine", f"timeout after {timeout:g} s")
     return parse_peer_output("darwin engine", proc.returncode, proc.stdout, proc.stderr)
@@ -61,8 +78,10 @@ def run_engine_bench(args: argparse.Namespace) -> int:
         rows.append(run_peer(name, cfg, args.timeout, seed=args.seed))
     print(to_json(rows) if args.json else render(rows))
     if not args.json:
-        print(f"\nnetwork: N={cfg.n}, in-degree {cfg.c_e}+{cfg.c_i}, {cfg.n_synapses:,} synapses,"
-              f" {cfg.sim_ms:g} ms timed after {cfg.warmup_ms:g} ms warm-up, dt {cfg.dt_ms} ms")
+        print(
+            f"\nnetwork: N={cfg.n}, in-degree {cfg.c_e}+{cfg.c_i}, {cfg.n_synapses:,} synapses,"
+            f" {cfg.sim_ms:g} ms timed after {cfg.warmup_ms:g} ms warm-up, dt {cfg.dt_ms} ms"
+        )
         print("speed x, mem x: first row divided by the row (events/s, peak memory)")
     failed = [r for r in rows if isinstance(r, PeerUnavailable) and r.name == "darwin engine"]
     return 1 if failed else 0

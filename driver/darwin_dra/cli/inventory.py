@@ -18,12 +18,23 @@ from darwin_dra.hardware.profiles import load_profiles
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("inventory", help="print the chips, domains and cores found")
-    p.add_argument("--inventory", type=Path, default=_env_path("DARWIN_INVENTORY"),
-                   help="inventory YAML (env DARWIN_INVENTORY)")
-    p.add_argument("--profiles", type=Path, default=_env_path("DARWIN_PROFILES"),
-                   help="directory of chip profiles (env DARWIN_PROFILES; default: built in)")
-    p.add_argument("--node", default=os.environ.get("NODE_NAME"),
-                   help="only this node (env NODE_NAME; default: every node)")
+    p.add_argument(
+        "--inventory",
+        type=Path,
+        default=_env_path("DARWIN_INVENTORY"),
+        help="inventory YAML (env DARWIN_INVENTORY)",
+    )
+    p.add_argument(
+        "--profiles",
+        type=Path,
+        default=_env_path("DARWIN_PROFILES"),
+        help="directory of chip profiles (env DARWIN_PROFILES; default: built in)",
+    )
+    p.add_argument(
+        "--node",
+        default=os.environ.get("NODE_NAME"),
+        help="only this node (env NODE_NAME; default: every node)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--cores", action="store_true", help="list every core (long)")
     p.set_defaults(func=run)
@@ -34,8 +45,9 @@ def _env_path(name: str) -> Path | None:
     return Path(value) if value else None
 
 
-def discover(inventory: Path, profiles_dir: Path | None, node: str | None,
-             with_cores: bool) -> list[dict[str, Any]]:
+def discover(
+    inventory: Path, profiles_dir: Path | None, node: str | None, with_cores: bool
+) -> list[dict[str, Any]]:
     profiles = load_profiles(profiles_dir)
     inv = load_inventory(inventory, profiles)
     names = [node] if node else [n.name for n in inv.nodes]
@@ -68,19 +80,25 @@ def _table(nodes: list[dict[str, Any]]) -> str:
             doms = c["domains"]
             lines.append("    domain  tiles (x0,y0)-(x1,y1)  cores  failed")
             for d in doms:
-                lines.append(f"    {d['domain']:>6}  ({d['x0']:>2},{d['y0']:>2})-({d['x1']:>2},"
-                             f"{d['y1']:>2})      {d['n_cores']:>5}  {d['failed_cores']:>6}")
+                lines.append(
+                    f"    {d['domain']:>6}  ({d['x0']:>2},{d['y0']:>2})-({d['x1']:>2},"
+                    f"{d['y1']:>2})      {d['n_cores']:>5}  {d['failed_cores']:>6}"
+                )
             for core in c.get("cores", []):
-                lines.append(f"      core {core['core']:>3} at ({core['x']:>2},{core['y']:>2}) "
-                             f"domain {core['domain']:>2} "
-                             f"{'ok' if core['healthy'] else 'FAILED'}")
+                lines.append(
+                    f"      core {core['core']:>3} at ({core['x']:>2},{core['y']:>2}) "
+                    f"domain {core['domain']:>2} "
+                    f"{'ok' if core['healthy'] else 'FAILED'}"
+                )
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.inventory is None:
-        print("darwin-dra inventory: --inventory FILE (or DARWIN_INVENTORY) is required",
-              file=sys.stderr)
+        print(
+            "darwin-dra inventory: --inventory FILE (or DARWIN_INVENTORY) is required",
+            file=sys.stderr,
+        )
         return 2
     try:
         nodes = discover(args.inventory, args.profiles, args.node, args.cores)

@@ -15,7 +15,21 @@ from darwin_dra.engine.native import Direction, Engine, FaultKind, PartitionInfo
 from darwin_dra.engine.network import Network, NeuronGroup, synapses
 
 __all__ = [
-    "CapacityExceeded", "Conflict", "Direction", "Engine", "EngineError", "FaultKind",
-    "InternalError", "InvalidArgument", "Network", "NeuronGroup", "NotFound", "OutOfMemory",
-    "PartitionInfo", "QueueOverflow", "StateError", "Telemetry", "synapses",
+    "CapacityExceeded",
+    "Conflict",
+    "Direction",
+    "Engine",
+    "EngineError",
+    "FaultKind",
+    "InternalError",
+    "InvalidArgument",
+    "Network",
+    "NeuronGroup",
+    "NotFound",
+    "OutOfMemory",
+    "PartitionInfo",
+    "QueueOverflow",
+    "StateError",
+    "Telemetry",
+    "synapses",
 ]

@@ -23,8 +23,9 @@ class Calibration:
     threads: int
 
 
-def synthetic_load(n_cores: int, seed: int, neurons_per_core: int = 256,
-                   fan_out: int = 200) -> Network:
+def synthetic_load(
+    n_cores: int, seed: int, neurons_per_core: int = 256, fan_out: int = 200
+) -> Network:
     """Excitatory/inhibitory random network of 80/20 neurons with a Poisson drive."""
     n = max(8, n_cores * neurons_per_core)
     n = min(n, 1 << 14)  # bounded: calibration must stay well under a second a chip
@@ -34,12 +35,14 @@ def synthetic_load(n_cores: int, seed: int, neurons_per_core: int = 256,
     weight = np.where(src < int(n * 0.8), np.float32(0.1), np.float32(-0.5)).astype(np.float32)
     delay = rng.integers(1, 16, src.size).astype(np.uint16)
     group = NeuronGroup(count=n, poisson_rate_hz=20000.0, poisson_weight=0.1)
-    return Network(groups=(group,), src=src, dst=dst, weight=weight, delay=delay, seed=seed,
-                   name="calibration")
+    return Network(
+        groups=(group,), src=src, dst=dst, weight=weight, delay=delay, seed=seed, name="calibration"
+    )
 
 
-def calibrate(engine: Engine, part: int, *, steps: int = 1000, threads: int = 1,
-              seed: int = 7) -> Calibration:
+def calibrate(
+    engine: Engine, part: int, *, steps: int = 1000, threads: int = 1, seed: int = 7
+) -> Calibration:
     """Loads the synthetic load on an idle partition, runs it, unloads it."""
     info = engine.partition(part)
     net = synthetic_load(len(info.cores), seed)
@@ -54,5 +57,4 @@ def calibrate(engine: Engine, part: int, *, steps: int = 1000, threads: int = 1,
     events = after.events - before.events
     wall_s = (after.wall_ns - before.wall_ns) * 1e-9
     keps = events / wall_s / 1e3 if wall_s > 0 else 0.0
-    return Calibration(keps=keps, events=events, wall_s=wall_s, steps=steps,
-                       threads=after.threads)
+    return Calibration(keps=keps, events=events, wall_s=wall_s, steps=steps, threads=after.threads)

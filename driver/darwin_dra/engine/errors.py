@@ -54,6 +54,14 @@ class InternalError(EngineError):
 
 BY_CODE: dict[int, type[EngineError]] = {
     cls.code: cls
-    for cls in (InvalidArgument, NotFound, Conflict, CapacityExceeded, QueueOverflow, OutOfMemory,
-                StateError, InternalError)
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        Conflict,
+        CapacityExceeded,
+        QueueOverflow,
+        OutOfMemory,
+        StateError,
+        InternalError,
+    )
 }

@@ -80,8 +80,13 @@ class Telemetry:
 
     @property
     def dropped(self) -> int:
-        return (self.dropped_queue + self.dropped_fault + self.dropped_budget
-                + self.dropped_input + self.dropped_output)
+        return (
+            self.dropped_queue
+            + self.dropped_fault
+            + self.dropped_budget
+            + self.dropped_input
+            + self.dropped_output
+        )
 
 
 def _check(rc: int, accepted: int = 0) -> None:
@@ -119,9 +124,7 @@ class Engine:
         self._closed = threading.Event()
 
     @classmethod
-    def for_node(
-        cls, inventory: Inventory, profiles: dict[str, ChipProfile], node: str
-    ) -> Engine:
+    def for_node(cls, inventory: Inventory, profiles: dict[str, ChipProfile], node: str) -> Engine:
         """An engine holding the chips the inventory lists for `node`, in inventory order."""
         engine = cls()
         try:
@@ -187,8 +190,14 @@ class Engine:
         d = ffi.new("dk_domain_info *")
         _check(lib.dk_domain_info_get(self._p(), chip, domain, d))
         return DomainInfo(
-            domain=d.domain, x0=d.x0, y0=d.y0, x1=d.x1, y1=d.y1, n_cores=d.n_cores,
-            failed_cores=d.failed_cores, healthy=d.health == lib.DK_HEALTH_OK,
+            domain=d.domain,
+            x0=d.x0,
+            y0=d.y0,
+            x1=d.x1,
+            y1=d.y1,
+            n_cores=d.n_cores,
+            failed_cores=d.failed_cores,
+            healthy=d.health == lib.DK_HEALTH_OK,
         )
 
     def chip(self, chip: int) -> ChipInfo:
@@ -196,12 +205,22 @@ class Engine:
         _check(lib.dk_chip_info_get(self._p(), chip, c))
         entry = self._extra.get(chip)
         return ChipInfo(
-            id=c.id, model=_text(c.model), serial=_text(c.serial), fabric=_text(c.fabric),
-            numa_node=c.numa_node, mesh_w=c.mesh_w, mesh_h=c.mesh_h, n_domains=c.n_domains,
-            n_cores=c.n_cores, neurons_per_core=c.neurons_per_core,
-            synapses_per_chip=c.synapses_per_chip, router_events_per_s=c.router_events_per_s,
-            energy_pj_per_op=c.energy_pj_per_op, failed_cores=c.failed_cores,
-            failed_links=c.failed_links, healthy=c.health == lib.DK_HEALTH_OK,
+            id=c.id,
+            model=_text(c.model),
+            serial=_text(c.serial),
+            fabric=_text(c.fabric),
+            numa_node=c.numa_node,
+            mesh_w=c.mesh_w,
+            mesh_h=c.mesh_h,
+            n_domains=c.n_domains,
+            n_cores=c.n_cores,
+            neurons_per_core=c.neurons_per_core,
+            synapses_per_chip=c.synapses_per_chip,
+            router_events_per_s=c.router_events_per_s,
+            energy_pj_per_op=c.energy_pj_per_op,
+            failed_cores=c.failed_cores,
+            failed_links=c.failed_links,
+            healthy=c.health == lib.DK_HEALTH_OK,
             domains=tuple(self.domain(chip, d) for d in range(c.n_domains)),
             pcie_root=entry.pcie_root if entry else "",
             firmware=entry.firmware if entry else "",
@@ -214,7 +233,11 @@ class Engine:
         c = ffi.new("dk_core_info *")
         _check(lib.dk_core_info_get(self._p(), chip, core, c))
         return CoreInfo(
-            core=c.core, x=c.x, y=c.y, domain=c.domain, healthy=c.health == lib.DK_HEALTH_OK,
+            core=c.core,
+            x=c.x,
+            y=c.y,
+            domain=c.domain,
+            healthy=c.health == lib.DK_HEALTH_OK,
             partition=None if c.partition < 0 else int(c.partition),
         )
 
@@ -273,8 +296,11 @@ class Engine:
                 continue
             _check(rc)
             return PartitionInfo(
-                id=part, chip=int(chip[0]), cores=tuple(int(buf[i]) for i in range(count[0])),
-                shared=mode[0] == lib.DK_PART_SHARED, keps_budget=int(budget[0]),
+                id=part,
+                chip=int(chip[0]),
+                cores=tuple(int(buf[i]) for i in range(count[0])),
+                shared=mode[0] == lib.DK_PART_SHARED,
+                keps_budget=int(budget[0]),
             )
 
     def partitions(self) -> list[PartitionInfo]:
@@ -306,7 +332,10 @@ class Engine:
             groups[i].tau_m, groups[i].v_th, groups[i].v_reset = g.tau_m, g.v_th, g.v_reset
             groups[i].e_l, groups[i].i_e_mv_per_ms, groups[i].t_ref = g.e_l, g.i_e, g.t_ref
             groups[i].v_init = g.v_init
-            groups[i].poisson_rate_hz, groups[i].poisson_weight = g.poisson_rate_hz, g.poisson_weight
+            groups[i].poisson_rate_hz, groups[i].poisson_weight = (
+                g.poisson_rate_hz,
+                g.poisson_weight,
+            )
         cols = (net.src, net.dst, net.weight, net.delay)
         dtypes = (np.uint32, np.uint32, np.float32, np.uint16)
         arrays = [np.ascontiguousarray(c, dtype=t) for c, t in zip(cols, dtypes, strict=True)]
@@ -352,8 +381,11 @@ class Engine:
         arr = np.ascontiguousarray(v, dtype=np.float32)
         if arr.ndim != 1:
             raise ValueError("membrane potentials must be a 1-D array")
-        _check(lib.dk_membrane_set(
-            self._p(), part, ffi.cast("float *", ffi.from_buffer(arr)), arr.size))
+        _check(
+            lib.dk_membrane_set(
+                self._p(), part, ffi.cast("float *", ffi.from_buffer(arr)), arr.size
+            )
+        )
 
     # ---- spike ports ----
     def record(self, part: int, neurons: Iterable[int], capacity: int = 1 << 20) -> None:
@@ -389,9 +421,16 @@ class Engine:
         steps = np.empty(max_spikes, dtype=np.uint64)
         ids = np.empty(max_spikes, dtype=np.uint32)
         count = ffi.new("uint32_t *")
-        _check(lib.dk_read_spikes(
-            self._p(), part, ffi.cast("uint64_t *", ffi.from_buffer(steps)),
-            ffi.cast("uint32_t *", ffi.from_buffer(ids)), max_spikes, count))
+        _check(
+            lib.dk_read_spikes(
+                self._p(),
+                part,
+                ffi.cast("uint64_t *", ffi.from_buffer(steps)),
+                ffi.cast("uint32_t *", ffi.from_buffer(ids)),
+                max_spikes,
+                count,
+            )
+        )
         k = int(count[0])
         return steps[:k].copy(), ids[:k].copy()
 

@@ -63,10 +63,14 @@ def synapses(
     n = cols[0].shape
     if any(c.ndim != 1 or c.shape != n for c in cols):
         raise ValueError("src, dst, weight and delay must be 1-D arrays of equal length")
-    for name, col, hi in (("src", cols[0], 2**32 - 1), ("dst", cols[1], 2**32 - 1),
-                          ("delay", cols[3], 2**16 - 1)):
-        if col.size and (not np.issubdtype(col.dtype, np.integer) or col.min() < 0
-                         or col.max() > hi):
+    for name, col, hi in (
+        ("src", cols[0], 2**32 - 1),
+        ("dst", cols[1], 2**32 - 1),
+        ("delay", cols[3], 2**16 - 1),
+    ):
+        if col.size and (
+            not np.issubdtype(col.dtype, np.integer) or col.min() < 0 or col.max() > hi
+        ):
             raise ValueError(f"{name} must hold integers in [0, {hi}]")
     return (
         np.ascontiguousarray(cols[0], dtype=np.uint32),

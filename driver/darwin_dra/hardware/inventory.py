@@ -31,22 +31,29 @@ def load_inventory(path: Path, profiles: Mapping[str, ChipProfile]) -> Inventory
                 chip.reject_unknown({"model", "serial", "numaNode", "pcieRoot", "firmware"})
                 model = chip.string("model")
                 if model not in profiles:
-                    raise chip.fail("model", f"no chip profile for {model!r} "
-                                    f"(known: {', '.join(sorted(profiles)) or 'none'})")
+                    raise chip.fail(
+                        "model",
+                        f"no chip profile for {model!r} "
+                        f"(known: {', '.join(sorted(profiles)) or 'none'})",
+                    )
                 serial = chip.string("serial")
                 if serial in serials:
                     raise chip.fail("serial", f"{serial} is already used at {serials[serial]}")
                 serials[serial] = chip.prefix
-                chips.append(ChipEntry(
-                    model=model,
-                    serial=serial,
-                    fabric=fabric_id,
-                    numa_node=chip.integer("numaNode", 0, 1023, default=0),
-                    pcie_root=chip.string("pcieRoot", default="-") if "pcieRoot" in chip.data
-                    else "",
-                    firmware=chip.string("firmware", default="-") if "firmware" in chip.data
-                    else "",
-                ))
+                chips.append(
+                    ChipEntry(
+                        model=model,
+                        serial=serial,
+                        fabric=fabric_id,
+                        numa_node=chip.integer("numaNode", 0, 1023, default=0),
+                        pcie_root=chip.string("pcieRoot", default="-")
+                        if "pcieRoot" in chip.data
+                        else "",
+                        firmware=chip.string("firmware", default="-")
+                        if "firmware" in chip.data
+                        else "",
+                    )
+                )
         nodes.append(NodeEntry(name=name, chips=tuple(chips)))
     if not nodes:
         raise HardwareFileError(str(path), "nodes", "must list at least one node")

@@ -10,9 +10,21 @@ from darwin_dra.hardware.fields import Fields, load_yaml
 from darwin_dra.hardware.model import ChipProfile
 
 _KNOWN = {
-    "apiVersion", "kind", "model", "mesh", "domain", "neuronsPerCore", "synapsesPerChip",
-    "coreQueueEvents", "routerEventsPerSecond", "energyPjPerOp", "maxFanIn", "maxFanOut",
-    "onChipLearning", "sparseRouting", "sources",
+    "apiVersion",
+    "kind",
+    "model",
+    "mesh",
+    "domain",
+    "neuronsPerCore",
+    "synapsesPerChip",
+    "coreQueueEvents",
+    "routerEventsPerSecond",
+    "energyPjPerOp",
+    "maxFanIn",
+    "maxFanOut",
+    "onChipLearning",
+    "sparseRouting",
+    "sources",
 }
 
 
@@ -46,8 +58,10 @@ def load_profile(path: Path) -> ChipProfile:
     )
     if width % profile.domain_w or height % profile.domain_h:
         raise HardwareFileError(
-            str(path), "domain", f"{profile.domain_w}x{profile.domain_h} domains must tile the "
-            f"{width}x{height} mesh exactly"
+            str(path),
+            "domain",
+            f"{profile.domain_w}x{profile.domain_h} domains must tile the "
+            f"{width}x{height} mesh exactly",
         )
     if width * height < 2:
         raise HardwareFileError(str(path), "mesh", "needs a controller tile and a neuron core")
