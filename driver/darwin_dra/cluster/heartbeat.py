@@ -50,7 +50,7 @@ def run(
                 if post_status:
                     agent.post_status(name)
             except Exception as exc:  # keep beating: the API server may be restarting
-                log.warning("heartbeat failed", node=name, error=str(exc))
+                log.warning("heartbeat failed", node=name, error=kube.describe(exc))
         if post_status:
             last_status = time.monotonic()
 

@@ -7,6 +7,7 @@ fresh) for every simulated node, and answers the launcher's readiness questions.
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,17 @@ LEASE_SECONDS = 40
 
 def api_client(kubeconfig: Path) -> Any:
     return config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+
+
+def describe(exc: Exception) -> str:
+    """One line for a log: the API status message rather than the client's full dump."""
+    if isinstance(exc, ApiException):
+        try:
+            message = json.loads(exc.body or "{}").get("message", "")
+        except ValueError:
+            message = ""
+        return f"HTTP {exc.status} {exc.reason}: {message}".strip()
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _now() -> datetime.datetime:
@@ -111,21 +123,17 @@ class NodeAgent:
         self._core.patch_node_status(name, node_status(name, self._version))
 
     def renew_lease(self, name: str) -> None:
-        body = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {"name": name, "namespace": LEASE_NAMESPACE},
-            "spec": {
-                "holderIdentity": name,
-                "leaseDurationSeconds": LEASE_SECONDS,
-                "renewTime": _micro(_now()),
-            },
+        spec = {
+            "holderIdentity": name,
+            "leaseDurationSeconds": LEASE_SECONDS,
+            "renewTime": _micro(_now()),
         }
         try:
-            self._coord.replace_namespaced_lease(name, LEASE_NAMESPACE, body)
+            self._coord.patch_namespaced_lease(name, LEASE_NAMESPACE, {"spec": spec})
         except ApiException as exc:
             if exc.status != 404:
                 raise
+            body = {"metadata": {"name": name, "namespace": LEASE_NAMESPACE}, "spec": spec}
             self._coord.create_namespaced_lease(LEASE_NAMESPACE, body)
 
     def exists(self, name: str) -> bool:
@@ -138,18 +146,19 @@ class NodeAgent:
         return True
 
 
-def nodes_ready(api: Any, names: Iterable[str]) -> bool:
-    """True when every named node reports Ready=True and carries no NoSchedule taint."""
+def nodes_not_ready(api: Any, names: Iterable[str]) -> list[str]:
+    """Why each named node is not yet usable: Ready not True, or a NoSchedule/NoExecute taint."""
     core: Any = client.CoreV1Api(api)
+    problems = []
     for name in names:
         node = core.read_node(name)
-        ready = any(
-            c.type == "Ready" and c.status == "True" for c in (node.status.conditions or [])
-        )
-        tainted = any(t.effect in ("NoSchedule", "NoExecute") for t in (node.spec.taints or []))
-        if not ready or tainted:
-            return False
-    return True
+        conditions = {c.type: c.status for c in (node.status.conditions or [])}
+        if conditions.get("Ready") != "True":
+            problems.append(f"{name}: Ready={conditions.get('Ready', 'missing')}")
+        for taint in node.spec.taints or []:
+            if taint.effect in ("NoSchedule", "NoExecute"):
+                problems.append(f"{name}: taint {taint.key}:{taint.effect}")
+    return problems
 
 
 def service_account_exists(api: Any, namespace: str, name: str = "default") -> bool:

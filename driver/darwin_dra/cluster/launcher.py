@@ -213,7 +213,8 @@ class LocalCluster:
                 f"--controllers={','.join(CONTROLLERS)}",
                 f"--service-account-private-key-file={p / 'sa.key'}",
                 f"--root-ca-file={p / 'ca.crt'}",
-                "--use-service-account-credentials=false",
+                # Each controller acts under its own service account and RBAC role, as in kubeadm.
+                "--use-service-account-credentials=true",
             ],
         )
         sched_port = ports["kube-scheduler"]
@@ -292,7 +293,11 @@ class LocalCluster:
         for proc, marker in harnesses:
             proc.wait_ready(marker.exists, 60)
         names = [n.name for n in self.state.nodes]
-        agent.wait_ready(lambda: kube.nodes_ready(api, names), 90)
+        try:
+            agent.wait_ready(lambda: not kube.nodes_not_ready(api, names), 90)
+        except ComponentError as exc:
+            why = "; ".join(kube.nodes_not_ready(api, names))
+            raise ComponentError("node-agent", f"nodes not ready: {why}", exc.log_tail) from exc
 
     def _pki(self, server: str) -> dict[str, Path]:
         """Certificates for every component; returns the kubeconfig of each client identity."""
