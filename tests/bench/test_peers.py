@@ -211,3 +211,36 @@ def test_peers_agree_on_rate(nest_result: BenchResult, brian2_result: BenchResul
 def test_unknown_peer_rejected() -> None:
     with pytest.raises(ValueError, match="unknown peer"):
         run_peer("neuron", SMALL, timeout=1)
+
+
+# ---- the engine against the peers -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine_result() -> BenchResult:
+    from darwin_dra.cli.bench import run_engine
+
+    res = run_engine(SMALL, threads=1, timeout=60, seed=SEED)
+    assert isinstance(res, BenchResult), res
+    assert res.extra["dropped_events"] == 0
+    return res
+
+
+@_needs("nest")
+def test_engine_rate_agrees_with_nest(engine_result: BenchResult, nest_result: BenchResult) -> None:
+    assert math.isclose(engine_result.rate_hz, nest_result.rate_hz, rel_tol=0.10)
+
+
+@_needs("brian2")
+def test_engine_rate_agrees_with_brian2(
+    engine_result: BenchResult, brian2_result: BenchResult
+) -> None:
+    assert math.isclose(engine_result.rate_hz, brian2_result.rate_hz, rel_tol=0.10)
+
+
+def test_engine_is_deterministic_across_threads(engine_result: BenchResult) -> None:
+    from darwin_dra.cli.bench import run_engine
+
+    two = run_engine(SMALL, threads=2, timeout=60, seed=SEED)
+    assert isinstance(two, BenchResult), two
+    assert (two.spikes, two.events) == (engine_result.spikes, engine_result.events)
