@@ -68,7 +68,11 @@ typedef struct {
     /* placement */
     uint32_t cores_used, per_core;
     /* synapse store: per source a run of segments, synapses contiguous in segment order */
-    uint32_t *syn;          /* target (24 bits) | weight index (8 bits) << 24 */
+    /* Compact form (<= 16 weights, <= 4096 neurons a core): local target (12 bits) | weight
+     * index (4 bits) << 12, the segment giving the core. Wide form: target (24) | index << 24. */
+    bool compact;
+    uint16_t *syn16;
+    uint32_t *syn;
     uint64_t *src_syn;      /* n_src + 1 offsets into syn */
     uint32_t *src_seg;      /* n_src + 1 offsets into seg */
     dk_segment *seg;

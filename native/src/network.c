@@ -15,7 +15,7 @@ static uint64_t splitmix64(uint64_t *s) {
 
 void dk_network_free(dk_network *n) {
     if (!n) return;
-    void *ptrs[] = {n->syn, n->src_syn, n->src_seg, n->seg, n->src_tree, n->tree_link_ptr,
+    void *ptrs[] = {n->syn, n->syn16, n->src_syn, n->src_seg, n->seg, n->src_tree, n->tree_link_ptr,
                     n->tree_links, n->src_core, n->v, n->refr, n->rng, n->flag, n->groups,
                     n->ring, n->core_slot_events, n->spike_count, n->tree_spikes_folded,
                     n->link_events, n->core_events, n->reach, n->core_dead, n->recorded,
@@ -413,12 +413,14 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
     if (!rc) rc = build_weights(n, d->weight, ns, widx);
     if (rc) { dk_free(perm); dk_free(widx); return rc; }
 
-    n->syn = dk_alloc(ns * sizeof *n->syn);
+    n->compact = n->n_weights <= 16 && n->per_core <= 4096;
+    if (n->compact) n->syn16 = dk_alloc(ns * sizeof *n->syn16);
+    else n->syn = dk_alloc(ns * sizeof *n->syn);
     n->src_syn = dk_alloc(((size_t)n->n_src + 1) * sizeof *n->src_syn);
     n->src_seg = dk_alloc(((size_t)n->n_src + 1) * sizeof *n->src_seg);
     uint64_t seg_cap = 1024, n_seg = 0;
     n->seg = dk_alloc(seg_cap * sizeof *n->seg);
-    if (!n->syn || !n->src_syn || !n->src_seg || !n->seg) { dk_free(perm); dk_free(widx); return DK_E_NOMEM; }
+    if ((n->compact ? !n->syn16 : !n->syn) || !n->src_syn || !n->src_seg || !n->seg) { dk_free(perm); dk_free(widx); return DK_E_NOMEM; }
     uint8_t max_delay = 1;
     uint64_t i = 0;
     for (uint32_t s = 0; s < n->n_src; s++) {
@@ -444,7 +446,10 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
                 last_delay = delay;
             }
             n->seg[n_seg - 1].len++;
-            n->syn[i] = d->dst[j] | (uint32_t)widx[j] << 24;
+            if (n->compact)
+                n->syn16[i] = (uint16_t)((d->dst[j] - (uint32_t)core * n->per_core) | (uint32_t)widx[j] << 12);
+            else
+                n->syn[i] = d->dst[j] | (uint32_t)widx[j] << 24;
             i++;
         }
     }
@@ -454,7 +459,8 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
     n->n_seg = n_seg;
     dk_free(perm);
     dk_free(widx);
-    n->bytes += ns * 4 + ((size_t)n->n_src + 1) * 12 + n_seg * sizeof(dk_segment);
+    size_t syn_bytes = n->compact ? 2 : 4;
+    n->bytes += ns * syn_bytes + ((size_t)n->n_src + 1) * 12 + n_seg * sizeof(dk_segment);
 
     n->src_core = dk_alloc((size_t)n->n_src * sizeof *n->src_core);
     if (!n->src_core) return DK_E_NOMEM;
@@ -513,7 +519,7 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
         uint32_t x = (uint32_t)splitmix64(&seed);
         n->rng[j] = x ? x : 0x9E3779B9u; /* xorshift32 must not start at zero */
     }
-    n->tel.synapse_bytes = ns * 4;
+    n->tel.synapse_bytes = ns * syn_bytes + ((uint64_t)n->n_src + 1) * 12 + n_seg * sizeof(dk_segment);
     n->tel.quant_error_mv = n->quant_error;
     n->tel.cores_used = cu;
     return DK_OK;

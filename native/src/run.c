@@ -60,53 +60,70 @@ struct dk_thread_ctx {
     uint64_t update_ns, deliver_ns;
 };
 
-/* Updates neurons [i0, i1) of one group; writes flags for threshold crossings. */
-static uint64_t update_range(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1,
-                             float *restrict slot) {
-    float *restrict v = n->v;
-    uint16_t *restrict refr = n->refr;
-    uint32_t *restrict rng = n->rng;
-    uint8_t *restrict flag = n->flag;
+/* xorshift32 on every lane: one independent stream per neuron, vectorisable. */
+static void draw_uniforms(uint32_t *restrict rng, uint32_t *restrict u, uint32_t m) {
+    for (uint32_t i = 0; i < m; i++) {
+        uint32_t x = rng[i];
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        rng[i] = x;
+        u[i] = x;
+    }
+}
+
+static uint32_t max_u32(const uint32_t *restrict u, uint32_t m) {
+    uint32_t hi = 0;
+    for (uint32_t i = 0; i < m; i++) hi = u[i] > hi ? u[i] : hi;
+    return hi;
+}
+
+/* Poisson counts by inverse CDF: k = #{j : u >= T_j}, stopping once no lane can pass T_j. */
+static uint64_t poisson_counts(const dk_group_rt *g, const uint32_t *restrict u,
+                               uint32_t *restrict k, uint32_t m) {
+    for (uint32_t i = 0; i < m; i++) k[i] = 0;
+    const uint32_t hi = max_u32(u, m);
+    for (uint32_t j = 0; j < g->n_thresholds && g->thresholds[j] <= hi; j++) {
+        const uint32_t t = g->thresholds[j];
+        for (uint32_t i = 0; i < m; i++) k[i] += u[i] >= t;
+    }
+    uint32_t sum = 0;
+    for (uint32_t i = 0; i < m; i++) sum += k[i];
+    return sum;
+}
+
+/* Exact integration of iaf_psc_delta over one step; inputs during refractoriness are lost. */
+static void lif_step(const dk_group_rt *g, float *restrict v, uint16_t *restrict refr,
+                     float *restrict slot, const uint32_t *restrict k, uint8_t *restrict flag,
+                     uint32_t m) {
     const float p22 = g->p22, p20ie = g->p20ie, el = g->e_l, th = g->v_th, wext = g->w_ext;
-    const uint32_t nt = g->n_thresholds;
+    for (uint32_t i = 0; i < m; i++) {
+        const float in = slot[i];
+        slot[i] = 0.f;
+        const float old = v[i];
+        const float vn = el + p22 * (old - el) + p20ie + in + wext * (float)k[i];
+        const uint16_t r = refr[i];
+        const float nv = r == 0 ? vn : old;
+        v[i] = nv;
+        refr[i] = (uint16_t)(r - (r != 0));
+        flag[i] = (uint8_t)(nv >= th);
+    }
+}
+
+/* Updates neurons [i0, i1) of one group; flags threshold crossings. Returns drive events. */
+static uint64_t update_range(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1,
+                             float *slot) {
     uint64_t drive = 0;
     uint32_t k[CHUNK], u[CHUNK];
     for (uint32_t a = i0; a < i1; a += CHUNK) {
-        uint32_t m = i1 - a < CHUNK ? i1 - a : CHUNK;
-        if (nt) {
-            uint32_t umax = 0;
-            for (uint32_t i = 0; i < m; i++) {
-                uint32_t x = rng[a + i];
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                rng[a + i] = x;
-                u[i] = x;
-                k[i] = 0;
-                umax = x > umax ? x : umax;
-            }
-            /* inverse CDF: count thresholds at or below u; stop once none in the chunk can */
-            for (uint32_t j = 0; j < nt && g->thresholds[j] <= umax; j++) {
-                const uint32_t t = g->thresholds[j];
-                for (uint32_t i = 0; i < m; i++) k[i] += u[i] >= t;
-            }
-            uint32_t sum = 0;
-            for (uint32_t i = 0; i < m; i++) sum += k[i];
-            drive += sum;
+        const uint32_t m = i1 - a < CHUNK ? i1 - a : CHUNK;
+        if (g->n_thresholds) {
+            draw_uniforms(n->rng + a, u, m);
+            drive += poisson_counts(g, u, k, m);
         } else {
             for (uint32_t i = 0; i < m; i++) k[i] = 0;
         }
-        for (uint32_t i = 0; i < m; i++) {
-            const uint32_t j = a + i;
-            const float in = slot[j];
-            slot[j] = 0.f;
-            const float vn = el + p22 * (v[j] - el) + p20ie + in + wext * (float)k[i];
-            const uint16_t r = refr[j];
-            const float vv = r ? v[j] : vn;
-            v[j] = vv;
-            refr[j] = (uint16_t)(r ? r - 1u : 0u);
-            flag[j] = vv >= th;
-        }
+        lif_step(g, n->v + a, n->refr + a, slot + a, k, n->flag + a, m);
     }
     return drive;
 }
@@ -161,12 +178,13 @@ static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t step
     const uint32_t cu = n->cores_used, c0 = t->c0, c1 = t->c1, mask = n->n_slots - 1;
     const uint64_t cap = t->cap_per_core, budget = t->budget;
     const float *wtab = n->wtab;
+    const bool compact = n->compact;
     for (uint32_t s = 0; s < list->n; s++) {
         const uint32_t src = list->ids[s];
         const dk_segment *sg = n->seg + n->src_seg[src], *se = n->seg + n->src_seg[src + 1];
-        const uint32_t *sy = n->syn + n->src_syn[src];
+        uint64_t off = n->src_syn[src];
         const uint8_t *reach = n->reach + (size_t)n->src_core[src] * cu;
-        for (; sg < se; sy += sg->len, sg++) {
+        for (; sg < se; off += sg->len, sg++) {
             const uint32_t core = sg->core, len = sg->len;
             if (core < c0 || core >= c1) continue;
             t->packets++;
@@ -179,9 +197,19 @@ static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t step
             *used += len;
             n->core_events[core] += len;
             float *restrict r = n->ring + (size_t)sl * n->n_neurons;
-            for (uint32_t i = 0; i < len; i++) {
-                const uint32_t w = sy[i];
-                r[w & 0xFFFFFFu] += wtab[w >> 24];
+            if (compact) {
+                const uint16_t *restrict sy = n->syn16 + off;
+                r += (size_t)core * n->per_core;
+                for (uint32_t i = 0; i < len; i++) {
+                    const uint32_t w = sy[i];
+                    r[w & 0xFFFu] += wtab[w >> 12];
+                }
+            } else {
+                const uint32_t *restrict sy = n->syn + off;
+                for (uint32_t i = 0; i < len; i++) {
+                    const uint32_t w = sy[i];
+                    r[w & 0xFFFFFFu] += wtab[w >> 24];
+                }
             }
         }
     }
