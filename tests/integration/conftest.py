@@ -1,0 +1,87 @@
+"""A real local control plane for the whole session, started by the same launcher as
+`darwin-dra cluster up`, and per-test namespaces and cleanup."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import k8s_helpers
+import pytest
+from darwin_dra.cluster import build, launcher
+from kubernetes import client, config
+
+NODES = 2
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[launcher.LocalCluster]:
+    # Short path: the plugin sockets below it must fit in a unix socket address (108 bytes).
+    directory = Path(tempfile.mkdtemp(prefix="dra-it-"))
+    binaries = build.ensure_binaries()
+    local = launcher.LocalCluster(launcher.ClusterConfig(directory, nodes=NODES), binaries)
+    local.up()
+    try:
+        yield local
+    finally:
+        local.down()
+        if request.session.testsfailed:
+            print(f"\nlocal cluster logs kept in {directory / 'logs'}")
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def api(cluster: launcher.LocalCluster) -> Iterator[client.ApiClient]:
+    api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    try:
+        yield api_client
+    finally:
+        api_client.close()
+
+
+@pytest.fixture
+def test_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def kube(api: client.ApiClient, test_id: str) -> Iterator[k8s_helpers.Kube]:
+    helper = k8s_helpers.Kube(api, {"darwin.snn.io/test": test_id})
+    try:
+        yield helper
+    finally:
+        helper.cleanup()
+
+
+@pytest.fixture
+def namespace(kube: k8s_helpers.Kube, test_id: str) -> Iterator[str]:
+    name = f"t-{test_id}"
+    kube.core.create_namespace({"metadata": {"name": name}})
+
+    def has_default_sa() -> bool:
+        return any(
+            sa.metadata.name == "default"
+            for sa in kube.core.list_namespaced_service_account(name).items
+        )
+
+    k8s_helpers.wait_for("the default service account", has_default_sa, timeout=30)
+    try:
+        yield name
+    finally:
+        kube.core.delete_namespace(name)
+
+
+@pytest.fixture
+def driver(test_id: str) -> str:
+    """A driver name of its own per test, so that tests never allocate each other's devices."""
+    return f"t{test_id}.test.snn.io"
+
+
+@pytest.fixture
+def nodes(cluster: launcher.LocalCluster) -> list[str]:
+    assert cluster.state is not None
+    return [n.name for n in cluster.state.nodes]
