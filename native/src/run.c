@@ -319,7 +319,9 @@ int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
         t->c1 = (uint32_t)((uint64_t)n->cores_used * (j + 1) / nt);
         t->steps = steps;
         t->cap_per_core = cap;
-        t->budget = p->keps_budget ? (uint64_t)(per_step * (t->c1 - t->c0) / n->cores_used) + 1 : 0;
+        /* A share of 2^64 events or more is unlimited: converting it to uint64_t is undefined. */
+        double share = per_step * (t->c1 - t->c0) / n->cores_used;
+        t->budget = p->keps_budget && share < 18446744073709551615.0 ? (uint64_t)share + 1 : 0;
         t->barrier = &barrier;
         t->go = &go;
         t->all = ctx;
