@@ -41,7 +41,7 @@ typedef struct {
     uint32_t len;           /* synapses in this segment */
     uint16_t core;          /* target core, as an index into the partition's used cores */
     uint8_t delay;          /* timesteps */
-    uint8_t pad;
+    uint8_t uniform;        /* 1 + the weight index all its synapses share, or 0 */
 } dk_segment;
 
 typedef struct {

@@ -354,7 +354,9 @@ static int validate(const dk_partition *p, const dk_chip *c, const dk_network_de
     if (d->n_synapses >= UINT32_MAX)
         return dk_fail(DK_E_CAPACITY, "network: %llu synapses exceed the 2^32 - 1 the store indexes",
                        (unsigned long long)d->n_synapses);
-    uint64_t budget = c->prof.synapses_per_chip * p->n_cores / c->n_cores;
+    /* split the division so a large synapses_per_chip cannot wrap the product */
+    const uint64_t spc = c->prof.synapses_per_chip;
+    uint64_t budget = spc / c->n_cores * p->n_cores + spc % c->n_cores * p->n_cores / c->n_cores;
     if (d->n_synapses > budget)
         return dk_fail(DK_E_CAPACITY,
                        "network: %llu synapses exceed the partition's %llu (%u of %u cores of a "
@@ -441,11 +443,14 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
                     n->seg = g;
                     seg_cap *= 2;
                 }
-                n->seg[n_seg++] = (dk_segment){.len = 0, .core = core, .delay = delay};
+                n->seg[n_seg++] = (dk_segment){.len = 0, .core = core, .delay = delay,
+                                               .uniform = (uint8_t)(widx[j] < 255 ? widx[j] + 1 : 0)};
                 last_core = core;
                 last_delay = delay;
             }
             n->seg[n_seg - 1].len++;
+            /* one weight for the whole segment (per-population weights) saves a lookup */
+            if (n->seg[n_seg - 1].uniform != widx[j] + 1) n->seg[n_seg - 1].uniform = 0;
             if (n->compact)
                 n->syn16[i] = (uint16_t)((d->dst[j] - (uint32_t)core * n->per_core) | (uint32_t)widx[j] << 12);
             else

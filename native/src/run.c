@@ -200,9 +200,14 @@ static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t step
             if (compact) {
                 const uint16_t *restrict sy = n->syn16 + off;
                 r += (size_t)core * n->per_core;
-                for (uint32_t i = 0; i < len; i++) {
-                    const uint32_t w = sy[i];
-                    r[w & 0xFFFu] += wtab[w >> 12];
+                if (sg->uniform) {
+                    const float w = wtab[sg->uniform - 1];
+                    for (uint32_t i = 0; i < len; i++) r[sy[i] & 0xFFFu] += w;
+                } else {
+                    for (uint32_t i = 0; i < len; i++) {
+                        const uint32_t w = sy[i];
+                        r[w & 0xFFFu] += wtab[w >> 12];
+                    }
                 }
             } else {
                 const uint32_t *restrict sy = n->syn + off;
