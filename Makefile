@@ -19,14 +19,13 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml setup.py native/build_engine.py $(NATIVE_SRC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,bench]'
 	touch $@
 
 build: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/darwin-dra inventory --inventory deploy/examples/inventory.yaml
-	$(PY) -m pip install -q -e '.[test,bench]'
 	$(VENV)/bin/darwin-dra bench engine
 
 # The native tests and a short fuzz run, built with AddressSanitizer and UBSan.
@@ -55,7 +54,6 @@ pytest: $(STAMP)
 test: $(STAMP) native-test lint typecheck pytest
 
 bench: $(STAMP)
-	$(PY) -m pip install -q -e '.[test,bench]'
 	$(VENV)/bin/darwin-dra bench engine
 
 clean:
