@@ -36,7 +36,7 @@ class Calls:
             return self.changed.wait_for(predicate, timeout)
 
 
-class TestPlugin:
+class MinimalDRAPlugin:
     """Serves both sockets of one driver on one node until `stop`."""
 
     def __init__(
@@ -49,7 +49,7 @@ class TestPlugin:
         self.calls = Calls()
         self._servers: list[grpc.Server] = []
 
-    def start(self) -> TestPlugin:
+    def start(self) -> MinimalDRAPlugin:
         self.dra_socket.parent.mkdir(parents=True, exist_ok=True)
         # The DRA service must be up before registration makes the kubelet connect to it.
         self._servers.append(

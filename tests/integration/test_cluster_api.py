@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kubernetes import client
 from k8s_helpers import Kube, claim, device_class
+from kubernetes import client
 
 pytestmark = pytest.mark.integration
 
