@@ -9,7 +9,7 @@ CFLAGS_STRICT := -std=c11 -O1 -g -Wall -Wextra -Werror -Wshadow -Wconversion -Wn
 	-D_GNU_SOURCE -Inative/include -Inative/src -pthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all venv build demo test native-test fuzz lint typecheck pytest bench clean
+.PHONY: all venv build demo test native-test fuzz lint typecheck pytest bench clean k8s-bins
 
 all: build
 
@@ -48,7 +48,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+# etcd and the Kubernetes control plane from deploy/local, cached in ~/.cache/darwin-dra.
+k8s-bins: $(STAMP)
+	$(VENV)/bin/darwin-dra cluster build
+
+pytest: $(STAMP) k8s-bins
 	$(PY) -m pytest -q
 
 test: $(STAMP) native-test lint typecheck pytest
