@@ -31,6 +31,8 @@ BINARIES = (
     "kubelet-harness",
 )
 _REPO_ROOT = Path(__file__).resolve().parents[3]
+# Where Go lands when installed from the official tarball but not put on PATH.
+FALLBACK_GO = ("/usr/local/go/bin/go",)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def cache_root() -> Path:
 
 def find_go() -> Path:
     """The Go toolchain: $GO, then PATH, then the usual install location."""
-    candidates = [os.environ.get("GO"), shutil.which("go"), "/usr/local/go/bin/go"]
+    candidates = [os.environ.get("GO"), shutil.which("go"), *FALLBACK_GO]
     for cand in candidates:
         if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
             return Path(cand)
@@ -74,7 +76,9 @@ def find_go() -> Path:
 
 
 def kubernetes_version(module: Path) -> str:
-    match = re.search(r"^\s*k8s\.io/kubernetes\s+(v\S+)", (module / "go.mod").read_text(), re.M)
+    match = re.search(
+        r"^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\S+)", (module / "go.mod").read_text(), re.M
+    )
     if not match:
         raise ToolchainError(f"{module / 'go.mod'} does not require k8s.io/kubernetes")
     return match.group(1)

@@ -11,7 +11,6 @@ import socket
 import ssl
 import sys
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -406,14 +405,3 @@ def status(directory: Path) -> dict[str, bool]:
     if state is None:
         return {}
     return {p.name: p.process().alive() for p in state.processes}
-
-
-def ensure_started(
-    config: ClusterConfig, on_build: Callable[[], None] | None = None
-) -> LocalCluster:
-    """Build (or reuse) the binaries and bring a cluster up."""
-    if on_build is not None and build.cached() is None:
-        on_build()
-    cluster = LocalCluster(config, build.ensure_binaries())
-    cluster.up()
-    return cluster

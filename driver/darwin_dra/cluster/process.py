@@ -131,9 +131,10 @@ def _pid_runs(pid: int, executable: str) -> bool:
     """True if `pid` is alive and still runs `executable` (a recycled pid is not ours)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-    except (OSError, UnicodeDecodeError):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
         return False
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
-    return cmdline == executable
+    # A script shows up as its interpreter followed by the script path.
+    return executable.encode() in cmdline[:2]
