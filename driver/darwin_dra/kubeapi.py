@@ -1,0 +1,254 @@
+"""The driver's one door to the API server (cluster/kube.py will merge into it).
+
+resource.k8s.io/v1 objects travel as plain dicts through the generic custom-objects API: the
+Python client's models lag the v1 fields and would silently drop them on a round trip. Every
+client error becomes NotFound, Conflict, Unavailable or KubeApiError, so no caller ever sees
+the client's types.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+GROUP = "resource.k8s.io"
+VERSION = "v1"
+SLICES = "resourceslices"
+CLAIMS = "resourceclaims"
+CLASSES = "deviceclasses"
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+
+class KubeApiError(Exception):
+    """The API server refused a request; ``status`` is the HTTP status (0: no answer)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(KubeApiError):
+    pass
+
+
+class Conflict(KubeApiError):
+    """Stale resourceVersion on update, or the object already exists on create."""
+
+
+class Unavailable(KubeApiError):
+    """No usable answer: connection refused or reset, timeout, 429 or a 5xx. Retry later."""
+
+
+class ConfigError(KubeApiError):
+    """No kubeconfig and not running in a pod, or a kubeconfig that cannot be used."""
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        detail = json.loads(exc.body or "{}").get("message", "")
+    except (ValueError, AttributeError):
+        detail = ""
+    return f"HTTP {exc.status} {exc.reason}: {detail}".strip()
+
+
+def _call(fn: Callable[[], T]) -> T:
+    """Run one client call, translating its exceptions."""
+    try:
+        return fn()
+    except ApiException as exc:
+        status = int(exc.status or 0)
+        text = _message(exc)
+        if status == 404:
+            raise NotFound(text, status) from None
+        if status == 409:
+            raise Conflict(text, status) from None
+        if status == 429 or status >= 500 or status == 0:
+            raise Unavailable(text, status) from None
+        raise KubeApiError(text, status) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        # MaxRetryError, ProtocolError, timeouts, connection refused: the server is away.
+        raise Unavailable(f"API server unreachable: {type(exc).__name__}: {exc}") from None
+
+
+@dataclass
+class Kube:
+    """A connected client; cheap to share across threads (urllib3 pools connections)."""
+
+    api: Any  # kubernetes.client.ApiClient
+    timeout_s: float = 10.0
+
+    @property
+    def _custom(self) -> Any:
+        return client.CustomObjectsApi(self.api)
+
+    def close(self) -> None:
+        self.api.close()
+
+    # ---- ResourceSlices (cluster scoped) ----
+    def list_slices(self, driver: str, node: str) -> list[Obj]:
+        selector = f"spec.nodeName={node},spec.driver={driver}"
+        out = _call(
+            lambda: self._custom.list_cluster_custom_object(
+                GROUP, VERSION, SLICES, field_selector=selector, _request_timeout=self.timeout_s
+            )
+        )
+        items: list[Obj] = out.get("items", [])
+        return items
+
+    def create_slice(self, body: Obj) -> Obj:
+        out: Obj = _call(
+            lambda: self._custom.create_cluster_custom_object(
+                GROUP, VERSION, SLICES, body, _request_timeout=self.timeout_s
+            )
+        )
+        return out
+
+    def update_slice(self, body: Obj) -> Obj:
+        """Replace; body.metadata.resourceVersion must be the one read (else Conflict)."""
+        name = body["metadata"]["name"]
+        out: Obj = _call(
+            lambda: self._custom.replace_cluster_custom_object(
+                GROUP, VERSION, SLICES, name, body, _request_timeout=self.timeout_s
+            )
+        )
+        return out
+
+    def delete_slice(self, name: str, resource_version: str | None = None) -> None:
+        """Delete; with a resourceVersion only that version (else Conflict). Gone is fine."""
+        opts: Obj = {"preconditions": {"resourceVersion": resource_version}}
+        try:
+            _call(
+                lambda: self._custom.delete_cluster_custom_object(
+                    GROUP,
+                    VERSION,
+                    SLICES,
+                    name,
+                    body=opts if resource_version else {},
+                    _request_timeout=self.timeout_s,
+                )
+            )
+        except NotFound:
+            return
+
+    def get_slice(self, name: str) -> Obj:
+        out: Obj = _call(
+            lambda: self._custom.get_cluster_custom_object(
+                GROUP, VERSION, SLICES, name, _request_timeout=self.timeout_s
+            )
+        )
+        return out
+
+    # ---- ResourceClaims (namespaced) ----
+    def get_claim(self, namespace: str, name: str) -> Obj:
+        out: Obj = _call(
+            lambda: self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, CLAIMS, name, _request_timeout=self.timeout_s
+            )
+        )
+        return out
+
+    def create_claim(self, namespace: str, body: Obj) -> Obj:
+        out: Obj = _call(
+            lambda: self._custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, CLAIMS, body, _request_timeout=self.timeout_s
+            )
+        )
+        return out
+
+    def delete_claim(self, namespace: str, name: str) -> None:
+        try:
+            _call(
+                lambda: self._custom.delete_namespaced_custom_object(
+                    GROUP, VERSION, namespace, CLAIMS, name, _request_timeout=self.timeout_s
+                )
+            )
+        except NotFound:
+            return
+
+    def replace_claim_status(self, claim: Obj) -> Obj:
+        """PUT the claim's status subresource; claim.metadata.resourceVersion guards it."""
+        meta = claim["metadata"]
+        out: Obj = _call(
+            lambda: self._custom.replace_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                meta["namespace"],
+                CLAIMS,
+                meta["name"],
+                claim,
+                _request_timeout=self.timeout_s,
+            )
+        )
+        return out
+
+    def update_claim_status(
+        self,
+        namespace: str,
+        name: str,
+        change: Callable[[Obj], Obj | None],
+        attempts: int = 5,
+    ) -> Obj | None:
+        """Read, apply ``change`` (returns the new claim or None for nothing to do), write.
+
+        Retries on Conflict with a fresh read, so entries other writers (other drivers, the
+        scheduler) put in the status survive.
+        """
+        for attempt in range(attempts):
+            current = self.get_claim(namespace, name)
+            updated = change(current)
+            if updated is None:
+                return None
+            try:
+                return self.replace_claim_status(updated)
+            except Conflict:
+                if attempt == attempts - 1:
+                    raise
+        return None
+
+    # ---- DeviceClasses (cluster scoped) ----
+    def get_device_class(self, name: str) -> Obj:
+        out: Obj = _call(
+            lambda: self._custom.get_cluster_custom_object(
+                GROUP, VERSION, CLASSES, name, _request_timeout=self.timeout_s
+            )
+        )
+        return out
+
+    def create_device_class(self, body: Obj) -> Obj:
+        out: Obj = _call(
+            lambda: self._custom.create_cluster_custom_object(
+                GROUP, VERSION, CLASSES, body, _request_timeout=self.timeout_s
+            )
+        )
+        return out
+
+    def server_version(self) -> str:
+        info = _call(lambda: client.VersionApi(self.api).get_code(_request_timeout=self.timeout_s))
+        return str(info.git_version)
+
+
+def connect(kubeconfig: Path | None = None, timeout_s: float = 10.0) -> Kube:
+    """A client from ``kubeconfig``, or from the pod's service account when it is None."""
+    try:
+        if kubeconfig is not None:
+            api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        else:
+            cfg = client.Configuration()
+            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+            api = client.ApiClient(cfg)
+    except (ConfigException, OSError) as exc:
+        where = str(kubeconfig) if kubeconfig else "in-cluster service account"
+        raise ConfigError(f"cannot load Kubernetes client config from {where}: {exc}") from None
+    # The client's default retries hide an absent server for minutes; we back off ourselves.
+    api.configuration.retries = False
+    return Kube(api, timeout_s)

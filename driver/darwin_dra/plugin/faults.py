@@ -1,0 +1,128 @@
+"""The fault file: the simulated hardware health monitor's findings.
+
+``darwin-dra fault inject|clear`` edits ``<state-dir>/faults.yaml``; the plugin polls it and
+applies the difference to the engine. A file stands in for the monitor so that a test, an
+operator or a chaos script can break a chip of a running plugin without talking to it.
+"""
+
+from __future__ import annotations
+
+import enum
+import fcntl
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from darwin_dra.engine import FaultKind
+from darwin_dra.plugin.atomic import atomic_write
+
+FILE_NAME = "faults.yaml"
+API_VERSION = "darwin.snn.io/v1alpha1"
+KIND = "FaultList"
+
+
+class FaultFileError(ValueError):
+    pass
+
+
+class Kind(enum.StrEnum):
+    CORE = "core"
+    DOMAIN = "domain"
+    LINK = "link"
+    CHIP = "chip"
+
+    @property
+    def engine(self) -> FaultKind:
+        return FaultKind[self.name]
+
+
+@dataclass(frozen=True, order=True)
+class Fault:
+    chip: int
+    kind: Kind
+    index: int = 0  # core, domain or link index; 0 for a whole chip
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chip": self.chip, "kind": self.kind.value, "index": self.index}
+
+
+def fault_path(state_dir: Path) -> Path:
+    return state_dir / FILE_NAME
+
+
+def parse(data: Any, source: str) -> frozenset[Fault]:
+    if data is None:
+        return frozenset()
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        raise FaultFileError(f"{source}: must be a {KIND} object")
+    items = data.get("faults") or []
+    if not isinstance(items, list):
+        raise FaultFileError(f"{source}: faults must be a list")
+    out = set()
+    for i, item in enumerate(items):
+        where = f"{source}: faults[{i}]"
+        if not isinstance(item, dict) or set(item) - {"chip", "kind", "index"}:
+            raise FaultFileError(f"{where}: needs chip, kind and index only")
+        chip, index = item.get("chip"), item.get("index", 0)
+        if not isinstance(chip, int) or chip < 0 or not isinstance(index, int) or index < 0:
+            raise FaultFileError(f"{where}: chip and index must be integers >= 0")
+        try:
+            kind = Kind(str(item.get("kind")))
+        except ValueError:
+            raise FaultFileError(
+                f"{where}: kind must be one of {', '.join(k.value for k in Kind)}"
+            ) from None
+        out.add(Fault(chip, kind, 0 if kind is Kind.CHIP else index))
+    return frozenset(out)
+
+
+def load(path: Path) -> frozenset[Fault]:
+    """The faults the file lists; none when it does not exist."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return frozenset()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise FaultFileError(f"{path}: not YAML: {exc}") from None
+    return parse(data, str(path))
+
+
+def dump(faults: Iterable[Fault]) -> bytes:
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "faults": [f.to_json() for f in sorted(faults)],
+    }
+    return yaml.safe_dump(body, sort_keys=False).encode()
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    # Two CLI calls at once must not lose each other's edit.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def edit(path: Path, add: Iterable[Fault] = (), remove: Iterable[Fault] = ()) -> frozenset[Fault]:
+    """Add and remove faults in the file; returns what it lists afterwards."""
+    with _locked(path):
+        faults = (load(path) | frozenset(add)) - frozenset(remove)
+        atomic_write(path, dump(faults), mode=0o644)
+        return faults
+
+
+def diff(applied: frozenset[Fault], wanted: frozenset[Fault]) -> tuple[list[Fault], list[Fault]]:
+    """(to inject, to clear), each sorted, to move the engine from ``applied`` to ``wanted``."""
+    return sorted(wanted - applied), sorted(applied - wanted)

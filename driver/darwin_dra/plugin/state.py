@@ -1,0 +1,349 @@
+"""What a claim gets on this node, decided without side effects.
+
+From the claim's allocation (results of driver darwin.snn.io in this node's pool) to partition
+intents for the engine, then from the engine's answer to CDI devices and ``status.devices``
+entries. Every problem is a ClaimError whose message tells the user what to change.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from darwin_dra.plugin import cdi
+from darwin_dra.plugin.config import (
+    DRIVER_NAME,
+    ConfigError,
+    PartitionConfig,
+    entries_from_allocation,
+    merge_for_requests,
+    parse_partition_config,
+)
+from darwin_dra.plugin.slices import ChipView, partitions
+
+Obj = dict[str, Any]
+READY = "Ready"
+
+
+class ClaimError(ValueError):
+    """This claim cannot be prepared here; the message is what the user sees."""
+
+
+@dataclass(frozen=True)
+class DeviceIntent:
+    """One allocated device turned into an engine partition request."""
+
+    request: str
+    device: str
+    chip: int
+    domains: tuple[int, ...]
+    shared: bool
+    keps: int  # thousands of events/s: the grant (shared) or the partition's share (exclusive)
+    share_id: str | None
+    config: PartitionConfig
+
+    def to_json(self) -> Obj:
+        return {
+            "request": self.request,
+            "device": self.device,
+            "chip": self.chip,
+            "domains": list(self.domains),
+            "shared": self.shared,
+            "keps": self.keps,
+            "shareId": self.share_id,
+            "config": self.config.to_dict(),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> DeviceIntent:
+        return cls(
+            request=str(obj["request"]),
+            device=str(obj["device"]),
+            chip=int(obj["chip"]),
+            domains=tuple(int(d) for d in obj["domains"]),
+            shared=bool(obj["shared"]),
+            keps=int(obj["keps"]),
+            share_id=obj.get("shareId"),
+            config=parse_partition_config(obj["config"], "intent.config"),
+        )
+
+
+@dataclass(frozen=True)
+class ClaimPlan:
+    uid: str
+    namespace: str
+    name: str
+    pool: str
+    devices: tuple[DeviceIntent, ...]
+
+    def intent(self) -> Obj:
+        """The checkpoint's PrepareStarted payload: enough to redo or undo the prepare."""
+        return {"pool": self.pool, "devices": [d.to_json() for d in self.devices]}
+
+    @classmethod
+    def from_intent(
+        cls, uid: str, namespace: str, name: str, intent: Mapping[str, Any]
+    ) -> ClaimPlan:
+        return cls(
+            uid=uid,
+            namespace=namespace,
+            name=name,
+            pool=str(intent["pool"]),
+            devices=tuple(DeviceIntent.from_json(d) for d in intent["devices"]),
+        )
+
+
+@dataclass(frozen=True)
+class PreparedPartition:
+    """The engine's answer for one device intent."""
+
+    intent: DeviceIntent
+    partition_id: int
+    cores: tuple[int, ...]
+
+
+# ---- quantities ----
+
+_QUANTITY = re.compile(
+    r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$"
+)
+_SUFFIX = {
+    "": Fraction(1),
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 1000),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "E": Fraction(10**18),
+    **{s: Fraction(1024**i) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"), 1)},
+}
+
+
+def parse_quantity(text: str) -> Fraction:
+    """A Kubernetes quantity (``250``, ``1500m``, ``2k``, ``1Ki``, ``1e3``) as an exact number."""
+    m = _QUANTITY.match(str(text).strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity")
+    number, exponent, suffix = m.groups()
+    value = Fraction(number)
+    if exponent:
+        value *= Fraction(10) ** int(exponent[1:])
+    return value * _SUFFIX[suffix or ""]
+
+
+# ---- devices ----
+
+
+def device_domains(chips: Mapping[int, ChipView]) -> dict[str, tuple[int, tuple[int, ...], bool]]:
+    """Every device name this node publishes -> (chip, domains, shared), the same table the
+    slice builder publishes from, so a name can never mean two different core sets."""
+    out: dict[str, tuple[int, tuple[int, ...], bool]] = {}
+    for chip in chips.values():
+        for part in partitions(chip):
+            out[part.name] = (chip.chip, part.domains, part.shared)
+    return out
+
+
+def _exclusive_keps(chip: ChipView, domains: Sequence[int]) -> int:
+    by_index = {d.index: d.cores for d in chip.domains}
+    cores = sum(by_index[d] for d in domains)
+    return chip.keps * cores // max(chip.n_cores, 1)
+
+
+def _allocation(claim: Obj, where: str) -> Obj:
+    allocation = (claim.get("status") or {}).get("allocation")
+    if not isinstance(allocation, dict):
+        raise ClaimError(
+            f"{where} is not allocated: the scheduler has not placed it yet, or it was "
+            "deallocated; the kubelet should not prepare it now"
+        )
+    return allocation
+
+
+def plan_claim(
+    claim: Obj,
+    uid: str,
+    node: str,
+    chips: Mapping[int, ChipView],
+    table: Mapping[str, tuple[int, tuple[int, ...], bool]] | None = None,
+) -> ClaimPlan:
+    """The partition intents of one claim on this node (pool = node name)."""
+    meta = claim.get("metadata") or {}
+    namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    where = f"ResourceClaim {namespace}/{name}"
+    if meta.get("uid") != uid:
+        raise ClaimError(
+            f"{where} has UID {meta.get('uid')!r} but the kubelet asked for {uid!r}: the claim "
+            "was deleted and recreated; the kubelet will retry with the new one"
+        )
+    allocation = _allocation(claim, where)
+    devices = allocation.get("devices") or {}
+    results = [
+        r
+        for r in devices.get("results") or []
+        if r.get("driver") == DRIVER_NAME and r.get("pool") == node
+    ]
+    table = table if table is not None else device_domains(chips)
+    try:
+        configs = merge_for_requests(
+            entries_from_allocation(devices.get("config") or []),
+            [str(r.get("request", "")) for r in results],
+        )
+    except ConfigError as exc:
+        raise ClaimError(f"{where}: invalid {DRIVER_NAME} config at {exc}") from None
+    seen: set[tuple[str, str | None]] = set()
+    intents: list[DeviceIntent] = []
+    for i, result in enumerate(results):
+        request, device = str(result.get("request", "")), str(result.get("device", ""))
+        share_id = result.get("shareID")
+        at = f"{where}: status.allocation.devices.results[{i}] ({request} -> {device})"
+        if result.get("adminAccess"):
+            raise ClaimError(
+                f"{at}: adminAccess is not supported by {DRIVER_NAME}; request the device "
+                "without adminAccess"
+            )
+        if device not in table:
+            raise ClaimError(
+                f"{at}: node {node} publishes no device {device!r}; its slices may have changed "
+                "since allocation: delete the claim so the scheduler allocates it again"
+            )
+        if (device, share_id) in seen:
+            raise ClaimError(f"{at}: device {device} is allocated twice to this claim")
+        seen.add((device, share_id))
+        chip_id, domains, shared = table[device]
+        chip = chips[chip_id]
+        config = configs[request]
+        if config.learning and not chip.on_chip_learning:
+            raise ClaimError(
+                f"{at}: config asks for learning but chip model {chip.model} has no on-chip "
+                "learning; set learning: false or select a model with onChipLearning"
+            )
+        keps = _granted_keps(result, at) if shared else _exclusive_keps(chip, domains)
+        intents.append(
+            DeviceIntent(request, device, chip_id, domains, shared, keps, share_id, config)
+        )
+    return ClaimPlan(uid, namespace, name, node, tuple(intents))
+
+
+def _granted_keps(result: Obj, at: str) -> int:
+    consumed = result.get("consumedCapacity") or {}
+    raw = consumed.get("keps")
+    if raw is None:
+        raise ClaimError(
+            f"{at}: a shared device needs consumedCapacity.keps in the allocation; is the "
+            "DRAConsumableCapacity feature enabled on the scheduler?"
+        )
+    try:
+        keps = math.ceil(parse_quantity(raw))
+    except ValueError as exc:
+        raise ClaimError(f"{at}: consumedCapacity.keps: {exc}") from None
+    if keps <= 0:
+        raise ClaimError(f"{at}: consumedCapacity.keps must be positive, got {raw}")
+    return keps
+
+
+# ---- results: CDI and status ----
+
+
+def socket_dir(root: Path, claim_uid: str, intent: DeviceIntent) -> Path:
+    return root / cdi.cdi_device_name(claim_uid, intent.request, intent.device)
+
+
+def cdi_devices(
+    plan: ClaimPlan, prepared: Sequence[PreparedPartition], socket_root: Path
+) -> list[cdi.PartitionDevice]:
+    return [
+        cdi.PartitionDevice(
+            request=p.intent.request,
+            device=p.intent.device,
+            partition_id=p.partition_id,
+            cores=p.cores,
+            keps=p.intent.keps,
+            socket_dir=socket_dir(socket_root, plan.uid, p.intent),
+        )
+        for p in prepared
+    ]
+
+
+def spike_endpoint(claim_uid: str, intent: DeviceIntent) -> str:
+    name = cdi.cdi_device_name(claim_uid, intent.request, intent.device)
+    return f"unix://{cdi.CONTAINER_ROOT}/{name}/{cdi.SPIKE_SOCKET}"
+
+
+def status_entries(
+    plan: ClaimPlan, prepared: Sequence[PreparedPartition], chips: Mapping[int, ChipView], now: str
+) -> list[Obj]:
+    """``status.devices`` entries for this claim's devices on this node."""
+    out: list[Obj] = []
+    for p in prepared:
+        intent = p.intent
+        chip = chips[intent.chip]
+        entry: Obj = {
+            "driver": DRIVER_NAME,
+            "pool": plan.pool,
+            "device": intent.device,
+            "conditions": [
+                {
+                    "type": READY,
+                    "status": "True",
+                    "reason": "PartitionPrepared",
+                    "message": (
+                        f"engine partition {p.partition_id}: {len(p.cores)} cores on chip "
+                        f"{chip.chip} ({chip.serial})"
+                    ),
+                    "lastTransitionTime": now,
+                }
+            ],
+            "data": {
+                "cores": len(p.cores),
+                "coreList": cdi.compact_ranges(p.cores),
+                "chip": chip.chip,
+                "serial": chip.serial,
+                "partition": p.partition_id,
+                "measuredKeps": intent.keps,
+                "kepsSource": "granted"
+                if intent.shared
+                else ("measured" if chip.keps_measured else "nominal"),
+                "spikeEndpoint": spike_endpoint(plan.uid, intent),
+                "config": intent.config.to_dict(),
+            },
+        }
+        if intent.share_id is not None:
+            entry["shareID"] = intent.share_id
+        out.append(entry)
+    return out
+
+
+def with_status(claim: Obj, pool: str, entries: Sequence[Obj]) -> Obj | None:
+    """The claim with our entries for ``pool`` replaced by ``entries`` (others untouched);
+    None when nothing would change apart from condition timestamps."""
+
+    def ours(e: Obj) -> bool:
+        return bool(e.get("driver") == DRIVER_NAME and e.get("pool") == pool)
+
+    status = dict(claim.get("status") or {})
+    current = [e for e in status.get("devices") or [] if ours(e)]
+    if _without_times(current) == _without_times(entries):
+        return None
+    others = [e for e in status.get("devices") or [] if not ours(e)]
+    status["devices"] = others + list(entries)
+    return {**claim, "status": status}
+
+
+def _without_times(entries: Sequence[Obj]) -> list[Obj]:
+    out = []
+    for e in entries:
+        conds = [
+            {k: v for k, v in c.items() if k != "lastTransitionTime"}
+            for c in e.get("conditions") or []
+        ]
+        out.append({**e, "conditions": conds})
+    return sorted(out, key=lambda e: (e.get("device", ""), e.get("shareID") or ""))
