@@ -49,7 +49,8 @@ struct dk_thread_ctx {
     uint32_t tid, n_threads;
     uint32_t c0, c1;               /* owned cores */
     uint64_t steps, cap_per_core;
-    uint64_t budget;               /* events per step for this thread, 0 = unlimited */
+    uint64_t budget;               /* events this thread may deliver this step (if rate > 0) */
+    double rate, credit;           /* KEPS share as events per step, and the unspent part */
     spike_list lists[2];
     barrier_t *barrier;
     atomic_uint *go;               /* 0 wait, 1 run, 2 abort */
@@ -177,6 +178,7 @@ static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t step
     dk_network *n = t->net;
     const uint32_t cu = n->cores_used, c0 = t->c0, c1 = t->c1, mask = n->n_slots - 1;
     const uint64_t cap = t->cap_per_core, budget = t->budget;
+    const bool limited = t->rate > 0;
     const float *wtab = n->wtab;
     const bool compact = n->compact;
     for (uint32_t s = 0; s < list->n; s++) {
@@ -192,7 +194,7 @@ static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t step
             const uint32_t sl = (uint32_t)(step + sg->delay) & mask;
             uint32_t *q = n->core_slot_events + (size_t)sl * cu + core;
             if (*q + (uint64_t)len > cap) { t->drop_q += len; continue; }
-            if (budget && *used + len > budget) { t->drop_b += len; continue; }
+            if (limited && *used + len > budget) { t->drop_b += len; continue; }
             *q += len;
             *used += len;
             n->core_events[core] += len;
@@ -266,11 +268,19 @@ static void *thread_main(void *arg) {
         if (t->tid == 0) {
             for (uint32_t j = 0; j < t->n_threads; j++) record_spikes(n, &t->all[j].lists[par], step);
         }
+        /* KEPS share as a token bucket: fractional shares add up across steps, and at most
+         * one step of unspent share carries over, so the long-run rate is the share. */
+        if (t->rate > 0) {
+            t->credit = t->credit + t->rate;
+            if (t->credit > 2 * t->rate + 1) t->credit = 2 * t->rate + 1;
+            t->budget = (uint64_t)t->credit;
+        }
         /* Same order for any thread count: neurons in ascending order, then inputs. */
         uint64_t used = 0;
         for (uint32_t j = 0; j < t->n_threads; j++) deliver_list(t, &t->all[j].lists[par], step, &used);
         deliver_list(t, &t->all[0].inputs[par], step, &used);
         t->events += used;
+        if (t->rate > 0) t->credit -= (double)used;
         uint64_t t3 = now_ns();
         t->update_ns += t1 - t0;
         t->deliver_ns += t3 - t2;
@@ -324,9 +334,9 @@ int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
         t->c1 = (uint32_t)((uint64_t)n->cores_used * (j + 1) / nt);
         t->steps = steps;
         t->cap_per_core = cap;
-        /* A share of 2^64 events or more is unlimited: converting it to uint64_t is undefined. */
+        /* A share of 2^53 events a step or more is unlimited (and stays exact in a double). */
         double share = per_step * (t->c1 - t->c0) / n->cores_used;
-        t->budget = p->keps_budget && share < 18446744073709551615.0 ? (uint64_t)share + 1 : 0;
+        t->rate = p->keps_budget && share < 9007199254740992.0 ? share : 0.0;
         t->barrier = &barrier;
         t->go = &go;
         t->all = ctx;
