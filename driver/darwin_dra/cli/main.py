@@ -14,6 +14,8 @@ SUBCOMMANDS = (
     "darwin_dra.cli.inventory",
     "darwin_dra.cli.bench",
     "darwin_dra.cli.cluster",
+    "darwin_dra.cli.kubelet_plugin",
+    "darwin_dra.cli.fault",
 )
 
 

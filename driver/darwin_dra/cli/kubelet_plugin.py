@@ -1,0 +1,115 @@
+"""`darwin-dra kubelet-plugin`: the per-node DRA plugin process (a DaemonSet pod in a cluster).
+
+Every flag has an environment-variable twin (the DaemonSet sets the env from the downward API);
+a flag given on the command line wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from darwin_dra.hardware.errors import HardwareFileError
+from darwin_dra.kubeapi import KubeApiError
+from darwin_dra.kubelet.server import SocketInUseError
+
+# flag, env, default, help
+_PATHS: tuple[tuple[str, str, str | None, str], ...] = (
+    ("--inventory", "DARWIN_INVENTORY", None, "inventory YAML listing this node's chips"),
+    ("--profiles", "DARWIN_PROFILES", None, "directory of chip profiles (default: built in)"),
+    ("--kubeconfig", "KUBECONFIG", None, "kubeconfig (default: in-cluster service account)"),
+    (
+        "--plugins-registry-dir",
+        "PLUGINS_REGISTRY_DIR",
+        "/var/lib/kubelet/plugins_registry",
+        "kubelet plugin registration directory",
+    ),
+    ("--plugins-dir", "PLUGINS_DIR", "/var/lib/kubelet/plugins", "kubelet plugins directory"),
+    ("--cdi-dir", "CDI_DIR", "/var/run/cdi", "where CDI specs are written"),
+    ("--state-dir", "DARWIN_STATE_DIR", "/var/lib/darwin-dra", "checkpoint, lock, fault file"),
+)
+
+
+def _env(name: str, default: str | None) -> str | None:
+    return os.environ.get(name) or default
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("kubelet-plugin", help="run the node's DRA kubelet plugin")
+    p.add_argument("--node-name", default=_env("NODE_NAME", None), help="this node (env NODE_NAME)")
+    for flag, env, default, text in _PATHS:
+        value = _env(env, default)
+        p.add_argument(
+            flag,
+            type=Path,
+            default=Path(value) if value else None,
+            help=f"{text} (env {env}{'; default ' + default if default else ''})",
+        )
+    p.add_argument(
+        "--pod-uid",
+        default=_env("POD_UID", None),
+        help="pod UID for per-instance socket names during rolling updates (env POD_UID)",
+    )
+    port = _env("METRICS_PORT", None)
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(port) if port else None,
+        help="serve Prometheus metrics on this port (env METRICS_PORT; default off)",
+    )
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        default=_env("DARWIN_CALIBRATE", "") in ("1", "true"),
+        help="measure KEPS at start (one whole-chip run per model) instead of nominal "
+        "(env DARWIN_CALIBRATE=true)",
+    )
+    p.add_argument(
+        "--fault-poll-seconds",
+        type=float,
+        default=float(_env("DARWIN_FAULT_POLL_SECONDS", "1.0") or 1.0),
+        help="how often the fault file is read (env DARWIN_FAULT_POLL_SECONDS)",
+    )
+    p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"), help="env LOG_LEVEL")
+    p.set_defaults(func=run)
+
+
+def options(args: argparse.Namespace) -> Any:
+    from darwin_dra.plugin.app import PluginOptions
+
+    missing = [
+        f for f, v in (("--node-name", args.node_name), ("--inventory", args.inventory)) if not v
+    ]
+    if missing:
+        raise ValueError(f"{' and '.join(missing)} required (or NODE_NAME / DARWIN_INVENTORY)")
+    return PluginOptions(
+        node=args.node_name,
+        inventory=args.inventory,
+        profiles=args.profiles,
+        kubeconfig=args.kubeconfig,
+        plugins_registry=args.plugins_registry_dir,
+        plugins_dir=args.plugins_dir,
+        cdi_dir=args.cdi_dir,
+        state_dir=args.state_dir,
+        pod_uid=args.pod_uid or None,
+        metrics_port=args.metrics_port,
+        calibrate=args.calibrate,
+        fault_poll_s=args.fault_poll_seconds,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from darwin_dra.plugin import logs
+    from darwin_dra.plugin.app import run_until_signal
+
+    logs.configure(args.log_level.upper())
+    try:
+        opts = options(args)
+        return asyncio.run(run_until_signal(opts))
+    except (ValueError, KeyError, HardwareFileError, KubeApiError, SocketInUseError) as exc:
+        print(f"darwin-dra kubelet-plugin: {exc}", file=sys.stderr)
+        return 2
