@@ -25,6 +25,7 @@ UNAVAILABLE_MARKER = "DARWIN_BENCH_UNAVAILABLE "
 EXIT_UNAVAILABLE = 3
 
 PEER_MODULES: dict[str, str] = {
+    "engine": "darwin_dra.bench.peer_engine",
     "nest": "darwin_dra.bench.peer_nest",
     "brian2": "darwin_dra.bench.peer_brian2",
 }
@@ -46,6 +47,7 @@ def run_peer(
     *,
     seed: int = DEFAULT_SEED,
     python: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> BenchResult | PeerUnavailable:
     """Run peer `name` ("nest" or "brian2") on `cfg` in a subprocess and parse its result.
 
@@ -64,6 +66,7 @@ def run_peer(
         json.dumps(cfg.to_dict()),
         "--seed",
         str(seed),
+        *extra_args,
     ]
     try:
         proc = subprocess.run(

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import subprocess
 import sys
 
 from darwin_dra.bench.brunel import DEFAULT_SEED, BenchResult, BrunelConfig
-from darwin_dra.bench.peers import PeerUnavailable, child_env, parse_peer_output, run_peer
+from darwin_dra.bench.peers import PeerUnavailable, run_peer
 from darwin_dra.bench.table import Row, render, to_json
 
 
@@ -46,25 +44,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_engine(cfg: BrunelConfig, threads: int, timeout: float, seed: int) -> Row:
     """The engine in its own process, so its peak memory is its own, as for the peers."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "darwin_dra.bench.peer_engine",
-        "--json",
-        "--threads",
-        str(threads),
-        "--config",
-        json.dumps(cfg.to_dict()),
-        "--seed",
-        str(seed),
-    ]
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env=child_env(), check=False
-        )
-    except subprocess.TimeoutExpired:
-        return PeerUnavailable("darwin engine", f"timeout after {timeout:g} s")
-    return parse_peer_output("darwin engine", proc.returncode, proc.stdout, proc.stderr)
+    return run_peer("engine", cfg, timeout, seed=seed, extra_args=["--threads", str(threads)])
 
 
 def engine_details(rows: list[Row]) -> str:
@@ -142,5 +122,5 @@ def run_engine_bench(args: argparse.Namespace) -> int:
         )
         print("speed x, mem x: first row divided by the row (events/s, peak memory)")
         print(engine_details(rows))
-    failed = [r for r in rows if isinstance(r, PeerUnavailable) and r.name == "darwin engine"]
+    failed = [r for r in rows if isinstance(r, PeerUnavailable) and r.name == "engine"]
     return 1 if failed else 0
