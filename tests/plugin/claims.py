@@ -1,0 +1,72 @@
+"""ResourceClaim bodies as the API server returns them, and an in-memory claim store."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from darwin_dra.kubeapi import Conflict, NotFound
+
+DRIVER = "darwin.snn.io"
+Obj = dict[str, Any]
+
+
+def result(device: str, pool: str, request: str = "r", **extra: Any) -> Obj:
+    return {"request": request, "driver": DRIVER, "pool": pool, "device": device, **extra}
+
+
+def opaque(source: str, params: Obj, requests: list[str] | None = None) -> Obj:
+    entry: Obj = {"source": source, "opaque": {"driver": DRIVER, "parameters": params}}
+    if requests:
+        entry["requests"] = requests
+    return entry
+
+
+def claim(uid: str, results: list[Obj], config: list[Obj] | None = None, ns: str = "ns") -> Obj:
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaim",
+        "metadata": {"name": f"c-{uid}", "namespace": ns, "uid": uid, "resourceVersion": "1"},
+        "spec": {},
+        "status": {"allocation": {"devices": {"results": results, "config": config or []}}},
+    }
+
+
+class ClaimStore:
+    """Just enough of kubeapi.Kube for the driver: get and status update with versions."""
+
+    def __init__(self, *claims: Obj) -> None:
+        self.claims = {(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in claims}
+        self.status_writes = 0
+        self.fail_status: Exception | None = None
+
+    def add(self, *claims: Obj) -> None:
+        for c in claims:
+            self.claims[(c["metadata"]["namespace"], c["metadata"]["name"])] = c
+
+    def get_claim(self, namespace: str, name: str) -> Obj:
+        try:
+            return copy.deepcopy(self.claims[(namespace, name)])
+        except KeyError:
+            raise NotFound(f"{namespace}/{name} not found", 404) from None
+
+    def update_claim_status(
+        self, namespace: str, name: str, change: Callable[[Obj], Obj | None], attempts: int = 5
+    ) -> Obj | None:
+        if self.fail_status is not None:
+            raise self.fail_status
+        current = self.get_claim(namespace, name)
+        new = change(current)
+        if new is None:
+            return None
+        if (
+            new["metadata"]["resourceVersion"]
+            != self.claims[(namespace, name)]["metadata"]["resourceVersion"]
+        ):
+            raise Conflict("stale", 409)
+        new = copy.deepcopy(new)
+        new["metadata"]["resourceVersion"] = str(int(new["metadata"]["resourceVersion"]) + 1)
+        self.claims[(namespace, name)] = new
+        self.status_writes += 1
+        return new

@@ -1,0 +1,201 @@
+"""plugin/state.py: allocation results to partition intents, CDI devices and status entries."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from darwin_dra.engine import Engine
+from darwin_dra.hardware.model import ChipProfile
+from darwin_dra.plugin import state
+from darwin_dra.plugin.slices import ChipView
+
+from tests.plugin.claims import claim, opaque, result
+
+NODE = "node-a"
+
+
+@pytest.fixture
+def views(engine: Engine, darwin3: ChipProfile) -> dict[int, ChipView]:
+    return {c.id: ChipView.from_info(c, darwin3) for c in engine.chips()}
+
+
+def _plan(
+    views: dict[int, ChipView], *results: dict, config: list | None = None
+) -> state.ClaimPlan:
+    return state.plan_claim(claim("u1", list(results), config), "u1", NODE, views)
+
+
+@pytest.mark.parametrize(
+    ("device", "chip", "domains", "shared"),
+    [
+        ("chip-1", 1, tuple(range(36)), False),
+        ("chip-0-half-1", 0, tuple(range(18, 36)), False),
+        ("chip-0-quad-4", 0, (14, 15, 20, 21), False),
+        ("chip-1-domain-35", 1, (35,), False),
+        ("chip-0-shared-0", 0, tuple(range(18)), True),
+    ],
+)
+def test_device_names_map_to_the_published_domains(
+    views: dict[int, ChipView], device: str, chip: int, domains: tuple[int, ...], shared: bool
+) -> None:
+    extra = {"consumedCapacity": {"keps": "250"}, "shareID": "s1"} if shared else {}
+    [intent] = _plan(views, result(device, NODE, **extra)).devices
+    assert (intent.chip, intent.domains, intent.shared) == (chip, domains, shared)
+
+
+def test_exclusive_keps_is_the_partitions_share_and_shared_keps_the_grant(
+    views: dict[int, ChipView],
+) -> None:
+    plan = _plan(
+        views,
+        result("chip-0-domain-1", NODE, "a"),
+        result("chip-1-shared-1", NODE, "b", consumedCapacity={"keps": "1500"}, shareID="x"),
+    )
+    domain, shared = plan.devices
+    assert domain.keps == views[0].keps * 16 // 575
+    assert (shared.keps, shared.share_id) == (1500, "x")
+
+
+def test_other_drivers_pools_are_ignored(views: dict[int, ChipView]) -> None:
+    other = {**result("gpu-0", NODE), "driver": "gpu.example.com"}
+    plan = _plan(views, other, result("chip-0", "node-b"), result("chip-0-domain-2", NODE))
+    assert [d.device for d in plan.devices] == ["chip-0-domain-2"]
+
+
+def test_claim_config_wins_over_class_config_field_by_field(views: dict[int, ChipView]) -> None:
+    params = {"apiVersion": "darwin.snn.io/v1alpha1", "kind": "PartitionConfig"}
+    config = [
+        opaque("FromClaim", {**params, "timestepUs": 50}),
+        opaque("FromClass", {**params, "timestepUs": 1000, "routingMode": "multicast-tree"}),
+    ]
+    [intent] = _plan(views, result("chip-0-domain-2", NODE), config=config).devices
+    assert (intent.config.timestep_us, intent.config.routing_mode) == (50, "multicast-tree")
+
+
+@pytest.mark.parametrize(
+    ("results", "config", "message"),
+    [
+        ([result("chip-9", NODE)], None, "publishes no device 'chip-9'"),
+        (
+            [result("chip-0-shared-0", NODE, shareID="s")],
+            None,
+            "needs consumedCapacity.keps",
+        ),
+        (
+            [result("chip-0-shared-0", NODE, shareID="s", consumedCapacity={"keps": "0"})],
+            None,
+            "must be positive",
+        ),
+        ([result("chip-0", NODE, adminAccess=True)], None, "adminAccess is not supported"),
+        (
+            [result("chip-0", NODE)],
+            [
+                opaque(
+                    "FromClaim",
+                    {
+                        "apiVersion": "darwin.snn.io/v1alpha1",
+                        "kind": "PartitionConfig",
+                        "timestepUs": 1,
+                    },
+                )
+            ],
+            "timestepUs: must be between",
+        ),
+        ([result("chip-0", NODE), result("chip-0", NODE, "s")], None, "allocated twice"),
+    ],
+)
+def test_bad_allocations_give_actionable_errors(
+    views: dict[int, ChipView], results: list, config: list | None, message: str
+) -> None:
+    with pytest.raises(state.ClaimError, match=message):
+        _plan(views, *results, config=config)
+
+
+def test_learning_needs_a_chip_with_on_chip_learning(views: dict[int, ChipView]) -> None:
+    from dataclasses import replace
+
+    no_learning = {i: replace(v, on_chip_learning=False) for i, v in views.items()}
+    config = [
+        opaque(
+            "FromClaim",
+            {"apiVersion": "darwin.snn.io/v1alpha1", "kind": "PartitionConfig", "learning": True},
+        )
+    ]
+    with pytest.raises(state.ClaimError, match="no on-chip learning"):
+        _plan(no_learning, result("chip-0", NODE), config=config)
+    assert _plan(views, result("chip-0", NODE), config=config).devices[0].config.learning
+
+
+def test_uid_mismatch_and_missing_allocation(views: dict[int, ChipView]) -> None:
+    body = claim("u1", [result("chip-0", NODE)])
+    with pytest.raises(state.ClaimError, match="recreated"):
+        state.plan_claim(body, "u2", NODE, views)
+    del body["status"]["allocation"]
+    with pytest.raises(state.ClaimError, match="not allocated"):
+        state.plan_claim(body, "u1", NODE, views)
+
+
+def test_intent_round_trips_through_json(views: dict[int, ChipView]) -> None:
+    plan = _plan(
+        views,
+        result("chip-0-quad-0", NODE, "a"),
+        result("chip-1-shared-0", NODE, "b", consumedCapacity={"keps": "2k"}, shareID="z"),
+    )
+    again = state.ClaimPlan.from_intent(plan.uid, plan.namespace, plan.name, plan.intent())
+    assert again == plan
+    assert again.devices[1].keps == 2000
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("250", 250),
+        ("2k", 2000),
+        ("1500m", Fraction(3, 2)),
+        ("1Ki", 1024),
+        ("1e3", 1000),
+        ("0.5", Fraction(1, 2)),
+    ],
+)
+def test_quantities(text: str, value: Fraction) -> None:
+    assert state.parse_quantity(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "k", "1kk", "1 k", "abc"])
+def test_bad_quantities(text: str) -> None:
+    with pytest.raises(ValueError, match="not a Kubernetes quantity"):
+        state.parse_quantity(text)
+
+
+def test_status_entries_and_merge_keep_other_drivers(
+    views: dict[int, ChipView], tmp_path: Path
+) -> None:
+    plan = _plan(views, result("chip-0-domain-1", NODE))
+    cores = tuple(range(15, 31))
+    prepared = [state.PreparedPartition(plan.devices[0], 7, cores)]
+    [entry] = state.status_entries(plan, prepared, views, "2026-01-01T00:00:00Z")
+    assert entry["data"]["cores"] == 16
+    assert entry["data"]["coreList"] == "15-30"
+    assert entry["data"]["spikeEndpoint"].startswith(
+        "unix:///var/run/darwin/partitions/u1-r-chip-0-domain-1"
+    )
+    assert entry["conditions"][0]["type"] == "Ready"
+    assert entry["conditions"][0]["status"] == "True"
+
+    body = claim("u1", [result("chip-0-domain-1", NODE)])
+    foreign = {"driver": "gpu.example.com", "pool": NODE, "device": "gpu-0"}
+    body["status"]["devices"] = [foreign]
+    updated = state.with_status(body, NODE, [entry])
+    assert updated is not None
+    assert updated["status"]["devices"] == [foreign, entry]
+    later = {
+        **entry,
+        "conditions": [{**entry["conditions"][0], "lastTransitionTime": "2027-01-01T00:00:00Z"}],
+    }
+    assert state.with_status(updated, NODE, [later]) is None
+
+    [cdi_dev] = state.cdi_devices(plan, prepared, tmp_path)
+    assert cdi_dev.socket_dir == tmp_path / "u1-r-chip-0-domain-1"
+    assert (cdi_dev.partition_id, cdi_dev.cores) == (7, cores)
