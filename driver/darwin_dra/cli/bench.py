@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 from darwin_dra.bench.brunel import DEFAULT_SEED, BenchResult, BrunelConfig
 from darwin_dra.bench.peers import PeerUnavailable, run_peer
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="runs per simulator; the table shows the median run by events/s"
         " (these 2-core machines are noisy)",
     )
+    engine.add_argument("--plot", type=Path, help="also draw the results into this PNG file")
     engine.set_defaults(func=run_engine_bench)
 
 
@@ -122,5 +124,14 @@ def run_engine_bench(args: argparse.Namespace) -> int:
         )
         print("speed x, mem x: first row divided by the row (events/s, peak memory)")
         print(engine_details(rows))
+    if args.plot:
+        from darwin_dra.bench.plot import plot_engine_bench
+
+        plot_engine_bench(
+            rows,
+            args.plot,
+            f"N={cfg.n}, {cfg.n_synapses:,} synapses, "
+            f"{cfg.sim_ms:g} ms timed; command: darwin-dra bench engine",
+        )
     failed = [r for r in rows if isinstance(r, PeerUnavailable) and r.name == "engine"]
     return 1 if failed else 0
