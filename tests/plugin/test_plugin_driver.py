@@ -1,0 +1,275 @@
+"""plugin/driver.py with a real engine, a real checkpoint and CDI files in temp dirs; claims come
+from an in-memory store. gRPC tests go through real unix sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import grpc
+import pytest
+from darwin_dra.engine import Engine
+from darwin_dra.hardware.model import ChipEntry, ChipProfile
+from darwin_dra.kubeapi import Unavailable
+from darwin_dra.kubelet.health_service import HealthHub
+from darwin_dra.kubelet.preparer import ClaimRef
+from darwin_dra.kubelet.proto_gen.dra_v1 import api_pb2 as v1
+from darwin_dra.kubelet.proto_gen.dra_v1 import api_pb2_grpc as v1_grpc
+from darwin_dra.kubelet.server import PluginServer, PluginServerConfig
+from darwin_dra.plugin.checkpoint import Phase
+from darwin_dra.plugin.driver import Driver, DriverConfig
+
+from tests.plugin.claims import ClaimStore, claim, result
+
+NODE = "node-a"
+
+
+class Crash(Exception):
+    pass
+
+
+def _engine(profile: ChipProfile, chips: int = 2) -> Engine:
+    eng = Engine()
+    for i in range(chips):
+        eng.add_chip(profile, ChipEntry(model="darwin3", serial=f"T-{i}", fabric="f0"))
+    return eng
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> DriverConfig:
+    return DriverConfig(NODE, tmp_path / "state", tmp_path / "cdi", lock_timeout_s=5)
+
+
+def _driver(
+    cfg: DriverConfig,
+    engine: Engine,
+    profile: ChipProfile,
+    store: ClaimStore,
+    boot: str = "boot-1",
+    **kw: object,
+) -> Driver:
+    return Driver(cfg, engine, {"darwin3": profile}, store, boot_id=lambda: boot, **kw)  # type: ignore[arg-type]
+
+
+def _ref(uid: str) -> ClaimRef:
+    return ClaimRef("ns", uid, f"c-{uid}")
+
+
+def _prepare(driver: Driver, *uids: str) -> dict:
+    return dict(asyncio.run(driver.prepare([_ref(u) for u in uids])))
+
+
+def _unprepare(driver: Driver, *uids: str) -> dict:
+    return dict(asyncio.run(driver.unprepare([_ref(u) for u in uids])))
+
+
+@pytest.fixture
+def engine2(darwin3: ChipProfile) -> Iterator[Engine]:
+    with _engine(darwin3) as eng:
+        yield eng
+
+
+def test_prepare_creates_partition_cdi_checkpoint_and_status(
+    dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
+) -> None:
+    store = ClaimStore(claim("u1", [result("chip-1-quad-0", NODE)]))
+    driver = _driver(dirs, engine2, darwin3, store)
+    res = _prepare(driver, "u1")["u1"]
+    assert res.error is None
+    [dev] = res.devices
+    assert (dev.pool_name, dev.device_name) == (NODE, "chip-1-quad-0")
+    [part] = engine2.partitions()
+    assert part.chip == 1 and len(part.cores) == 63  # domain 0 holds the controller
+    spec = json.loads((dirs.cdi_dir / "darwin.snn.io-u1.json").read_text())
+    assert dev.cdi_device_ids == (f"darwin.snn.io/partition={spec['devices'][0]['name']}",)
+    assert driver.store.load().claims["u1"].phase is Phase.PREPARE_COMPLETED
+    [entry] = store.claims[("ns", "c-u1")]["status"]["devices"]
+    assert entry["data"]["cores"] == 63
+    assert entry["data"]["partition"] == part.id
+    # A second prepare answers from the checkpoint: no new partition, no new status write.
+    assert _prepare(driver, "u1")["u1"] == res
+    assert len(engine2.partitions()) == 1
+    assert store.status_writes == 1
+
+
+def test_unprepare_frees_everything_and_unknown_claims_succeed(
+    dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
+) -> None:
+    store = ClaimStore(claim("u1", [result("chip-0", NODE)]))
+    driver = _driver(dirs, engine2, darwin3, store)
+    assert _prepare(driver, "u1")["u1"].error is None
+    assert _unprepare(driver, "u1", "never-seen") == {"u1": None, "never-seen": None}
+    assert engine2.partitions() == []
+    assert not (dirs.cdi_dir / "darwin.snn.io-u1.json").exists()
+    assert "u1" not in driver.store.load().claims
+    assert _unprepare(driver, "u1") == {"u1": None}
+
+
+def test_one_bad_claim_never_fails_the_others(
+    dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
+) -> None:
+    store = ClaimStore(
+        claim("good", [result("chip-0-domain-5", NODE)]),
+        claim("overlap", [result("chip-0-quad-2", NODE)]),  # holds domain 5 too
+        claim("unknown", [result("chip-7", NODE)]),
+    )
+    driver = _driver(dirs, engine2, darwin3, store)
+    out = _prepare(driver, "good", "overlap", "unknown", "missing")
+    assert out["good"].error is None
+    assert "failed" in (out["overlap"].error or "")
+    assert "publishes no device 'chip-7'" in (out["unknown"].error or "")
+    assert "not found" in (out["missing"].error or "")
+    assert [p.chip for p in engine2.partitions()] == [0]
+    assert set(driver.store.load().claims) == {"good"}
+    assert not (dirs.cdi_dir / "darwin.snn.io-overlap.json").exists()
+
+
+def test_shared_claims_get_their_granted_keps_as_engine_budget(
+    dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
+) -> None:
+    store = ClaimStore(
+        *(
+            claim(u, [result("chip-0-shared-1", NODE, shareID=u, consumedCapacity={"keps": k})])
+            for u, k in (("s1", "250"), ("s2", "1k"))
+        )
+    )
+    driver = _driver(dirs, engine2, darwin3, store)
+    out = _prepare(driver, "s1", "s2")
+    assert [out[u].devices[0].share_id for u in ("s1", "s2")] == ["s1", "s2"]
+    parts = sorted(engine2.partitions(), key=lambda p: p.keps_budget)
+    assert [(p.shared, p.keps_budget) for p in parts] == [(True, 250), (True, 1000)]
+    assert parts[0].cores == parts[1].cores
+
+
+def test_crash_between_phases_is_rolled_back_and_redone_by_the_next_instance(
+    dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
+) -> None:
+    store = ClaimStore(claim("u1", [result("chip-0-half-0", NODE)]))
+
+    def crash(uids: Sequence[str]) -> None:
+        raise Crash(f"killed after PrepareStarted of {uids}")
+
+    first = _driver(dirs, engine2, darwin3, store, after_started=crash)
+    with pytest.raises(Crash):
+        _prepare(first, "u1")
+    assert first.store.load().claims["u1"].phase is Phase.PREPARE_STARTED
+
+    second = _driver(dirs, engine2, darwin3, store)
+    res = _prepare(second, "u1")["u1"]
+    assert res.error is None
+    assert len(engine2.partitions()) == 1
+    assert second.store.load().claims["u1"].phase is Phase.PREPARE_COMPLETED
+
+
+def test_reconcile_destroys_a_half_done_prepare_but_not_an_identical_completed_one(
+    dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
+) -> None:
+    share = {"consumedCapacity": {"keps": "100"}}
+    store = ClaimStore(
+        claim("done", [result("chip-0-shared-0", NODE, shareID="a", **share)]),
+        claim("half", [result("chip-0-shared-0", NODE, shareID="b", **share)]),
+    )
+    driver = _driver(dirs, engine2, darwin3, store)
+    assert _prepare(driver, "done")["done"].error is None
+    kept = engine2.partitions()[0].id
+    # "half" got as far as its partition and CDI spec when the process died.
+    plan_driver = _driver(dirs, engine2, darwin3, store, after_started=lambda u: None)
+    from darwin_dra.plugin import state
+
+    body = store.get_claim("ns", "c-half")
+    plan = state.plan_claim(body, "half", NODE, plan_driver.views())
+    cp = plan_driver.store.load().started("half", "ns", "c-half", plan.intent())
+    plan_driver.store.save(cp)
+    engine2.create_partition(0, domains=list(range(18)), shared=True, keps_budget=100)
+    (dirs.cdi_dir / "darwin.snn.io-half.json").write_text("{}")
+
+    report = _driver(dirs, engine2, darwin3, store).reconcile()
+    assert report.rolled_back == ["half"]
+    assert [p.id for p in engine2.partitions()] == [kept]
+    assert not (dirs.cdi_dir / "darwin.snn.io-half.json").exists()
+    assert set(driver.store.load().claims) == {"done"}
+
+
+def test_restart_with_a_fresh_engine_recreates_completed_partitions(
+    dirs: DriverConfig, darwin3: ChipProfile
+) -> None:
+    store = ClaimStore(claim("u1", [result("chip-1-domain-7", NODE), result("chip-0", NODE, "b")]))
+    with _engine(darwin3) as eng:
+        eng.create_partition(1, domains=[30])  # shifts ids so the rebuilt ones differ
+        assert _prepare(_driver(dirs, eng, darwin3, store), "u1")["u1"].error is None
+    with _engine(darwin3) as eng:
+        driver = _driver(dirs, eng, darwin3, store)
+        report = driver.reconcile()
+        assert (report.recreated, report.kept) == (2, 0)
+        parts = {p.id: p for p in eng.partitions()}
+        record = driver.store.load().claims["u1"]
+        assert {d.engine_partition for d in record.devices} == set(parts)
+        spec = json.loads((dirs.cdi_dir / "darwin.snn.io-u1.json").read_text())
+        env = spec["devices"][0]["containerEdits"]["env"]
+        assert f"DARWIN_PARTITION={record.devices[0].engine_partition}" in env
+        # and unprepare after the restart frees the rebuilt partitions
+        assert _unprepare(driver, "u1") == {"u1": None}
+        assert eng.partitions() == []
+
+
+def test_a_new_boot_discards_the_checkpoint(
+    dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
+) -> None:
+    store = ClaimStore(claim("u1", [result("chip-0", NODE)]))
+    assert _prepare(_driver(dirs, engine2, darwin3, store), "u1")["u1"].error is None
+    with _engine(darwin3) as fresh:
+        driver = _driver(dirs, fresh, darwin3, store, boot="boot-2")
+        report = driver.reconcile()
+        assert (report.kept, report.recreated) == (0, 0)
+        assert fresh.partitions() == []
+        assert report.orphan_specs == ["u1"]
+
+
+def test_status_write_failure_does_not_fail_the_claim(
+    dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
+) -> None:
+    store = ClaimStore(claim("u1", [result("chip-0", NODE)]))
+    store.fail_status = Unavailable("API server away")
+    driver = _driver(dirs, engine2, darwin3, store)
+    assert _prepare(driver, "u1")["u1"].error is None
+    assert driver.metrics.claim_status_errors._value.get() == 1
+
+
+@pytest.mark.parametrize("count", [1, 10])
+def test_node_prepare_resources_over_real_unix_sockets(
+    tmp_path: Path, dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile, count: int
+) -> None:
+    uids = [f"u{i}" for i in range(count)]
+    store = ClaimStore(
+        *(claim(u, [result(f"chip-{i % 2}-domain-{i}", NODE)]) for i, u in enumerate(uids))
+    )
+    driver = _driver(dirs, engine2, darwin3, store)
+
+    async def scenario() -> None:
+        server = PluginServer(
+            PluginServerConfig(tmp_path / "reg", tmp_path / "plugins", probe_interval_s=60),
+            driver,
+            HealthHub(),
+        )
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"unix://{server.paths.dra}") as ch:
+                stub = v1_grpc.DRAPluginStub(ch)
+                claims = [v1.Claim(namespace="ns", uid=u, name=f"c-{u}") for u in uids]
+                resp = await stub.NodePrepareResources(
+                    v1.NodePrepareResourcesRequest(claims=claims)
+                )
+                assert set(resp.claims) == set(uids)
+                assert all(not r.error and len(r.devices) == 1 for r in resp.claims.values())
+                assert len(engine2.partitions()) == count
+                un = await stub.NodeUnprepareResources(
+                    v1.NodeUnprepareResourcesRequest(claims=claims)
+                )
+                assert all(not r.error for r in un.claims.values())
+                assert engine2.partitions() == []
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
