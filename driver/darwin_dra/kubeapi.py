@@ -9,7 +9,7 @@ the client's types.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -252,3 +252,135 @@ def connect(kubeconfig: Path | None = None, timeout_s: float = 10.0) -> Kube:
     # The client's default retries hide an absent server for minutes; we back off ourselves.
     api.configuration.retries = False
     return Kube(api, timeout_s)
+
+
+# ---- The controller's calls (cluster-wide lists, DeviceClasses, claims, leases) ----
+
+LEASES_GROUP = "coordination.k8s.io"
+
+
+class ControllerKube(Kube):
+    """What the controller needs beyond the plugin's calls; same error translation."""
+
+    def list_driver_slices(self, driver: str) -> list[Obj]:
+        out = _call(
+            lambda: self._custom.list_cluster_custom_object(
+                GROUP,
+                VERSION,
+                SLICES,
+                field_selector=f"spec.driver={driver}",
+                _request_timeout=self.timeout_s,
+            )
+        )
+        items: list[Obj] = out.get("items", [])
+        return items
+
+    def list_device_classes(self, label_selector: str = "") -> list[Obj]:
+        out = _call(
+            lambda: self._custom.list_cluster_custom_object(
+                GROUP,
+                VERSION,
+                CLASSES,
+                label_selector=label_selector,
+                _request_timeout=self.timeout_s,
+            )
+        )
+        items: list[Obj] = out.get("items", [])
+        return items
+
+    def replace_device_class(self, body: Obj) -> Obj:
+        """Replace; body.metadata.resourceVersion must be the one read (else Conflict)."""
+        name = body["metadata"]["name"]
+        out: Obj = _call(
+            lambda: self._custom.replace_cluster_custom_object(
+                GROUP, VERSION, CLASSES, name, body, _request_timeout=self.timeout_s
+            )
+        )
+        return out
+
+    def delete_device_class(self, name: str) -> None:
+        try:
+            _call(
+                lambda: self._custom.delete_cluster_custom_object(
+                    GROUP, VERSION, CLASSES, name, _request_timeout=self.timeout_s
+                )
+            )
+        except NotFound:
+            return
+
+    def list_node_names(self) -> set[str]:
+        out = _call(lambda: client.CoreV1Api(self.api).list_node(_request_timeout=self.timeout_s))
+        return {str(n.metadata.name) for n in out.items if n.metadata}
+
+    def list_claims(self) -> tuple[list[Obj], str]:
+        """Every ResourceClaim of every namespace, and the list's resourceVersion."""
+        out = _call(
+            lambda: self._custom.list_cluster_custom_object(
+                GROUP, VERSION, CLAIMS, _request_timeout=self.timeout_s
+            )
+        )
+        items: list[Obj] = out.get("items", [])
+        return items, str(out.get("metadata", {}).get("resourceVersion", ""))
+
+    def watch_claims(self, resource_version: str, timeout_s: int) -> Iterator[tuple[str, Obj]]:
+        """(event type, claim) from ``resource_version`` on, for at most ``timeout_s``.
+
+        410 Gone (history compacted) surfaces as KubeApiError status 410: list again.
+        """
+        from kubernetes import watch
+
+        w = watch.Watch()  # type: ignore[no-untyped-call]
+        stream = w.stream(  # type: ignore[no-untyped-call]
+            self._custom.list_cluster_custom_object,
+            GROUP,
+            VERSION,
+            CLAIMS,
+            resource_version=resource_version,
+            timeout_seconds=timeout_s,
+            _request_timeout=timeout_s + self.timeout_s,
+        )
+        try:
+            while True:
+                try:
+                    event = _call(lambda: next(stream))
+                except StopIteration:
+                    return
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    code = int(obj.get("code", 0) or 0)
+                    raise KubeApiError(f"watch: {obj.get('message', obj)}", code)
+                yield str(event.get("type")), obj
+        finally:
+            w.stop()  # type: ignore[no-untyped-call]
+
+    # ---- Leases (coordination.k8s.io/v1), through the generic API: plain dicts both ways ----
+    def get_lease(self, namespace: str, name: str) -> Obj:
+        out: Obj = _call(
+            lambda: self._custom.get_namespaced_custom_object(
+                LEASES_GROUP, "v1", namespace, "leases", name, _request_timeout=self.timeout_s
+            )
+        )
+        return out
+
+    def create_lease(self, namespace: str, body: Obj) -> Obj:
+        out: Obj = _call(
+            lambda: self._custom.create_namespaced_custom_object(
+                LEASES_GROUP, "v1", namespace, "leases", body, _request_timeout=self.timeout_s
+            )
+        )
+        return out
+
+    def replace_lease(self, namespace: str, body: Obj) -> Obj:
+        """Replace; body.metadata.resourceVersion guards against a concurrent holder."""
+        name = body["metadata"]["name"]
+        out: Obj = _call(
+            lambda: self._custom.replace_namespaced_custom_object(
+                LEASES_GROUP, "v1", namespace, "leases", name, body, _request_timeout=self.timeout_s
+            )
+        )
+        return out
+
+
+def connect_controller(kubeconfig: Path | None = None, timeout_s: float = 10.0) -> ControllerKube:
+    base = connect(kubeconfig, timeout_s)
+    return ControllerKube(base.api, base.timeout_s)
