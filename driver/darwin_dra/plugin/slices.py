@@ -86,13 +86,16 @@ class ChipView:
     def from_info(
         cls, info: ChipInfo, profile: ChipProfile, measured_keps: int | None = None
     ) -> ChipView:
-        def domain_health(ok: bool, failed_cores: int) -> Health:
-            if not ok:
+        def domain_health(ok: bool, failed_cores: int, n_cores: int) -> Health:
+            # The engine reports a domain unhealthy as soon as one core fails; the domain still
+            # runs on the rest, so it is failed only with no working core (a domain fault fails
+            # all of them) or when unhealthy for a reason other than its cores.
+            if failed_cores >= n_cores or (not ok and not failed_cores):
                 return Health.FAILED
             return Health.DEGRADED if failed_cores else Health.OK
 
         domains = tuple(
-            DomainView(d.domain, d.n_cores, domain_health(d.healthy, d.failed_cores))
+            DomainView(d.domain, d.n_cores, domain_health(d.healthy, d.failed_cores, d.n_cores))
             for d in sorted(info.domains, key=lambda d: d.domain)
         )
         # Failed cores are a domain's business (its devices get tainted); failed links can

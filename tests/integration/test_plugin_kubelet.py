@@ -1,0 +1,221 @@
+"""The real `darwin-dra kubelet-plugin` process on a simulated node of the local cluster: it
+publishes the node's slices to the real API server, the real scheduler allocates from them by
+CEL, and the kubelet harness prepares and unprepares through the plugin's sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from darwin_dra import kubeapi
+from darwin_dra.cluster.launcher import LocalCluster
+from k8s_helpers import (
+    Kube,
+    allocated_devices,
+    claim_template,
+    device_class,
+    exact_request,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+DRIVER = "darwin.snn.io"
+
+
+@dataclass
+class Plugin:
+    node: str
+    state_dir: Path
+    cdi_dir: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+    kube: kubeapi.Kube
+
+    def slices(self) -> list[dict[str, Any]]:
+        return self.kube.list_slices(DRIVER, self.node)
+
+
+def _inventory(path: Path, node: str) -> Path:
+    chips = "\n".join(
+        f"          - {{model: darwin3, serial: IT-{i}, pcieRoot: 'pci0000:00', firmware: 1.4.2}}"
+        for i in range(2)
+    )
+    path.write_text(
+        "apiVersion: darwin.snn.io/v1alpha1\nkind: Inventory\nnodes:\n"
+        f"  - name: {node}\n    fabrics:\n      - id: wafer-it\n        chips:\n{chips}\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def plugin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plugin]:
+    assert cluster.state is not None
+    node = cluster.state.nodes[0]
+    work = tmp_path_factory.mktemp("plugin")
+    log = work / "plugin.log"
+    cmd = [
+        sys.executable, "-m", "darwin_dra.cli.main", "kubelet-plugin",
+        "--node-name", node.name,
+        "--inventory", str(_inventory(work / "inventory.yaml", node.name)),
+        "--kubeconfig", str(cluster.kubeconfig),
+        "--plugins-registry-dir", node.plugins_registry,
+        "--plugins-dir", node.plugins,
+        "--cdi-dir", str(work / "cdi"),
+        "--state-dir", str(work / "state"),
+        "--fault-poll-seconds", "0.2",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+    kube = kubeapi.connect(cluster.kubeconfig)
+    started = Plugin(node.name, work / "state", work / "cdi", proc, log, kube)
+    try:
+        wait_for("the plugin's slices", lambda: len(started.slices()) == 3, timeout=30)
+        yield started
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+        for s in kube.list_slices(DRIVER, node.name):
+            kube.delete_slice(s["metadata"]["name"])
+        kube.close()
+        print(log.read_text()[-4000:])
+        assert code == 0, f"plugin exited with {code}"
+
+
+def _taints(plugin: Plugin) -> dict[str, list[dict[str, Any]]]:
+    return {
+        d["name"]: d["taints"]
+        for s in plugin.slices()
+        for d in s["spec"].get("devices", [])
+        if d.get("taints")
+    }
+
+
+def test_plugin_publishes_slices_the_api_server_stores(plugin: Plugin) -> None:
+    slices = sorted(plugin.slices(), key=lambda s: s["metadata"]["name"])
+    names = [s["metadata"]["name"] for s in slices]
+    assert names == [
+        f"{plugin.node}-darwin-a-counters-00",
+        f"{plugin.node}-darwin-b-devices-00",
+        f"{plugin.node}-darwin-b-devices-01",
+    ]
+    pools = {(s["spec"]["pool"]["name"], s["spec"]["pool"]["resourceSliceCount"]) for s in slices}
+    assert pools == {(plugin.node, 3)}
+    assert len({s["spec"]["pool"]["generation"] for s in slices}) == 1
+    counters = slices[0]["spec"]["sharedCounters"]
+    assert [c["name"] for c in counters] == [
+        "chip-0-top",
+        "chip-0-bottom",
+        "chip-1-top",
+        "chip-1-bottom",
+    ]
+    devices = {d["name"]: d for d in slices[1]["spec"]["devices"]}
+    assert len(devices) == 50
+    shared = devices["chip-0-shared-0"]
+    assert shared["allowMultipleAllocations"] is True
+    assert shared["capacity"]["keps"]["requestPolicy"]["validRange"]["step"] == "10"
+
+
+def test_faults_taint_devices_and_clearing_them_removes_the_taint(plugin: Plugin) -> None:
+    def fault(*args: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "darwin_dra.cli.main", "fault", *args, "--state-dir", str(plugin.state_dir), "--chip", "1"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+
+    fault("inject", "--core", "40")  # tile (17, 1): a core of domain 4, degraded
+    taints = wait_for("NoSchedule taints", lambda: _taints(plugin) or None, timeout=20)
+    assert set(taints) == {
+        "chip-1-domain-4",
+        "chip-1-quad-2",
+        "chip-1-half-0",
+        "chip-1",
+        "chip-1-shared-0",
+    }
+    assert {t[0]["effect"] for t in taints.values()} == {"NoSchedule"}
+    assert all(
+        t[0]["key"] == "darwin.snn.io/unhealthy" and t[0].get("timeAdded") for t in taints.values()
+    )
+
+    fault("inject", "--whole-chip")
+    wait_for(
+        "NoExecute on every chip-1 device",
+        lambda: len([n for n, t in _taints(plugin).items() if t[0]["effect"] == "NoExecute"]) == 50,
+        timeout=20,
+    )
+    # A failed chip sorts last: its device slice is renamed to the lowest priority.
+    fault("clear", "--all")
+    wait_for("taints cleared", lambda: _taints(plugin) == {}, timeout=20)
+
+
+def test_scheduler_allocates_by_cel_and_the_plugin_prepares_and_unprepares(
+    plugin: Plugin, kube: Kube, namespace: str, test_id: str
+) -> None:
+    cls = f"darwin-domain-{test_id}"
+    body = device_class(cls, DRIVER, f'device.attributes["{DRIVER}"].partition == "domain"')
+    params = {"apiVersion": "darwin.snn.io/v1alpha1", "kind": "PartitionConfig", "timestepUs": 250}
+    body["spec"]["config"] = [{"opaque": {"driver": DRIVER, "parameters": params}}]
+    kube.create("deviceclasses", body)
+    kube.create_ns(
+        namespace, "resourceclaimtemplates", claim_template("snn", [exact_request("snn", cls)])
+    )
+    kube.core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "app"},
+            "spec": {
+                "nodeName": None,
+                "nodeSelector": {"kubernetes.io/hostname": plugin.node},
+                "terminationGracePeriodSeconds": 5,
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "registry.invalid/x:1",
+                        "resources": {"claims": [{"name": "snn"}]},
+                    }
+                ],
+                "resourceClaims": [{"name": "snn", "resourceClaimTemplateName": "snn"}],
+            },
+        },
+    )
+
+    def running() -> bool:
+        return (kube.pod(namespace, "app") or {}).get("status", {}).get("phase") == "Running"
+
+    wait_for("pod Running after the plugin prepared its claim", running, timeout=60)
+    name = kube.pod_claim_name(namespace, "app", "snn")
+    assert name is not None
+    claim = kube.get_ns(namespace, "resourceclaims", name)
+    assert claim is not None
+    [alloc] = allocated_devices(claim)
+    assert alloc["driver"] == DRIVER and alloc["pool"] == plugin.node
+    assert alloc["device"].startswith("chip-0-domain-")  # first fit: healthiest chip, smallest
+
+    def status_devices() -> list[dict[str, Any]] | None:
+        obj = kube.get_ns(namespace, "resourceclaims", name) or {}
+        return obj.get("status", {}).get("devices")
+
+    [entry] = wait_for("status.devices written", status_devices, timeout=20)
+    assert entry["device"] == alloc["device"]
+    assert entry["data"]["cores"] in (15, 16)
+    assert entry["data"]["config"]["timestepUs"] == 250  # the class config reached the node
+    assert entry["conditions"][0]["type"] == "Ready" and entry["conditions"][0]["status"] == "True"
+    uid = claim["metadata"]["uid"]
+    spec = plugin.cdi_dir / f"darwin.snn.io-{uid}.json"
+    assert spec.exists()
+    checkpoint = json.loads((plugin.state_dir / "checkpoint.json").read_text())
+    assert checkpoint["claims"][uid]["phase"] == "PrepareCompleted"
+
+    kube.core.delete_namespaced_pod("app", namespace)
+    wait_for("CDI spec removed by unprepare", lambda: not spec.exists(), timeout=60)
+    checkpoint = json.loads((plugin.state_dir / "checkpoint.json").read_text())
+    assert uid not in checkpoint["claims"]
