@@ -126,11 +126,9 @@ def test_plugin_publishes_slices_the_api_server_stores(plugin: Plugin) -> None:
 
 def test_faults_taint_devices_and_clearing_them_removes_the_taint(plugin: Plugin) -> None:
     def fault(*args: str) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "darwin_dra.cli.main", "fault", *args, "--state-dir", str(plugin.state_dir), "--chip", "1"],
-            check=True,
-            capture_output=True,
-        )  # fmt: skip
+        cli = [sys.executable, "-m", "darwin_dra.cli.main", "fault"]
+        where = ["--state-dir", str(plugin.state_dir), "--chip", "1"]
+        subprocess.run([*cli, *args, *where], check=True, capture_output=True)
 
     fault("inject", "--core", "40")  # tile (17, 1): a core of domain 4, degraded
     taints = wait_for("NoSchedule taints", lambda: _taints(plugin) or None, timeout=20)
@@ -197,7 +195,8 @@ def test_scheduler_allocates_by_cel_and_the_plugin_prepares_and_unprepares(
     claim = kube.get_ns(namespace, "resourceclaims", name)
     assert claim is not None
     [alloc] = allocated_devices(claim)
-    assert alloc["driver"] == DRIVER and alloc["pool"] == plugin.node
+    assert alloc["driver"] == DRIVER
+    assert alloc["pool"] == plugin.node
     assert alloc["device"].startswith("chip-0-domain-")  # first fit: healthiest chip, smallest
 
     def status_devices() -> list[dict[str, Any]] | None:
@@ -208,7 +207,8 @@ def test_scheduler_allocates_by_cel_and_the_plugin_prepares_and_unprepares(
     assert entry["device"] == alloc["device"]
     assert entry["data"]["cores"] in (15, 16)
     assert entry["data"]["config"]["timestepUs"] == 250  # the class config reached the node
-    assert entry["conditions"][0]["type"] == "Ready" and entry["conditions"][0]["status"] == "True"
+    assert entry["conditions"][0]["type"] == "Ready"
+    assert entry["conditions"][0]["status"] == "True"
     uid = claim["metadata"]["uid"]
     spec = plugin.cdi_dir / f"darwin.snn.io-{uid}.json"
     assert spec.exists()
