@@ -1,0 +1,1 @@
+"""The cluster-level controller: DeviceClasses, fabric slices, binding conditions, leader lease."""

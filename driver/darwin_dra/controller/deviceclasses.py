@@ -1,0 +1,89 @@
+"""The DeviceClasses this driver installs (resource.k8s.io/v1): pure bodies, no API calls.
+
+The controller owns them rather than the Helm chart: their selectors name attributes the
+slice builder publishes, so they are kept and tested beside that code, and the controller puts
+back a class someone edited or deleted. A class carries ``extendedResourceName`` where a legacy
+pod's ``limits`` can mean something exact (KEP-5004): ``darwin.snn.io/domain: 2`` is two
+domains, ``darwin.snn.io/chip: 1`` one whole chip. The shared and fabric classes need a
+capacity request, which an extended resource cannot express, so they have none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+DRIVER = "darwin.snn.io"
+API_VERSION = "resource.k8s.io/v1"
+MANAGED_BY = "darwin-dra-controller"
+OWNER_LABEL = "app.kubernetes.io/managed-by"
+EXCLUSIVE_PARTITIONS = ("chip", "half", "quad", "domain")
+
+
+@dataclass(frozen=True)
+class ClassSettings:
+    # 100,000 MEPS is about four domains of a Darwin3 (each about 27,800 MEPS nominal): "fast"
+    # then means a quad or larger, which is what a latency-bound model needs on one router.
+    fast_min_meps: int = 100_000
+
+
+def _attr(name: str) -> str:
+    return f'device.attributes["{DRIVER}"].{name}'
+
+
+def _is_driver() -> dict[str, Any]:
+    return {"cel": {"expression": f'device.driver == "{DRIVER}"'}}
+
+
+def _cel(expression: str) -> dict[str, Any]:
+    return {"cel": {"expression": expression}}
+
+
+def _partition_in(kinds: Sequence[str]) -> dict[str, Any]:
+    if len(kinds) == 1:
+        return _cel(f'{_attr("partition")} == "{kinds[0]}"')
+    listed = ", ".join(f'"{k}"' for k in kinds)
+    return _cel(f"{_attr('partition')} in [{listed}]")
+
+
+def _class(
+    name: str, selectors: list[dict[str, Any]], extended_resource: str | None = None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"selectors": selectors}
+    if extended_resource:
+        spec["extendedResourceName"] = extended_resource
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "DeviceClass",
+        "metadata": {"name": name, "labels": {OWNER_LABEL: MANAGED_BY}},
+        "spec": spec,
+    }
+
+
+def device_classes(settings: ClassSettings | None = None) -> list[dict[str, Any]]:
+    """Every class, sorted by name.
+
+    The driver check comes first in each class: the scheduler evaluates selectors in order
+    and a CEL lookup of ``darwin.snn.io`` attributes on another driver's device would fail.
+    """
+    s = settings or ClassSettings()
+    classes = [
+        # Any exclusive partition; the shared and fabric devices are requested differently.
+        _class(DRIVER, [_is_driver(), _partition_in(EXCLUSIVE_PARTITIONS)]),
+        _class("darwin-chip.snn.io", [_is_driver(), _partition_in(["chip"])], f"{DRIVER}/chip"),
+        _class(
+            "darwin-domain.snn.io", [_is_driver(), _partition_in(["domain"])], f"{DRIVER}/domain"
+        ),
+        _class("darwin-shared.snn.io", [_is_driver(), _partition_in(["shared"])]),
+        _class("darwin-fabric.snn.io", [_is_driver(), _partition_in(["fabric"])]),
+        _class(
+            "darwin-fast.snn.io",
+            [
+                _is_driver(),
+                _partition_in(EXCLUSIVE_PARTITIONS),
+                _cel(f"{_attr('maxMeps')} >= {s.fast_min_meps}"),
+            ],
+        ),
+    ]
+    return sorted(classes, key=lambda c: c["metadata"]["name"])

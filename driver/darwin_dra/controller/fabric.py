@@ -1,0 +1,138 @@
+"""Cluster-level ResourceSlices for the address-event fabrics between chips (pure).
+
+A fabric (a board or a wafer) can be served by several nodes; its spike bandwidth belongs to
+no single node, so the controller publishes it: one pool per fabric, one slice whose
+``nodeSelector`` names the nodes attached to it, and one device ``fabric-<id>`` that many
+claims share (``allowMultipleAllocations``) through a consumable ``keps`` capacity. The
+scheduler refuses the claim that would oversubscribe it.
+
+The device also carries binding conditions: cross-chip routes must be programmed before a pod
+using the bandwidth may bind (see binding.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from darwin_dra.controller.deviceclasses import API_VERSION, DRIVER, MANAGED_BY, OWNER_LABEL
+from darwin_dra.hardware.model import Inventory
+
+FABRIC_LABEL = "darwin.snn.io/fabric"
+ROUTES_READY = "RoutesProgrammed"
+ROUTES_FAILED = "RoutesFailed"
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+class FabricError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class FabricSettings:
+    """Fabric bandwidth, in thousands of inter-chip events per second.
+
+    Not a chip figure, so not in the chip profile: how much of a board's AER fabric the
+    operator lets workloads claim is a site decision (a Helm value).
+    """
+
+    keps: int = 1_000_000
+    keps_for: Mapping[str, int] = field(default_factory=dict)  # per fabric id overrides
+    keps_min: int = 10
+    keps_step: int = 10
+    binding_conditions: bool = True
+
+
+@dataclass(frozen=True)
+class Fabric:
+    id: str
+    nodes: tuple[str, ...]
+    chips: int
+
+
+def fabrics(inventory: Inventory) -> list[Fabric]:
+    """The fabrics of an inventory with the nodes attached to each, sorted by id."""
+    nodes: dict[str, set[str]] = {}
+    chips: dict[str, int] = {}
+    for node in inventory.nodes:
+        for chip in node.chips:
+            nodes.setdefault(chip.fabric, set()).add(node.name)
+            chips[chip.fabric] = chips.get(chip.fabric, 0) + 1
+    return [Fabric(f, tuple(sorted(nodes[f])), chips[f]) for f in sorted(nodes)]
+
+
+def device_name(fabric_id: str) -> str:
+    name = f"fabric-{fabric_id}"
+    if len(name) > 63 or not _DNS_LABEL.fullmatch(name):
+        raise FabricError(f"fabric id {fabric_id!r}: fabric-<id> must be a DNS label")
+    return name
+
+
+def slice_name(fabric_id: str) -> str:
+    return f"darwin-{device_name(fabric_id)}"
+
+
+def _q(value: int) -> str:
+    return str(value)
+
+
+def fabric_slice(fabric: Fabric, settings: FabricSettings, generation: int = 1) -> dict[str, Any]:
+    keps = settings.keps_for.get(fabric.id, settings.keps)
+    if keps < settings.keps_min:
+        raise FabricError(f"fabric {fabric.id}: {keps} keps is below the minimum request")
+    name = device_name(fabric.id)
+    device: dict[str, Any] = {
+        "name": name,
+        "attributes": {
+            "partition": {"string": "fabric"},
+            "fabric": {"string": fabric.id},
+            "chips": {"int": fabric.chips},
+            "nodes": {"int": len(fabric.nodes)},
+        },
+        "capacity": {
+            "keps": {
+                "value": _q(keps),
+                "requestPolicy": {
+                    "default": _q(settings.keps_min),
+                    "validRange": {"min": _q(settings.keps_min), "step": _q(settings.keps_step)},
+                },
+            }
+        },
+        "allowMultipleAllocations": True,
+    }
+    if settings.binding_conditions:
+        device["bindingConditions"] = [ROUTES_READY]
+        device["bindingFailureConditions"] = [ROUTES_FAILED]
+    selector = {
+        "nodeSelectorTerms": [
+            {
+                "matchFields": [
+                    {"key": "metadata.name", "operator": "In", "values": list(fabric.nodes)}
+                ]
+            }
+        ]
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ResourceSlice",
+        "metadata": {
+            "name": slice_name(fabric.id),
+            "labels": {OWNER_LABEL: MANAGED_BY, FABRIC_LABEL: fabric.id},
+        },
+        "spec": {
+            "driver": DRIVER,
+            "pool": {"name": name, "generation": generation, "resourceSliceCount": 1},
+            "nodeSelector": selector,
+            "devices": [device],
+        },
+    }
+
+
+def fabric_slices(inventory: Inventory, settings: FabricSettings) -> list[dict[str, Any]]:
+    """One slice per fabric, sorted by name; generation 1 (reconcile bumps it on change)."""
+    unknown = set(settings.keps_for) - {f.id for f in fabrics(inventory)}
+    if unknown:
+        raise FabricError(f"bandwidth given for unknown fabrics: {', '.join(sorted(unknown))}")
+    return [fabric_slice(f, settings) for f in fabrics(inventory)]

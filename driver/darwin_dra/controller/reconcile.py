@@ -1,0 +1,181 @@
+"""Bring the cluster to the desired DeviceClasses and fabric slices; remove slices of nodes
+that are gone. The plan is a pure function of desired and observed objects; ``apply`` is the
+thin part that calls the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import structlog
+
+from darwin_dra.controller.deviceclasses import DRIVER, MANAGED_BY, OWNER_LABEL
+
+log = structlog.get_logger(__name__)
+
+Obj = dict[str, Any]
+Verb = Literal["create", "update", "delete"]
+Kind = Literal["DeviceClass", "ResourceSlice"]
+
+
+@dataclass(frozen=True)
+class Action:
+    verb: Verb
+    kind: Kind
+    name: str
+    body: Obj | None = None  # create, update
+    why: str = ""
+
+
+def matches(desired: Any, observed: Any) -> bool:
+    """True when every field of ``desired`` has the same value in ``observed``.
+
+    Fields only the server sets (defaults, resourceVersion) do not count as drift, so a
+    reconcile pass against an unchanged cluster writes nothing.
+    """
+    if isinstance(desired, Mapping):
+        return isinstance(observed, Mapping) and all(
+            k in observed and matches(v, observed[k]) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(observed, list)
+            and len(desired) == len(observed)
+            and all(matches(d, o) for d, o in zip(desired, observed, strict=True))
+        )
+    return bool(desired == observed)
+
+
+def _owned(obj: Obj) -> bool:
+    labels = obj.get("metadata", {}).get("labels") or {}
+    return bool(labels.get(OWNER_LABEL) == MANAGED_BY)
+
+
+def _same(desired: Obj, observed: Obj) -> bool:
+    # Spec keys must be the same set: a field we stopped setting is drift too.
+    return (
+        set(desired["spec"]) == set(observed.get("spec", {}))
+        and matches(desired["spec"], observed.get("spec", {}))
+        and matches(desired["metadata"].get("labels", {}), observed["metadata"].get("labels"))
+    )
+
+
+def _updated(desired: Obj, observed: Obj) -> Obj:
+    body = {**desired, "metadata": {**desired["metadata"]}}
+    body["metadata"]["resourceVersion"] = observed["metadata"]["resourceVersion"]
+    return body
+
+
+def plan_classes(desired: Sequence[Obj], observed: Iterable[Obj]) -> list[Action]:
+    """Create what is missing, replace what drifted, delete the classes we own and no longer
+    want. A class of the same name that someone else made is taken over (the driver's class
+    names are its own domain)."""
+    have = {o["metadata"]["name"]: o for o in observed}
+    want = {d["metadata"]["name"]: d for d in desired}
+    actions: list[Action] = []
+    for name, body in sorted(want.items()):
+        current = have.get(name)
+        if current is None:
+            actions.append(Action("create", "DeviceClass", name, body, "missing"))
+        elif not _same(body, current):
+            why = "drifted" if _owned(current) else "taking over an unowned class"
+            actions.append(Action("update", "DeviceClass", name, _updated(body, current), why))
+    for name, current in sorted(have.items()):
+        if name not in want and _owned(current):
+            actions.append(Action("delete", "DeviceClass", name, why="no longer desired"))
+    return actions
+
+
+def _generation(obj: Obj) -> int:
+    return int(obj.get("spec", {}).get("pool", {}).get("generation", 0))
+
+
+def _without_generation(obj: Obj) -> Obj:
+    spec = {**obj["spec"], "pool": {**obj["spec"]["pool"]}}
+    spec["pool"].pop("generation", None)
+    return {**obj, "spec": spec}
+
+
+def plan_slices(
+    desired_fabric: Sequence[Obj], slices: Iterable[Obj], nodes: set[str]
+) -> list[Action]:
+    """Fabric slices to create or update (a changed slice gets the next pool generation, so the
+    scheduler never mixes old and new), owned fabric slices to delete, and node slices of this
+    driver whose node no longer exists (a plugin that died with its node cannot clean up)."""
+    observed = list(slices)
+    fabric_have = {o["metadata"]["name"]: o for o in observed if _owned(o)}
+    want = {d["metadata"]["name"]: d for d in desired_fabric}
+    actions: list[Action] = []
+    for name, body in sorted(want.items()):
+        current = fabric_have.get(name)
+        if current is None:
+            actions.append(Action("create", "ResourceSlice", name, body, "missing"))
+        elif not _same(_without_generation(body), _without_generation(current)):
+            bumped = {**body, "spec": {**body["spec"], "pool": {**body["spec"]["pool"]}}}
+            bumped["spec"]["pool"]["generation"] = _generation(current) + 1
+            actions.append(
+                Action("update", "ResourceSlice", name, _updated(bumped, current), "drifted")
+            )
+    for name in sorted(set(fabric_have) - set(want)):
+        actions.append(Action("delete", "ResourceSlice", name, why="fabric no longer listed"))
+    if not nodes:
+        # An empty node list is far likelier a cluster still starting than every node gone.
+        return actions
+    for obj in sorted(observed, key=lambda o: str(o["metadata"]["name"])):
+        spec = obj.get("spec", {})
+        node = spec.get("nodeName")
+        if spec.get("driver") == DRIVER and node and node not in nodes:
+            actions.append(
+                Action(
+                    "delete", "ResourceSlice", obj["metadata"]["name"], why=f"node {node} is gone"
+                )
+            )
+    return actions
+
+
+class ReconcileApi(Protocol):
+    def list_device_classes(self, label_selector: str = "") -> list[Obj]: ...
+    def create_device_class(self, body: Obj) -> Obj: ...
+    def replace_device_class(self, body: Obj) -> Obj: ...
+    def delete_device_class(self, name: str) -> None: ...
+    def list_driver_slices(self, driver: str) -> list[Obj]: ...
+    def create_slice(self, body: Obj) -> Obj: ...
+    def update_slice(self, body: Obj) -> Obj: ...
+    def delete_slice(self, name: str, resource_version: str | None = None) -> None: ...
+    def list_node_names(self) -> set[str]: ...
+
+
+def apply(api: ReconcileApi, actions: Sequence[Action]) -> None:
+    for a in actions:
+        log.info("reconcile", verb=a.verb, kind=a.kind, name=a.name, why=a.why)
+        if a.kind == "DeviceClass":
+            if a.verb == "create":
+                api.create_device_class(_body(a))
+            elif a.verb == "update":
+                api.replace_device_class(_body(a))
+            else:
+                api.delete_device_class(a.name)
+        elif a.verb == "create":
+            api.create_slice(_body(a))
+        elif a.verb == "update":
+            api.update_slice(_body(a))
+        else:
+            api.delete_slice(a.name)
+
+
+def _body(action: Action) -> Obj:
+    if action.body is None:
+        raise ValueError(f"{action.verb} {action.kind} {action.name} without a body")
+    return action.body
+
+
+def reconcile_once(
+    api: ReconcileApi, classes: Sequence[Obj], fabric_slices: Sequence[Obj]
+) -> list[Action]:
+    """One pass: observe, plan, apply. Returns what it did."""
+    actions = plan_classes(classes, api.list_device_classes())
+    actions += plan_slices(fabric_slices, api.list_driver_slices(DRIVER), api.list_node_names())
+    apply(api, actions)
+    return actions
