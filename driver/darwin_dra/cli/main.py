@@ -17,6 +17,7 @@ SUBCOMMANDS = (
     "darwin_dra.cli.kubelet_plugin",
     "darwin_dra.cli.controller",
     "darwin_dra.cli.fault",
+    "darwin_dra.cli.bench_plugin",
 )
 
 

@@ -1,0 +1,256 @@
+"""`darwin-dra bench plugin`: NodePrepareResources latency and slice publishing time.
+
+Prepare: real gRPC over a unix socket, the real Driver, engine and checkpoint (fsync'd), N claims
+in one call. With --kubeconfig the claims are real ResourceClaims on that API server (the bench
+writes their allocation itself, so the scheduler is not in the measured path) and the driver
+reads them and writes their status; without it they come from memory and the table says so.
+Publish: the time to reconcile the slices of a node with C chips against the real API server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from darwin_dra import kubeapi
+from darwin_dra.engine import Engine, FaultKind
+from darwin_dra.hardware.model import ChipEntry
+from darwin_dra.hardware.profiles import load_profiles
+from darwin_dra.kubelet.health_service import HealthHub
+from darwin_dra.kubelet.server import DRIVER_NAME, PluginServer, PluginServerConfig
+from darwin_dra.plugin.driver import Driver, DriverConfig
+from darwin_dra.plugin.publisher import publish_once
+from darwin_dra.plugin.slices import ChipView, build_slices
+
+Obj = dict[str, Any]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = sub.choices.get("bench")
+    if bench is None:  # the engine bench module registers the `bench` parser
+        raise RuntimeError("darwin_dra.cli.bench must be registered before bench_plugin")
+    # argparse keeps the subparsers action of `bench` among its actions.
+    actions = [a for a in bench._actions if isinstance(a, argparse._SubParsersAction)]
+    if actions:
+        p = actions[0].add_parser(
+            "plugin", help="kubelet plugin: prepare latency, slice publishing"
+        )
+    else:
+        p = sub.add_parser("bench-plugin", help="kubelet plugin: prepare latency, slice publishing")
+    p.add_argument("--kubeconfig", type=Path, help="API server to use (default: claims in memory)")
+    p.add_argument("--namespace", default="default")
+    p.add_argument("--claims", default="1,10,100", help="claims per NodePrepareResources call")
+    p.add_argument("--chips", default="4,16,64", help="chips per node for slice publishing")
+    p.add_argument("--repeat", type=int, default=10, help="calls per claim count")
+    p.set_defaults(func=run)
+
+
+class _MemoryClaims:
+    def __init__(self) -> None:
+        self.claims: dict[tuple[str, str], Obj] = {}
+
+    def create_claim(self, namespace: str, body: Obj) -> Obj:
+        body = copy.deepcopy(body)
+        body["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()), resourceVersion="1")
+        self.claims[(namespace, body["metadata"]["name"])] = body
+        return body
+
+    def replace_claim_status(self, claim: Obj) -> Obj:
+        self.claims[(claim["metadata"]["namespace"], claim["metadata"]["name"])] = claim
+        return claim
+
+    def get_claim(self, namespace: str, name: str) -> Obj:
+        return copy.deepcopy(self.claims[(namespace, name)])
+
+    def update_claim_status(
+        self, namespace: str, name: str, change: Callable[[Obj], Obj | None], attempts: int = 5
+    ) -> Obj | None:
+        new = change(self.get_claim(namespace, name))
+        return None if new is None else self.replace_claim_status(new)
+
+    def delete_claim(self, namespace: str, name: str) -> None:
+        self.claims.pop((namespace, name), None)
+
+
+def _engine(chips: int) -> Engine:
+    profile = load_profiles()["darwin3"]
+    engine = Engine()
+    for i in range(chips):
+        engine.add_chip(profile, ChipEntry("darwin3", f"BENCH-{i}", "bench-fabric"))
+    return engine
+
+
+def _allocated(api: Any, namespace: str, node: str, devices: Sequence[str]) -> list[Obj]:
+    """Claims with an allocation written directly (what the scheduler would write)."""
+    out = []
+    for device in devices:
+        name = f"bench-{uuid.uuid4().hex[:10]}"
+        body = {
+            "apiVersion": "resource.k8s.io/v1",
+            "kind": "ResourceClaim",
+            "metadata": {"name": name},
+            "spec": {
+                "devices": {
+                    "requests": [{"name": "r", "exactly": {"deviceClassName": "bench.snn.io"}}]
+                }
+            },
+        }
+        created = api.create_claim(namespace, body)
+        created["status"] = {
+            "allocation": {
+                "devices": {
+                    "results": [
+                        {"request": "r", "driver": DRIVER_NAME, "pool": node, "device": device}
+                    ]
+                },
+                "nodeSelector": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchFields": [
+                                {"key": "metadata.name", "operator": "In", "values": [node]}
+                            ]
+                        }
+                    ]
+                },
+            }
+        }
+        out.append(api.replace_claim_status(created))
+    return out
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _prepare_bench(api: Any, namespace: str, counts: Sequence[int], repeat: int) -> list[str]:
+    from darwin_dra.kubelet.proto_gen.dra_v1 import api_pb2 as v1
+    from darwin_dra.kubelet.proto_gen.dra_v1 import api_pb2_grpc as v1_grpc
+
+    node = "bench-node"
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="dra-bench-") as tmp, _engine(4) as engine:
+        root = Path(tmp)
+        driver = Driver(
+            DriverConfig(node, root / "state", root / "cdi"),
+            engine,
+            load_profiles(),
+            api,
+        )
+        devices = [f"chip-{c}-domain-{d}" for c in range(4) for d in range(36)]
+        server = PluginServer(
+            PluginServerConfig(root / "reg", root / "plugins", probe_interval_s=3600),
+            driver,
+            HealthHub(),
+        )
+        await server.start()
+        try:
+            async with grpc_channel(server.paths.dra) as ch:
+                stub = v1_grpc.DRAPluginStub(ch)
+                for n in counts:
+                    times = []
+                    for _ in range(repeat):
+                        claims = await asyncio.to_thread(
+                            _allocated, api, namespace, node, devices[:n]
+                        )
+                        refs = [
+                            v1.Claim(
+                                namespace=namespace,
+                                uid=c["metadata"]["uid"],
+                                name=c["metadata"]["name"],
+                            )
+                            for c in claims
+                        ]
+                        start = time.perf_counter()
+                        resp = await stub.NodePrepareResources(
+                            v1.NodePrepareResourcesRequest(claims=refs), timeout=45
+                        )
+                        times.append(time.perf_counter() - start)
+                        errors = [r.error for r in resp.claims.values() if r.error]
+                        if errors:
+                            raise RuntimeError(f"prepare failed: {errors[0]}")
+                        await stub.NodeUnprepareResources(
+                            v1.NodeUnprepareResourcesRequest(claims=refs), timeout=45
+                        )
+                        for c in claims:
+                            await asyncio.to_thread(
+                                api.delete_claim, namespace, c["metadata"]["name"]
+                            )
+                    rows.append(
+                        f"| prepare {n:>3} claims/call | {_pct(times, 0.5) * 1e3:8.1f} ms "
+                        f"| {_pct(times, 0.99) * 1e3:8.1f} ms | {repeat} calls |"
+                    )
+        finally:
+            await server.stop()
+    return rows
+
+
+def grpc_channel(path: Path) -> Any:
+    import grpc
+
+    return grpc.aio.insecure_channel(f"unix://{path}")
+
+
+def _publish_bench(kube: kubeapi.Kube, counts: Sequence[int]) -> list[str]:
+    rows = []
+    for chips in counts:
+        node = f"bench-publish-{chips}"
+        with _engine(chips) as engine:
+            profile = load_profiles()["darwin3"]
+
+            def desired(eng: Engine = engine) -> list[Obj]:
+                views = [ChipView.from_info(c, profile) for c in eng.chips()]
+                return build_slices(node, views)
+
+            first = desired()
+            start = time.perf_counter()
+            publish_once(kube, DRIVER_NAME, node, first)
+            created = time.perf_counter() - start
+            engine.inject_fault(0, FaultKind.DOMAIN, 5)
+            start = time.perf_counter()
+            result = publish_once(kube, DRIVER_NAME, node, desired())
+            updated = time.perf_counter() - start
+            start = time.perf_counter()
+            publish_once(kube, DRIVER_NAME, node, desired())
+            steady = time.perf_counter() - start
+            for s in kube.list_slices(DRIVER_NAME, node):
+                kube.delete_slice(s["metadata"]["name"])
+        devices = sum(len(s["spec"].get("devices", [])) for s in first)
+        rows.append(
+            f"| publish {chips:>2} chips ({len(first)} slices, {devices} devices) "
+            f"| {created * 1e3:8.1f} ms | {updated * 1e3:8.1f} ms (gen {result.generation}) "
+            f"| {steady * 1e3:6.1f} ms |"
+        )
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from darwin_dra.plugin import logs
+
+    logs.configure("WARNING")  # per-claim info logs would drown the table
+    counts = [int(x) for x in args.claims.split(",")]
+    chips = [int(x) for x in args.chips.split(",")]
+    kube = kubeapi.connect(args.kubeconfig) if args.kubeconfig else None
+    source = f"API server {kube.server_version()}" if kube else "memory (no --kubeconfig)"
+    api: Any = kube if kube else _MemoryClaims()
+    print(f"NodePrepareResources over a unix socket; claims served from {source}")
+    print("| case | p50 | p99 | samples |\n| --- | --- | --- | --- |")
+    for row in asyncio.run(_prepare_bench(api, args.namespace, counts, args.repeat)):
+        print(row)
+    if kube is None:
+        print("\nslice publishing skipped: it needs a real API server (--kubeconfig)")
+        return 0
+    print("\nResourceSlice publishing against the real API server")
+    print("| node | first publish (create) | after a fault (update all) | in sync (list only) |")
+    print("| --- | --- | --- | --- |")
+    for row in _publish_bench(kube, chips):
+        print(row)
+    kube.close()
+    return 0
