@@ -202,12 +202,12 @@ def _publish_bench(kube: kubeapi.Kube, counts: Sequence[int]) -> list[str]:
     rows = []
     for chips in counts:
         node = f"bench-publish-{chips}"
+        profile = load_profiles()["darwin3"]
         with _engine(chips) as engine:
-            profile = load_profiles()["darwin3"]
 
-            def desired(eng: Engine = engine) -> list[Obj]:
+            def desired(eng: Engine = engine, name: str = node) -> list[Obj]:
                 views = [ChipView.from_info(c, profile) for c in eng.chips()]
-                return build_slices(node, views)
+                return build_slices(name, views)
 
             first = desired()
             start = time.perf_counter()
