@@ -199,10 +199,10 @@ def grpc_channel(path: Path) -> Any:
 
 
 def _publish_bench(kube: kubeapi.Kube, counts: Sequence[int]) -> list[str]:
+    profile = load_profiles()["darwin3"]
     rows = []
     for chips in counts:
         node = f"bench-publish-{chips}"
-        profile = load_profiles()["darwin3"]
         with _engine(chips) as engine:
 
             def desired(eng: Engine = engine, name: str = node) -> list[Obj]:
