@@ -9,27 +9,53 @@ import sys
 
 def test_bench_engine_json_without_peers() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "darwin_dra.cli.main", "bench", "engine", "--scale", "0.05",
-         "--peers", "none", "--threads", "1,2", "--json"],
-        capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "darwin_dra.cli.main",
+            "bench",
+            "engine",
+            "--scale",
+            "0.05",
+            "--peers",
+            "none",
+            "--threads",
+            "1,2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
-    assert [(r["name"], r["threads"]) for r in rows] == [("darwin engine", 1),
-                                                          ("darwin engine", 2)]
+    assert [(r["name"], r["threads"]) for r in rows] == [("darwin engine", 1), ("darwin engine", 2)]
     assert rows[0]["spikes"] == rows[1]["spikes"] > 0
     assert rows[0]["extra"]["synapse_bytes_per_synapse"] <= 4.0
     assert rows[1]["ratio_first_to_this"]["events_per_s"] > 0
 
 
 def test_bench_engine_table_and_bad_threads() -> None:
-    base = [sys.executable, "-m", "darwin_dra.cli.main", "bench", "engine", "--scale", "0.05",
-            "--peers", "none"]
-    out = subprocess.run([*base, "--threads", "1"], capture_output=True, text=True,
-                         timeout=120, check=False)
+    base = [
+        sys.executable,
+        "-m",
+        "darwin_dra.cli.main",
+        "bench",
+        "engine",
+        "--scale",
+        "0.05",
+        "--peers",
+        "none",
+    ]
+    out = subprocess.run(
+        [*base, "--threads", "1"], capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0].split()[:3] == ["simulator", "thr", "build"]
     assert "darwin engine" in out.stdout
-    bad = subprocess.run([*base, "--threads", "one"], capture_output=True, text=True,
-                         timeout=60, check=False)
+    bad = subprocess.run(
+        [*base, "--threads", "one"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert bad.returncode == 2
     assert "--threads" in bad.stderr

@@ -11,8 +11,13 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "invento
 
 
 def darwin_dra(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "darwin_dra.cli.main", *args],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "darwin_dra.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_inventory_json_on_the_example() -> None:

@@ -120,9 +120,13 @@ def test_input_flood_is_counted_not_lost_silently(engine: Engine) -> None:
 
 def test_record_buffer_overflow_is_counted(engine: Engine) -> None:
     part = engine.create_partition(0, domains=[5])
-    net = Network(groups=(NeuronGroup(count=4, i_e=500.0, t_ref=0.0, v_reset=0.0),),
-                  src=np.zeros(0, np.uint32), dst=np.zeros(0, np.uint32),
-                  weight=np.zeros(0, np.float32), delay=np.zeros(0, np.uint16))
+    net = Network(
+        groups=(NeuronGroup(count=4, i_e=500.0, t_ref=0.0, v_reset=0.0),),
+        src=np.zeros(0, np.uint32),
+        dst=np.zeros(0, np.uint32),
+        weight=np.zeros(0, np.float32),
+        delay=np.zeros(0, np.uint16),
+    )
     engine.load(part, net)
     engine.record(part, range(4), capacity=10)
     engine.run(part, 5)  # 4 neurons fire every step: 20 spikes, 10 fit
@@ -135,34 +139,89 @@ def test_network_validation(engine: Engine) -> None:
     part = engine.create_partition(0, cores=[100])
     good = relay()
     with pytest.raises(InvalidArgument, match="delay 0 must be 1..255"):
-        engine.load(part, Network(groups=good.groups, src=good.src, dst=good.dst,
-                                  weight=good.weight, delay=np.zeros(1, np.uint16),
-                                  n_inputs=1))
+        engine.load(
+            part,
+            Network(
+                groups=good.groups,
+                src=good.src,
+                dst=good.dst,
+                weight=good.weight,
+                delay=np.zeros(1, np.uint16),
+                n_inputs=1,
+            ),
+        )
     with pytest.raises(InvalidArgument, match="target 5 is not a neuron"):
-        engine.load(part, Network(groups=good.groups, src=good.src,
-                                  dst=np.array([5], np.uint32), weight=good.weight,
-                                  delay=good.delay, n_inputs=1))
+        engine.load(
+            part,
+            Network(
+                groups=good.groups,
+                src=good.src,
+                dst=np.array([5], np.uint32),
+                weight=good.weight,
+                delay=good.delay,
+                n_inputs=1,
+            ),
+        )
     with pytest.raises(InvalidArgument, match="source 9 is not a neuron or input"):
-        engine.load(part, Network(groups=good.groups, src=np.array([9], np.uint32),
-                                  dst=good.dst, weight=good.weight, delay=good.delay,
-                                  n_inputs=1))
+        engine.load(
+            part,
+            Network(
+                groups=good.groups,
+                src=np.array([9], np.uint32),
+                dst=good.dst,
+                weight=good.weight,
+                delay=good.delay,
+                n_inputs=1,
+            ),
+        )
     with pytest.raises(InvalidArgument, match="weight is not finite"):
-        engine.load(part, Network(groups=good.groups, src=good.src, dst=good.dst,
-                                  weight=np.array([np.inf], np.float32), delay=good.delay,
-                                  n_inputs=1))
+        engine.load(
+            part,
+            Network(
+                groups=good.groups,
+                src=good.src,
+                dst=good.dst,
+                weight=np.array([np.inf], np.float32),
+                delay=good.delay,
+                n_inputs=1,
+            ),
+        )
     with pytest.raises(InvalidArgument, match="v_reset 25 must lie below v_th 20"):
-        engine.load(part, Network(groups=(NeuronGroup(count=1, v_reset=25.0),),
-                                  src=good.src, dst=good.dst, weight=good.weight,
-                                  delay=good.delay, n_inputs=1))
+        engine.load(
+            part,
+            Network(
+                groups=(NeuronGroup(count=1, v_reset=25.0),),
+                src=good.src,
+                dst=good.dst,
+                weight=good.weight,
+                delay=good.delay,
+                n_inputs=1,
+            ),
+        )
     with pytest.raises(CapacityExceeded, match="5000 neurons exceed the partition's 4096"):
-        engine.load(part, Network(groups=(NeuronGroup(count=5000),), src=good.src, dst=good.dst,
-                                  weight=good.weight, delay=good.delay, n_inputs=1))
+        engine.load(
+            part,
+            Network(
+                groups=(NeuronGroup(count=5000),),
+                src=good.src,
+                dst=good.dst,
+                weight=good.weight,
+                delay=good.delay,
+                n_inputs=1,
+            ),
+        )
     many = 200_000  # one core's share of a 100 M-synapse chip is 173,913
     with pytest.raises(CapacityExceeded, match="exceed the partition's 173913"):
-        engine.load(part, Network(groups=(NeuronGroup(count=1),),
-                                  src=np.zeros(many, np.uint32), dst=np.zeros(many, np.uint32),
-                                  weight=np.ones(many, np.float32),
-                                  delay=np.ones(many, np.uint16)))
+        engine.load(
+            part,
+            Network(
+                groups=(NeuronGroup(count=1),),
+                src=np.zeros(many, np.uint32),
+                dst=np.zeros(many, np.uint32),
+                weight=np.ones(many, np.float32),
+                delay=np.ones(many, np.uint16),
+            ),
+        )
     with pytest.raises(StateError, match="no network loaded"):
         engine.run(part, 1)
     engine.load(part, good)
@@ -179,10 +238,13 @@ def test_network_validation(engine: Engine) -> None:
 def test_many_weights_are_quantised_and_reported(engine: Engine) -> None:
     part = engine.create_partition(0, cores=[200])
     n = 600
-    net = Network(groups=(NeuronGroup(count=n),), src=np.arange(n, dtype=np.uint32),
-                  dst=np.arange(n, dtype=np.uint32)[::-1].copy(),
-                  weight=np.linspace(-1, 1, n).astype(np.float32),
-                  delay=np.ones(n, np.uint16))
+    net = Network(
+        groups=(NeuronGroup(count=n),),
+        src=np.arange(n, dtype=np.uint32),
+        dst=np.arange(n, dtype=np.uint32)[::-1].copy(),
+        weight=np.linspace(-1, 1, n).astype(np.float32),
+        delay=np.ones(n, np.uint16),
+    )
     engine.load(part, net)
     err = engine.telemetry(part).quant_error_mv
     assert 0 < err <= 1.0 / 255 + 1e-6
@@ -192,13 +254,19 @@ def test_queue_capacity_drops_are_counted(darwin3: ChipProfile) -> None:
     from dataclasses import replace
 
     with Engine() as eng:
-        eng.add_chip(replace(darwin3, core_queue_events=10),
-                     ChipEntry(model="darwin3", serial="Q", fabric="f"))
+        eng.add_chip(
+            replace(darwin3, core_queue_events=10),
+            ChipEntry(model="darwin3", serial="Q", fabric="f"),
+        )
         part = eng.create_partition(0, cores=[1])
         n = 40  # 40 neurons firing every step, each with one synapse to neuron 0
-        net = Network(groups=(NeuronGroup(count=n, i_e=500.0, t_ref=0.0, v_reset=0.0),),
-                      src=np.arange(n, dtype=np.uint32), dst=np.zeros(n, np.uint32),
-                      weight=np.zeros(n, np.float32), delay=np.ones(n, np.uint16))
+        net = Network(
+            groups=(NeuronGroup(count=n, i_e=500.0, t_ref=0.0, v_reset=0.0),),
+            src=np.arange(n, dtype=np.uint32),
+            dst=np.zeros(n, np.uint32),
+            weight=np.zeros(n, np.float32),
+            delay=np.ones(n, np.uint16),
+        )
         eng.load(part, net)
         eng.run(part, 10)
         tel = eng.telemetry(part)
@@ -210,9 +278,13 @@ def test_queue_capacity_drops_are_counted(darwin3: ChipProfile) -> None:
 def test_keps_budget_caps_events(engine: Engine) -> None:
     part = engine.create_partition(0, domains=[9], shared=True, keps_budget=100)
     n = 50  # 100 keps at dt 0.1 ms: 10 events a step
-    net = Network(groups=(NeuronGroup(count=n, i_e=500.0, t_ref=0.0, v_reset=0.0),),
-                  src=np.arange(n, dtype=np.uint32), dst=np.zeros(n, np.uint32),
-                  weight=np.zeros(n, np.float32), delay=np.ones(n, np.uint16))
+    net = Network(
+        groups=(NeuronGroup(count=n, i_e=500.0, t_ref=0.0, v_reset=0.0),),
+        src=np.arange(n, dtype=np.uint32),
+        dst=np.zeros(n, np.uint32),
+        weight=np.zeros(n, np.float32),
+        delay=np.ones(n, np.uint16),
+    )
     engine.load(part, net)
     engine.run(part, 100)
     tel = engine.telemetry(part)
@@ -256,11 +328,16 @@ def test_concurrent_runs_and_destroy_during_run(engine: Engine) -> None:
     rng = np.random.default_rng(1)
     for p in parts:
         n = 2000
-        engine.load(p, Network(
-            groups=(NeuronGroup(count=n, poisson_rate_hz=15000.0, poisson_weight=0.1),),
-            src=rng.integers(0, n, 40000).astype(np.uint32),
-            dst=rng.integers(0, n, 40000).astype(np.uint32),
-            weight=np.full(40000, 0.1, np.float32), delay=np.full(40000, 5, np.uint16)))
+        engine.load(
+            p,
+            Network(
+                groups=(NeuronGroup(count=n, poisson_rate_hz=15000.0, poisson_weight=0.1),),
+                src=rng.integers(0, n, 40000).astype(np.uint32),
+                dst=rng.integers(0, n, 40000).astype(np.uint32),
+                weight=np.full(40000, 0.1, np.float32),
+                delay=np.full(40000, 5, np.uint16),
+            ),
+        )
     errors: list[BaseException] = []
 
     def worker(p: int) -> None:

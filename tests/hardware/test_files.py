@@ -32,8 +32,7 @@ def write(tmp_path: Path, text: str, name: str = "f.yaml") -> Path:
 
 
 def test_shipped_profile_holds_the_published_figures(darwin3: ChipProfile) -> None:
-    assert (darwin3.mesh_w, darwin3.mesh_h, darwin3.n_cores, darwin3.n_domains) == (24, 24, 575,
-                                                                                     36)
+    assert (darwin3.mesh_w, darwin3.mesh_h, darwin3.n_cores, darwin3.n_domains) == (24, 24, 575, 36)
     assert darwin3.neurons_per_core == 4096
     assert darwin3.energy_pj_per_op == pytest.approx(4.9)
     assert any("nwae102" in s for s in darwin3.sources)
@@ -50,21 +49,39 @@ def test_example_inventory_loads(darwin3: ChipProfile) -> None:
 @pytest.mark.parametrize(
     ("edit", "field", "reason"),
     [
-        (lambda t: t.replace("serial: A", "serial: 7"), "nodes[0].fabrics[0].chips[0].serial",
-         "must be a non-empty string"),
-        (lambda t: t.replace("model: darwin3", "model: loihi9"),
-         "nodes[0].fabrics[0].chips[0].model", "no chip profile for 'loihi9'"),
+        (
+            lambda t: t.replace("serial: A", "serial: 7"),
+            "nodes[0].fabrics[0].chips[0].serial",
+            "must be a non-empty string",
+        ),
+        (
+            lambda t: t.replace("model: darwin3", "model: loihi9"),
+            "nodes[0].fabrics[0].chips[0].model",
+            "no chip profile for 'loihi9'",
+        ),
         (lambda t: t.replace("kind: Inventory", "kind: Pod"), "kind", "must be Inventory"),
-        (lambda t: t.replace("      - id: w0\n", "      - idd: w0\n"), "nodes[0].fabrics[0].idd",
-         "is not a known field"),
+        (
+            lambda t: t.replace("      - id: w0\n", "      - idd: w0\n"),
+            "nodes[0].fabrics[0].idd",
+            "is not a known field",
+        ),
         (lambda t: t + "  - name: n1\n    fabrics: []\n", "nodes[1].name", "listed twice"),
-        (lambda t: t.replace("{model: darwin3, serial: A}",
-                             "{model: darwin3, serial: A, numaNode: -1}"),
-         "nodes[0].fabrics[0].chips[0].numaNode", "between 0 and 1023"),
-        (lambda t: t.replace("          - {model: darwin3, serial: A}\n",
-                             "          - {model: darwin3, serial: A}\n"
-                             "          - {model: darwin3, serial: A}\n"),
-         "nodes[0].fabrics[0].chips[1].serial", "already used at nodes[0].fabrics[0].chips[0]"),
+        (
+            lambda t: t.replace(
+                "{model: darwin3, serial: A}", "{model: darwin3, serial: A, numaNode: -1}"
+            ),
+            "nodes[0].fabrics[0].chips[0].numaNode",
+            "between 0 and 1023",
+        ),
+        (
+            lambda t: t.replace(
+                "          - {model: darwin3, serial: A}\n",
+                "          - {model: darwin3, serial: A}\n"
+                "          - {model: darwin3, serial: A}\n",
+            ),
+            "nodes[0].fabrics[0].chips[1].serial",
+            "already used at nodes[0].fabrics[0].chips[0]",
+        ),
     ],
 )
 def test_broken_inventory_names_field_and_reason(
@@ -93,11 +110,13 @@ def test_broken_profiles(tmp_path: Path) -> None:
     cases = {
         "width: 4 ": ("width: 5 ", "domain", "must tile the 24x24 mesh"),
         "neuronsPerCore: 4096": ("neuronsPerCore: 0", "neuronsPerCore", "between 1 and 65536"),
-        "controller: {x: 0, y: 0}": ("controller: {x: 30, y: 0}", "mesh.controller.x",
-                                     "between 0 and 23"),
+        "controller: {x: 0, y: 0}": (
+            "controller: {x: 30, y: 0}",
+            "mesh.controller.x",
+            "between 0 and 23",
+        ),
         "energyPjPerOp: 4.9": ("energyPjPerOp: fast", "energyPjPerOp", "must be a number"),
-        "onChipLearning: true": ("onChipLearning: yes please", "onChipLearning",
-                                 "true or false"),
+        "onChipLearning: true": ("onChipLearning: yes please", "onChipLearning", "true or false"),
     }
     for old, (new, field, reason) in cases.items():
         assert old in text, old
