@@ -23,6 +23,7 @@ from darwin_dra.hardware.model import Inventory
 FABRIC_LABEL = "darwin.snn.io/fabric"
 ROUTES_READY = "RoutesProgrammed"
 ROUTES_FAILED = "RoutesFailed"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
@@ -105,11 +106,13 @@ def fabric_slice(fabric: Fabric, settings: FabricSettings, generation: int = 1) 
     if settings.binding_conditions:
         device["bindingConditions"] = [ROUTES_READY]
         device["bindingFailureConditions"] = [ROUTES_FAILED]
+    # The API server allows one term, and matchFields on metadata.name with a single value
+    # only; the kubelet's hostname label is the standard way to name several nodes.
     selector = {
         "nodeSelectorTerms": [
             {
-                "matchFields": [
-                    {"key": "metadata.name", "operator": "In", "values": list(fabric.nodes)}
+                "matchExpressions": [
+                    {"key": HOSTNAME_LABEL, "operator": "In", "values": list(fabric.nodes)}
                 ]
             }
         ]

@@ -5,8 +5,10 @@ thin part that calls the API.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 import structlog
@@ -29,8 +31,30 @@ class Action:
     why: str = ""
 
 
+_SUFFIX: dict[str, Decimal | int] = {
+    "": 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+    "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+    "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+_QUANTITY = re.compile(
+    r"([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?)"
+)
+
+
+def quantity(text: str) -> Decimal | None:
+    """The value of a Kubernetes quantity string, None if it is not one."""
+    m = _QUANTITY.fullmatch(text)
+    if m is None:
+        return None
+    number, exponent, suffix = m.groups()
+    if exponent:
+        return Decimal(number + exponent)
+    return Decimal(number) * _SUFFIX[suffix or ""]
+
+
 def matches(desired: Any, observed: Any) -> bool:
-    """True when every field of ``desired`` has the same value in ``observed``.
+    """True when every field of ``desired`` has the same value in ``observed``, quantities
+    compared by value.
 
     Fields only the server sets (defaults, resourceVersion) do not count as drift, so a
     reconcile pass against an unchanged cluster writes nothing.
@@ -45,6 +69,10 @@ def matches(desired: Any, observed: Any) -> bool:
             and len(desired) == len(observed)
             and all(matches(d, o) for d, o in zip(desired, observed, strict=True))
         )
+    if isinstance(desired, str) and isinstance(observed, str) and desired != observed:
+        # The server writes quantities in canonical form ("1000" comes back as "1k").
+        q = quantity(desired)
+        return q is not None and q == quantity(observed)
     return bool(desired == observed)
 
 

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from darwin_dra.controller.fabric import (
+    Fabric,
+    FabricError,
+    FabricSettings,
+    fabric_slice,
+    fabric_slices,
+    fabrics,
+)
+from darwin_dra.hardware.inventory import load_inventory
+from darwin_dra.hardware.model import ChipEntry, Inventory, NodeEntry
+from darwin_dra.hardware.profiles import load_profiles
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "inventory.yaml"
+
+
+def _inventory(*nodes: tuple[str, list[str]]) -> Inventory:
+    return Inventory(
+        nodes=tuple(
+            NodeEntry(name, tuple(ChipEntry("darwin3", f"{name}-{i}", f) for i, f in enumerate(fs)))
+            for name, fs in nodes
+        )
+    )
+
+
+def test_example_inventory_gives_one_fabric_per_board_with_its_nodes() -> None:
+    inv = load_inventory(EXAMPLE, load_profiles())
+    assert fabrics(inv) == [
+        Fabric("board-7", ("node-b",), 1),
+        Fabric("wafer-0", ("node-a", "node-b"), 3),
+    ]
+
+
+def test_fabric_slice_shape() -> None:
+    s = fabric_slice(Fabric("wafer-0", ("node-a", "node-b"), 3), FabricSettings(keps=5000))
+    assert s["metadata"]["name"] == "darwin-fabric-wafer-0"
+    spec = s["spec"]
+    assert spec["driver"] == "darwin.snn.io"
+    assert spec["pool"] == {"name": "fabric-wafer-0", "generation": 1, "resourceSliceCount": 1}
+    assert "nodeName" not in spec
+    [term] = spec["nodeSelector"]["nodeSelectorTerms"]
+    assert term == {
+        "matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-a", "node-b"]}
+        ]
+    }
+    [dev] = spec["devices"]
+    assert dev["name"] == "fabric-wafer-0"
+    assert dev["allowMultipleAllocations"] is True
+    assert dev["attributes"]["fabric"] == {"string": "wafer-0"}
+    assert dev["attributes"]["partition"] == {"string": "fabric"}
+    assert dev["capacity"]["keps"] == {
+        "value": "5000",
+        "requestPolicy": {"default": "10", "validRange": {"min": "10", "step": "10"}},
+    }
+    assert dev["bindingConditions"] == ["RoutesProgrammed"]
+    assert dev["bindingFailureConditions"] == ["RoutesFailed"]
+
+
+def test_binding_conditions_can_be_turned_off() -> None:
+    s = fabric_slice(Fabric("f", ("n",), 1), FabricSettings(binding_conditions=False))
+    [dev] = s["spec"]["devices"]
+    assert "bindingConditions" not in dev
+    assert "bindingFailureConditions" not in dev
+
+
+def test_per_fabric_bandwidth_overrides_the_default() -> None:
+    inv = _inventory(("n1", ["a", "b"]), ("n2", ["b"]))
+    out = fabric_slices(inv, FabricSettings(keps=1000, keps_for={"b": 300}))
+    caps = {
+        s["spec"]["pool"]["name"]: s["spec"]["devices"][0]["capacity"]["keps"]["value"] for s in out
+    }
+    assert caps == {"fabric-a": "1000", "fabric-b": "300"}
+
+
+def test_bandwidth_for_an_unknown_fabric_is_refused() -> None:
+    with pytest.raises(FabricError, match="unknown fabrics: nope"):
+        fabric_slices(_inventory(("n1", ["a"])), FabricSettings(keps_for={"nope": 10}))
+
+
+@pytest.mark.parametrize("fabric_id", ["Wafer_0", "x" * 60, "a-", "a.b"])
+def test_fabric_ids_that_cannot_name_a_device_are_refused(fabric_id: str) -> None:
+    with pytest.raises(FabricError, match="DNS label"):
+        fabric_slices(_inventory(("n1", [fabric_id])), FabricSettings())
+
+
+def test_bandwidth_below_the_smallest_request_is_refused() -> None:
+    with pytest.raises(FabricError, match="below the minimum"):
+        fabric_slices(_inventory(("n1", ["a"])), FabricSettings(keps=5, keps_min=10))
