@@ -197,14 +197,16 @@ class Kube:
         name: str,
         change: Callable[[Obj], Obj | None],
         attempts: int = 5,
+        current: Obj | None = None,
     ) -> Obj | None:
         """Read, apply ``change`` (returns the new claim or None for nothing to do), write.
 
-        Retries on Conflict with a fresh read, so entries other writers (other drivers, the
-        scheduler) put in the status survive.
+        ``current``, a copy just read, saves the first read. Retries on Conflict with a fresh
+        read, so entries other writers (other drivers, the scheduler) put in the status survive.
         """
         for attempt in range(attempts):
-            current = self.get_claim(namespace, name)
+            if current is None or attempt > 0:
+                current = self.get_claim(namespace, name)
             updated = change(current)
             if updated is None:
                 return None

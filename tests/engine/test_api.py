@@ -6,7 +6,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from darwin_dra.engine import (
     CapacityExceeded,
     Conflict,
@@ -45,7 +44,8 @@ def test_discovery(engine: Engine, darwin3: ChipProfile) -> None:
     assert (chip.n_cores, chip.n_domains, chip.mesh_w) == (575, 36, 24)
     assert chip.healthy
     assert [d.n_cores for d in chip.domains] == [15] + [16] * 35
-    assert engine.domain(0, 7).x0 == 4 and engine.domain(0, 7).y0 == 4
+    assert engine.domain(0, 7).x0 == 4
+    assert engine.domain(0, 7).y0 == 4
     core = engine.core(0, 0)  # the controller sits at (0, 0): core 0 is tile (1, 0)
     assert (core.x, core.y, core.domain, core.partition) == (1, 0, 0, None)
     assert engine.link_index(0, 23, 0, Direction.EAST) is None
@@ -89,7 +89,8 @@ def test_relay_spike_timing_and_ports(engine: Engine) -> None:
     assert (tel.input_spikes, tel.spikes, tel.events, tel.steps) == (2, 2, 2, 20)
     assert engine.read_spikes(part)[0].size == 0  # drained
     v = engine.membrane(part, 2)
-    assert v.dtype == np.float32 and v.shape == (2,)
+    assert v.dtype == np.float32
+    assert v.shape == (2,)
     engine.set_membrane(part, [19.5, 0.0])
     np.testing.assert_array_equal(engine.membrane(part, 2), np.float32([19.5, 0.0]))
     with pytest.raises(InvalidArgument, match="not finite"):
@@ -113,8 +114,8 @@ def test_input_flood_is_counted_not_lost_silently(engine: Engine) -> None:
     assert engine.telemetry(part).dropped_input == 150
     engine.run(part, 300)
     assert engine.telemetry(part).input_spikes == 100  # the earliest 100 were kept
+    engine.inject(part, [400, 401, 402], [0, 0, 0])
     with pytest.raises(Conflict, match="below the 3 spikes pending"):
-        engine.inject(part, [400, 401, 402], [0, 0, 0])
         engine.set_input_capacity(part, 2)
 
 
@@ -138,7 +139,7 @@ def test_record_buffer_overflow_is_counted(engine: Engine) -> None:
 def test_network_validation(engine: Engine) -> None:
     part = engine.create_partition(0, cores=[100])
     good = relay()
-    with pytest.raises(InvalidArgument, match="delay 0 must be 1..255"):
+    with pytest.raises(InvalidArgument, match=r"delay 0 must be 1\.\.255"):
         engine.load(
             part,
             Network(
@@ -303,10 +304,12 @@ def test_faults_and_health(engine: Engine) -> None:
     assert engine.chip(0).healthy  # a domain failure degrades, the chip still answers
     engine.inject_fault(0, FaultKind.CHIP)
     assert not engine.chip(0).healthy
-    assert engine.chip(1).healthy and engine.chip(1).failed_cores == 0
+    assert engine.chip(1).healthy
+    assert engine.chip(1).failed_cores == 0
     engine.clear_fault(0, FaultKind.CHIP)
     engine.clear_fault(0, FaultKind.DOMAIN, 3)
-    assert engine.chip(0).healthy and engine.chip(0).failed_cores == 0
+    assert engine.chip(0).healthy
+    assert engine.chip(0).failed_cores == 0
     with pytest.raises(NotFound, match="domain 40 does not exist"):
         engine.inject_fault(0, FaultKind.DOMAIN, 40)
     with pytest.raises(NotFound, match="link 1 does not exist"):
@@ -318,7 +321,8 @@ def test_faults_and_health(engine: Engine) -> None:
 def test_calibration_measures_and_leaves_the_partition_idle(engine: Engine) -> None:
     part = engine.create_partition(1, domains=[0, 1, 2, 3])
     cal = calibrate(engine, part, steps=200)
-    assert cal.events > 0 and cal.keps > 100  # far above 100 k events/s on any host
+    assert cal.events > 0
+    assert cal.keps > 100
     with pytest.raises(StateError):
         engine.telemetry(part)  # unloaded again
 

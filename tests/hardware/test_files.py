@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from darwin_dra.hardware.errors import HardwareFileError
 from darwin_dra.hardware.inventory import load_inventory
 from darwin_dra.hardware.model import ChipProfile

@@ -39,6 +39,7 @@ class ClaimStore:
     def __init__(self, *claims: Obj) -> None:
         self.claims = {(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in claims}
         self.status_writes = 0
+        self.conflicts = 0
         self.fail_status: Exception | None = None
 
     def add(self, *claims: Obj) -> None:
@@ -52,21 +53,29 @@ class ClaimStore:
             raise NotFound(f"{namespace}/{name} not found", 404) from None
 
     def update_claim_status(
-        self, namespace: str, name: str, change: Callable[[Obj], Obj | None], attempts: int = 5
+        self,
+        namespace: str,
+        name: str,
+        change: Callable[[Obj], Obj | None],
+        attempts: int = 5,
+        current: Obj | None = None,
     ) -> Obj | None:
+        # Same contract as kubeapi.Kube: a given copy is tried first, a conflict re-reads.
         if self.fail_status is not None:
             raise self.fail_status
-        current = self.get_claim(namespace, name)
-        new = change(current)
-        if new is None:
-            return None
-        if (
-            new["metadata"]["resourceVersion"]
-            != self.claims[(namespace, name)]["metadata"]["resourceVersion"]
-        ):
-            raise Conflict("stale", 409)
-        new = copy.deepcopy(new)
-        new["metadata"]["resourceVersion"] = str(int(new["metadata"]["resourceVersion"]) + 1)
-        self.claims[(namespace, name)] = new
-        self.status_writes += 1
-        return new
+        for attempt in range(attempts):
+            if current is None or attempt > 0:
+                current = self.get_claim(namespace, name)
+            new = change(copy.deepcopy(current))
+            if new is None:
+                return None
+            stored = self.claims[(namespace, name)]["metadata"]["resourceVersion"]
+            if new["metadata"]["resourceVersion"] != stored:
+                self.conflicts += 1
+                continue
+            new = copy.deepcopy(new)
+            new["metadata"]["resourceVersion"] = str(int(stored) + 1)
+            self.claims[(namespace, name)] = new
+            self.status_writes += 1
+            return new
+        raise Conflict("stale", 409)

@@ -70,9 +70,14 @@ class _MemoryClaims:
         return copy.deepcopy(self.claims[(namespace, name)])
 
     def update_claim_status(
-        self, namespace: str, name: str, change: Callable[[Obj], Obj | None], attempts: int = 5
+        self,
+        namespace: str,
+        name: str,
+        change: Callable[[Obj], Obj | None],
+        attempts: int = 5,
+        current: Obj | None = None,
     ) -> Obj | None:
-        new = change(self.get_claim(namespace, name))
+        new = change(current if current is not None else self.get_claim(namespace, name))
         return None if new is None else self.replace_claim_status(new)
 
     def delete_claim(self, namespace: str, name: str) -> None:

@@ -57,7 +57,12 @@ class ClaimSource(Protocol):
     def get_claim(self, namespace: str, name: str) -> Obj: ...
 
     def update_claim_status(
-        self, namespace: str, name: str, change: Callable[[Obj], Obj | None], attempts: int = 5
+        self,
+        namespace: str,
+        name: str,
+        change: Callable[[Obj], Obj | None],
+        attempts: int = 5,
+        current: Obj | None = None,
     ) -> Obj | None: ...
 
 
@@ -198,7 +203,14 @@ class Driver:
                     rpc="NodePrepareResources",
                     error=result.error,
                 )
-        await asyncio.gather(*(self._write_status(p, parts, views) for p, parts in done.values()))
+        read = {
+            ref.uid: got
+            for ref, got in zip(claims, fetched, strict=True)
+            if not isinstance(got, str)
+        }
+        await asyncio.gather(
+            *(self._write_status(p, parts, views, read.get(p.uid)) for p, parts in done.values())
+        )
         return results
 
     def _fetch(self, ref: ClaimRef) -> Obj | str:
@@ -394,6 +406,7 @@ class Driver:
         plan: state.ClaimPlan,
         parts: list[state.PreparedPartition],
         views: Mapping[int, ChipView],
+        fetched: Obj | None = None,
     ) -> None:
         if not parts:
             return
@@ -406,7 +419,11 @@ class Driver:
 
         try:
             await asyncio.to_thread(
-                self._claims.update_claim_status, plan.namespace, plan.name, change
+                self._claims.update_claim_status,
+                plan.namespace,
+                plan.name,
+                change,
+                current=fetched,
             )
         except KubeApiError as exc:
             # The status is for people and controllers; the pod can run without it.

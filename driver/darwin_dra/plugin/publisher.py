@@ -13,6 +13,7 @@ uses only the newest generation and needs all of its slices (resourceSliceCount)
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import copy
 import enum
@@ -118,22 +119,36 @@ class PublishResult:
     slices: int
 
 
-def apply(api: SliceApi, actions: Sequence[Action]) -> None:
-    for action in actions:
-        if action.op is Op.CREATE:
-            assert action.body is not None
-            api.create_slice(action.body)
-        elif action.op is Op.UPDATE:
-            assert action.body is not None
-            try:
-                api.update_slice(action.body)
-            except NotFound:
-                # Deleted behind our back since the list: create it instead.
-                body = copy.deepcopy(action.body)
-                body["metadata"].pop("resourceVersion", None)
-                api.create_slice(body)
-        else:
-            api.delete_slice(action.name, action.resource_version)
+def _apply_one(api: SliceApi, action: Action) -> None:
+    if action.op is Op.CREATE:
+        assert action.body is not None
+        api.create_slice(action.body)
+    elif action.op is Op.UPDATE:
+        assert action.body is not None
+        try:
+            api.update_slice(action.body)
+        except NotFound:
+            # Deleted behind our back since the list: create it instead.
+            body = copy.deepcopy(action.body)
+            body["metadata"].pop("resourceVersion", None)
+            api.create_slice(body)
+    else:
+        api.delete_slice(action.name, action.resource_version)
+
+
+def apply(api: SliceApi, actions: Sequence[Action], workers: int = 8) -> None:
+    """Writes in parallel (each call is a round trip; 64 chips make 70-odd slices), creates and
+    updates first, deletes only once the new generation is complete. The first error raises."""
+    writes = [a for a in actions if a.op is not Op.DELETE]
+    deletes = [a for a in actions if a.op is Op.DELETE]
+    for batch in (writes, deletes):
+        if len(batch) <= 1 or workers <= 1:
+            for action in batch:
+                _apply_one(api, action)
+            continue
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in [pool.submit(_apply_one, api, a) for a in batch]:
+                future.result()
 
 
 def publish_once(api: SliceApi, driver: str, node: str, desired: Sequence[Obj]) -> PublishResult:
