@@ -61,7 +61,7 @@ def test_down_stops_a_cluster_from_its_record(tmp_path: Path, make_exe: MakeExe)
     # A half-started cluster (its apiserver hangs) is still recorded, and `down` clears it.
     make_exe("kube-apiserver", "#!/bin/sh\nexec sleep 60\n")
     cluster = _cluster(tmp_path, make_exe)
-    cluster.config = launcher.ClusterConfig(tmp_path / "c", start_timeout=1)
+    cluster.config = launcher.ClusterConfig(tmp_path / "c", start_timeout=5)
     with pytest.raises(ComponentError, match="kube-apiserver: not ready"):
         cluster.up()
     assert launcher.status(tmp_path / "c") == {"etcd": False, "kube-apiserver": False}

@@ -73,7 +73,10 @@ def _up(args: argparse.Namespace) -> int:
     for node in state.nodes:
         print(f"  {node.name} plugins_registry: {node.plugins_registry}")
     print(f"  logs: {Path(state.directory) / 'logs'}")
-    print(f"\n  export KUBECONFIG={state.kubeconfig}\n  kubectl get nodes")
+    # kubectl is built with the cluster: the machines this runs on usually have none.
+    print(f"\n  export KUBECONFIG={state.kubeconfig}")
+    print(f"  export PATH={state.bin_dir}:$PATH")
+    print("  kubectl get nodes,resourceslices,deviceclasses")
     print(f"\n  stop with: darwin-dra cluster down --dir {args.dir}")
     return 0
 

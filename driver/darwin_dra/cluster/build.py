@@ -29,6 +29,7 @@ BINARIES = (
     "kube-scheduler",
     "kube-controller-manager",
     "kubelet-harness",
+    "kubectl",
 )
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 # Where Go lands when installed from the official tarball but not put on PATH.

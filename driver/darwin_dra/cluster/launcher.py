@@ -144,6 +144,7 @@ class LocalCluster:
             version=self.bin.version,
             server=server,
             kubeconfig=str(self.kubeconfig),
+            bin_dir=str(self.bin.directory),
             ports=ports,
         )
         self.state = state

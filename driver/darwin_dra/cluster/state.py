@@ -36,6 +36,7 @@ class ClusterState:
     version: str
     server: str
     kubeconfig: str
+    bin_dir: str = ""
     ports: dict[str, int] = field(default_factory=dict)
     nodes: list[NodeRecord] = field(default_factory=list)
     processes: list[ProcessRecord] = field(default_factory=list)
