@@ -180,6 +180,15 @@ class LocalCluster:
                 f"--tls-cert-file={p / 'apiserver.crt'}",
                 f"--tls-private-key-file={p / 'apiserver.key'}",
                 f"--client-ca-file={p / 'ca.crt'}",
+                # The front-proxy settings publish a request-header CA; without them the
+                # scheduler and controller manager log an error about it every few seconds.
+                f"--requestheader-client-ca-file={p / 'ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={p / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={p / 'front-proxy-client.key'}",
                 f"--service-account-key-file={p / 'sa.pub'}",
                 f"--service-account-signing-key-file={p / 'sa.key'}",
                 "--service-account-issuer=https://kubernetes.default.svc",
@@ -304,6 +313,7 @@ class LocalCluster:
         ca = pki.CertificateAuthority(self.dir / "pki")
         ca.issue("apiserver", "kube-apiserver", server=True)
         pki.service_account_keys(ca.directory)
+        ca.issue("front-proxy-client", "front-proxy-client")
         admin = ca.issue("admin", "darwin-admin", org="system:masters")
         pki.write_kubeconfig(self.kubeconfig, server=server, ca=ca, client=admin, user="admin")
         out: dict[str, Path] = {}
