@@ -45,6 +45,8 @@ def test_a_component_dying_on_start_stops_everything_already_started(
     make_exe(
         "kube-apiserver", "#!/bin/sh\necho 'E0101 unrecognized feature gate: Foo' >&2\nexit 1\n"
     )
+    stale = tmp_path / "c" / "etcd" / "member"
+    stale.mkdir(parents=True)
     cluster = _cluster(tmp_path, make_exe)
     with pytest.raises(ComponentError) as info:
         cluster.up()
@@ -55,6 +57,7 @@ def test_a_component_dying_on_start_stops_everything_already_started(
     assert state is not None
     assert [p.name for p in state.processes] == ["etcd", "kube-apiserver"]
     assert not any(p.process().alive() for p in state.processes), "etcd left running"
+    assert not stale.exists(), "data of an earlier cluster must not be reused"
 
 
 def test_down_stops_a_cluster_from_its_record(tmp_path: Path, make_exe: MakeExe) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import ssl
 import sys
@@ -129,6 +130,9 @@ class LocalCluster:
     def _up(self) -> ClusterState:
         cfg = self.config
         self.dir.mkdir(parents=True, exist_ok=True)
+        # A fresh cluster every time: stale etcd data would hold objects signed by an old CA.
+        for stale in ("etcd", "nodes", "logs", "pki"):
+            shutil.rmtree(self.dir / stale, ignore_errors=True)
         ports = {
             "etcd": free_port(),
             "etcd-peer": free_port(),
