@@ -9,7 +9,7 @@ CFLAGS_STRICT := -std=c11 -O1 -g -Wall -Wextra -Werror -Wshadow -Wconversion -Wn
 	-D_GNU_SOURCE -Inative/include -Inative/src -pthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all venv build demo test native-test fuzz lint typecheck pytest bench clean k8s-bins
+.PHONY: all venv build demo test native-test fuzz lint typecheck pytest bench clean k8s-bins helm-bin
 
 all: build
 
@@ -52,7 +52,14 @@ typecheck: $(STAMP)
 k8s-bins: $(STAMP)
 	$(VENV)/bin/darwin-dra cluster build
 
-pytest: $(STAMP) k8s-bins
+# helm built from its Go module (the chart tests run helm lint and helm template), cached.
+HELM_VERSION := v3.22.0
+HELM := $(HOME)/.cache/darwin-dra/helm-$(HELM_VERSION)/helm
+helm-bin: $(HELM)
+$(HELM):
+	GOBIN=$(dir $(HELM)) CGO_ENABLED=0 go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+pytest: $(STAMP) k8s-bins helm-bin
 	$(PY) -m pytest -q
 
 test: $(STAMP) native-test lint typecheck pytest
