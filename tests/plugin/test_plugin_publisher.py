@@ -99,8 +99,29 @@ def test_changed_content_rewrites_all_slices_under_a_new_generation_and_deletes_
     server.calls.clear()
     result = publish_once(server, "d", "n", [_slice("a", 2, "changed"), _slice("b", 2)])
     assert result.generation == 2
-    assert server.calls == ["list", "update a", "update b", "delete c"]
+    # writes go out in parallel; the delete waits until the new generation is complete
+    assert server.calls[0] == "list"
+    assert sorted(server.calls[1:3]) == ["update a", "update b"]
+    assert server.calls[3:] == ["delete c"]
     assert {o["spec"]["pool"]["generation"] for o in server.objects.values()} == {2}
+
+
+def test_publish_against_known_state_skips_the_list_and_stays_exact() -> None:
+    server = FakeServer()
+    first = publish_once(server, "d", "n", [_slice("a", 3), _slice("b", 3), _slice("c", 3)])
+    server.calls.clear()
+    second = publish_once(
+        server, "d", "n", [_slice("a", 2, "changed"), _slice("b", 2)], known=first.stored
+    )
+    assert "list" not in server.calls
+    assert second.generation == 2
+    assert {o["metadata"]["name"]: o for o in second.stored} == server.objects
+    # and the state it returns is again good for the next round: nothing to do
+    server.calls.clear()
+    third = publish_once(
+        server, "d", "n", [_slice("a", 2, "changed"), _slice("b", 2)], known=second.stored
+    )
+    assert (third.generation, server.calls) == (None, [])
 
 
 def test_a_half_written_generation_is_superseded() -> None:

@@ -216,11 +216,12 @@ def _publish_bench(kube: kubeapi.Kube, counts: Sequence[int]) -> list[str]:
 
             first = desired()
             start = time.perf_counter()
-            publish_once(kube, DRIVER_NAME, node, first)
+            done = publish_once(kube, DRIVER_NAME, node, first)
             created = time.perf_counter() - start
             engine.inject_fault(0, FaultKind.DOMAIN, 5)
             start = time.perf_counter()
-            result = publish_once(kube, DRIVER_NAME, node, desired())
+            # as the plugin does on a health change: plan against what it last wrote
+            result = publish_once(kube, DRIVER_NAME, node, desired(), known=done.stored)
             updated = time.perf_counter() - start
             start = time.perf_counter()
             publish_once(kube, DRIVER_NAME, node, desired())

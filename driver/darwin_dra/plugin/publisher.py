@@ -117,46 +117,63 @@ class PublishResult:
     generation: int | None  # None: already in sync
     actions: int
     slices: int
+    # What the server holds after this publish, as it answered our writes: the next publish
+    # can plan against it instead of listing (a list of 3,200 devices costs 0.6 s).
+    stored: tuple[Obj, ...] = ()
 
 
-def _apply_one(api: SliceApi, action: Action) -> None:
+def _apply_one(api: SliceApi, action: Action) -> Obj | None:
+    """Performs one action; returns the object the server stored (None for a delete)."""
     if action.op is Op.CREATE:
         assert action.body is not None
-        api.create_slice(action.body)
-    elif action.op is Op.UPDATE:
+        return api.create_slice(action.body)
+    if action.op is Op.UPDATE:
         assert action.body is not None
         try:
-            api.update_slice(action.body)
+            return api.update_slice(action.body)
         except NotFound:
             # Deleted behind our back since the list: create it instead.
             body = copy.deepcopy(action.body)
             body["metadata"].pop("resourceVersion", None)
-            api.create_slice(body)
-    else:
-        api.delete_slice(action.name, action.resource_version)
+            return api.create_slice(body)
+    api.delete_slice(action.name, action.resource_version)
+    return None
 
 
-def apply(api: SliceApi, actions: Sequence[Action], workers: int = 8) -> None:
+def apply(api: SliceApi, actions: Sequence[Action], workers: int = 8) -> dict[str, Obj]:
     """Writes in parallel (each call is a round trip; 64 chips make 70-odd slices), creates and
-    updates first, deletes only once the new generation is complete. The first error raises."""
+    updates first, deletes only once the new generation is complete. The first error raises.
+    Returns the stored objects of the creates and updates, by name."""
     writes = [a for a in actions if a.op is not Op.DELETE]
     deletes = [a for a in actions if a.op is Op.DELETE]
+    stored: dict[str, Obj] = {}
     for batch in (writes, deletes):
         if len(batch) <= 1 or workers <= 1:
-            for action in batch:
-                _apply_one(api, action)
-            continue
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            for future in [pool.submit(_apply_one, api, a) for a in batch]:
-                future.result()
+            results = [(a, _apply_one(api, a)) for a in batch]
+        else:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = [(a, pool.submit(_apply_one, api, a)) for a in batch]
+                results = [(a, f.result()) for a, f in futures]
+        stored.update({a.name: obj for a, obj in results if obj is not None})
+    return stored
 
 
-def publish_once(api: SliceApi, driver: str, node: str, desired: Sequence[Obj]) -> PublishResult:
-    """List, plan, apply (blocking). Raises Conflict/Unavailable/KubeApiError for the caller."""
-    existing = api.list_slices(driver, node)
+def publish_once(
+    api: SliceApi,
+    driver: str,
+    node: str,
+    desired: Sequence[Obj],
+    known: Sequence[Obj] | None = None,
+) -> PublishResult:
+    """List (unless ``known`` says what the server holds), plan, apply; blocking. Raises
+    Conflict/Unavailable/KubeApiError for the caller; after one, call again without ``known``."""
+    existing = list(known) if known is not None else api.list_slices(driver, node)
     actions, generation = plan(desired, existing)
-    apply(api, actions)
-    return PublishResult(generation, len(actions), len(desired))
+    stored = apply(api, actions)
+    gone = {a.name for a in actions if a.op is Op.DELETE}
+    after = {o["metadata"]["name"]: o for o in existing if o["metadata"]["name"] not in gone}
+    after.update(stored)
+    return PublishResult(generation, len(actions), len(desired), tuple(after.values()))
 
 
 class Publisher:
@@ -193,20 +210,32 @@ class Publisher:
 
     async def run(self) -> None:
         failures = 0
+        known: tuple[Obj, ...] | None = None  # what our last writes left on the server
         while True:
+            woken = self._wake.is_set()
             self._wake.clear()
             try:
                 desired = self._desired()
+                # A trigger (health changed) plans against what we last wrote; a periodic
+                # resync lists, so slices changed or deleted by others are repaired.
                 result = await asyncio.to_thread(
-                    publish_once, self._api, self._driver, self._node, desired
+                    publish_once,
+                    self._api,
+                    self._driver,
+                    self._node,
+                    desired,
+                    known if woken else None,
                 )
+                known = result.stored
             except Conflict as exc:
+                known = None
                 # Someone wrote between our list and our write: list again at once.
                 self._log.info("slice conflict, relisting", error=str(exc))
                 self._report(None, exc)
                 failures = 0
                 continue
             except (Unavailable, KubeApiError) as exc:
+                known = None
                 delay = backoff_delay(failures, self._base, self._cap)
                 failures += 1
                 level = self._log.warning if isinstance(exc, Unavailable) else self._log.error
