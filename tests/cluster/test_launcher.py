@@ -75,15 +75,17 @@ def test_down_stops_a_cluster_from_its_record(tmp_path: Path, make_exe: MakeExe)
         [str(cluster.bin.path("etcd")), "--listen-client-urls=http://127.0.0.1:0"],
         tmp_path / "etcd.log",
     )
-    state = ClusterState.load(tmp_path / "c")
-    assert state is not None
-    state.processes = [ProcessRecord("etcd", etcd.pid, list(etcd.argv), str(etcd.log_path))]
-    state.save()
-    assert launcher.status(tmp_path / "c") == {"etcd": True}
-    assert launcher.down(tmp_path / "c") == ["etcd"]
-    assert not etcd.alive()
-    etcd.stop()  # reaps our child
-    assert launcher.down(tmp_path / "c") == []
+    try:
+        state = ClusterState.load(tmp_path / "c")
+        assert state is not None
+        state.processes = [ProcessRecord("etcd", etcd.pid, list(etcd.argv), str(etcd.log_path))]
+        state.save()
+        assert launcher.status(tmp_path / "c") == {"etcd": True}
+        assert launcher.down(tmp_path / "c") == ["etcd"]
+        assert not etcd.alive()
+        assert launcher.down(tmp_path / "c") == []
+    finally:
+        etcd.stop()  # reaps our child whatever happened
 
 
 def test_feature_gates_name_every_gate_the_driver_needs() -> None:
