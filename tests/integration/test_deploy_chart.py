@@ -1,0 +1,338 @@
+"""The Helm chart against the real API server: every rendered object passes a server-side dry
+run, and both admission policies do what they claim."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from darwin_dra.cluster import launcher
+from k8s_helpers import Kube, wait_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
+import helm_chart
+
+pytestmark = pytest.mark.integration
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: Path) -> None:
+        path = shutil.which("kubectl")
+        if path is None:
+            raise AssertionError("kubectl is not on PATH")
+        self.base = [path, f"--kubeconfig={kubeconfig}"]
+
+    def run(
+        self,
+        *args: str,
+        stdin: str = "",
+        check: bool = True,
+        token: str | None = None,
+        server: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        base = self.base
+        if token is not None:
+            # Another identity: no kubeconfig credentials at all, only the bearer token.
+            base = [
+                base[0],
+                "--kubeconfig=/dev/null",
+                f"--server={server}",
+                "--insecure-skip-tls-verify",
+                f"--token={token}",
+            ]
+        proc = subprocess.run(
+            [*base, *args], input=stdin, capture_output=True, text=True, timeout=60
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+
+@pytest.fixture
+def kubectl(cluster: launcher.LocalCluster) -> Kubectl:
+    return Kubectl(cluster.kubeconfig)
+
+
+@pytest.fixture
+def release(kube: Kube, test_id: str, kubectl: Kubectl) -> Iterator[tuple[str, str]]:
+    """(release name, namespace) with the namespace made; cluster-scoped chart objects of the
+    release are removed afterwards."""
+    name, namespace = f"r{test_id}", f"darwin-{test_id}"
+    kube.core.create_namespace({"metadata": {"name": namespace}})
+    try:
+        yield name, namespace
+    finally:
+        rendered = helm_chart.render_text(namespace, None, release=name)
+        kubectl.run(
+            "delete", "--ignore-not-found", "--wait=false", "-f", "-", stdin=rendered, check=False
+        )
+        kube.core.delete_namespace(namespace)
+
+
+def _only(rendered: str, kinds: set[str]) -> str:
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in kinds]
+    return yaml.safe_dump_all(docs)
+
+
+def test_every_rendered_object_passes_a_server_side_dry_run(
+    kubectl: Kubectl, release: tuple[str, str]
+) -> None:
+    name, namespace = release
+    rendered = helm_chart.render_text(namespace, None, release=name)
+    out = kubectl.run("apply", "--dry-run=server", "-o", "json", "-f", "-", stdin=rendered).stdout
+    accepted = json.loads(out)
+    items: list[dict[str, Any]] = (
+        accepted["items"] if accepted.get("kind") == "List" else [accepted]
+    )
+    assert sorted(o["kind"] for o in items) == sorted(
+        d["kind"] for d in helm_chart.render(namespace, None, release=name)
+    )
+
+
+def _apply_policies(kubectl: Kubectl, name: str, namespace: str) -> None:
+    rendered = helm_chart.render_text(namespace, None, release=name)
+    kubectl.run(
+        "apply",
+        "-f",
+        "-",
+        stdin=_only(
+            rendered,
+            {
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
+            },
+        ),
+    )
+
+
+def _slice(name: str, node: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "resource.k8s.io/v1",
+            "kind": "ResourceSlice",
+            "metadata": {"name": name},
+            "spec": {
+                "driver": "darwin.snn.io",
+                "nodeName": node,
+                "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
+                "devices": [{"name": "probe"}],
+            },
+        }
+    )
+
+
+def test_a_plugin_may_write_only_the_slices_of_its_own_node(
+    kube: Kube,
+    kubectl: Kubectl,
+    release: tuple[str, str],
+    nodes: list[str],
+    cluster: launcher.LocalCluster,
+    test_id: str,
+) -> None:
+    name, namespace = release
+    _apply_policies(kubectl, name, namespace)
+    account = f"{name}-kubelet-plugin"
+    # A pod bound to node 0 under the plugin's account; its bound token names that node.
+    kube.core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "plugin"},
+            "spec": {
+                "nodeName": nodes[0],
+                "serviceAccountName": account,
+                "terminationGracePeriodSeconds": 0,
+                "containers": [{"name": "c", "image": "registry.invalid/darwin:none"}],
+            },
+        },
+    )
+    uid = kube.core.read_namespaced_pod("plugin", namespace).metadata.uid
+    token = kubectl.run(
+        "create",
+        "token",
+        account,
+        "-n",
+        namespace,
+        "--bound-object-kind",
+        "Pod",
+        "--bound-object-name",
+        "plugin",
+        "--bound-object-uid",
+        uid,
+    ).stdout.strip()
+    assert cluster.state is not None
+    server = cluster.state.server
+    own, other = f"t{test_id}-own", f"t{test_id}-other"
+    try:
+
+        def denied() -> str | None:
+            # The policy takes effect a moment after it is created.
+            proc = kubectl.run(
+                "create",
+                "--dry-run=server",
+                "-f",
+                "-",
+                stdin=_slice(other, nodes[1]),
+                token=token,
+                server=server,
+                check=False,
+            )
+            return proc.stderr if proc.returncode != 0 else None
+
+        message = wait_for("the node-restriction policy to deny", denied, timeout=30)
+        expected = f"plugin on node {nodes[0]} may not write the ResourceSlices of node {nodes[1]}"
+        assert expected in message
+        kubectl.run("create", "-f", "-", stdin=_slice(own, nodes[0]), token=token, server=server)
+        kubectl.run("delete", "resourceslice", own, token=token, server=server)
+        # Others (here: the admin) are not restricted by it.
+        kubectl.run("create", "--dry-run=server", "-f", "-", stdin=_slice(other, nodes[1]))
+    finally:
+        kubectl.run("delete", "resourceslice", own, other, "--ignore-not-found", check=False)
+
+
+def _claim(parameters: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaim",
+        "metadata": {"name": "cfg"},
+        "spec": {
+            "devices": {
+                "requests": [{"name": "r", "exactly": {"deviceClassName": "darwin.snn.io"}}],
+                "config": [
+                    {"opaque": {"driver": "other.example.com", "parameters": {"anything": 1}}},
+                    {
+                        "requests": ["r"],
+                        "opaque": {"driver": "darwin.snn.io", "parameters": parameters},
+                    },
+                ],
+            }
+        },
+    }
+
+
+def _config(**fields: Any) -> dict[str, Any]:
+    return {"apiVersion": "darwin.snn.io/v1alpha1", "kind": "PartitionConfig", **fields}
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        (
+            _config(timestepUs=5),
+            "spec.devices.config[1].opaque.parameters.timestepUs: "
+            "must be an integer between 10 and 10000",
+        ),
+        (_config(timestepUs="100"), "timestepUs: must be an integer"),
+        (_config(routingMode="zigzag"), "routingMode: must be one of 'xy', 'multicast-tree'"),
+        (_config(spikeEncoding="ttl"), "spikeEncoding: must be one of 'aer', 'rate'"),
+        (_config(learning="yes"), "learning: must be a boolean"),
+        (_config(isolation="none"), "isolation: must be one of 'strict', 'shared'"),
+        (_config(colour="blue"), "parameters.colour: unknown field"),
+        (
+            {"apiVersion": "darwin.snn.io/v2", "kind": "PartitionConfig"},
+            "apiVersion: must be darwin.snn.io/v1alpha1",
+        ),
+        (
+            {"apiVersion": "darwin.snn.io/v1alpha1", "kind": "Other"},
+            "kind: must be PartitionConfig",
+        ),
+    ],
+)
+def test_invalid_opaque_config_is_refused_at_admission_naming_the_field(
+    kube: Kube, kubectl: Kubectl, release: tuple[str, str], parameters: Any, message: str
+) -> None:
+    name, namespace = release
+    _apply_policies(kubectl, name, namespace)
+
+    def refused() -> str | None:
+        proc = kubectl.run(
+            "create",
+            "--dry-run=server",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            stdin=json.dumps(_claim(parameters)),
+            check=False,
+        )
+        return proc.stderr if proc.returncode != 0 else None
+
+    error = wait_for("the opaque-config policy to refuse", refused, timeout=30)
+    assert "invalid darwin.snn.io PartitionConfig" in error
+    assert message in error
+
+
+def test_valid_config_passes_and_templates_and_classes_are_checked_too(
+    kube: Kube, kubectl: Kubectl, release: tuple[str, str], test_id: str
+) -> None:
+    name, namespace = release
+    _apply_policies(kubectl, name, namespace)
+    bad = _config(timestepUs=0)
+    template = {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaimTemplate",
+        "metadata": {"name": "t"},
+        "spec": {"spec": _claim(bad)["spec"]},
+    }
+    cls = {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "DeviceClass",
+        "metadata": {"name": f"t{test_id}.snn.io"},
+        "spec": {"config": [{"opaque": {"driver": "darwin.snn.io", "parameters": bad}}]},
+    }
+
+    def refused(obj: dict[str, Any]) -> str | None:
+        proc = kubectl.run(
+            "create",
+            "--dry-run=server",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            stdin=json.dumps(obj),
+            check=False,
+        )
+        return proc.stderr if proc.returncode != 0 else None
+
+    assert "spec.spec.devices.config[1].opaque.parameters.timestepUs" in wait_for(
+        "the template to be refused", lambda: refused(template), timeout=30
+    )
+    assert "spec.config[0].opaque.parameters.timestepUs" in wait_for(
+        "the class to be refused", lambda: refused(cls), timeout=30
+    )
+    # Integral JSON numbers written as 100.0 are integers to the plugin's parser too.
+    good = _config(
+        timestepUs=100.0, routingMode="multicast-tree", learning=True, isolation="shared"
+    )
+    kubectl.run(
+        "create", "--dry-run=server", "-n", namespace, "-f", "-", stdin=json.dumps(_claim(good))
+    )
+
+
+def test_the_api_server_itself_refuses_parameters_that_are_not_an_object(
+    kubectl: Kubectl, release: tuple[str, str]
+) -> None:
+    # No policy needed: resource.k8s.io validation already demands a JSON object.
+    _, namespace = release
+    proc = kubectl.run(
+        "create",
+        "--dry-run=server",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=json.dumps(_claim(["not", "an", "object"])),
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "must be a valid JSON object" in proc.stderr
