@@ -2,7 +2,7 @@
 
 The test plugin encodes by hand instead of generating classes: the production protos under api/
 register the same proto package names in protobuf's global pool, and two copies would clash.
-Field numbers follow k8s.io/kubelet/pkg/apis/{pluginregistration,dra}/v1 (api.proto).
+Field numbers follow k8s.io/kubelet/pkg/apis/{pluginregistration,dra,dra-health}/v1 (api.proto).
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ def _bytes_field(number: int, data: bytes) -> bytes:
 
 def _str_field(number: int, text: str) -> bytes:
     return _bytes_field(number, text.encode()) if text else b""
+
+
+def _int_field(number: int, value: int) -> bytes:
+    return _key(number, _VARINT) + _varint(value) if value else b""
 
 
 def fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
@@ -134,3 +138,27 @@ def prepare_response(results: dict[str, tuple[list[Device], str]]) -> bytes:
 def unprepare_response(results: dict[str, str]) -> bytes:
     """NodeUnprepareResourcesResponse: claim UID -> error."""
     return _map_response({uid: _str_field(1, error) for uid, error in results.items()})
+
+
+HEALTHY, UNHEALTHY = 1, 2
+
+
+@dataclass(frozen=True)
+class DeviceHealth:
+    pool_name: str
+    device_name: str
+    health: int
+    last_updated: int  # unix seconds
+    timeout_seconds: int = 300
+    message: str = ""
+
+
+def watch_response(devices: list[DeviceHealth]) -> bytes:
+    """NodeWatchResourcesResponse{repeated DeviceHealth devices = 1}."""
+    out = b""
+    for d in devices:
+        ident = _str_field(1, d.pool_name) + _str_field(2, d.device_name)
+        body = _bytes_field(1, ident) + _int_field(2, d.health) + _int_field(3, d.last_updated)
+        body += _int_field(4, d.timeout_seconds) + _str_field(5, d.message)
+        out += _bytes_field(1, body)
+    return out

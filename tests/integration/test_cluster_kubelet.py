@@ -4,8 +4,10 @@ exactly as a kubelet would, for a pod the real scheduler placed on that node."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dra_wire
 import pytest
@@ -40,13 +42,11 @@ def plugin(cluster: LocalCluster, driver: str) -> Iterator[MinimalDRAPlugin]:
         started.stop()
 
 
-def test_harness_prepares_and_unprepares_claims_through_the_plugin(
-    kube: Kube, plugin: MinimalDRAPlugin, driver: str, namespace: str, nodes: list[str]
-) -> None:
+def _running_pod(kube: Kube, plugin: MinimalDRAPlugin, namespace: str, node: str) -> None:
+    """One device on `node`, a class, a template and a pod using it, prepared and Running."""
     assert plugin.calls.wait(lambda: bool(plugin.calls.registered), 30), "plugin never registered"
     assert plugin.calls.registered[-1] == (True, ""), plugin.calls.registered
-
-    node = nodes[0]
+    driver = plugin.driver
     kube.create(
         "resourceslices",
         {
@@ -71,6 +71,12 @@ def test_harness_prepares_and_unprepares_claims_through_the_plugin(
         return pod.get("status", {}).get("phase") == "Running"
 
     wait_for("pod Running after NodePrepareResources", running)
+
+
+def test_harness_prepares_and_unprepares_claims_through_the_plugin(
+    kube: Kube, plugin: MinimalDRAPlugin, namespace: str, nodes: list[str]
+) -> None:
+    _running_pod(kube, plugin, namespace, nodes[0])
     claim_name = kube.pod_claim_name(namespace, "app", "chip")
     assert claim_name is not None
     claim = kube.get_ns(namespace, "resourceclaims", claim_name)
@@ -90,3 +96,35 @@ def test_harness_prepares_and_unprepares_claims_through_the_plugin(
         lambda: kube.get_ns(namespace, "resourceclaims", claim_name) is None,
     )
     assert plugin.calls.prepared == [expected], "prepared more than once"
+
+
+def test_device_health_from_the_plugin_reaches_the_pod_status(
+    kube: Kube, plugin: MinimalDRAPlugin, namespace: str, nodes: list[str]
+) -> None:
+    """ResourceHealthStatus: the kubelet's DRA manager reads the plugin's health stream and the
+    pod's containers report the health of the devices they use."""
+    _running_pod(kube, plugin, namespace, nodes[0])
+
+    def health() -> list[dict[str, Any]] | None:
+        pod = kube.pod(namespace, "app") or {}
+        statuses = pod.get("status", {}).get("containerStatuses") or [{}]
+        found: list[dict[str, Any]] | None = statuses[0].get("allocatedResourcesStatus")
+        return found
+
+    resource_id = f"{plugin.driver}/chip=chip-0"  # the first CDI id names the device
+    for state, word in ((dra_wire.HEALTHY, "Healthy"), (dra_wire.UNHEALTHY, "Unhealthy")):
+        report = dra_wire.DeviceHealth(nodes[0], "chip-0", state, int(time.time()), message=word)
+        plugin.report_health([report])
+        expected = [
+            {"name": "claim:chip", "resources": [{"resourceID": resource_id, "health": word}]}
+        ]
+
+        def matches(want: list[dict[str, Any]] = expected) -> bool:
+            got = health() or []
+            # The health message appears only with the alpha ResourceHealthStatusMessage gate.
+            for status in got:
+                for res in status.get("resources", []):
+                    res.pop("message", None)
+            return got == want
+
+        wait_for(f"allocatedResourcesStatus {word}", matches, timeout=30)

@@ -131,6 +131,7 @@ func run(ctx context.Context, opts options) error {
 		return err
 	}
 	logger.Info("kubelet-harness ready", "pluginsRegistry", opts.registryDir)
+	go pods.watchHealth(ctx, draManager.Updates())
 	pods.run(ctx, 2)
 	_ = os.Remove(marker)
 	return nil

@@ -7,9 +7,11 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -19,6 +21,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/kubelet/cm/dra"
+	"k8s.io/kubernetes/pkg/kubelet/cm/resourceupdates"
 )
 
 // podWorker plays the kubelet's pod lifecycle for one node: prepare claims, report Running,
@@ -143,7 +146,7 @@ func (w *podWorker) sync(ctx context.Context, key types.NamespacedName) error {
 	case pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed:
 		return w.dra.UnprepareResources(ctx, pod)
 	case pod.Status.Phase == v1.PodRunning:
-		return nil
+		return w.syncHealth(ctx, pod)
 	}
 	if err := w.dra.PrepareResources(ctx, pod); err != nil {
 		w.recorder.Event(pod, v1.EventTypeWarning, "FailedPrepareDynamicResources", err.Error())
@@ -151,12 +154,47 @@ func (w *podWorker) sync(ctx context.Context, key types.NamespacedName) error {
 	}
 	logger.Info("Claims prepared, pod running")
 	status := runningStatus(pod, time.Now())
+	w.dra.UpdateAllocatedResourcesStatus(logger, pod, &status.Status)
 	_, err = w.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, status, metav1.UpdateOptions{})
 	if err != nil {
 		return fmt.Errorf("update status: %w", err)
 	}
 	w.recorder.Event(pod, v1.EventTypeNormal, "Started", "claims prepared by kubelet-harness")
 	return nil
+}
+
+// syncHealth writes the devices' health (from the plugins' health streams, as cached by the DRA
+// manager) into the containers' allocatedResourcesStatus, like the kubelet's status manager.
+func (w *podWorker) syncHealth(ctx context.Context, pod *v1.Pod) error {
+	updated := pod.DeepCopy()
+	w.dra.UpdateAllocatedResourcesStatus(klog.FromContext(ctx), pod, &updated.Status)
+	if apiequality.Semantic.DeepEqual(updated.Status, pod.Status) {
+		return nil
+	}
+	_, err := w.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+	if err != nil {
+		return fmt.Errorf("update resource health: %w", err)
+	}
+	return nil
+}
+
+// watchHealth requeues the pods whose devices changed health.
+func (w *podWorker) watchHealth(ctx context.Context, updates <-chan resourceupdates.Update) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case update := <-updates:
+			uids := sets.New(update.PodUIDs...)
+			w.mu.Lock()
+			for key, pod := range w.known {
+				if uids.Has(string(pod.UID)) {
+					w.queue.Add(key)
+				}
+			}
+			w.mu.Unlock()
+		}
+	}
 }
 
 // forget unprepares the claims of a pod object that no longer exists.
