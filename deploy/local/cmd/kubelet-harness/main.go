@@ -5,7 +5,8 @@
 // the plugin manager watches a plugins_registry directory and registers plugins exactly as the
 // kubelet does, and the kubelet's DRA manager calls NodePrepareResources and
 // NodeUnprepareResources. Pods bound to the node are reported Running once their claims are
-// prepared; on deletion their claims are unprepared before the pod object is removed.
+// prepared; on deletion their claims are unprepared before the pod object is removed. Device health
+// from the plugins' health streams is written into the containers' allocatedResourcesStatus.
 package main
 
 import (
