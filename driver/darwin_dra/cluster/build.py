@@ -125,7 +125,17 @@ def ensure_binaries(*, force: bool = False) -> Binaries:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         log_path = target / "build.log"
-        cmd = [str(go), "build", "-trimpath", "-ldflags=-s -w", "-o", f"{staging}/", "./cmd/..."]
+        # -buildvcs=false: VCS stamping fails in checkouts git considers unsafe (CI containers).
+        cmd = [
+            str(go),
+            "build",
+            "-trimpath",
+            "-buildvcs=false",
+            "-ldflags=-s -w",
+            "-o",
+            f"{staging}/",
+            "./cmd/...",
+        ]
         log.info("building kubernetes binaries", version=version, log=str(log_path))
         started = time.monotonic()
         with log_path.open("w") as out:
