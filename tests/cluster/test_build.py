@@ -94,3 +94,19 @@ def test_the_repository_module_pins_matching_staging_releases() -> None:
         assert old == new, (old, new)
         assert old.startswith("k8s.io/"), old
         assert ver == staging, f"{old} pinned to {ver}, kubernetes is {version}"
+
+
+def test_old_cache_entries_are_pruned(
+    module: Path, make_exe: MakeExe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    for i in range(4):
+        old = cache / f"k8s-v1.36.{i}-abc"
+        old.mkdir(parents=True)
+        os.utime(old, (1000 + i, 1000 + i))
+    monkeypatch.setenv("GO", str(fake_go(make_exe, tmp_path / "calls")))
+    current = build.ensure_binaries()
+    left = sorted(d.name for d in cache.glob("k8s-*"))
+    assert current.directory.parent.name in left
+    assert left.count("k8s-v1.36.3-abc") == 1, "the newest other entry is kept"
+    assert len(left) == build.KEEP_ENTRIES

@@ -32,6 +32,8 @@ BINARIES = (
     "kubectl",
 )
 _REPO_ROOT = Path(__file__).resolve().parents[3]
+# Builds kept in the cache: the current one and the most recent others (other checkouts).
+KEEP_ENTRIES = 3
 # Where Go lands when installed from the official tarball but not put on PATH.
 FALLBACK_GO = ("/usr/local/go/bin/go",)
 
@@ -156,4 +158,19 @@ def ensure_binaries(*, force: bool = False) -> Binaries:
         shutil.rmtree(bindir, ignore_errors=True)
         staging.rename(bindir)
         log.info("kubernetes binaries built", seconds=round(elapsed, 1), dir=str(bindir))
-        return Binaries(bindir, version)
+    prune(keep=target)
+    return Binaries(bindir, version)
+
+
+def prune(keep: Path, entries: int = KEEP_ENTRIES) -> list[Path]:
+    """Remove all but the newest cache entries (about 0.5 GB each); never `keep`."""
+    builds = sorted(
+        (d for d in cache_root().glob("k8s-*") if d.is_dir() and d != keep),
+        key=lambda d: d.stat().st_mtime,
+        reverse=True,
+    )
+    removed = builds[max(entries - 1, 0) :]
+    for old in removed:
+        shutil.rmtree(old, ignore_errors=True)
+        log.info("removed old kubernetes binaries", dir=str(old))
+    return removed
