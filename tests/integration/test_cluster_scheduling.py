@@ -181,7 +181,7 @@ def test_overlapping_partitions_are_never_allocated_together(
     kube.create_pod(namespace, "part", {"chip": {"resourceClaimTemplateName": "half"}})
     cond = _unschedulable(kube, namespace, "part")
     assert cond["reason"] == "Unschedulable"
-    assert "claim" in cond["message"].lower(), cond["message"]
+    assert "cannot allocate all claims" in cond["message"], cond["message"]
     part_claim = kube.pod_claim_name(namespace, "part", "chip")
     assert part_claim is not None
     assert not allocated_devices(kube.get_ns(namespace, "resourceclaims", part_claim))
@@ -224,4 +224,4 @@ def test_consumable_capacity_is_shared_until_used_up(
     kube.create_pod(namespace, "s3", {"chip": {"resourceClaimTemplateName": "share"}})
     cond = _unschedulable(kube, namespace, "s3")
     assert cond["reason"] == "Unschedulable"
-    assert "claim" in cond["message"].lower(), cond["message"]
+    assert "cannot allocate all claims" in cond["message"], cond["message"]
