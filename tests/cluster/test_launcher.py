@@ -86,10 +86,3 @@ def test_down_stops_a_cluster_from_its_record(tmp_path: Path, make_exe: MakeExe)
         assert launcher.down(tmp_path / "c") == []
     finally:
         etcd.stop()  # reaps our child whatever happened
-
-
-def test_feature_gates_name_every_gate_the_driver_needs() -> None:
-    gates = dict(item.split("=") for item in launcher.feature_gates().split(","))
-    assert gates == dict.fromkeys(launcher.FEATURE_GATES, "true")
-    assert "DRAConsumableCapacity" in gates
-    assert "DRAPartitionableDevices" in gates

@@ -17,49 +17,15 @@ from pathlib import Path
 
 import structlog
 
-from darwin_dra.cluster import build, kube, pki
+from darwin_dra.cluster import build, components, kube, pki
 from darwin_dra.cluster.errors import ClusterError, ComponentError, PortInUseError
 from darwin_dra.cluster.process import Process, start
 from darwin_dra.cluster.state import ClusterState, NodeRecord, ProcessRecord
 
 log = structlog.get_logger(__name__)
 
-# Explicit even where on by default, so a cluster of another version fails loudly instead of
-# silently dropping the fields the driver depends on.
-FEATURE_GATES = (
-    "DRAPartitionableDevices",
-    "DRAConsumableCapacity",
-    "DRADeviceBindingConditions",
-    "ResourceHealthStatus",
-    "DRADeviceTaints",
-    "DRAExtendedResource",
-    "DRAPrioritizedList",
-    "DRAResourceClaimDeviceStatus",
-)
-RUNTIME_CONFIG = ",".join(
-    f"resource.k8s.io/{v}=true" for v in ("v1", "v1beta2", "v1beta1", "v1alpha3")
-)
-CONTROLLERS = (
-    "namespace-controller",
-    "garbage-collector-controller",
-    "resourceclaim-controller",
-    "device-taint-eviction-controller",
-    "node-lifecycle-controller",
-    "taint-eviction-controller",
-    "pod-garbage-collector-controller",
-    "serviceaccount-controller",
-    "serviceaccount-token-controller",
-    "root-ca-certificate-publisher-controller",
-    "replicaset-controller",
-    "deployment-controller",
-    "job-controller",
-)
 NODE_LABEL_DOMAIN = "darwin.snn.io"
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-
-
-def feature_gates() -> str:
-    return ",".join(f"{gate}=true" for gate in FEATURE_GATES)
 
 
 def node_name(index: int) -> str:
@@ -133,116 +99,42 @@ class LocalCluster:
         # A fresh cluster every time: stale etcd data would hold objects signed by an old CA.
         for stale in ("etcd", "nodes", "logs", "pki"):
             shutil.rmtree(self.dir / stale, ignore_errors=True)
-        ports = {
-            "etcd": free_port(),
-            "etcd-peer": free_port(),
-            "kube-apiserver": cfg.apiserver_port or free_port(),
-            "kube-controller-manager": free_port(),
-            "kube-scheduler": free_port(),
-        }
-        for component, port in ports.items():
+        ports = components.Ports(
+            etcd=free_port(),
+            etcd_peer=free_port(),
+            apiserver=cfg.apiserver_port or free_port(),
+            controller_manager=free_port(),
+            scheduler=free_port(),
+        )
+        for component, port in ports.named().items():
             check_port_free(component.removesuffix("-peer"), port)
-        server = f"https://127.0.0.1:{ports['kube-apiserver']}"
+        server = f"https://127.0.0.1:{ports.apiserver}"
         state = ClusterState(
             directory=str(self.dir),
             version=self.bin.version,
             server=server,
             kubeconfig=str(self.kubeconfig),
             bin_dir=str(self.bin.directory),
-            ports=ports,
+            ports=ports.named(),
         )
         self.state = state
         creds = self._pki(server)
+        pki_dir = self.dir / "pki"
 
-        etcd_url = f"http://127.0.0.1:{ports['etcd']}"
-        peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
-        etcd = self._start(
-            "etcd",
-            [
-                "--name=local",
-                f"--data-dir={self.dir / 'etcd'}",
-                f"--listen-client-urls={etcd_url}",
-                f"--advertise-client-urls={etcd_url}",
-                f"--listen-peer-urls={peer_url}",
-                f"--initial-advertise-peer-urls={peer_url}",
-                f"--initial-cluster=local={peer_url}",
-                # Throwaway data: skipping fsync makes the tests several times faster.
-                "--unsafe-no-fsync",
-                "--log-level=warn",
-            ],
-        )
-        etcd.wait_ready(lambda: self._get(f"{etcd_url}/health", tls=False), cfg.start_timeout)
-
-        p = self.dir / "pki"
-        apiserver = self._start(
-            "kube-apiserver",
-            [
-                f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={ports['kube-apiserver']}",
-                f"--tls-cert-file={p / 'apiserver.crt'}",
-                f"--tls-private-key-file={p / 'apiserver.key'}",
-                f"--client-ca-file={p / 'ca.crt'}",
-                # The front-proxy settings publish a request-header CA; without them the
-                # scheduler and controller manager log an error about it every few seconds.
-                f"--requestheader-client-ca-file={p / 'ca.crt'}",
-                "--requestheader-allowed-names=front-proxy-client",
-                "--requestheader-username-headers=X-Remote-User",
-                "--requestheader-group-headers=X-Remote-Group",
-                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-                f"--proxy-client-cert-file={p / 'front-proxy-client.crt'}",
-                f"--proxy-client-key-file={p / 'front-proxy-client.key'}",
-                f"--service-account-key-file={p / 'sa.pub'}",
-                f"--service-account-signing-key-file={p / 'sa.key'}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--authorization-mode=Node,RBAC",
-                "--enable-admission-plugins=NodeRestriction",
-                f"--feature-gates={feature_gates()}",
-                f"--runtime-config={RUNTIME_CONFIG}",
-                "--endpoint-reconciler-type=none",
-                "--profiling=false",
-                "--v=1",
-            ],
-        )
+        etcd = self._start("etcd", components.etcd(self.dir / "etcd", ports))
+        health = f"{components.etcd_url(ports)}/health"
+        etcd.wait_ready(lambda: self._get(health, tls=False), cfg.start_timeout)
+        apiserver = self._start("kube-apiserver", components.apiserver(pki_dir, ports))
         apiserver.wait_ready(lambda: self._get(f"{server}/readyz"), cfg.start_timeout)
-        common = [
-            "--bind-address=127.0.0.1",
-            "--leader-elect=false",
-            f"--feature-gates={feature_gates()}",
-            "--profiling=false",
-            "--v=1",
-        ]
-        kcm_port = ports["kube-controller-manager"]
-        kcm = self._start(
-            "kube-controller-manager",
-            [
-                *common,
-                *self._component_auth(creds["kube-controller-manager"]),
-                f"--secure-port={kcm_port}",
-                f"--tls-cert-file={p / 'kube-controller-manager-serving.crt'}",
-                f"--tls-private-key-file={p / 'kube-controller-manager-serving.key'}",
-                f"--controllers={','.join(CONTROLLERS)}",
-                f"--service-account-private-key-file={p / 'sa.key'}",
-                f"--root-ca-file={p / 'ca.crt'}",
-                # Each controller acts under its own service account and RBAC role, as in kubeadm.
-                "--use-service-account-credentials=true",
-            ],
-        )
-        sched_port = ports["kube-scheduler"]
-        sched = self._start(
-            "kube-scheduler",
-            [
-                *common,
-                *self._component_auth(creds["kube-scheduler"]),
-                f"--secure-port={sched_port}",
-                f"--tls-cert-file={p / 'kube-scheduler-serving.crt'}",
-                f"--tls-private-key-file={p / 'kube-scheduler-serving.key'}",
-            ],
-        )
-        kcm.wait_ready(lambda: self._get(f"https://127.0.0.1:{kcm_port}/healthz"), 120)
-        sched.wait_ready(lambda: self._get(f"https://127.0.0.1:{sched_port}/healthz"), 120)
+
+        kcm_args = components.controller_manager(pki_dir, creds["kube-controller-manager"], ports)
+        kcm = self._start("kube-controller-manager", kcm_args)
+        sched_args = components.scheduler(pki_dir, creds["kube-scheduler"], ports)
+        sched = self._start("kube-scheduler", sched_args)
+        kcm_health = f"https://127.0.0.1:{ports.controller_manager}/healthz"
+        kcm.wait_ready(lambda: self._get(kcm_health), 120)
+        sched_health = f"https://127.0.0.1:{ports.scheduler}/healthz"
+        sched.wait_ready(lambda: self._get(sched_health), 120)
 
         api = kube.api_client(self.kubeconfig)
         self._start_nodes(api, creds)
@@ -290,18 +182,13 @@ class LocalCluster:
         for record in self.state.nodes:
             state_dir = self.dir / "nodes" / record.name / "state"
             (state_dir / "ready").unlink(missing_ok=True)
-            proc = self._start(
-                f"kubelet-harness[{record.name}]",
-                [
-                    f"--kubeconfig={creds['node:' + record.name]}",
-                    f"--node-name={record.name}",
-                    f"--plugins-registry={record.plugins_registry}",
-                    f"--state-dir={state_dir}",
-                    f"--feature-gates={feature_gates()}",
-                    "--v=2",
-                ],
-                binary="kubelet-harness",
+            args = components.kubelet_harness(
+                creds["node:" + record.name],
+                record.name,
+                Path(record.plugins_registry),
+                state_dir,
             )
+            proc = self._start(f"kubelet-harness[{record.name}]", args, binary="kubelet-harness")
             harnesses.append((proc, state_dir / "ready"))
         for proc, marker in harnesses:
             proc.wait_ready(marker.exists, 60)
@@ -341,14 +228,6 @@ class LocalCluster:
         self._ssl = ssl.create_default_context(cafile=str(ca.cert_path))
         self._ssl.load_cert_chain(str(admin.cert), str(admin.key))
         return out
-
-    @staticmethod
-    def _component_auth(kubeconfig: Path) -> list[str]:
-        return [
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-        ]
 
     def _start(
         self,
