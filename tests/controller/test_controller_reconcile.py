@@ -36,7 +36,8 @@ def test_quantities_compare_by_value_as_the_server_rewrites_them() -> None:
     assert quantity("1Ki") == 1024
     assert quantity("500m") == quantity("0.5")
     assert quantity("1.4.2") is None
-    assert matches({"value": "250000"}, {"value": "250k", "extra": "server default"})
+    assert matches({"value": "250000"}, {"value": "250k"})
+    assert not matches({"value": "1"}, {"value": "1", "extra": "a field we no longer set"})
     assert not matches({"value": "250000"}, {"value": "25k"})
     assert not matches({"string": "1.4.2"}, {"string": "1.4.3"})
     assert not matches(["a", "b"], ["a"])
@@ -183,3 +184,21 @@ def test_reconcile_converges_and_then_writes_nothing() -> None:
     writes = api.writes
     assert reconcile_once(api, device_classes(), [_fabric()]) == []
     assert api.writes == writes
+
+
+def test_turning_binding_conditions_off_updates_the_fabric_slice() -> None:
+    with_conditions = _stored(_fabric())
+    without = fabric_slice(
+        Fabric("w0", ("n1", "n2"), 2), FabricSettings(keps=1000, binding_conditions=False)
+    )
+    [action] = plan_slices([without], [with_conditions], {"n1"})
+    assert action.verb == "update"
+    assert action.body is not None
+    assert "bindingConditions" not in action.body["spec"]["devices"][0]
+
+
+def test_labels_added_by_others_are_not_drift() -> None:
+    desired = device_classes()
+    observed = [_stored(c) for c in desired]
+    observed[0]["metadata"]["labels"]["team"] = "neuro"
+    assert plan_classes(desired, observed) == []

@@ -53,15 +53,18 @@ def quantity(text: str) -> Decimal | None:
 
 
 def matches(desired: Any, observed: Any) -> bool:
-    """True when every field of ``desired`` has the same value in ``observed``, quantities
-    compared by value.
+    """True when ``observed`` holds exactly the fields of ``desired`` with the same values,
+    quantities compared by value ("1000" and the server's canonical "1k" are equal).
 
-    Fields only the server sets (defaults, resourceVersion) do not count as drift, so a
-    reconcile pass against an unchanged cluster writes nothing.
+    Exact, not a subset: a field we stopped setting (say bindingConditions turned off) must
+    count as drift. The server adds no defaults inside the specs of ResourceSlices and
+    DeviceClasses (tests/integration checks a converged cluster stays unwritten).
     """
     if isinstance(desired, Mapping):
-        return isinstance(observed, Mapping) and all(
-            k in observed and matches(v, observed[k]) for k, v in desired.items()
+        return (
+            isinstance(observed, Mapping)
+            and set(desired) == set(observed)
+            and all(matches(v, observed[k]) for k, v in desired.items())
         )
     if isinstance(desired, list):
         return (
@@ -70,7 +73,6 @@ def matches(desired: Any, observed: Any) -> bool:
             and all(matches(d, o) for d, o in zip(desired, observed, strict=True))
         )
     if isinstance(desired, str) and isinstance(observed, str) and desired != observed:
-        # The server writes quantities in canonical form ("1000" comes back as "1k").
         q = quantity(desired)
         return q is not None and q == quantity(observed)
     return bool(desired == observed)
@@ -82,11 +84,11 @@ def _owned(obj: Obj) -> bool:
 
 
 def _same(desired: Obj, observed: Obj) -> bool:
-    # Spec keys must be the same set: a field we stopped setting is drift too.
-    return (
-        set(desired["spec"]) == set(observed.get("spec", {}))
-        and matches(desired["spec"], observed.get("spec", {}))
-        and matches(desired["metadata"].get("labels", {}), observed["metadata"].get("labels"))
+    labels = observed["metadata"].get("labels") or {}
+    ours = {k: labels.get(k) for k in desired["metadata"].get("labels", {})}
+    # Labels others add (e.g. an admin's) are theirs to keep; spec is ours alone.
+    return matches(desired["spec"], observed.get("spec", {})) and matches(
+        desired["metadata"].get("labels", {}), ours
     )
 
 
