@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml setup.py native/build_engine.py $(NATIVE_SRC)
 
 build: $(STAMP)
 
-demo: $(STAMP)
-	$(VENV)/bin/darwin-dra inventory --inventory deploy/examples/inventory.yaml
-	$(VENV)/bin/darwin-dra bench engine
+# The main job: the driver end to end on a real local control plane (see driver/darwin_dra/demo.py).
+demo: $(STAMP) k8s-bins
+	$(VENV)/bin/darwin-dra inventory --inventory deploy/examples/inventory.yaml --node node-a
+	$(VENV)/bin/darwin-dra demo
 
 # The native tests and a short fuzz run, built with AddressSanitizer and UBSan.
 native/out/test_engine: native/tests/test_engine.c $(NATIVE_SRC)

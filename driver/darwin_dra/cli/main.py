@@ -18,6 +18,7 @@ SUBCOMMANDS = (
     "darwin_dra.cli.controller",
     "darwin_dra.cli.fault",
     "darwin_dra.cli.bench_plugin",
+    "darwin_dra.cli.demo",
 )
 
 
