@@ -202,3 +202,11 @@ def test_labels_added_by_others_are_not_drift() -> None:
     observed = [_stored(c) for c in desired]
     observed[0]["metadata"]["labels"]["team"] = "neuro"
     assert plan_classes(desired, observed) == []
+
+
+def test_classes_not_managed_are_left_alone_even_our_old_ones() -> None:
+    api = FakeApi({"n1"})
+    api.classes = {c["metadata"]["name"]: _stored(c) for c in device_classes()}
+    actions = reconcile_once(api, None, [_fabric()])
+    assert [(a.verb, a.kind) for a in actions] == [("create", "ResourceSlice")]
+    assert len(api.classes) == len(device_classes())

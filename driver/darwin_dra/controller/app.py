@@ -48,10 +48,11 @@ class ControllerOptions:
     install_classes: bool = True
 
 
-def desired_objects(opts: ControllerOptions) -> tuple[list[Obj], list[Obj]]:
-    """Classes and fabric slices; raises on a bad inventory before anything is written."""
+def desired_objects(opts: ControllerOptions) -> tuple[list[Obj] | None, list[Obj]]:
+    """Classes (None: not managed) and fabric slices; raises on a bad inventory before
+    anything is written."""
     inventory = load_inventory(opts.inventory, load_profiles(opts.profiles))
-    classes = device_classes(opts.classes) if opts.install_classes else []
+    classes = device_classes(opts.classes) if opts.install_classes else None
     return classes, fabric_slices(inventory, opts.fabric)
 
 
@@ -59,7 +60,7 @@ class ReconcileWorker:
     def __init__(
         self,
         api: kubeapi.ControllerKube,
-        classes: list[Obj],
+        classes: list[Obj] | None,
         slices: list[Obj],
         metrics: ControllerMetrics,
         resync_s: float,
@@ -204,7 +205,11 @@ def run(opts: ControllerOptions, stop: threading.Event) -> int:
                     t = threading.Thread(target=target, args=(work_stop,), name=name, daemon=True)
                     t.start()
                     threads.append(t)
-                log.info("leading: workers started", classes=len(classes), fabrics=len(slices))
+                log.info(
+                    "leading: workers started",
+                    classes=len(classes) if classes is not None else "not managed",
+                    fabrics=len(slices),
+                )
             elif not leading and threads:
                 metrics.errors_total.labels("leader").inc()
                 code = 1

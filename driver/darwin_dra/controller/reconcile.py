@@ -202,10 +202,11 @@ def _body(action: Action) -> Obj:
 
 
 def reconcile_once(
-    api: ReconcileApi, classes: Sequence[Obj], fabric_slices: Sequence[Obj]
+    api: ReconcileApi, classes: Sequence[Obj] | None, fabric_slices: Sequence[Obj]
 ) -> list[Action]:
-    """One pass: observe, plan, apply. Returns what it did."""
-    actions = plan_classes(classes, api.list_device_classes())
+    """One pass: observe, plan, apply. Returns what it did. ``classes`` None: the classes are
+    not ours to manage (not even to delete the ones an earlier version installed)."""
+    actions = [] if classes is None else plan_classes(classes, api.list_device_classes())
     actions += plan_slices(fabric_slices, api.list_driver_slices(DRIVER), api.list_node_names())
     apply(api, actions)
     return actions
