@@ -336,3 +336,17 @@ def test_the_api_server_itself_refuses_parameters_that_are_not_an_object(
     )
     assert proc.returncode != 0
     assert "must be a valid JSON object" in proc.stderr
+
+
+def test_helm_install_dry_run_against_the_server_renders_the_notes(
+    cluster: launcher.LocalCluster, release: tuple[str, str]
+) -> None:
+    name, namespace = release
+    out = helm_chart.helm(
+        "install", name, str(helm_chart.CHART), "--namespace", namespace,
+        "--dry-run=server", "--kubeconfig", str(cluster.kubeconfig),
+    ).stdout  # fmt: skip
+    notes = out.split("NOTES:", 1)[1]
+    assert f"Deployment {name}-controller, 2 replica(s)" in notes
+    assert f"Lease {namespace}/{name}-controller" in notes
+    assert "darwin-domain.snn.io" in notes
