@@ -44,6 +44,7 @@ def test_builds_once_then_reuses_the_cache(
     assert first.directory.parent.name.startswith("k8s-v1.37.2-")
     assert all(os.access(first.path(name), os.X_OK) for name in build.BINARIES)
     assert "-trimpath" in calls.read_text()
+    assert "k8s.io/component-base/version.gitVersion=v1.37.2" in calls.read_text()
     assert build.ensure_binaries() == first
     assert len(calls.read_text().splitlines()) == 1, "cached binaries must not invoke go"
 

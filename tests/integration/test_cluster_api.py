@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from darwin_dra.cluster import build
 from k8s_helpers import Kube, claim, device_class
 from kubernetes import client
 
@@ -39,6 +40,13 @@ def test_resource_v1_is_served_and_preferred(kube: Kube) -> None:
     group = client.ResourceApi(kube.api).get_api_group()
     assert "v1" in [v.version for v in group.versions]
     assert group.preferred_version.version == "v1"
+
+
+def test_server_reports_the_pinned_release(kube: Kube) -> None:
+    # Unstamped builds say v0.0.0-master, which version checks (Helm's kubeVersion) reject.
+    info = client.VersionApi(kube.api).get_code()
+    assert info.git_version == build.kubernetes_version(build.module_dir())
+    assert (info.major, info.minor) == ("1", "37")
 
 
 def test_resource_slices_keep_every_field(kube: Kube, driver: str, nodes: list[str]) -> None:

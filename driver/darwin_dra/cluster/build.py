@@ -87,9 +87,24 @@ def kubernetes_version(module: Path) -> str:
     return match.group(1)
 
 
+def ldflags(version: str) -> str:
+    """Strip symbols, and stamp the release as upstream's build does: without it the servers
+    report v0.0.0-master and tools that check the server version (Helm's kubeVersion) refuse."""
+    major, minor = version.removeprefix("v").split(".")[:2]
+    flags = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+        ]
+    return " ".join(flags)
+
+
 def cache_key(module: Path) -> str:
-    """Hash of go.mod, go.sum and every Go source of the thin mains and the harness."""
-    digest = hashlib.sha256()
+    """Hash of go.mod, go.sum, every Go source of the thin mains and the harness, and the flags."""
+    digest = hashlib.sha256(ldflags(kubernetes_version(module)).encode())
     files = [module / "go.mod", module / "go.sum", *sorted((module / "cmd").rglob("*.go"))]
     for path in files:
         digest.update(str(path.relative_to(module)).encode())
@@ -133,7 +148,7 @@ def ensure_binaries(*, force: bool = False) -> Binaries:
             "build",
             "-trimpath",
             "-buildvcs=false",
-            "-ldflags=-s -w",
+            f"-ldflags={ldflags(version)}",
             "-o",
             f"{staging}/",
             "./cmd/...",
