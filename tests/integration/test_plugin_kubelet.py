@@ -217,5 +217,10 @@ def test_scheduler_allocates_by_cel_and_the_plugin_prepares_and_unprepares(
 
     kube.core.delete_namespaced_pod("app", namespace)
     wait_for("CDI spec removed by unprepare", lambda: not spec.exists(), timeout=60)
-    checkpoint = json.loads((plugin.state_dir / "checkpoint.json").read_text())
-    assert uid not in checkpoint["claims"]
+
+    # the CDI spec goes first; the checkpoint entry follows in the same unprepare
+    def forgotten() -> bool:
+        claims = json.loads((plugin.state_dir / "checkpoint.json").read_text())["claims"]
+        return uid not in claims
+
+    wait_for("the claim dropped from the checkpoint", forgotten, timeout=10)
