@@ -1,4 +1,4 @@
-"""The driver's one door to the API server (cluster/kube.py will merge into it).
+"""The one module that talks to the API server through the kubernetes client.
 
 resource.k8s.io/v1 objects travel as plain dicts through the generic custom-objects API: the
 Python client's models lag the v1 fields and would silently drop them on a round trip. Every
@@ -93,6 +93,50 @@ class Kube:
 
     def close(self) -> None:
         self.api.close()
+
+    # ---- Nodes, their Leases, service accounts (what the simulated kubelets post) ----
+    @property
+    def _core(self) -> Any:
+        return client.CoreV1Api(self.api)
+
+    def create_node(self, body: Obj) -> None:
+        _call(lambda: self._core.create_node(body, _request_timeout=self.timeout_s))
+
+    def patch_node_status(self, name: str, body: Obj) -> None:
+        _call(lambda: self._core.patch_node_status(name, body, _request_timeout=self.timeout_s))
+
+    def get_node(self, name: str) -> Obj:
+        node = _call(lambda: self._core.read_node(name, _request_timeout=self.timeout_s))
+        out: Obj = self.api.sanitize_for_serialization(node)
+        return out
+
+    def renew_lease(self, namespace: str, name: str, spec: Obj) -> None:
+        """Patches the Lease's spec, creating the Lease when it does not exist yet."""
+        coord: Any = client.CoordinationV1Api(self.api)
+        try:
+            _call(
+                lambda: coord.patch_namespaced_lease(
+                    name, namespace, {"spec": spec}, _request_timeout=self.timeout_s
+                )
+            )
+        except NotFound:
+            body = {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
+            _call(
+                lambda: coord.create_namespaced_lease(
+                    namespace, body, _request_timeout=self.timeout_s
+                )
+            )
+
+    def service_account_exists(self, namespace: str, name: str = "default") -> bool:
+        try:
+            _call(
+                lambda: self._core.read_namespaced_service_account(
+                    name, namespace, _request_timeout=self.timeout_s
+                )
+            )
+        except NotFound:
+            return False
+        return True
 
     # ---- ResourceSlices (cluster scoped) ----
     def list_slices(self, driver: str, node: str) -> list[Obj]:

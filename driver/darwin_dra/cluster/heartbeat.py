@@ -18,7 +18,8 @@ from types import FrameType
 
 import structlog
 
-from darwin_dra.cluster import kube
+from darwin_dra import kubeapi
+from darwin_dra.cluster import nodes as simulated
 
 log = structlog.get_logger(__name__)
 
@@ -33,7 +34,7 @@ def run(
     ready_file: Path,
     stop: threading.Event,
 ) -> None:
-    agent = kube.NodeAgent(kube.api_client(kubeconfig), version)
+    agent = simulated.NodeAgent(kubeapi.connect(kubeconfig), version)
     for name, labels in nodes.items():
         agent.register(name, labels)
     ready_file.write_text("ready\n")
@@ -50,7 +51,7 @@ def run(
                 if post_status:
                     agent.post_status(name)
             except Exception as exc:  # keep beating: the API server may be restarting
-                log.warning("heartbeat failed", node=name, error=kube.describe(exc))
+                log.warning("heartbeat failed", node=name, error=str(exc))
         if post_status:
             last_status = time.monotonic()
 

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import structlog
 
-from darwin_dra.cluster import build, components, kube, pki
+from darwin_dra import kubeapi
+from darwin_dra.cluster import build, components, pki
+from darwin_dra.cluster import nodes as simulated
 from darwin_dra.cluster.errors import ClusterError, ComponentError, PortInUseError
 from darwin_dra.cluster.process import Process, start
 from darwin_dra.cluster.state import ClusterState, NodeRecord, ProcessRecord
@@ -136,16 +138,19 @@ class LocalCluster:
         sched_health = f"https://127.0.0.1:{ports.scheduler}/healthz"
         sched.wait_ready(lambda: self._get(sched_health), 120)
 
-        api = kube.api_client(self.kubeconfig)
-        self._start_nodes(api, creds)
-        # Pods are rejected until the service-account controller made `default`; wait here
-        # once rather than in every test.
-        kcm.wait_ready(lambda: kube.service_account_exists(api, "default"), 60)
+        api = kubeapi.connect(self.kubeconfig)
+        try:
+            self._start_nodes(api, creds)
+            # Pods are rejected until the service-account controller made `default`; wait
+            # here once rather than in every test.
+            kcm.wait_ready(lambda: api.service_account_exists("default"), 60)
+        finally:
+            api.close()
         state.save()
         log.info("cluster up", server=server, kubeconfig=str(self.kubeconfig))
         return state
 
-    def _start_nodes(self, api: object, creds: dict[str, Path]) -> None:
+    def _start_nodes(self, api: kubeapi.Kube, creds: dict[str, Path]) -> None:
         assert self.state is not None
         nodes: dict[str, dict[str, str]] = {}
         for i in range(self.config.nodes):
@@ -194,9 +199,9 @@ class LocalCluster:
             proc.wait_ready(marker.exists, 60)
         names = [n.name for n in self.state.nodes]
         try:
-            agent.wait_ready(lambda: not kube.nodes_not_ready(api, names), 90)
+            agent.wait_ready(lambda: not simulated.nodes_not_ready(api, names), 90)
         except ComponentError as exc:
-            why = "; ".join(kube.nodes_not_ready(api, names))
+            why = "; ".join(simulated.nodes_not_ready(api, names))
             raise ComponentError("node-agent", f"nodes not ready: {why}", exc.log_tail) from exc
 
     def _pki(self, server: str) -> dict[str, Path]:
