@@ -1,0 +1,33 @@
+"""House rules as tests: one module owns the Kubernetes client, one owns cffi."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "driver" / "darwin_dra"
+
+
+def importers(prefix: str) -> set[str]:
+    found = set()
+    for path in PACKAGE.rglob("*.py"):
+        if "proto_gen" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == prefix or n.startswith(prefix + ".") for n in names):
+                found.add(str(path.relative_to(PACKAGE)))
+    return found
+
+
+def test_only_kubeapi_imports_the_kubernetes_client() -> None:
+    assert importers("kubernetes") == {"kubeapi.py"}
+
+
+def test_only_engine_native_imports_cffi_bindings() -> None:
+    assert importers("darwin_dra.engine._engine_cffi") == {"engine/native.py"}
+    assert importers("cffi") == set()
