@@ -139,7 +139,7 @@ class Demo:
                        "--plugins-registry-dir", node.plugins_registry,
                        "--plugins-dir", node.plugins, "--cdi-dir", str(work / "cdi"),
                        "--state-dir", str(work / "state"),
-                       "--fault-poll-seconds", "0.2")  # fmt: skip
+                       "--fault-poll-seconds", "0.2", "--calibrate")  # fmt: skip
 
         def published() -> bool:
             self.check_alive()
