@@ -342,6 +342,11 @@ def _capacity(
         "routerLinks": _q(links),
     }
     if part.shared:
+        # A share is sized by throughput, neurons and synapses; its cores and router links
+        # are everybody's. Left as capacities without a requestPolicy, every allocation would
+        # consume all of them and a shared device would hold one claim (seen on the API
+        # server), so they stay attributes only.
+        del cap["cores"], cap["routerLinks"]
         per_core_synapses = max(chip.synapses_per_chip // max(chip.n_cores, 1), 1)
         neuron_step = chip.neurons_per_core * policy.neuron_cores_step
         for name, minimum, step in (
