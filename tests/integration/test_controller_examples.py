@@ -269,10 +269,14 @@ def test_two_small_shares_fit_on_one_shared_device(
 ) -> None:
     # Both pods on one node: the scheduler takes the first device that fits, so the second
     # share lands on the first one's device exactly when that device still has room.
-    pinned = (EXAMPLES / "shared-keps.yaml").read_text().replace(
-        "spec:\n  terminationGracePeriodSeconds",
-        "spec:\n  nodeSelector: {kubernetes.io/hostname: darwin-node-0}\n"
-        "  terminationGracePeriodSeconds",
+    pinned = (
+        (EXAMPLES / "shared-keps.yaml")
+        .read_text()
+        .replace(
+            "spec:\n  terminationGracePeriodSeconds",
+            "spec:\n  nodeSelector: {kubernetes.io/hostname: darwin-node-0}\n"
+            "  terminationGracePeriodSeconds",
+        )
     )
     kubectl_apply(cluster, ns, pinned)
     kubectl_apply(cluster, ns, pinned.replace("name: shared-250k\nspec:\n  nodeSelector",
