@@ -81,6 +81,7 @@ def run_with_server(
     preparer: MemoryPreparer | None = None,
     hub: HealthHub | None = None,
     pod_uid: str | None = None,
+    health_port: int | None = None,
 ) -> None:
     async def main() -> None:
         config = PluginServerConfig(
@@ -88,6 +89,7 @@ def run_with_server(
             plugins_dir=tmp_path / "plugins",
             pod_uid=pod_uid,
             grace_s=1.0,
+            health_port=health_port,
         )
         server = PluginServer(config, preparer or MemoryPreparer(), hub or HealthHub())
         await server.start()
@@ -329,6 +331,24 @@ def test_grpc_health_reports_serving_only_while_sockets_answer(tmp_path: Path) -
             assert resp.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
     run_with_server(tmp_path, body)
+
+
+def test_liveness_probe_port_tells_the_same_as_the_sockets(tmp_path: Path) -> None:
+    """The kubelet's gRPC liveness probe reaches a TCP port: it must say what the sockets say."""
+
+    async def check(port: int) -> int:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
+            return int(resp.status)
+
+    async def body(server: PluginServer) -> None:
+        assert server.health_port
+        assert await check(server.health_port) == health_pb2.HealthCheckResponse.SERVING
+        server.paths.dra.unlink()  # the DRA socket is gone: not alive any more
+        assert not await server.probe()
+        assert await check(server.health_port) == health_pb2.HealthCheckResponse.NOT_SERVING
+
+    run_with_server(tmp_path, body, health_port=0)  # 0: any free port
 
 
 def test_per_pod_socket_names() -> None:

@@ -61,6 +61,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=int(port) if port else None,
         help="serve Prometheus metrics on this port (env METRICS_PORT; default off)",
     )
+    health = _env("HEALTH_PORT", None)
+    p.add_argument(
+        "--health-port",
+        type=int,
+        default=int(health) if health else None,
+        help="also serve grpc.health.v1 on this TCP port, for a liveness probe "
+        "(env HEALTH_PORT; default off)",
+    )
     p.add_argument(
         "--calibrate",
         action="store_true",
@@ -97,6 +105,7 @@ def options(args: argparse.Namespace) -> Any:
         state_dir=args.state_dir,
         pod_uid=args.pod_uid or None,
         metrics_port=args.metrics_port,
+        health_port=args.health_port,
         calibrate=args.calibrate,
         fault_poll_s=args.fault_poll_seconds,
     )

@@ -132,6 +132,8 @@ class PluginServerConfig:
     probe_interval_s: float = 10.0
     probe_timeout_s: float = 5.0
     grace_s: float = 5.0
+    # grpc.health.v1 on TCP as well, for the kubelet's liveness probe (None: off)
+    health_port: int | None = None
     paths: SocketPaths = field(init=False)
 
     def __post_init__(self) -> None:
@@ -156,10 +158,13 @@ class PluginServer:
             config.driver_name, os.fspath(self.paths.dra), versions
         )
         reg_grpc.add_RegistrationServicer_to_server(self.registration, self._reg)
-        for server in (self._dra, self._reg):
-            health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self._tcp = grpc.aio.server() if config.health_port is not None else None
+        for server in (self._dra, self._reg, self._tcp):
+            if server is not None:
+                health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         self._probe_task: asyncio.Task[None] | None = None
         self._serving = False
+        self.health_port: int | None = None  # the TCP port bound (0 in the config: any)
 
     @property
     def serving(self) -> bool:
@@ -175,6 +180,10 @@ class PluginServer:
         await self._dra.start()
         self._reg.add_insecure_port(f"unix://{self.paths.registration}")
         await self._reg.start()
+        if self._tcp is not None:
+            # The same verdict as on the sockets: SERVING only while both really answer.
+            self.health_port = self._tcp.add_insecure_port(f"[::]:{self.config.health_port}")
+            await self._tcp.start()
         if not await self.probe():
             await self.stop()
             raise RuntimeError("the plugin sockets do not answer right after start")
@@ -231,6 +240,8 @@ class PluginServer:
         # Registration first: the kubelet notices the socket going and stops calling us.
         await self._reg.stop(self.config.grace_s)
         await self._dra.stop(self.config.grace_s)
+        if self._tcp is not None:
+            await self._tcp.stop(self.config.grace_s)
         for path in (self.paths.registration, self.paths.dra):
             with contextlib.suppress(FileNotFoundError):
                 if stat.S_ISSOCK(path.lstat().st_mode):

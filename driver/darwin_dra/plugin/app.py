@@ -42,6 +42,7 @@ class PluginOptions:
     profiles: Path | None = None
     pod_uid: str | None = None
     metrics_port: int | None = None
+    health_port: int | None = None
     calibrate: bool = False
     fault_poll_s: float = 1.0
     health_resync_s: float = 30.0
@@ -141,6 +142,7 @@ class PluginApp:
                 plugins_dir=self.opts.plugins_dir,
                 pod_uid=self.opts.pod_uid,
                 grace_s=self.opts.grace_s,
+                health_port=self.opts.health_port,
             ),
             self.driver,
             self.hub,
