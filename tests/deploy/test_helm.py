@@ -88,8 +88,36 @@ def test_rendered_kinds() -> None:
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
     ]
-    # DeviceClasses are the controller's (docs/install.md says why), not the chart's.
+    # By default the DeviceClasses are the controller's (docs/install.md says why).
     assert not by_kind(render(), "DeviceClass")
+
+
+def test_chart_installs_the_controllers_classes_when_asked() -> None:
+    from darwin_dra.controller.deviceclasses import ClassSettings, device_classes
+
+    rendered = by_kind(
+        render("darwin-dra", None, "controller.deviceClasses=false",
+               "controller.fastMinMeps=5000"),
+        "DeviceClass",
+    )  # fmt: skip
+    expected = device_classes(ClassSettings(fast_min_meps=5000))
+    for obj in expected:
+        obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] = "Helm"
+    assert sorted(rendered, key=lambda o: o["metadata"]["name"]) == expected
+
+
+def test_chart_classes_template_is_generated_from_the_builder() -> None:
+    import importlib.util
+
+    path = ROOT / "deploy" / "helm" / "generate_deviceclasses.py"
+    spec = importlib.util.spec_from_file_location("generate_deviceclasses", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.TEMPLATE.read_text() == module.render(), (
+        "run .venv/bin/python deploy/helm/generate_deviceclasses.py"
+    )
 
 
 def test_daemonset_rolls_one_node_at_a_time_with_surge_and_per_pod_sockets() -> None:

@@ -82,18 +82,21 @@ def _only(rendered: str, kinds: set[str]) -> str:
     return yaml.safe_dump_all(docs)
 
 
+@pytest.mark.parametrize(
+    "sets", [(), ("controller.deviceClasses=false",)], ids=["default", "chart-classes"]
+)
 def test_every_rendered_object_passes_a_server_side_dry_run(
-    kubectl: Kubectl, release: tuple[str, str]
+    kubectl: Kubectl, release: tuple[str, str], sets: tuple[str, ...]
 ) -> None:
     name, namespace = release
-    rendered = helm_chart.render_text(namespace, None, release=name)
+    rendered = helm_chart.render_text(namespace, None, *sets, release=name)
     out = kubectl.run("apply", "--dry-run=server", "-o", "json", "-f", "-", stdin=rendered).stdout
     accepted = json.loads(out)
     items: list[dict[str, Any]] = (
         accepted["items"] if accepted.get("kind") == "List" else [accepted]
     )
     assert sorted(o["kind"] for o in items) == sorted(
-        d["kind"] for d in helm_chart.render(namespace, None, release=name)
+        d["kind"] for d in helm_chart.render(namespace, None, *sets, release=name)
     )
 
 
