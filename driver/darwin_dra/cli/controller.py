@@ -11,15 +11,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from darwin_dra.cli.flags import env_option, env_switch
 from darwin_dra.hardware.errors import HardwareFileError
 from darwin_dra.kubeapi import KubeApiError
 
 if TYPE_CHECKING:
     from darwin_dra.controller.app import ControllerOptions
-
-
-def _env(name: str, default: str | None) -> str | None:
-    return os.environ.get(name) or default
 
 
 def _keps_for(items: list[str]) -> dict[str, int]:
@@ -36,109 +33,45 @@ def _keps_for(items: list[str]) -> dict[str, int]:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("controller", help="run the cluster-level controller")
-    inv = _env("DARWIN_INVENTORY", None)
-    p.add_argument(
-        "--inventory",
-        type=Path,
-        default=Path(inv) if inv else None,
-        help="inventory YAML: nodes, fabrics, chips (env DARWIN_INVENTORY)",
-    )
-    prof = _env("DARWIN_PROFILES", None)
-    p.add_argument(
-        "--profiles",
-        type=Path,
-        default=Path(prof) if prof else None,
-        help="directory of chip profiles (env DARWIN_PROFILES; default: built in)",
-    )
-    kc = _env("KUBECONFIG", None)
-    p.add_argument(
-        "--kubeconfig",
-        type=Path,
-        default=Path(kc) if kc else None,
-        help="kubeconfig (env KUBECONFIG; default: in-cluster service account)",
-    )
-    p.add_argument(
-        "--namespace",
-        default=_env("POD_NAMESPACE", "darwin-dra"),
-        help="namespace of the leader Lease (env POD_NAMESPACE)",
-    )
-    p.add_argument(
-        "--lease-name", default=_env("LEASE_NAME", "darwin-dra-controller"), help="env LEASE_NAME"
-    )
-    p.add_argument(
-        "--identity",
-        default=_env("POD_NAME", socket.gethostname()),
-        help="this replica's name in the Lease (env POD_NAME; default: hostname)",
-    )
-    p.add_argument(
-        "--lease-duration",
-        type=int,
-        default=int(_env("LEASE_DURATION_SECONDS", "15") or 15),
-        help="seconds (env LEASE_DURATION_SECONDS)",
-    )
-    p.add_argument(
-        "--renew-deadline",
-        type=float,
-        default=float(_env("RENEW_DEADLINE_SECONDS", "10") or 10),
-        help="seconds (env RENEW_DEADLINE_SECONDS)",
-    )
-    p.add_argument(
-        "--retry-period",
-        type=float,
-        default=float(_env("RETRY_PERIOD_SECONDS", "2") or 2),
-        help="seconds (env RETRY_PERIOD_SECONDS)",
-    )
-    p.add_argument(
-        "--resync",
-        type=float,
-        default=float(_env("RESYNC_SECONDS", "30") or 30),
-        help="seconds between full reconciles (env RESYNC_SECONDS)",
-    )
-    p.add_argument(
-        "--route-setup-seconds",
-        type=float,
-        default=float(_env("ROUTE_SETUP_SECONDS", "2") or 2),
-        help="simulated time to program a fabric's routes (env ROUTE_SETUP_SECONDS)",
-    )
-    p.add_argument(
-        "--fabric-keps",
-        type=int,
-        default=int(_env("FABRIC_KEPS", "1000000") or 0),
-        help="bandwidth of each fabric, thousands of events/s (env FABRIC_KEPS)",
-    )
+    env_option(p, "--inventory", "DARWIN_INVENTORY", "inventory YAML: nodes, fabrics, chips",
+               type=Path)  # fmt: skip
+    env_option(p, "--profiles", "DARWIN_PROFILES", "directory of chip profiles (default: "
+               "built in)", type=Path)  # fmt: skip
+    env_option(p, "--kubeconfig", "KUBECONFIG", "kubeconfig (default: in-cluster service "
+               "account)", type=Path)  # fmt: skip
+    env_option(p, "--namespace", "POD_NAMESPACE", "namespace of the leader Lease",
+               default="darwin-dra")  # fmt: skip
+    env_option(p, "--lease-name", "LEASE_NAME", "name of the leader Lease",
+               default="darwin-dra-controller")  # fmt: skip
+    env_option(p, "--identity", "POD_NAME", "this replica's name in the Lease",
+               default=socket.gethostname())  # fmt: skip
+    env_option(p, "--lease-duration", "LEASE_DURATION_SECONDS", "seconds", default="15",
+               type=int)  # fmt: skip
+    env_option(p, "--renew-deadline", "RENEW_DEADLINE_SECONDS", "seconds", default="10",
+               type=float)  # fmt: skip
+    env_option(p, "--retry-period", "RETRY_PERIOD_SECONDS", "seconds", default="2", type=float)
+    env_option(p, "--resync", "RESYNC_SECONDS", "seconds between full reconciles",
+               default="30", type=float)  # fmt: skip
+    env_option(p, "--route-setup-seconds", "ROUTE_SETUP_SECONDS", "simulated time to program "
+               "a fabric's routes", default="2", type=float)  # fmt: skip
+    env_option(p, "--fabric-keps", "FABRIC_KEPS", "bandwidth of each fabric, thousands of "
+               "events/s", default="1000000", type=int)  # fmt: skip
     p.add_argument(
         "--fabric-keps-for",
         action="append",
-        default=[s for s in (_env("FABRIC_KEPS_FOR", "") or "").split(",") if s],
+        default=[s for s in (os.environ.get("FABRIC_KEPS_FOR") or "").split(",") if s],
         metavar="FABRIC=KEPS",
         help="per-fabric bandwidth, repeatable (env FABRIC_KEPS_FOR, comma separated)",
     )
-    p.add_argument(
-        "--fast-min-meps",
-        type=int,
-        default=int(_env("FAST_MIN_MEPS", "100000") or 0),
-        help="maxMeps threshold of darwin-fast.snn.io (env FAST_MIN_MEPS)",
-    )
-    p.add_argument(
-        "--no-device-classes",
-        action="store_true",
-        default=_env("INSTALL_DEVICE_CLASSES", "true") == "false",
-        help="do not install DeviceClasses (env INSTALL_DEVICE_CLASSES=false)",
-    )
-    p.add_argument(
-        "--no-binding-conditions",
-        action="store_true",
-        default=_env("BINDING_CONDITIONS", "true") == "false",
-        help="publish fabric devices without binding conditions (env BINDING_CONDITIONS=false)",
-    )
-    port = _env("METRICS_PORT", None)
-    p.add_argument(
-        "--metrics-port",
-        type=int,
-        default=int(port) if port else None,
-        help="serve Prometheus metrics on this port (env METRICS_PORT; default off)",
-    )
-    p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"), help="env LOG_LEVEL")
+    env_option(p, "--fast-min-meps", "FAST_MIN_MEPS", "maxMeps threshold of "
+               "darwin-fast.snn.io", default="100000", type=int)  # fmt: skip
+    env_switch(p, "--no-device-classes", "INSTALL_DEVICE_CLASSES", "do not install "
+               "DeviceClasses", when="false")  # fmt: skip
+    env_switch(p, "--no-binding-conditions", "BINDING_CONDITIONS", "publish fabric devices "
+               "without binding conditions", when="false")  # fmt: skip
+    env_option(p, "--metrics-port", "METRICS_PORT", "serve Prometheus metrics on this port "
+               "(default off)", type=int)  # fmt: skip
+    env_option(p, "--log-level", "LOG_LEVEL", "log level", default="INFO")
     p.set_defaults(func=run)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from darwin_dra.cli.flags import env_option
 from darwin_dra.engine import Engine
 from darwin_dra.hardware.errors import HardwareFileError
 from darwin_dra.hardware.inventory import load_inventory
@@ -18,31 +18,13 @@ from darwin_dra.hardware.profiles import load_profiles
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("inventory", help="print the chips, domains and cores found")
-    p.add_argument(
-        "--inventory",
-        type=Path,
-        default=_env_path("DARWIN_INVENTORY"),
-        help="inventory YAML (env DARWIN_INVENTORY)",
-    )
-    p.add_argument(
-        "--profiles",
-        type=Path,
-        default=_env_path("DARWIN_PROFILES"),
-        help="directory of chip profiles (env DARWIN_PROFILES; default: built in)",
-    )
-    p.add_argument(
-        "--node",
-        default=os.environ.get("NODE_NAME"),
-        help="only this node (env NODE_NAME; default: every node)",
-    )
+    env_option(p, "--inventory", "DARWIN_INVENTORY", "inventory YAML", type=Path)
+    env_option(p, "--profiles", "DARWIN_PROFILES", "directory of chip profiles (default: "
+               "built in)", type=Path)  # fmt: skip
+    env_option(p, "--node", "NODE_NAME", "only this node (default: every node)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--cores", action="store_true", help="list every core (long)")
     p.set_defaults(func=run)
-
-
-def _env_path(name: str) -> Path | None:
-    value = os.environ.get(name)
-    return Path(value) if value else None
 
 
 def discover(

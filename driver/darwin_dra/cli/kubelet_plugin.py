@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from darwin_dra.cli.flags import env_option, env_switch
 from darwin_dra.hardware.errors import HardwareFileError
 from darwin_dra.kubeapi import KubeApiError
 from darwin_dra.kubelet.server import SocketInUseError
@@ -34,55 +34,22 @@ _PATHS: tuple[tuple[str, str, str | None, str], ...] = (
 )
 
 
-def _env(name: str, default: str | None) -> str | None:
-    return os.environ.get(name) or default
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("kubelet-plugin", help="run the node's DRA kubelet plugin")
-    p.add_argument("--node-name", default=_env("NODE_NAME", None), help="this node (env NODE_NAME)")
+    env_option(p, "--node-name", "NODE_NAME", "this node")
     for flag, env, default, text in _PATHS:
-        value = _env(env, default)
-        p.add_argument(
-            flag,
-            type=Path,
-            default=Path(value) if value else None,
-            help=f"{text} (env {env}{'; default ' + default if default else ''})",
-        )
-    p.add_argument(
-        "--pod-uid",
-        default=_env("POD_UID", None),
-        help="pod UID for per-instance socket names during rolling updates (env POD_UID)",
-    )
-    port = _env("METRICS_PORT", None)
-    p.add_argument(
-        "--metrics-port",
-        type=int,
-        default=int(port) if port else None,
-        help="serve Prometheus metrics on this port (env METRICS_PORT; default off)",
-    )
-    health = _env("HEALTH_PORT", None)
-    p.add_argument(
-        "--health-port",
-        type=int,
-        default=int(health) if health else None,
-        help="also serve grpc.health.v1 on this TCP port, for a liveness probe "
-        "(env HEALTH_PORT; default off)",
-    )
-    p.add_argument(
-        "--calibrate",
-        action="store_true",
-        default=_env("DARWIN_CALIBRATE", "") in ("1", "true"),
-        help="measure KEPS at start (one whole-chip run per model) instead of nominal "
-        "(env DARWIN_CALIBRATE=true)",
-    )
-    p.add_argument(
-        "--fault-poll-seconds",
-        type=float,
-        default=float(_env("DARWIN_FAULT_POLL_SECONDS", "1.0") or 1.0),
-        help="how often the fault file is read (env DARWIN_FAULT_POLL_SECONDS)",
-    )
-    p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"), help="env LOG_LEVEL")
+        env_option(p, flag, env, text, default=default, type=Path)
+    env_option(p, "--pod-uid", "POD_UID", "pod UID for per-instance socket names during "
+               "rolling updates")  # fmt: skip
+    env_option(p, "--metrics-port", "METRICS_PORT", "serve Prometheus metrics on this port "
+               "(default off)", type=int)  # fmt: skip
+    env_option(p, "--health-port", "HEALTH_PORT", "also serve grpc.health.v1 on this TCP port, "
+               "for a liveness probe (default off)", type=int)  # fmt: skip
+    env_switch(p, "--calibrate", "DARWIN_CALIBRATE", "measure KEPS at start (one whole-chip run "
+               "per model) instead of nominal")  # fmt: skip
+    env_option(p, "--fault-poll-seconds", "DARWIN_FAULT_POLL_SECONDS", "how often the fault "
+               "file is read", default="1.0", type=float)  # fmt: skip
+    env_option(p, "--log-level", "LOG_LEVEL", "log level", default="INFO")
     p.set_defaults(func=run)
 
 
