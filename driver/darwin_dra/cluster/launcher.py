@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import sys
@@ -266,6 +267,22 @@ class LocalCluster:
         with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
             ok: bool = resp.status == 200
             return ok
+
+    def crash_apiserver(self) -> None:
+        """SIGKILL the API server, as a crash would (for tests of clients that must ride it
+        out); `restart_apiserver` brings it back on the same port and data."""
+        proc = next(p for p in self.processes if p.name == "kube-apiserver")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.stop(grace=5)  # reaps it
+
+    def restart_apiserver(self) -> None:
+        assert self.state is not None
+        old = next(p for p in self.processes if p.name == "kube-apiserver")
+        self.processes.remove(old)
+        self.state.processes = [r for r in self.state.processes if r.pid != old.pid]
+        proc = self._start("kube-apiserver", list(old.argv[1:]))
+        proc.wait_ready(lambda: self._get(f"{self.state.server}/readyz"),  # type: ignore[union-attr]
+                        self.config.start_timeout)  # fmt: skip
 
     def down(self) -> None:
         """Stop every process this object started, newest first."""

@@ -1,0 +1,93 @@
+"""The API server dies under a running plugin: the plugin keeps running, retries with backoff,
+and publishes the change it could not publish while the server was down."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from darwin_dra import kubeapi
+from darwin_dra.cluster import build, launcher
+from k8s_helpers import wait_for
+
+pytestmark = pytest.mark.integration
+
+DRIVER = "darwin.snn.io"
+
+
+@pytest.fixture(scope="module")
+def own_cluster() -> Iterator[launcher.LocalCluster]:
+    # a cluster of its own: the other tests should not see this API server die
+    directory = Path(tempfile.mkdtemp(prefix="dra-crash-"))
+    local = launcher.LocalCluster(launcher.ClusterConfig(directory, nodes=1),
+                                  build.ensure_binaries())  # fmt: skip
+    local.up()
+    try:
+        yield local
+    finally:
+        local.down()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_plugin_rides_out_an_api_server_crash(own_cluster: launcher.LocalCluster) -> None:
+    assert own_cluster.state is not None
+    node = own_cluster.state.nodes[0]
+    work = own_cluster.dir / "plugin"
+    work.mkdir()
+    inventory = work / "inventory.yaml"
+    inventory.write_text(
+        "apiVersion: darwin.snn.io/v1alpha1\nkind: Inventory\nnodes:\n"
+        f"  - name: {node.name}\n    fabrics:\n      - id: w\n        chips:\n"
+        "          - {model: darwin3, serial: CR-0}\n"
+    )
+    log = work / "plugin.log"
+    cmd = [
+        sys.executable, "-m", "darwin_dra.cli.main", "kubelet-plugin",
+        "--node-name", node.name, "--inventory", str(inventory),
+        "--kubeconfig", str(own_cluster.kubeconfig),
+        "--plugins-registry-dir", node.plugins_registry, "--plugins-dir", node.plugins,
+        "--cdi-dir", str(work / "cdi"), "--state-dir", str(work / "state"),
+        "--fault-poll-seconds", "0.2",
+    ]  # fmt: skip
+    kube = kubeapi.connect(own_cluster.kubeconfig, timeout_s=5)
+    with log.open("wb") as out:
+        plugin = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+    try:
+        wait_for("the first publish", lambda: len(kube.list_slices(DRIVER, node.name)) == 2, 30)
+
+        own_cluster.crash_apiserver()
+        # while the server is gone, a domain fails: the plugin must not lose this change
+        subprocess.run(
+            [sys.executable, "-m", "darwin_dra.cli.main", "fault", "inject",
+             "--state-dir", str(work / "state"), "--chip", "0", "--domain", "7"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        time.sleep(4)
+        assert plugin.poll() is None, log.read_text()[-3000:]
+        own_cluster.restart_apiserver()
+
+        def tainted() -> bool:
+            return any(
+                d.get("taints")
+                for s in kube.list_slices(DRIVER, node.name)
+                for d in s["spec"].get("devices", [])
+                if d["name"] == "chip-0-domain-7"
+            )
+
+        wait_for("the taint published after the restart", tainted, timeout=60)
+        text = log.read_text()
+        assert "slice publish failed" in text  # it did try, and backed off, while down
+        assert plugin.poll() is None
+    finally:
+        plugin.send_signal(signal.SIGTERM)
+        code = plugin.wait(timeout=30)
+        kube.close()
+    assert code == 0, log.read_text()[-3000:]
