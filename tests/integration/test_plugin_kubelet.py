@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,12 @@ def _inventory(path: Path, node: str) -> Path:
     return path
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
 def plugin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plugin]:
     assert cluster.state is not None
@@ -72,6 +80,8 @@ def plugin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
         "--cdi-dir", str(work / "cdi"),
         "--state-dir", str(work / "state"),
         "--fault-poll-seconds", "0.2",
+        "--metrics-port", str(_free_port()),
+        "--health-port", "0",
     ]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
@@ -224,3 +234,20 @@ def test_scheduler_allocates_by_cel_and_the_plugin_prepares_and_unprepares(
         return uid not in claims
 
     wait_for("the claim dropped from the checkpoint", forgotten, timeout=10)
+
+
+def test_metrics_count_what_happened(plugin: Plugin) -> None:
+    """Prometheus scrapes the running plugin: publishes, prepares and faults are counted."""
+    port = plugin.proc.args[plugin.proc.args.index("--metrics-port") + 1]  # type: ignore[union-attr]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples['darwin_dra_slice_publish_total{result="changed"}'] >= 1
+    assert samples["darwin_dra_resource_slices"] == 3
+    assert samples["darwin_dra_pool_generation"] >= 1
+    assert any(k.startswith("darwin_dra_prepare_claims_total") for k in samples)
+    assert any(k.startswith("darwin_dra_rpc_duration_seconds_count") for k in samples)
