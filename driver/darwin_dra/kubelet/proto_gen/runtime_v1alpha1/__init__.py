@@ -1,0 +1,1 @@
+"""Generated from api/runtime/v1alpha1/spikeport.proto."""

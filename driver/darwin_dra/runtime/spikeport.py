@@ -1,0 +1,286 @@
+"""The SpikePort service of one engine partition, served on the partition's spike.sock.
+
+A servicer owns one partition for the lifetime of its server; the engine's blocking calls run in
+worker threads so one busy partition never stalls the plugin's event loop. ``SpikePorts`` keeps
+the set of running servers equal to what the plugin says should run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+import structlog
+
+from darwin_dra.engine import Engine, Network, NeuronGroup, Telemetry, errors
+from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2 as pb
+from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2_grpc as pb_grpc
+from darwin_dra.kubelet.server import remove_stale_socket
+from darwin_dra.runtime import wire
+from darwin_dra.runtime.address import unix_target
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_EXPORT_CAPACITY = 1 << 20
+
+
+def status_code(exc: BaseException) -> grpc.StatusCode:
+    """The gRPC status a failed engine call is reported with."""
+    if isinstance(exc, errors.QueueOverflow | errors.CapacityExceeded | errors.OutOfMemory):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(exc, errors.StateError):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(exc, errors.NotFound):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(exc, ValueError):  # InvalidArgument, WireError, the wrappers' own checks
+        return grpc.StatusCode.INVALID_ARGUMENT
+    return grpc.StatusCode.INTERNAL
+
+
+def network_from(req: pb.LoadRequest) -> Network:
+    groups = tuple(
+        NeuronGroup(
+            count=g.count,
+            tau_m=g.tau_m,
+            v_th=g.v_th,
+            v_reset=g.v_reset,
+            e_l=g.e_l,
+            i_e=g.i_e,
+            t_ref=g.t_ref,
+            v_init=g.v_init,
+            poisson_rate_hz=g.poisson_rate_hz,
+            poisson_weight=g.poisson_weight,
+        )
+        for g in req.groups
+    )
+    cols = (
+        wire.column(req.src, "u4", "src"),
+        wire.column(req.dst, "u4", "dst"),
+        wire.column(req.weight, "f4", "weight"),
+        wire.column(req.delay, "u2", "delay"),
+    )
+    if len({c.size for c in cols}) != 1:
+        raise wire.WireError(
+            "src, dst, weight and delay must hold the same number of synapses, got "
+            + ", ".join(str(c.size) for c in cols)
+        )
+    return Network(
+        groups=groups,
+        src=cols[0].astype(np.uint32),
+        dst=cols[1].astype(np.uint32),
+        weight=cols[2].astype(np.float32),
+        delay=cols[3].astype(np.uint16),
+        n_inputs=req.n_inputs,
+        dt_ms=req.dt_ms or 0.1,
+        seed=req.seed,
+        name=req.name or "network",
+    )
+
+
+def step_telemetry(t: Telemetry) -> pb.StepTelemetry:
+    return pb.StepTelemetry(
+        steps=t.steps,
+        spikes=t.spikes,
+        input_spikes=t.input_spikes,
+        events=t.events,
+        dropped_queue=t.dropped_queue,
+        dropped_fault=t.dropped_fault,
+        dropped_budget=t.dropped_budget,
+        dropped_input=t.dropped_input,
+        dropped_output=t.dropped_output,
+        keps=t.keps,
+    )
+
+
+class SpikePortServicer(pb_grpc.SpikePortServicer):
+    def __init__(self, engine: Engine, partition: int) -> None:
+        self.engine = engine
+        self.partition = partition
+        self._capacity = DEFAULT_EXPORT_CAPACITY
+        # inject, run and drain of one Step belong together; two clients must not interleave.
+        self._lock = asyncio.Lock()
+
+    async def _fail(
+        self, context: grpc.aio.ServicerContext[object, object], exc: Exception
+    ) -> None:
+        message = exc.message if isinstance(exc, errors.EngineError) else str(exc)
+        await context.abort(status_code(exc), message)
+
+    def _load(self, req: pb.LoadRequest) -> pb.LoadResponse:
+        net = network_from(req)
+        export = wire.column(req.export_neurons, "u4", "export_neurons")
+        with contextlib.suppress(errors.StateError):  # nothing loaded yet
+            self.engine.unload(self.partition)
+        self.engine.load(self.partition, net)
+        if req.input_capacity:
+            self.engine.set_input_capacity(self.partition, req.input_capacity)
+        capacity = req.export_capacity or DEFAULT_EXPORT_CAPACITY
+        self.engine.record(self.partition, (int(i) for i in export), capacity)
+        self._capacity = capacity
+        t = self.engine.telemetry(self.partition)
+        return pb.LoadResponse(
+            neurons=net.n_neurons,
+            cores_used=t.cores_used,
+            synapse_bytes=t.synapse_bytes,
+            quant_error_mv=t.quant_error_mv,
+        )
+
+    def _step(self, req: pb.StepRequest) -> pb.StepResponse:
+        steps, ids = wire.spikes(req.inputs.steps, req.inputs.ids)
+        if steps.size:
+            # On overflow the earliest spikes stay queued and nothing runs: the caller decides.
+            self.engine.inject(self.partition, steps, ids)
+        self.engine.run(self.partition, req.steps)
+        out_steps: list[np.ndarray] = []
+        out_ids: list[np.ndarray] = []
+        while True:
+            s, i = self.engine.read_spikes(self.partition, self._capacity)
+            out_steps.append(s)
+            out_ids.append(i)
+            if s.size < self._capacity:
+                break
+        exported = pb.Spikes(
+            steps=wire.pack(np.concatenate(out_steps), "u8"),
+            ids=wire.pack(np.concatenate(out_ids), "u4"),
+        )
+        return pb.StepResponse(
+            exported=exported, telemetry=step_telemetry(self.engine.telemetry(self.partition))
+        )
+
+    def _telemetry(self) -> pb.TelemetryResponse:
+        t = self.engine.telemetry(self.partition)
+        return pb.TelemetryResponse(
+            counters=step_telemetry(t),
+            drive_events=t.drive_events,
+            packets=t.packets,
+            queue_peak=t.queue_peak,
+            wall_ns=t.wall_ns,
+            network_bytes=t.network_bytes,
+            synapse_bytes=t.synapse_bytes,
+            cores_used=t.cores_used,
+        )
+
+    async def Load(  # noqa: N802 (gRPC method)
+        self, request: pb.LoadRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.LoadResponse:
+        async with self._lock:
+            try:
+                return await asyncio.to_thread(self._load, request)
+            except (errors.EngineError, ValueError) as exc:
+                await self._fail(context, exc)
+                raise  # abort raised already; this satisfies the type checker
+
+    async def Step(  # noqa: N802 (gRPC method)
+        self, request: pb.StepRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.StepResponse:
+        async with self._lock:
+            try:
+                return await asyncio.to_thread(self._step, request)
+            except (errors.EngineError, ValueError) as exc:
+                await self._fail(context, exc)
+                raise
+
+    async def Telemetry(  # noqa: N802 (gRPC method)
+        self, request: pb.TelemetryRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.TelemetryResponse:
+        try:
+            return await asyncio.to_thread(self._telemetry)
+        except (errors.EngineError, ValueError) as exc:
+            await self._fail(context, exc)
+            raise
+
+    async def Unload(  # noqa: N802 (gRPC method)
+        self, request: pb.UnloadRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.UnloadResponse:
+        async with self._lock:
+            try:
+                await asyncio.to_thread(self.engine.unload, self.partition)
+            except (errors.EngineError, ValueError) as exc:
+                await self._fail(context, exc)
+                raise
+            return pb.UnloadResponse()
+
+
+class SpikePortServer:
+    """One partition's SpikePort on a unix socket; ``stop`` removes the socket."""
+
+    def __init__(self, engine: Engine, partition: int, path: Path, grace_s: float = 2.0) -> None:
+        self.partition = partition
+        self.path = path
+        self.grace_s = grace_s
+        self._server = grpc.aio.server()
+        pb_grpc.add_SpikePortServicer_to_server(SpikePortServicer(engine, partition), self._server)
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_socket(self.path)
+        with unix_target(self.path) as target:
+            # Binding happens here, so the directory fd only has to live this long.
+            if self._server.add_insecure_port(target) == 0:
+                raise RuntimeError(f"cannot bind the spike port at {self.path}")
+        await self._server.start()
+
+    async def stop(self) -> None:
+        await self._server.stop(self.grace_s)
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(self.path.lstat().st_mode):
+                self.path.unlink()
+
+
+@dataclass(frozen=True)
+class PortChange:
+    start: dict[Path, int]
+    stop: tuple[Path, ...]
+
+
+def port_change(running: Mapping[Path, int], wanted: Mapping[Path, int]) -> PortChange:
+    """What to stop and start so that the socket -> partition map becomes ``wanted``."""
+    stop = tuple(sorted(p for p, part in running.items() if wanted.get(p) != part))
+    start = {p: part for p, part in wanted.items() if running.get(p) != part}
+    return PortChange(start, stop)
+
+
+class SpikePorts:
+    """The spike ports of a plugin: ``sync`` makes the running servers match a wanted map."""
+
+    def __init__(self, engine: Engine, grace_s: float = 2.0) -> None:
+        self.engine = engine
+        self.grace_s = grace_s
+        self._servers: dict[Path, SpikePortServer] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def serving(self) -> dict[Path, int]:
+        return {p: s.partition for p, s in self._servers.items()}
+
+    async def sync(self, wanted: Mapping[Path, int]) -> dict[Path, str]:
+        """Start and stop servers; returns the sockets that failed to start, with why."""
+        failed: dict[Path, str] = {}
+        async with self._lock:
+            change = port_change(self.serving, wanted)
+            for path in change.stop:
+                await self._servers.pop(path).stop()
+                log.info("spike port stopped", socket=os.fspath(path))
+            for path, part in sorted(change.start.items()):
+                server = SpikePortServer(self.engine, part, path, self.grace_s)
+                try:
+                    await server.start()
+                except Exception as exc:  # one bad socket must not keep the others down
+                    failed[path] = str(exc)
+                    log.warning(
+                        "spike port failed to start", socket=os.fspath(path), error=str(exc)
+                    )
+                    continue
+                self._servers[path] = server
+                log.info("spike port serving", socket=os.fspath(path), partition=part)
+        return failed
+
+    async def close(self) -> None:
+        await self.sync({})
