@@ -26,6 +26,7 @@ from darwin_dra.plugin.health import HealthMonitor, state_counts
 from darwin_dra.plugin.metrics import PluginMetrics
 from darwin_dra.plugin.publisher import Publisher, PublishResult
 from darwin_dra.plugin.slices import build_slices
+from darwin_dra.runtime.spikeport import SpikePorts
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +83,7 @@ class PluginApp:
         self._tasks: list[asyncio.Task[None]] = []
         self.server: PluginServer | None = None
         measured = calibrate_keps(self.engine, self.profiles) if opts.calibrate else None
+        self.spike_ports = SpikePorts(self.engine)
         self.driver = Driver(
             DriverConfig(opts.node, opts.state_dir, opts.cdi_dir),
             self.engine,
@@ -89,6 +91,7 @@ class PluginApp:
             self.kube,
             measured_keps=measured,
             metrics=self.metrics,
+            spike_ports=self.spike_ports,
         )
         self.publisher = Publisher(
             self.kube,
@@ -130,6 +133,7 @@ class PluginApp:
     async def start(self) -> None:
         structlog.contextvars.bind_contextvars(node=self.opts.node)
         await asyncio.to_thread(self.driver.reconcile)
+        await self.driver.sync_spike_ports()
         # Faults present at start must be in the very first slices we publish.
         await asyncio.to_thread(self.monitor.poll_once)
         if self.opts.metrics_port is not None:
@@ -161,6 +165,7 @@ class PluginApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.spike_ports.close()
         self.kube.close()
         self.engine.close()
         log.info("kubelet plugin stopped")

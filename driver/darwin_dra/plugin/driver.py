@@ -9,6 +9,10 @@ point can be recovered from:
 A claim already completed is answered from the checkpoint. A claim found started was
 interrupted: what it may have created is destroyed and the prepare is redone. The engine lives
 in this process, so after a restart ``reconcile`` rebuilds the partitions of completed claims.
+
+With ``spike_ports``, every completed claim's partitions are served on their spike.sock
+(darwin_dra.runtime.spikeport); ``sync_spike_ports`` derives the set from the checkpoint after
+each prepare and unprepare, and once after ``reconcile``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from darwin_dra.engine.errors import NotFound as EngineNotFound
 from darwin_dra.hardware.model import ChipProfile
 from darwin_dra.kubeapi import KubeApiError, NotFound, Unavailable
 from darwin_dra.kubelet.preparer import ClaimRef, PreparedDevice, PrepareResult
-from darwin_dra.plugin import state
+from darwin_dra.plugin import cdi, state
 from darwin_dra.plugin.cdi import CDIWriter
 from darwin_dra.plugin.checkpoint import (
     Checkpoint,
@@ -45,6 +49,7 @@ from darwin_dra.plugin.checkpoint import (
 )
 from darwin_dra.plugin.metrics import PluginMetrics
 from darwin_dra.plugin.slices import ChipView
+from darwin_dra.runtime.spikeport import SpikePorts
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +100,20 @@ class ReconcileReport:
     orphan_specs: list[str] = field(default_factory=list)
 
 
+def spike_sockets(cp: Checkpoint, socket_root: Path) -> dict[Path, int]:
+    """The spike.sock of every partition of a completed claim, and the partition it serves."""
+    out: dict[Path, int] = {}
+    for record in cp.claims.values():
+        if record.phase is not Phase.PREPARE_COMPLETED:
+            continue
+        plan = state.ClaimPlan.from_intent(record.uid, record.namespace, record.name, record.intent)
+        for intent, dev in zip(plan.devices, record.devices, strict=True):
+            if dev.engine_partition is not None:
+                sock = state.socket_dir(socket_root, record.uid, intent) / cdi.SPIKE_SOCKET
+                out[sock] = dev.engine_partition
+    return out
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -113,6 +132,7 @@ class Driver:
         metrics: PluginMetrics | None = None,
         boot_id: Callable[[], str] = read_boot_id,
         after_started: Callable[[Sequence[str]], None] | None = None,
+        spike_ports: SpikePorts | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -124,6 +144,7 @@ class Driver:
         self.cdi = CDIWriter(config.cdi_dir)
         # Crash-test hook: called after PrepareStarted is on disk, before any side effect.
         self._after_started = after_started
+        self.spike_ports = spike_ports
         # flock excludes other instances; this excludes our own threads without polling.
         self._local = threading.Lock()
         self._log = log.bind(node=config.node)
@@ -154,7 +175,9 @@ class Driver:
     async def prepare(self, claims: Sequence[ClaimRef]) -> Mapping[str, PrepareResult]:
         started = time.perf_counter()
         try:
-            return await self._prepare(claims)
+            results = await self._prepare(claims)
+            await self.sync_spike_ports()
+            return results
         finally:
             self.metrics.rpc_seconds.labels("NodePrepareResources").observe(
                 time.perf_counter() - started
@@ -163,11 +186,26 @@ class Driver:
     async def unprepare(self, claims: Sequence[ClaimRef]) -> Mapping[str, str | None]:
         started = time.perf_counter()
         try:
-            return await asyncio.to_thread(self._unprepare_locked, list(claims))
+            results = await asyncio.to_thread(self._unprepare_locked, list(claims))
+            await self.sync_spike_ports()
+            return results
         finally:
             self.metrics.rpc_seconds.labels("NodeUnprepareResources").observe(
                 time.perf_counter() - started
             )
+
+    async def sync_spike_ports(self) -> None:
+        """Serve the spike port of every prepared partition, and nothing else."""
+        if self.spike_ports is None:
+            return
+        try:
+            cp = await asyncio.to_thread(self.store.load)
+        except CheckpointError as exc:
+            # Prepare and unprepare report the unusable checkpoint themselves.
+            self._log.warning("spike ports left as they are", error=str(exc))
+            return
+        # A port that cannot start is logged there; the claim itself stays prepared.
+        await self.spike_ports.sync(spike_sockets(cp, self.config.socket_root))
 
     async def _prepare(self, claims: Sequence[ClaimRef]) -> dict[str, PrepareResult]:
         fetched = await asyncio.gather(*(asyncio.to_thread(self._fetch, c) for c in claims))
