@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     "darwin_dra.cli.fault",
     "darwin_dra.cli.bench_plugin",
     "darwin_dra.cli.demo",
+    "darwin_dra.cli.stage",
 )
 
 
