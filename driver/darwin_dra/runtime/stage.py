@@ -66,7 +66,7 @@ class StageNetwork:
 
 
 def save_stage(
-    path: Path,
+    path: Path | str,
     net: Network,
     export: npt.ArrayLike = (),
     inputs_from: npt.ArrayLike | None = None,
@@ -87,9 +87,10 @@ def save_stage(
     )
 
 
-def load_stage(path: Path) -> StageNetwork:
+def load_stage(path: Path | str) -> StageNetwork:
     """Reads what save_stage writes; ``export`` and ``inputs_from`` are optional (none, and
     upstream neuron i feeds input i)."""
+    path = Path(path)
     with np.load(path, allow_pickle=False) as z:
         groups = z["groups"]
         if groups.ndim != 2 or groups.shape[1] != len(GROUP_FIELDS):
