@@ -31,3 +31,9 @@ def test_only_kubeapi_imports_the_kubernetes_client() -> None:
 def test_only_engine_native_imports_cffi_bindings() -> None:
     assert importers("darwin_dra.engine._engine_cffi") == {"engine/native.py"}
     assert importers("cffi") == set()
+
+
+def test_the_runtime_sits_below_the_plugin() -> None:
+    # A workload pod runs `darwin-dra stage` without the plugin's Kubernetes side.
+    for above in ("darwin_dra.plugin", "darwin_dra.controller", "darwin_dra.kubeapi"):
+        assert not {p for p in importers(above) if p.startswith("runtime/")}, above

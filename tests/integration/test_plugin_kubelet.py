@@ -4,6 +4,7 @@ CEL, and the kubelet harness prepares and unprepares through the plugin's socket
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from darwin_dra import kubeapi
 from darwin_dra.cluster.launcher import LocalCluster
+from darwin_dra.runtime.client import SpikePortClient
 from k8s_helpers import (
     Kube,
     allocated_devices,
@@ -27,6 +29,8 @@ from k8s_helpers import (
     exact_request,
     wait_for,
 )
+
+from tests.runtime.nets import relay
 
 pytestmark = pytest.mark.integration
 
@@ -224,9 +228,12 @@ def test_scheduler_allocates_by_cel_and_the_plugin_prepares_and_unprepares(
     assert spec.exists()
     checkpoint = json.loads((plugin.state_dir / "checkpoint.json").read_text())
     assert checkpoint["claims"][uid]["phase"] == "PrepareCompleted"
+    sock = _spike_socket(json.loads(spec.read_text()))
+    assert asyncio.run(_relay_over(sock)) == [(4, 2)]  # the plugin serves the claim's port
 
     kube.core.delete_namespaced_pod("app", namespace)
     wait_for("CDI spec removed by unprepare", lambda: not spec.exists(), timeout=60)
+    assert not sock.exists()
 
     # the CDI spec goes first; the checkpoint entry follows in the same unprepare
     def forgotten() -> bool:
@@ -234,6 +241,23 @@ def test_scheduler_allocates_by_cel_and_the_plugin_prepares_and_unprepares(
         return uid not in claims
 
     wait_for("the claim dropped from the checkpoint", forgotten, timeout=10)
+
+
+def _spike_socket(spec: dict[str, Any]) -> Path:
+    """The host path behind the container's DARWIN_SPIKE_ENDPOINT."""
+    [dev] = spec["devices"]
+    env = dict(e.split("=", 1) for e in dev["containerEdits"]["env"])
+    endpoint = Path(env["DARWIN_SPIKE_ENDPOINT"].removeprefix("unix://"))
+    [mount] = dev["containerEdits"]["mounts"]
+    assert mount["containerPath"] == str(endpoint.parent)
+    return Path(mount["hostPath"]) / endpoint.name
+
+
+async def _relay_over(sock: Path) -> list[tuple[int, int]]:
+    async with SpikePortClient(sock) as port:
+        await port.load(relay(4, 2), export=range(4))
+        out = await port.step(6, [2], [2])
+        return list(zip(out.steps.tolist(), out.ids.tolist(), strict=True))
 
 
 def test_metrics_count_what_happened(plugin: Plugin) -> None:
