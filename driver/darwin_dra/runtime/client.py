@@ -4,6 +4,7 @@ batch."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,21 +64,8 @@ def load_request(
 ) -> pb.LoadRequest:
     return pb.LoadRequest(
         name=net.name,
-        groups=[
-            pb.NeuronGroup(
-                count=g.count,
-                tau_m=g.tau_m,
-                v_th=g.v_th,
-                v_reset=g.v_reset,
-                e_l=g.e_l,
-                i_e=g.i_e,
-                t_ref=g.t_ref,
-                v_init=g.v_init,
-                poisson_rate_hz=g.poisson_rate_hz,
-                poisson_weight=g.poisson_weight,
-            )
-            for g in net.groups
-        ],
+        # the proto's NeuronGroup fields are named as the dataclass's
+        groups=[pb.NeuronGroup(**dataclasses.asdict(g)) for g in net.groups],
         src=wire.pack(net.src, "u4"),
         dst=wire.pack(net.dst, "u4"),
         weight=wire.pack(net.weight, "f4"),

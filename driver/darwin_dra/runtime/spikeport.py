@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import stat
 from collections.abc import Mapping
@@ -45,21 +46,9 @@ def status_code(exc: BaseException) -> grpc.StatusCode:
 
 
 def network_from(req: pb.LoadRequest) -> Network:
-    groups = tuple(
-        NeuronGroup(
-            count=g.count,
-            tau_m=g.tau_m,
-            v_th=g.v_th,
-            v_reset=g.v_reset,
-            e_l=g.e_l,
-            i_e=g.i_e,
-            t_ref=g.t_ref,
-            v_init=g.v_init,
-            poisson_rate_hz=g.poisson_rate_hz,
-            poisson_weight=g.poisson_weight,
-        )
-        for g in req.groups
-    )
+    # the proto's NeuronGroup fields are named as the dataclass's
+    names = [f.name for f in dataclasses.fields(NeuronGroup)]
+    groups = tuple(NeuronGroup(**{n: getattr(g, n) for n in names}) for g in req.groups)
     cols = (
         wire.column(req.src, "u4", "src"),
         wire.column(req.dst, "u4", "dst"),
