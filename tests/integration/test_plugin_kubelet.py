@@ -237,6 +237,7 @@ def test_scheduler_allocates_by_cel_and_the_plugin_prepares_and_unprepares(
     # the CDI spec goes first; the checkpoint entry, then the spike port follow in the same
     # unprepare call
     wait_for("the spike port closed", lambda: not sock.exists(), timeout=10)
+
     def forgotten() -> bool:
         claims = json.loads((plugin.state_dir / "checkpoint.json").read_text())["claims"]
         return uid not in claims
