@@ -24,13 +24,8 @@ from darwin_dra.kubelet.proto_gen.dra_v1beta1 import api_pb2 as v1beta1
 from darwin_dra.kubelet.proto_gen.dra_v1beta1 import api_pb2_grpc as v1beta1_grpc
 from darwin_dra.kubelet.proto_gen.pluginregistration_v1 import api_pb2 as reg
 from darwin_dra.kubelet.proto_gen.pluginregistration_v1 import api_pb2_grpc as reg_grpc
-from darwin_dra.kubelet.server import (
-    PluginServer,
-    PluginServerConfig,
-    SocketInUseError,
-    remove_stale_socket,
-    socket_paths,
-)
+from darwin_dra.kubelet.server import PluginServer, PluginServerConfig, socket_paths
+from darwin_dra.unixsock import SocketInUseError, remove_stale_socket
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 POOL = "node-a"

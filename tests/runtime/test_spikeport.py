@@ -14,9 +14,9 @@ from darwin_dra.engine import errors as engine_errors
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2 as pb
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2_grpc as pb_grpc
 from darwin_dra.runtime import wire
-from darwin_dra.runtime.address import unix_target
 from darwin_dra.runtime.client import SpikePortClient
 from darwin_dra.runtime.spikeport import SpikePorts, SpikePortServer, port_change, status_code
+from darwin_dra.unixsock import grpc_target
 
 from tests.runtime.nets import relay, sort_aer
 
@@ -145,7 +145,7 @@ def test_malformed_columns_are_invalid_argument(engine: Engine, tmp_path: Path) 
         server = SpikePortServer(engine, part, sock)
         await server.start()
         try:
-            with unix_target(sock) as target:
+            with grpc_target(sock) as target:
                 async with grpc.aio.insecure_channel(target) as ch:
                     stub = pb_grpc.SpikePortStub(ch)
                     req = pb.LoadRequest(groups=[pb.NeuronGroup(count=2)], src=b"\0" * 5)

@@ -200,7 +200,11 @@ async def _prepare_bench(api: Any, namespace: str, counts: Sequence[int], repeat
 def grpc_channel(path: Path) -> Any:
     import grpc
 
-    return grpc.aio.insecure_channel(f"unix://{path}")
+    from darwin_dra.unixsock import fits
+
+    if not fits(path):
+        raise ValueError(f"socket path {path} is too long for a unix socket")
+    return grpc.aio.insecure_channel(f"unix:{path}")
 
 
 def _publish_bench(kube: kubeapi.Kube, counts: Sequence[int]) -> list[str]:

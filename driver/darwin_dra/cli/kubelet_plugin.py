@@ -15,7 +15,7 @@ from typing import Any
 from darwin_dra.cli.flags import env_option, env_switch
 from darwin_dra.hardware.errors import HardwareFileError
 from darwin_dra.kubeapi import KubeApiError
-from darwin_dra.kubelet.server import SocketInUseError
+from darwin_dra.unixsock import SocketInUseError
 
 # flag, env, default, help
 _PATHS: tuple[tuple[str, str, str | None, str], ...] = (

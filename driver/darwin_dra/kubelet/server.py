@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import errno
 import hashlib
 import os
-import socket
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +31,11 @@ from darwin_dra.kubelet.proto_gen.dra_v1 import api_pb2_grpc as dra_v1_grpc
 from darwin_dra.kubelet.proto_gen.pluginregistration_v1 import api_pb2 as reg_pb
 from darwin_dra.kubelet.proto_gen.pluginregistration_v1 import api_pb2_grpc as reg_grpc
 from darwin_dra.kubelet.registration import RegistrationServicer
+from darwin_dra.unixsock import fitting_path, grpc_target, remove_stale_socket
 
 log = structlog.get_logger(__name__)
 
 DRIVER_NAME = "darwin.snn.io"
-# sun_path holds 108 bytes including the terminating NUL.
-UNIX_PATH_MAX = 107
 
 
 @dataclass(frozen=True)
@@ -61,16 +58,11 @@ def socket_paths(
         )
     digest = hashlib.sha256(pod_uid.encode()).digest()[:8]
     short = base64.urlsafe_b64encode(digest).decode().rstrip("=")
-    reg = _fitting(plugins_registry, f"{driver}-{pod_uid}-reg.sock", f"{driver}-{short}-reg.sock")
-    dra = _fitting(plugins_dir / driver, f"dra-{pod_uid}.sock", f"dra-{short}.sock")
+    reg = fitting_path(
+        plugins_registry, f"{driver}-{pod_uid}-reg.sock", f"{driver}-{short}-reg.sock"
+    )
+    dra = fitting_path(plugins_dir / driver, f"dra-{pod_uid}.sock", f"dra-{short}.sock")
     return SocketPaths(reg, dra)
-
-
-def _fitting(directory: Path, name: str, short_name: str) -> Path:
-    for candidate in (directory / name, directory / short_name):
-        if len(os.fsencode(candidate)) <= UNIX_PATH_MAX:
-            return candidate
-    raise ValueError(f"socket path {directory / short_name} is longer than {UNIX_PATH_MAX} bytes")
 
 
 class _AioHealth(Protocol):
@@ -87,40 +79,6 @@ def _async_health_servicer() -> _AioHealth:
 
     servicer: _AioHealth = _async.HealthServicer()
     return servicer
-
-
-class SocketInUseError(RuntimeError):
-    pass
-
-
-def _answers(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        try:
-            sock.connect(os.fspath(path))
-        except OSError as exc:
-            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
-                return False
-            raise
-        return True
-
-
-def remove_stale_socket(path: Path) -> bool:
-    """Remove a leftover socket of ours at ``path``; returns whether one was removed.
-
-    Only a socket nobody listens on is removed: a live one belongs to another instance and a
-    non-socket file is not ours to delete.
-    """
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return False
-    if not stat.S_ISSOCK(mode):
-        raise SocketInUseError(f"{path} exists and is not a socket; refusing to remove it")
-    if _answers(path):
-        raise SocketInUseError(f"{path} is served by another live process")
-    path.unlink()
-    return True
 
 
 @dataclass
@@ -176,9 +134,12 @@ class PluginServer:
             if remove_stale_socket(path):
                 self._log.info("removed stale socket", path=os.fspath(path))
         await self._set_status(False)
-        self._dra.add_insecure_port(f"unix://{self.paths.dra}")
+        # socket_paths fitted both paths, so their targets need no directory fd after binding.
+        with grpc_target(self.paths.dra) as target:
+            self._dra.add_insecure_port(target)
         await self._dra.start()
-        self._reg.add_insecure_port(f"unix://{self.paths.registration}")
+        with grpc_target(self.paths.registration) as target:
+            self._reg.add_insecure_port(target)
         await self._reg.start()
         if self._tcp is not None:
             # The same verdict as on the sockets: SERVING only while both really answer.
@@ -199,13 +160,17 @@ class PluginServer:
         ok = True
         timeout = self.config.probe_timeout_s
         try:
-            async with grpc.aio.insecure_channel(f"unix://{self.paths.registration}") as ch:
-                await reg_grpc.RegistrationStub(ch).GetInfo(reg_pb.InfoRequest(), timeout=timeout)
-            async with grpc.aio.insecure_channel(f"unix://{self.paths.dra}") as ch:
-                # An empty request reaches the servicer without touching any claim.
-                await dra_v1_grpc.DRAPluginStub(ch).NodePrepareResources(
-                    dra_v1.NodePrepareResourcesRequest(), timeout=timeout
-                )
+            with grpc_target(self.paths.registration) as target:
+                async with grpc.aio.insecure_channel(target) as ch:
+                    await reg_grpc.RegistrationStub(ch).GetInfo(
+                        reg_pb.InfoRequest(), timeout=timeout
+                    )
+            with grpc_target(self.paths.dra) as target:
+                async with grpc.aio.insecure_channel(target) as ch:
+                    # An empty request reaches the servicer without touching any claim.
+                    await dra_v1_grpc.DRAPluginStub(ch).NodePrepareResources(
+                        dra_v1.NodePrepareResourcesRequest(), timeout=timeout
+                    )
         except grpc.aio.AioRpcError as exc:
             self._log.warning("socket probe failed", code=str(exc.code()), details=exc.details())
             ok = False

@@ -23,9 +23,8 @@ import structlog
 from darwin_dra.engine import Engine, Network, NeuronGroup, Telemetry, errors
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2 as pb
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2_grpc as pb_grpc
-from darwin_dra.kubelet.server import remove_stale_socket
 from darwin_dra.runtime import wire
-from darwin_dra.runtime.address import unix_target
+from darwin_dra.unixsock import grpc_target, remove_stale_socket
 
 log = structlog.get_logger(__name__)
 
@@ -210,7 +209,7 @@ class SpikePortServer:
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_socket(self.path)
-        with unix_target(self.path) as target:
+        with grpc_target(self.path) as target:
             # Binding happens here, so the directory fd only has to live this long.
             if self._server.add_insecure_port(target) == 0:
                 raise RuntimeError(f"cannot bind the spike port at {self.path}")

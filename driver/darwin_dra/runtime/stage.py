@@ -26,9 +26,9 @@ import numpy.typing as npt
 import structlog
 
 from darwin_dra.engine import Network, NeuronGroup, synapses
-from darwin_dra.kubelet.server import remove_stale_socket
 from darwin_dra.runtime import wire
 from darwin_dra.runtime.client import Counters, SpikePortClient
+from darwin_dra.unixsock import remove_stale_socket
 
 log = structlog.get_logger(__name__)
 
