@@ -190,6 +190,10 @@ def test_plugin_rbac_is_least_privilege() -> None:
         ),
         ("resource.k8s.io", "resourceclaims"): ["get"],
         ("resource.k8s.io", "resourceclaims/status"): ["patch", "update"],
+        ("resource.k8s.io", "resourceclaims/driver"): [
+            "associated-node:patch",
+            "associated-node:update",
+        ],
         ("resource.k8s.io", "deviceclasses"): ["get"],
         ("", "nodes"): ["get"],
     }

@@ -4,6 +4,7 @@ run, and both admission policies do what they claim."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -112,6 +113,8 @@ def _apply_policies(kubectl: Kubectl, name: str, namespace: str) -> None:
                 "ServiceAccount",
                 "ClusterRole",
                 "ClusterRoleBinding",
+                "Role",
+                "RoleBinding",
                 "ValidatingAdmissionPolicy",
                 "ValidatingAdmissionPolicyBinding",
             },
@@ -135,24 +138,15 @@ def _slice(name: str, node: str) -> str:
     )
 
 
-def test_a_plugin_may_write_only_the_slices_of_its_own_node(
-    kube: Kube,
-    kubectl: Kubectl,
-    release: tuple[str, str],
-    nodes: list[str],
-    cluster: launcher.LocalCluster,
-    test_id: str,
-) -> None:
-    name, namespace = release
-    _apply_policies(kubectl, name, namespace)
+def _plugin_token(kube: Kube, kubectl: Kubectl, name: str, namespace: str, node: str) -> str:
+    """The token a plugin pod on ``node`` holds: bound to the pod, so it names the node."""
     account = f"{name}-kubelet-plugin"
-    # A pod bound to node 0 under the plugin's account; its bound token names that node.
     kube.core.create_namespaced_pod(
         namespace,
         {
             "metadata": {"name": "plugin"},
             "spec": {
-                "nodeName": nodes[0],
+                "nodeName": node,
                 "serviceAccountName": account,
                 "terminationGracePeriodSeconds": 0,
                 "containers": [{"name": "c", "image": "registry.invalid/darwin:none"}],
@@ -160,7 +154,7 @@ def test_a_plugin_may_write_only_the_slices_of_its_own_node(
         },
     )
     uid = kube.core.read_namespaced_pod("plugin", namespace).metadata.uid
-    token = kubectl.run(
+    return kubectl.run(
         "create",
         "token",
         account,
@@ -173,6 +167,19 @@ def test_a_plugin_may_write_only_the_slices_of_its_own_node(
         "--bound-object-uid",
         uid,
     ).stdout.strip()
+
+
+def test_a_plugin_may_write_only_the_slices_of_its_own_node(
+    kube: Kube,
+    kubectl: Kubectl,
+    release: tuple[str, str],
+    nodes: list[str],
+    cluster: launcher.LocalCluster,
+    test_id: str,
+) -> None:
+    name, namespace = release
+    _apply_policies(kubectl, name, namespace)
+    token = _plugin_token(kube, kubectl, name, namespace, nodes[0])
     assert cluster.state is not None
     server = cluster.state.server
     own, other = f"t{test_id}-own", f"t{test_id}-other"
@@ -201,6 +208,91 @@ def test_a_plugin_may_write_only_the_slices_of_its_own_node(
         kubectl.run("create", "--dry-run=server", "-f", "-", stdin=_slice(other, nodes[1]))
     finally:
         kubectl.run("delete", "resourceslice", own, other, "--ignore-not-found", check=False)
+
+
+def _allocated_claim(name: str, node: str) -> dict[str, Any]:
+    """A claim allocated on ``node``: the node selector form the scheduler writes."""
+    result = {"request": "r", "driver": "darwin.snn.io", "pool": node, "device": "chip-0"}
+    return {
+        "allocation": {
+            "devices": {"results": [result]},
+            "nodeSelector": {
+                "nodeSelectorTerms": [
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+                ]
+            },
+        }
+    }
+
+
+def test_a_plugin_may_write_the_device_status_only_of_claims_on_its_own_node(
+    kube: Kube,
+    kubectl: Kubectl,
+    release: tuple[str, str],
+    nodes: list[str],
+    cluster: launcher.LocalCluster,
+) -> None:
+    name, namespace = release
+    _apply_policies(kubectl, name, namespace)
+    token = _plugin_token(kube, kubectl, name, namespace, nodes[0])
+    assert cluster.state is not None
+    server = cluster.state.server
+    for claim, node in (("own", nodes[0]), ("other", nodes[1])):
+        body = {
+            "apiVersion": "resource.k8s.io/v1",
+            "kind": "ResourceClaim",
+            "metadata": {"name": claim},
+            "spec": {
+                "devices": {
+                    "requests": [{"name": "r", "exactly": {"deviceClassName": "darwin.snn.io"}}]
+                }
+            },
+        }
+        kubectl.run("create", "-n", namespace, "-f", "-", stdin=json.dumps(body))
+        # The admin plays the scheduler here: only the plugin's identity is under test.
+        patch = json.dumps({"status": _allocated_claim(claim, node)})
+        kubectl.run(
+            "patch",
+            "resourceclaim",
+            claim,
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            patch,
+        )
+
+    def write_devices(claim: str, node: str) -> subprocess.CompletedProcess[str]:
+        # As the plugin does: a PUT of the status with the claim it has just read.
+        body = kube.custom.get_namespaced_custom_object(
+            "resource.k8s.io", "v1", namespace, "resourceclaims", claim
+        )
+        body["status"]["devices"] = [
+            {"driver": "darwin.snn.io", "pool": node, "device": "chip-0", "data": {"a": 1}}
+        ]
+        return kubectl.run(
+            "replace",
+            "-n",
+            namespace,
+            "--subresource=status",
+            "-f",
+            "-",
+            stdin=json.dumps(body),
+            token=token,
+            server=server,
+            check=False,
+        )
+
+    mine = write_devices("own", nodes[0])
+    assert mine.returncode == 0, mine.stderr
+    theirs = write_devices("other", nodes[1])
+    assert theirs.returncode != 0
+    assert 'requires resource="resourceclaims/driver"' in theirs.stderr
+    devices = kube.custom.get_namespaced_custom_object(
+        "resource.k8s.io", "v1", namespace, "resourceclaims", "other"
+    )["status"].get("devices")
+    assert not devices, "the refused write left device status behind"
 
 
 def _claim(parameters: Any) -> dict[str, Any]:
@@ -339,6 +431,68 @@ def test_the_api_server_itself_refuses_parameters_that_are_not_an_object(
     )
     assert proc.returncode != 0
     assert "must be a valid JSON object" in proc.stderr
+
+
+# What each service account of the chart may do, beyond what every account may (the baseline
+# is measured on a fresh account of the same namespace). {release}: the release name.
+ALLOWED: dict[str, set[tuple[str, str, str]]] = {
+    "kubelet-plugin": {
+        ("resourceslices.resource.k8s.io", "[]", "[get list watch create update delete]"),
+        ("resourceclaims.resource.k8s.io", "[]", "[get]"),
+        ("resourceclaims.resource.k8s.io/status", "[]", "[update patch]"),
+        (
+            "resourceclaims.resource.k8s.io/driver",
+            "[darwin.snn.io]",
+            "[associated-node:update associated-node:patch]",
+        ),
+        ("deviceclasses.resource.k8s.io", "[]", "[get]"),
+        ("nodes", "[]", "[get]"),
+    },
+    "controller": {
+        ("deviceclasses.resource.k8s.io", "[]", "[get list watch create update delete]"),
+        ("resourceslices.resource.k8s.io", "[]", "[get list watch create update delete]"),
+        ("resourceclaims.resource.k8s.io", "[]", "[get list watch]"),
+        ("resourceclaims.resource.k8s.io/status", "[]", "[update patch]"),
+        (
+            "resourceclaims.resource.k8s.io/driver",
+            "[darwin.snn.io]",
+            "[arbitrary-node:update arbitrary-node:patch]",
+        ),
+        ("nodes", "[]", "[list]"),
+        ("leases.coordination.k8s.io", "[]", "[create]"),
+        ("leases.coordination.k8s.io", "[{release}-controller]", "[get update]"),
+    },
+}
+
+
+def _can_i(kubectl: Kubectl, namespace: str, account: str) -> set[tuple[str, str, str]]:
+    out = kubectl.run(
+        "auth",
+        "can-i",
+        "--list",
+        "-n",
+        namespace,
+        f"--as=system:serviceaccount:{namespace}:{account}",
+    ).stdout
+    rows = set()
+    for line in out.splitlines()[1:]:
+        match = re.match(r"^(\S+)\s+\[[^\]]*\]\s+(\[[^\]]*\])\s+(\[.*\])\s*$", line)
+        if match:  # rows without a resource are non-resource URLs, granted to everyone
+            rows.add((match[1], match[2], match[3]))
+    return rows
+
+
+@pytest.mark.parametrize("account", sorted(ALLOWED))
+def test_each_service_account_may_do_exactly_what_its_table_says(
+    kube: Kube, kubectl: Kubectl, release: tuple[str, str], account: str
+) -> None:
+    name, namespace = release
+    _apply_policies(kubectl, name, namespace)
+    kube.core.create_namespaced_service_account(namespace, {"metadata": {"name": "baseline"}})
+    baseline = _can_i(kubectl, namespace, "baseline")
+    granted = _can_i(kubectl, namespace, f"{name}-{account}") - baseline
+    expected = {(r, names.format(release=name), verbs) for r, names, verbs in ALLOWED[account]}
+    assert granted == expected
 
 
 def test_helm_install_dry_run_against_the_server_renders_the_notes(
