@@ -1,0 +1,281 @@
+"""The planner: every group of a model graph onto one free domain, nodes first (pure).
+
+Hierarchical, following the lexicographic objective (spikes across nodes, then across chips,
+then spikes x hops on a chip's mesh):
+
+1. nodes: take the fewest nodes whose free capacity holds the model with ``fill`` headroom
+   (fewer nodes never force more cross-node traffic), split the groups among them with the
+   library partitioner, then repair and refine with the real capacities (refine.py);
+2. chips: the same inside each node, with the node's chips;
+3. domains: inside each chip, recursive bisection of the chip's free domains along the mesh
+   (the longer side first), so groups that talk end up in nearby domains; then a refinement
+   whose cost is spikes x hops between the domains' origins.
+
+A level never changes what the levels above decided, so cross-node traffic is fixed before
+chips are considered, and so on. When a level cannot be made to fit (the blocks' capacities
+add up but the groups do not pack), it takes one more node or chip and tries again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from darwin_dra.planner import partitioners
+from darwin_dra.planner.bins import RESOURCES, Bins, Groups, bins_of, groups_of
+from darwin_dra.planner.graph import ModelGraph
+from darwin_dra.planner.partitioners import (
+    Nets,
+    WeightedGraph,
+    csr,
+    multicast_nets,
+    subgraph,
+    subnets,
+)
+from darwin_dra.planner.refine import Infeasible, refine
+from darwin_dra.planner.topology import Topology
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+
+HYPERGRAPH = frozenset({"mtkahypar", "kahypar"})  # given the multicast nets, km1 objective
+
+
+class CapacityError(ValueError):
+    """The model does not fit the free cluster; the message says what is missing where."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    method: str
+    assign: I64  # bin index per group (graph order)
+    seconds: float
+
+
+def _fmt(x: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= size:
+            return f"{x / size:.2f}{unit}"
+    return f"{x:.0f}"
+
+
+def check_fits(graph: ModelGraph, groups: Groups, bins: Bins) -> None:
+    """Raise CapacityError unless the totals fit and every group fits some domain."""
+    need = groups.demand.sum(axis=0)
+    have = bins.cap.sum(axis=0)
+    lines = []
+    for r, name in enumerate(RESOURCES):
+        if need[r] > have[r]:
+            per_node = ", ".join(
+                f"{n}: {_fmt(float(bins.cap[bins.node == i, r].sum()))}"
+                for i, n in enumerate(bins.node_names)
+            )
+            lines.append(
+                f"{name}: needs {_fmt(float(need[r]))}, the free cluster has "
+                f"{_fmt(float(have[r]))}, {_fmt(float(need[r] - have[r]))} missing"
+                f" ({per_node or 'no free domains'})"
+            )
+    if lines:
+        raise CapacityError(
+            f"model {graph.name!r} ({groups.size} groups) does not fit the free cluster:\n  "
+            + "\n  ".join(lines)
+        )
+    biggest = bins.cap.max(axis=0) if bins.size else np.zeros(3, dtype=np.int64)
+    for i, g in enumerate(graph.groups):
+        for r, name in enumerate(RESOURCES):
+            if groups.demand[i, r] > biggest[r]:
+                raise CapacityError(
+                    f"model {graph.name!r}: group {g.name!r} needs "
+                    f"{_fmt(float(groups.demand[i, r]))} {name}, more than the largest free"
+                    f" domain holds ({_fmt(float(biggest[r]))}); split its layer into smaller"
+                    f" groups ({_fmt(float(groups.demand[i, r] - biggest[r]))} too many)"
+                )
+
+
+def _dominant(demand: I64, cap: I64) -> int:
+    return int(np.argmax(demand.sum(axis=0) / np.maximum(cap.sum(axis=0), 1)))
+
+
+def _choose(caps: I64, need: I64, fill: float) -> list[int]:
+    """The fewest units (largest first) whose capacity holds ``need`` with headroom."""
+    r = _dominant(need[None, :], caps)
+    order = [int(i) for i in np.argsort(-caps[:, r], kind="stable")]
+    chosen: list[int] = []
+    total = np.zeros(caps.shape[1], dtype=np.float64)
+    for i in order:
+        chosen.append(i)
+        total += caps[i]
+        if np.all(total * fill >= need):
+            break
+    return sorted(chosen)
+
+
+def _split(
+    g: WeightedGraph, nets: Nets | None, demand: I64, caps: I64, partitioner: str, seed: int
+) -> I64:
+    """Blocks for the vertices of g within caps (partitioner, then our repair and refine).
+
+    After a hypergraph partitioner our refinement only repairs capacities: its moves follow
+    the graph's edge cut, which the km1 objective the library optimised already improves on.
+    """
+    r = _dominant(demand, caps)
+    start = partitioners.run(
+        partitioner, g, demand[:, r].astype(np.float64), caps[:, r].astype(np.float64), seed, nets
+    )
+    return refine(g, start, demand, caps, passes=0 if nets is not None else 6)
+
+
+def _level(
+    g: WeightedGraph,
+    nets: Nets | None,
+    members: I64,
+    demand: I64,
+    unit_caps: I64,
+    partitioner: str,
+    seed: int,
+    fill: float,
+) -> tuple[list[int], I64]:
+    """Choose units and split members among them, adding a unit when the split cannot fit."""
+    need = demand[members].sum(axis=0)
+    chosen = _choose(unit_caps, need, fill)
+    sub = subgraph(g, members)
+    sub_nets = subnets(nets, members, g.n) if nets is not None else None
+    while True:
+        try:
+            return chosen, _split(
+                sub, sub_nets, demand[members], unit_caps[chosen], partitioner, seed
+            )
+        except Infeasible:
+            rest = [i for i in range(unit_caps.shape[0]) if i not in chosen]
+            if not rest:
+                raise
+            chosen = sorted([*chosen, max(rest, key=lambda i: int(unit_caps[i].sum()))])
+
+
+def _hops(bins: Bins, idx: I64) -> F64:
+    x, y = bins.x[idx], bins.y[idx]
+    out: F64 = (np.abs(x[:, None] - x[None, :]) + np.abs(y[:, None] - y[None, :])).astype(
+        np.float64
+    )
+    return out
+
+
+def _bisect(
+    g: WeightedGraph,
+    members: I64,
+    demand: I64,
+    bins: Bins,
+    domains: I64,
+    partitioner: str,
+    seed: int,
+    out: I64,
+) -> None:
+    """Recursive bisection of a chip's domains along the mesh; members are indices into g."""
+    if domains.size == 1 or members.size == 0:
+        out[members] = domains[0]
+        return
+    x, y = bins.x[domains], bins.y[domains]
+    axis = x if np.ptp(x) >= np.ptp(y) else y
+    order = np.argsort(axis, kind="stable")
+    half = domains.size // 2
+    parts = (domains[order[:half]], domains[order[half:]])
+    caps = np.stack([bins.cap[p].sum(axis=0) for p in parts])
+    sub = subgraph(g, members)
+    r = _dominant(demand[members], caps)
+    side = partitioners.run(
+        partitioner,
+        sub,
+        demand[members, r].astype(np.float64),
+        caps[:, r].astype(np.float64),
+        seed,
+    )
+    with contextlib.suppress(Infeasible):  # if not, the chip-wide repair makes them fit
+        side = refine(sub, side, demand[members], caps)
+    for s in (0, 1):
+        _bisect(g, members[side == s], demand, bins, parts[s], partitioner, seed, out)
+
+
+def _leaf_distance(bins: Bins, idx: I64) -> F64:
+    """Hops on one chip; a chip or node boundary costs more than any path on a mesh."""
+    hops = _hops(bins, idx)
+    big = float(hops.max() + 1) * 1e3
+    same_chip = bins.chip[idx][:, None] == bins.chip[idx][None, :]
+    same_node = bins.node[idx][:, None] == bins.node[idx][None, :]
+    return np.where(same_chip, hops, np.where(same_node, big, big * 1e3))
+
+
+def place(
+    graph: ModelGraph,
+    topology: Topology,
+    partitioner: str | None = None,
+    seed: int = 1,
+    fill: float = 0.9,
+) -> Plan:
+    """The planner's placement of ``graph`` on the free domains of ``topology``."""
+    t0 = time.perf_counter()
+    name = partitioner or partitioners.default_partitioner()
+    groups = groups_of(graph)
+    bins = bins_of(topology)
+    check_fits(graph, groups, bins)
+    n = groups.size
+    g = csr(n, groups.src, groups.dst, groups.spikes)
+    nets = (
+        multicast_nets(n, groups.src, groups.dst, groups.spikes, groups.out)
+        if name in HYPERGRAPH
+        else None
+    )
+    # Inside a chip every partitioner's result is bisected the same way, by the fastest one.
+    inner = "pymetis" if partitioners.available("pymetis") else "greedy"
+    assign = np.full(n, -1, dtype=np.int64)
+    node_ids = np.unique(bins.node)
+    node_caps = np.stack([bins.cap[bins.node == i].sum(axis=0) for i in node_ids])
+    everyone = np.arange(n, dtype=np.int64)
+    chosen_nodes, node_part = _level(g, nets, everyone, groups.demand, node_caps, name, seed, fill)
+    for j, node_i in enumerate(chosen_nodes):
+        on_node = everyone[node_part == j]
+        chip_ids = np.unique(bins.chip[bins.node == node_ids[node_i]])
+        chip_caps = np.stack([bins.cap[bins.chip == c].sum(axis=0) for c in chip_ids])
+        chosen_chips, chip_part = _level(
+            g, nets, on_node, groups.demand, chip_caps, name, seed, 1.0
+        )
+        for jc, chip_i in enumerate(chosen_chips):
+            on_chip = on_node[chip_part == jc]
+            domains = np.flatnonzero(bins.chip == chip_ids[chip_i])
+            _bisect(g, on_chip, groups.demand, bins, domains, inner, seed, assign)
+            local = {int(b): k for k, b in enumerate(domains)}
+            start = np.array([local[int(b)] for b in assign[on_chip]], dtype=np.int64)
+            sub = subgraph(g, on_chip)
+            try:
+                best = refine(
+                    sub, start, groups.demand[on_chip], bins.cap[domains], _hops(bins, domains)
+                )
+                assign[on_chip] = domains[best]
+            except Infeasible:
+                assign[on_chip] = domains[start]
+    _repair_globally(g, groups, bins, assign)
+    return Plan(name, assign, time.perf_counter() - t0)
+
+
+def _repair_globally(g: WeightedGraph, groups: Groups, bins: Bins, assign: I64) -> None:
+    """Last resort when a chip's groups did not pack into its domains: move groups to other
+    domains of the node, then of the cluster, at the least cost; CapacityError if none fits."""
+    load = np.zeros_like(bins.cap)
+    np.add.at(load, assign, groups.demand)
+    if np.all(load <= bins.cap):
+        return
+    idx = np.arange(bins.size, dtype=np.int64)
+    try:
+        best = refine(g, assign, groups.demand, bins.cap, _leaf_distance(bins, idx), passes=1)
+    except Infeasible as exc:
+        b = exc.block
+        raise CapacityError(
+            f"the groups do not pack into the free domains: {bins.chip_names[bins.chip[b]]}"
+            f" domain {bins.domain[b]} stays {_fmt(exc.excess)} {RESOURCES[exc.resource]} over"
+            " with no domain left that takes a group; free more domains or make groups smaller"
+        ) from None
+    assign[:] = best
