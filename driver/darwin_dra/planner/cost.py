@@ -2,11 +2,13 @@
 
 Multicast: a spike leaves its group once for each distinct destination unit at a level (node,
 chip or domain) other than its own, however many target groups sit in that unit. The graph's
-edges say how many spikes of the source reach each target group; the spikes reaching a unit
-are estimated as the sum over its target groups capped at everything the source fires (exact
-when a source's neurons reach all of the unit's targets or disjoint parts of them, an upper
-bound otherwise). Hops: Manhattan distance in tiles between the domains' origins on the chip's
-mesh, for traffic that stays on a chip; spikes staying in their own domain travel 0 hops.
+edges say which fraction p_t of the source's spikes reach each target group t; the spikes
+reaching a unit U are estimated as ``out * (1 - prod_{t in U} (1 - p_t))``: exact when every
+p_t is 0 or 1 and when a neuron's synapses onto different groups are drawn independently (random
+connectivity); between the largest p_t (nested reach, as a convolution's halo) and the capped
+sum (disjoint reach) otherwise. Hops: Manhattan distance in tiles between the domains' origins
+on the chip's mesh, for traffic that stays on a chip; spikes staying in their own domain
+travel 0 hops.
 """
 
 from __future__ import annotations
@@ -46,10 +48,12 @@ def _per_unit(groups: Groups, unit_of_group: I64) -> tuple[I64, I64, npt.NDArray
     n_units = int(unit_of_group.max()) + 1
     key = groups.src * n_units + unit_of_group[groups.dst]
     uniq, inv = np.unique(key, return_inverse=True)
-    sums = np.bincount(inv, weights=groups.spikes)
+    out = groups.out[groups.src]
+    p = np.where(out > 0, groups.spikes / np.where(out > 0, out, 1.0), 0.0)
+    miss = np.bincount(inv, weights=np.log1p(-np.clip(p, 0.0, 1.0 - 1e-12)))
     src = uniq // n_units
     unit = uniq % n_units
-    return src, unit, np.minimum(sums, groups.out[src])
+    return src, unit, groups.out[src] * -np.expm1(miss)
 
 
 def traffic(groups: Groups, bins: Bins, assign: I64) -> Traffic:

@@ -200,6 +200,20 @@ def _bisect(
         _bisect(g, members[side == s], demand, bins, parts[s], partitioner, seed, out)
 
 
+def _compact_domains(bins: Bins, domains: I64, demand: I64, fill: float) -> I64:
+    """The fewest of a chip's free domains that hold ``demand`` with headroom, as a compact
+    block around the mesh corner nearest the free domains (fewer, closer domains: fewer
+    hops); all of them when even all are tight."""
+    x, y = bins.x[domains], bins.y[domains]
+    order = np.lexsort((x, y, (x - x.min()) + (y - y.min())))
+    total = np.cumsum(bins.cap[domains[order]], axis=0) * fill
+    need = demand.sum(axis=0)
+    enough = np.flatnonzero(np.all(total >= need, axis=1))
+    k = int(enough[0]) + 1 if enough.size else domains.size
+    picked: I64 = np.sort(domains[order[:k]])
+    return picked
+
+
 def _leaf_distance(bins: Bins, idx: I64) -> F64:
     """Hops on one chip; a chip or node boundary costs more than any path on a mesh."""
     hops = _hops(bins, idx)
@@ -245,7 +259,9 @@ def place(
         )
         for jc, chip_i in enumerate(chosen_chips):
             on_chip = on_node[chip_part == jc]
-            domains = np.flatnonzero(bins.chip == chip_ids[chip_i])
+            domains = _compact_domains(
+                bins, np.flatnonzero(bins.chip == chip_ids[chip_i]), groups.demand[on_chip], fill
+            )
             _bisect(g, on_chip, groups.demand, bins, domains, inner, seed, assign)
             local = {int(b): k for k, b in enumerate(domains)}
             start = np.array([local[int(b)] for b in assign[on_chip]], dtype=np.int64)
