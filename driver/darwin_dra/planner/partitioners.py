@@ -159,8 +159,7 @@ def _pymetis(g: WeightedGraph, nets: Nets | None, weights: F64, limits: F64, see
     w, _ = _scaled_limits(weights, limits)
     result = pymetis.part_graph(
         k,
-        xadj=g.indptr.tolist(),
-        adjncy=g.indices.tolist(),
+        pymetis.CSRAdjacency(g.indptr.tolist(), g.indices.tolist()),
         vweights=w.tolist(),
         eweights=_int_weights(g.data).tolist(),
         tpwgts=(limits / limits.sum()).tolist(),

@@ -60,7 +60,7 @@ class Plan:
 def _fmt(x: float) -> str:
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(x) >= size:
-            return f"{x / size:.2f}{unit}"
+            return f"{x / size:.3g}{unit}"
     return f"{x:.0f}"
 
 
