@@ -11,9 +11,10 @@ from darwin_dra.hardware.model import ChipEntry, ChipProfile
 
 
 def spike_counts(
-    net: Network, profile: ChipProfile, steps: int, seed: int | None = None
+    net: Network, profile: ChipProfile, steps: int, seed: int | None = None, warmup: int = 500
 ) -> npt.NDArray[np.uint64]:
-    """Spikes per neuron over ``steps`` steps of ``net`` on a whole simulated chip."""
+    """Spikes per neuron over ``steps`` steps of ``net`` on a whole simulated chip, after
+    ``warmup`` steps (the start from rest is not the rate the model runs at)."""
     if seed is not None:
         from dataclasses import replace
 
@@ -22,5 +23,8 @@ def spike_counts(
         chip = engine.add_chip(profile, ChipEntry(profile.model, "probe", "probe"))
         part = engine.create_partition(chip, domains=list(range(profile.n_domains)))
         engine.load(part, net)
+        engine.run(part, warmup)
+        before = engine.spike_counts(part, net.n_neurons)
         engine.run(part, steps)
-        return engine.spike_counts(part, net.n_neurons)
+        after: npt.NDArray[np.uint64] = engine.spike_counts(part, net.n_neurons) - before
+        return after
