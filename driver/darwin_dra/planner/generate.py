@@ -9,7 +9,8 @@ tile, per axis, times the source channels.
 sheet: a cortical sheet of columns on a square grid, each column with the eight populations of
 the Potjans-Diesmann microcircuit in its proportions and firing rates; synapses go mostly to
 the own column, some to the 8 neighbouring columns, and a few long-range ones, made by a small
-fraction of the excitatory neurons, to two distant patches. Edge traffic is the expected
+fraction of the excitatory neurons, to the layer 2/3 pyramidal cells of two distant patches
+(patchy horizontal connections). Edge traffic is the expected
 spikes of source neurons with at least one synapse onto the target group (Poisson fan-out).
 """
 
@@ -215,11 +216,10 @@ def cortical_sheet(cfg: SheetConfig = SheetConfig()) -> ModelGraph:
     ]
     col_neurons = sum(p[1] for p in pops)
     g = cfg.grid
-    # Targets are chosen in proportion to their size (a uniform random graph within each
-    # distance class); long-range patches target the excitatory populations of the patch.
+    # Local and lateral targets are chosen in proportion to their size (a uniform random graph
+    # within each distance class).
     share = np.array([p[1] / col_neurons for p in pops])
     excit = np.array([p[0].endswith("E") for p in pops])
-    e_share = np.where(excit, share, 0) / share[excit].sum()
     patches = {
         (y, x): [
             (int(py), int(px))
@@ -264,19 +264,19 @@ def cortical_sheet(cfg: SheetConfig = SheetConfig()) -> ModelGraph:
                             Edge(s, name(q, ny, nx), _reach(n, kk) * rate, max(1, round(n * kk)))
                         )
                 if excit[p] and patches[(y, x)]:
+                    # Patchy horizontal connections: the long-range axons of a few pyramidal
+                    # cells end on the layer 2/3 pyramidal cells of the patch.
                     cells = n * cfg.long_range_cells
-                    per_patch = k * cfg.long_range / cfg.long_range_cells / len(patches[(y, x)])
+                    kk = k * cfg.long_range / cfg.long_range_cells / len(patches[(y, x)])
                     for py, px in patches[(y, x)]:
-                        for q in np.flatnonzero(excit):
-                            kk = per_patch * e_share[q]
-                            edges.append(
-                                Edge(
-                                    s,
-                                    name(int(q), py, px),
-                                    _reach(round(cells), kk) * rate,
-                                    max(1, round(cells * kk)),
-                                )
+                        edges.append(
+                            Edge(
+                                s,
+                                name(0, py, px),
+                                _reach(round(cells), kk) * rate,
+                                max(1, round(cells * kk)),
                             )
+                        )
     return ModelGraph("cortical-sheet", tuple(groups), tuple(edges))
 
 

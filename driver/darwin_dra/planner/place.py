@@ -28,6 +28,7 @@ import numpy.typing as npt
 from darwin_dra.planner import partitioners
 from darwin_dra.planner.bins import RESOURCES, Bins, Groups, bins_of, groups_of
 from darwin_dra.planner.graph import ModelGraph
+from darwin_dra.planner.multicast import refine_multicast
 from darwin_dra.planner.partitioners import (
     Nets,
     WeightedGraph,
@@ -139,10 +140,20 @@ def _level(
     partitioner: str,
     seed: int,
     fill: float,
+    leaf_caps: list[I64],
 ) -> tuple[list[int], I64]:
-    """Choose units and split members among them, adding a unit when the split cannot fit."""
+    """Choose units and split members among them, adding a unit when the split cannot fit.
+
+    The fewest units without headroom are taken instead of the ``fill`` choice when the
+    members provably pack into those units' domains (best fit decreasing finds a packing)."""
     need = demand[members].sum(axis=0)
     chosen = _choose(unit_caps, need, fill)
+    tight = _choose(unit_caps, need, 1.0)
+    if (
+        len(tight) < len(chosen)
+        and _pack(demand[members], np.concatenate([leaf_caps[i] for i in tight])) is not None
+    ):
+        chosen = tight
     sub = subgraph(g, members)
     sub_nets = subnets(nets, members, g.n) if nets is not None else None
     while True:
@@ -214,6 +225,54 @@ def _compact_domains(bins: Bins, domains: I64, demand: I64, fill: float) -> I64:
     return picked
 
 
+def _pack(demand: I64, caps: I64) -> I64 | None:
+    """Best-fit decreasing: each group, largest share of a resource first, into the block
+    with the least room left that takes it; None if some group fits nowhere."""
+    scale = np.maximum(caps.sum(axis=0), 1).astype(np.float64)
+    size = (demand / scale).max(axis=1)
+    room = caps.copy()
+    out = np.full(demand.shape[0], -1, dtype=np.int64)
+    order = np.argsort(-size, kind="stable")
+    for i in order:
+        fits = np.flatnonzero(np.all(room >= demand[i], axis=1))
+        if fits.size == 0:
+            return _pack_exactly(demand, caps, order)
+        slack = ((room[fits] - demand[i]) / scale).max(axis=1)
+        b = int(fits[np.argmin(slack)])
+        out[i] = b
+        room[b] -= demand[i]
+    return out
+
+
+def _pack_exactly(demand: I64, caps: I64, order: I64, budget: int = 50_000) -> I64 | None:
+    """Depth-first search for a packing, largest first, for the small cases best fit misses
+    (gives up after ``budget`` steps and returns None)."""
+    room = caps.copy()
+    out = np.full(demand.shape[0], -1, dtype=np.int64)
+    steps = 0
+
+    def place_from(j: int) -> bool:
+        nonlocal steps
+        if j == order.size:
+            return True
+        i = int(order[j])
+        tried: set[tuple[int, ...]] = set()
+        for b in range(room.shape[0]):
+            steps += 1
+            key = tuple(room[b].tolist())
+            if steps > budget or key in tried or np.any(room[b] < demand[i]):
+                continue
+            tried.add(key)  # blocks with the same room left are interchangeable
+            room[b] -= demand[i]
+            out[i] = b
+            if place_from(j + 1):
+                return True
+            room[b] += demand[i]
+        return False
+
+    return out if place_from(0) else None
+
+
 def _leaf_distance(bins: Bins, idx: I64) -> F64:
     """Hops on one chip; a chip or node boundary costs more than any path on a mesh."""
     hops = _hops(bins, idx)
@@ -249,30 +308,55 @@ def place(
     node_ids = np.unique(bins.node)
     node_caps = np.stack([bins.cap[bins.node == i].sum(axis=0) for i in node_ids])
     everyone = np.arange(n, dtype=np.int64)
-    chosen_nodes, node_part = _level(g, nets, everyone, groups.demand, node_caps, name, seed, fill)
+    node_leaves = [bins.cap[bins.node == i] for i in node_ids]
+    chosen_nodes, node_part = _level(
+        g, nets, everyone, groups.demand, node_caps, name, seed, fill, node_leaves
+    )
+    node_part = refine_multicast(
+        groups, node_part, np.ones((n, len(chosen_nodes)), dtype=bool), node_caps[chosen_nodes]
+    )
+    # Chips: each node's groups split among its chips, then one multicast refinement over all
+    # chosen chips, each group staying on its node.
+    chip_of_unit: list[int] = []
+    chip_part = np.full(n, -1, dtype=np.int64)
     for j, node_i in enumerate(chosen_nodes):
         on_node = everyone[node_part == j]
         chip_ids = np.unique(bins.chip[bins.node == node_ids[node_i]])
         chip_caps = np.stack([bins.cap[bins.chip == c].sum(axis=0) for c in chip_ids])
-        chosen_chips, chip_part = _level(
-            g, nets, on_node, groups.demand, chip_caps, name, seed, 1.0
+        chip_leaves = [bins.cap[bins.chip == c] for c in chip_ids]
+        chosen_chips, local = _level(
+            g, nets, on_node, groups.demand, chip_caps, name, seed, 1.0, chip_leaves
         )
-        for jc, chip_i in enumerate(chosen_chips):
-            on_chip = on_node[chip_part == jc]
-            domains = _compact_domains(
-                bins, np.flatnonzero(bins.chip == chip_ids[chip_i]), groups.demand[on_chip], fill
+        chip_part[on_node] = len(chip_of_unit) + local
+        chip_of_unit += [int(chip_ids[c]) for c in chosen_chips]
+    units = np.array(chip_of_unit, dtype=np.int64)
+    unit_node = bins.node[np.searchsorted(bins.chip, units)]
+    allowed = unit_node[None, :] == node_ids[np.array(chosen_nodes)][node_part][:, None]
+    unit_caps = np.stack([bins.cap[bins.chip == c].sum(axis=0) for c in units])
+    chip_part = refine_multicast(groups, chip_part, allowed, unit_caps)
+    for u, chip in enumerate(units.tolist()):
+        on_chip = everyone[chip_part == u]
+        if on_chip.size == 0:
+            continue
+        domains = _compact_domains(
+            bins, np.flatnonzero(bins.chip == chip), groups.demand[on_chip], fill
+        )
+        _bisect(g, on_chip, groups.demand, bins, domains, inner, seed, assign)
+        local_of = {int(b): k for k, b in enumerate(domains)}
+        start = np.array([local_of[int(b)] for b in assign[on_chip]], dtype=np.int64)
+        sub = subgraph(g, on_chip)
+        caps = bins.cap[domains]
+        hops = _hops(bins, domains)
+        try:
+            best = refine(sub, start, groups.demand[on_chip], caps, hops)
+        except Infeasible:
+            # The bisection left a domain over and no single move fixes it: pack the chip's
+            # groups afresh (best fit, largest first), then refine that.
+            packed = _pack(groups.demand[on_chip], caps)
+            best = (
+                start if packed is None else refine(sub, packed, groups.demand[on_chip], caps, hops)
             )
-            _bisect(g, on_chip, groups.demand, bins, domains, inner, seed, assign)
-            local = {int(b): k for k, b in enumerate(domains)}
-            start = np.array([local[int(b)] for b in assign[on_chip]], dtype=np.int64)
-            sub = subgraph(g, on_chip)
-            try:
-                best = refine(
-                    sub, start, groups.demand[on_chip], bins.cap[domains], _hops(bins, domains)
-                )
-                assign[on_chip] = domains[best]
-            except Infeasible:
-                assign[on_chip] = domains[start]
+        assign[on_chip] = domains[best]
     _repair_globally(g, groups, bins, assign)
     return Plan(name, assign, time.perf_counter() - t0)
 
@@ -280,6 +364,29 @@ def place(
 def _repair_globally(g: WeightedGraph, groups: Groups, bins: Bins, assign: I64) -> None:
     """Last resort when a chip's groups did not pack into its domains: move groups to other
     domains of the node, then of the cluster, at the least cost; CapacityError if none fits."""
+    load = np.zeros_like(bins.cap)
+    np.add.at(load, assign, groups.demand)
+    if np.all(load <= bins.cap):
+        return
+    for node in np.unique(bins.node[assign]):
+        # First within the node (cross-node traffic stays as planned): a move, else a repack.
+        doms = np.flatnonzero(bins.node == node)
+        members = np.flatnonzero(bins.node[assign] == node)
+        mload = np.zeros((doms.size, 3), dtype=np.int64)
+        local = np.searchsorted(doms, assign[members])
+        np.add.at(mload, local, groups.demand[members])
+        if np.all(mload <= bins.cap[doms]):
+            continue
+        sub = subgraph(g, members)
+        dist = _leaf_distance(bins, doms)
+        try:
+            fixed = refine(sub, local, groups.demand[members], bins.cap[doms], dist, passes=1)
+        except Infeasible:
+            packed = _pack(groups.demand[members], bins.cap[doms])
+            if packed is None:
+                continue
+            fixed = refine(sub, packed, groups.demand[members], bins.cap[doms], dist, passes=1)
+        assign[members] = doms[fixed]
     load = np.zeros_like(bins.cap)
     np.add.at(load, assign, groups.demand)
     if np.all(load <= bins.cap):

@@ -61,6 +61,8 @@ def refine(
     k = cap.shape[0]
     dist = cut_distance(k) if dist is None else dist
     part = part.copy()
+    if g.n == 0:
+        return part
     conn = _conn(g, part, k)
     load = np.zeros_like(cap)
     np.add.at(load, part, demand)
@@ -87,6 +89,8 @@ def refine(
         _move(g, conn, part, load, demand, int(members[mi]), int(target))
 
     # Greedy passes: positive-gain moves that keep every block within capacity.
+    if not np.any(g.data > 0):
+        return part
     for _ in range(passes):
         cost = conn @ dist
         gain = cost[np.arange(g.n), part][:, None] - cost
