@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     placement.add_argument("--seed", type=int, default=1)
     placement.add_argument("--json", action="store_true", help="print JSON instead of a table")
     placement.add_argument(
-        "--plot", type=Path, help="draw the first model's first planner placement into this PNG"
+        "--plot", type=Path, help="draw the first model's planner and naive placements (PNG)"
     )
     placement.set_defaults(func=run_placement_bench)
 
@@ -184,14 +184,17 @@ def run_placement_bench(args: argparse.Namespace) -> int:
             from darwin_dra.bench.plot_placement import plot_placement
 
             first = next((m for m in methods if m in plans and m not in ("naive", "random")), None)
-            if first:
+            shown = [("planner", plans[first].assign)] if first else []
+            shown += [("naive", plans["naive"].assign)] if "naive" in plans else []
+            if shown:
                 plot_placement(
                     graph,
                     bins_of(topo),
-                    plans[first].assign,
+                    shown,
                     args.plot,
-                    f"{name} placed by the planner ({first}) on {topo.source};"
-                    " colour: the layer holding most of a domain's neurons",
+                    f"{name} on {topo.source}: the planner ({first}, left) and naive placement"
+                    " (right);"
+                    " colour: the layer holding most of a domain's synapses; white: unused",
                 )
     if args.json:
         print(json.dumps({"topology": topo.source, "rows": [row_dict(r) for r in rows]}, indent=2))

@@ -23,6 +23,7 @@ class Row:
     method: str
     traffic: Traffic | None
     seconds: float
+    cpu_seconds: float
     nodes: int
     chips: int
     error: str = ""
@@ -34,13 +35,14 @@ def row(model: str, plan: Plan, groups: Groups, bins: Bins) -> Row:
         plan.method,
         traffic(groups, bins, plan.assign),
         plan.seconds,
+        plan.cpu_seconds,
         int(np.unique(bins.node[plan.assign]).size),
         int(np.unique(bins.chip[plan.assign]).size),
     )
 
 
 def failed(model: str, method: str, error: str) -> Row:
-    return Row(model, method, None, math.nan, 0, 0, error)
+    return Row(model, method, None, math.nan, math.nan, 0, 0, error)
 
 
 HEADERS = (
@@ -51,6 +53,7 @@ HEADERS = (
     "across domains/s",
     "mean hops",
     "plan s",
+    "cpu s",
     "nodes",
     "chips",
     "naive/x node",
@@ -82,6 +85,7 @@ def render(rows: Sequence[Row]) -> str:
                 f"{t.cross_domain:.3e}",
                 f"{t.mean_hops:.2f}",
                 f"{r.seconds:.2f}",
+                f"{r.cpu_seconds:.2f}",
                 str(r.nodes),
                 str(r.chips),
                 _ratio(ref.cross_node, t.cross_node) if ref else "-",
@@ -117,6 +121,7 @@ def row_dict(r: Row) -> dict[str, Any]:
         "spikes_per_s_across_domains": t.cross_domain,
         "mean_hops": t.mean_hops,
         "plan_seconds": r.seconds,
+        "plan_cpu_seconds": r.cpu_seconds,
         "nodes": r.nodes,
         "chips": r.chips,
     }
