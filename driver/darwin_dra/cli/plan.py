@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         except CapacityError as exc:
             rows.append(failed(graph.name, method, str(exc)))
     if args.json:
-        print(plan_json(graph, groups, bins, plan, rows))
+        print(plan_json(graph, groups, bins, plan, rows, topo))
         return 0
     neurons, synapses = (int(x) for x in groups.demand[:, :2].sum(axis=0))
     print(

@@ -15,6 +15,7 @@ from darwin_dra.planner.bins import Bins, Groups
 from darwin_dra.planner.cost import Traffic, traffic
 from darwin_dra.planner.graph import ModelGraph
 from darwin_dra.planner.place import Plan
+from darwin_dra.planner.topology import Topology
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,12 @@ def render_stages(stages_: Sequence[Stage]) -> str:
 
 
 def plan_json(
-    graph: ModelGraph, groups: Groups, bins: Bins, plan: Plan, rows: Sequence[Row]
+    graph: ModelGraph,
+    groups: Groups,
+    bins: Bins,
+    plan: Plan,
+    rows: Sequence[Row],
+    topology: Topology | None = None,
 ) -> str:
     placement = [
         {
@@ -185,11 +191,27 @@ def plan_json(
         }
         for g, b in zip(graph.groups, plan.assign.tolist(), strict=True)
     ]
-    doc = {
+    doc: dict[str, Any] = {
         "model": graph.name,
         "partitioner": plan.method,
         "placement": placement,
         "stages": [s.__dict__ for s in stages(graph, groups, bins, plan.assign)],
         "comparison": [row_dict(r) for r in rows],
     }
+    if topology is not None:
+        doc["topology"] = {
+            "source": topology.source,
+            "chips": [
+                {
+                    "chip": c.name,
+                    "fabric": c.fabric,
+                    "free_domains": [d.index for d in c.domains],
+                    "unusable_domains": c.unusable,
+                }
+                for c in topology.chips
+            ],
+            "fabrics": [
+                {"id": f.id, "nodes": list(f.nodes), "keps": f.keps} for f in topology.fabrics
+            ],
+        }
     return json.dumps(doc, indent=2, default=list)
