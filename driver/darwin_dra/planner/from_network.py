@@ -56,13 +56,15 @@ def model_graph_of(
     spikes = np.bincount(inv, weights=rate[ps])
     count_syn = np.unique(group[src] * n_groups + group[dst], return_counts=True)
     syn_of = dict(zip(count_syn[0].tolist(), count_syn[1].tolist(), strict=True))
-    names = [f"{net.name}/g{layer[np.flatnonzero(group == i)[0]]}/t{i}" for i in range(n_groups)]
+    _, first = np.unique(group, return_index=True)  # tiles are consecutive: one per group
+    layer_of = layer[first]
+    names = [f"{net.name}/g{layer_of[i]}/t{i}" for i in range(n_groups)]
     sizes = np.bincount(group, minlength=n_groups)
     rates = np.bincount(group, weights=rate, minlength=n_groups) / np.maximum(sizes, 1)
     groups = tuple(
         Group(
             names[i],
-            f"g{layer[np.flatnonzero(group == i)[0]]}",
+            f"g{layer_of[i]}",
             int(sizes[i]),
             int(syn_per_group[i]),
             float(rates[i]),
