@@ -100,3 +100,15 @@ def test_bench_placement_prints_the_planner_and_the_baselines() -> None:
     lines = [line.split()[:2] for line in out.stdout.splitlines() if line.startswith("layered ")]
     assert [m for _, m in lines] == ["pymetis", "greedy", "naive", "random"]
     assert "topology: 4 nodes x 4 darwin3 chips on 2 fabrics" in out.stdout
+
+
+def test_plan_without_a_reachable_cluster_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+    )
+    out = darwin_dra("plan", "--generate", "layered", "--kubeconfig", str(config))
+    assert out.returncode == 2
+    assert f"darwin-dra plan: --kubeconfig {config}: API server unreachable" in out.stderr

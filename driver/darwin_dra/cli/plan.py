@@ -62,8 +62,16 @@ def load_graph(args: argparse.Namespace) -> ModelGraph:
         net = load_stage(args.network).network
     except (OSError, ValueError, KeyError) as exc:
         raise ModelSourceError(f"--network {args.network}: {exc}") from exc
+    from darwin_dra.engine import EngineError
+
     profile = load_profiles(args.profiles)["darwin3"]
-    counts = spike_counts(net, profile, args.probe_steps)
+    try:
+        counts = spike_counts(net, profile, args.probe_steps)
+    except EngineError as exc:
+        raise ModelSourceError(
+            f"--network {args.network}: the run that measures its rates needs the network on"
+            f" one simulated {profile.model} chip: {exc}"
+        ) from exc
     return model_graph_of(net, counts, args.probe_steps * net.dt_ms / 1000.0, args.tile)
 
 
@@ -75,12 +83,15 @@ def load_topology_arg(args: argparse.Namespace) -> Topology:
     from darwin_dra import kubeapi
     from darwin_dra.planner.topology import DRIVER, parse_slices
 
-    kube = kubeapi.connect_controller(args.kubeconfig)
     try:
-        slices = kube.list_driver_slices(DRIVER)
-        claims, _ = kube.list_claims()
-    finally:
-        kube.close()
+        kube = kubeapi.connect_controller(args.kubeconfig)
+        try:
+            slices = kube.list_driver_slices(DRIVER)
+            claims, _ = kube.list_claims()
+        finally:
+            kube.close()
+    except kubeapi.KubeApiError as exc:
+        raise TopologyError(f"--kubeconfig {args.kubeconfig}: {exc}") from exc
     return parse_slices(slices, claims, source=str(args.kubeconfig))
 
 
