@@ -508,3 +508,29 @@ def test_a_standby_controller_takes_over_when_the_leader_stops(
         if second is not None:
             assert second.stop() == 0
         client.CoordinationV1Api(kube.api).delete_namespaced_lease(lease, "kube-system")
+
+
+def test_plan_reads_the_live_cluster_and_leaves_allocated_domains_alone(
+    cluster: LocalCluster, kube: Kube, ns: str, darwin: Driver
+) -> None:
+    kubectl_apply(cluster, ns, (EXAMPLES / "two-domains-one-chip.yaml").read_text())
+    results = allocated_devices(_claim_of(kube, ns, "two-domains", "domains"))
+    taken = {(r["pool"], int(r["device"].split("-")[1]), int(r["device"].split("-")[3]))
+             for r in results}  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "darwin_dra.cli.main", "plan", "--generate", "layered",
+         "--kubeconfig", str(cluster.kubeconfig), "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    chips = {c["chip"]: c for c in doc["topology"]["chips"]}
+    assert len(chips) == 4
+    for pool, chip, domain in taken:
+        entry = chips[f"{pool}/chip-{chip}"]
+        assert domain not in entry["free_domains"]
+        assert entry["unusable_domains"] == 2
+    assert {f["id"] for f in doc["topology"]["fabrics"]} == {"wafer-it", "board-9"}
+    used = {(p["chip"], p["domain"]) for p in doc["placement"]}
+    assert not used & {(f"{pool}/chip-{chip}", d) for pool, chip, d in taken}
+    assert len(doc["placement"]) == 32

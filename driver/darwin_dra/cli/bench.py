@@ -42,6 +42,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     engine.add_argument("--plot", type=Path, help="also draw the results into this PNG file")
     engine.set_defaults(func=run_engine_bench)
+    placement = which.add_parser(
+        "placement", help="the planner vs naive and random placement on 1 M-neuron models"
+    )
+    placement.add_argument("--models", default="conv-unet,cortical-sheet,conv-snn")
+    placement.add_argument(
+        "--methods", default="mtkahypar,pymetis,kahypar,greedy,naive,random",
+        help="partitioners for the planner, and the baselines naive and random",
+    )  # fmt: skip
+    placement.add_argument("--seed", type=int, default=1)
+    placement.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    placement.add_argument(
+        "--plot", type=Path, help="draw the first model's planner and naive placements (PNG)"
+    )
+    placement.set_defaults(func=run_placement_bench)
 
 
 def run_engine(cfg: BrunelConfig, threads: int, timeout: float, seed: int) -> Row:
@@ -135,3 +149,59 @@ def run_engine_bench(args: argparse.Namespace) -> int:
         )
     failed = [r for r in rows if isinstance(r, PeerUnavailable) and r.name == "engine"]
     return 1 if failed else 0
+
+
+def run_placement_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from darwin_dra.bench.placement import bench_topology, generate, run_model
+    from darwin_dra.planner.bins import bins_of
+    from darwin_dra.planner.generate import GENERATORS
+    from darwin_dra.planner.report import render, row_dict
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in models if m not in GENERATORS]
+    if unknown:
+        print(f"--models: unknown {unknown}; known: {', '.join(GENERATORS)}", file=sys.stderr)
+        return 2
+    topo = bench_topology()
+    rows = []
+    notes = []
+    for i, name in enumerate(models):
+        if not args.json:
+            print(f"planning {name} ...", file=sys.stderr, flush=True)
+        graph, gen_s = generate(name)
+        neurons = sum(g.neurons for g in graph.groups)
+        synapses = sum(g.synapses for g in graph.groups)
+        notes.append(
+            f"{name}: {neurons:,} neurons, {synapses:,} synapses, {len(graph.groups)} groups,"
+            f" {len(graph.edges)} edges (generated in {gen_s:.1f} s)"
+        )
+        model_rows, plans = run_model(graph, topo, methods, args.seed)
+        rows += model_rows
+        if args.plot and i == 0:
+            from darwin_dra.bench.plot_placement import plot_placement
+
+            first = next((m for m in methods if m in plans and m not in ("naive", "random")), None)
+            shown = [("planner", plans[first].assign)] if first else []
+            shown += [("naive", plans["naive"].assign)] if "naive" in plans else []
+            if shown:
+                plot_placement(
+                    graph,
+                    bins_of(topo),
+                    shown,
+                    args.plot,
+                    f"{name} on {topo.source}: the planner ({first}, left) and naive placement"
+                    " (right);"
+                    " colour: the layer holding most of a domain's synapses; white: unused",
+                )
+    if args.json:
+        print(json.dumps({"topology": topo.source, "rows": [row_dict(r) for r in rows]}, indent=2))
+        return 0
+    print(render(rows))
+    print(f"\ntopology: {topo.source}; plan s is wall time on one core")
+    print("naive/x: the naive placement's traffic divided by the row's (higher is better)")
+    for note in notes:
+        print(note)
+    return 0
