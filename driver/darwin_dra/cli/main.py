@@ -15,6 +15,7 @@ SUBCOMMANDS = (
     "darwin_dra.cli.bench",
     "darwin_dra.cli.cluster",
     "darwin_dra.cli.kubelet_plugin",
+    "darwin_dra.cli.chip_host",
     "darwin_dra.cli.controller",
     "darwin_dra.cli.fault",
     "darwin_dra.cli.bench_plugin",
