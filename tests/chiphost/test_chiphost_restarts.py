@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -17,14 +16,12 @@ from darwin_dra.chiphost.client import ChipHostClient, RemotePorts
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubelet.preparer import ClaimRef
 from darwin_dra.plugin.driver import Driver, DriverConfig, lost_devices
-from darwin_dra.runtime.client import SpikePortClient
 
 from tests.chiphost.conftest import NODE, Host
+from tests.chiphost.workload import WINDOW, Stepper
 from tests.plugin.claims import ClaimStore, claim, result
-from tests.runtime.nets import relay
 
 REPO = Path(__file__).resolve().parents[2]
-WINDOW = 10
 
 # A plugin's driver as a process of its own, on the chip host, stopped dead once it serves.
 PLUGIN = textwrap.dedent(
@@ -60,38 +57,6 @@ def _driver(host: Host, tmp: Path, chip: ChipHostClient) -> Driver:
 
 def _spike_socket(host: Host) -> Path:
     return host.state_dir / "partitions" / "u1-r-chip-0-domain-3" / "spike.sock"
-
-
-class Stepper(threading.Thread):
-    """A workload: steps its network WINDOW steps at a time, one input spike per window,
-    until told to stop; records every answer and every error."""
-
-    def __init__(self, sock: Path) -> None:
-        super().__init__(daemon=True)
-        self.sock = sock
-        self.stop = threading.Event()
-        self.calls = 0
-        self.steps: list[int] = []
-        self.fired: list[tuple[int, int]] = []
-        self.errors: list[str] = []
-
-    def run(self) -> None:
-        asyncio.run(self._run())
-
-    async def _run(self) -> None:
-        async with SpikePortClient(self.sock, timeout_s=10) as port:
-            await port.load(relay(4, 2), export=range(4))
-            while not self.stop.is_set():
-                start = self.calls * WINDOW
-                try:
-                    out = await port.step(WINDOW, [start], [self.calls % 4])
-                except Exception as exc:  # recorded: the test fails on any
-                    self.errors.append(repr(exc))
-                    return
-                self.calls += 1
-                self.steps.append(out.counters.steps)
-                self.fired += zip(out.steps.tolist(), out.ids.tolist(), strict=True)
-                await asyncio.sleep(0.005)
 
 
 def test_a_workload_steps_on_across_a_plugin_kill_9_and_restart(host: Host, tmp_path: Path) -> None:

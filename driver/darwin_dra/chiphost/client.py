@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import grpc
 import structlog
@@ -29,7 +29,13 @@ from darwin_dra.runtime.address import unix_target
 
 log = structlog.get_logger(__name__)
 
-R = TypeVar("R")
+# gRPC backs off reconnecting up to 120 s; a chip host back from a restart must be seen within
+# the plugin's next health poll, so retry a local socket at least every second.
+RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
 
 
 class ChipHostUnavailable(errors.EngineError):
@@ -73,7 +79,7 @@ class ChipHostClient:
         self._exit = contextlib.ExitStack()
         # The target may name a directory fd: it must stay open while the channel reconnects.
         target = self._exit.enter_context(unix_target(socket))
-        self._channel = grpc.insecure_channel(target)
+        self._channel = grpc.insecure_channel(target, options=RECONNECT_OPTIONS)
         self._stub = pb_grpc.ChipHostStub(self._channel)
         self._boot: str | None = None
         self._lock = threading.Lock()

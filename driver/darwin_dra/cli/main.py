@@ -19,8 +19,10 @@ SUBCOMMANDS = (
     "darwin_dra.cli.controller",
     "darwin_dra.cli.fault",
     "darwin_dra.cli.bench_plugin",
+    "darwin_dra.cli.bench_run",
     "darwin_dra.cli.demo",
     "darwin_dra.cli.stage",
+    "darwin_dra.cli.run",
 )
 
 
