@@ -3,20 +3,20 @@ workload runs it) against the same network run directly on an engine in this pro
 
 The network is the Brunel benchmark's (darwin_dra.bench); both sides run it on a whole darwin3
 chip, single-threaded (a SpikePort steps with one thread), a window of steps per call, after
-the same warm-up. The runs alternate, so the machine's load hits both alike.
+the same warm-up, each in a fresh process (bench/direct.py; `darwin-dra run` against a chip
+host that lives for the whole benchmark, as on a node). The runs alternate, so the machine's
+load hits both alike.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +25,6 @@ from darwin_dra.bench.peer_engine import brunel_network
 from darwin_dra.chiphost.app import default_socket
 from darwin_dra.chiphost.client import ChipHostClient
 from darwin_dra.cluster.chiphost import start_chip_host
-from darwin_dra.engine import Engine, StateError
-from darwin_dra.hardware.model import ChipEntry
-from darwin_dra.hardware.profiles import load_profiles
-from darwin_dra.runtime.run import load_network
 from darwin_dra.runtime.stage import save_stage
 
 NODE = "bench-node"
@@ -59,38 +55,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-class Direct:
-    """The network on an engine in this process: the same windows, no socket in between. One
-    engine and partition for every run, as the chip host keeps its partition between runs."""
+def _json_run(cmd: list[str], env: dict[str, str] | None = None) -> Measured:
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[2:4])} failed ({out.returncode}): {out.stderr.strip()}")
+    r = json.loads(out.stdout)
+    return Measured(r["events_per_s"], r["rate_hz"], r["wall_s"], r["events"])
 
-    def __init__(self) -> None:
-        profile = load_profiles()["darwin3"]
-        self.engine = Engine()
-        chip = self.engine.add_chip(profile, ChipEntry(model="darwin3", serial="B-0", fabric="b"))
-        self.part = self.engine.create_partition(chip, domains=list(range(profile.n_domains)))
 
-    def close(self) -> None:
-        self.engine.close()
-
-    def run(self, path: Path, steps: int, warmup: int, window: int) -> Measured:
-        net = load_network(path).network
-        engine, part = self.engine, self.part
-        with contextlib.suppress(StateError):  # nothing loaded before the first run
-            engine.unload(part)
-        engine.load(part, net)
-        engine.run(part, warmup)
-        before = engine.telemetry(part)
-        started = time.perf_counter()
-        done = 0
-        while done < steps:
-            n = min(window, steps - done)
-            engine.run(part, n)
-            after = engine.telemetry(part)
-            done += n
-        wall = time.perf_counter() - started
-        events = after.events - before.events
-        rate = (after.spikes - before.spikes) / net.n_neurons / (steps * net.dt_ms / 1e3)
-        return Measured(events / wall, rate, wall, events)
+def direct(path: Path, steps: int, warmup: int, window: int) -> Measured:
+    """The same network straight on an engine, in a fresh process like `darwin-dra run`."""
+    return _json_run(
+        [sys.executable, "-m", "darwin_dra.bench.direct", "--network", str(path),
+         "--steps", str(steps), "--warmup-steps", str(warmup), "--window", str(window)]
+    )  # fmt: skip
 
 
 def through_chip_host(path: Path, endpoint: str, steps: int, warmup: int, window: int) -> Measured:
@@ -98,12 +76,7 @@ def through_chip_host(path: Path, endpoint: str, steps: int, warmup: int, window
     cmd = [sys.executable, "-m", "darwin_dra.cli.main", "run", "--network", str(path),
            "--steps", str(steps), "--warmup-steps", str(warmup), "--window", str(window),
            "--json"]  # fmt: skip
-    env = {**os.environ, "DARWIN_SPIKE_ENDPOINT": endpoint}
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"darwin-dra run failed ({out.returncode}): {out.stderr.strip()}")
-    r = json.loads(out.stdout)
-    return Measured(r["events_per_s"], r["rate_hz"], r["wall_s"], r["events"])
+    return _json_run(cmd, {**os.environ, "DARWIN_SPIKE_ENDPOINT": endpoint})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,25 +104,17 @@ def run(args: argparse.Namespace) -> int:
                 if failed:
                     raise RuntimeError(f"the chip host could not serve {sock}: {failed}")
                 sides: dict[str, list[Measured]] = {"engine": [], "chip host": []}
-                local = Direct()
-                try:
-                    for i in range(args.repeat):
-                        if not args.json:
-                            print(f"run {i + 1}/{args.repeat} ...", file=sys.stderr, flush=True)
-                        sides["engine"].append(
-                            local.run(net_file, args.steps, args.warmup_steps, args.window)
+                for i in range(args.repeat):
+                    if not args.json:
+                        print(f"run {i + 1}/{args.repeat} ...", file=sys.stderr, flush=True)
+                    sides["engine"].append(
+                        direct(net_file, args.steps, args.warmup_steps, args.window)
+                    )
+                    sides["chip host"].append(
+                        through_chip_host(
+                            net_file, f"unix://{sock}", args.steps, args.warmup_steps, args.window
                         )
-                        sides["chip host"].append(
-                            through_chip_host(
-                                net_file,
-                                f"unix://{sock}",
-                                args.steps,
-                                args.warmup_steps,
-                                args.window,
-                            )
-                        )
-                finally:
-                    local.close()
+                    )
         finally:
             host.terminate()
             host.wait(timeout=30)
@@ -170,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"\n{'path':<34}{'M events/s':>12}{'min..max':>16}{'rate Hz':>9}{'wall s':>8}{'x':>7}")
     for name, label in (
-        ("engine", "engine, in process"),
+        ("engine", "engine, own process"),
         ("chip host", "darwin-dra run -> chip host"),
     ):
         r = rows[name]
