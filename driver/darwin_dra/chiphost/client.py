@@ -83,6 +83,9 @@ class ChipHostClient:
         self._stub = pb_grpc.ChipHostStub(self._channel)
         self._boot: str | None = None
         self._lock = threading.Lock()
+        # What CreatePartition answered, so partition() needs no listing (a partition's chip
+        # and cores never change; the entry goes with the partition or the boot).
+        self._made: dict[tuple[str, int], PartitionInfo] = {}
 
     def close(self) -> None:
         self._channel.close()
@@ -158,6 +161,9 @@ class ChipHostClient:
         return [convert.partition_from_pb(p) for p in reply.partitions]
 
     def partition(self, part: int) -> PartitionInfo:
+        made = self._made.get((self._boot or "", part))
+        if made is not None:
+            return made
         for info in self.partitions():
             if info.id == part:
                 return info
@@ -183,9 +189,15 @@ class ChipHostClient:
             keps_budget=keps_budget,
         )
         reply = self._call(self._stub.CreatePartition, req)
-        return int(reply.partition.id)
+        info = convert.partition_from_pb(reply.partition)
+        with self._lock:
+            self._made = {k: v for k, v in self._made.items() if k[0] == reply.boot_id}
+            self._made[(reply.boot_id, info.id)] = info
+        return info.id
 
     def destroy_partition(self, part: int) -> None:
+        with self._lock:
+            self._made.pop((self._boot or "", part), None)
         self._call(self._stub.DestroyPartition, pb.DestroyPartitionRequest(id=part))
 
     # ---- spike ports ----

@@ -253,7 +253,11 @@ class Driver:
             self._log.warning("spike ports left as they are", error=str(exc))
             return
         # A port that cannot start is logged there; the claim itself stays prepared.
-        await self.spike_ports.sync(spike_sockets(cp, self.config.socket_root, self.engine.boot_id))
+        try:
+            boot = await asyncio.to_thread(lambda: self.engine.boot_id)
+            await self.spike_ports.sync(spike_sockets(cp, self.config.socket_root, boot))
+        except EngineError as exc:  # the chip host away: the next prepare or start syncs again
+            self._log.warning("spike ports not synced", error=str(exc))
 
     async def _prepare(self, claims: Sequence[ClaimRef]) -> dict[str, PrepareResult]:
         fetched = await asyncio.gather(*(asyncio.to_thread(self._fetch, c) for c in claims))
