@@ -17,6 +17,7 @@ import structlog
 from darwin_dra import kubeapi
 from darwin_dra.chiphost.app import default_socket
 from darwin_dra.chiphost.client import ChipHostClient, RemotePorts
+from darwin_dra.engine import EngineError
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubelet.health_service import HealthHub
 from darwin_dra.kubelet.server import DRIVER_NAME, PluginServer, PluginServerConfig
@@ -69,6 +70,7 @@ class PluginApp:
             if unknown:
                 raise ValueError(f"the chip host reports chip models without a profile: {unknown}")
             self.hub = HealthHub()
+            self._last_desired: list[dict[str, Any]] = []
             self._tasks: list[asyncio.Task[None]] = []
             self.server: PluginServer | None = None
             self.driver = Driver(
@@ -111,12 +113,24 @@ class PluginApp:
         views = self.driver.views()  # asks the chip host, so a new boot id is seen first
         return views, self._lost()
 
-    def _desired(self) -> list[dict[str, Any]]:
+    def _desired_now(self) -> list[dict[str, Any]]:
         info = self.chip.info()
         self.metrics.faults.set(len(info.faults))
         views, lost = self._snapshot()
         self.metrics.set_device_states(state_counts(views))
-        return with_reset_taints(build_slices(self.opts.node, list(views.values())), lost)
+        self._last_desired = with_reset_taints(
+            build_slices(self.opts.node, list(views.values())), lost
+        )
+        return self._last_desired
+
+    def _desired(self) -> list[dict[str, Any]]:
+        try:
+            return self._desired_now()
+        except EngineError as exc:
+            # The chip host is away (a chip reset is coming): keep publishing what was true
+            # last; the health poll triggers a publish once it answers again.
+            log.warning("chips unreadable; publishing their last state", error=str(exc))
+            return self._last_desired
 
     def _published(self, result: PublishResult | None, exc: Exception | None) -> None:
         if result is not None:
@@ -136,6 +150,7 @@ class PluginApp:
         await self.driver.sync_spike_ports()
         # Faults present at start must be in the very first slices we publish.
         await asyncio.to_thread(self.monitor.poll_once)
+        await asyncio.to_thread(self._desired_now)  # raises here, not in the publisher
         if self.opts.metrics_port is not None:
             self.metrics.serve(self.opts.metrics_port)
         self._tasks.append(asyncio.create_task(self.publisher.run(), name="slice-publisher"))
