@@ -121,7 +121,8 @@ def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING
         with h.client() as chip:
             boot = chip.boot_id
-            chip.destroy_partition(0) if chip.partitions() else None
+            chip.destroy_partition(chip.create_partition(0, domains=[1]))
+            chip.create_partition(1, domains=[2])
             with pytest.raises(NotFound):
                 chip.destroy_partition(99)
         url = f"http://127.0.0.1:{h.metrics_port}/metrics"
@@ -129,6 +130,7 @@ def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
             text = resp.read().decode()
         assert f'darwin_chiphost_boot{{boot_id="{boot}",node="{NODE}"}} 1.0' in text
         assert "darwin_chiphost_chips 2.0" in text
+        assert "darwin_chiphost_partitions 1.0" in text
         assert 'darwin_chiphost_requests_total{code="NOT_FOUND",method="DestroyPartition"}' in text
     finally:
         assert h.stop() == 0

@@ -88,8 +88,9 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
             self.metrics.requests.labels(method, code.name).inc()
             self.metrics.seconds.labels(method).observe(time.perf_counter() - started)
 
-    def _count(self) -> None:
-        self.metrics.partitions.set(len(self.engine.partitions()))
+    def _count(self, partitions: int = 0) -> None:
+        # Counted, not listed: a prepare of many claims must not list them all once per claim.
+        self.metrics.partitions.inc(partitions)
         self.metrics.ports.set(len(self.ports.serving))
         self.metrics.faults.set(len(self.faults.applied))
 
@@ -151,7 +152,7 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
         async def work() -> pb.CreatePartitionResponse:
             async with self._lock:
                 out = await asyncio.to_thread(create)
-                self._count()
+                self._count(+1)
             log.info(
                 "partition created",
                 partition=out.partition.id,
@@ -172,7 +173,7 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
                 keep = {p: part for p, part in self.ports.serving.items() if part != request.id}
                 await self.ports.sync(keep)
                 await asyncio.to_thread(self.engine.destroy_partition, request.id)
-                self._count()
+                self._count(-1)
             log.info("partition destroyed", partition=request.id)
             return pb.DestroyPartitionResponse(boot_id=self.boot_id)
 
