@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import yaml
 
 from darwin_dra.cluster import build, launcher
+from darwin_dra.cluster.chiphost import chip_host_args
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -126,20 +127,25 @@ class Demo:
         assert self.cluster.state is not None
         kubeconfig = str(self.cluster.kubeconfig)
         say(
-            "2. starting the controller (DeviceClasses, fabric slices) and a kubelet plugin "
-            "per node"
+            "2. starting the controller (DeviceClasses, fabric slices), and a chip host and a "
+            "kubelet plugin per node"
         )
         self.start("controller", "controller", "--inventory", str(inventory),
                    "--kubeconfig", kubeconfig, "--namespace", "kube-system",
                    "--identity", "demo-controller")  # fmt: skip
         for node in self.cluster.state.nodes:
             work = self.directory / node.name
+            # the node's chips: a process of their own, which the plugin is a client of
+            self.start(
+                f"chip-host-{node.name}",
+                *chip_host_args(node.name, inventory, work / "state", calibrate=True),
+            )
             self.start(f"plugin-{node.name}", "kubelet-plugin", "--node-name", node.name,
-                       "--inventory", str(inventory), "--kubeconfig", kubeconfig,
+                       "--kubeconfig", kubeconfig,
                        "--plugins-registry-dir", node.plugins_registry,
                        "--plugins-dir", node.plugins, "--cdi-dir", str(work / "cdi"),
                        "--state-dir", str(work / "state"),
-                       "--fault-poll-seconds", "0.2", "--calibrate")  # fmt: skip
+                       "--fault-poll-seconds", "0.2")  # fmt: skip
 
         def published() -> bool:
             self.check_alive()

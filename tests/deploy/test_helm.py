@@ -121,7 +121,7 @@ def test_chart_classes_template_is_generated_from_the_builder() -> None:
 
 
 def test_daemonset_rolls_one_node_at_a_time_with_surge_and_per_pod_sockets() -> None:
-    ds = one(render(), "DaemonSet")
+    ds = one(render(), "DaemonSet", "darwin-kubelet-plugin")
     assert ds["spec"]["updateStrategy"] == {
         "type": "RollingUpdate",
         "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
@@ -146,9 +146,9 @@ def test_daemonset_rolls_one_node_at_a_time_with_surge_and_per_pod_sockets() -> 
 
 
 def test_health_port_zero_drops_the_probe() -> None:
-    [c] = one(render("d", None, "kubeletPlugin.healthPort=0"), "DaemonSet")["spec"]["template"][
-        "spec"
-    ]["containers"]
+    [c] = one(
+        render("d", None, "kubeletPlugin.healthPort=0"), "DaemonSet", "darwin-kubelet-plugin"
+    )["spec"]["template"]["spec"]["containers"]
     assert "livenessProbe" not in c
     assert "HEALTH_PORT" not in _env(c)
 
@@ -223,3 +223,26 @@ def test_inventory_configmap_is_the_inventory_the_processes_load(
     assert (
         load_inventory(written, profiles).nodes == load_inventory(EXAMPLE_INVENTORY, profiles).nodes
     )
+
+
+def test_chip_host_runs_beside_each_plugin_and_is_replaced_only_on_purpose() -> None:
+    objs = render()
+    plugin = one(objs, "DaemonSet", "darwin-kubelet-plugin")["spec"]["template"]["spec"]
+    ds = one(objs, "DaemonSet", "darwin-chip-host")
+    assert ds["spec"]["updateStrategy"] == {"type": "OnDelete"}  # a restart is a chip reset
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False  # it never talks to the API server
+    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+        assert pod.get(key) == plugin.get(key)
+    [c] = pod["containers"]
+    assert c["command"] == ["darwin-dra", "chip-host"]
+    assert "livenessProbe" not in c
+    env = _env(c)
+    [p] = plugin["containers"]
+    assert env["DARWIN_STATE_DIR"] == _env(p)["DARWIN_STATE_DIR"]  # the socket is shared there
+    assert env["DARWIN_CALIBRATE"] == "false"
+    assert "DARWIN_CALIBRATE" not in _env(p)
+    host = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
+    assert host == {"state": "/var/lib/darwin-dra"}
+    on = one(render("d", None, "chipHost.calibrate=true"), "DaemonSet", "darwin-chip-host")
+    assert _env(on["spec"]["template"]["spec"]["containers"][0])["DARWIN_CALIBRATE"] == "true"

@@ -43,7 +43,7 @@ def _serve(path: Path, handlers: list[grpc.GenericRpcHandler]) -> grpc.Server:
     path.unlink(missing_ok=True)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers(handlers)
-    server.add_insecure_port(f"unix://{path}")
+    server.add_insecure_port(f"unix:{path}")
     server.start()
     return server
 

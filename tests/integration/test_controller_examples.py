@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from darwin_dra import kubeapi
+from darwin_dra.cluster.chiphost import chip_host_args
 from darwin_dra.cluster.launcher import LocalCluster
 from k8s_helpers import Kube, allocated_devices, wait_for
 from kubernetes import client
@@ -121,10 +122,12 @@ def darwin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
     procs: list[Proc] = []
     try:
         for node in cluster.state.nodes:
+            state = work / node.name / "state"
+            args = chip_host_args(node.name, inventory, state, fault_poll_s=1.0)
+            procs.append(_start(f"chip-host-{node.name}", args, work))
             procs.append(_start(f"plugin-{node.name}", [
                 "kubelet-plugin",
                 "--node-name", node.name,
-                "--inventory", str(inventory),
                 "--kubeconfig", str(cluster.kubeconfig),
                 "--plugins-registry-dir", node.plugins_registry,
                 "--plugins-dir", node.plugins,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from darwin_dra import kubeapi
 from darwin_dra.cluster import build, launcher
+from darwin_dra.cluster.chiphost import start_chip_host
 from k8s_helpers import wait_for
 
 pytestmark = pytest.mark.integration
@@ -51,13 +52,14 @@ def test_plugin_rides_out_an_api_server_crash(own_cluster: launcher.LocalCluster
     log = work / "plugin.log"
     cmd = [
         sys.executable, "-m", "darwin_dra.cli.main", "kubelet-plugin",
-        "--node-name", node.name, "--inventory", str(inventory),
+        "--node-name", node.name,
         "--kubeconfig", str(own_cluster.kubeconfig),
         "--plugins-registry-dir", node.plugins_registry, "--plugins-dir", node.plugins,
         "--cdi-dir", str(work / "cdi"), "--state-dir", str(work / "state"),
         "--fault-poll-seconds", "0.2",
     ]  # fmt: skip
     kube = kubeapi.connect(own_cluster.kubeconfig, timeout_s=5)
+    chips = start_chip_host(node.name, inventory, work / "state", work / "chip-host.log")
     with log.open("wb") as out:
         plugin = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
     try:
@@ -89,5 +91,7 @@ def test_plugin_rides_out_an_api_server_crash(own_cluster: launcher.LocalCluster
     finally:
         plugin.send_signal(signal.SIGTERM)
         code = plugin.wait(timeout=30)
+        chips.terminate()
+        chips.wait(timeout=30)
         kube.close()
     assert code == 0, log.read_text()[-3000:]

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from darwin_dra import kubeapi
+from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.cluster.launcher import LocalCluster
 from darwin_dra.runtime.client import SpikePortClient
 from k8s_helpers import (
@@ -30,6 +31,7 @@ from k8s_helpers import (
     wait_for,
 )
 
+from tests.chiphost.workload import Stepper
 from tests.runtime.nets import relay
 
 pytestmark = pytest.mark.integration
@@ -45,9 +47,23 @@ class Plugin:
     proc: subprocess.Popen[bytes]
     log: Path
     kube: kubeapi.Kube
+    cmd: list[str]
+    chips: subprocess.Popen[bytes]
+    inventory: Path
 
     def slices(self) -> list[dict[str, Any]]:
         return self.kube.list_slices(DRIVER, self.node)
+
+    def start(self) -> None:
+        """A new plugin process (after a crash or for an upgrade), on the same directories."""
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy()
+            )
+
+    def start_chips(self) -> None:
+        log = self.state_dir.parent / "chip-host.log"
+        self.chips = start_chip_host(self.node, self.inventory, self.state_dir, log)
 
 
 def _inventory(path: Path, node: str) -> Path:
@@ -74,10 +90,11 @@ def plugin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
     node = cluster.state.nodes[0]
     work = tmp_path_factory.mktemp("plugin")
     log = work / "plugin.log"
+    inventory = _inventory(work / "inventory.yaml", node.name)
+    chips = start_chip_host(node.name, inventory, work / "state", work / "chip-host.log")
     cmd = [
         sys.executable, "-m", "darwin_dra.cli.main", "kubelet-plugin",
         "--node-name", node.name,
-        "--inventory", str(_inventory(work / "inventory.yaml", node.name)),
         "--kubeconfig", str(cluster.kubeconfig),
         "--plugins-registry-dir", node.plugins_registry,
         "--plugins-dir", node.plugins,
@@ -90,18 +107,22 @@ def plugin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
     kube = kubeapi.connect(cluster.kubeconfig)
-    started = Plugin(node.name, work / "state", work / "cdi", proc, log, kube)
+    started = Plugin(node.name, work / "state", work / "cdi", proc, log, kube, cmd, chips,
+                     inventory)  # fmt: skip
     try:
         wait_for("the plugin's slices", lambda: len(started.slices()) == 3, timeout=30)
         yield started
     finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=20)
+        started.proc.send_signal(signal.SIGTERM)
+        code = started.proc.wait(timeout=20)
+        started.chips.send_signal(signal.SIGTERM)
+        chips_code = started.chips.wait(timeout=20)
         for s in kube.list_slices(DRIVER, node.name):
             kube.delete_slice(s["metadata"]["name"])
         kube.close()
         print(log.read_text()[-4000:])
         assert code == 0, f"plugin exited with {code}"
+        assert chips_code == 0, f"chip host exited with {chips_code}"
 
 
 def _taints(plugin: Plugin) -> dict[str, list[dict[str, Any]]]:
@@ -277,3 +298,86 @@ def test_metrics_count_what_happened(plugin: Plugin) -> None:
     assert samples["darwin_dra_pool_generation"] >= 1
     assert any(k.startswith("darwin_dra_prepare_claims_total") for k in samples)
     assert any(k.startswith("darwin_dra_rpc_duration_seconds_count") for k in samples)
+
+
+def _domain_pod(kube: Kube, namespace: str, test_id: str, node: str) -> None:
+    cls = f"darwin-domain-{test_id}"
+    kube.create(
+        "deviceclasses",
+        device_class(cls, DRIVER, f'device.attributes["{DRIVER}"].partition == "domain"'),
+    )
+    kube.create_ns(
+        namespace, "resourceclaimtemplates", claim_template("snn", [exact_request("snn", cls)])
+    )
+    kube.core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "work"},
+            "spec": {
+                "nodeSelector": {"kubernetes.io/hostname": node},
+                "terminationGracePeriodSeconds": 0,
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "registry.invalid/x:1",
+                        "resources": {"claims": [{"name": "snn"}]},
+                    }
+                ],
+                "resourceClaims": [{"name": "snn", "resourceClaimTemplateName": "snn"}],
+            },
+        },
+    )
+
+
+def test_a_workload_outlives_a_plugin_kill_9_and_a_chip_reset_evicts_it(
+    plugin: Plugin, kube: Kube, namespace: str, test_id: str
+) -> None:
+    _domain_pod(kube, namespace, test_id, plugin.node)
+
+    def running() -> bool:
+        return (kube.pod(namespace, "work") or {}).get("status", {}).get("phase") == "Running"
+
+    wait_for("pod Running", running, timeout=60)
+    name = kube.pod_claim_name(namespace, "work", "snn")
+    assert name is not None
+    claim = kube.get_ns(namespace, "resourceclaims", name)
+    assert claim is not None
+    uid = claim["metadata"]["uid"]
+    [alloc] = allocated_devices(claim)
+    spec = json.loads((plugin.cdi_dir / f"darwin.snn.io-{uid}.json").read_text())
+    stepper = Stepper(_spike_socket(spec))
+    stepper.start()
+    try:
+        wait_for("the workload stepping", lambda: stepper.calls >= 20 or stepper.errors, 30)
+        # 1. the plugin dies hard and comes back: the workload never notices
+        plugin.proc.kill()
+        plugin.proc.wait(timeout=10)
+        at_kill = stepper.calls
+        plugin.start()
+        wait_for("the restarted plugin's reconcile", lambda: "reconciled with checkpoint"
+                 in plugin.log.read_text().split("kubelet plugin stopped")[-1], 30)  # fmt: skip
+        wait_for("more steps after the restart", lambda: stepper.calls >= at_kill + 50, 30)
+        assert stepper.errors == []
+        assert stepper.lost_nothing()
+        assert _taints(plugin) == {}
+        # 2. the chip host dies: a chip reset. The stream breaks; the plugin taints the device
+        plugin.chips.kill()
+        plugin.chips.wait(timeout=10)
+        stepper.join(timeout=30)
+        assert stepper.errors
+        plugin.start_chips()
+        taint = wait_for("the reset taint", lambda: _taints(plugin).get(alloc["device"]), 60)
+        assert taint == [{**taint[0], "key": "darwin.snn.io/unhealthy", "value": "reset",
+                          "effect": "NoExecute"}]  # fmt: skip
+    finally:
+        stepper.stop.set()
+    # the real kube-controller-manager evicts the pod, the kubelet unprepares the lost claim
+    wait_for("the pod evicted", lambda: kube.pod(namespace, "work") is None, timeout=90)
+
+    def forgotten() -> bool:
+        claims = json.loads((plugin.state_dir / "checkpoint.json").read_text())["claims"]
+        return uid not in claims
+
+    wait_for("the lost claim unprepared", forgotten, timeout=60)
+    wait_for("the taint gone with it", lambda: _taints(plugin) == {}, timeout=30)
+    assert plugin.proc.poll() is None

@@ -97,7 +97,7 @@ def run_with_server(
 
 
 def channel(path: Path) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(f"unix://{path}")
+    return grpc.aio.insecure_channel(f"unix:{path}")
 
 
 def test_registration_get_info_and_notify(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from an in-memory store. gRPC tests go through real unix sockets."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ from darwin_dra.kubelet.proto_gen.dra_v1 import api_pb2 as v1
 from darwin_dra.kubelet.proto_gen.dra_v1 import api_pb2_grpc as v1_grpc
 from darwin_dra.kubelet.server import PluginServer, PluginServerConfig
 from darwin_dra.plugin.checkpoint import Phase
-from darwin_dra.plugin.driver import Driver, DriverConfig
+from darwin_dra.plugin.driver import Driver, DriverConfig, lost_devices, spike_sockets
 
 from tests.plugin.claims import ClaimStore, claim, result
 
@@ -193,24 +194,91 @@ def test_reconcile_destroys_a_half_done_prepare_but_not_an_identical_completed_o
     assert set(driver.store.load().claims) == {"done"}
 
 
-def test_restart_with_a_fresh_engine_recreates_completed_partitions(
-    dirs: DriverConfig, darwin3: ChipProfile
+def test_a_restarted_plugin_keeps_the_partitions_the_chip_still_holds(
+    dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
 ) -> None:
     store = ClaimStore(claim("u1", [result("chip-1-domain-7", NODE), result("chip-0", NODE, "b")]))
+    assert _prepare(_driver(dirs, engine2, darwin3, store), "u1")["u1"].error is None
+    before = engine2.partitions()
+    spec = (dirs.cdi_dir / "darwin.snn.io-u1.json").read_bytes()
+    # a new plugin process on the same chips (the chip host outlived the old one)
+    report = _driver(dirs, engine2, darwin3, store).reconcile()
+    assert (report.kept, report.recreated, report.lost, report.released) == (2, 0, [], [])
+    assert engine2.partitions() == before
+    assert (dirs.cdi_dir / "darwin.snn.io-u1.json").read_bytes() == spec
+
+
+def test_a_missing_partition_is_recreated_and_a_stray_one_released(
+    dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
+) -> None:
+    store = ClaimStore(claim("u1", [result("chip-1-domain-7", NODE), result("chip-0", NODE, "b")]))
+    driver = _driver(dirs, engine2, darwin3, store)
+    assert _prepare(driver, "u1")["u1"].error is None
+    first, second = (d.engine_partition for d in driver.store.load().claims["u1"].devices)
+    assert first is not None
+    engine2.destroy_partition(first)
+    stray = engine2.create_partition(1, domains=[30])
+    stray_cores = engine2.partition(stray).cores
+    report = _driver(dirs, engine2, darwin3, store).reconcile()
+    assert (report.kept, report.recreated, report.released) == (1, 1, [stray])
+    record = driver.store.load().claims["u1"]
+    parts = {p.id for p in engine2.partitions()}
+    assert {d.engine_partition for d in record.devices} == parts
+    assert second in parts
+    assert all(p.cores != stray_cores for p in engine2.partitions())  # ids are reused
+    spec = json.loads((dirs.cdi_dir / "darwin.snn.io-u1.json").read_text())
+    env = spec["devices"][0]["containerEdits"]["env"]
+    assert f"DARWIN_PARTITION={record.devices[0].engine_partition}" in env
+
+
+def test_a_chip_reset_loses_the_claim_until_it_is_unprepared(
+    dirs: DriverConfig, darwin3: ChipProfile
+) -> None:
+    store = ClaimStore(
+        claim("u1", [result("chip-1-domain-7", NODE), result("chip-0", NODE, "b")]),
+        claim("u2", [result("chip-1-domain-7", NODE)]),
+    )
     with _engine(darwin3) as eng:
-        eng.create_partition(1, domains=[30])  # shifts ids so the rebuilt ones differ
         assert _prepare(_driver(dirs, eng, darwin3, store), "u1")["u1"].error is None
+        old = {d.engine_partition for d in _driver(dirs, eng, darwin3, store)
+               .store.load().claims["u1"].devices}  # fmt: skip
+    with _engine(darwin3) as eng:  # the chip host restarted: a new boot, nothing on the chips
+        driver = _driver(dirs, eng, darwin3, store)
+        report = driver.reconcile()
+        assert (report.kept, report.recreated, report.lost) == (0, 0, ["u1"])
+        assert eng.partitions() == []
+        cp = driver.store.load()
+        assert lost_devices(cp, eng.boot_id) == {"chip-1-domain-7", "chip-0"}
+        assert spike_sockets(cp, dirs.socket_root, eng.boot_id) == {}
+        again = _prepare(driver, "u1")["u1"]
+        assert "chip was reset" in str(again.error)
+        # another claim takes the same device on the new chip; its partition may reuse an id
+        assert _prepare(driver, "u2")["u2"].error is None
+        [theirs] = eng.partitions()
+        assert theirs.id in old
+        assert _unprepare(driver, "u1") == {"u1": None}
+        assert eng.partitions() == [theirs]  # the lost claim's ids were never used
+        assert not (dirs.cdi_dir / "darwin.snn.io-u1.json").exists()
+        assert lost_devices(driver.store.load(), eng.boot_id) == frozenset()
+
+
+def test_a_claim_recorded_before_chip_boots_is_recreated(
+    dirs: DriverConfig, darwin3: ChipProfile
+) -> None:
+    """An older plugin held the engine in its own process and recorded no chip boot: after the
+    upgrade its partitions are gone and are made again, as that plugin did at each start."""
+    store = ClaimStore(claim("u1", [result("chip-1-domain-7", NODE)]))
+    with _engine(darwin3) as eng:
+        driver = _driver(dirs, eng, darwin3, store)
+        assert _prepare(driver, "u1")["u1"].error is None
+        cp = driver.store.load()
+        legacy = dataclasses.replace(cp.claims["u1"], chip_boot=None)
+        driver.store.save(dataclasses.replace(cp, claims={"u1": legacy}))
     with _engine(darwin3) as eng:
         driver = _driver(dirs, eng, darwin3, store)
         report = driver.reconcile()
-        assert (report.recreated, report.kept) == (2, 0)
-        parts = {p.id: p for p in eng.partitions()}
-        record = driver.store.load().claims["u1"]
-        assert {d.engine_partition for d in record.devices} == set(parts)
-        spec = json.loads((dirs.cdi_dir / "darwin.snn.io-u1.json").read_text())
-        env = spec["devices"][0]["containerEdits"]["env"]
-        assert f"DARWIN_PARTITION={record.devices[0].engine_partition}" in env
-        # and unprepare after the restart frees the rebuilt partitions
+        assert (report.recreated, report.lost) == (1, [])
+        assert driver.store.load().claims["u1"].chip_boot == eng.boot_id
         assert _unprepare(driver, "u1") == {"u1": None}
         assert eng.partitions() == []
 
@@ -256,7 +324,7 @@ def test_node_prepare_resources_over_real_unix_sockets(
         )
         await server.start()
         try:
-            async with grpc.aio.insecure_channel(f"unix://{server.paths.dra}") as ch:
+            async with grpc.aio.insecure_channel(f"unix:{server.paths.dra}") as ch:
                 stub = v1_grpc.DRAPluginStub(ch)
                 claims = [v1.Claim(namespace="ns", uid=u, name=f"c-{u}") for u in uids]
                 resp = await stub.NodePrepareResources(

@@ -1,5 +1,6 @@
 """A real kill -9 of a plugin process between the two checkpoint phases loses nothing: the next
-instance finds the claim half-prepared, rolls it back and prepares it again."""
+instance finds the claim half-prepared, rolls it back and prepares it again. With the chips in
+a chip host, what the killed instance made is still there and must be undone exactly."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from darwin_dra.engine import Engine
 from darwin_dra.hardware.model import ChipEntry, ChipProfile
 from darwin_dra.kubelet.preparer import ClaimRef
 from darwin_dra.plugin.checkpoint import CheckpointStore, Phase
-from darwin_dra.plugin.driver import Driver, DriverConfig
+from darwin_dra.plugin.driver import Chips, Driver, DriverConfig
 
+from tests.chiphost.conftest import Host, write_inventory
 from tests.plugin.claims import ClaimStore, claim, result
 
 NODE = "node-a"
@@ -37,11 +39,15 @@ CHILD = textwrap.dedent(
     from tests.plugin.claims import ClaimStore, claim, result
 
     state, cdi, marker = (Path(a) for a in sys.argv[1:4])
-    where = sys.argv[4]
+    where, chip_host = sys.argv[4], sys.argv[5]
     profile = load_profiles()["darwin3"]
-    engine = Engine()
-    for i in range(2):
-        engine.add_chip(profile, ChipEntry(model="darwin3", serial=f"T-{i}", fabric="f0"))
+    if chip_host:
+        from darwin_dra.chiphost.client import ChipHostClient
+        engine = ChipHostClient(Path(chip_host))
+    else:
+        engine = Engine()
+        for i in range(2):
+            engine.add_chip(profile, ChipEntry(model="darwin3", serial=f"T-{i}", fabric="f0"))
 
     def hang(uids):
         marker.write_text(",".join(uids))
@@ -63,16 +69,33 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("chips", ["in-process", "chip-host"])
 @pytest.mark.parametrize("where", ["after-started", "after-cdi"])
 def test_kill_9_between_phases_loses_nothing(
-    tmp_path: Path, darwin3: ChipProfile, where: str
+    tmp_path: Path, darwin3: ChipProfile, where: str, chips: str
+) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    host = None
+    if chips == "chip-host":
+        inventory = write_inventory(tmp_path / "inventory.yaml", NODE)
+        host = Host(tmp_path / "host", inventory, tmp_path / "chip-host.log")
+        host.start()
+    try:
+        _kill_and_recover(tmp_path, darwin3, where, env, host)
+    finally:
+        if host is not None:
+            assert host.stop() == 0
+
+
+def _kill_and_recover(
+    tmp_path: Path, darwin3: ChipProfile, where: str, env: dict[str, str], host: Host | None
 ) -> None:
     state, cdi, marker = tmp_path / "state", tmp_path / "cdi", tmp_path / "started"
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     log = tmp_path / "child.log"
+    socket = str(host.socket) if host is not None else ""
     with log.open("wb") as out:
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(state), str(cdi), str(marker), where],
+            [sys.executable, "-c", CHILD, str(state), str(cdi), str(marker), where, socket],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     deadline = time.monotonic() + 60
@@ -88,21 +111,31 @@ def test_kill_9_between_phases_loses_nothing(
     assert left.claims["u1"].phase is Phase.PREPARE_STARTED  # the first phase survived
     assert (cdi / "darwin.snn.io-u1.json").exists() == (where == "after-cdi")
 
-    # a new plugin instance (a fresh engine, as after a restart) on the same state
+    if host is not None:
+        with host.client() as chip:
+            # what the killed instance made is still on the chips
+            assert len(chip.partitions()) == (where == "after-cdi")
+            _recover(config, chip, darwin3, cdi)
+        return
+    # a new plugin instance on a fresh engine (the engine died with the process)
     with Engine() as engine:
         for i in range(2):
             engine.add_chip(darwin3, ChipEntry(model="darwin3", serial=f"T-{i}", fabric="f0"))
-        store = ClaimStore(claim("u1", [result("chip-0-quad-4", NODE)]))
-        driver = Driver(config, engine, {"darwin3": darwin3}, store, boot_id=lambda: "boot-1")
-        driver.reconcile()
-        done = asyncio.run(driver.prepare([ClaimRef("ns", "u1", "c-u1")]))["u1"]
-        assert done.error is None, done.error
-        record = driver.store.load().claims["u1"]
-        assert record.phase is Phase.PREPARE_COMPLETED
-        [part] = engine.partitions()
-        assert len(part.cores) == 64  # a quad: 4 domains of 16 cores
-        assert [p.name for p in cdi.iterdir()] == ["darwin.snn.io-u1.json"]
-        # and the kubelet may ask again: same answer, nothing created twice
-        again = asyncio.run(driver.prepare([ClaimRef("ns", "u1", "c-u1")]))["u1"]
-        assert again.devices == done.devices
-        assert len(engine.partitions()) == 1
+        _recover(config, engine, darwin3, cdi)
+
+
+def _recover(config: DriverConfig, engine: Chips, darwin3: ChipProfile, cdi: Path) -> None:
+    store = ClaimStore(claim("u1", [result("chip-0-quad-4", NODE)]))
+    driver = Driver(config, engine, {"darwin3": darwin3}, store, boot_id=lambda: "boot-1")
+    driver.reconcile()
+    done = asyncio.run(driver.prepare([ClaimRef("ns", "u1", "c-u1")]))["u1"]
+    assert done.error is None, done.error
+    record = driver.store.load().claims["u1"]
+    assert record.phase is Phase.PREPARE_COMPLETED
+    [part] = engine.partitions()
+    assert len(part.cores) == 64  # a quad: 4 domains of 16 cores
+    assert [p.name for p in cdi.iterdir()] == ["darwin.snn.io-u1.json"]
+    # and the kubelet may ask again: same answer, nothing created twice
+    again = asyncio.run(driver.prepare([ClaimRef("ns", "u1", "c-u1")]))["u1"]
+    assert again.devices == done.devices
+    assert len(engine.partitions()) == 1

@@ -6,7 +6,6 @@ import asyncio
 import json
 from pathlib import Path
 
-import grpc
 import pytest
 from darwin_dra.engine import Engine
 from darwin_dra.hardware.model import ChipProfile
@@ -78,38 +77,34 @@ def test_prepared_claims_are_served_until_unprepared(
         asyncio.run(main(eng))
 
 
-def test_a_restarted_plugin_serves_its_completed_claims_again(
+def test_a_restarted_plugin_leaves_the_spike_ports_serving(
     dirs: DriverConfig, darwin3: ChipProfile
 ) -> None:
+    """The ports belong to the chips (the chip host), not to a plugin: a new plugin instance
+    reconciles and syncs, and a workload's connection and loaded network carry on."""
     store = ClaimStore(claim("u1", [result("chip-1-domain-7", NODE)]))
 
-    async def first(eng: Engine) -> None:
-        ports = SpikePorts(eng, grace_s=0.1)
-        driver = _driver(dirs, eng, darwin3, store, spike_ports=ports)
+    async def main(eng: Engine) -> None:
+        ports = SpikePorts(eng, grace_s=0.1)  # outlives both plugin instances
         try:
-            assert (await driver.prepare([_ref("u1")]))["u1"].error is None
-        finally:
-            await ports.close()  # the process ends; its sockets go with it
-
-    async def second(eng: Engine) -> None:
-        ports = SpikePorts(eng, grace_s=0.1)
-        driver = _driver(dirs, eng, darwin3, store, spike_ports=ports)
-        [sock] = _host_socket(dirs, "u1").values()
-        try:
-            with pytest.raises(grpc.aio.AioRpcError):
-                await _relay_fires(sock)
-            await asyncio.to_thread(driver.reconcile)
-            await driver.sync_spike_ports()
-            [mine] = [p for p in eng.partitions() if p.id != other]
-            assert ports.serving == {sock: mine.id}
-            assert await _relay_fires(sock) == [(2, 3), (3, 1)]
-            await driver.unprepare([_ref("u1")])
+            first = _driver(dirs, eng, darwin3, store, spike_ports=ports)
+            assert (await first.prepare([_ref("u1")]))["u1"].error is None
+            [sock] = _host_socket(dirs, "u1").values()
+            async with SpikePortClient(sock) as port:
+                await port.load(relay(4, 2), export=range(4))
+                before = await port.step(3, [0], [1])
+                second = _driver(dirs, eng, darwin3, store, spike_ports=ports)
+                report = await asyncio.to_thread(second.reconcile)
+                assert (report.kept, report.recreated) == (1, 0)
+                await second.sync_spike_ports()
+                after = await port.step(3, [3], [3])  # same connection, same network
+            assert before.counters.steps == 3
+            assert after.counters.steps == 6
+            assert sorted(zip(after.steps.tolist(), after.ids.tolist(), strict=True)) == [(5, 3)]
+            await second.unprepare([_ref("u1")])
             assert not sock.exists()
         finally:
             await ports.close()
 
     with _engine(darwin3) as eng:
-        asyncio.run(first(eng))
-    with _engine(darwin3) as eng:
-        other = eng.create_partition(0, domains=[0])  # the rebuilt partition gets another id
-        asyncio.run(second(eng))
+        asyncio.run(main(eng))

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from darwin_dra import kubeapi
+from darwin_dra.chiphost.app import default_socket
+from darwin_dra.chiphost.client import ChipHostClient, RemotePorts
+from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.engine import Engine, FaultKind
 from darwin_dra.hardware.model import ChipEntry
 from darwin_dra.hardware.profiles import load_profiles
@@ -28,6 +32,7 @@ from darwin_dra.kubelet.server import DRIVER_NAME, PluginServer, PluginServerCon
 from darwin_dra.plugin.driver import Driver, DriverConfig
 from darwin_dra.plugin.publisher import publish_once
 from darwin_dra.plugin.slices import ChipView, build_slices
+from darwin_dra.runtime.spikeport import SpikePorts
 
 Obj = dict[str, Any]
 
@@ -92,6 +97,34 @@ def _engine(chips: int) -> Engine:
     return engine
 
 
+@contextlib.asynccontextmanager
+async def _chips(where: str, root: Path) -> AsyncIterator[tuple[Any, Any]]:
+    """The node's chips and spike ports: in this process (the engine and the ports, as the
+    plugin held them before the chip host), or a chip host process serving them (as a node
+    runs now)."""
+    if where == "engine":
+        with _engine(4) as engine:
+            ports = SpikePorts(engine)
+            try:
+                yield engine, ports
+            finally:
+                await ports.close()
+        return
+    inventory = root / "inventory.yaml"
+    chips = "\n".join(f"          - {{model: darwin3, serial: BENCH-{i}}}" for i in range(4))
+    inventory.write_text(
+        "apiVersion: darwin.snn.io/v1alpha1\nkind: Inventory\nnodes:\n"
+        f"  - name: bench-node\n    fabrics:\n      - id: bench-fabric\n        chips:\n{chips}\n"
+    )
+    host = start_chip_host("bench-node", inventory, root / "state", root / "chip-host.log")
+    try:
+        with ChipHostClient(default_socket(root / "state")) as client:
+            yield client, RemotePorts(client)
+    finally:
+        host.terminate()
+        host.wait(timeout=30)
+
+
 def _allocated(api: Any, namespace: str, node: str, devices: Sequence[str]) -> list[Obj]:
     """Claims with an allocation written directly (what the scheduler would write)."""
     out = []
@@ -135,65 +168,81 @@ def _pct(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _prepare_bench(api: Any, namespace: str, counts: Sequence[int], repeat: int) -> list[str]:
+async def _prepare_bench(
+    api: Any, namespace: str, counts: Sequence[int], repeat: int, where: str = "engine"
+) -> list[str]:
+    rows: list[str] = []
+    # a short prefix: socket paths with a claim UID stay below 107 bytes
+    with tempfile.TemporaryDirectory(prefix="drab-") as tmp:
+        root = Path(tmp)
+        async with _chips(where, root) as (chips, ports):
+            rows += await _prepare_calls(api, namespace, counts, repeat, root, chips, ports, where)
+    return rows
+
+
+async def _prepare_calls(
+    api: Any,
+    namespace: str,
+    counts: Sequence[int],
+    repeat: int,
+    root: Path,
+    chips: Any,
+    ports: Any,
+    where: str,
+) -> list[str]:
     from darwin_dra.kubelet.proto_gen.dra_v1 import api_pb2 as v1
     from darwin_dra.kubelet.proto_gen.dra_v1 import api_pb2_grpc as v1_grpc
 
     node = "bench-node"
     rows = []
-    with tempfile.TemporaryDirectory(prefix="dra-bench-") as tmp, _engine(4) as engine:
-        root = Path(tmp)
-        driver = Driver(
-            DriverConfig(node, root / "state", root / "cdi"),
-            engine,
-            load_profiles(),
-            api,
-        )
-        devices = [f"chip-{c}-domain-{d}" for c in range(4) for d in range(36)]
-        server = PluginServer(
-            PluginServerConfig(root / "reg", root / "plugins", probe_interval_s=3600),
-            driver,
-            HealthHub(),
-        )
-        await server.start()
-        try:
-            async with grpc_channel(server.paths.dra) as ch:
-                stub = v1_grpc.DRAPluginStub(ch)
-                for n in counts:
-                    times = []
-                    for _ in range(repeat):
-                        claims = await asyncio.to_thread(
-                            _allocated, api, namespace, node, devices[:n]
+    driver = Driver(
+        DriverConfig(node, root / "state", root / "cdi"),
+        chips,
+        load_profiles(),
+        api,
+        spike_ports=ports,
+    )
+    devices = [f"chip-{c}-domain-{d}" for c in range(4) for d in range(36)]
+    server = PluginServer(
+        PluginServerConfig(root / "reg", root / "plugins", probe_interval_s=3600),
+        driver,
+        HealthHub(),
+    )
+    await server.start()
+    try:
+        async with grpc_channel(server.paths.dra) as ch:
+            stub = v1_grpc.DRAPluginStub(ch)
+            for n in counts:
+                times = []
+                for _ in range(repeat):
+                    claims = await asyncio.to_thread(_allocated, api, namespace, node, devices[:n])
+                    refs = [
+                        v1.Claim(
+                            namespace=namespace,
+                            uid=c["metadata"]["uid"],
+                            name=c["metadata"]["name"],
                         )
-                        refs = [
-                            v1.Claim(
-                                namespace=namespace,
-                                uid=c["metadata"]["uid"],
-                                name=c["metadata"]["name"],
-                            )
-                            for c in claims
-                        ]
-                        start = time.perf_counter()
-                        resp = await stub.NodePrepareResources(
-                            v1.NodePrepareResourcesRequest(claims=refs), timeout=45
-                        )
-                        times.append(time.perf_counter() - start)
-                        errors = [r.error for r in resp.claims.values() if r.error]
-                        if errors:
-                            raise RuntimeError(f"prepare failed: {errors[0]}")
-                        await stub.NodeUnprepareResources(
-                            v1.NodeUnprepareResourcesRequest(claims=refs), timeout=45
-                        )
-                        for c in claims:
-                            await asyncio.to_thread(
-                                api.delete_claim, namespace, c["metadata"]["name"]
-                            )
-                    rows.append(
-                        f"| prepare {n:>3} claims/call | {_pct(times, 0.5) * 1e3:8.1f} ms "
-                        f"| {_pct(times, 0.99) * 1e3:8.1f} ms | {repeat} calls |"
+                        for c in claims
+                    ]
+                    start = time.perf_counter()
+                    resp = await stub.NodePrepareResources(
+                        v1.NodePrepareResourcesRequest(claims=refs), timeout=45
                     )
-        finally:
-            await server.stop()
+                    times.append(time.perf_counter() - start)
+                    errors = [r.error for r in resp.claims.values() if r.error]
+                    if errors:
+                        raise RuntimeError(f"prepare failed: {errors[0]}")
+                    await stub.NodeUnprepareResources(
+                        v1.NodeUnprepareResourcesRequest(claims=refs), timeout=45
+                    )
+                    for c in claims:
+                        await asyncio.to_thread(api.delete_claim, namespace, c["metadata"]["name"])
+                rows.append(
+                    f"| prepare {n:>3} claims/call, {where} | {_pct(times, 0.5) * 1e3:8.1f} ms "
+                    f"| {_pct(times, 0.99) * 1e3:8.1f} ms | {repeat} calls |"
+                )
+    finally:
+        await server.stop()
     return rows
 
 
@@ -252,8 +301,9 @@ def run(args: argparse.Namespace) -> int:
     api: Any = kube if kube else _MemoryClaims()
     print(f"NodePrepareResources over a unix socket; claims served from {source}")
     print("| case | p50 | p99 | samples |\n| --- | --- | --- | --- |")
-    for row in asyncio.run(_prepare_bench(api, args.namespace, counts, args.repeat)):
-        print(row)
+    for where in ("engine", "chip host"):
+        for row in asyncio.run(_prepare_bench(api, args.namespace, counts, args.repeat, where)):
+            print(row)
     if kube is None:
         print("\nslice publishing skipped: it needs a real API server (--kubeconfig)")
         return 0

@@ -1,4 +1,4 @@
-"""`darwin-dra fault inject|clear|list`: edit the fault file a running plugin polls."""
+"""`darwin-dra fault inject|clear|list`: edit the fault file a running chip host polls."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from darwin_dra.plugin import faults
+from darwin_dra.chiphost import faults
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

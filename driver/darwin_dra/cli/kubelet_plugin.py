@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from darwin_dra.cli.flags import env_option, env_switch
+from darwin_dra.chiphost.client import ChipHostUnavailable
+from darwin_dra.cli.flags import env_option
 from darwin_dra.hardware.errors import HardwareFileError
 from darwin_dra.kubeapi import KubeApiError
 from darwin_dra.unixsock import SocketInUseError
 
 # flag, env, default, help
 _PATHS: tuple[tuple[str, str, str | None, str], ...] = (
-    ("--inventory", "DARWIN_INVENTORY", None, "inventory YAML listing this node's chips"),
     ("--profiles", "DARWIN_PROFILES", None, "directory of chip profiles (default: built in)"),
     ("--kubeconfig", "KUBECONFIG", None, "kubeconfig (default: in-cluster service account)"),
     (
@@ -31,7 +31,9 @@ _PATHS: tuple[tuple[str, str, str | None, str], ...] = (
     ("--plugins-dir", "PLUGINS_DIR", "/var/lib/kubelet/plugins", "kubelet plugins directory"),
     ("--cdi-dir", "CDI_DIR", "/var/run/cdi", "where CDI specs are written"),
     ("--state-dir", "DARWIN_STATE_DIR", "/var/lib/darwin-dra", "checkpoint, lock, fault file"),
-)
+    ("--chip-host", "DARWIN_CHIP_HOST", None, "the chip host's socket (default: "
+     "<state-dir>/chip-host.sock)"),
+)  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,10 +47,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "(default off)", type=int)  # fmt: skip
     env_option(p, "--health-port", "HEALTH_PORT", "also serve grpc.health.v1 on this TCP port, "
                "for a liveness probe (default off)", type=int)  # fmt: skip
-    env_switch(p, "--calibrate", "DARWIN_CALIBRATE", "measure KEPS at start (one whole-chip run "
-               "per model) instead of nominal")  # fmt: skip
-    env_option(p, "--fault-poll-seconds", "DARWIN_FAULT_POLL_SECONDS", "how often the fault "
-               "file is read", default="1.0", type=float)  # fmt: skip
+    env_option(p, "--fault-poll-seconds", "DARWIN_FAULT_POLL_SECONDS", "how often the chips' "
+               "health is read", default="1.0", type=float)  # fmt: skip
     env_option(p, "--log-level", "LOG_LEVEL", "log level", default="INFO")
     p.set_defaults(func=run)
 
@@ -56,14 +56,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def options(args: argparse.Namespace) -> Any:
     from darwin_dra.plugin.app import PluginOptions
 
-    missing = [
-        f for f, v in (("--node-name", args.node_name), ("--inventory", args.inventory)) if not v
-    ]
-    if missing:
-        raise ValueError(f"{' and '.join(missing)} required (or NODE_NAME / DARWIN_INVENTORY)")
+    if not args.node_name:
+        raise ValueError("--node-name required (or NODE_NAME)")
     return PluginOptions(
         node=args.node_name,
-        inventory=args.inventory,
         profiles=args.profiles,
         kubeconfig=args.kubeconfig,
         plugins_registry=args.plugins_registry_dir,
@@ -73,7 +69,7 @@ def options(args: argparse.Namespace) -> Any:
         pod_uid=args.pod_uid or None,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
-        calibrate=args.calibrate,
+        chip_host=args.chip_host,
         fault_poll_s=args.fault_poll_seconds,
     )
 
@@ -86,6 +82,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         opts = options(args)
         return asyncio.run(run_until_signal(opts))
-    except (ValueError, KeyError, HardwareFileError, KubeApiError, SocketInUseError) as exc:
+    except (
+        ValueError,
+        KeyError,
+        HardwareFileError,
+        KubeApiError,
+        SocketInUseError,
+        ChipHostUnavailable,
+    ) as exc:
         print(f"darwin-dra kubelet-plugin: {exc}", file=sys.stderr)
         return 2

@@ -15,12 +15,15 @@ SUBCOMMANDS = (
     "darwin_dra.cli.bench",
     "darwin_dra.cli.cluster",
     "darwin_dra.cli.kubelet_plugin",
+    "darwin_dra.cli.chip_host",
     "darwin_dra.cli.controller",
     "darwin_dra.cli.fault",
     "darwin_dra.cli.bench_plugin",
+    "darwin_dra.cli.bench_run",
     "darwin_dra.cli.demo",
     "darwin_dra.cli.stage",
     "darwin_dra.cli.plan",
+    "darwin_dra.cli.run",
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -122,6 +123,9 @@ class Engine:
         self._ptr: Any = out[0]
         self._extra: dict[int, ChipEntry] = {}
         self._closed = threading.Event()
+        # This instance's identity: what lives on the chips (partitions, networks, faults) lives
+        # as long as it. A new engine is a chip reset, and gets a new one.
+        self.boot_id = uuid.uuid4().hex
 
     @classmethod
     def for_node(cls, inventory: Inventory, profiles: dict[str, ChipProfile], node: str) -> Engine:

@@ -1,5 +1,7 @@
-"""The kubelet plugin assembled: engine, driver, slice publisher, health monitor, gRPC servers
-and metrics, started in an order the kubelet can rely on and stopped gracefully."""
+"""The kubelet plugin assembled: the chip host's client, driver, slice publisher, health
+monitor, gRPC servers and metrics, started in an order the kubelet can rely on and stopped
+gracefully. The chips, their partitions and spike ports live in the chip host process; this
+one can stop at any moment without the workloads noticing."""
 
 from __future__ import annotations
 
@@ -13,20 +15,18 @@ from typing import Any
 import structlog
 
 from darwin_dra import kubeapi
-from darwin_dra.engine import Engine
-from darwin_dra.engine.calibrate import calibrate
-from darwin_dra.hardware.inventory import load_inventory
-from darwin_dra.hardware.model import ChipProfile
+from darwin_dra.chiphost.app import default_socket
+from darwin_dra.chiphost.client import ChipHostClient, RemotePorts
+from darwin_dra.engine import EngineError
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubelet.health_service import HealthHub
 from darwin_dra.kubelet.server import DRIVER_NAME, PluginServer, PluginServerConfig
-from darwin_dra.plugin import faults
-from darwin_dra.plugin.driver import Driver, DriverConfig
-from darwin_dra.plugin.health import HealthMonitor, state_counts
+from darwin_dra.plugin.checkpoint import CheckpointError
+from darwin_dra.plugin.driver import Driver, DriverConfig, lost_devices
+from darwin_dra.plugin.health import HealthMonitor, Snapshot, state_counts
 from darwin_dra.plugin.metrics import PluginMetrics
 from darwin_dra.plugin.publisher import Publisher, PublishResult
-from darwin_dra.plugin.slices import build_slices
-from darwin_dra.runtime.spikeport import SpikePorts
+from darwin_dra.plugin.slices import build_slices, with_reset_taints
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +34,6 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True)
 class PluginOptions:
     node: str
-    inventory: Path
     state_dir: Path
     cdi_dir: Path
     plugins_registry: Path
@@ -44,31 +43,12 @@ class PluginOptions:
     pod_uid: str | None = None
     metrics_port: int | None = None
     health_port: int | None = None
-    calibrate: bool = False
+    chip_host: Path | None = None  # default: <state_dir>/chip-host.sock
+    chip_host_wait_s: float = 60.0
     fault_poll_s: float = 1.0
     health_resync_s: float = 30.0
     slice_resync_s: float = 60.0
     grace_s: float = 5.0
-
-
-def calibrate_keps(engine: Engine, profiles: dict[str, ChipProfile]) -> dict[int, int]:
-    """Measured KEPS of every chip: one whole-chip run per chip model, on its first chip.
-
-    Chips of one model are identical in the engine, so one measurement stands for all; running
-    every chip would multiply the start-up time for no new information."""
-    by_model: dict[str, int] = {}
-    out: dict[int, int] = {}
-    for chip in engine.chips():
-        if chip.model not in by_model:
-            part = engine.create_partition(chip.id, domains=list(range(chip.n_domains)))
-            try:
-                result = calibrate(engine, part)
-            finally:
-                engine.destroy_partition(part)
-            by_model[chip.model] = max(1, int(result.keps))
-            log.info("calibrated", model=chip.model, chip=chip.id, keps=by_model[chip.model])
-        out[chip.id] = by_model[chip.model]
-    return out
 
 
 class PluginApp:
@@ -77,22 +57,34 @@ class PluginApp:
         self.kube = kube or kubeapi.connect(opts.kubeconfig)
         self.metrics = PluginMetrics()
         self.profiles = load_profiles(opts.profiles)
-        inventory = load_inventory(opts.inventory, self.profiles)
-        self.engine = Engine.for_node(inventory, self.profiles, opts.node)
-        self.hub = HealthHub()
-        self._tasks: list[asyncio.Task[None]] = []
-        self.server: PluginServer | None = None
-        measured = calibrate_keps(self.engine, self.profiles) if opts.calibrate else None
-        self.spike_ports = SpikePorts(self.engine)
-        self.driver = Driver(
-            DriverConfig(opts.node, opts.state_dir, opts.cdi_dir),
-            self.engine,
-            self.profiles,
-            self.kube,
-            measured_keps=measured,
-            metrics=self.metrics,
-            spike_ports=self.spike_ports,
-        )
+        socket = opts.chip_host or default_socket(opts.state_dir)
+        self.chip = ChipHostClient(socket)
+        try:
+            info = self.chip.wait_ready(opts.chip_host_wait_s)
+            if info.node != opts.node:
+                raise ValueError(
+                    f"the chip host on {socket} holds the chips of node {info.node!r}, "
+                    f"not {opts.node!r}"
+                )
+            unknown = sorted({c.model for c in info.chips} - set(self.profiles))
+            if unknown:
+                raise ValueError(f"the chip host reports chip models without a profile: {unknown}")
+            self.hub = HealthHub()
+            self._last_desired: list[dict[str, Any]] = []
+            self._tasks: list[asyncio.Task[None]] = []
+            self.server: PluginServer | None = None
+            self.driver = Driver(
+                DriverConfig(opts.node, opts.state_dir, opts.cdi_dir),
+                self.chip,
+                self.profiles,
+                self.kube,
+                measured_keps=dict(info.measured_keps) or None,
+                metrics=self.metrics,
+                spike_ports=RemotePorts(self.chip),
+            )
+        except BaseException:
+            self.chip.close()
+            raise
         self.publisher = Publisher(
             self.kube,
             DRIVER_NAME,
@@ -103,20 +95,42 @@ class PluginApp:
         )
         self.monitor = HealthMonitor(
             opts.node,
-            self.engine,
-            faults.fault_path(opts.state_dir),
-            self.driver.views,
+            self._snapshot,
             self.hub,
             self.publisher.trigger,
             poll_s=opts.fault_poll_s,
             resync_s=opts.health_resync_s,
         )
 
-    def _desired(self) -> list[dict[str, Any]]:
-        views = self.driver.views()
+    def _lost(self) -> frozenset[str]:
+        try:
+            cp = self.driver.store.load()
+        except CheckpointError:
+            return frozenset()  # prepare and unprepare report it
+        return lost_devices(cp, self.chip.boot_id)
+
+    def _snapshot(self) -> Snapshot:
+        views = self.driver.views()  # asks the chip host, so a new boot id is seen first
+        return views, self._lost()
+
+    def _desired_now(self) -> list[dict[str, Any]]:
+        info = self.chip.info()
+        self.metrics.faults.set(len(info.faults))
+        views, lost = self._snapshot()
         self.metrics.set_device_states(state_counts(views))
-        self.metrics.faults.set(len(self.monitor.applied))
-        return build_slices(self.opts.node, list(views.values()))
+        self._last_desired = with_reset_taints(
+            build_slices(self.opts.node, list(views.values())), lost
+        )
+        return self._last_desired
+
+    def _desired(self) -> list[dict[str, Any]]:
+        try:
+            return self._desired_now()
+        except EngineError as exc:
+            # The chip host is away (a chip reset is coming): keep publishing what was true
+            # last; the health poll triggers a publish once it answers again.
+            log.warning("chips unreadable; publishing their last state", error=str(exc))
+            return self._last_desired
 
     def _published(self, result: PublishResult | None, exc: Exception | None) -> None:
         if result is not None:
@@ -136,6 +150,7 @@ class PluginApp:
         await self.driver.sync_spike_ports()
         # Faults present at start must be in the very first slices we publish.
         await asyncio.to_thread(self.monitor.poll_once)
+        await asyncio.to_thread(self._desired_now)  # raises here, not in the publisher
         if self.opts.metrics_port is not None:
             self.metrics.serve(self.opts.metrics_port)
         self._tasks.append(asyncio.create_task(self.publisher.run(), name="slice-publisher"))
@@ -153,7 +168,9 @@ class PluginApp:
         )
         await server.start()
         self.server = server
-        log.info("kubelet plugin started", chips=self.engine.chip_count())
+        log.info(
+            "kubelet plugin started", chips=self.chip.chip_count(), chip_boot=self.chip.boot_id
+        )
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -165,9 +182,9 @@ class PluginApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        await self.spike_ports.close()
+        # The spike ports stay: they are the chip host's, and the workloads are using them.
         self.kube.close()
-        self.engine.close()
+        self.chip.close()
         log.info("kubelet plugin stopped")
 
 

@@ -63,6 +63,8 @@ class ClaimRecord:
     phase: Phase
     intent: Mapping[str, Any]  # JSON-able: what prepare set out to do
     devices: tuple[DeviceRecord, ...] = ()
+    # The chip host's boot its partitions live in; None in records of older plugins.
+    chip_boot: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,15 @@ class Checkpoint:
         record = ClaimRecord(uid, namespace, name, Phase.PREPARE_STARTED, dict(intent))
         return replace(self, claims={**self.claims, uid: record})
 
-    def completed(self, uid: str, devices: tuple[DeviceRecord, ...]) -> Checkpoint:
+    def completed(
+        self, uid: str, devices: tuple[DeviceRecord, ...], chip_boot: str | None = None
+    ) -> Checkpoint:
         current = self.claims.get(uid)
         if current is None or current.phase is not Phase.PREPARE_STARTED:
             raise ValueError(f"claim {uid} has no prepare in progress")
-        record = replace(current, phase=Phase.PREPARE_COMPLETED, devices=devices)
+        record = replace(
+            current, phase=Phase.PREPARE_COMPLETED, devices=devices, chip_boot=chip_boot
+        )
         return replace(self, claims={**self.claims, uid: record})
 
     def without(self, uid: str) -> Checkpoint:
@@ -105,6 +111,7 @@ def _to_json(cp: Checkpoint) -> dict[str, Any]:
             "name": c.name,
             "phase": c.phase.value,
             "intent": c.intent,
+            "chipBoot": c.chip_boot,
             "devices": [
                 {
                     "requestNames": list(d.request_names),
@@ -161,6 +168,7 @@ def decode(data: bytes, source: str = "checkpoint") -> Checkpoint:
                     )
                     for d in c["devices"]
                 ),
+                chip_boot=c.get("chipBoot"),
             )
             for uid, c in body["claims"].items()
         }

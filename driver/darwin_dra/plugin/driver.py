@@ -7,12 +7,20 @@ point can be recovered from:
     -> lock released -> claim status.devices written (informational, never fails a claim)
 
 A claim already completed is answered from the checkpoint. A claim found started was
-interrupted: what it may have created is destroyed and the prepare is redone. The engine lives
-in this process, so after a restart ``reconcile`` rebuilds the partitions of completed claims.
+interrupted: what it may have created is destroyed and the prepare is redone.
 
-With ``spike_ports``, every completed claim's partitions are served on their spike.sock
-(darwin_dra.runtime.spikeport); ``sync_spike_ports`` derives the set from the checkpoint after
-each prepare and unprepare, and once after ``reconcile``.
+The chips are ``Chips``: in a node, the chip host process behind its socket
+(chiphost.client.ChipHostClient), which outlives this plugin; in tests, an in-process Engine.
+Either way, what lives on the chips belongs to one ``boot_id`` of theirs, and every completed
+claim records the boot its partitions were made in. After a restart, ``reconcile`` keeps the
+partitions that are still there, recreates missing ones and releases strays
+(plugin/restore.py); claims of an earlier chip boot are *lost* (a chip reset): their devices
+are reported by ``lost_devices`` (tainted, unhealthy) until the kubelet unprepares them.
+
+With ``spike_ports``, every completed claim's partitions are served on their spike.sock;
+``sync_spike_ports`` derives the set from the checkpoint after each prepare and unprepare, and
+once after ``reconcile``. A port already serving is left alone, so a restarted plugin never
+interrupts a workload's spikes.
 """
 
 from __future__ import annotations
@@ -30,12 +38,12 @@ from typing import Any, Protocol
 
 import structlog
 
-from darwin_dra.engine import Engine, EngineError
+from darwin_dra.engine import EngineError, PartitionInfo
 from darwin_dra.engine.errors import NotFound as EngineNotFound
-from darwin_dra.hardware.model import ChipProfile
+from darwin_dra.hardware.model import ChipInfo, ChipProfile, CoreInfo
 from darwin_dra.kubeapi import KubeApiError, NotFound, Unavailable
 from darwin_dra.kubelet.preparer import ClaimRef, PreparedDevice, PrepareResult
-from darwin_dra.plugin import cdi, state
+from darwin_dra.plugin import cdi, restore, state
 from darwin_dra.plugin.cdi import CDIWriter
 from darwin_dra.plugin.checkpoint import (
     Checkpoint,
@@ -49,13 +57,37 @@ from darwin_dra.plugin.checkpoint import (
 )
 from darwin_dra.plugin.metrics import PluginMetrics
 from darwin_dra.plugin.slices import ChipView
-from darwin_dra.runtime.spikeport import SpikePorts
 
 log = structlog.get_logger(__name__)
 
 Obj = dict[str, Any]
 # A prepared claim: the kubelet's answer, and what its status entries are made from.
 _Done = tuple[PrepareResult, tuple[state.ClaimPlan, list[state.PreparedPartition]]]
+
+
+class Chips(Protocol):
+    """The node's chips as the plugin uses them: the chip host's client, or an Engine."""
+
+    @property
+    def boot_id(self) -> str: ...
+
+    def chips(self) -> list[ChipInfo]: ...
+
+    def cores(self, chip: int) -> list[CoreInfo]: ...
+
+    def partitions(self) -> list[PartitionInfo]: ...
+
+    def partition(self, part: int) -> PartitionInfo: ...
+
+    def create_partition(
+        self, chip: int, *, domains: list[int], shared: bool = False, keps_budget: int = 0
+    ) -> int: ...
+
+    def destroy_partition(self, part: int) -> None: ...
+
+
+class PortSync(Protocol):
+    async def sync(self, wanted: Mapping[Path, int]) -> dict[Path, str]: ...
 
 
 class ClaimSource(Protocol):
@@ -98,13 +130,29 @@ class ReconcileReport:
     rolled_back: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     orphan_specs: list[str] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
 
 
-def spike_sockets(cp: Checkpoint, socket_root: Path) -> dict[Path, int]:
+def is_lost(record: ClaimRecord, boot: str) -> bool:
+    """A completed claim whose partitions died in a chip reset (pure)."""
+    return (
+        record.phase is Phase.PREPARE_COMPLETED
+        and record.chip_boot is not None
+        and record.chip_boot != boot
+    )
+
+
+def lost_devices(cp: Checkpoint, boot: str) -> frozenset[str]:
+    """The devices of claims prepared in an earlier chip boot: tainted until unprepared."""
+    return frozenset(d.device for r in cp.claims.values() if is_lost(r, boot) for d in r.devices)
+
+
+def spike_sockets(cp: Checkpoint, socket_root: Path, boot: str) -> dict[Path, int]:
     """The spike.sock of every partition of a completed claim, and the partition it serves."""
     out: dict[Path, int] = {}
     for record in cp.claims.values():
-        if record.phase is not Phase.PREPARE_COMPLETED:
+        if record.phase is not Phase.PREPARE_COMPLETED or is_lost(record, boot):
             continue
         plan = state.ClaimPlan.from_intent(record.uid, record.namespace, record.name, record.intent)
         for intent, dev in zip(plan.devices, record.devices, strict=True):
@@ -124,7 +172,7 @@ class Driver:
     def __init__(
         self,
         config: DriverConfig,
-        engine: Engine,
+        engine: Chips,
         profiles: Mapping[str, ChipProfile],
         claims: ClaimSource,
         *,
@@ -132,7 +180,7 @@ class Driver:
         metrics: PluginMetrics | None = None,
         boot_id: Callable[[], str] = read_boot_id,
         after_started: Callable[[Sequence[str]], None] | None = None,
-        spike_ports: SpikePorts | None = None,
+        spike_ports: PortSync | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -205,7 +253,11 @@ class Driver:
             self._log.warning("spike ports left as they are", error=str(exc))
             return
         # A port that cannot start is logged there; the claim itself stays prepared.
-        await self.spike_ports.sync(spike_sockets(cp, self.config.socket_root))
+        try:
+            boot = await asyncio.to_thread(lambda: self.engine.boot_id)
+            await self.spike_ports.sync(spike_sockets(cp, self.config.socket_root, boot))
+        except EngineError as exc:  # the chip host away: the next prepare or start syncs again
+            self._log.warning("spike ports not synced", error=str(exc))
 
     async def _prepare(self, claims: Sequence[ClaimRef]) -> dict[str, PrepareResult]:
         fetched = await asyncio.gather(*(asyncio.to_thread(self._fetch, c) for c in claims))
@@ -283,6 +335,13 @@ class Driver:
             todo: list[state.ClaimPlan] = []
             for plan in plans:
                 record = cp.claims.get(plan.uid)
+                if record is not None and is_lost(record, self.engine.boot_id):
+                    out[plan.uid] = (
+                        f"the chip was reset after {plan.namespace}/{plan.name} was prepared: "
+                        "its partitions are gone and its devices tainted; delete the pods "
+                        "using it (or let the taint evict them), then the claim can be reused"
+                    )
+                    continue
                 if record is not None and record.phase is Phase.PREPARE_COMPLETED:
                     out[plan.uid] = self._from_record(record)
                     self.metrics.prepare_total.labels("cached").inc()
@@ -324,7 +383,7 @@ class Driver:
                     )
                     for p, ids in prepared
                 )
-                cp = cp.completed(plan.uid, devices)
+                cp = cp.completed(plan.uid, devices, self.engine.boot_id)
                 parts = [p for p, _ in prepared]
                 out[plan.uid] = (self._result(devices), (plan, parts))
                 self.metrics.prepare_total.labels("ok").inc()
@@ -382,10 +441,11 @@ class Driver:
             )
 
     def _owned(self, cp: Checkpoint) -> set[int]:
+        boot = self.engine.boot_id
         return {
             d.engine_partition
             for c in cp.claims.values()
-            if c.phase is Phase.PREPARE_COMPLETED
+            if c.phase is Phase.PREPARE_COMPLETED and not is_lost(c, boot)
             for d in c.devices
             if d.engine_partition is not None
         }
@@ -496,7 +556,10 @@ class Driver:
                     if record.phase is Phase.PREPARE_STARTED:
                         self._rollback(record, cp)
                     else:
+                        lost = is_lost(record, self.engine.boot_id)
                         for dev in record.devices:
+                            if lost:
+                                break  # its ids may name another claim's partitions now
                             if dev.engine_partition is None:
                                 continue
                             # Gone already (a restart that could not restore it): fine.
@@ -531,7 +594,7 @@ class Driver:
 
     # ---- startup ----
     def reconcile(self) -> ReconcileReport:
-        """Bring the engine and the CDI directory in line with the checkpoint (blocking)."""
+        """Bring the chips and the CDI directory in line with the checkpoint (blocking)."""
         report = ReconcileReport()
         with self._node_lock():
             cp = self.store.load_or_quarantine()
@@ -539,10 +602,25 @@ class Driver:
                 self._rollback(record, cp)
                 cp = cp.without(record.uid)
                 report.rolled_back.append(record.uid)
-            live = {p.id: p for p in self.engine.partitions()}
+            boot = self.engine.boot_id
+            plan = restore.plan_restore(self._wanted(cp), self.engine.partitions(), boot)
+            for part in plan.release:
+                with contextlib.suppress(EngineNotFound):
+                    self.engine.destroy_partition(part)
+                report.released.append(part)
+            report.lost = plan.lost()
             for uid, record in sorted(cp.claims.items()):
+                if uid in report.lost:
+                    self._log.warning(
+                        "claim lost in a chip reset: its devices stay tainted until unprepared",
+                        claim_uid=uid,
+                        namespace=record.namespace,
+                        chip_boot=record.chip_boot,
+                        boot=boot,
+                    )
+                    continue
                 try:
-                    cp, kept, made = self._restore(cp, record, live)
+                    cp, kept, made = self._restore(cp, record, plan.of(uid), boot)
                 except Exception as exc:
                     # Keep the record: unprepare must still find it and clean up.
                     report.failed[uid] = str(exc)
@@ -564,29 +642,55 @@ class Driver:
             self._count_prepared(cp)
         self._log.info(
             "reconciled with checkpoint",
+            chip_boot=boot,
             kept=report.kept,
             recreated=report.recreated,
+            released=report.released,
+            lost=report.lost,
             rolled_back=report.rolled_back,
             failed=report.failed,
             orphan_specs=report.orphan_specs,
         )
         return report
 
+    def _wanted(self, cp: Checkpoint) -> list[restore.Wanted]:
+        out = []
+        for record in cp.claims.values():
+            if record.phase is not Phase.PREPARE_COMPLETED:
+                continue
+            plan = state.ClaimPlan.from_intent(
+                record.uid, record.namespace, record.name, record.intent
+            )
+            for i, (intent, dev) in enumerate(zip(plan.devices, record.devices, strict=True)):
+                out.append(
+                    restore.Wanted(
+                        uid=record.uid,
+                        index=i,
+                        chip=intent.chip,
+                        cores=self._cores_of(intent),
+                        shared=intent.shared,
+                        partition=dev.engine_partition,
+                        chip_boot=record.chip_boot,
+                    )
+                )
+        return out
+
     def _restore(
-        self, cp: Checkpoint, record: ClaimRecord, live: Mapping[int, Any]
+        self,
+        cp: Checkpoint,
+        record: ClaimRecord,
+        decisions: Sequence[restore.Decision],
+        boot: str,
     ) -> tuple[Checkpoint, int, int]:
         plan = state.ClaimPlan.from_intent(record.uid, record.namespace, record.name, record.intent)
         kept = made = 0
         parts: list[state.PreparedPartition] = []
         devices: list[DeviceRecord] = []
-        for intent, dev in zip(plan.devices, record.devices, strict=True):
-            info = live.get(dev.engine_partition) if dev.engine_partition is not None else None
-            if (
-                info is not None
-                and info.chip == intent.chip
-                and frozenset(info.cores) == self._cores_of(intent)
-            ):
-                parts.append(state.PreparedPartition(intent, info.id, info.cores))
+        for intent, dev, decision in zip(plan.devices, record.devices, decisions, strict=True):
+            if decision.action is restore.Action.KEEP:
+                assert dev.engine_partition is not None
+                cores = tuple(sorted(decision.wanted.cores))
+                parts.append(state.PreparedPartition(intent, dev.engine_partition, cores))
                 devices.append(dev)
                 kept += 1
                 continue
@@ -610,10 +714,11 @@ class Driver:
                 state.socket_dir(self.config.socket_root, plan.uid, p.intent).mkdir(
                     parents=True, exist_ok=True
                 )
+        if made or record.chip_boot != boot:
             cp = cp.without(record.uid).started(
                 record.uid, record.namespace, record.name, record.intent
             )
-            cp = cp.completed(record.uid, tuple(devices))
+            cp = cp.completed(record.uid, tuple(devices), boot)
         self.metrics.set_partitions(
             plan.uid, ((p.intent.device, p.partition_id, p.intent.keps) for p in parts)
         )

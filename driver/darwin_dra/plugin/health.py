@@ -1,18 +1,17 @@
-"""The simulated hardware health monitor: the fault file into the engine, the engine's health
-out to the kubelet (HealthHub) and, through the publisher, to the slices' device taints."""
+"""The plugin's health watch: the chips' health (as the chip host reports it, faults applied
+there from the fault file) and the devices lost in a chip reset, out to the kubelet
+(HealthHub) and, through the publisher, to the slices' device taints."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import structlog
 
-from darwin_dra.engine import Engine, EngineError
+from darwin_dra.engine import EngineError
 from darwin_dra.kubelet.health_service import DeviceHealthState, Health, HealthHub
-from darwin_dra.plugin import faults
 from darwin_dra.plugin.slices import ChipView, partition_health, partitions
 from darwin_dra.plugin.slices import Health as PartHealth
 
@@ -20,14 +19,22 @@ log = structlog.get_logger(__name__)
 
 
 def device_states(
-    node: str, views: Mapping[int, ChipView], now: int, timeout_s: int = 0
+    node: str,
+    views: Mapping[int, ChipView],
+    now: int,
+    timeout_s: int = 0,
+    lost: frozenset[str] = frozenset(),
 ) -> list[DeviceHealthState]:
-    """Health of every published device (pure): UNHEALTHY when degraded or failed."""
+    """Health of every published device (pure): UNHEALTHY when degraded or failed, or when
+    its claim's partitions died in a chip reset (``lost``)."""
     out = []
     for chip in views.values():
         for part in partitions(chip):
             health = partition_health(chip, part.domains)
-            if health is PartHealth.OK:
+            if part.name in lost:
+                state = Health.UNHEALTHY
+                message = f"chip reset: the partitions on chip {chip.chip} ({chip.serial}) are gone"
+            elif health is PartHealth.OK:
                 state, message = Health.HEALTHY, ""
             else:
                 hurt = [d.index for d in chip.domains if d.index in part.domains and d.health.value]
@@ -47,15 +54,17 @@ def state_counts(views: Mapping[int, ChipView]) -> dict[str, int]:
     return counts
 
 
+# What the monitor watches: the chips, and the devices of claims lost in a chip reset.
+Snapshot = tuple[dict[int, ChipView], frozenset[str]]
+
+
 class HealthMonitor:
-    """Polls the fault file; applies changes to the engine; tells the hub and ``on_change``."""
+    """Polls the chips; on a change tells the hub and ``on_change`` (the slice publisher)."""
 
     def __init__(
         self,
         node: str,
-        engine: Engine,
-        fault_file: Path,
-        views: Callable[[], dict[int, ChipView]],
+        snapshot: Callable[[], Snapshot],
         hub: HealthHub,
         on_change: Callable[[], None],
         *,
@@ -63,63 +72,42 @@ class HealthMonitor:
         resync_s: float = 30.0,
     ) -> None:
         self.node = node
-        self.engine = engine
-        self.fault_file = fault_file
-        self._views = views
+        self._snapshot = snapshot
         self.hub = hub
         self._on_change = on_change
         self.poll_s = poll_s
         self.resync_s = resync_s
-        self.applied: frozenset[faults.Fault] = frozenset()
-        self._rejected: frozenset[faults.Fault] = frozenset()
-        self._last_text: str | None = None
+        self.last: Snapshot | None = None
+        self._last_error: str | None = None
         self._last_publish = 0.0
-        self._log = log.bind(node=node, fault_file=str(fault_file))
+        self._log = log.bind(node=node)
 
     def poll_once(self) -> bool:
-        """Apply the file's faults to the engine; True when the engine's health changed."""
+        """Read the chips' state; True when it differs from the last one read."""
         try:
-            wanted = faults.load(self.fault_file)
-        except faults.FaultFileError as exc:
-            text = str(exc)
-            if text != self._last_text:
-                self._log.error("fault file unreadable; keeping the current faults", error=text)
-                self._last_text = text
+            now = self._snapshot()
+        except EngineError as exc:
+            # The chip host is away (restarting: a chip reset is coming) or failing.
+            if str(exc) != self._last_error:
+                self._log.error("cannot read the chips; keeping their last state", error=str(exc))
+                self._last_error = str(exc)
             return False
-        self._last_text = None
-        inject, clear = faults.diff(self.applied, wanted - self._rejected)
-        self._rejected &= wanted  # a removed bad entry may come back fixed
-        changed = False
-        for fault in clear:
-            try:
-                self.engine.clear_fault(fault.chip, fault.kind.engine, fault.index)
-            except EngineError as exc:
-                self._log.error("clearing a fault failed", fault=fault.to_json(), error=str(exc))
-            self.applied -= {fault}
-            changed = True
-            self._log.info("fault cleared", fault=fault.to_json())
-        for fault in inject:
-            try:
-                self.engine.inject_fault(fault.chip, fault.kind.engine, fault.index)
-            except EngineError as exc:
-                self._log.error(
-                    "fault rejected by the engine", fault=fault.to_json(), error=str(exc)
-                )
-                self._rejected |= {fault}
-                continue
-            self.applied |= {fault}
-            changed = True
-            self._log.warning("fault injected", fault=fault.to_json())
+        if self._last_error is not None:
+            self._log.info("chips readable again")
+            self._last_error = None
+        changed = now != self.last
+        self.last = now
         return changed
 
     def publish(self, force: bool = False) -> None:
         now = time.time()
-        if not force and now - self._last_publish < self.resync_s:
+        if self.last is None or (not force and now - self._last_publish < self.resync_s):
             return
         self._last_publish = now
         # Fresh timestamps every resync keep the kubelet from timing devices out to UNKNOWN.
         timeout = int(self.resync_s * 3)
-        self.hub.publish(device_states(self.node, self._views(), int(now), timeout))
+        views, lost = self.last
+        self.hub.publish(device_states(self.node, views, int(now), timeout, lost))
 
     async def run(self) -> None:
         self.publish(force=True)

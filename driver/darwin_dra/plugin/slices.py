@@ -257,6 +257,30 @@ def device_taints(chip: ChipView, domains: Sequence[int]) -> list[dict[str, str]
     return [{"key": TAINT_KEY, "value": health.name.lower(), "effect": effect}]
 
 
+RESET_TAINT = {"key": TAINT_KEY, "value": "reset", "effect": "NoExecute"}
+
+
+def with_reset_taints(
+    slices: Sequence[dict[str, Any]], lost: frozenset[str]
+) -> list[dict[str, Any]]:
+    """The slices with a NoExecute ``reset`` taint on every device in ``lost`` (pure): their
+    claims' partitions died in a chip reset, so the pods using them must leave."""
+    if not lost:
+        return list(slices)
+    out = []
+    for sl in slices:
+        devices = sl["spec"].get("devices")
+        if devices is None or not any(d["name"] in lost for d in devices):
+            out.append(sl)
+            continue
+        marked = [
+            {**d, "taints": [*d.get("taints", []), dict(RESET_TAINT)]} if d["name"] in lost else d
+            for d in devices
+        ]
+        out.append({**sl, "spec": {**sl["spec"], "devices": marked}})
+    return out
+
+
 def _router_links(w: int, h: int) -> int:
     # Links between neighbouring tiles inside a w x h block of the mesh.
     return (w - 1) * h + w * (h - 1)

@@ -19,6 +19,7 @@ from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2 as pb
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2_grpc as pb_grpc
 from darwin_dra.runtime import wire
 from darwin_dra.runtime.address import parse_endpoint
+from darwin_dra.runtime.spikeport import MESSAGE_OPTIONS
 from darwin_dra.unixsock import grpc_target
 
 
@@ -90,7 +91,7 @@ class SpikePortClient:
         self._exit = contextlib.ExitStack()
         # The target may name a directory fd: it must stay open while the channel reconnects.
         target = self._exit.enter_context(grpc_target(path))
-        self._channel = grpc.aio.insecure_channel(target)
+        self._channel = grpc.aio.insecure_channel(target, options=MESSAGE_OPTIONS)
         self._stub = pb_grpc.SpikePortStub(self._channel)
 
     async def __aenter__(self) -> SpikePortClient:

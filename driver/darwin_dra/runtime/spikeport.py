@@ -29,6 +29,12 @@ from darwin_dra.unixsock import grpc_target, remove_stale_socket
 log = structlog.get_logger(__name__)
 
 DEFAULT_EXPORT_CAPACITY = 1 << 20
+# A network of ten million synapses is 100 MB on the wire; gRPC's default cap is 4 MB.
+MAX_MESSAGE_BYTES = 1 << 30
+MESSAGE_OPTIONS = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+)
 
 
 def status_code(exc: BaseException) -> grpc.StatusCode:
@@ -203,7 +209,7 @@ class SpikePortServer:
         self.partition = partition
         self.path = path
         self.grace_s = grace_s
-        self._server = grpc.aio.server()
+        self._server = grpc.aio.server(options=MESSAGE_OPTIONS)
         pb_grpc.add_SpikePortServicer_to_server(SpikePortServicer(engine, partition), self._server)
 
     async def start(self) -> None:

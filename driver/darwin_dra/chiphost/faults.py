@@ -1,8 +1,10 @@
 """The fault file: the simulated hardware health monitor's findings.
 
-``darwin-dra fault inject|clear`` edits ``<state-dir>/faults.yaml``; the plugin polls it and
-applies the difference to the engine. A file stands in for the monitor so that a test, an
-operator or a chaos script can break a chip of a running plugin without talking to it.
+``darwin-dra fault inject|clear`` edits ``<state-dir>/faults.yaml``; the chip host polls it and
+applies the difference to the engine (``FaultApplier``). A file stands in for the monitor so
+that a test, an operator or a chaos script can break a chip without talking to any process.
+The faults are the hardware's: a restarted chip host (a chip reset) reads them again, a
+restarted plugin finds them in place.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import structlog
 import yaml
 
-from darwin_dra.engine import FaultKind
+from darwin_dra.engine import EngineError, FaultKind
 from darwin_dra.plugin.atomic import atomic_write
+
+log = structlog.get_logger(__name__)
 
 FILE_NAME = "faults.yaml"
 API_VERSION = "darwin.snn.io/v1alpha1"
@@ -126,3 +131,57 @@ def edit(path: Path, add: Iterable[Fault] = (), remove: Iterable[Fault] = ()) ->
 def diff(applied: frozenset[Fault], wanted: frozenset[Fault]) -> tuple[list[Fault], list[Fault]]:
     """(to inject, to clear), each sorted, to move the engine from ``applied`` to ``wanted``."""
     return sorted(wanted - applied), sorted(applied - wanted)
+
+
+class FaultTarget(Protocol):
+    def inject_fault(self, chip: int, kind: FaultKind, index: int = 0) -> None: ...
+
+    def clear_fault(self, chip: int, kind: FaultKind, index: int = 0) -> None: ...
+
+
+class FaultApplier:
+    """Keeps the engine's faults equal to what the fault file lists (the chip host polls it)."""
+
+    def __init__(self, engine: FaultTarget, fault_file: Path) -> None:
+        self.engine = engine
+        self.fault_file = fault_file
+        self.applied: frozenset[Fault] = frozenset()
+        self._rejected: frozenset[Fault] = frozenset()
+        self._last_text: str | None = None
+        self._log = log.bind(fault_file=str(fault_file))
+
+    def poll_once(self) -> bool:
+        """Apply the file's faults to the engine; True when the engine's health changed."""
+        try:
+            wanted = load(self.fault_file)
+        except FaultFileError as exc:
+            text = str(exc)
+            if text != self._last_text:
+                self._log.error("fault file unreadable; keeping the current faults", error=text)
+                self._last_text = text
+            return False
+        self._last_text = None
+        inject, clear = diff(self.applied, wanted - self._rejected)
+        self._rejected &= wanted  # a removed bad entry may come back fixed
+        changed = False
+        for fault in clear:
+            try:
+                self.engine.clear_fault(fault.chip, fault.kind.engine, fault.index)
+            except EngineError as exc:
+                self._log.error("clearing a fault failed", fault=fault.to_json(), error=str(exc))
+            self.applied -= {fault}
+            changed = True
+            self._log.info("fault cleared", fault=fault.to_json())
+        for fault in inject:
+            try:
+                self.engine.inject_fault(fault.chip, fault.kind.engine, fault.index)
+            except EngineError as exc:
+                self._log.error(
+                    "fault rejected by the engine", fault=fault.to_json(), error=str(exc)
+                )
+                self._rejected |= {fault}
+                continue
+            self.applied |= {fault}
+            changed = True
+            self._log.warning("fault injected", fault=fault.to_json())
+        return changed

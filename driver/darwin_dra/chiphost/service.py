@@ -1,0 +1,211 @@
+"""The ChipHost gRPC service: the chips of one node, for as long as this process lives.
+
+The engine's blocking calls run in worker threads. Each partition's SpikePort is a server of
+its own (runtime.spikeport), started and stopped here on the client's request, so the spike
+streams of the workloads depend on this process only, never on the plugin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+import structlog
+
+from darwin_dra.chiphost import convert
+from darwin_dra.chiphost.faults import FaultApplier
+from darwin_dra.chiphost.metrics import ChipHostMetrics
+from darwin_dra.engine import Engine, errors
+from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2 as pb
+from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2_grpc as pb_grpc
+from darwin_dra.runtime.spikeport import SpikePorts
+
+log = structlog.get_logger(__name__)
+
+ENGINE_CODE_KEY = "darwin-engine-code"
+T = TypeVar("T")
+Ctx = grpc.aio.ServicerContext[object, object]
+
+
+def status_code(exc: BaseException) -> grpc.StatusCode:
+    """The gRPC status of a failed engine call (pure)."""
+    if isinstance(exc, errors.NotFound):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(exc, errors.Conflict):
+        return grpc.StatusCode.ALREADY_EXISTS
+    if isinstance(exc, errors.CapacityExceeded | errors.OutOfMemory | errors.QueueOverflow):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(exc, errors.StateError):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(exc, ValueError):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    return grpc.StatusCode.INTERNAL
+
+
+class ChipHostServicer(pb_grpc.ChipHostServicer):
+    def __init__(
+        self,
+        engine: Engine,
+        node: str,
+        ports: SpikePorts,
+        faults: FaultApplier,
+        metrics: ChipHostMetrics,
+        measured_keps: dict[int, int] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.node = node
+        self.ports = ports
+        self.faults = faults
+        self.metrics = metrics
+        self.measured_keps = dict(measured_keps or {})
+        self.started = time.time()
+        # Create and destroy change which cores are free; one at a time keeps answers exact.
+        self._lock = asyncio.Lock()
+
+    @property
+    def boot_id(self) -> str:
+        return self.engine.boot_id
+
+    async def _call(self, method: str, context: Ctx, work: Callable[[], Awaitable[T]]) -> T:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            return await work()
+        except (errors.EngineError, ValueError) as exc:
+            code = status_code(exc)
+            message = exc.message if isinstance(exc, errors.EngineError) else str(exc)
+            if isinstance(exc, errors.EngineError):
+                context.set_trailing_metadata(((ENGINE_CODE_KEY, str(exc.code)),))
+            log.warning("chip host call failed", method=method, code=code.name, error=message)
+            await context.abort(code, message)
+            raise  # abort raised already; this satisfies the type checker
+        finally:
+            self.metrics.requests.labels(method, code.name).inc()
+            self.metrics.seconds.labels(method).observe(time.perf_counter() - started)
+
+    def _count(self, partitions: int = 0) -> None:
+        # Counted, not listed: a prepare of many claims must not list them all once per claim.
+        self.metrics.partitions.inc(partitions)
+        self.metrics.ports.set(len(self.ports.serving))
+        self.metrics.faults.set(len(self.faults.applied))
+
+    async def Info(self, request: pb.InfoRequest, context: Ctx) -> pb.InfoResponse:  # noqa: N802
+        async def work() -> pb.InfoResponse:
+            chips = await asyncio.to_thread(self.engine.chips)
+            return pb.InfoResponse(
+                boot_id=self.boot_id,
+                node=self.node,
+                engine_version=Engine.version(),
+                started_unix=self.started,
+                chips=[convert.chip_to_pb(c) for c in chips],
+                faults=[
+                    pb.Fault(chip=f.chip, kind=f.kind.value, index=f.index)
+                    for f in sorted(self.faults.applied)
+                ],
+                measured_keps=self.measured_keps,
+            )
+
+        return await self._call("Info", context, work)
+
+    async def Cores(self, request: pb.CoresRequest, context: Ctx) -> pb.CoresResponse:  # noqa: N802
+        async def work() -> pb.CoresResponse:
+            cores = await asyncio.to_thread(self.engine.cores, request.chip)
+            return pb.CoresResponse(
+                boot_id=self.boot_id, cores=[convert.core_to_pb(c) for c in cores]
+            )
+
+        return await self._call("Cores", context, work)
+
+    async def ListPartitions(  # noqa: N802
+        self, request: pb.ListPartitionsRequest, context: Ctx
+    ) -> pb.ListPartitionsResponse:
+        async def work() -> pb.ListPartitionsResponse:
+            parts = await asyncio.to_thread(self.engine.partitions)
+            return pb.ListPartitionsResponse(
+                boot_id=self.boot_id, partitions=[convert.partition_to_pb(p) for p in parts]
+            )
+
+        return await self._call("ListPartitions", context, work)
+
+    async def CreatePartition(  # noqa: N802
+        self, request: pb.CreatePartitionRequest, context: Ctx
+    ) -> pb.CreatePartitionResponse:
+        def create() -> pb.CreatePartitionResponse:
+            ids = list(request.cores if request.by_cores else request.domains)
+            part = self.engine.create_partition(
+                request.chip,
+                cores=ids if request.by_cores else None,
+                domains=None if request.by_cores else ids,
+                shared=request.shared,
+                keps_budget=request.keps_budget,
+            )
+            info = self.engine.partition(part)
+            return pb.CreatePartitionResponse(
+                boot_id=self.boot_id, partition=convert.partition_to_pb(info)
+            )
+
+        async def work() -> pb.CreatePartitionResponse:
+            async with self._lock:
+                out = await asyncio.to_thread(create)
+                self._count(+1)
+            log.info(
+                "partition created",
+                partition=out.partition.id,
+                chip=out.partition.chip,
+                cores=len(out.partition.cores),
+                shared=out.partition.shared,
+            )
+            return out
+
+        return await self._call("CreatePartition", context, work)
+
+    async def DestroyPartition(  # noqa: N802
+        self, request: pb.DestroyPartitionRequest, context: Ctx
+    ) -> pb.DestroyPartitionResponse:
+        async def work() -> pb.DestroyPartitionResponse:
+            async with self._lock:
+                # Its clients see the port close first, then NOT_FOUND from nowhere.
+                keep = {p: part for p, part in self.ports.serving.items() if part != request.id}
+                await self.ports.sync(keep)
+                await asyncio.to_thread(self.engine.destroy_partition, request.id)
+                self._count(-1)
+            log.info("partition destroyed", partition=request.id)
+            return pb.DestroyPartitionResponse(boot_id=self.boot_id)
+
+        return await self._call("DestroyPartition", context, work)
+
+    async def ServePorts(  # noqa: N802
+        self, request: pb.ServePortsRequest, context: Ctx
+    ) -> pb.ServePortsResponse:
+        async def work() -> pb.ServePortsResponse:
+            wanted: dict[Path, int] = {}
+            for port in request.ports:
+                if not os.path.isabs(port.socket):
+                    raise ValueError(f"spike socket {port.socket!r} is not an absolute path")
+                wanted[Path(port.socket)] = port.partition
+            live = {p.id for p in await asyncio.to_thread(self.engine.partitions)}
+            failed = {
+                p: f"partition {n} does not exist" for p, n in wanted.items() if n not in live
+            }
+            async with self._lock:
+                failed |= await self.ports.sync(
+                    {p: n for p, n in wanted.items() if p not in failed}
+                )
+                self._count()
+            return pb.ServePortsResponse(
+                boot_id=self.boot_id,
+                serving=[
+                    pb.Port(socket=os.fspath(p), partition=n)
+                    for p, n in sorted(self.ports.serving.items())
+                ],
+                failed=[
+                    pb.PortFailure(socket=os.fspath(p), error=e) for p, e in sorted(failed.items())
+                ],
+            )
+
+        return await self._call("ServePorts", context, work)

@@ -1,0 +1,1 @@
+"""Generated from api/chiphost/v1alpha1/chiphost.proto."""
