@@ -114,6 +114,7 @@ typedef struct {
     float tau_syn;                    /* ms: synaptic current of CUBA_LIF and CUBA_LI */
     float r;                          /* input gain (resistance); for IF per ms */
     float w_in;                       /* input weight of the synaptic current (CUBA_*) */
+    uint32_t bias_start;              /* the bias applies from this step on (a layer's latency) */
 } dk_group;
 
 typedef struct {

@@ -52,6 +52,7 @@ typedef struct {
     bool spiking;           /* NIR models: fires at all */
     /* NIR models, one step: v <- e_l + a_m (v - e_l) + p_vi i + g_x x; i <- a_s i + g_s x */
     float a_m, g_x, a_s, g_s, p_vi, sub;
+    uint64_t bias_start;
     uint32_t n_thresholds;  /* Poisson inverse-CDF thresholds in use */
     uint32_t thresholds[DK_POISSON_TABLE];
     double drive_per_step;

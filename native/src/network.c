@@ -66,10 +66,11 @@ static int check_group(const dk_group *g, uint32_t i, float dt) {
         return dk_fail(DK_E_INVALID, "group %u: model %d is not one of 0..%d", i, g->model,
                        DK_N_MODELS - 1);
     if (g->model != DK_MODEL_IAF_PSC_DELTA) return check_nir_group(g, i);
-    if (g->reset != DK_RESET_VALUE || g->tau_syn != 0.f || g->r != 0.f || g->w_in != 0.f)
+    if (g->reset != DK_RESET_VALUE || g->tau_syn != 0.f || g->r != 0.f || g->w_in != 0.f ||
+        g->bias_start != 0)
         return dk_fail(DK_E_INVALID,
-                       "group %u (iaf_psc_delta): reset, tau_syn, r and w_in belong to the NIR "
-                       "models and must be 0",
+                       "group %u (iaf_psc_delta): reset, tau_syn, r, w_in and bias_start belong "
+                       "to the NIR models and must be 0",
                        i);
     if (!(g->tau_m > 0) || !isfinite(g->tau_m))
         return dk_fail(DK_E_INVALID, "group %u: tau_m must be a positive number of ms", i);
@@ -457,6 +458,7 @@ static void nir_coefficients(dk_group_rt *rt, const dk_group *g, double dt) {
     rt->reset = g->reset;
     rt->spiking = is_spiking(g->model);
     rt->sub = g->v_th - g->v_reset;
+    rt->bias_start = g->bias_start;
     if (g->model == DK_MODEL_IAF_PSC_DELTA) return;
     double r = (double)g->r, am = 0.0, as = 0.0, gx = 0.0, gs = 0.0, pvi = 0.0;
     switch (g->model) {

@@ -132,10 +132,10 @@ static uint64_t update_range(dk_network *n, const dk_group_rt *g, uint32_t i0, u
 /* One exact step of a NIR model group over [i0, i1) (see nir_coefficients in network.c). The
  * operation order is fixed (no contraction), so the numpy reference reproduces it bit for bit. */
 static void model_update(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1,
-                         float *restrict slot) {
+                         float *restrict slot, uint64_t step) {
     float *restrict v = n->v;
     uint8_t *restrict flag = n->flag;
-    const float *restrict bias = n->bias;
+    const float *restrict bias = step >= g->bias_start ? n->bias : NULL;
     const float el = g->e_l, am = g->a_m, gx = g->g_x, th = g->v_th;
     const bool spiking = g->spiking;
     switch (g->model) {
@@ -235,7 +235,7 @@ static void thread_update(dk_thread_ctx *t, uint64_t step, spike_list *out) {
             uint32_t lo = a > g->start ? a : g->start, hi = b < g->end ? b : g->end;
             if (lo >= hi) continue;
             if (g->model != DK_MODEL_IAF_PSC_DELTA) {
-                model_update(n, g, lo, hi, slot);
+                model_update(n, g, lo, hi, slot, step);
                 if (g->spiking) model_emit(n, g, lo, hi, out);
                 continue;
             }

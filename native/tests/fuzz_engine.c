@@ -106,12 +106,14 @@ static void decode_network(reader *r, net_buf *b) {
         gr->model = 0;
         gr->reset = 0;
         gr->tau_syn = gr->r = gr->w_in = 0.f;
+        gr->bias_start = 0;
         if (u8(r) < 96) { /* a NIR model: the iaf_psc_delta fields usually zero */
             gr->model = (int32_t)(u8(r) % (DK_N_MODELS + 1u));
             gr->reset = (int32_t)(u8(r) % 3u);
             gr->tau_syn = fval(r, 5.f);
             gr->r = fval(r, 1.f);
             gr->w_in = fval(r, 1.f);
+            gr->bias_start = u8(r) % 4u;
             if (u8(r) < 224) {
                 gr->t_ref = gr->i_e_mv_per_ms = 0.f;
                 gr->poisson_rate_hz = gr->poisson_weight = 0.f;

@@ -837,6 +837,7 @@ static void test_nir_models(void) {
     n.groups[1].r = 0.5f; /* per ms: dt 1 ms, so v += 0.5 x */
     n.groups[2] = nir_group(DK_MODEL_CUBA_LI, 1);
     n.groups[3] = nir_group(DK_MODEL_LI, 1);
+    n.groups[3].bias_start = 1; /* the bias from step 1 on */
     float bias[4] = {0.f, 0.f, 0.f, 0.25f};
     n.desc.bias = bias;
     for (uint32_t t = 0; t < 3; t++) net_syn(&n, 4, t, 3.f, 1);
@@ -855,9 +856,9 @@ static void test_nir_models(void) {
     CHECK(fabsf(v[2] - (float)(3.0 * (1.0 - am - k))) < 1e-6f);
     CHECK(fabsf(cur[2] - (float)(3.0 * (1.0 - as))) < 1e-6f);
     CHECK(cur[0] == 0.f);
-    /* LI with bias 0.25 over two steps */
-    const float a = (float)am, g = (float)(1.0 - am);
-    CHECK(v[3] == a * (g * 0.25f) + g * 0.25f);
+    /* LI with bias 0.25 from step 1: one step of it */
+    const float g = (float)(1.0 - am);
+    CHECK(v[3] == 0.f + (float)am * (0.f - 0.f) + g * 0.25f);
     CHECK_U64(tel(e, p).spikes, 1);
     /* the current then drives the membrane: v = r K i after one more step without input */
     float v_before = v[2], c_before = cur[2];

@@ -60,7 +60,7 @@ def simulate_models(net: Network, steps: int, inputs: list[tuple[int, int]]) -> 
     dt = float(f32(net.dt_ms))
     kind: list[Model] = []
     co: list[Coefficients] = []
-    el, th, vr, sub, reset = [], [], [], [], []
+    el, th, vr, sub, reset, bias_start = [], [], [], [], [], []
     v = np.zeros(n, dtype=np.float32)
     for g in net.groups:
         c = coefficients(g.model, g.tau_m, g.tau_syn, g.r, g.w_in, dt)
@@ -72,6 +72,7 @@ def simulate_models(net: Network, steps: int, inputs: list[tuple[int, int]]) -> 
             vr.append(f32(g.v_reset))
             sub.append(f32(g.v_th) - f32(g.v_reset))
             reset.append(g.reset)
+            bias_start.append(g.bias_start)
             v[len(kind) - 1] = f32(g.v_init)
     bias = np.zeros(n, np.float32) if net.bias is None else np.asarray(net.bias, np.float32)
     has_bias = net.bias is not None
@@ -94,7 +95,7 @@ def simulate_models(net: Network, steps: int, inputs: list[tuple[int, int]]) -> 
         slot = ring[step % n_slots]
         fired = []
         for k in range(n):
-            x = f32(slot[k] + bias[k]) if has_bias else slot[k]
+            x = f32(slot[k] + bias[k]) if has_bias and step >= bias_start[k] else slot[k]
             slot[k] = f32(0)
             c, m = co[k], kind[k]
             if m is Model.THRESHOLD:

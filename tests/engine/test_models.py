@@ -33,6 +33,7 @@ def groups(draw: st.DrawFn) -> NeuronGroup:
         e_l=draw(st.sampled_from([0.0, 0.2])),
         v_init=draw(st.floats(-1.0, 0.375, width=32)),
         reset=draw(st.sampled_from(list(Reset))),
+        bias_start=draw(st.sampled_from([0, 0, 3])),
     )
 
 

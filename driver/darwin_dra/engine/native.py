@@ -338,6 +338,9 @@ class Engine:
             )
             groups[i].model, groups[i].reset = int(g.model), int(g.reset)
             groups[i].tau_syn, groups[i].r, groups[i].w_in = g.tau_syn, g.r, g.w_in
+            if not 0 <= g.bias_start < 2**32:
+                raise ValueError(f"group {i}: bias_start must be in [0, 2^32)")
+            groups[i].bias_start = g.bias_start
         cols = (net.src, net.dst, net.weight, net.delay)
         dtypes = (np.uint32, np.uint32, np.float32, np.uint16)
         arrays = [np.ascontiguousarray(c, dtype=t) for c, t in zip(cols, dtypes, strict=True)]

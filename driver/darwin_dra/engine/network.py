@@ -65,6 +65,7 @@ class NeuronGroup:
     tau_syn: float = 0.0
     r: float = 0.0
     w_in: float = 0.0
+    bias_start: int = 0  # the bias applies from this step on (a layer's latency)
 
     @staticmethod
     def nir(
@@ -80,6 +81,7 @@ class NeuronGroup:
         e_l: float = 0.0,
         v_init: float = 0.0,
         reset: Reset = Reset.VALUE,
+        bias_start: int = 0,
     ) -> NeuronGroup:
         """A group of a NIR model, with the iaf_psc_delta-only fields at zero."""
         return NeuronGroup(
@@ -95,6 +97,7 @@ class NeuronGroup:
             tau_syn=tau_syn,
             r=r,
             w_in=w_in,
+            bias_start=bias_start,
         )
 
 

@@ -52,6 +52,7 @@ class NeuronGroup(_message.Message):
     TAU_SYN_FIELD_NUMBER: _builtins.int
     R_FIELD_NUMBER: _builtins.int
     W_IN_FIELD_NUMBER: _builtins.int
+    BIAS_START_FIELD_NUMBER: _builtins.int
     count: _builtins.int
     tau_m: _builtins.float
     v_th: _builtins.float
@@ -69,6 +70,7 @@ class NeuronGroup(_message.Message):
     tau_syn: _builtins.float
     r: _builtins.float
     w_in: _builtins.float
+    bias_start: _builtins.int
     def __init__(
         self,
         *,
@@ -87,10 +89,11 @@ class NeuronGroup(_message.Message):
         tau_syn: _builtins.float = ...,
         r: _builtins.float = ...,
         w_in: _builtins.float = ...,
+        bias_start: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "e_l", b"e_l", "i_e", b"i_e", "model", b"model", "poisson_rate_hz", b"poisson_rate_hz", "poisson_weight", b"poisson_weight", "r", b"r", "reset", b"reset", "t_ref", b"t_ref", "tau_m", b"tau_m", "tau_syn", b"tau_syn", "v_init", b"v_init", "v_reset", b"v_reset", "v_th", b"v_th", "w_in", b"w_in"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bias_start", b"bias_start", "count", b"count", "e_l", b"e_l", "i_e", b"i_e", "model", b"model", "poisson_rate_hz", b"poisson_rate_hz", "poisson_weight", b"poisson_weight", "r", b"r", "reset", b"reset", "t_ref", b"t_ref", "tau_m", b"tau_m", "tau_syn", b"tau_syn", "v_init", b"v_init", "v_reset", b"v_reset", "v_th", b"v_th", "w_in", b"w_in"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
