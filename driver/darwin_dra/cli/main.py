@@ -20,6 +20,7 @@ SUBCOMMANDS = (
     "darwin_dra.cli.bench_plugin",
     "darwin_dra.cli.demo",
     "darwin_dra.cli.stage",
+    "darwin_dra.cli.model",
 )
 
 

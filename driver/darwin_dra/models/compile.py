@@ -571,6 +571,7 @@ def compile_graph(
     """Compiles a nir.NIRGraph. `dt` is the engine's time step in seconds, `reset` what a spike
     does to a spiking node's potential, `weight_tolerance` the largest RMS quantisation error
     of a layer's weights relative to their RMS (the engine holds 256 weights per network)."""
+    model_name = name
     if not (isinstance(dt, float | int) and 0 < dt <= 0.01):
         raise ModelError(f"dt {dt!r} s must lie in (0, 0.01] (the engine takes 0..10 ms)")
     if _kind(graph) != "NIRGraph":
@@ -699,7 +700,10 @@ def compile_graph(
                 f"is {100 * weight_tolerance:.1f}%"
             )
 
-    # neuron ids, groups, synapses
+    # neuron ids, groups, synapses; layers in order of depth, then name (a file's node order,
+    # alphabetical in HDF5, does not matter)
+    neuron_names.sort(key=lambda n: (depth[n], n))
+    inputs.sort()
     layers: list[Layer] = []
     groups: list[NeuronGroup] = []
     groups_of: dict[str, tuple[int, ...]] = {}
@@ -748,9 +752,11 @@ def compile_graph(
             w_l.append(w[keep])
             d_l.append(np.full(int(keep.sum()), delay, dtype=np.int64))
             projections.append(Projection(s, n, tuple(sorted(via)), int(keep.sum()), delay))
-    for gr in groups:
-        for what, value in (("r", gr.r), ("w_in", gr.w_in), ("v_th", gr.v_th)):
-            _check_f32(name, what, value)
+    for layer in layers:
+        for gi in groups_of.get(layer.name, ()):
+            gr = groups[gi]
+            for what, value in (("r", gr.r), ("w_in", gr.w_in), ("v_th", gr.v_th)):
+                _check_f32(layer.name, what, value)
     out_map: dict[str, str] = {}
     for o in outputs:
         t, ob = incoming(o)
@@ -772,11 +778,11 @@ def compile_graph(
         n_inputs=iid,
         dt_ms=dt * 1000.0,
         seed=seed,
-        name=name,
+        name=model_name,
         bias=bias.astype(np.float32) if np.any(bias != 0) else None,
     )
     return CompiledModel(
-        name=name,
+        name=model_name,
         network=net,
         layers=tuple(layers),
         projections=tuple(projections),

@@ -10,8 +10,17 @@ from typing import Any
 import h5py
 import nir
 
-from darwin_dra.models.compile import SUPPORTED
+from darwin_dra.engine.network import Reset
+from darwin_dra.models.compile import (
+    DEFAULT_DT_S,
+    DEFAULT_RESET,
+    DEFAULT_WEIGHT_TOLERANCE,
+    SUPPORTED,
+    CompiledModel,
+    compile_graph,
+)
 from darwin_dra.models.errors import MalformedFile, ModelError, UnsupportedNode
+from darwin_dra.models.export import META_DT, META_RESET, to_nir
 
 
 def _text(value: Any) -> str:
@@ -49,7 +58,9 @@ def read_graph(path: Path | str) -> Any:
             if "node" not in f:
                 raise MalformedFile(f"{where}: not a NIR file (no 'node' group)")
             _scan(f["node"], "", where)
-        graph = nir.read(where)
+        # the compiler checks shapes itself, naming the node; nir's type inference refuses
+        # graphs it cannot infer (pooling without input types, loops)
+        graph = nir.read(where, type_check=False)
     except ModelError:
         raise
     except Exception as exc:  # h5py and nir raise OSError, KeyError, ValueError, AssertionError...
@@ -61,3 +72,43 @@ def read_graph(path: Path | str) -> Any:
 def write_graph(path: Path | str, graph: Any) -> None:
     """Writes a NIR graph (gzip-compressed datasets)."""
     nir.write(Path(path), graph)
+
+
+def _meta(graph: Any, key: str) -> Any:
+    meta = getattr(graph, "metadata", None)
+    if not isinstance(meta, dict) or key not in meta:
+        return None
+    value = meta[key]
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def load_model(
+    path: Path | str,
+    *,
+    dt: float | None = None,
+    reset: Reset | None = None,
+    weight_tolerance: float = DEFAULT_WEIGHT_TOLERANCE,
+) -> CompiledModel:
+    """A .nir file compiled for the engine. dt (s) and reset default to what the file's metadata
+    says (graphs this package writes carry both), else to DEFAULT_DT_S and DEFAULT_RESET."""
+    where = Path(path)
+    graph = read_graph(where)
+    if dt is None:
+        raw = _meta(graph, META_DT)
+        dt = float(raw) if raw is not None else DEFAULT_DT_S
+    if reset is None:
+        raw = _meta(graph, META_RESET)
+        try:
+            reset = Reset[str(raw)] if raw is not None else DEFAULT_RESET
+        except KeyError as exc:
+            raise MalformedFile(f"{where}: metadata {META_RESET} {raw!r} is not a reset") from exc
+    try:
+        return compile_graph(
+            graph, dt=dt, reset=reset, weight_tolerance=weight_tolerance, name=where.stem
+        )
+    except ModelError as exc:
+        raise type(exc)(f"{where}: {exc}") from exc
+
+
+def save_model(path: Path | str, model: CompiledModel) -> None:
+    write_graph(path, to_nir(model))
