@@ -61,6 +61,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--steps", type=int, help="model steps to run (default: the input's length)")
     r.add_argument("--threads", type=int, default=1, help="engine threads (default 1)")
     r.set_defaults(func=run)
+    m = msub.add_parser("memory", help="engine bytes per synapse of each layer type, measured")
+    m.add_argument("--scale", type=int, default=1, help="divide the layer sizes (default 1)")
+    m.add_argument("--json", action="store_true", help="print JSON")
+    m.set_defaults(func=memory)
 
 
 def _fail(exc: Exception) -> int:
@@ -94,4 +98,15 @@ def run(args: argparse.Namespace) -> int:
         return _fail(exc)
     report = run_report(model, result)
     print(json.dumps(report) if args.json else format_run(report))
+    return 0
+
+
+def memory(args: argparse.Namespace) -> int:
+    from darwin_dra.models.memory import format_table, measure
+
+    if args.scale < 1 or args.scale > 32:
+        print("darwin-dra model memory: --scale must be 1..32", file=sys.stderr)
+        return 2
+    rows = measure(args.scale)
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
     return 0
