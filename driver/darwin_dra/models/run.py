@@ -158,8 +158,10 @@ class LocalRunner:
             if spiking[lay.name]
             for i in range(lay.first, lay.first + lay.count)
         ]
+        # every recorded neuron fires at most once a step: room for all of it, no more
+        capacity = max(1, (steps + model.latency) * len(record))
         if record:
-            eng.record(part, record, capacity=1 << 22)
+            eng.record(part, record, capacity=capacity)
         keep = in_steps < steps
         if np.any(keep):
             eng.set_input_capacity(part, max(int(keep.sum()), 1))
