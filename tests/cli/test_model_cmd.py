@@ -76,3 +76,18 @@ def test_bad_files_and_inputs_fail_with_the_reason(tmp_path: Path) -> None:
     out = cli("run", str(path), "--input", str(tmp_path / "wide.npy"), "--reset", "sideways")
     assert out.returncode == 2
     assert "'sideways' is not 'value' or 'subtract'" in out.stderr
+
+
+def test_memory_table_measures_every_layer_type() -> None:
+    out = cli("memory", "--scale", "8", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {
+        r["layer"].split()[0] + (" 16" if "16 weight" in r["layer"] else ""): r
+        for r in json.loads(out.stdout)
+    }
+    assert set(rows) == {"Linear", "Linear 16", "Conv2d", "SumPool2d", "AvgPool2d", "Conv1d"}
+    for r in rows.values():
+        assert r["synapse_bytes"] > 0
+        assert r["bytes_per_synapse"] == r["synapse_bytes"] / r["synapses"]
+    assert 2.0 <= rows["Linear 16"]["bytes_per_synapse"] < rows["Linear"]["bytes_per_synapse"]
+    assert cli("memory", "--scale", "0").returncode == 2
