@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from darwin_dra.engine import Reset
 from darwin_dra.models import compile_graph
+from darwin_dra.models.export import to_nir
 from darwin_dra.models.run import dense_to_aer, run_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -92,8 +93,10 @@ def dense_graphs(draw: st.DrawFn) -> tuple[Any, dict[str, np.ndarray]]:
     return graph, {"input": x}
 
 
-def engine_outputs(graph: Any, x: dict[str, np.ndarray], reset: Reset) -> dict[str, np.ndarray]:
-    model = compile_graph(graph, dt=DT, reset=reset)
+def engine_outputs(
+    graph: Any, x: dict[str, np.ndarray], reset: Reset, dt: float = DT
+) -> dict[str, np.ndarray]:
+    model = compile_graph(graph, dt=dt, reset=reset)
     dense = np.concatenate(
         [x[layer.name].reshape(x[layer.name].shape[0], -1) for layer in model.inputs], axis=1
     )
@@ -111,9 +114,9 @@ def engine_outputs(graph: Any, x: dict[str, np.ndarray], reset: Reset) -> dict[s
     return out
 
 
-def assert_same(graph: Any, x: dict[str, np.ndarray], reset: Reset) -> None:
-    ref = simulate(graph, DT, reset is Reset.SUBTRACT, x)
-    got = engine_outputs(graph, x, reset)
+def assert_same(graph: Any, x: dict[str, np.ndarray], reset: Reset, dt: float = DT) -> None:
+    ref = simulate(graph, dt, reset is Reset.SUBTRACT, x)
+    got = engine_outputs(graph, x, reset, dt)
     assert set(ref) == set(got)
     for k in ref:
         np.testing.assert_allclose(got[k], ref[k], rtol=1e-4, atol=1e-5, err_msg=k)
@@ -271,3 +274,33 @@ def test_recurrent_loop_with_delay(delay_steps: int) -> None:
     rec = [p for p in model.projections if p.source == "lif" and p.target == "lif"]
     assert [p.delay for p in rec] == [delay_steps]
     assert rec[0].via == ("Delay", "Linear")
+
+
+def test_time_in_steps_like_sinabs() -> None:
+    """dt = 1 (a framework whose time unit is the step): IF with r = 1 adds its input each step,
+    LIF decays by exp(-1/tau); the engine runs it as 1 ms steps with the time scaled alike."""
+    o = np.ones(3)
+    graph = nir.NIRGraph.from_list(
+        nir.Input(input_type={"input": np.array([2])}),
+        nir.Linear(weight=np.array([[1.0, 0.5], [0.25, -1.0], [0.5, 0.5]])),
+        nir.IF(r=o, v_threshold=o, v_reset=0 * o),
+        nir.Linear(weight=np.array([[1.0, -0.5, 0.25], [0.5, 0.5, 1.0]])),
+        nir.LIF(
+            tau=10 * np.ones(2),
+            r=4 * np.ones(2),
+            v_leak=np.zeros(2),
+            v_threshold=0.5 * np.ones(2),
+            v_reset=np.zeros(2),
+        ),
+        nir.Linear(weight=np.eye(2)),
+        nir.LI(tau=5 * np.ones(2), r=np.ones(2), v_leak=np.zeros(2)),
+        nir.Output(output_type={"output": np.array([2])}),
+        type_check=False,
+    )
+    x = {"input": spikes((2,), 30, 3, 0.5)}
+    assert_same(graph, x, Reset.SUBTRACT, dt=1.0)
+    model = compile_graph(graph, dt=1.0)
+    assert model.network.dt_ms == 1.0
+    assert model.network.groups[0].r == pytest.approx(1.0)  # per engine ms: 1 per step
+    back = compile_graph(to_nir(model), dt=1.0)
+    assert back.network.groups == model.network.groups

@@ -495,6 +495,7 @@ def _params(name: str, node: Any, kind: str, n: int) -> dict[str, F64]:
 
 
 def _groups(
+    ms_per_s: float,
     name: str,
     kind: str,
     p: Mapping[str, F64],
@@ -518,7 +519,7 @@ def _groups(
                 NeuronGroup.nir(model, b - a, v_th=v("threshold") / scale, bias_start=depth)
             )
             continue
-        tau_m = 1000.0 * v("tau", v("tau_mem", 1.0))
+        tau_m = ms_per_s * v("tau", v("tau_mem", 1.0))
         r = v("r", 1.0)
         w_in = v("w_in", 1.0)
         if model in (Model.CUBA_LIF, Model.CUBA_LI):
@@ -526,7 +527,7 @@ def _groups(
         else:
             r *= scale
         if model is Model.IF:
-            r /= 1000.0  # per ms
+            r /= ms_per_s  # per engine ms
         v_th = v("v_threshold", 1.0)
         v_reset = v("v_reset", 0.0)
         if model.spiking and not v_reset < v_th:
@@ -538,7 +539,7 @@ def _groups(
                 model,
                 b - a,
                 tau_m=tau_m if model is not Model.IF else 0.0,
-                tau_syn=1000.0 * v("tau_syn", 0.0),
+                tau_syn=ms_per_s * v("tau_syn", 0.0),
                 r=r,
                 w_in=w_in if model in (Model.CUBA_LIF, Model.CUBA_LI) else 0.0,
                 v_th=v_th,
@@ -572,8 +573,13 @@ def compile_graph(
     does to a spiking node's potential, `weight_tolerance` the largest RMS quantisation error
     of a layer's weights relative to their RMS (the engine holds 256 weights per network)."""
     model_name = name
-    if not (isinstance(dt, float | int) and 0 < dt <= 0.01):
-        raise ModelError(f"dt {dt!r} s must lie in (0, 0.01] (the engine takes 0..10 ms)")
+    if not (isinstance(dt, float | int) and 0 < dt < math.inf):
+        raise ModelError(f"dt {dt!r} s must be a positive number of seconds")
+    # Only dt / tau (and r dt for IF) matter: a step longer than the engine's longest (10 ms),
+    # such as the 1 "second" of a framework whose time unit is the step, runs as 1 ms engine
+    # steps with every time constant scaled alike.
+    engine_dt_ms = dt * 1000.0 if dt <= 0.01 else 1.0
+    ms_per_s = engine_dt_ms / dt
     if _kind(graph) != "NIRGraph":
         raise ModelError(f"the model is a {_kind(graph)}, not a NIRGraph")
     g = _Graph({}, {}, [])
@@ -713,7 +719,7 @@ def compile_graph(
         count = _size(shapes[n])
         first[n] = nid
         p = _params(n, g.nodes[n], g.kinds[n], count)
-        gs = _groups(n, g.kinds[n], p, count, scale[n], reset, depth[n], dt)
+        gs = _groups(ms_per_s, n, g.kinds[n], p, count, scale[n], reset, depth[n], dt)
         groups_of[n] = tuple(range(len(groups), len(groups) + len(gs)))
         groups.extend(gs)
         layers.append(Layer(n, g.kinds[n], shapes[n], nid, count, depth[n]))
@@ -776,7 +782,7 @@ def compile_graph(
         weight=cat(w_l).astype(np.float32) if w_l else np.zeros(0, np.float32),
         delay=cat(d_l).astype(np.uint16) if d_l else np.zeros(0, np.uint16),
         n_inputs=iid,
-        dt_ms=dt * 1000.0,
+        dt_ms=engine_dt_ms,
         seed=seed,
         name=model_name,
         bias=bias.astype(np.float32) if np.any(bias != 0) else None,

@@ -32,7 +32,7 @@ def _per_neuron(groups: list[NeuronGroup], fn: Any) -> np.ndarray:
     return np.concatenate([np.full(g.count, fn(g), dtype=np.float64) for g in groups])
 
 
-def _neuron_node(layer: Layer, groups: list[NeuronGroup], scale: float) -> Any:
+def _neuron_node(layer: Layer, groups: list[NeuronGroup], scale: float, ms_per_s: float) -> Any:
     model = groups[0].model
     if any(g.model is not model for g in groups):
         raise ModelError(f"layer {layer.name!r} mixes neuron models")
@@ -41,7 +41,7 @@ def _neuron_node(layer: Layer, groups: list[NeuronGroup], scale: float) -> Any:
     def col(fn: Any) -> np.ndarray:
         return _per_neuron(groups, fn)
 
-    tau = col(lambda g: g.tau_m / 1000.0)
+    tau = col(lambda g: g.tau_m / ms_per_s)
     if model is Model.THRESHOLD:
         return nir.Threshold(threshold=col(lambda g: g.v_th * scale))
     r = col(lambda g: g.r / scale if not cuba else g.r)
@@ -51,8 +51,8 @@ def _neuron_node(layer: Layer, groups: list[NeuronGroup], scale: float) -> Any:
     if model is Model.LI:
         return nir.LI(tau=tau, r=r, v_leak=v_leak)
     if model is Model.IF:
-        return nir.IF(r=r * 1000.0, v_threshold=v_th, v_reset=v_reset)
-    tau_syn = col(lambda g: g.tau_syn / 1000.0)
+        return nir.IF(r=r * ms_per_s, v_threshold=v_th, v_reset=v_reset)
+    tau_syn = col(lambda g: g.tau_syn / ms_per_s)
     w_in = col(lambda g: g.w_in / scale)
     if model is Model.CUBA_LIF:
         return nir.CubaLIF(
@@ -88,7 +88,8 @@ def to_nir(model: CompiledModel) -> Any:
             ends[name] = f"{name}.flat"
     for layer in model.neuron_layers:
         groups = [net.groups[i] for i in model.groups_of[layer.name]]
-        nodes[layer.name] = _neuron_node(layer, groups, model.weight_scale[layer.name])
+        ms_per_s = net.dt_ms / model.dt_s
+        nodes[layer.name] = _neuron_node(layer, groups, model.weight_scale[layer.name], ms_per_s)
         ends[layer.name] = layer.name
     bias = net.bias
     biased: set[str] = set()
