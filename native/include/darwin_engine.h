@@ -32,6 +32,20 @@ enum { DK_HEALTH_OK = 0, DK_HEALTH_FAILED = 1 };
 enum { DK_DIR_EAST = 0, DK_DIR_WEST = 1, DK_DIR_NORTH = 2, DK_DIR_SOUTH = 3 };
 enum { DK_PART_EXCLUSIVE = 0, DK_PART_SHARED = 1 };
 enum { DK_MAX_GROUPS = 64, DK_MAX_WEIGHTS = 256, DK_MAX_DELAY = 255 };
+/* Neuron models. IAF_PSC_DELTA is NEST's iaf_psc_delta (the default, zero). The others follow
+ * the NIR definitions (see docs/models.md), integrated exactly over a step for an input held
+ * constant during the step; they fire when v > v_th (strictly) and have no refractoriness. */
+enum {
+    DK_MODEL_IAF_PSC_DELTA = 0,
+    DK_MODEL_LIF = 1,       /* tau_m dv/dt = (e_l - v) + r x */
+    DK_MODEL_IF = 2,        /* dv/dt = r x (t in ms) */
+    DK_MODEL_CUBA_LIF = 3,  /* tau_syn di/dt = -i + w_in x; tau_m dv/dt = (e_l - v) + r i */
+    DK_MODEL_LI = 4,        /* LIF without firing: a readout */
+    DK_MODEL_CUBA_LI = 5,   /* CUBA_LIF without firing: a readout */
+    DK_MODEL_THRESHOLD = 6, /* v = x; fires when x > v_th; no state */
+    DK_N_MODELS = 7
+};
+enum { DK_RESET_VALUE = 0, DK_RESET_SUBTRACT = 1 }; /* v <- v_reset, or v <- v - (v_th - v_reset) */
 
 typedef struct dk_engine dk_engine;
 
@@ -94,6 +108,13 @@ typedef struct {
     float tau_m, v_th, v_reset, e_l, i_e_mv_per_ms, t_ref, v_init;
     float poisson_rate_hz;            /* drive generated in the engine, per neuron */
     float poisson_weight;             /* mV per drive event */
+    /* The fields below are used by the NIR models only (model != DK_MODEL_IAF_PSC_DELTA). */
+    int32_t model;                    /* DK_MODEL_* */
+    int32_t reset;                    /* DK_RESET_* for the spiking NIR models */
+    float tau_syn;                    /* ms: synaptic current of CUBA_LIF and CUBA_LI */
+    float r;                          /* input gain (resistance); for IF per ms */
+    float w_in;                       /* input weight of the synaptic current (CUBA_*) */
+    uint32_t bias_start;              /* the bias applies from this step on (a layer's latency) */
 } dk_group;
 
 typedef struct {
@@ -108,6 +129,8 @@ typedef struct {
     const uint16_t *delay;            /* timesteps, 1 .. DK_MAX_DELAY */
     float dt_ms;
     uint64_t seed;
+    const float *bias;                /* NULL, or n_neurons constant inputs added every step
+                                         (NIR models only; must be 0 on iaf_psc_delta) */
 } dk_network_desc;
 
 typedef struct {
@@ -173,6 +196,9 @@ int dk_neuron_core(dk_engine *e, uint32_t part, uint32_t neuron, uint32_t *core)
 /* Run: advance n timesteps with `threads` worker threads (1..64, capped by cores used). */
 int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads);
 int dk_membrane(dk_engine *e, uint32_t part, float *v, uint32_t n);
+/* Potentials of neurons first..first+n-1 (the readout of LI / CubaLI layers) and their synaptic
+ * currents (0 for models without one); i_syn may be NULL. */
+int dk_potentials(dk_engine *e, uint32_t part, uint32_t first, uint32_t n, float *v, float *i_syn);
 /* Sets every neuron's membrane potential (mV), e.g. random initial conditions. */
 int dk_membrane_set(dk_engine *e, uint32_t part, const float *v, uint32_t n);
 

@@ -48,6 +48,11 @@ typedef struct {
     uint32_t start, end;    /* neuron range */
     float p22, p20ie, e_l, v_th, v_reset, w_ext;
     uint32_t ref_steps;
+    int32_t model, reset;   /* DK_MODEL_*, DK_RESET_* */
+    bool spiking;           /* NIR models: fires at all */
+    /* NIR models, one step: v <- e_l + a_m (v - e_l) + p_vi i + g_x x; i <- a_s i + g_s x */
+    float a_m, g_x, a_s, g_s, p_vi, sub;
+    uint64_t bias_start;
     uint32_t n_thresholds;  /* Poisson inverse-CDF thresholds in use */
     uint32_t thresholds[DK_POISSON_TABLE];
     double drive_per_step;
@@ -88,6 +93,8 @@ typedef struct {
     uint16_t *src_core;     /* partition core index of each source (inputs: entry tile) */
     /* neuron state */
     float *v;
+    float *isyn;            /* synaptic currents (CUBA models), NULL if no group has one */
+    float *bias;            /* constant input per neuron, NULL if none */
     uint16_t *refr;
     uint32_t *rng;
     uint8_t *flag;

@@ -16,7 +16,7 @@ static uint64_t splitmix64(uint64_t *s) {
 void dk_network_free(dk_network *n) {
     if (!n) return;
     void *ptrs[] = {n->syn, n->syn16, n->src_syn, n->src_seg, n->seg, n->src_tree, n->tree_link_ptr,
-                    n->tree_links, n->src_core, n->v, n->refr, n->rng, n->flag, n->groups,
+                    n->tree_links, n->src_core, n->v, n->isyn, n->bias, n->refr, n->rng, n->flag, n->groups,
                     n->ring, n->core_slot_events, n->spike_count, n->tree_spikes_folded,
                     n->link_events, n->core_events, n->reach, n->core_dead, n->recorded,
                     n->out.steps, n->out.ids, n->in.steps, n->in.ids};
@@ -24,7 +24,54 @@ void dk_network_free(dk_network *n) {
     dk_free(n);
 }
 
+static bool has_current(int32_t model) {
+    return model == DK_MODEL_CUBA_LIF || model == DK_MODEL_CUBA_LI;
+}
+
+static bool is_spiking(int32_t model) {
+    return model == DK_MODEL_LIF || model == DK_MODEL_IF || model == DK_MODEL_CUBA_LIF ||
+           model == DK_MODEL_THRESHOLD;
+}
+
+/* The NIR models: parameters the iaf_psc_delta path does not use must be left at zero. */
+static int check_nir_group(const dk_group *g, uint32_t i) {
+    static const char *const names[DK_N_MODELS] = {"iaf_psc_delta", "LIF", "IF", "CubaLIF",
+                                                   "LI", "CubaLI", "Threshold"};
+    const char *m = names[g->model];
+    bool leaky = g->model != DK_MODEL_IF && g->model != DK_MODEL_THRESHOLD;
+    if (leaky && (!(g->tau_m > 0) || !isfinite(g->tau_m)))
+        return dk_fail(DK_E_INVALID, "group %u (%s): tau_m must be a positive number of ms", i, m);
+    if (has_current(g->model) && (!(g->tau_syn > 0) || !isfinite(g->tau_syn)))
+        return dk_fail(DK_E_INVALID, "group %u (%s): tau_syn must be a positive number of ms", i, m);
+    if (!isfinite(g->v_th) || !isfinite(g->v_reset) || !isfinite(g->e_l) || !isfinite(g->v_init) ||
+        !isfinite(g->r) || !isfinite(g->w_in))
+        return dk_fail(DK_E_INVALID, "group %u (%s): potentials, r and w_in must be finite", i, m);
+    if (g->reset != DK_RESET_VALUE && g->reset != DK_RESET_SUBTRACT)
+        return dk_fail(DK_E_INVALID, "group %u (%s): reset %d is neither value (0) nor subtract (1)",
+                       i, m, g->reset);
+    if (is_spiking(g->model) && g->model != DK_MODEL_THRESHOLD && !(g->v_reset < g->v_th))
+        return dk_fail(DK_E_INVALID, "group %u (%s): v_reset %g must lie below v_th %g", i, m,
+                       (double)g->v_reset, (double)g->v_th);
+    if (g->t_ref != 0.f || g->i_e_mv_per_ms != 0.f || g->poisson_rate_hz != 0.f ||
+        g->poisson_weight != 0.f)
+        return dk_fail(DK_E_INVALID,
+                       "group %u (%s): t_ref, i_e and the Poisson drive belong to iaf_psc_delta; "
+                       "NIR models take a constant input as bias",
+                       i, m);
+    return DK_OK;
+}
+
 static int check_group(const dk_group *g, uint32_t i, float dt) {
+    if (g->model < 0 || g->model >= DK_N_MODELS)
+        return dk_fail(DK_E_INVALID, "group %u: model %d is not one of 0..%d", i, g->model,
+                       DK_N_MODELS - 1);
+    if (g->model != DK_MODEL_IAF_PSC_DELTA) return check_nir_group(g, i);
+    if (g->reset != DK_RESET_VALUE || g->tau_syn != 0.f || g->r != 0.f || g->w_in != 0.f ||
+        g->bias_start != 0)
+        return dk_fail(DK_E_INVALID,
+                       "group %u (iaf_psc_delta): reset, tau_syn, r, w_in and bias_start belong "
+                       "to the NIR models and must be 0",
+                       i);
     if (!(g->tau_m > 0) || !isfinite(g->tau_m))
         return dk_fail(DK_E_INVALID, "group %u: tau_m must be a positive number of ms", i);
     if (!isfinite(g->v_th) || !isfinite(g->v_reset) || !isfinite(g->e_l) || !isfinite(g->v_init) ||
@@ -381,7 +428,69 @@ static int validate(const dk_partition *p, const dk_chip *c, const dk_network_de
         if (!isfinite(d->weight[i]))
             return dk_fail(DK_E_INVALID, "synapse %llu: weight is not finite", (unsigned long long)i);
     }
+    if (d->bias) {
+        uint32_t j = 0;
+        for (uint32_t g = 0; g < d->n_groups; g++) {
+            bool iaf = d->groups[g].model == DK_MODEL_IAF_PSC_DELTA;
+            for (uint32_t k = 0; k < d->groups[g].count; k++, j++) {
+                if (!isfinite(d->bias[j]))
+                    return dk_fail(DK_E_INVALID, "neuron %u: bias is not finite", j);
+                if (iaf && d->bias[j] != 0.f)
+                    return dk_fail(DK_E_INVALID,
+                                   "neuron %u: bias %g on an iaf_psc_delta group (use i_e)", j,
+                                   (double)d->bias[j]);
+            }
+        }
+    }
     return DK_OK;
+}
+
+/* Exact one-step propagators of the NIR models for an input x held constant over the step:
+ * with a_m = exp(-dt/tau_m) and a_s = exp(-dt/tau_syn),
+ *   LIF, LI:      v' = e_l + a_m (v - e_l) + r (1 - a_m) x
+ *   IF:           v' = v + r dt x
+ *   CubaLIF, LI:  i' = a_s i + w_in (1 - a_s) x
+ *                 v' = e_l + a_m (v - e_l) + r K i + r w_in (1 - a_m - K) x,
+ *                 K = tau_syn / (tau_syn - tau_m) (a_s - a_m)   (dt/tau_m a_m if they are equal)
+ * computed in double and rounded once to float. */
+static void nir_coefficients(dk_group_rt *rt, const dk_group *g, double dt) {
+    rt->model = g->model;
+    rt->reset = g->reset;
+    rt->spiking = is_spiking(g->model);
+    rt->sub = g->v_th - g->v_reset;
+    rt->bias_start = g->bias_start;
+    if (g->model == DK_MODEL_IAF_PSC_DELTA) return;
+    double r = (double)g->r, am = 0.0, as = 0.0, gx = 0.0, gs = 0.0, pvi = 0.0;
+    switch (g->model) {
+    case DK_MODEL_LIF:
+    case DK_MODEL_LI:
+        am = exp(-dt / (double)g->tau_m);
+        gx = r * (1.0 - am);
+        break;
+    case DK_MODEL_IF:
+        am = 1.0;
+        gx = r * dt;
+        break;
+    case DK_MODEL_CUBA_LIF:
+    case DK_MODEL_CUBA_LI: {
+        double tm = (double)g->tau_m, ts = (double)g->tau_syn, w = (double)g->w_in;
+        am = exp(-dt / tm);
+        as = exp(-dt / ts);
+        double k = fabs(ts - tm) <= 1e-9 * tm ? dt / tm * am : ts / (ts - tm) * (as - am);
+        pvi = r * k;
+        gx = r * w * (1.0 - am - k);
+        gs = w * (1.0 - as);
+        break;
+    }
+    default: /* THRESHOLD: v = x */
+        gx = 1.0;
+        break;
+    }
+    rt->a_m = (float)am;
+    rt->g_x = (float)gx;
+    rt->a_s = (float)as;
+    rt->g_s = (float)gs;
+    rt->p_vi = (float)pvi;
 }
 
 static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const dk_network_desc *d) {
@@ -492,6 +601,19 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
     n->reach = dk_alloc((size_t)(cu + 1) * cu);
     n->core_dead = dk_alloc(cu);
     n->recorded = dk_alloc(nn);
+    bool any_current = false;
+    for (uint32_t g = 0; g < d->n_groups; g++) any_current |= has_current(d->groups[g].model);
+    if (any_current) {
+        n->isyn = dk_alloc(nn * sizeof *n->isyn);
+        if (!n->isyn) return DK_E_NOMEM;
+        n->bytes += nn * sizeof *n->isyn;
+    }
+    if (d->bias) {
+        n->bias = dk_alloc(nn * sizeof *n->bias);
+        if (!n->bias) return DK_E_NOMEM;
+        memcpy(n->bias, d->bias, nn * sizeof *n->bias);
+        n->bytes += nn * sizeof *n->bias;
+    }
     n->in.cap = 65536;
     n->in.steps = dk_alloc(n->in.cap * sizeof *n->in.steps);
     n->in.ids = dk_alloc(n->in.cap * sizeof *n->in.ids);
@@ -515,6 +637,7 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
         rt->v_reset = in->v_reset;
         rt->w_ext = in->poisson_weight;
         rt->ref_steps = (uint32_t)lround((double)in->t_ref / (double)d->dt_ms);
+        nir_coefficients(rt, in, (double)d->dt_ms);
         rc = poisson_table(rt, (double)in->poisson_rate_hz * (double)d->dt_ms * 1e-3, g);
         if (rc) return rc;
         for (uint32_t j = rt->start; j < rt->end; j++) n->v[j] = in->v_init;

@@ -174,6 +174,21 @@ int dk_membrane(dk_engine *e, uint32_t part, float *v, uint32_t count) {
     });
 }
 
+int dk_potentials(dk_engine *e, uint32_t part, uint32_t first, uint32_t count, float *v,
+                  float *i_syn) {
+    if (!e || (!v && count)) return dk_fail(DK_E_INVALID, "dk_potentials: NULL argument");
+    WITH_NET(e, part, {
+        if (first > n->n_neurons || count > n->n_neurons - first)
+            rc_ = dk_fail(DK_E_INVALID, "potentials: neurons %u..%llu do not exist (the network has %u)",
+                          first, (unsigned long long)first + count - 1, n->n_neurons);
+        else if (count) {
+            memcpy(v, n->v + first, (size_t)count * sizeof *v);
+            if (i_syn && n->isyn) memcpy(i_syn, n->isyn + first, (size_t)count * sizeof *i_syn);
+            else if (i_syn) memset(i_syn, 0, (size_t)count * sizeof *i_syn);
+        }
+    });
+}
+
 int dk_membrane_set(dk_engine *e, uint32_t part, const float *v, uint32_t count) {
     if (!e || !v) return dk_fail(DK_E_INVALID, "dk_membrane_set: NULL argument");
     WITH_NET(e, part, {

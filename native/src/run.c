@@ -129,6 +129,73 @@ static uint64_t update_range(dk_network *n, const dk_group_rt *g, uint32_t i0, u
     return drive;
 }
 
+/* One exact step of a NIR model group over [i0, i1) (see nir_coefficients in network.c). The
+ * operation order is fixed (no contraction), so the numpy reference reproduces it bit for bit. */
+static void model_update(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1,
+                         float *restrict slot, uint64_t step) {
+    float *restrict v = n->v;
+    uint8_t *restrict flag = n->flag;
+    const float *restrict bias = step >= g->bias_start ? n->bias : NULL;
+    const float el = g->e_l, am = g->a_m, gx = g->g_x, th = g->v_th;
+    const bool spiking = g->spiking;
+    switch (g->model) {
+    case DK_MODEL_CUBA_LIF:
+    case DK_MODEL_CUBA_LI: {
+        float *restrict cur = n->isyn;
+        const float as = g->a_s, gs = g->g_s, pvi = g->p_vi;
+        for (uint32_t i = i0; i < i1; i++) {
+            const float x = bias ? slot[i] + bias[i] : slot[i];
+            slot[i] = 0.f;
+            const float c = cur[i];
+            const float nv = el + am * (v[i] - el) + pvi * c + gx * x;
+            cur[i] = as * c + gs * x;
+            v[i] = nv;
+            flag[i] = (uint8_t)(spiking && nv > th);
+        }
+        break;
+    }
+    case DK_MODEL_IF:
+        for (uint32_t i = i0; i < i1; i++) {
+            const float x = bias ? slot[i] + bias[i] : slot[i];
+            slot[i] = 0.f;
+            const float nv = v[i] + gx * x;
+            v[i] = nv;
+            flag[i] = (uint8_t)(nv > th);
+        }
+        break;
+    case DK_MODEL_THRESHOLD:
+        for (uint32_t i = i0; i < i1; i++) {
+            const float x = bias ? slot[i] + bias[i] : slot[i];
+            slot[i] = 0.f;
+            v[i] = x;
+            flag[i] = (uint8_t)(x > th);
+        }
+        break;
+    default: /* LIF, LI */
+        for (uint32_t i = i0; i < i1; i++) {
+            const float x = bias ? slot[i] + bias[i] : slot[i];
+            slot[i] = 0.f;
+            const float nv = el + am * (v[i] - el) + gx * x;
+            v[i] = nv;
+            flag[i] = (uint8_t)(spiking && nv > th);
+        }
+        break;
+    }
+}
+
+/* Spikes of a NIR model group: reset to a value or by subtraction (Threshold keeps v = x). */
+static void model_emit(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1,
+                       spike_list *out) {
+    const uint8_t *flag = n->flag;
+    const bool keep = g->model == DK_MODEL_THRESHOLD, sub = g->reset == DK_RESET_SUBTRACT;
+    for (uint32_t i = i0; i < i1; i++) {
+        if (!flag[i]) continue;
+        if (!keep) n->v[i] = sub ? n->v[i] - g->sub : g->v_reset;
+        n->spike_count[i]++;
+        out->ids[out->n++] = i;
+    }
+}
+
 /* Collects the threshold crossings of [i0, i1): reset, refractory, append to the spike list. */
 static void emit(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1, spike_list *out) {
     uint8_t *flag = n->flag;
@@ -167,6 +234,11 @@ static void thread_update(dk_thread_ctx *t, uint64_t step, spike_list *out) {
             const dk_group_rt *g = &n->groups[gi];
             uint32_t lo = a > g->start ? a : g->start, hi = b < g->end ? b : g->end;
             if (lo >= hi) continue;
+            if (g->model != DK_MODEL_IAF_PSC_DELTA) {
+                model_update(n, g, lo, hi, slot, step);
+                if (g->spiking) model_emit(n, g, lo, hi, out);
+                continue;
+            }
             t->drive += update_range(n, g, lo, hi, slot);
             emit(n, g, lo, hi, out);
         }

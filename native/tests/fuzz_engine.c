@@ -76,6 +76,7 @@ typedef struct {
     uint32_t src[MAX_SYN], dst[MAX_SYN];
     float weight[MAX_SYN];
     uint16_t delay[MAX_SYN];
+    float bias[160];
     dk_network_desc desc;
 } net_buf;
 
@@ -102,6 +103,22 @@ static void decode_network(reader *r, net_buf *b) {
         gr->v_init = fval(r, (float)(u8(r) % 12));
         gr->poisson_rate_hz = fval(r, (float)(u8(r) % 4) * 500.f);
         gr->poisson_weight = fval(r, 3.f);
+        gr->model = 0;
+        gr->reset = 0;
+        gr->tau_syn = gr->r = gr->w_in = 0.f;
+        gr->bias_start = 0;
+        if (u8(r) < 96) { /* a NIR model: the iaf_psc_delta fields usually zero */
+            gr->model = (int32_t)(u8(r) % (DK_N_MODELS + 1u));
+            gr->reset = (int32_t)(u8(r) % 3u);
+            gr->tau_syn = fval(r, 5.f);
+            gr->r = fval(r, 1.f);
+            gr->w_in = fval(r, 1.f);
+            gr->bias_start = u8(r) % 4u;
+            if (u8(r) < 224) {
+                gr->t_ref = gr->i_e_mv_per_ms = 0.f;
+                gr->poisson_rate_hz = gr->poisson_weight = 0.f;
+            }
+        }
     }
     uint32_t n_src = n_neurons + n_inputs;
     uint32_t ns = u8(r) < 240 ? u8(r) % 97u : u16(r) % (MAX_SYN + 1u); /* leave bytes for ops */
@@ -131,6 +148,10 @@ static void decode_network(reader *r, net_buf *b) {
                                 .dst = b->dst, .weight = b->weight, .delay = b->delay,
                                 .dt_ms = dt, .seed = u64(r)};
     if (u8(r) == 0xFC) b->desc.src = NULL; /* NULL arrays with synapses */
+    if (u8(r) < 64 && n_neurons <= 160) {
+        for (uint32_t i = 0; i < n_neurons; i++) b->bias[i] = fval(r, 0.f);
+        b->desc.bias = b->bias;
+    }
 }
 
 /* ---- the operations ---- */
@@ -162,6 +183,9 @@ static void query(dk_engine *e, slot *s, uint32_t chip, uint32_t n_links, reader
         CALL(dk_spike_counts(e, s->id, buf, s->n_src));
         CALL(dk_link_events(e, s->id, buf, n_links));
         CALL(dk_membrane(e, s->id, v, s->n_neurons));
+        float cur[8];
+        uint32_t first = u8(r) % (s->n_neurons + 2u), cnt8 = u8(r) % 9u;
+        CALL(dk_potentials(e, s->id, first, cnt8, cnt8 && first + cnt8 <= s->n_neurons ? v + first : cur, u8(r) & 1 ? cur : NULL));
         uint32_t core = 0;
         CALL(dk_neuron_core(e, s->id, u8(r) % (s->n_neurons + 1u), &core));
         free(buf);

@@ -808,6 +808,122 @@ static void test_membrane(void) {
     dk_engine_destroy(e);
 }
 
+/* A NIR-model group: leaky models at rest at 0 with threshold 1. */
+static dk_group nir_group(int32_t model, uint32_t count) {
+    dk_group g;
+    memset(&g, 0, sizeof g);
+    g.count = count;
+    g.model = model;
+    g.tau_m = 10.f;
+    g.tau_syn = 5.f;
+    g.r = 1.f;
+    g.w_in = 1.f;
+    g.v_th = 1.f;
+    return g;
+}
+
+/* The NIR models: exact propagators, reset modes, readout of potentials and currents, and
+ * refusal of parameters that belong to another model. */
+static void test_nir_models(void) {
+    dk_engine *e = engine_darwin3();
+    uint32_t c1[] = {40};
+    uint32_t p = part_of(e, c1, 1, DK_PART_EXCLUSIVE);
+    net_t n;
+    net_init(&n, 4, 1, 8);
+    n.desc.n_groups = 4;
+    n.groups[0] = nir_group(DK_MODEL_LIF, 1);
+    n.groups[0].reset = DK_RESET_SUBTRACT;
+    n.groups[1] = nir_group(DK_MODEL_IF, 1);
+    n.groups[1].r = 0.5f; /* per ms: dt 1 ms, so v += 0.5 x */
+    n.groups[2] = nir_group(DK_MODEL_CUBA_LI, 1);
+    n.groups[3] = nir_group(DK_MODEL_LI, 1);
+    n.groups[3].bias_start = 1; /* the bias from step 1 on */
+    float bias[4] = {0.f, 0.f, 0.f, 0.25f};
+    n.desc.bias = bias;
+    for (uint32_t t = 0; t < 3; t++) net_syn(&n, 4, t, 3.f, 1);
+    OK(dk_network_load(e, p, &n.desc));
+    uint64_t st = 0;
+    uint32_t in = 0, acc = 0;
+    OK(dk_inject(e, p, &st, &in, 1, &acc));
+    OK(dk_run(e, p, 2, 1)); /* the input arrives at step 1 */
+    float v[4], cur[4];
+    OK(dk_potentials(e, p, 0, 4, v, cur));
+    const double am = exp(-0.1), as = exp(-0.2);
+    /* LIF: 3 (1 - a_m) = 0.285 stays below threshold; IF: 1.5 fires and resets to 0 */
+    CHECK(fabsf(v[0] - (float)(3.0 * (1.0 - am))) < 1e-6f);
+    CHECK(v[1] == 0.f);
+    const double k = 5.0 / (5.0 - 10.0) * (as - am);
+    CHECK(fabsf(v[2] - (float)(3.0 * (1.0 - am - k))) < 1e-6f);
+    CHECK(fabsf(cur[2] - (float)(3.0 * (1.0 - as))) < 1e-6f);
+    CHECK(cur[0] == 0.f);
+    /* LI with bias 0.25 from step 1: one step of it */
+    const float g = (float)(1.0 - am);
+    CHECK(v[3] == 0.f + (float)am * (0.f - 0.f) + g * 0.25f);
+    CHECK_U64(tel(e, p).spikes, 1);
+    /* the current then drives the membrane: v = r K i after one more step without input */
+    float v_before = v[2], c_before = cur[2];
+    OK(dk_run(e, p, 1, 1));
+    OK(dk_potentials(e, p, 2, 1, v, cur));
+    CHECK(fabsf(v[0] - ((float)am * v_before + (float)k * c_before)) < 1e-6f);
+    CHECK(fabsf(cur[0] - (float)as * c_before) < 1e-7f);
+    CHECK_RC(dk_potentials(e, p, 3, 2, v, NULL), DK_E_INVALID);
+    CHECK_RC(dk_potentials(e, p, 5, 0, v, NULL), DK_E_INVALID);
+    OK(dk_network_unload(e, p));
+    /* reset by subtraction keeps the excess above threshold */
+    n.groups[0].r = 3.4f; /* one input: 3.4 x 3 (1 - a_m) = 0.97; two: fires */
+    OK(dk_network_load(e, p, &n.desc));
+    uint64_t st2[2] = {0, 1};
+    uint32_t in2[2] = {0, 0};
+    OK(dk_inject(e, p, st2, in2, 2, &acc));
+    OK(dk_run(e, p, 3, 1));
+    OK(dk_potentials(e, p, 0, 1, v, NULL));
+    const float gx = (float)((double)3.4f * (1.0 - am));
+    float v1 = 0.f + (float)am * (0.f - 0.f) + gx * 3.f;
+    CHECK(v1 < 1.f);
+    float v2 = 0.f + (float)am * (v1 - 0.f) + gx * 3.f;
+    CHECK(v2 > 1.f);
+    CHECK(v[0] == v2 - 1.f);
+    OK(dk_network_unload(e, p));
+    /* parameters of another model are refused, naming the group and the model */
+    net_t b = n;
+    b.desc.groups = b.groups;
+    b.groups[0].t_ref = 1.f;
+    CHECK_RC(dk_network_load(e, p, &b.desc), DK_E_INVALID);
+    CHECK(strstr(dk_last_error(), "group 0 (LIF)") != NULL);
+    b = n;
+    b.desc.groups = b.groups;
+    b.groups[2].tau_syn = 0.f;
+    CHECK_RC(dk_network_load(e, p, &b.desc), DK_E_INVALID);
+    b = n;
+    b.desc.groups = b.groups;
+    b.groups[0].reset = 7;
+    CHECK_RC(dk_network_load(e, p, &b.desc), DK_E_INVALID);
+    b = n;
+    b.desc.groups = b.groups;
+    b.groups[0].model = DK_N_MODELS;
+    CHECK_RC(dk_network_load(e, p, &b.desc), DK_E_INVALID);
+    b = n;
+    b.desc.groups = b.groups;
+    b.groups[1].v_reset = 2.f;
+    CHECK_RC(dk_network_load(e, p, &b.desc), DK_E_INVALID);
+    b = n;
+    b.desc.groups = b.groups;
+    b.groups[0] = lif(1, 0.f, 0.f);
+    bias[0] = 1.f; /* a bias on iaf_psc_delta */
+    CHECK_RC(dk_network_load(e, p, &b.desc), DK_E_INVALID);
+    bias[0] = NAN;
+    CHECK_RC(dk_network_load(e, p, &n.desc), DK_E_INVALID);
+    bias[0] = 0.f;
+    b = n;
+    b.desc.groups = b.groups;
+    b.groups[0] = lif(1, 0.f, 0.f);
+    b.groups[0].r = 1.f; /* NIR fields on iaf_psc_delta */
+    CHECK_RC(dk_network_load(e, p, &b.desc), DK_E_INVALID);
+    OK(dk_network_load(e, p, &n.desc));
+    net_free(&n);
+    dk_engine_destroy(e);
+}
+
 /* Ports: input queue overflow, output buffer overflow, reading in pieces. */
 static void test_ports(void) {
     dk_engine *e = engine_darwin3();
@@ -1374,6 +1490,7 @@ int main(void) {
         {"network_errors", test_network_errors},
         {"spike_timing", test_spike_timing},
         {"membrane", test_membrane},
+        {"nir_models", test_nir_models},
         {"ports", test_ports},
         {"queue_capacity", test_queue_capacity},
         {"budget", test_budget},

@@ -112,3 +112,26 @@ def test_plan_without_a_reachable_cluster_says_so(tmp_path: Path) -> None:
     out = darwin_dra("plan", "--generate", "layered", "--kubeconfig", str(config))
     assert out.returncode == 2
     assert f"darwin-dra plan: --kubeconfig {config}: API server unreachable" in out.stderr
+
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_plan_places_a_nir_model_exported_by_snntorch(tmp_path: Path) -> None:
+    model = DATA / "digits_snntorch.nir"
+    out = darwin_dra(
+        "plan", "--model", str(model), "--topology", _topology(tmp_path), "--tile", "16", "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    groups = {p["group"] for p in doc["placement"]}
+    assert len(groups) > 1, "the model's layers should be tiled into several groups"
+    assert [r["method"] for r in doc["comparison"]][1:] == ["naive", "random"]
+
+
+def test_plan_names_a_broken_nir_file(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.nir"
+    bad.write_bytes(b"not hdf5")
+    out = darwin_dra("plan", "--model", str(bad), "--topology", _topology(tmp_path))
+    assert out.returncode != 0
+    assert "broken.nir" in out.stderr

@@ -9,13 +9,19 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from darwin_dra.engine import Engine, Network, NeuronGroup, synapses
+from darwin_dra.engine import Engine, Model, Network, NeuronGroup, Reset, synapses
 from darwin_dra.engine import errors as engine_errors
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2 as pb
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2_grpc as pb_grpc
 from darwin_dra.runtime import wire
-from darwin_dra.runtime.client import SpikePortClient
-from darwin_dra.runtime.spikeport import SpikePorts, SpikePortServer, port_change, status_code
+from darwin_dra.runtime.client import SpikePortClient, load_request
+from darwin_dra.runtime.spikeport import (
+    SpikePorts,
+    SpikePortServer,
+    network_from,
+    port_change,
+    status_code,
+)
 from darwin_dra.unixsock import grpc_target
 
 from tests.runtime.nets import relay, sort_aer
@@ -241,3 +247,36 @@ def test_spike_ports_sync_starts_and_stops_servers(engine: Engine, tmp_path: Pat
         assert not s0.exists()
 
     asyncio.run(main())
+
+
+def test_nir_model_groups_and_bias_cross_the_wire() -> None:
+    """A network of NIR models (with bias) arrives at the spike port as it was sent."""
+    groups = (
+        NeuronGroup.nir(Model.CUBA_LIF, 2, tau_m=5.0, tau_syn=2.0, w_in=1.5, reset=Reset.SUBTRACT),
+        NeuronGroup.nir(Model.LI, 1, tau_m=3.0, r=2.0),
+    )
+    net = Network(
+        groups=groups,
+        src=np.array([0, 1], np.uint32),
+        dst=np.array([2, 2], np.uint32),
+        weight=np.array([0.5, -0.25], np.float32),
+        delay=np.array([1, 2], np.uint16),
+        bias=np.array([0.1, 0.0, -0.2], np.float32),
+    )
+    back = network_from(load_request(net))
+    assert back.groups == groups
+    assert back.groups[0].reset is Reset.SUBTRACT
+    assert back.bias is not None
+    np.testing.assert_array_equal(back.bias, net.bias)
+    plain = network_from(
+        load_request(
+            Network(
+                groups=(NeuronGroup(3),),
+                src=net.src,
+                dst=net.dst,
+                weight=net.weight,
+                delay=net.delay,
+            )
+        )
+    )
+    assert plain.bias is None

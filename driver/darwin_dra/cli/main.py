@@ -24,6 +24,7 @@ SUBCOMMANDS = (
     "darwin_dra.cli.stage",
     "darwin_dra.cli.plan",
     "darwin_dra.cli.run",
+    "darwin_dra.cli.model",
 )
 
 

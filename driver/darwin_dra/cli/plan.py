@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="default: the first installed of " + ", ".join(partitioners.PARTITIONERS),
     )
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--tile", type=int, default=256, help="--network: neurons per group")
+    p.add_argument("--tile", type=int, default=256, help="--network, --model: neurons per group")
     p.add_argument("--probe-steps", type=int, default=2000,
                    help="--network: steps of the engine run that measures the rates")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -53,7 +53,7 @@ def load_graph(args: argparse.Namespace) -> ModelGraph:
     if args.generate:
         return generated(args.generate)
     if args.model:
-        return from_nir(args.model)
+        return from_nir(args.model, args.tile)
     from darwin_dra.planner.from_network import model_graph_of
     from darwin_dra.planner.probe import spike_counts
     from darwin_dra.runtime.stage import load_stage

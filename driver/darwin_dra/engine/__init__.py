@@ -12,7 +12,7 @@ from darwin_dra.engine.errors import (
     StateError,
 )
 from darwin_dra.engine.native import Direction, Engine, FaultKind, PartitionInfo, Telemetry
-from darwin_dra.engine.network import Network, NeuronGroup, synapses
+from darwin_dra.engine.network import Model, Network, NeuronGroup, Reset, synapses
 
 __all__ = [
     "CapacityExceeded",
@@ -23,12 +23,14 @@ __all__ = [
     "FaultKind",
     "InternalError",
     "InvalidArgument",
+    "Model",
     "Network",
     "NeuronGroup",
     "NotFound",
     "OutOfMemory",
     "PartitionInfo",
     "QueueOverflow",
+    "Reset",
     "StateError",
     "Telemetry",
     "synapses",

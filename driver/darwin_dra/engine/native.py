@@ -340,6 +340,11 @@ class Engine:
                 g.poisson_rate_hz,
                 g.poisson_weight,
             )
+            groups[i].model, groups[i].reset = int(g.model), int(g.reset)
+            groups[i].tau_syn, groups[i].r, groups[i].w_in = g.tau_syn, g.r, g.w_in
+            if not 0 <= g.bias_start < 2**32:
+                raise ValueError(f"group {i}: bias_start must be in [0, 2^32)")
+            groups[i].bias_start = g.bias_start
         cols = (net.src, net.dst, net.weight, net.delay)
         dtypes = (np.uint32, np.uint32, np.float32, np.uint16)
         arrays = [np.ascontiguousarray(c, dtype=t) for c, t in zip(cols, dtypes, strict=True)]
@@ -361,6 +366,12 @@ class Engine:
         desc.delay = ffi.cast("uint16_t *", bufs[3])
         desc.dt_ms = net.dt_ms
         desc.seed = net.seed
+        bias = None
+        if net.bias is not None:
+            bias = np.ascontiguousarray(net.bias, dtype=np.float32)
+            if bias.shape != (net.n_neurons,):
+                raise ValueError(f"bias holds {bias.shape} values, the network has {net.n_neurons}")
+            desc.bias = ffi.cast("float *", ffi.from_buffer(bias))
         _check(lib.dk_network_load(self._p(), part, desc))
 
     def unload(self, part: int) -> None:
@@ -380,6 +391,18 @@ class Engine:
         v = np.empty(n_neurons, dtype=np.float32)
         _check(lib.dk_membrane(self._p(), part, ffi.cast("float *", ffi.from_buffer(v)), n_neurons))
         return v
+
+    def potentials(self, part: int, first: int, count: int) -> tuple[F32, F32]:
+        """Membrane potentials and synaptic currents (0 where a model has none) of neurons
+        first..first+count-1: the readout of LI and CubaLI layers."""
+        if first < 0 or count < 0 or first + count >= 2**32:
+            raise ValueError("first and count must be >= 0 and fit 32 bits")
+        v = np.empty(count, dtype=np.float32)
+        cur = np.empty(count, dtype=np.float32)
+        vp = ffi.cast("float *", ffi.from_buffer(v)) if count else ffi.NULL
+        cp = ffi.cast("float *", ffi.from_buffer(cur)) if count else ffi.NULL
+        _check(lib.dk_potentials(self._p(), part, first, count, vp, cp))
+        return v, cur
 
     def set_membrane(self, part: int, v: npt.ArrayLike) -> None:
         arr = np.ascontiguousarray(v, dtype=np.float32)

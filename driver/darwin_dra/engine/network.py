@@ -1,7 +1,8 @@
-"""A spiking network as the engine loads it: LIF neuron groups and a synapse list (numpy)."""
+"""A spiking network as the engine loads it: neuron groups and a synapse list (numpy)."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,12 +13,42 @@ U16 = npt.NDArray[np.uint16]
 F32 = npt.NDArray[np.float32]
 
 
+class Model(enum.IntEnum):
+    """Neuron models of the engine (the values are the C engine's DK_MODEL_*)."""
+
+    IAF_PSC_DELTA = 0  # NEST's iaf_psc_delta: the default
+    LIF = 1  # tau_m dv/dt = (e_l - v) + r x; fires when v > v_th
+    IF = 2  # dv/dt = r x (t in ms)
+    CUBA_LIF = 3  # tau_syn di/dt = -i + w_in x; tau_m dv/dt = (e_l - v) + r i
+    LI = 4  # LIF without firing: a readout
+    CUBA_LI = 5  # CUBA_LIF without firing: a readout
+    THRESHOLD = 6  # v = x; fires when x > v_th
+
+    @property
+    def spiking(self) -> bool:
+        return self not in (Model.LI, Model.CUBA_LI)
+
+
+class Reset(enum.IntEnum):
+    """What a spike does to the potential of a NIR model: v <- v_reset, or v <- v - (v_th -
+    v_reset) (by subtraction, keeping the excess over the threshold)."""
+
+    VALUE = 0
+    SUBTRACT = 1
+
+
 @dataclass(frozen=True)
 class NeuronGroup:
-    """Current-based leaky integrate-and-fire neurons with delta synapses (iaf_psc_delta).
+    """A group of neurons sharing one model and its parameters.
 
-    Potentials in mV, times in ms; `i_e` is the constant input current divided by the membrane
-    capacitance (mV/ms). The Poisson drive is generated inside the engine, per neuron."""
+    The default model is NEST's iaf_psc_delta: current-based leaky integrate-and-fire with delta
+    synapses. Potentials in mV, times in ms; `i_e` is the constant input current divided by the
+    membrane capacitance (mV/ms). The Poisson drive is generated inside the engine, per neuron.
+
+    The NIR models (`model` other than IAF_PSC_DELTA, see docs/models.md) use tau_m, v_th,
+    v_reset, e_l (the leak potential), v_init, and `reset`, `tau_syn` (ms), `r` (the input gain;
+    per ms for IF) and `w_in`; they take a constant input as the network's per-neuron `bias`,
+    and leave i_e, t_ref and the Poisson drive at zero."""
 
     count: int
     tau_m: float = 20.0
@@ -29,6 +60,45 @@ class NeuronGroup:
     v_init: float = 0.0
     poisson_rate_hz: float = 0.0
     poisson_weight: float = 0.0
+    model: Model = Model.IAF_PSC_DELTA
+    reset: Reset = Reset.VALUE
+    tau_syn: float = 0.0
+    r: float = 0.0
+    w_in: float = 0.0
+    bias_start: int = 0  # the bias applies from this step on (a layer's latency)
+
+    @staticmethod
+    def nir(
+        model: Model,
+        count: int,
+        *,
+        tau_m: float = 0.0,
+        tau_syn: float = 0.0,
+        r: float = 1.0,
+        w_in: float = 0.0,
+        v_th: float = 1.0,
+        v_reset: float = 0.0,
+        e_l: float = 0.0,
+        v_init: float = 0.0,
+        reset: Reset = Reset.VALUE,
+        bias_start: int = 0,
+    ) -> NeuronGroup:
+        """A group of a NIR model, with the iaf_psc_delta-only fields at zero."""
+        return NeuronGroup(
+            count=count,
+            tau_m=tau_m,
+            v_th=v_th,
+            v_reset=v_reset,
+            e_l=e_l,
+            t_ref=0.0,
+            v_init=v_init,
+            model=model,
+            reset=reset,
+            tau_syn=tau_syn,
+            r=r,
+            w_in=w_in,
+            bias_start=bias_start,
+        )
 
 
 @dataclass(frozen=True)
@@ -45,6 +115,7 @@ class Network:
     dt_ms: float = 0.1
     seed: int = 1
     name: str = field(default="network")
+    bias: F32 | None = None  # constant input per neuron and step (NIR models only)
 
     @property
     def n_neurons(self) -> int:

@@ -1,18 +1,15 @@
 """Where `darwin-dra plan` gets its model graph: a generator, an engine network, or a NIR file.
 
-NIR_IMPORTER is the single hook for NIR: a module exposing ``model_graph(path) -> ModelGraph``.
+A NIR file goes through the importer (darwin_dra.models): compiled as the engine would run it,
+then tiled into groups (docs/models.md).
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any
 
 from darwin_dra.planner.generate import GENERATORS
 from darwin_dra.planner.graph import ModelGraph
-
-NIR_IMPORTER = "darwin_dra.models"
 
 
 class ModelSourceError(ValueError):
@@ -25,15 +22,13 @@ def generated(name: str) -> ModelGraph:
     return GENERATORS[name]()
 
 
-def from_nir(path: Path) -> ModelGraph:
-    """The NIR importer's graph of a .nir file (imported lazily: it is an optional module)."""
+def from_nir(path: Path, tile: int) -> ModelGraph:
+    """The graph of a .nir file: its layers in groups of at most ``tile`` neurons."""
+    from darwin_dra.models import ModelError
+    from darwin_dra.models.nirfile import load_model
+    from darwin_dra.models.traffic import model_graph
+
     try:
-        module: Any = importlib.import_module(NIR_IMPORTER)
-    except ImportError as exc:
-        raise ModelSourceError(
-            f"--model {path}: the NIR importer ({NIR_IMPORTER}) is not installed in this build"
-        ) from exc
-    graph = module.model_graph(path)
-    if not isinstance(graph, ModelGraph):
-        raise ModelSourceError(f"{NIR_IMPORTER}.model_graph did not return a ModelGraph")
-    return graph
+        return model_graph(load_model(path), max_group_neurons=tile)
+    except ModelError as exc:
+        raise ModelSourceError(f"--model {exc}") from exc

@@ -75,6 +75,7 @@ def load_request(
         n_inputs=net.n_inputs,
         dt_ms=net.dt_ms,
         seed=net.seed,
+        bias=b"" if net.bias is None else wire.pack(net.bias, "f4"),
         export_neurons=wire.pack(np.fromiter(export, dtype=np.int64), "u4"),
         export_capacity=export_capacity,
         input_capacity=input_capacity,

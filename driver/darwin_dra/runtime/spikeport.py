@@ -20,7 +20,7 @@ import grpc
 import numpy as np
 import structlog
 
-from darwin_dra.engine import Engine, Network, NeuronGroup, Telemetry, errors
+from darwin_dra.engine import Engine, Model, Network, NeuronGroup, Reset, Telemetry, errors
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2 as pb
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2_grpc as pb_grpc
 from darwin_dra.runtime import wire
@@ -53,7 +53,14 @@ def status_code(exc: BaseException) -> grpc.StatusCode:
 def network_from(req: pb.LoadRequest) -> Network:
     # the proto's NeuronGroup fields are named as the dataclass's
     names = [f.name for f in dataclasses.fields(NeuronGroup)]
-    groups = tuple(NeuronGroup(**{n: getattr(g, n) for n in names}) for g in req.groups)
+    groups = []
+    for i, g in enumerate(req.groups):
+        fields = {n: getattr(g, n) for n in names}
+        try:
+            fields["model"], fields["reset"] = Model(g.model), Reset(g.reset)
+        except ValueError as exc:
+            raise wire.WireError(f"groups[{i}]: {exc}") from exc
+        groups.append(NeuronGroup(**fields))
     cols = (
         wire.column(req.src, "u4", "src"),
         wire.column(req.dst, "u4", "dst"),
@@ -65,8 +72,10 @@ def network_from(req: pb.LoadRequest) -> Network:
             "src, dst, weight and delay must hold the same number of synapses, got "
             + ", ".join(str(c.size) for c in cols)
         )
+    bias = wire.column(req.bias, "f4", "bias") if req.bias else None
     return Network(
-        groups=groups,
+        groups=tuple(groups),
+        bias=None if bias is None else bias.astype(np.float32),
         src=cols[0].astype(np.uint32),
         dst=cols[1].astype(np.uint32),
         weight=cols[2].astype(np.float32),

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from darwin_dra.engine import Network, NeuronGroup, synapses
+from darwin_dra.engine import Model, Network, NeuronGroup, synapses
 from darwin_dra.runtime import wire
 from darwin_dra.runtime.client import Counters, SpikePortClient
 from darwin_dra.unixsock import remove_stale_socket
@@ -71,6 +71,12 @@ def save_stage(
     export: npt.ArrayLike = (),
     inputs_from: npt.ArrayLike | None = None,
 ) -> None:
+    for i, g in enumerate(net.groups):
+        if g.model is not Model.IAF_PSC_DELTA or net.bias is not None:
+            raise ValueError(
+                f"group {i}: the .npz stage format holds iaf_psc_delta groups without bias; "
+                f"{g.model.name} models travel as .nir files (darwin_dra.models)"
+            )
     groups = np.array([[getattr(g, f) for f in GROUP_FIELDS] for g in net.groups], np.float64)
     np.savez(
         path,
@@ -87,6 +93,23 @@ def save_stage(
     )
 
 
+def _group(row: npt.NDArray[np.float64]) -> NeuronGroup:
+    """An iaf_psc_delta group from one row of the .npz "groups" columns (GROUP_FIELDS)."""
+    v = [float(x) for x in row[1:]]
+    return NeuronGroup(
+        int(row[0]),
+        tau_m=v[0],
+        v_th=v[1],
+        v_reset=v[2],
+        e_l=v[3],
+        i_e=v[4],
+        t_ref=v[5],
+        v_init=v[6],
+        poisson_rate_hz=v[7],
+        poisson_weight=v[8],
+    )
+
+
 def load_stage(path: Path | str) -> StageNetwork:
     """Reads what save_stage writes; ``export`` and ``inputs_from`` are optional (none, and
     upstream neuron i feeds input i)."""
@@ -98,7 +121,7 @@ def load_stage(path: Path | str) -> StageNetwork:
         n_inputs = int(z["n_inputs"])
         src, dst, weight, delay = synapses(z["src"], z["dst"], z["weight"], z["delay"])
         net = Network(
-            tuple(NeuronGroup(int(row[0]), *(float(v) for v in row[1:])) for row in groups),
+            tuple(_group(row) for row in groups),
             src,
             dst,
             weight,

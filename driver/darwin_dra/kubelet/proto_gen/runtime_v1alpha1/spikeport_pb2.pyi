@@ -47,6 +47,12 @@ class NeuronGroup(_message.Message):
     V_INIT_FIELD_NUMBER: _builtins.int
     POISSON_RATE_HZ_FIELD_NUMBER: _builtins.int
     POISSON_WEIGHT_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    RESET_FIELD_NUMBER: _builtins.int
+    TAU_SYN_FIELD_NUMBER: _builtins.int
+    R_FIELD_NUMBER: _builtins.int
+    W_IN_FIELD_NUMBER: _builtins.int
+    BIAS_START_FIELD_NUMBER: _builtins.int
     count: _builtins.int
     tau_m: _builtins.float
     v_th: _builtins.float
@@ -57,6 +63,14 @@ class NeuronGroup(_message.Message):
     v_init: _builtins.float
     poisson_rate_hz: _builtins.float
     poisson_weight: _builtins.float
+    model: _builtins.int
+    """The NIR models (darwin_dra.engine.Model; docs/models.md); all zero for iaf_psc_delta."""
+    reset: _builtins.int
+    """0: to v_reset, 1: by subtraction"""
+    tau_syn: _builtins.float
+    r: _builtins.float
+    w_in: _builtins.float
+    bias_start: _builtins.int
     def __init__(
         self,
         *,
@@ -70,10 +84,16 @@ class NeuronGroup(_message.Message):
         v_init: _builtins.float = ...,
         poisson_rate_hz: _builtins.float = ...,
         poisson_weight: _builtins.float = ...,
+        model: _builtins.int = ...,
+        reset: _builtins.int = ...,
+        tau_syn: _builtins.float = ...,
+        r: _builtins.float = ...,
+        w_in: _builtins.float = ...,
+        bias_start: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "e_l", b"e_l", "i_e", b"i_e", "poisson_rate_hz", b"poisson_rate_hz", "poisson_weight", b"poisson_weight", "t_ref", b"t_ref", "tau_m", b"tau_m", "v_init", b"v_init", "v_reset", b"v_reset", "v_th", b"v_th"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bias_start", b"bias_start", "count", b"count", "e_l", b"e_l", "i_e", b"i_e", "model", b"model", "poisson_rate_hz", b"poisson_rate_hz", "poisson_weight", b"poisson_weight", "r", b"r", "reset", b"reset", "t_ref", b"t_ref", "tau_m", b"tau_m", "tau_syn", b"tau_syn", "v_init", b"v_init", "v_reset", b"v_reset", "v_th", b"v_th", "w_in", b"w_in"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -95,6 +115,7 @@ class LoadRequest(_message.Message):
     EXPORT_NEURONS_FIELD_NUMBER: _builtins.int
     EXPORT_CAPACITY_FIELD_NUMBER: _builtins.int
     INPUT_CAPACITY_FIELD_NUMBER: _builtins.int
+    BIAS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     src: _builtins.bytes
     """u32 per synapse: source neuron or input (n_neurons + input index)"""
@@ -113,6 +134,8 @@ class LoadRequest(_message.Message):
     """export buffer, spikes; 0 means 1 << 20"""
     input_capacity: _builtins.int
     """input queue, spikes; 0 keeps the engine's default"""
+    bias: _builtins.bytes
+    """f32 per neuron (NIR models), or empty for none"""
     @_builtins.property
     def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___NeuronGroup]: ...
     def __init__(
@@ -130,10 +153,11 @@ class LoadRequest(_message.Message):
         export_neurons: _builtins.bytes = ...,
         export_capacity: _builtins.int = ...,
         input_capacity: _builtins.int = ...,
+        bias: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "dst", b"dst", "dt_ms", b"dt_ms", "export_capacity", b"export_capacity", "export_neurons", b"export_neurons", "groups", b"groups", "input_capacity", b"input_capacity", "n_inputs", b"n_inputs", "name", b"name", "seed", b"seed", "src", b"src", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bias", b"bias", "delay", b"delay", "dst", b"dst", "dt_ms", b"dt_ms", "export_capacity", b"export_capacity", "export_neurons", b"export_neurons", "groups", b"groups", "input_capacity", b"input_capacity", "n_inputs", b"n_inputs", "name", b"name", "seed", b"seed", "src", b"src", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
