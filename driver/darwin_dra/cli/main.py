@@ -18,6 +18,8 @@ SUBCOMMANDS = (
     "darwin_dra.cli.controller",
     "darwin_dra.cli.fault",
     "darwin_dra.cli.bench_plugin",
+    "darwin_dra.cli.fleet",
+    "darwin_dra.cli.status",
     "darwin_dra.cli.demo",
     "darwin_dra.cli.stage",
 )
