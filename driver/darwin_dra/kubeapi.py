@@ -510,6 +510,23 @@ class FleetKube(ControllerKube):
         finally:
             w.stop()  # type: ignore[no-untyped-call]
 
+    def ungate_pod(self, namespace: str, name: str) -> None:
+        """Remove every scheduling gate (a JSON patch), so the scheduler may take the pod."""
+        patch = [{"op": "remove", "path": "/spec/schedulingGates"}]
+        _call(
+            lambda: self._core.patch_namespaced_pod(
+                name, namespace, patch, _request_timeout=self.timeout_s
+            )
+        )
+
+    def count_claims(self, namespace: str) -> int:
+        out = _call(
+            lambda: self._custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, CLAIMS, _request_timeout=max(self.timeout_s, 60)
+            )
+        )
+        return len(out.get("items", []))
+
     def create_claim_template(self, namespace: str, body: Obj) -> None:
         _call(
             lambda: self._custom.create_namespaced_custom_object(

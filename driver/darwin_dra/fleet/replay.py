@@ -60,15 +60,17 @@ class LeaseKeeper:
         )
         self._thread.start()
 
+    def _renew(self, name: str) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            self._agent.renew_lease(name)
+        except kubeapi.KubeApiError as exc:
+            log.warning("lease renewal failed", node=name, error=str(exc))
+
     def _run(self) -> None:
         while not self._stop.wait(LEASE_PERIOD_S):
-            for name in self._nodes:
-                if self._stop.is_set():
-                    return
-                try:
-                    self._agent.renew_lease(name)
-                except kubeapi.KubeApiError as exc:
-                    log.warning("lease renewal failed", node=name, error=str(exc))
+            _parallel(self._renew, self._nodes, workers=4)
 
     def stop(self) -> None:
         self._stop.set()

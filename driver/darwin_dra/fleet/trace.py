@@ -46,15 +46,15 @@ class TraceConfig:
     """The trace's parameters; docs/fleet.md prints them with each result."""
 
     seed: int = 11
-    length_s: float = 8 * 3600.0
-    arrivals_per_hour: float = 1500.0
+    length_s: float = 4 * 3600.0
+    arrivals_per_hour: float = 1200.0
     mix: dict[str, float] = field(
         default_factory=lambda: {
-            "infer": 0.60,
-            "share": 0.08,
-            "spike": 0.08,
-            "train": 0.08,
-            "pipeline": 0.16,
+            "infer": 0.65,
+            "share": 0.10,
+            "spike": 0.05,
+            "train": 0.05,
+            "pipeline": 0.15,
         }
     )
     # Mean durations (trace seconds) by kind; durations are log-normal (sigma 0.5) around them.
@@ -69,6 +69,7 @@ class TraceConfig:
     )
     # The spike-heavy rates: above a darwin3 chip's nominal 1,000,000 Meps, below the
     # assumed darwin3-fastroute's 2,000,000.
+    duration_scale: float = 1.0  # multiplies every mean duration (short traces for tests)
     spike_meps: tuple[int, int] = (1_100_000, 1_800_000)
     spike_cores: tuple[int, int] = (128, 240)
 
@@ -83,8 +84,8 @@ class TraceConfig:
         missing = set(KINDS) - set(self.mean_duration_s)
         if missing:
             raise ValueError(f"mean_duration_s: no duration for {sorted(missing)}")
-        if self.length_s <= 0 or self.arrivals_per_hour <= 0:
-            raise ValueError("length_s and arrivals_per_hour must be positive")
+        if self.length_s <= 0 or self.arrivals_per_hour <= 0 or self.duration_scale <= 0:
+            raise ValueError("length_s, arrivals_per_hour and duration_scale must be positive")
 
 
 def _duration(rng: random.Random, mean: float) -> float:
@@ -103,7 +104,7 @@ def generate(cfg: TraceConfig) -> list[Job]:
     t = rng.expovariate(rate)
     while t < cfg.length_s:
         kind = rng.choices(kinds, weights)[0]
-        duration = _duration(rng, cfg.mean_duration_s[kind])
+        duration = _duration(rng, cfg.mean_duration_s[kind] * cfg.duration_scale)
         jid = len(jobs)
         if kind == "infer":
             n = rng.choice((1, 2, 2, 3, 4))
