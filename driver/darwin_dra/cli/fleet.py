@@ -59,7 +59,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--nodes", default="500", help="comma-separated node counts (e.g. 500,1000)")
     s.add_argument("--chips", type=int, default=4, help="chips per node")
     s.add_argument("--pods", type=int, default=5000, help="pods with Darwin claims per run")
-    s.add_argument("--layouts", default="darwin,plain", help="comma-separated: darwin, plain")
+    s.add_argument(
+        "--layouts", default="darwin,plain", help="comma-separated: darwin, light, plain"
+    )
     s.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for binds")
     s.set_defaults(func=run_scheduler)
 

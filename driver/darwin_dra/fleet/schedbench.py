@@ -26,12 +26,33 @@ from darwin_dra.controller.deviceclasses import device_classes
 from darwin_dra.fleet import claims, replay
 from darwin_dra.fleet.layout import FleetShape, fleet_inventory, plain_slices
 from darwin_dra.fleet.run import bench_cluster, fleet_views
-from darwin_dra.plugin.slices import DRIVER, build_slices
+from darwin_dra.plugin.slices import (
+    DRIVER,
+    LIGHT_PARTITIONS,
+    PARTITION_KINDS,
+    ChipView,
+    SliceLayout,
+    build_slices,
+)
 
 Obj = dict[str, Any]
 NAMESPACE = "sched"
 GATE = "darwin.snn.io/bench"
-LAYOUTS = ("darwin", "plain")
+LAYOUTS = ("darwin", "light", "plain")
+
+
+CLAIM_KINDS = ("domains", "quad", "share", "domain")
+
+
+def darwin_claim(kind: str) -> Obj:
+    """One Darwin claim spec: ``domains`` (two on one chip), ``quad``, ``share`` (10 k Meps),
+    ``domain`` (one, no constraint)."""
+    if kind not in CLAIM_KINDS:
+        raise ValueError(f"unknown claim kind {kind!r} (known: {', '.join(CLAIM_KINDS)})")
+    if kind == "domain":
+        return {"devices": {"requests": [{"name": "domain", "exactly": {
+            "deviceClassName": "darwin-domain.snn.io"}}]}}  # fmt: skip
+    return dict(zip(CLAIM_KINDS[:3], darwin_mix(), strict=True))[kind]
 
 
 def darwin_mix() -> list[Obj]:
@@ -101,6 +122,14 @@ def gated_pod(name: str, template: str) -> Obj:
             "resourceClaims": [{"name": "devices", "resourceClaimTemplateName": template}],
         },
     }
+
+
+def layout_slices(layout: str, node: str, views: Sequence[ChipView]) -> list[Obj]:
+    """``darwin``: the plugin's default slices; ``light``: its light layout; ``plain``."""
+    if layout == "plain":
+        return plain_slices(node, views)
+    kinds = LIGHT_PARTITIONS if layout == "light" else PARTITION_KINDS
+    return build_slices(node, views, layout=SliceLayout(partitions=kinds))
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -186,6 +215,7 @@ def run_layout(
     timeout_s: float,
     progress: Callable[[str], None],
     directory: Path | None = None,
+    claim_kinds: Sequence[str] = CLAIM_KINDS[:3],
 ) -> LayoutResult:
     inventory = fleet_inventory(shape)
     fleet = fleet_views(inventory)
@@ -198,19 +228,24 @@ def run_layout(
         kube = kubeapi.connect_fleet(cluster.kubeconfig, timeout_s=60)
         keeper = replay.LeaseKeeper(kube, list(fleet), binaries.version)
         keeper.register()
-        builder = build_slices if layout == "darwin" else plain_slices
-        slices = [s for node, views in fleet.items() for s in builder(node, views)]
+        slices = [s for node, views in fleet.items() for s in layout_slices(layout, node, views)]
         devices = sum(len(s["spec"].get("devices", [])) for s in slices)
-        model = "darwin" if layout == "darwin" else "blackbox"
+        model = "blackbox" if layout == "plain" else "darwin"
         replay.install(kube, slices, model, NAMESPACE)
-        if layout != "darwin":
+        if layout == "plain":
             for body in device_classes():  # the same classes in the API server for both
                 with contextlib.suppress(kubeapi.Conflict):
                     kube.create_device_class(body)
-        specs = darwin_mix() if layout == "darwin" else plain_mix()
+        if layout == "plain":
+            specs = plain_mix()
+        else:
+            # The light layout has no single domains: its pods ask for a quad instead.
+            kinds = [("quad" if k in ("domains", "domain") and layout == "light" else k)
+                     for k in claim_kinds]  # fmt: skip
+            specs = [darwin_claim(k) for k in kinds]
         for spec in specs:
             kube.create_claim_template(NAMESPACE, claims.claim_template(spec))
-        n = pods if layout == "darwin" else min(pods, sum(len(v) for v in fleet.values()))
+        n = pods if layout != "plain" else min(pods, sum(len(v) for v in fleet.values()))
         names = [f"p-{i:05d}" for i in range(n)]
         progress(f"{layout}: {len(fleet)} nodes, {len(slices)} slices, {devices} devices; "
                  f"creating {n} gated pods")  # fmt: skip

@@ -25,7 +25,7 @@ from darwin_dra.plugin.driver import Driver, DriverConfig
 from darwin_dra.plugin.health import HealthMonitor, state_counts
 from darwin_dra.plugin.metrics import PluginMetrics
 from darwin_dra.plugin.publisher import Publisher, PublishResult
-from darwin_dra.plugin.slices import build_slices
+from darwin_dra.plugin.slices import PARTITION_KINDS, SliceLayout, build_slices
 from darwin_dra.runtime.spikeport import SpikePorts
 
 log = structlog.get_logger(__name__)
@@ -49,6 +49,7 @@ class PluginOptions:
     health_resync_s: float = 30.0
     slice_resync_s: float = 60.0
     grace_s: float = 5.0
+    partitions: tuple[str, ...] = PARTITION_KINDS  # the slice layout (--partitions)
 
 
 def calibrate_keps(engine: Engine, profiles: dict[str, ChipProfile]) -> dict[int, int]:
@@ -116,7 +117,8 @@ class PluginApp:
         views = self.driver.views()
         self.metrics.set_device_states(state_counts(views))
         self.metrics.faults.set(len(self.monitor.applied))
-        return build_slices(self.opts.node, list(views.values()))
+        layout = SliceLayout(partitions=self.opts.partitions)
+        return build_slices(self.opts.node, list(views.values()), layout=layout)
 
     def _published(self, result: PublishResult | None, exc: Exception | None) -> None:
         if result is not None:
