@@ -11,6 +11,7 @@ pods/s = bound pods / (last bind - first ungate); latency = bind seen - ungate r
 from __future__ import annotations
 
 import contextlib
+import shutil
 import statistics
 import tempfile
 import threading
@@ -287,6 +288,8 @@ def run_layout(
         if keeper is not None:
             keeper.stop()
         cluster.down()
+        if directory is None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def table(results: Sequence[LayoutResult]) -> str:
