@@ -62,12 +62,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument(
         "--layouts", default="darwin,plain", help="comma-separated: darwin, light, plain"
     )
+    s.add_argument(
+        "--claims",
+        default="domains,quad,share",
+        help="Darwin claim kinds the pods rotate through: domains (two, matchAttribute chip),"
+        " quad, share, domain",
+    )
     s.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for binds")
     s.set_defaults(func=run_scheduler)
 
 
 def run_scheduler(args: argparse.Namespace) -> int:
-    from darwin_dra.fleet.schedbench import LAYOUTS, run_layout, table
+    from darwin_dra.fleet.schedbench import CLAIM_KINDS, LAYOUTS, run_layout, table
 
     try:
         counts = [int(n) for n in args.nodes.split(",") if n.strip()]
@@ -81,6 +87,10 @@ def run_scheduler(args: argparse.Namespace) -> int:
     if any(x not in LAYOUTS for x in layouts) or not layouts:
         print(f"--layouts: known layouts are {', '.join(LAYOUTS)}", file=sys.stderr)
         return 2
+    kinds = [k.strip() for k in args.claims.split(",") if k.strip()]
+    if not kinds or any(k not in CLAIM_KINDS for k in kinds):
+        print(f"--claims: known kinds are {', '.join(CLAIM_KINDS)}", file=sys.stderr)
+        return 2
     results = []
     for n in counts:
         shape = _shape(n, args.chips)
@@ -92,6 +102,7 @@ def run_scheduler(args: argparse.Namespace) -> int:
                     args.pods,
                     args.timeout,
                     lambda line: print(line, file=sys.stderr, flush=True),
+                    claim_kinds=kinds,
                 )
             )
             print(table(results), file=sys.stderr, flush=True)
