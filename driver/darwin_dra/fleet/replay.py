@@ -12,6 +12,7 @@ than wall time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import threading
 import time
@@ -24,7 +25,7 @@ import structlog
 
 from darwin_dra import kubeapi
 from darwin_dra.cluster import launcher
-from darwin_dra.cluster.nodes import NodeAgent
+from darwin_dra.cluster.nodes import NodeAgent, not_ready_reasons
 from darwin_dra.controller.deviceclasses import device_classes
 from darwin_dra.fleet import claims
 from darwin_dra.fleet.claims import Unit
@@ -36,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 Obj = dict[str, Any]
 LEASE_PERIOD_S = 10.0  # the kubelet's renew interval: a quarter of the 40 s lease
+STATUS_EVERY = 3  # re-post node status every 3rd round (30 s), as the cluster's node agent does
 
 
 def _parallel(fn: Callable[[Any], object], items: Iterable[Any], workers: int = 8) -> None:
@@ -60,17 +62,34 @@ class LeaseKeeper:
         )
         self._thread.start()
 
-    def _renew(self, name: str) -> None:
+    def _renew(self, name: str, post_status: bool = False) -> None:
         if self._stop.is_set():
             return
         try:
             self._agent.renew_lease(name)
+            if post_status:
+                # A node the lifecycle controller marked NotReady (its lease came late, e.g.
+                # while thousands of slices were being written) is Ready again only once its
+                # "kubelet" posts a Ready condition.
+                self._agent.post_status(name)
         except kubeapi.KubeApiError as exc:
             log.warning("lease renewal failed", node=name, error=str(exc))
 
     def _run(self) -> None:
+        rounds = 0
         while not self._stop.wait(LEASE_PERIOD_S):
-            _parallel(self._renew, self._nodes, workers=4)
+            rounds += 1
+            status = rounds % STATUS_EVERY == 0
+            _parallel(functools.partial(self._renew, post_status=status), self._nodes, 8)
+
+    def not_ready(self, kube: kubeapi.FleetKube) -> int:
+        """How many of the fleet's nodes are not Ready or carry a NoSchedule/NoExecute taint."""
+        mine = set(self._nodes)
+        return sum(
+            1
+            for node in kube.list_nodes()
+            if node["metadata"]["name"] in mine and not_ready_reasons(node)
+        )
 
     def stop(self) -> None:
         self._stop.set()

@@ -85,6 +85,8 @@ def replay_on_cluster(
             kube, jobs, model, NAMESPACE, run.compression, run.trace.length_s, progress
         )
         records = rep.run()
+        if unready := keeper.not_ready(kube):
+            rep.errors.append(f"{unready} of {len(fleet)} nodes were not Ready at the end")
         summary = summarise(model, jobs, records, catalogue(model, fleet), run.trace.length_s)
         return summary, rep.errors
     finally:

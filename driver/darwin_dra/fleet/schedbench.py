@@ -155,6 +155,7 @@ class LayoutResult:
     latency_p99_s: float
     ungate_per_s: float
     setup_s: float
+    not_ready: int = 0  # fleet nodes not Ready (or tainted) when the measurement ended
 
     @property
     def complete(self) -> bool:
@@ -267,6 +268,7 @@ def run_layout(
         setup = time.monotonic() - t0
         progress(f"{layout}: {n} claims ready after {setup:.0f} s; ungating")
         ungated, bound, span = _measure(kube, names, timeout_s)
+        not_ready = keeper.not_ready(kube)
         lat = [bound[p] - ungated[p] for p in bound if p in ungated]
         first = min(ungated.values()) if ungated else 0.0
         last = max(bound.values()) if bound else first
@@ -283,6 +285,7 @@ def run_layout(
             latency_p99_s=percentile(lat, 99),
             ungate_per_s=n / span if span > 0 else float("nan"),
             setup_s=setup,
+            not_ready=not_ready,
         )
     finally:
         if keeper is not None:
@@ -294,7 +297,7 @@ def run_layout(
 
 def table(results: Sequence[LayoutResult]) -> str:
     head = ["nodes", "layout", "slices", "devices", "pods", "bound", "pods/s",
-            "vs plain", "p50 s", "p99 s", "ungate/s"]  # fmt: skip
+            "vs plain", "p50 s", "p99 s", "ungate/s", "not ready"]  # fmt: skip
     plain = {r.nodes: r.pods_per_s for r in results if r.layout == "plain"}
     rows = [head]
     for r in results:
@@ -312,6 +315,7 @@ def table(results: Sequence[LayoutResult]) -> str:
                 f"{r.latency_p50_s:.2f}",
                 f"{r.latency_p99_s:.2f}",
                 f"{r.ungate_per_s:.0f}",
+                str(r.not_ready),
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
