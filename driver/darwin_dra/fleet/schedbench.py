@@ -245,8 +245,9 @@ def run_layout(
             kinds = [("quad" if k in ("domains", "domain") and layout == "light" else k)
                      for k in claim_kinds]  # fmt: skip
             specs = [darwin_claim(k) for k in kinds]
-        for spec in specs:
-            kube.create_claim_template(NAMESPACE, claims.claim_template(spec))
+        for spec in {claims.template_name(x): x for x in specs}.values():
+            with contextlib.suppress(kubeapi.Conflict):  # equal specs share one template
+                kube.create_claim_template(NAMESPACE, claims.claim_template(spec))
         n = pods if layout != "plain" else min(pods, sum(len(v) for v in fleet.values()))
         names = [f"p-{i:05d}" for i in range(n)]
         progress(f"{layout}: {len(fleet)} nodes, {len(slices)} slices, {devices} devices; "
