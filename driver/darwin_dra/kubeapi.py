@@ -430,3 +430,120 @@ class ControllerKube(Kube):
 def connect_controller(kubeconfig: Path | None = None, timeout_s: float = 10.0) -> ControllerKube:
     base = connect(kubeconfig, timeout_s)
     return ControllerKube(base.api, base.timeout_s)
+
+
+# ---- The fleet bench and `darwin-dra status`: pods, namespaces, templates, cluster lists ----
+
+TEMPLATES = "resourceclaimtemplates"
+
+
+class FleetKube(ControllerKube):
+    """Simulated fleets and cluster-wide views; same error translation as the rest."""
+
+    def _dict(self, obj: Any) -> Obj:
+        out: Obj = self.api.sanitize_for_serialization(obj)
+        return out
+
+    def create_namespace(self, name: str) -> None:
+        body = {"metadata": {"name": name}}
+        _call(lambda: self._core.create_namespace(body, _request_timeout=self.timeout_s))
+
+    def delete_namespace(self, name: str) -> None:
+        try:
+            _call(lambda: self._core.delete_namespace(name, _request_timeout=self.timeout_s))
+        except NotFound:
+            return
+
+    def list_nodes(self) -> list[Obj]:
+        out = _call(lambda: self._core.list_node(_request_timeout=self.timeout_s))
+        return [self._dict(n) for n in out.items]
+
+    def create_pod(self, namespace: str, body: Obj) -> None:
+        _call(
+            lambda: self._core.create_namespaced_pod(
+                namespace, body, _request_timeout=self.timeout_s
+            )
+        )
+
+    def delete_pod_now(self, namespace: str, name: str) -> None:
+        """Delete with grace period 0: no kubelet runs these pods to confirm a graceful stop."""
+        try:
+            _call(
+                lambda: self._core.delete_namespaced_pod(
+                    name, namespace, grace_period_seconds=0, _request_timeout=self.timeout_s
+                )
+            )
+        except NotFound:
+            return
+
+    def list_pods(self, namespace: str) -> tuple[list[Obj], str]:
+        out = _call(
+            lambda: self._core.list_namespaced_pod(namespace, _request_timeout=self.timeout_s)
+        )
+        return [self._dict(p) for p in out.items], str(out.metadata.resource_version or "")
+
+    def watch_pods(
+        self, namespace: str, resource_version: str, timeout_s: int
+    ) -> Iterator[tuple[str, Obj]]:
+        """(event type, pod as a dict) from ``resource_version`` on, for at most timeout_s."""
+        from kubernetes import watch
+
+        w = watch.Watch()  # type: ignore[no-untyped-call]
+        stream = w.stream(  # type: ignore[no-untyped-call]
+            self._core.list_namespaced_pod,
+            namespace,
+            resource_version=resource_version,
+            timeout_seconds=timeout_s,
+            _request_timeout=timeout_s + self.timeout_s,
+        )
+        try:
+            while True:
+                try:
+                    event = _call(lambda: next(stream))
+                except StopIteration:
+                    return
+                obj = event.get("object")
+                if event.get("type") == "ERROR":
+                    raw = obj if isinstance(obj, dict) else self._dict(obj)
+                    raise KubeApiError(f"watch: {raw.get('message', raw)}", int(raw.get("code", 0)))
+                yield str(event.get("type")), self._dict(obj)
+        finally:
+            w.stop()  # type: ignore[no-untyped-call]
+
+    def ungate_pod(self, namespace: str, name: str) -> None:
+        """Remove every scheduling gate (a JSON patch), so the scheduler may take the pod."""
+        patch = [{"op": "remove", "path": "/spec/schedulingGates"}]
+        _call(
+            lambda: self._core.patch_namespaced_pod(
+                name, namespace, patch, _request_timeout=self.timeout_s
+            )
+        )
+
+    def count_claims(self, namespace: str) -> int:
+        out = _call(
+            lambda: self._custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, CLAIMS, _request_timeout=max(self.timeout_s, 60)
+            )
+        )
+        return len(out.get("items", []))
+
+    def create_claim_template(self, namespace: str, body: Obj) -> None:
+        _call(
+            lambda: self._custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, TEMPLATES, body, _request_timeout=self.timeout_s
+            )
+        )
+
+    def list_all_slices(self) -> list[Obj]:
+        out = _call(
+            lambda: self._custom.list_cluster_custom_object(
+                GROUP, VERSION, SLICES, _request_timeout=self.timeout_s
+            )
+        )
+        items: list[Obj] = out.get("items", [])
+        return items
+
+
+def connect_fleet(kubeconfig: Path | None = None, timeout_s: float = 10.0) -> FleetKube:
+    base = connect(kubeconfig, timeout_s)
+    return FleetKube(base.api, base.timeout_s)

@@ -130,3 +130,24 @@ def test_broken_profiles(tmp_path: Path) -> None:
     write(tmp_path, text, "b.yaml")
     with pytest.raises(HardwareFileError, match="defined twice"):
         load_profiles(tmp_path)
+
+
+def test_count_lists_identical_chips_and_models_mix(tmp_path: Path) -> None:
+    text = INVENTORY.replace(
+        "          - {model: darwin3, serial: A}\n",
+        "          - {model: darwin3, serial: A, count: 3}\n"
+        "          - {model: darwin3-fastroute, serial: F}\n",
+    )
+    inv = load_inventory(write(tmp_path, text), load_profiles())
+    chips = inv.nodes[0].chips
+    assert [(c.model, c.serial) for c in chips] == [
+        ("darwin3", "A-0"),
+        ("darwin3", "A-1"),
+        ("darwin3", "A-2"),
+        ("darwin3-fastroute", "F"),
+    ]
+    clash = text.replace("serial: F}", "serial: A-1}")
+    with pytest.raises(HardwareFileError, match=r"chips\[1\]\.serial: A-1 is already used"):
+        load_inventory(write(tmp_path, clash), load_profiles())
+    with pytest.raises(HardwareFileError, match=r"count: must be between 1 and 64"):
+        load_inventory(write(tmp_path, text.replace("count: 3", "count: 0")), load_profiles())

@@ -49,12 +49,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "for a liveness probe (default off)", type=int)  # fmt: skip
     env_option(p, "--fault-poll-seconds", "DARWIN_FAULT_POLL_SECONDS", "how often the chips' "
                "health is read", default="1.0", type=float)  # fmt: skip
+    env_option(p, "--partitions", "DARWIN_PARTITIONS", "partition kinds to publish: a list of "
+               "domain,quad,half,chip,shared, or full, or light (no single domains: 14 devices "
+               "a chip instead of 50, for large clusters)", default="full")  # fmt: skip
     env_option(p, "--log-level", "LOG_LEVEL", "log level", default="INFO")
     p.set_defaults(func=run)
 
 
 def options(args: argparse.Namespace) -> Any:
     from darwin_dra.plugin.app import PluginOptions
+    from darwin_dra.plugin.slices import parse_partitions
 
     if not args.node_name:
         raise ValueError("--node-name required (or NODE_NAME)")
@@ -71,6 +75,7 @@ def options(args: argparse.Namespace) -> Any:
         health_port=args.health_port,
         chip_host=args.chip_host,
         fault_poll_s=args.fault_poll_seconds,
+        partitions=parse_partitions(args.partitions),
     )
 
 

@@ -69,6 +69,8 @@ class ClusterConfig:
     nodes: int = 2
     apiserver_port: int | None = None
     start_timeout: float = 180.0
+    # Extra flags by component name (e.g. a benchmark raising kube-scheduler's client QPS).
+    extra_args: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 class LocalCluster:
@@ -253,7 +255,9 @@ class LocalCluster:
             env["PYTHONPATH"] = os.pathsep.join(
                 filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")])
             )
-        proc = start(name, [program, *args], self.dir / "logs" / f"{log_name}.log", env=env)
+        extra = [a for comp, more in self.config.extra_args if comp == name for a in more]
+        argv = [program, *args, *extra]
+        proc = start(name, argv, self.dir / "logs" / f"{log_name}.log", env=env)
         self.processes.append(proc)
         self.state.processes.append(
             ProcessRecord(proc.name, proc.pid, list(proc.argv), str(proc.log_path))

@@ -28,7 +28,9 @@ def load_inventory(path: Path, profiles: Mapping[str, ChipProfile]) -> Inventory
             fabric.reject_unknown({"id", "chips"})
             fabric_id = fabric.string("id")
             for chip in fabric.items("chips"):
-                chip.reject_unknown({"model", "serial", "numaNode", "pcieRoot", "firmware"})
+                chip.reject_unknown(
+                    {"model", "serial", "numaNode", "pcieRoot", "firmware", "count"}
+                )
                 model = chip.string("model")
                 if model not in profiles:
                     raise chip.fail(
@@ -36,25 +38,28 @@ def load_inventory(path: Path, profiles: Mapping[str, ChipProfile]) -> Inventory
                         f"no chip profile for {model!r} "
                         f"(known: {', '.join(sorted(profiles)) or 'none'})",
                     )
-                serial = chip.string("serial")
-                if serial in serials:
-                    raise chip.fail("serial", f"{serial} is already used at {serials[serial]}")
-                serials[serial] = chip.prefix
-                chips.append(
-                    ChipEntry(
-                        model=model,
-                        serial=serial,
-                        fabric=fabric_id,
-                        numa_node=chip.integer("numaNode", 0, 1023, default=0),
-                        pcie_root=chip.string("pcieRoot", default="-")
-                        if "pcieRoot" in chip.data
-                        else "",
-                        firmware=chip.string("firmware", default="-")
-                        if "firmware" in chip.data
-                        else "",
-                    )
-                )
+                # `count: N` lists N identical chips; `serial` is then their prefix
+                # (serials <serial>-0 .. <serial>-(N-1)), so large fleets stay short to write.
+                count = chip.integer("count", 1, 64, default=1)
+                base = chip.string("serial")
+                for k in range(count):
+                    serial = base if "count" not in chip.data else f"{base}-{k}"
+                    if serial in serials:
+                        raise chip.fail("serial", f"{serial} is already used at {serials[serial]}")
+                    serials[serial] = chip.prefix
+                    chips.append(_entry(chip, model, serial, fabric_id))
         nodes.append(NodeEntry(name=name, chips=tuple(chips)))
     if not nodes:
         raise HardwareFileError(str(path), "nodes", "must list at least one node")
     return Inventory(nodes=tuple(nodes), source=str(path))
+
+
+def _entry(chip: Fields, model: str, serial: str, fabric_id: str) -> ChipEntry:
+    return ChipEntry(
+        model=model,
+        serial=serial,
+        fabric=fabric_id,
+        numa_node=chip.integer("numaNode", 0, 1023, default=0),
+        pcie_root=chip.string("pcieRoot", default="-") if "pcieRoot" in chip.data else "",
+        firmware=chip.string("firmware", default="-") if "firmware" in chip.data else "",
+    )

@@ -26,7 +26,7 @@ from darwin_dra.plugin.driver import Driver, DriverConfig, lost_devices
 from darwin_dra.plugin.health import HealthMonitor, Snapshot, state_counts
 from darwin_dra.plugin.metrics import PluginMetrics
 from darwin_dra.plugin.publisher import Publisher, PublishResult
-from darwin_dra.plugin.slices import build_slices, with_reset_taints
+from darwin_dra.plugin.slices import PARTITION_KINDS, SliceLayout, build_slices, with_reset_taints
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +49,7 @@ class PluginOptions:
     health_resync_s: float = 30.0
     slice_resync_s: float = 60.0
     grace_s: float = 5.0
+    partitions: tuple[str, ...] = PARTITION_KINDS  # the slice layout (--partitions)
 
 
 class PluginApp:
@@ -119,7 +120,12 @@ class PluginApp:
         views, lost = self._snapshot()
         self.metrics.set_device_states(state_counts(views))
         self._last_desired = with_reset_taints(
-            build_slices(self.opts.node, list(views.values())), lost
+            build_slices(
+                self.opts.node,
+                list(views.values()),
+                layout=SliceLayout(partitions=self.opts.partitions),
+            ),
+            lost,
         )
         return self._last_desired
 

@@ -296,8 +296,34 @@ class _Partition:
     shared: bool = False
 
 
-def partitions(chip: ChipView) -> list[_Partition]:
-    """Every partition of one chip in publishing order: smallest first, shared last."""
+PARTITION_KINDS = ("domain", "quad", "half", "chip", "shared")
+# A lighter layout for large clusters: no single domains, so a chip publishes 14 devices
+# instead of 50 (the scheduler checks every device of every node it filters; see docs/fleet.md).
+LIGHT_PARTITIONS = ("quad", "half", "chip", "shared")
+
+
+def parse_partitions(text: str) -> tuple[str, ...]:
+    """A comma-separated list of partition kinds, checked (ValueError names the bad kind)."""
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    if text.strip() == "light":
+        return LIGHT_PARTITIONS
+    if text.strip() in ("all", "full"):
+        return PARTITION_KINDS
+    bad = [k for k in kinds if k not in PARTITION_KINDS]
+    if bad or not kinds:
+        raise ValueError(
+            f"partitions: unknown kind(s) {bad or [text]}; use a list of "
+            f"{', '.join(PARTITION_KINDS)}, or 'full' or 'light'"
+        )
+    return tuple(k for k in PARTITION_KINDS if k in kinds)
+
+
+def partitions(chip: ChipView, kinds: Sequence[str] = PARTITION_KINDS) -> list[_Partition]:
+    """The chip's partitions of ``kinds`` in publishing order: smallest first, shared last."""
+    return [p for p in _all_partitions(chip) if p.kind in kinds]
+
+
+def _all_partitions(chip: ChipView) -> list[_Partition]:
     dx, dy = chip.domains_x, chip.domains_y
     c = chip.chip
     out: list[_Partition] = []
@@ -388,12 +414,14 @@ def _capacity(
     return cap
 
 
-def chip_devices(chip: ChipView, policy: SharePolicy | None = None) -> list[dict[str, Any]]:
+def chip_devices(
+    chip: ChipView, policy: SharePolicy | None = None, kinds: Sequence[str] = PARTITION_KINDS
+) -> list[dict[str, Any]]:
     """The device entries of one chip, in publishing order (pure)."""
     policy = policy or SharePolicy()
     budgets = _domain_budgets(chip)
     devices = []
-    for part in partitions(chip):
+    for part in partitions(chip, kinds):
         budget = _sum(budgets[i] for i in part.domains)
         device: dict[str, Any] = {
             "name": part.name,
@@ -429,6 +457,7 @@ def _priority(chip: ChipView) -> tuple[int, int, int]:
 class SliceLayout:
     chips_per_counter_slice: int = MAX_COUNTER_SETS_PER_SLICE // 2
     policy: SharePolicy = field(default_factory=SharePolicy)
+    partitions: tuple[str, ...] = PARTITION_KINDS  # which partition kinds to publish
 
 
 def build_slices(
@@ -462,7 +491,7 @@ def build_slices(
         sets = [s for chip in by_id[i : i + per] for s in counter_sets(chip)]
         specs.append((f"{node}-darwin-a-counters-{i // per:02d}", {"sharedCounters": sets}))
     for rank, chip in enumerate(ordered):
-        devices = chip_devices(chip, layout.policy)
+        devices = chip_devices(chip, layout.policy, layout.partitions)
         specs.append((f"{node}-darwin-b-devices-{rank:02d}", {"devices": devices}))
     pool = {"name": node, "generation": generation, "resourceSliceCount": len(specs)}
     slices = [_slice(node, name, {"pool": dict(pool), **spec}) for name, spec in specs]

@@ -1,0 +1,169 @@
+"""`darwin-dra bench fleet`: a job trace on the real scheduler, black box against Darwin DRA."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from darwin_dra.fleet.layout import FleetShape
+from darwin_dra.fleet.report import markdown, table
+from darwin_dra.fleet.trace import TraceConfig
+
+
+def _bench_subparsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    bench = sub.choices.get("bench")
+    if bench is None:
+        raise RuntimeError("darwin_dra.cli.bench must be registered before darwin_dra.cli.fleet")
+    actions = [a for a in bench._actions if isinstance(a, argparse._SubParsersAction)]
+    return actions[0]
+
+
+def _shape(nodes: int, chips: int) -> FleetShape:
+    """The generated fleet: two darwin3-fastroute chips on every other node, wafers by pairs."""
+    return FleetShape(nodes=nodes, chips_per_node=chips, fast_chips=min(2, chips),
+                      wafer_chips=min(2, chips))  # fmt: skip
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _bench_subparsers(sub).add_parser(
+        "fleet", help="a trace of SNN jobs on the real scheduler: black box vs Darwin claims"
+    )
+    p.add_argument("--nodes", type=int, default=50)
+    p.add_argument("--chips", type=int, default=4, help="chips per node")
+    p.add_argument("--hours", type=float, default=4.0, help="trace length (trace hours)")
+    p.add_argument("--arrivals-per-hour", type=float, default=1200.0)
+    p.add_argument(
+        "--compression",
+        type=float,
+        default=30.0,
+        help="trace seconds per wall second (30: a 4 h trace replays in 8 min)",
+    )
+    p.add_argument("--seed", type=int, default=11)
+    p.add_argument(
+        "--duration-scale", type=float, default=1.0, help="multiplies the mean job durations"
+    )
+    p.add_argument("--models", default="blackbox,darwin", help="comma-separated, in run order")
+    p.add_argument("--plot-dir", type=Path, help="write fleet-utilisation.png, fleet-waits.png")
+    p.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
+    p.add_argument("--json", type=Path, help="also write the summaries as JSON here")
+    p.add_argument("--keep-dir", type=Path, help="keep each cluster's directory (logs) here")
+    p.set_defaults(func=run)
+    s = _bench_subparsers(sub).add_parser(
+        "scheduler", help="pods/s of the real kube-scheduler: Darwin slices vs plain slices"
+    )
+    s.add_argument("--nodes", default="500", help="comma-separated node counts (e.g. 500,1000)")
+    s.add_argument("--chips", type=int, default=4, help="chips per node")
+    s.add_argument("--pods", type=int, default=5000, help="pods with Darwin claims per run")
+    s.add_argument(
+        "--layouts", default="darwin,plain", help="comma-separated: darwin, light, plain"
+    )
+    s.add_argument(
+        "--claims",
+        default="domains,quad,share",
+        help="Darwin claim kinds the pods rotate through: domains (two, matchAttribute chip),"
+        " quad, share, domain",
+    )
+    s.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for binds")
+    s.set_defaults(func=run_scheduler)
+
+
+def run_scheduler(args: argparse.Namespace) -> int:
+    from darwin_dra.fleet.schedbench import CLAIM_KINDS, LAYOUTS, run_layout, table
+
+    try:
+        counts = [int(n) for n in args.nodes.split(",") if n.strip()]
+    except ValueError:
+        print(f"--nodes: expected numbers like 500,1000, got {args.nodes!r}", file=sys.stderr)
+        return 2
+    layouts = [x.strip() for x in args.layouts.split(",") if x.strip()]
+    if not counts or any(n < 1 for n in counts) or args.pods < 1:
+        print("--nodes and --pods must be positive", file=sys.stderr)
+        return 2
+    if any(x not in LAYOUTS for x in layouts) or not layouts:
+        print(f"--layouts: known layouts are {', '.join(LAYOUTS)}", file=sys.stderr)
+        return 2
+    kinds = [k.strip() for k in args.claims.split(",") if k.strip()]
+    if not kinds or any(k not in CLAIM_KINDS for k in kinds):
+        print(f"--claims: known kinds are {', '.join(CLAIM_KINDS)}", file=sys.stderr)
+        return 2
+    results = []
+    for n in counts:
+        shape = _shape(n, args.chips)
+        for layout in layouts:
+            results.append(
+                run_layout(
+                    layout,
+                    shape,
+                    args.pods,
+                    args.timeout,
+                    lambda line: print(line, file=sys.stderr, flush=True),
+                    claim_kinds=kinds,
+                )
+            )
+            print(table(results), file=sys.stderr, flush=True)
+    print(table(results))
+    print(
+        f"\n{args.chips} chips a node; Darwin pods rotate 2 domains (matchAttribute chip), a quad,"
+        " a 10 k Meps KEPS share; plain pods take one chip each (at most one pod a chip)."
+        " pods/s = bound / (last bind - first ungate); latency = bind seen - ungate."
+    )
+    return 0 if all(r.complete for r in results) else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from darwin_dra.fleet.run import FleetRun, run_fleet
+
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    unknown = [m for m in models if m not in ("blackbox", "darwin")]
+    if unknown or not models:
+        print(f"--models: unknown {unknown} (known: blackbox, darwin)", file=sys.stderr)
+        return 2
+    if min(args.compression, args.hours, args.nodes, args.chips, args.duration_scale) <= 0:
+        print(
+            "--compression, --hours, --nodes, --chips and --duration-scale must be positive",
+            file=sys.stderr,
+        )
+        return 2
+    shape = _shape(args.nodes, args.chips)
+    trace = TraceConfig(
+        seed=args.seed,
+        length_s=args.hours * 3600,
+        arrivals_per_hour=args.arrivals_per_hour,
+        duration_scale=args.duration_scale,
+    )
+    fleet_run = FleetRun(shape, trace, args.compression, models, args.keep_dir)
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    summaries, errors = run_fleet(fleet_run, progress)
+    print(table(summaries))
+    wall = trace.length_s / args.compression
+    print(
+        f"\nfleet: {shape.nodes} nodes x {shape.chips_per_node} chips ({shape.base_model}, "
+        f"{shape.fast_chips} {shape.fast_model} on every {shape.fast_every}nd node); trace "
+        f"{args.hours:g} h, {args.arrivals_per_hour:g} arrivals/h, seed {args.seed}; "
+        f"time compressed {args.compression:g}x ({wall / 60:.1f} wall minutes per model)"
+    )
+    for e in errors[:20]:
+        print(f"error: {e}", file=sys.stderr)
+    title = (
+        f"darwin-dra bench fleet --nodes {args.nodes} --hours {args.hours:g} "
+        f"--arrivals-per-hour {args.arrivals_per_hour:g} --compression {args.compression:g}"
+    )
+    if args.plot_dir:
+        from darwin_dra.fleet.plot import plot_utilisation, plot_waits
+
+        args.plot_dir.mkdir(parents=True, exist_ok=True)
+        plot_utilisation(summaries, args.plot_dir / "fleet-utilisation.png", title)
+        plot_waits(summaries, args.plot_dir / "fleet-waits.png", title)
+    if args.markdown:
+        args.markdown.write_text(markdown(summaries) + "\n")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(s) for s in summaries], indent=1))
+    return 1 if len(errors) > 0.01 * max(sum(s.jobs for s in summaries), 1) else 0

@@ -1,0 +1,1 @@
+"""The fleet: simulated clusters of many nodes, job traces replayed on the real scheduler."""

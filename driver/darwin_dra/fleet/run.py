@@ -1,0 +1,113 @@
+"""`darwin-dra bench fleet`: the same trace replayed on a fresh local control plane per model.
+
+Each model gets its own cluster (real etcd, kube-apiserver, kube-scheduler and
+kube-controller-manager from driver/darwin_dra/cluster, started with no nodes): the fleet's
+Node objects, Leases and slices are created here through kubeapi, so no state of one run
+leaks into the other.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from darwin_dra import kubeapi
+from darwin_dra.cluster import build, launcher
+from darwin_dra.fleet import replay
+from darwin_dra.fleet.catalogue import Catalogue, darwin_catalogue, plain_catalogue
+from darwin_dra.fleet.layout import FleetShape, chip_views, fleet_inventory
+from darwin_dra.fleet.metrics import Summary, summarise
+from darwin_dra.fleet.trace import Job, TraceConfig, generate
+from darwin_dra.hardware.model import Inventory
+from darwin_dra.hardware.profiles import load_profiles
+from darwin_dra.plugin.slices import ChipView
+
+NAMESPACE = "fleet"
+
+# Client rate limits raised for benchmarks (docs/fleet.md): kube-scheduler's default 50 QPS is
+# used up by two writes a DRA pod (the claim's allocation, the binding), and the controller
+# manager's default 20 QPS by creating and deleting generated claims.
+BENCH_FLAGS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("kube-scheduler", ("--kube-api-qps=500", "--kube-api-burst=1000")),
+    ("kube-controller-manager", ("--kube-api-qps=300", "--kube-api-burst=600")),
+    ("kube-apiserver", ("--max-requests-inflight=1000", "--max-mutating-requests-inflight=500")),
+)
+
+
+def bench_cluster(directory: Path) -> tuple[launcher.LocalCluster, build.Binaries]:
+    """A local control plane with no nodes and the benchmark's rate limits."""
+    binaries = build.ensure_binaries()
+    config = launcher.ClusterConfig(directory, nodes=0, extra_args=BENCH_FLAGS)
+    return launcher.LocalCluster(config, binaries), binaries
+
+
+@dataclass(frozen=True)
+class FleetRun:
+    shape: FleetShape
+    trace: TraceConfig
+    compression: float  # trace seconds per wall second
+    models: tuple[str, ...] = ("blackbox", "darwin")
+    keep_dir: Path | None = None
+
+
+def fleet_views(inventory: Inventory) -> dict[str, list[ChipView]]:
+    profiles = load_profiles()
+    return {n.name: chip_views(inventory, profiles, n.name) for n in inventory.nodes}
+
+
+def catalogue(model: str, fleet: Mapping[str, Sequence[ChipView]]) -> Catalogue:
+    return plain_catalogue(fleet) if model == "blackbox" else darwin_catalogue(fleet)
+
+
+def replay_on_cluster(
+    model: str,
+    jobs: Sequence[Job],
+    fleet: Mapping[str, Sequence[ChipView]],
+    run: FleetRun,
+    directory: Path,
+    progress: Callable[[str], None],
+) -> tuple[Summary, list[str]]:
+    cluster, binaries = bench_cluster(directory)
+    cluster.up()
+    keeper: replay.LeaseKeeper | None = None
+    try:
+        kube = kubeapi.connect_fleet(cluster.kubeconfig)
+        keeper = replay.LeaseKeeper(kube, list(fleet), binaries.version)
+        keeper.register()
+        layout = "plain" if model == "blackbox" else "darwin"
+        slices = replay.fleet_slices(fleet, layout)
+        replay.install(kube, slices, model, NAMESPACE)
+        progress(f"{model}: {len(fleet)} nodes, {len(slices)} slices, {len(jobs)} jobs")
+        rep = replay.Replay(
+            kube, jobs, model, NAMESPACE, run.compression, run.trace.length_s, progress
+        )
+        records = rep.run()
+        if unready := keeper.not_ready(kube):
+            rep.errors.append(f"{unready} of {len(fleet)} nodes were not Ready at the end")
+        summary = summarise(model, jobs, records, catalogue(model, fleet), run.trace.length_s)
+        return summary, rep.errors
+    finally:
+        if keeper is not None:
+            keeper.stop()
+        cluster.down()
+
+
+def run_fleet(run: FleetRun, progress: Callable[[str], None]) -> tuple[list[Summary], list[str]]:
+    inventory = fleet_inventory(run.shape)
+    fleet = fleet_views(inventory)
+    jobs = generate(run.trace)
+    summaries: list[Summary] = []
+    errors: list[str] = []
+    for model in run.models:
+        directory = run.keep_dir / model if run.keep_dir else Path(tempfile.mkdtemp(prefix="fl-"))
+        try:
+            summary, errs = replay_on_cluster(model, jobs, fleet, run, directory, progress)
+        finally:
+            if run.keep_dir is None:
+                shutil.rmtree(directory, ignore_errors=True)
+        summaries.append(summary)
+        errors += [f"{model}: {e}" for e in errs]
+    return summaries, errors

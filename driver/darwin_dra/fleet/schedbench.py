@@ -1,0 +1,325 @@
+"""`darwin-dra bench scheduler`: the real kube-scheduler on N simulated nodes, Darwin slices
+against plain slices (one device per chip), in the same run.
+
+For each layout a fresh control plane (no nodes) gets N Node objects kept Ready by their
+Leases, the slices of the layout, and P pods created with a scheduling gate (so the
+kube-controller-manager makes their claims before the clock starts). The gates are then
+removed as fast as the bench can patch, and every pod's bind is observed on a watch:
+pods/s = bound pods / (last bind - first ungate); latency = bind seen - ungate returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from darwin_dra import kubeapi
+from darwin_dra.controller.deviceclasses import device_classes
+from darwin_dra.fleet import claims, replay
+from darwin_dra.fleet.layout import FleetShape, fleet_inventory, plain_slices
+from darwin_dra.fleet.run import bench_cluster, fleet_views
+from darwin_dra.plugin.slices import (
+    DRIVER,
+    LIGHT_PARTITIONS,
+    PARTITION_KINDS,
+    ChipView,
+    SliceLayout,
+    build_slices,
+)
+
+Obj = dict[str, Any]
+NAMESPACE = "sched"
+GATE = "darwin.snn.io/bench"
+LAYOUTS = ("darwin", "light", "plain")
+
+
+CLAIM_KINDS = ("domains", "quad", "share", "domain")
+
+
+def darwin_claim(kind: str) -> Obj:
+    """One Darwin claim spec: ``domains`` (two on one chip), ``quad``, ``share`` (10 k Meps),
+    ``domain`` (one, no constraint)."""
+    if kind not in CLAIM_KINDS:
+        raise ValueError(f"unknown claim kind {kind!r} (known: {', '.join(CLAIM_KINDS)})")
+    if kind == "domain":
+        return {"devices": {"requests": [{"name": "domain", "exactly": {
+            "deviceClassName": "darwin-domain.snn.io"}}]}}  # fmt: skip
+    return dict(zip(CLAIM_KINDS[:3], darwin_mix(), strict=True))[kind]
+
+
+def darwin_mix() -> list[Obj]:
+    """The Darwin claims, in rotation: two domains on one chip, a quad, a KEPS share."""
+    same_chip = {"requests": ["domains"], "matchAttribute": f"{DRIVER}/chip"}
+    quad = [{"cel": {"expression": f'device.attributes["{DRIVER}"].partition == "quad"'}}]
+    share = {"requests": {"keps": "10000000", "neurons": "4096"}}
+    return [
+        {
+            "devices": {
+                "requests": [
+                    {
+                        "name": "domains",
+                        "exactly": {"deviceClassName": "darwin-domain.snn.io", "count": 2},
+                    }
+                ],
+                "constraints": [same_chip],
+            }
+        },
+        {
+            "devices": {
+                "requests": [
+                    {"name": "quad", "exactly": {"deviceClassName": DRIVER, "selectors": quad}}
+                ]
+            }
+        },
+        {
+            "devices": {
+                "requests": [
+                    {
+                        "name": "share",
+                        "exactly": {"deviceClassName": "darwin-shared.snn.io", "capacity": share},
+                    }
+                ]
+            }
+        },
+    ]
+
+
+def plain_mix() -> list[Obj]:
+    return [
+        {
+            "devices": {
+                "requests": [
+                    {"name": "chip", "exactly": {"deviceClassName": claims.BLACKBOX_CLASS}}
+                ]
+            }
+        }
+    ]
+
+
+def gated_pod(name: str, template: str) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "schedulingGates": [{"name": GATE}],
+            "terminationGracePeriodSeconds": 0,
+            "containers": [
+                {
+                    "name": "job",
+                    "image": claims.SIM_IMAGE,
+                    "resources": {"claims": [{"name": "devices"}]},
+                }
+            ],
+            "resourceClaims": [{"name": "devices", "resourceClaimTemplateName": template}],
+        },
+    }
+
+
+def layout_slices(layout: str, node: str, views: Sequence[ChipView]) -> list[Obj]:
+    """``darwin``: the plugin's default slices; ``light``: its light layout; ``plain``."""
+    if layout == "plain":
+        return plain_slices(node, views)
+    kinds = LIGHT_PARTITIONS if layout == "light" else PARTITION_KINDS
+    return build_slices(node, views, layout=SliceLayout(partitions=kinds))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, round(q / 100 * len(ordered) + 0.5 - 1e-9))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@dataclass(frozen=True)
+class LayoutResult:
+    layout: str
+    nodes: int
+    slices: int
+    devices: int
+    pods: int
+    bound: int
+    pods_per_s: float
+    latency_p50_s: float
+    latency_p99_s: float
+    ungate_per_s: float
+    setup_s: float
+    not_ready: int = 0  # fleet nodes not Ready (or tainted) when the measurement ended
+
+    @property
+    def complete(self) -> bool:
+        return self.bound == self.pods
+
+
+def _measure(
+    kube: kubeapi.FleetKube, names: Sequence[str], timeout_s: float
+) -> tuple[dict[str, float], dict[str, float], float]:
+    """Ungate every pod and watch the binds: (ungated at, bound at, ungate span)."""
+    bound: dict[str, float] = {}
+    ungated: dict[str, float] = {}
+    lock = threading.Lock()
+    wanted = set(names)
+    done = threading.Event()
+    _, rv = kube.list_pods(NAMESPACE)
+
+    def watch() -> None:
+        nonlocal rv
+        while not done.is_set():
+            try:
+                for _kind, pod in kube.watch_pods(NAMESPACE, rv, timeout_s=30):
+                    now = time.monotonic()
+                    rv = str(pod["metadata"].get("resourceVersion") or rv)
+                    name = pod["metadata"]["name"]
+                    if (pod.get("spec") or {}).get("nodeName") and name in wanted:
+                        with lock:
+                            bound.setdefault(name, now)
+                            if len(bound) == len(wanted):
+                                done.set()
+                    if done.is_set():
+                        return
+            except kubeapi.KubeApiError:
+                time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, name="watch-binds", daemon=True)
+    watcher.start()
+    time.sleep(0.5)  # the watch is open before the first gate goes
+
+    def ungate(name: str) -> None:
+        kube.ungate_pod(NAMESPACE, name)
+        with lock:
+            ungated[name] = time.monotonic()
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(ungate, names))
+    span = time.monotonic() - start
+    done.wait(timeout_s)
+    done.set()
+    watcher.join(timeout=40)
+    return ungated, bound, span
+
+
+def run_layout(
+    layout: str,
+    shape: FleetShape,
+    pods: int,
+    timeout_s: float,
+    progress: Callable[[str], None],
+    directory: Path | None = None,
+    claim_kinds: Sequence[str] = CLAIM_KINDS[:3],
+) -> LayoutResult:
+    inventory = fleet_inventory(shape)
+    fleet = fleet_views(inventory)
+    workdir = directory or Path(tempfile.mkdtemp(prefix="sb-"))
+    cluster, binaries = bench_cluster(workdir)
+    t0 = time.monotonic()
+    cluster.up()
+    keeper: replay.LeaseKeeper | None = None
+    try:
+        kube = kubeapi.connect_fleet(cluster.kubeconfig, timeout_s=60)
+        keeper = replay.LeaseKeeper(kube, list(fleet), binaries.version)
+        keeper.register()
+        slices = [s for node, views in fleet.items() for s in layout_slices(layout, node, views)]
+        devices = sum(len(s["spec"].get("devices", [])) for s in slices)
+        model = "blackbox" if layout == "plain" else "darwin"
+        replay.install(kube, slices, model, NAMESPACE)
+        if layout == "plain":
+            for body in device_classes():  # the same classes in the API server for both
+                with contextlib.suppress(kubeapi.Conflict):
+                    kube.create_device_class(body)
+        if layout == "plain":
+            specs = plain_mix()
+        else:
+            # The light layout has no single domains: its pods ask for a quad instead.
+            kinds = [("quad" if k in ("domains", "domain") and layout == "light" else k)
+                     for k in claim_kinds]  # fmt: skip
+            specs = [darwin_claim(k) for k in kinds]
+        for spec in {claims.template_name(x): x for x in specs}.values():
+            with contextlib.suppress(kubeapi.Conflict):  # equal specs share one template
+                kube.create_claim_template(NAMESPACE, claims.claim_template(spec))
+        n = pods if layout != "plain" else min(pods, sum(len(v) for v in fleet.values()))
+        names = [f"p-{i:05d}" for i in range(n)]
+        progress(f"{layout}: {len(fleet)} nodes, {len(slices)} slices, {devices} devices; "
+                 f"creating {n} gated pods")  # fmt: skip
+        with ThreadPoolExecutor(8) as pool:
+            list(
+                pool.map(
+                    lambda i: kube.create_pod(
+                        NAMESPACE, gated_pod(names[i], claims.template_name(specs[i % len(specs)]))
+                    ),
+                    range(n),
+                )
+            )
+        deadline = time.monotonic() + 600
+        while (made := kube.count_claims(NAMESPACE)) < n:
+            if time.monotonic() > deadline:
+                raise kubeapi.KubeApiError(f"only {made} of {n} claims made by the controller")
+            time.sleep(2)
+        setup = time.monotonic() - t0
+        progress(f"{layout}: {n} claims ready after {setup:.0f} s; ungating")
+        ungated, bound, span = _measure(kube, names, timeout_s)
+        not_ready = keeper.not_ready(kube)
+        lat = [bound[p] - ungated[p] for p in bound if p in ungated]
+        first = min(ungated.values()) if ungated else 0.0
+        last = max(bound.values()) if bound else first
+        rate = len(bound) / (last - first) if bound and last > first else float("nan")
+        return LayoutResult(
+            layout=layout,
+            nodes=len(fleet),
+            slices=len(slices),
+            devices=devices,
+            pods=n,
+            bound=len(bound),
+            pods_per_s=rate,
+            latency_p50_s=statistics.median(lat) if lat else float("nan"),
+            latency_p99_s=percentile(lat, 99),
+            ungate_per_s=n / span if span > 0 else float("nan"),
+            setup_s=setup,
+            not_ready=not_ready,
+        )
+    finally:
+        if keeper is not None:
+            keeper.stop()
+        cluster.down()
+        if directory is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def table(results: Sequence[LayoutResult]) -> str:
+    head = ["nodes", "layout", "slices", "devices", "pods", "bound", "pods/s",
+            "vs plain", "p50 s", "p99 s", "ungate/s", "not ready"]  # fmt: skip
+    plain = {r.nodes: r.pods_per_s for r in results if r.layout == "plain"}
+    rows = [head]
+    for r in results:
+        base = plain.get(r.nodes)
+        rows.append(
+            [
+                str(r.nodes),
+                r.layout,
+                f"{r.slices:,}",
+                f"{r.devices:,}",
+                f"{r.pods:,}",
+                f"{r.bound:,}",
+                f"{r.pods_per_s:.1f}",
+                f"{r.pods_per_s / base:.2f}" if base else "-",
+                f"{r.latency_p50_s:.2f}",
+                f"{r.latency_p99_s:.2f}",
+                f"{r.ungate_per_s:.0f}",
+                str(r.not_ready),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

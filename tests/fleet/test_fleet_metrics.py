@@ -1,0 +1,124 @@
+"""Metrics of a replay from hand-made records, checked against arithmetic done by hand."""
+
+from __future__ import annotations
+
+import pytest
+from darwin_dra.fleet.catalogue import darwin_catalogue, plain_catalogue
+from darwin_dra.fleet.layout import FleetShape, chip_views, fleet_inventory
+from darwin_dra.fleet.metrics import Allocated, UnitRecord, outcomes, summarise
+from darwin_dra.fleet.replay import allocation
+from darwin_dra.fleet.trace import Job
+from darwin_dra.hardware.profiles import load_profiles
+
+# Two nodes: node 0 has chips 0, 1 darwin3 and 2, 3 darwin3-fastroute; node 1 four darwin3.
+INV = fleet_inventory(FleetShape(nodes=2))
+FLEET = {n.name: chip_views(INV, load_profiles(), n.name) for n in INV.nodes}
+N0, N1 = "fleet-node-0", "fleet-node-1"
+CORES = 6 * 575 + 2 * 255
+KEPS = 6 * 10**9 + 2 * 2 * 10**9
+
+
+def test_blackbox_run() -> None:
+    jobs = [
+        Job(0, "infer", arrival=0, duration=100, domains=2, rate_meps=20_000),
+        Job(1, "spike", arrival=0, duration=50, cores=128, rate_meps=1_500_000),
+        Job(2, "pipeline", arrival=10, duration=1000, stage_meps=(10_000, 5_000), rate_meps=15_000),
+        Job(3, "train", arrival=10, duration=10, chips=1, rate_meps=100_000),  # never starts
+    ]
+    chip = lambda node, c: (Allocated("chips", node, f"chip-{c}"),)  # noqa: E731
+    records = [
+        UnitRecord(0, 0, created=0, bound=10, released=110, devices=chip(N0, 0)),
+        UnitRecord(1, 0, created=0, bound=0, released=50, devices=chip(N1, 0)),  # a darwin3
+        # Pipeline stages: 0 and 1 on node 0, 2 on node 1; job starts when the last binds.
+        UnitRecord(2, 0, created=10, bound=20, devices=chip(N0, 1)),
+        UnitRecord(2, 1, created=10, bound=30, devices=chip(N0, 2)),
+        UnitRecord(2, 2, created=10, bound=40, devices=chip(N1, 1)),
+        UnitRecord(3, 0, created=10),
+    ]
+    outs = outcomes(jobs, records)
+    assert [o.start for o in outs] == [10, 0, 40, None]
+    s = summarise("blackbox", jobs, records, plain_catalogue(FLEET), length_s=200, samples=200)
+    assert (s.jobs, s.started, s.completed, s.never_started) == (4, 3, 2, 1)
+    assert s.completed_by_kind == {"infer": 1, "spike": 1}
+    assert s.wait_mean_s == pytest.approx((10 + 0 + 30) / 3)
+    # At t = 45: all five chips held (575 x 4 + 255), busy: 32 + 128 + 96 cores.
+    i = 45
+    assert s.cores_held[i] == pytest.approx((4 * 575 + 255) / CORES)
+    assert s.cores_busy[i] == pytest.approx((32 + 128 + 96) / CORES)
+    # KEPS: the spike job gets at most its darwin3 chip's 1,000,000 Meps.
+    assert s.keps_used[i] == pytest.approx((20_000 + 1_000_000 + 15_000) * 1000 / KEPS)
+    assert (s.spike_started, s.spike_sufficient) == (1, 0)
+    # Pipeline runs 160 s: stage 0->1 stays on node 0, 1->2 crosses to node 1.
+    assert s.pipeline_traffic_events == pytest.approx(15_000e6 * 160)
+    assert s.cross_node_fraction == pytest.approx(5 / 15)
+    assert s.cross_chip_fraction == pytest.approx(1.0)
+
+
+def test_darwin_run_with_shares_and_stages() -> None:
+    jobs = [
+        Job(0, "share", arrival=0, duration=100, cores=4, keps=20_000_000, rate_meps=20_000),
+        Job(1, "share", arrival=0, duration=50, cores=2, keps=10_000_000, rate_meps=10_000),
+        Job(2, "spike", arrival=0, duration=100, cores=128, rate_meps=1_500_000),
+        Job(3, "pipeline", arrival=0, duration=100, stage_meps=(10_000, 5_000), rate_meps=15_000),
+    ]
+    share = lambda keps: (Allocated("share", N1, "chip-0-shared-0", keps=keps),)  # noqa: E731
+    records = [
+        UnitRecord(0, 0, created=0, bound=0, released=100, devices=share(20_000_000)),
+        UnitRecord(1, 0, created=0, bound=0, released=50, devices=share(10_000_000)),
+        UnitRecord(
+            2, 0, created=0, bound=0, released=100, devices=(Allocated("router", N0, "chip-3"),)
+        ),
+        UnitRecord(
+            3,
+            0,
+            created=0,
+            bound=0,
+            released=100,
+            devices=(
+                Allocated("encoder", N0, "chip-0-domain-5"),
+                Allocated("reservoir", N0, "chip-0-quad-1"),
+                Allocated("readout", N0, "chip-1-domain-0"),
+            ),
+        ),
+    ]
+    s = summarise("darwin", jobs, records, darwin_catalogue(FLEET), length_s=200, samples=200)
+    assert s.completed == 4
+    # The shared half (287 cores) is held once while either share lives.
+    assert s.cores_held[10] == pytest.approx((287 + 255 + 16 + 64 + 15) / CORES)
+    assert s.cores_held[150] == 0
+    assert s.cores_busy[10] == pytest.approx((4 + 2 + 128 + 95) / CORES)  # quad 1 + 2 domains
+    assert (s.spike_started, s.spike_sufficient) == (1, 1)
+    assert s.cross_node_fraction == 0
+    assert s.cross_chip_fraction == pytest.approx(5 / 15)  # reservoir -> readout changes chip
+
+
+def test_allocation_reads_the_claim_status_as_the_server_writes_it() -> None:
+    claim = {
+        "status": {
+            "allocation": {
+                "devices": {
+                    "results": [
+                        {
+                            "request": "block/quad",
+                            "driver": "darwin.snn.io",
+                            "pool": N0,
+                            "device": "chip-0-quad-1",
+                        },
+                        {
+                            "request": "share",
+                            "driver": "darwin.snn.io",
+                            "pool": N0,
+                            "device": "chip-0-shared-0",
+                            "shareID": "x",
+                            "consumedCapacity": {"keps": "20M", "neurons": "16384"},
+                        },
+                    ]
+                }
+            }
+        }
+    }
+    assert allocation(claim) == (
+        Allocated("block", N0, "chip-0-quad-1"),
+        Allocated("share", N0, "chip-0-shared-0", keps=20_000_000, neurons=16384),
+    )
+    assert allocation({"status": {}}) == ()

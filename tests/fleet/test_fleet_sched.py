@@ -1,0 +1,61 @@
+"""The scheduler bench's pure parts: claims, layouts, percentiles, the table."""
+
+from __future__ import annotations
+
+import pytest
+from darwin_dra.fleet.layout import FleetShape, chip_views, fleet_inventory
+from darwin_dra.fleet.schedbench import (
+    GATE,
+    LayoutResult,
+    darwin_claim,
+    gated_pod,
+    layout_slices,
+    percentile,
+    table,
+)
+from darwin_dra.hardware.profiles import load_profiles
+
+INV = fleet_inventory(FleetShape(nodes=1))
+VIEWS = chip_views(INV, load_profiles(), INV.nodes[0].name)
+
+
+def devices(layout: str) -> int:
+    return sum(len(s["spec"].get("devices", [])) for s in layout_slices(layout, "n", VIEWS))
+
+
+def test_layouts_cost_different_device_counts() -> None:
+    assert (devices("darwin"), devices("light"), devices("plain")) == (150, 46, 4)
+
+
+def test_claims_and_gated_pods() -> None:
+    two = darwin_claim("domains")["devices"]
+    assert two["constraints"] == [{"requests": ["domains"], "matchAttribute": "darwin.snn.io/chip"}]
+    assert darwin_claim("quad")["devices"]["requests"][0]["exactly"]["deviceClassName"] == (
+        "darwin.snn.io"
+    )
+    share = darwin_claim("share")["devices"]["requests"][0]["exactly"]
+    assert share["capacity"]["requests"]["keps"] == "10000000"
+    with pytest.raises(ValueError, match="unknown claim kind"):
+        darwin_claim("gpu")
+    pod = gated_pod("p-1", "t")
+    assert pod["spec"]["schedulingGates"] == [{"name": GATE}]
+    assert pod["spec"]["resourceClaims"] == [{"name": "devices", "resourceClaimTemplateName": "t"}]
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (
+        50.0,
+        99.0,
+        100.0,
+    )
+    assert percentile([3.0], 99) == 3.0
+
+
+def test_table_divides_by_the_plain_rate_of_the_same_node_count() -> None:
+    def r(layout: str, rate: float) -> LayoutResult:
+        return LayoutResult(layout, 500, 1, 1, 10, 10, rate, 0.1, 0.2, 100.0, 1.0)
+
+    text = table([r("darwin", 30.0), r("plain", 60.0)])
+    darwin_row = next(line for line in text.splitlines() if "darwin" in line)
+    assert "0.50" in darwin_row

@@ -1,0 +1,61 @@
+"""The slice layouts a plugin can publish (--partitions): full (default) and light."""
+
+from __future__ import annotations
+
+import pytest
+from darwin_dra.cli.kubelet_plugin import options
+from darwin_dra.cli.main import build_parser
+from darwin_dra.fleet.layout import FleetShape, chip_views, fleet_inventory
+from darwin_dra.hardware.profiles import load_profiles
+from darwin_dra.plugin.slices import (
+    LIGHT_PARTITIONS,
+    PARTITION_KINDS,
+    SliceLayout,
+    build_slices,
+    check_limits,
+    parse_partitions,
+)
+
+INV = fleet_inventory(FleetShape(nodes=1))
+VIEWS = chip_views(INV, load_profiles(), INV.nodes[0].name)
+
+
+def kinds(slices: list[dict[str, object]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in slices:
+        for d in s["spec"].get("devices", []):  # type: ignore[index, union-attr, attr-defined]
+            k = d["attributes"]["partition"]["string"]
+            out[k] = out.get(k, 0) + 1
+    return out
+
+
+def test_light_layout_publishes_no_single_domains() -> None:
+    full = build_slices("n", VIEWS)
+    light = build_slices("n", VIEWS, layout=SliceLayout(partitions=LIGHT_PARTITIONS))
+    check_limits(light)
+    # Two darwin3 (36 domains, 9 quads) and two darwin3-fastroute (16 domains, 4 quads).
+    assert kinds(full) == {"domain": 104, "quad": 26, "half": 8, "chip": 4, "shared": 8}
+    assert kinds(light) == {"quad": 26, "half": 8, "chip": 4, "shared": 8}
+    # Same counters, so quads and halves still exclude each other exactly as before.
+    assert [s for s in light if "sharedCounters" in s["spec"]] == [
+        s for s in full if "sharedCounters" in s["spec"]
+    ]
+
+
+def test_partitions_are_parsed_and_bad_kinds_named() -> None:
+    assert parse_partitions("full") == PARTITION_KINDS
+    assert parse_partitions("light") == LIGHT_PARTITIONS
+    assert parse_partitions("chip, domain") == ("domain", "chip")
+    with pytest.raises(ValueError, match=r"unknown kind\(s\) \['tile'\]"):
+        parse_partitions("domain,tile")
+    with pytest.raises(ValueError, match="unknown kind"):
+        parse_partitions(" , ")
+
+
+def test_plugin_flag_reaches_the_options() -> None:
+    args = build_parser().parse_args(
+        ["kubelet-plugin", "--node-name", "n", "--inventory", "i.yaml", "--partitions", "light"]
+    )
+    assert options(args).partitions == LIGHT_PARTITIONS
+    args = build_parser().parse_args(["kubelet-plugin", "--node-name", "n", "--inventory", "i"])
+    assert options(args).partitions == PARTITION_KINDS
