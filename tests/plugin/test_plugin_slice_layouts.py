@@ -54,8 +54,8 @@ def test_partitions_are_parsed_and_bad_kinds_named() -> None:
 
 def test_plugin_flag_reaches_the_options() -> None:
     args = build_parser().parse_args(
-        ["kubelet-plugin", "--node-name", "n", "--inventory", "i.yaml", "--partitions", "light"]
+        ["kubelet-plugin", "--node-name", "n", "--partitions", "light"]
     )
     assert options(args).partitions == LIGHT_PARTITIONS
-    args = build_parser().parse_args(["kubelet-plugin", "--node-name", "n", "--inventory", "i"])
+    args = build_parser().parse_args(["kubelet-plugin", "--node-name", "n"])
     assert options(args).partitions == PARTITION_KINDS
