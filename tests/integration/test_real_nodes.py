@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,3 +270,65 @@ def test_pods_on_different_nodes_reach_each_other(
     )
     assert phase == "Succeeded", _logs(kube, namespace, "client")
     assert _logs(kube, namespace, "client").strip() == "pong-server"
+
+
+def test_a_crashed_cluster_leaves_nothing_after_the_next_clean_up(
+    real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every process of a one-node cluster killed with SIGKILL while a pod runs (shims and
+    containers stay behind, with the bridge, the cgroups, the node directories); what the next
+    `cluster up` runs first removes all of it, and leaves the running session cluster alone."""
+    from darwin_dra.cluster import build, launcher, nodehost, realnode
+    from kubernetes import client, config
+
+    directory = Path(tempfile.mkdtemp(prefix="dra-crash-"))
+    crashed = launcher.LocalCluster(
+        launcher.ClusterConfig(directory, nodes=1), build.ensure_binaries()
+    )
+    state = crashed.up()
+    api = config.new_client_from_config(config_file=str(crashed.kubeconfig))
+    try:
+        core = client.CoreV1Api(api)
+        sleeper = _pod("sleeper", state.images["busybox"], PROBE)
+        core.create_namespaced_pod("default", sleeper)
+
+        def running() -> bool:
+            pod = core.read_namespaced_pod("sleeper", "default")
+            return pod.status.phase == "Running"
+
+        wait_for("the pod running", running, timeout=60)
+    finally:
+        api.close()
+    for proc in crashed.processes:
+        os.kill(proc.pid, signal.SIGKILL)
+    for proc in crashed.processes:
+        assert proc.popen is not None
+        proc.popen.wait(timeout=10)  # what init does for the children of a crashed `up`
+    tag = state.tag
+    cgroups = Path("/sys/fs/cgroup/memory") / realnode.cgroup_root(tag, 0).lstrip("/")
+    assert cgroups.exists()
+    assert (directory / "nodes").exists()
+
+    cleaned = nodehost.clean_stale(launcher.running_directories())
+
+    assert str(directory) in cleaned
+    assert real_cluster.state is not None
+    assert real_cluster.dir.as_posix() not in cleaned
+    assert not cgroups.exists()
+    assert not (directory / "nodes").exists()
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    assert realnode.bridge_name(tag) not in links
+    assert realnode.bridge_name(real_cluster.state.tag) in links
+    mine = [
+        p for p in Path("/proc").iterdir()
+        if p.name.isdigit() and str(directory).encode() in _cmdline(p)
+    ]  # fmt: skip
+    assert mine == []
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return proc.joinpath("cmdline").read_bytes()
+    except OSError:
+        return b""

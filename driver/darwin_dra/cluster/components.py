@@ -39,6 +39,7 @@ CONTROLLERS = (
     "root-ca-certificate-publisher-controller",
     "replicaset-controller",
     "deployment-controller",
+    "daemonset-controller",
     "job-controller",
 )
 LOOPBACK = "127.0.0.1"

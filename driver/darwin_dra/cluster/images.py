@@ -175,6 +175,33 @@ def _chroot(root: Path, *argv: str, binds: dict[str, Path] | None = None) -> Non
         raise ToolchainError(f"in the image root, {' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
 
 
+def _base_root(work: Path, rootfs: Path) -> None:
+    """Debian bookworm with python3 and an empty venv at /opt/darwin-dra, copied to `rootfs`.
+    mmdebstrap runs once per suite and package list (its result is kept in the cache): only
+    the wheel changes from one build to the next."""
+    key = hashlib.sha256(
+        repr((DEBIAN_SUITE, DEBIAN_PACKAGES, _DPKG_EXCLUDES, VENV)).encode()
+    ).hexdigest()[:12]
+    base = work / f"bookworm-{key}"
+    if not (base / ".complete").is_file():
+        shutil.rmtree(base, ignore_errors=True)
+        debstrap = [
+            "mmdebstrap", "--quiet", "--variant=minbase", "--mode=root",
+            f"--include={','.join(DEBIAN_PACKAGES)}",
+            *(f"--dpkgopt=path-exclude={p}" for p in _DPKG_EXCLUDES),
+            "--aptopt=APT::Install-Recommends false",
+            DEBIAN_SUITE, str(base),
+        ]  # fmt: skip
+        env = dict(os.environ, SOURCE_DATE_EPOCH="0")
+        proc = subprocess.run(debstrap, capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            raise ToolchainError(f"mmdebstrap {DEBIAN_SUITE} failed:\n{proc.stderr[-3000:]}")
+        _chroot(base, "python3", "-m", "venv", VENV)
+        (base / ".complete").touch()
+    subprocess.run(["cp", "-a", str(base), str(rootfs)], check=True)
+    (rootfs / ".complete").unlink()
+
+
 def driver_image(root: Path, version: str, *, python: str) -> DriverImage:
     """The driver's image as an OCI tar in the cache, built from Debian's packages and the
     project's wheel when its inputs changed (`root`: the source tree; `python`: an interpreter
@@ -201,22 +228,13 @@ def driver_image(root: Path, version: str, *, python: str) -> DriverImage:
             if wheel.returncode != 0:
                 raise ToolchainError(f"building the project's wheel failed:\n{wheel.stderr}")
             [whl] = dist.glob("darwin_dra-*.whl")
-            debstrap = [
-                "mmdebstrap", "--quiet", "--variant=minbase", "--mode=root",
-                f"--include={','.join(DEBIAN_PACKAGES)}",
-                *(f"--dpkgopt=path-exclude={p}" for p in _DPKG_EXCLUDES),
-                "--aptopt=APT::Install-Recommends false",
-                DEBIAN_SUITE, str(rootfs),
-            ]  # fmt: skip
-            env = dict(os.environ, SOURCE_DATE_EPOCH="0")
-            proc = subprocess.run(debstrap, capture_output=True, text=True, env=env, check=False)
-            if proc.returncode != 0:
-                raise ToolchainError(f"mmdebstrap {DEBIAN_SUITE} failed:\n{proc.stderr[-3000:]}")
+            log.info("image: wheel built", seconds=round(time.monotonic() - started, 1))
+            _base_root(work, rootfs)
+            log.info("image: bookworm root ready", seconds=round(time.monotonic() - started, 1))
             shutil.copy(whl, rootfs / "tmp" / whl.name)
             shutil.copy("/etc/resolv.conf", rootfs / "etc" / "resolv.conf")  # for pip only
             pip_cache = Path(os.environ.get("PIP_CACHE_DIR", Path.home() / ".cache" / "pip"))
             pip_cache.mkdir(parents=True, exist_ok=True)
-            _chroot(rootfs, "python3", "-m", "venv", VENV)
             binds = {"/root/.cache/pip": pip_cache}
             # pip trusts what the host trusts (a proxy's CA, say): the host's bundle, during
             # the install only; the image keeps Debian's.
@@ -234,7 +252,9 @@ def driver_image(root: Path, version: str, *, python: str) -> DriverImage:
             for cache in rootfs.rglob("__pycache__"):
                 if str(cache).startswith(str(rootfs / "usr" / "share")):
                     shutil.rmtree(cache, ignore_errors=True)
+            log.info("image: wheel installed", seconds=round(time.monotonic() - started, 1))
             layer = oci.layer_from_dir(rootfs)
+            log.info("image: layer written", seconds=round(time.monotonic() - started, 1))
         config = oci.image_config(
             [layer],
             entrypoint=["darwin-dra"],

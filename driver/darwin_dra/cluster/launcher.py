@@ -6,6 +6,7 @@ not run pods, simulated ones (a node agent and one kubelet harness per node).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fcntl
 import functools
@@ -313,6 +314,7 @@ class LocalCluster:
                     [*into, ctr, f"--address={sock}", "-n", "k8s.io", "images", "import",
                      str(image.tar)],
                     what=f"import {image.name} into {name}",
+                    timeout=300,
                 )  # fmt: skip
             args = realnode.kubelet_args(
                 config=layout.kubelet_config,
@@ -492,19 +494,23 @@ def down(directory: Path) -> list[str]:
 
 
 def import_image(state: ClusterState, tar: Path) -> list[str]:
-    """Import an OCI tar into the containerd of every real node of a running cluster; returns
-    the nodes it went to."""
+    """Import an OCI tar into the containerd of every real node of a running cluster (all
+    nodes at once: unpacking is most of it); returns the nodes it went to."""
     ctr = str(build.containerd_dir() / "ctr")
     holders = {p.name: p for p in state.processes}
-    done = []
+    jobs = []
     for node in state.nodes:
         holder = holders.get(f"node[{node.name}]")
         if node.kind != "real" or holder is None or not holder.process().alive():
             continue
         argv = [ctr, f"--address={node.containerd_socket}", "-n", "k8s.io", "images", "import"]
-        nodehost.run(nodehost.in_node(holder.pid, *argv, str(tar)), what=f"import into {node.name}")
-        done.append(node.name)
-    return done
+        jobs.append((node.name, nodehost.in_node(holder.pid, *argv, str(tar))))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(len(jobs), 1)) as pool:
+        for future in [
+            pool.submit(nodehost.run, cmd, what=f"import into {n}", timeout=600) for n, cmd in jobs
+        ]:
+            future.result()
+    return [name for name, _ in jobs]
 
 
 def running_directories() -> list[str]:

@@ -36,8 +36,8 @@ CGROUP_FS = Path("/sys/fs/cgroup")
 HOLDER_MARK = "darwin-dra-node"
 
 
-def run(argv: Sequence[str], *, what: str, check: bool = True) -> str:
-    proc = subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=60)
+def run(argv: Sequence[str], *, what: str, check: bool = True, timeout: float = 60) -> str:
+    proc = subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=timeout)
     if check and proc.returncode != 0:
         raise ComponentError(what, f"{' '.join(argv)} failed: {proc.stderr.strip()}")
     return proc.stdout
