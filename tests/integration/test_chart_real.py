@@ -6,6 +6,7 @@ update of the DaemonSet (maxSurge 1) while claims are prepared loses no NodePrep
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -14,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from darwin_dra import __version__
-from darwin_dra.cluster import images, launcher
+from darwin_dra.cluster import launcher
 from k8s_helpers import Kube, wait_for
 from kubernetes import client
 
@@ -74,15 +74,20 @@ def release(
     state = real_cluster.state
     assert state is not None
     started = time.monotonic()
-    built = images.driver_image(ROOT, __version__, python=sys.executable)
-    imported = launcher.import_image(state, built.image.tar)
-    assert imported == [n.name for n in state.nodes]
-    size, how = built.image.tar.stat().st_size / 1e6, "built" if built.built else "cached"
-    print(f"\ndriver image {built.image.name}: {size:.1f} MB, {how}, "
-          f"{time.monotonic() - started:.1f}s with the import")  # fmt: skip
+    # The way a user makes the image and puts it on the nodes.
+    out = subprocess.run(
+        [sys.executable, "-m", "darwin_dra.cli.main", "cluster", "image",
+         "--dir", str(real_cluster.dir)],
+        capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    image = lines[-3].split()[0]
+    assert f"imported into {', '.join(n.name for n in state.nodes)}" in lines[-1]
+    print(f"\n{lines[-3]}\n{lines[-2].strip()}; {time.monotonic() - started:.1f}s with the import")
     port = state.ports["kube-apiserver"]
     values = tmp_path_factory.mktemp("chart") / "values.yaml"
-    repository, tag = built.image.name.rsplit(":", 1)
+    repository, tag = image.rsplit(":", 1)
     values.write_text(
         json.dumps(
             {
@@ -104,6 +109,31 @@ def release(
         yield rel
     finally:
         rel.helm("uninstall", rel.name, "--wait", "--timeout", "2m")
+        _forget_driver(real_cluster)
+
+
+def _forget_driver(cluster: launcher.LocalCluster) -> None:
+    """What the uninstalled driver leaves by design: the kubelets wipe a gone plugin's slices
+    only after a delay, and the controller's DeviceClasses and fabric slices stay. Later tests
+    on the same cluster run a plugin of their own: remove them now."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    try:
+        custom = client.CustomObjectsApi(api)
+        group = ("resource.k8s.io", "v1")
+        for item in custom.list_cluster_custom_object(*group, "resourceslices")["items"]:
+            if item["spec"]["driver"] == "darwin.snn.io":
+                custom.delete_cluster_custom_object(
+                    *group, "resourceslices", item["metadata"]["name"]
+                )
+        for item in custom.list_cluster_custom_object(*group, "deviceclasses")["items"]:
+            if item["metadata"]["name"].endswith("snn.io"):
+                custom.delete_cluster_custom_object(
+                    *group, "deviceclasses", item["metadata"]["name"]
+                )
+    finally:
+        api.close()
 
 
 def _bridge_address(state: Any) -> str:

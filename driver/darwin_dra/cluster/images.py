@@ -99,13 +99,18 @@ def busybox_images() -> tuple[Image, Image]:
         pause_config = oci.image_config([layer], entrypoint=["/bin/sh", "-c", PAUSE_SCRIPT])
         oci.write_layout(pause.tar, pause.name, [layer], pause_config)
         log.info("images built", busybox=busybox.name, pause=pause.name)
+        prune("busybox-*.tar", keep=4)
+        prune("pause-*.tar", keep=4)
         return busybox, pause
 
 
-def prune(keep: set[Path]) -> None:
-    for old in images_dir().glob("*.tar"):
-        if old not in keep:
-            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+def prune(pattern: str, keep: int) -> list[Path]:
+    """Remove all but the `keep` newest tars matching `pattern` (other checkouts may still use
+    those); returns what went."""
+    tars = sorted(images_dir().glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in tars[keep:]:
+        old.unlink(missing_ok=True)
+    return tars[keep:]
 
 
 # --- the driver's image --------------------------------------------------------------------
@@ -264,4 +269,5 @@ def driver_image(root: Path, version: str, *, python: str) -> DriverImage:
         oci.write_layout(image.tar, image.name, [layer], config, also=[version_name])
         seconds = time.monotonic() - started
         log.info("driver image built", image=image.name, seconds=round(seconds, 1))
+        prune("darwin-dra-*.tar", keep=4)  # about 120 MB each; other checkouts use theirs
         return DriverImage(image, version_name, built=True, seconds=seconds)
