@@ -286,44 +286,47 @@ def test_a_crashed_cluster_leaves_nothing_after_the_next_clean_up(
         launcher.ClusterConfig(directory, nodes=1), build.ensure_binaries()
     )
     state = crashed.up()
-    api = config.new_client_from_config(config_file=str(crashed.kubeconfig))
     try:
-        core = client.CoreV1Api(api)
-        sleeper = _pod("sleeper", state.images["busybox"], PROBE)
-        core.create_namespaced_pod("default", sleeper)
+        api = config.new_client_from_config(config_file=str(crashed.kubeconfig))
+        try:
+            core = client.CoreV1Api(api)
+            sleeper = _pod("sleeper", state.images["busybox"], PROBE)
+            core.create_namespaced_pod("default", sleeper)
 
-        def running() -> bool:
-            pod = core.read_namespaced_pod("sleeper", "default")
-            return pod.status.phase == "Running"
+            def running() -> bool:
+                pod = core.read_namespaced_pod("sleeper", "default")
+                return pod.status.phase == "Running"
 
-        wait_for("the pod running", running, timeout=60)
+            wait_for("the pod running", running, timeout=60)
+        finally:
+            api.close()
+        for proc in crashed.processes:
+            os.kill(proc.pid, signal.SIGKILL)
+        for proc in crashed.processes:
+            assert proc.popen is not None
+            proc.popen.wait(timeout=10)  # what init does for the children of a crashed `up`
+        tag = state.tag
+        cgroups = Path("/sys/fs/cgroup/memory") / realnode.cgroup_root(tag, 0).lstrip("/")
+        assert cgroups.exists()
+        assert (directory / "nodes").exists()
+
+        cleaned = nodehost.clean_stale(launcher.running_directories())
+
+        assert str(directory) in cleaned
+        assert real_cluster.state is not None
+        assert real_cluster.dir.as_posix() not in cleaned
+        assert not cgroups.exists()
+        assert not (directory / "nodes").exists()
+        links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+        assert realnode.bridge_name(tag) not in links
+        assert realnode.bridge_name(real_cluster.state.tag) in links
+        mine = [
+            p for p in Path("/proc").iterdir()
+            if p.name.isdigit() and str(directory).encode() in _cmdline(p)
+        ]  # fmt: skip
+        assert mine == []
     finally:
-        api.close()
-    for proc in crashed.processes:
-        os.kill(proc.pid, signal.SIGKILL)
-    for proc in crashed.processes:
-        assert proc.popen is not None
-        proc.popen.wait(timeout=10)  # what init does for the children of a crashed `up`
-    tag = state.tag
-    cgroups = Path("/sys/fs/cgroup/memory") / realnode.cgroup_root(tag, 0).lstrip("/")
-    assert cgroups.exists()
-    assert (directory / "nodes").exists()
-
-    cleaned = nodehost.clean_stale(launcher.running_directories())
-
-    assert str(directory) in cleaned
-    assert real_cluster.state is not None
-    assert real_cluster.dir.as_posix() not in cleaned
-    assert not cgroups.exists()
-    assert not (directory / "nodes").exists()
-    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
-    assert realnode.bridge_name(tag) not in links
-    assert realnode.bridge_name(real_cluster.state.tag) in links
-    mine = [
-        p for p in Path("/proc").iterdir()
-        if p.name.isdigit() and str(directory).encode() in _cmdline(p)
-    ]  # fmt: skip
-    assert mine == []
+        crashed.down()  # a no-op once the clean-up above worked; else it stops the rest
     shutil.rmtree(directory, ignore_errors=True)
 
 
