@@ -9,7 +9,7 @@ CFLAGS_STRICT := -std=c11 -O1 -g -Wall -Wextra -Werror -Wshadow -Wconversion -Wn
 	-D_GNU_SOURCE -Inative/include -Inative/src -pthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all venv build demo test native-test fuzz lint typecheck pytest bench clean k8s-bins helm-bin
+.PHONY: all venv build demo test native-test fuzz lint typecheck pytest bench clean k8s-bins helm-bin image
 
 all: build
 
@@ -49,9 +49,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-# etcd and the Kubernetes control plane from deploy/local, cached in ~/.cache/darwin-dra.
+# etcd, the Kubernetes control plane and the kubelet from deploy/local, containerd from its Go
+# module, the real nodes' Debian packages (apt-get, as root) and their busybox and pause images,
+# all cached (~/.cache/darwin-dra) or installed once.
 k8s-bins: $(STAMP)
 	$(VENV)/bin/darwin-dra cluster build
+
+# The driver's image (deploy/image/Containerfile's recipe, from Debian's packages with
+# mmdebstrap and the project's wheel) as an OCI tar, cached by a hash of its inputs.
+image: $(STAMP)
+	$(VENV)/bin/darwin-dra cluster image --no-import
 
 # helm built from its Go module (the chart tests run helm lint and helm template), cached.
 HELM_VERSION := v3.22.0
@@ -60,7 +67,7 @@ helm-bin: $(HELM)
 $(HELM):
 	GOBIN=$(dir $(HELM)) CGO_ENABLED=0 go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
-pytest: $(STAMP) k8s-bins helm-bin
+pytest: $(STAMP) k8s-bins helm-bin image
 	$(PY) -m pytest -q
 
 test: $(STAMP) native-test lint typecheck pytest

@@ -107,7 +107,8 @@ class Demo:
         self.kubectl_bin = binaries.path("kubectl")
         (self.directory / "logs").mkdir(parents=True, exist_ok=True)
         self.cluster = launcher.LocalCluster(
-            launcher.ClusterConfig(self.directory / "cluster", nodes=2), binaries
+            launcher.ClusterConfig(self.directory / "cluster", nodes=2, node_kind="harness"),
+            binaries,
         )
         state = self.cluster.up()
         say(f"   Kubernetes {state.version}, kubeconfig {self.cluster.kubeconfig}")

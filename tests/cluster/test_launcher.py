@@ -24,7 +24,7 @@ def listening() -> Iterator[int]:
 
 def _cluster(tmp_path: Path, make_exe: MakeExe, **config: object) -> launcher.LocalCluster:
     bindir = make_exe("etcd", FAKE_ETCD).parent
-    cfg = launcher.ClusterConfig(tmp_path / "c", start_timeout=20, **config)  # type: ignore[arg-type]
+    cfg = launcher.ClusterConfig(tmp_path / "c", start_timeout=20, node_kind="harness", **config)  # type: ignore[arg-type]
     return launcher.LocalCluster(cfg, Binaries(bindir, "v1.37.2"))
 
 
@@ -64,7 +64,7 @@ def test_down_stops_a_cluster_from_its_record(tmp_path: Path, make_exe: MakeExe)
     # A half-started cluster (its apiserver hangs) is still recorded, and `down` clears it.
     make_exe("kube-apiserver", "#!/bin/sh\nexec sleep 60\n")
     cluster = _cluster(tmp_path, make_exe)
-    cluster.config = launcher.ClusterConfig(tmp_path / "c", start_timeout=5)
+    cluster.config = launcher.ClusterConfig(tmp_path / "c", start_timeout=5, node_kind="harness")
     with pytest.raises(ComponentError, match="kube-apiserver: not ready"):
         cluster.up()
     assert launcher.status(tmp_path / "c") == {"etcd": False, "kube-apiserver": False}

@@ -25,7 +25,7 @@ def helm_binary() -> Path:
     return path
 
 
-def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def helm(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     # A private HOME for helm's cache and config: nothing from the user's helm setup leaks in.
     env = {
         **os.environ,
@@ -34,7 +34,7 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         "HELM_DATA_HOME": "/tmp/darwin-dra-helm/data",
     }
     proc = subprocess.run(
-        [str(helm_binary()), *args], capture_output=True, text=True, env=env, timeout=120
+        [str(helm_binary()), *args], capture_output=True, text=True, env=env, timeout=timeout
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")

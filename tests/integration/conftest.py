@@ -1,5 +1,9 @@
-"""A real local control plane for the whole session, started by the same launcher as
-`darwin-dra cluster up`, and per-test namespaces and cleanup."""
+"""Real local clusters for the whole session, started by the same launcher as
+`darwin-dra cluster up`, and per-test namespaces and cleanup.
+
+`real_cluster`: two real nodes (kubelet, containerd, runc; pods run). `cluster`: two harness
+nodes, for the tests of the kubelet's DRA protocol that need no containers (see
+docs/testing.md, "Where the harness is still used")."""
 
 from __future__ import annotations
 
@@ -17,12 +21,14 @@ from kubernetes import client, config
 NODES = 2
 
 
-@pytest.fixture(scope="session")
-def cluster(request: pytest.FixtureRequest) -> Iterator[launcher.LocalCluster]:
+def _session_cluster(
+    request: pytest.FixtureRequest, kind: launcher.NodeKind
+) -> Iterator[launcher.LocalCluster]:
     # Short path: the plugin sockets below it must fit in a unix socket address (108 bytes).
-    directory = Path(tempfile.mkdtemp(prefix="dra-it-"))
+    directory = Path(tempfile.mkdtemp(prefix=f"dra-{kind[0]}-"))
     binaries = build.ensure_binaries()
-    local = launcher.LocalCluster(launcher.ClusterConfig(directory, nodes=NODES), binaries)
+    config = launcher.ClusterConfig(directory, nodes=NODES, node_kind=kind)
+    local = launcher.LocalCluster(config, binaries)
     local.up()
     try:
         yield local
@@ -32,6 +38,39 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[launcher.LocalCluster]:
             print(f"\nlocal cluster logs kept in {directory / 'logs'}")
         else:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[launcher.LocalCluster]:
+    yield from _session_cluster(request, "harness")
+
+
+@pytest.fixture(scope="session")
+def real_cluster(request: pytest.FixtureRequest) -> Iterator[launcher.LocalCluster]:
+    yield from _session_cluster(request, "real")
+
+
+@pytest.fixture(scope="session")
+def real_api(real_cluster: launcher.LocalCluster) -> Iterator[client.ApiClient]:
+    api_client = config.new_client_from_config(config_file=str(real_cluster.kubeconfig))
+    try:
+        yield api_client
+    finally:
+        api_client.close()
+
+
+@pytest.fixture
+def real_kube(real_api: client.ApiClient, test_id: str) -> Iterator[k8s_helpers.Kube]:
+    helper = k8s_helpers.Kube(real_api, {"darwin.snn.io/test": test_id})
+    try:
+        yield helper
+    finally:
+        helper.cleanup()
+
+
+@pytest.fixture
+def real_namespace(real_kube: k8s_helpers.Kube, test_id: str) -> Iterator[str]:
+    yield from _namespace(real_kube, test_id)
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +98,10 @@ def kube(api: client.ApiClient, test_id: str) -> Iterator[k8s_helpers.Kube]:
 
 @pytest.fixture
 def namespace(kube: k8s_helpers.Kube, test_id: str) -> Iterator[str]:
+    yield from _namespace(kube, test_id)
+
+
+def _namespace(kube: k8s_helpers.Kube, test_id: str) -> Iterator[str]:
     name = f"t-{test_id}"
     kube.core.create_namespace({"metadata": {"name": name}})
 

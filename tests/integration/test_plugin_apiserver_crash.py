@@ -28,7 +28,7 @@ DRIVER = "darwin.snn.io"
 def own_cluster() -> Iterator[launcher.LocalCluster]:
     # a cluster of its own: the other tests should not see this API server die
     directory = Path(tempfile.mkdtemp(prefix="dra-crash-"))
-    local = launcher.LocalCluster(launcher.ClusterConfig(directory, nodes=1),
+    local = launcher.LocalCluster(launcher.ClusterConfig(directory, nodes=1, node_kind="harness"),
                                   build.ensure_binaries())  # fmt: skip
     local.up()
     try:

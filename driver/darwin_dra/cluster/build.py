@@ -29,8 +29,13 @@ BINARIES = (
     "kube-scheduler",
     "kube-controller-manager",
     "kubelet-harness",
+    "kubelet",
     "kubectl",
 )
+# containerd for the real nodes, from its Go module (runc and the CNI plugins are Debian's).
+CONTAINERD_VERSION = "v2.4.2"
+CONTAINERD_MODULE = "github.com/containerd/containerd/v2"
+CONTAINERD_BINARIES = ("containerd", "ctr", "containerd-shim-runc-v2")
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 # Builds kept in the cache: the current one and the most recent others (other checkouts).
 KEEP_ENTRIES = 3
@@ -189,3 +194,42 @@ def prune(keep: Path, entries: int = KEEP_ENTRIES) -> list[Path]:
         shutil.rmtree(old, ignore_errors=True)
         log.info("removed old kubernetes binaries", dir=str(old))
     return removed
+
+
+def containerd_dir() -> Path:
+    return cache_root() / f"containerd-{CONTAINERD_VERSION}" / "bin"
+
+
+def ensure_containerd() -> Path:
+    """containerd, ctr and the runc shim, `go install`ed once into the cache; their directory."""
+    bindir = containerd_dir()
+    if all(os.access(bindir / name, os.X_OK) for name in CONTAINERD_BINARIES):
+        return bindir
+    go = find_go()
+    bindir.parent.mkdir(parents=True, exist_ok=True)
+    with (bindir.parent / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if all(os.access(bindir / name, os.X_OK) for name in CONTAINERD_BINARIES):
+            return bindir
+        staging = bindir.parent / "bin.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        log_path = bindir.parent / "build.log"
+        pkgs = [f"{CONTAINERD_MODULE}/cmd/{n}@{CONTAINERD_VERSION}" for n in CONTAINERD_BINARIES]
+        cmd = [str(go), "install", "-trimpath", "-ldflags=-s -w", *pkgs]
+        env = dict(os.environ, GOBIN=str(staging), GOFLAGS="-buildvcs=false")
+        log.info("building containerd", version=CONTAINERD_VERSION, log=str(log_path))
+        started = time.monotonic()
+        with log_path.open("w") as out:
+            out.write(f"$ {' '.join(cmd)}\n")
+            out.flush()
+            result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
+        if result.returncode != 0:
+            raise BuildError(
+                f"go install of containerd {CONTAINERD_VERSION} failed (exit "
+                f"{result.returncode}); full log: {log_path}\n{tail(log_path, 40)}"
+            )
+        shutil.rmtree(bindir, ignore_errors=True)
+        staging.rename(bindir)
+        log.info("containerd built", seconds=round(time.monotonic() - started, 1))
+    return bindir

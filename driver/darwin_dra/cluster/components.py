@@ -39,6 +39,7 @@ CONTROLLERS = (
     "root-ca-certificate-publisher-controller",
     "replicaset-controller",
     "deployment-controller",
+    "daemonset-controller",
     "job-controller",
 )
 LOOPBACK = "127.0.0.1"
@@ -86,11 +87,21 @@ def etcd(data_dir: Path, ports: Ports) -> list[str]:
     ]
 
 
-def apiserver(pki: Path, ports: Ports) -> list[str]:
+def apiserver(pki: Path, ports: Ports, *, node_gateway: str | None = None) -> list[str]:
+    """With real nodes (`node_gateway`: the host's address on their bridge) the API server
+    also listens there and reaches each kubelet at its InternalIP with a client certificate."""
+    real_nodes = []
+    if node_gateway:
+        real_nodes = [
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
     return [
         f"--etcd-servers={etcd_url(ports)}",
-        f"--bind-address={LOOPBACK}",
-        f"--advertise-address={LOOPBACK}",
+        f"--bind-address={'0.0.0.0' if node_gateway else LOOPBACK}",
+        f"--advertise-address={node_gateway or LOOPBACK}",
+        *real_nodes,
         f"--secure-port={ports.apiserver}",
         f"--tls-cert-file={pki / 'apiserver.crt'}",
         f"--tls-private-key-file={pki / 'apiserver.key'}",

@@ -93,7 +93,13 @@ class CertificateAuthority:
         return self._cert.public_bytes(serialization.Encoding.PEM)
 
     def issue(
-        self, name: str, common_name: str, *, org: str | None = None, server: bool = False
+        self,
+        name: str,
+        common_name: str,
+        *,
+        org: str | None = None,
+        server: bool = False,
+        ips: tuple[str, ...] = (),
     ) -> KeyPair:
         """A key and certificate `name`.crt/.key; server certificates carry the loopback SANs."""
         key = ec.generate_private_key(ec.SECP256R1())
@@ -111,7 +117,7 @@ class CertificateAuthority:
         if server:
             usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
             sans: list[x509.GeneralName] = [x509.DNSName(n) for n in (common_name, *_SERVER_NAMES)]
-            sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in _SERVER_IPS]
+            sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in (*_SERVER_IPS, *ips)]
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         cert = builder.sign(self._key, hashes.SHA256())

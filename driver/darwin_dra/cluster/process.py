@@ -101,14 +101,17 @@ def start(
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    wrapper: Sequence[str] = (),
 ) -> Process:
-    """Start `argv` detached in a new session, stdout and stderr appended to `log_path`."""
+    """Start `argv` detached in a new session, stdout and stderr appended to `log_path`.
+    A `wrapper` (nsenter, unshare) that execs `argv` in place runs first; the record is of
+    `argv`, which is what /proc shows once the wrapper has exec'd it."""
     if not Path(argv[0]).exists():
         raise ComponentError(name, f"binary {argv[0]} does not exist")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as out:
         popen = subprocess.Popen(
-            list(argv),
+            [*wrapper, *argv],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

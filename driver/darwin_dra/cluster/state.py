@@ -28,6 +28,10 @@ class NodeRecord:
     plugins_registry: str
     plugins: str
     labels: dict[str, str]
+    kind: str = "harness"  # or "real": a kubelet and containerd in namespaces of their own
+    cdi_dir: str = ""  # real nodes: the directory their containerd reads CDI specs from
+    node_ip: str = ""
+    containerd_socket: str = ""
 
 
 @dataclass
@@ -38,6 +42,9 @@ class ClusterState:
     kubeconfig: str
     bin_dir: str = ""
     ports: dict[str, int] = field(default_factory=dict)
+    tag: str = ""  # real nodes: the name of their bridge, veths and cgroups (realnode.py)
+    slot: int = -1
+    images: dict[str, str] = field(default_factory=dict)  # role -> image name on every node
     nodes: list[NodeRecord] = field(default_factory=list)
     processes: list[ProcessRecord] = field(default_factory=list)
 

@@ -16,6 +16,16 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
+{{/* The API server's address for in-cluster clients, when the Service cannot be used. */}}
+{{- define "darwin-dra.apiServerEnv" -}}
+{{- if .Values.apiServer.host }}
+- name: KUBERNETES_SERVICE_HOST
+  value: {{ .Values.apiServer.host | quote }}
+- name: KUBERNETES_SERVICE_PORT
+  value: {{ .Values.apiServer.port | quote }}
+{{- end }}
+{{- end -}}
+
 {{- define "darwin-dra.pluginName" -}}
 {{ include "darwin-dra.name" . }}-kubelet-plugin
 {{- end -}}

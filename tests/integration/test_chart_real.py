@@ -1,0 +1,283 @@
+"""The chart installed for real: `helm install` from deploy/helm on the real nodes, the plugin
+DaemonSet and the controller Deployment running as pods from the locally built image, with the
+kubelet's directories as hostPaths; a workload pod gets its partition through them; a rolling
+update of the DaemonSet (maxSurge 1) while claims are prepared loses no NodePrepareResources."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from darwin_dra.cluster import launcher
+from k8s_helpers import Kube, wait_for
+from kubernetes import client
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
+import helm_chart
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "darwin-dra"
+PROBE = (
+    "env | grep ^DARWIN_ | sort; s=${DARWIN_SPIKE_ENDPOINT#unix://}; "
+    'if [ -S "$s" ]; then echo spike-socket=present; else echo spike-socket=missing; fi'
+)
+
+
+@dataclass
+class Release:
+    name: str
+    namespace: str
+    kubeconfig: Path
+    values: Path
+
+    def helm(self, *args: str) -> str:
+        where = ("--kubeconfig", str(self.kubeconfig), "-n", self.namespace)
+        out = helm_chart.helm(*args, *where, timeout=400)
+        return out.stdout
+
+
+def _inventory(nodes: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "darwin.snn.io/v1alpha1",
+        "kind": "Inventory",
+        "nodes": [
+            {
+                "name": node,
+                "fabrics": [
+                    {
+                        "id": f"wafer-{i}",
+                        "chips": [
+                            {"model": "darwin3", "serial": f"CH-{i}-{c}", "firmware": "1.4.2"}
+                            for c in range(2)
+                        ],
+                    }
+                ],
+            }
+            for i, node in enumerate(nodes)
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def release(
+    real_cluster: launcher.LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Release]:
+    state = real_cluster.state
+    assert state is not None
+    started = time.monotonic()
+    # The way a user makes the image and puts it on the nodes.
+    out = subprocess.run(
+        [sys.executable, "-m", "darwin_dra.cli.main", "cluster", "image",
+         "--dir", str(real_cluster.dir)],
+        capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    image = lines[-3].split()[0]
+    assert f"imported into {', '.join(n.name for n in state.nodes)}" in lines[-1]
+    print(f"\n{lines[-3]}\n{lines[-2].strip()}; {time.monotonic() - started:.1f}s with the import")
+    port = state.ports["kube-apiserver"]
+    values = tmp_path_factory.mktemp("chart") / "values.yaml"
+    repository, tag = image.rsplit(":", 1)
+    values.write_text(
+        json.dumps(
+            {
+                "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+                # No kube-proxy on the local cluster: the pods use the API server's address
+                # on the nodes' bridge.
+                "apiServer": {"host": _bridge_address(state), "port": str(port)},
+                "inventory": _inventory([n.name for n in state.nodes]),
+                "controller": {"replicas": 1},
+            }
+        )
+    )
+    rel = Release("darwin", "darwin-dra", real_cluster.kubeconfig, values)
+    started = time.monotonic()
+    rel.helm("install", rel.name, str(CHART), "--create-namespace", "-f", str(values),
+             "--wait", "--timeout", "5m")  # fmt: skip
+    print(f"helm install --wait: {time.monotonic() - started:.1f}s")
+    try:
+        yield rel
+    finally:
+        rel.helm("uninstall", rel.name, "--wait", "--timeout", "2m")
+        _forget_driver(real_cluster)
+
+
+def _forget_driver(cluster: launcher.LocalCluster) -> None:
+    """What the uninstalled driver leaves by design: the kubelets wipe a gone plugin's slices
+    only after a delay, and the controller's DeviceClasses and fabric slices stay. Later tests
+    on the same cluster run a plugin of their own: remove them now."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    try:
+        custom = client.CustomObjectsApi(api)
+        group = ("resource.k8s.io", "v1")
+        for item in custom.list_cluster_custom_object(*group, "resourceslices")["items"]:
+            if item["spec"]["driver"] == "darwin.snn.io":
+                custom.delete_cluster_custom_object(
+                    *group, "resourceslices", item["metadata"]["name"]
+                )
+        for item in custom.list_cluster_custom_object(*group, "deviceclasses")["items"]:
+            if item["metadata"]["name"].endswith("snn.io"):
+                custom.delete_cluster_custom_object(
+                    *group, "deviceclasses", item["metadata"]["name"]
+                )
+    finally:
+        api.close()
+
+
+def _bridge_address(state: Any) -> str:
+    from darwin_dra.cluster import realnode
+
+    return realnode.networks(state.slot, 1)[0].gateway
+
+
+def _pods(kube: Kube, namespace: str, component: str) -> list[client.V1Pod]:
+    selector = f"app.kubernetes.io/component={component}"
+    return list(kube.core.list_namespaced_pod(namespace, label_selector=selector).items)
+
+
+def _workload(name: str, image: str, template: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 2,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "command": ["/bin/sh", "-c", PROBE],
+                    "resources": {"claims": [{"name": "snn"}]},
+                }
+            ],
+            "resourceClaims": [{"name": "snn", "resourceClaimTemplateName": template}],
+        },
+    }
+
+
+def _template(kube: Kube, namespace: str, name: str, device_class: str) -> None:
+    request = {"name": "snn", "exactly": {"deviceClassName": device_class}}
+    kube.create_ns(
+        namespace,
+        "resourceclaimtemplates",
+        {
+            "kind": "ResourceClaimTemplate",
+            "metadata": {"name": name},
+            "spec": {"spec": {"devices": {"requests": [request]}}},
+        },
+    )
+
+
+def _phase(kube: Kube, namespace: str, pod: str) -> str:
+    obj = kube.pod(namespace, pod) or {}
+    return str(obj.get("status", {}).get("phase", ""))
+
+
+def _failed_prepares(kube: Kube, namespace: str) -> list[str]:
+    events = kube.core.list_namespaced_event(namespace).items
+    return [
+        f"{e.involved_object.name}: {e.reason}: {e.message}"
+        for e in events
+        if e.reason in ("FailedPrepareDynamicResources", "FailedUnprepareDynamicResources")
+    ]
+
+
+def test_the_chart_runs_the_driver_as_pods_and_a_workload_gets_its_partition(
+    release: Release, real_cluster: launcher.LocalCluster, real_kube: Kube, real_namespace: str
+) -> None:
+    state = real_cluster.state
+    assert state is not None
+    kube = real_kube
+    plugins = _pods(kube, release.namespace, "kubelet-plugin")
+    assert sorted(p.spec.node_name for p in plugins) == [n.name for n in state.nodes]
+    assert all(p.status.phase == "Running" for p in plugins)
+    [controller] = _pods(kube, release.namespace, "controller")
+    assert controller.status.phase == "Running"
+    wait_for(
+        "slices of both nodes",
+        lambda: (
+            {
+                s["spec"].get("nodeName")
+                for s in kube.custom.list_cluster_custom_object(
+                    "resource.k8s.io", "v1", "resourceslices"
+                )["items"]
+            }
+            >= {n.name for n in state.nodes}
+        ),
+        timeout=60,
+    )
+
+    def classes() -> bool:
+        names = kube.custom.list_cluster_custom_object("resource.k8s.io", "v1", "deviceclasses")
+        return "darwin-domain.snn.io" in {c["metadata"]["name"] for c in names["items"]}
+
+    wait_for("the controller's DeviceClasses", classes)
+    _template(kube, real_namespace, "domain", "darwin-domain.snn.io")
+    kube.core.create_namespaced_pod(
+        real_namespace, _workload("app", state.images["busybox"], "domain")
+    )
+    done = ("Succeeded", "Failed")
+    wait_for("the workload done", lambda: _phase(kube, real_namespace, "app") in done, timeout=90)
+    logs = kube.core.read_namespaced_pod_log("app", real_namespace)
+    assert _phase(kube, real_namespace, "app") == "Succeeded", logs
+    assert "DARWIN_SPIKE_ENDPOINT=unix:///var/run/darwin/partitions/" in logs
+    assert "spike-socket=present" in logs
+    assert _failed_prepares(kube, real_namespace) == []
+
+
+def test_a_rolling_update_of_the_plugin_under_load_fails_no_prepare(
+    release: Release, real_cluster: launcher.LocalCluster, real_kube: Kube, real_namespace: str
+) -> None:
+    state = real_cluster.state
+    assert state is not None
+    kube, ns = real_kube, real_namespace
+    _template(kube, ns, "shared", "darwin-shared.snn.io")
+    image = state.images["busybox"]
+    old = {p.metadata.uid for p in _pods(kube, release.namespace, "kubelet-plugin")}
+
+    started = time.monotonic()
+    rel = release
+    rel.helm("upgrade", rel.name, str(CHART), "-f", str(rel.values), "--set", "logLevel=DEBUG")
+    created: list[str] = []
+    rolled_at: float | None = None
+    while time.monotonic() - started < 240:
+        name = f"w{len(created)}"
+        kube.core.create_namespaced_pod(ns, _workload(name, image, "shared"))
+        created.append(name)
+        time.sleep(1.0)
+        pods = _pods(kube, release.namespace, "kubelet-plugin")
+        uids = {p.metadata.uid for p in pods}
+        ready = all(
+            p.status.phase == "Running" and p.metadata.deletion_timestamp is None for p in pods
+        )
+        if rolled_at is None and not (uids & old) and len(pods) == len(state.nodes) and ready:
+            rolled_at = time.monotonic() - started
+        if rolled_at is not None and len(created) >= 10:
+            break
+    assert rolled_at is not None, "the DaemonSet did not finish rolling in 240s"
+
+    def all_done() -> bool:
+        return all(_phase(kube, ns, n) in ("Succeeded", "Failed") for n in created)
+
+    wait_for("every workload done", all_done, timeout=180)
+    phases = {n: _phase(kube, ns, n) for n in created}
+    failed = _failed_prepares(kube, ns)
+    print(f"\nrolling update: DaemonSet rolled in {rolled_at:.1f}s; {len(created)} workloads "
+          f"created during and after it, {sum(p == 'Succeeded' for p in phases.values())} "
+          f"succeeded; failed NodePrepareResources: {len(failed)}")  # fmt: skip
+    assert failed == []
+    assert set(phases.values()) == {"Succeeded"}, phases

@@ -1,0 +1,337 @@
+"""Real nodes: a real kubelet and containerd per node. The production `darwin-dra kubelet-plugin`
+publishes node 0's slices, the real scheduler allocates from them by CEL, the real kubelet
+prepares the claim through the plugin, containerd injects the plugin's CDI edits into a
+container that runs (asserted from inside it, through its logs as the API server fetches them
+from the kubelet), deleting the pod unprepares, and a chip failure makes the real
+kube-controller-manager evict the running pod."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from darwin_dra import kubeapi
+from darwin_dra.cluster.launcher import LocalCluster
+from darwin_dra.cluster.state import NodeRecord
+from k8s_helpers import Kube, allocated_devices, claim_template, device_class, wait_for
+from kubernetes.client.exceptions import ApiException
+
+pytestmark = pytest.mark.integration
+
+DRIVER = "darwin.snn.io"
+# What the container prints: the variables CDI set, then whether the partition's spike socket
+# is there, mounted from the plugin's directory. It then waits to be stopped.
+PROBE = (
+    "env | grep ^DARWIN_ | sort; s=${DARWIN_SPIKE_ENDPOINT#unix://}; "
+    'if [ -S "$s" ]; then echo spike-socket=present; else echo spike-socket=missing; fi; '
+    "echo ready; trap 'exit 0' TERM; sleep 3600 & wait"
+)
+
+
+@dataclass
+class Plugin:
+    node: NodeRecord
+    state_dir: Path
+    proc: subprocess.Popen[bytes]
+    kube: kubeapi.Kube
+
+    def slices(self) -> list[dict[str, Any]]:
+        return self.kube.list_slices(DRIVER, self.node.name)
+
+    def fault(self, *args: str) -> None:
+        cli = [sys.executable, "-m", "darwin_dra.cli.main", "fault", *args]
+        subprocess.run([*cli, "--state-dir", str(self.state_dir)], check=True, capture_output=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def plugin(
+    real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Plugin]:
+    """The production plugin for real node 0, on the host, in the kubelet's own directories."""
+    assert real_cluster.state is not None
+    node = real_cluster.state.nodes[0]
+    assert node.kind == "real"
+    work = tmp_path_factory.mktemp("real-plugin")
+    chips = "\n".join(
+        f"          - {{model: darwin3, serial: RN-{i}, pcieRoot: 'pci0000:00', firmware: 1.4.2}}"
+        for i in range(2)
+    )
+    inventory = work / "inventory.yaml"
+    inventory.write_text(
+        "apiVersion: darwin.snn.io/v1alpha1\nkind: Inventory\nnodes:\n"
+        f"  - name: {node.name}\n    fabrics:\n      - id: wafer-rn\n        chips:\n{chips}\n"
+    )
+    log = work / "plugin.log"
+    cmd = [
+        sys.executable, "-m", "darwin_dra.cli.main", "kubelet-plugin",
+        "--node-name", node.name,
+        "--inventory", str(inventory),
+        "--kubeconfig", str(real_cluster.kubeconfig),
+        "--plugins-registry-dir", node.plugins_registry,
+        "--plugins-dir", node.plugins,
+        "--cdi-dir", node.cdi_dir,
+        "--state-dir", str(work / "state"),
+        "--fault-poll-seconds", "0.2",
+        "--metrics-port", str(_free_port()),
+        "--health-port", "0",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+    kube = kubeapi.connect(real_cluster.kubeconfig)
+    started = Plugin(node, work / "state", proc, kube)
+    try:
+        wait_for("the plugin's slices", lambda: len(started.slices()) == 3, timeout=60)
+        yield started
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        for s in kube.list_slices(DRIVER, node.name):
+            kube.delete_slice(s["metadata"]["name"])
+        kube.close()
+        print(log.read_text()[-4000:])
+        assert code == 0, f"plugin exited with {code}"
+
+
+def _pod(
+    name: str,
+    image: str,
+    script: str,
+    *,
+    node: str | None = None,
+    claim: str | None = None,
+    restart: str = "Always",
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "main",
+        "image": image,
+        "imagePullPolicy": "Never",
+        "command": ["/bin/sh", "-c", script],
+    }
+    spec: dict[str, Any] = {
+        "terminationGracePeriodSeconds": 5,
+        "restartPolicy": restart,
+        "containers": [container],
+    }
+    if node:
+        spec["nodeSelector"] = {"kubernetes.io/hostname": node}
+    if claim:
+        container["resources"] = {"claims": [{"name": "snn"}]}
+        spec["resourceClaims"] = [{"name": "snn", "resourceClaimTemplateName": claim}]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+def _logs(kube: Kube, namespace: str, pod: str) -> str:
+    try:
+        text: str | None = kube.core.read_namespaced_pod_log(pod, namespace)
+    except ApiException:
+        return ""
+    return text or ""  # the client gives None for an empty log
+
+
+def _phase(kube: Kube, namespace: str, pod: str) -> str | None:
+    obj = kube.pod(namespace, pod)
+    return obj["status"].get("phase") if obj else None
+
+
+def test_real_kubelets_register_their_nodes_with_the_labels_of_today(
+    real_cluster: LocalCluster, real_kube: Kube
+) -> None:
+    assert real_cluster.state is not None
+    for record in real_cluster.state.nodes:
+        node = real_kube.core.read_node(record.name)
+        info = node.status.node_info
+        assert info.kubelet_version == "v1.37.2"
+        assert info.container_runtime_version.startswith("containerd://")
+        addresses = {a.type: a.address for a in node.status.addresses}
+        assert addresses["InternalIP"] == record.node_ip
+        assert record.labels.items() <= node.metadata.labels.items()
+        ready = {c.type: c.status for c in node.status.conditions}["Ready"]
+        assert ready == "True"
+
+
+def test_a_claim_is_prepared_by_the_real_kubelet_and_cdi_reaches_the_container(
+    plugin: Plugin, real_cluster: LocalCluster, real_kube: Kube, real_namespace: str, test_id: str
+) -> None:
+    assert real_cluster.state is not None
+    kube, namespace = real_kube, real_namespace
+    cls = f"darwin-domain-{test_id}"
+    kube.create(
+        "deviceclasses",
+        device_class(cls, DRIVER, f'device.attributes["{DRIVER}"].partition == "domain"'),
+    )
+    request = {"name": "snn", "exactly": {"deviceClassName": cls}}
+    kube.create_ns(namespace, "resourceclaimtemplates", claim_template("snn", [request]))
+    image = real_cluster.state.images["busybox"]
+    kube.core.create_namespaced_pod(namespace, _pod("app", image, PROBE, claim="snn"))
+
+    logs = wait_for(
+        "the container's own report", lambda: "ready" in (t := _logs(kube, namespace, "app")) and t
+    )
+    assert _phase(kube, namespace, "app") == "Running"
+    claim_name = kube.pod_claim_name(namespace, "app", "snn")
+    assert claim_name is not None
+    claim = kube.get_ns(namespace, "resourceclaims", claim_name)
+    [alloc] = allocated_devices(claim)
+    assert alloc["pool"] == plugin.node.name  # the only node with this driver's devices
+    assert alloc["device"].startswith("chip-0-domain-")
+    env = dict(line.split("=", 1) for line in logs.splitlines() if line.startswith("DARWIN_"))
+    assert set(env) >= {"DARWIN_CORES", "DARWIN_KEPS", "DARWIN_PARTITION", "DARWIN_SPIKE_ENDPOINT"}
+    assert env["DARWIN_SPIKE_ENDPOINT"].startswith("unix:///var/run/darwin/partitions/")
+    assert env["DARWIN_SPIKE_ENDPOINT"].endswith("/spike.sock")
+    assert "spike-socket=present" in logs  # the partition directory is bind-mounted by CDI
+    # The env is exactly what the plugin's CDI spec for this claim says.
+    assert claim is not None
+    spec_file = Path(plugin.node.cdi_dir) / f"darwin.snn.io-{claim['metadata']['uid']}.json"
+    [dev] = json.loads(spec_file.read_text())["devices"]
+    assert sorted(f"{k}={v}" for k, v in env.items()) == sorted(dev["containerEdits"]["env"])
+
+    kube.core.delete_namespaced_pod("app", namespace)
+    wait_for("the pod gone", lambda: kube.pod(namespace, "app") is None, timeout=60)
+    wait_for("the CDI spec removed by unprepare", lambda: not spec_file.exists(), timeout=30)
+
+
+def test_a_failed_chip_gets_its_running_pod_evicted_by_the_controller_manager(
+    plugin: Plugin, real_cluster: LocalCluster, real_kube: Kube, real_namespace: str, test_id: str
+) -> None:
+    assert real_cluster.state is not None
+    kube, namespace = real_kube, real_namespace
+    cls = f"darwin-chip-{test_id}"
+    kube.create(
+        "deviceclasses",
+        device_class(cls, DRIVER, f'device.attributes["{DRIVER}"].partition == "chip"'),
+    )
+    request = {"name": "snn", "exactly": {"deviceClassName": cls}}
+    kube.create_ns(namespace, "resourceclaimtemplates", claim_template("chip", [request]))
+    image = real_cluster.state.images["busybox"]
+    kube.core.create_namespaced_pod(namespace, _pod("victim", image, PROBE, claim="chip"))
+    wait_for("the pod running", lambda: "ready" in _logs(kube, namespace, "victim"))
+    claim_name = kube.pod_claim_name(namespace, "victim", "snn")
+    assert claim_name is not None
+    [alloc] = allocated_devices(kube.get_ns(namespace, "resourceclaims", claim_name))
+    chip = alloc["device"].removeprefix("chip-")
+    try:
+        plugin.fault("inject", "--whole-chip", "--chip", chip)
+
+        def evicted() -> bool:
+            pod = kube.pod(namespace, "victim")
+            if pod is None:
+                return True
+            conditions = {c["type"]: c for c in pod["status"].get("conditions") or []}
+            return "DisruptionTarget" in conditions or pod["metadata"].get("deletionTimestamp")
+
+        wait_for("the pod evicted", evicted, timeout=90)
+        wait_for("the pod gone", lambda: kube.pod(namespace, "victim") is None, timeout=60)
+    finally:
+        plugin.fault("clear", "--all", "--chip", chip)
+
+
+def test_pods_on_different_nodes_reach_each_other(
+    real_cluster: LocalCluster, real_kube: Kube, real_namespace: str
+) -> None:
+    assert real_cluster.state is not None
+    kube, namespace = real_kube, real_namespace
+    image = real_cluster.state.images["busybox"]
+    first, second = (n.name for n in real_cluster.state.nodes[:2])
+    serve = "mkdir /w && echo pong-$(hostname) > /w/index.html && exec httpd -f -p 8080 -h /w"
+    kube.core.create_namespaced_pod(namespace, _pod("server", image, serve, node=first))
+
+    def server_ip() -> str | None:
+        pod = kube.pod(namespace, "server") or {}
+        status = pod.get("status", {})
+        return status.get("podIP") if status.get("phase") == "Running" else None
+
+    ip = wait_for("the server pod's IP", server_ip)
+    # nc, not wget: busybox's static wget crashes without the NSS files an image lacks.
+    get = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 8080"
+    fetch = f'for i in $(seq 30); do r=$({get}) && [ -n "$r" ] && break; sleep 1; done'
+    fetch += '; echo "$r" | tail -n 1; [ -n "$r" ]'
+    client = _pod("client", image, fetch, node=second, restart="Never")
+    kube.core.create_namespaced_pod(namespace, client)
+    phase = wait_for(
+        "the client done",
+        lambda: (p := _phase(kube, namespace, "client")) in ("Succeeded", "Failed") and p,
+    )
+    assert phase == "Succeeded", _logs(kube, namespace, "client")
+    assert _logs(kube, namespace, "client").strip() == "pong-server"
+
+
+def test_a_crashed_cluster_leaves_nothing_after_the_next_clean_up(
+    real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every process of a one-node cluster killed with SIGKILL while a pod runs (shims and
+    containers stay behind, with the bridge, the cgroups, the node directories); what the next
+    `cluster up` runs first removes all of it, and leaves the running session cluster alone."""
+    from darwin_dra.cluster import build, launcher, nodehost, realnode
+    from kubernetes import client, config
+
+    directory = Path(tempfile.mkdtemp(prefix="dra-crash-"))
+    crashed = launcher.LocalCluster(
+        launcher.ClusterConfig(directory, nodes=1), build.ensure_binaries()
+    )
+    state = crashed.up()
+    try:
+        api = config.new_client_from_config(config_file=str(crashed.kubeconfig))
+        try:
+            core = client.CoreV1Api(api)
+            sleeper = _pod("sleeper", state.images["busybox"], PROBE)
+            core.create_namespaced_pod("default", sleeper)
+
+            def running() -> bool:
+                pod = core.read_namespaced_pod("sleeper", "default")
+                return pod.status.phase == "Running"
+
+            wait_for("the pod running", running, timeout=60)
+        finally:
+            api.close()
+        for proc in crashed.processes:
+            os.kill(proc.pid, signal.SIGKILL)
+        for proc in crashed.processes:
+            assert proc.popen is not None
+            proc.popen.wait(timeout=10)  # what init does for the children of a crashed `up`
+        tag = state.tag
+        cgroups = Path("/sys/fs/cgroup/memory") / realnode.cgroup_root(tag, 0).lstrip("/")
+        assert cgroups.exists()
+        assert (directory / "nodes").exists()
+
+        cleaned = nodehost.clean_stale(launcher.running_directories())
+
+        assert str(directory) in cleaned
+        assert real_cluster.state is not None
+        assert real_cluster.dir.as_posix() not in cleaned
+        assert not cgroups.exists()
+        assert not (directory / "nodes").exists()
+        links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+        assert realnode.bridge_name(tag) not in links
+        assert realnode.bridge_name(real_cluster.state.tag) in links
+        mine = [
+            p for p in Path("/proc").iterdir()
+            if p.name.isdigit() and str(directory).encode() in _cmdline(p)
+        ]  # fmt: skip
+        assert mine == []
+    finally:
+        crashed.down()  # a no-op once the clean-up above worked; else it stops the rest
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return proc.joinpath("cmdline").read_bytes()
+    except OSError:
+        return b""
