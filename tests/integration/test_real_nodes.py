@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from darwin_dra import kubeapi
+from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.cluster.launcher import LocalCluster
 from darwin_dra.cluster.state import NodeRecord
 from k8s_helpers import Kube, allocated_devices, claim_template, device_class, wait_for
@@ -79,10 +80,11 @@ def plugin(
         f"  - name: {node.name}\n    fabrics:\n      - id: wafer-rn\n        chips:\n{chips}\n"
     )
     log = work / "plugin.log"
+    # The chip host first: it owns the chips; the plugin is its client.
+    chips = start_chip_host(node.name, inventory, work / "state", work / "chip-host.log")
     cmd = [
         sys.executable, "-m", "darwin_dra.cli.main", "kubelet-plugin",
         "--node-name", node.name,
-        "--inventory", str(inventory),
         "--kubeconfig", str(real_cluster.kubeconfig),
         "--plugins-registry-dir", node.plugins_registry,
         "--plugins-dir", node.plugins,
@@ -102,11 +104,14 @@ def plugin(
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
+        chips.send_signal(signal.SIGTERM)
+        chips_code = chips.wait(timeout=30)
         for s in kube.list_slices(DRIVER, node.name):
             kube.delete_slice(s["metadata"]["name"])
         kube.close()
         print(log.read_text()[-4000:])
         assert code == 0, f"plugin exited with {code}"
+        assert chips_code == 0, f"chip host exited with {chips_code}"
 
 
 def _pod(
