@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from darwin_dra.hardware.inventory import load_inventory
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2_grpc as pb_grpc
 from darwin_dra.kubelet.server import _async_health_servicer
+from darwin_dra.lifecycle import serve_until_signal
 from darwin_dra.runtime.spikeport import SpikePorts
 from darwin_dra.unixsock import grpc_target, remove_stale_socket
 
@@ -144,15 +144,4 @@ class ChipHostApp:
 
 
 async def run_until_signal(opts: ChipHostOptions) -> int:
-    app = ChipHostApp(opts)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await app.start()
-        await stop.wait()
-        log.info("signal received, stopping")
-    finally:
-        await app.stop()
-    return 0
+    return await serve_until_signal(ChipHostApp(opts))

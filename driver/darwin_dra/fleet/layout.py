@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from darwin_dra.hardware.model import ChipEntry, ChipProfile, Inventory, NodeEntry
-from darwin_dra.plugin.slices import DRIVER, ChipView, DomainView
+from darwin_dra.plugin.slices import DRIVER, ChipView
 
 FLEET_NODE_PREFIX = "fleet-node-"
 
@@ -95,40 +95,9 @@ def inventory_yaml(inventory: Inventory) -> str:
     return yaml.safe_dump(inventory_document(inventory), sort_keys=False, width=120)
 
 
-def _domain_cores(profile: ChipProfile) -> list[int]:
-    """Cores of each domain: its tiles, less the controller tile where it sits."""
-    ctrl = (profile.controller_y // profile.domain_h) * profile.domains_x + (
-        profile.controller_x // profile.domain_w
-    )
-    tiles = profile.domain_w * profile.domain_h
-    return [tiles - (1 if d == ctrl else 0) for d in range(profile.n_domains)]
-
-
 def chip_view(chip_id: int, entry: ChipEntry, profile: ChipProfile) -> ChipView:
     """A healthy simulated chip, with its profile's nominal router throughput."""
-    if entry.model != profile.model:
-        raise ValueError(f"chip {entry.serial} is a {entry.model}, not a {profile.model}")
-    return ChipView(
-        chip=chip_id,
-        model=profile.model,
-        serial=entry.serial,
-        fabric=entry.fabric,
-        domains=tuple(DomainView(d, n) for d, n in enumerate(_domain_cores(profile))),
-        domains_x=profile.domains_x,
-        domains_y=profile.domains_y,
-        domain_w=profile.domain_w,
-        domain_h=profile.domain_h,
-        neurons_per_core=profile.neurons_per_core,
-        synapses_per_chip=profile.synapses_per_chip,
-        keps=int(profile.router_events_per_s // 1000),
-        max_fan_in=profile.max_fan_in,
-        max_fan_out=profile.max_fan_out,
-        sparse_routing=profile.sparse_routing,
-        on_chip_learning=profile.on_chip_learning,
-        numa_node=entry.numa_node,
-        pcie_root=entry.pcie_root,
-        firmware=entry.firmware,
-    )
+    return ChipView.nominal(chip_id, entry, profile)
 
 
 def chip_views(

@@ -28,41 +28,12 @@ from darwin_dra.hardware.errors import HardwareFileError
 from darwin_dra.hardware.fields import Fields, load_yaml
 from darwin_dra.hardware.model import ChipEntry, ChipProfile, Inventory, NodeEntry
 from darwin_dra.planner.topology import Topology, parse_slices, without_domains
-from darwin_dra.plugin.slices import ChipView, DomainView, build_slices
+from darwin_dra.plugin.slices import ChipView, build_slices
 
 
 def chip_view(profile: ChipProfile, chip: int, entry: ChipEntry) -> ChipView:
     """A healthy chip with its profile's nominal figures (pure)."""
-    domains = []
-    for d in range(profile.n_domains):
-        x0 = (d % profile.domains_x) * profile.domain_w
-        y0 = (d // profile.domains_x) * profile.domain_h
-        cores = profile.domain_w * profile.domain_h
-        if (
-            x0 <= profile.controller_x < x0 + profile.domain_w
-            and y0 <= profile.controller_y < y0 + profile.domain_h
-        ):
-            cores -= 1
-        domains.append(DomainView(d, cores))
-    return ChipView(
-        chip=chip,
-        model=profile.model,
-        serial=entry.serial,
-        fabric=entry.fabric,
-        domains=tuple(domains),
-        domains_x=profile.domains_x,
-        domains_y=profile.domains_y,
-        domain_w=profile.domain_w,
-        domain_h=profile.domain_h,
-        neurons_per_core=profile.neurons_per_core,
-        synapses_per_chip=profile.synapses_per_chip,
-        keps=int(profile.router_events_per_s // 1000),
-        max_fan_in=profile.max_fan_in,
-        max_fan_out=profile.max_fan_out,
-        sparse_routing=profile.sparse_routing,
-        on_chip_learning=profile.on_chip_learning,
-        numa_node=entry.numa_node,
-    )
+    return ChipView.nominal(chip, entry, profile)
 
 
 def topology_from_inventory(

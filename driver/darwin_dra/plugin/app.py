@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from darwin_dra.engine import EngineError
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubelet.health_service import HealthHub
 from darwin_dra.kubelet.server import DRIVER_NAME, PluginServer, PluginServerConfig
+from darwin_dra.lifecycle import serve_until_signal
 from darwin_dra.plugin.checkpoint import CheckpointError
 from darwin_dra.plugin.driver import Driver, DriverConfig, lost_devices
 from darwin_dra.plugin.health import HealthMonitor, Snapshot, state_counts
@@ -195,15 +195,4 @@ class PluginApp:
 
 
 async def run_until_signal(opts: PluginOptions) -> int:
-    app = PluginApp(opts)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await app.start()
-        await stop.wait()
-        log.info("signal received, stopping")
-    finally:
-        await app.stop()
-    return 0
+    return await serve_until_signal(PluginApp(opts))

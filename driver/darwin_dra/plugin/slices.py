@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from darwin_dra.hardware.model import ChipInfo, ChipProfile
+from darwin_dra.hardware.model import ChipEntry, ChipInfo, ChipProfile
 
 DRIVER = "darwin.snn.io"
 API_VERSION = "resource.k8s.io/v1"
@@ -81,6 +81,41 @@ class ChipView:
     @property
     def n_cores(self) -> int:
         return sum(d.cores for d in self.domains)
+
+    @classmethod
+    def nominal(cls, chip: int, entry: ChipEntry, profile: ChipProfile) -> ChipView:
+        """A healthy chip as its profile describes it, with the nominal router throughput: for
+        planning and benchmarks that need no engine (pure)."""
+        if entry.model != profile.model:
+            raise ValueError(f"chip {entry.serial} is a {entry.model}, not a {profile.model}")
+        ctrl = (profile.controller_y // profile.domain_h) * profile.domains_x + (
+            profile.controller_x // profile.domain_w
+        )
+        tiles = profile.domain_w * profile.domain_h
+        return cls(
+            chip=chip,
+            model=profile.model,
+            serial=entry.serial,
+            fabric=entry.fabric,
+            # A domain's cores are its tiles, less the controller tile where it sits.
+            domains=tuple(
+                DomainView(d, tiles - (1 if d == ctrl else 0)) for d in range(profile.n_domains)
+            ),
+            domains_x=profile.domains_x,
+            domains_y=profile.domains_y,
+            domain_w=profile.domain_w,
+            domain_h=profile.domain_h,
+            neurons_per_core=profile.neurons_per_core,
+            synapses_per_chip=profile.synapses_per_chip,
+            keps=int(profile.router_events_per_s // 1000),
+            max_fan_in=profile.max_fan_in,
+            max_fan_out=profile.max_fan_out,
+            sparse_routing=profile.sparse_routing,
+            on_chip_learning=profile.on_chip_learning,
+            numa_node=entry.numa_node,
+            pcie_root=entry.pcie_root,
+            firmware=entry.firmware,
+        )
 
     @classmethod
     def from_info(
