@@ -20,10 +20,10 @@ from darwin_dra.chiphost.metrics import ChipHostMetrics
 from darwin_dra.chiphost.service import ChipHostServicer
 from darwin_dra.engine import Engine
 from darwin_dra.engine.calibrate import calibrate
+from darwin_dra.grpchealth import async_health_servicer
 from darwin_dra.hardware.inventory import load_inventory
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2_grpc as pb_grpc
-from darwin_dra.kubelet.server import _async_health_servicer
 from darwin_dra.lifecycle import serve_until_signal
 from darwin_dra.runtime.spikeport import SpikePorts
 from darwin_dra.unixsock import grpc_target, remove_stale_socket
@@ -91,7 +91,7 @@ class ChipHostApp:
         )
         self._server = grpc.aio.server()
         pb_grpc.add_ChipHostServicer_to_server(self.servicer, self._server)
-        self._health = _async_health_servicer()
+        self._health = async_health_servicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._tasks: list[asyncio.Task[None]] = []
         self._bound = False  # only a socket this instance bound is its to remove

@@ -17,12 +17,12 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from darwin_dra.grpchealth import async_health_servicer
 from darwin_dra.kubelet.dra_service import add_dra_services
 from darwin_dra.kubelet.health_service import HealthHub, add_health_services
 from darwin_dra.kubelet.preparer import Preparer
@@ -65,22 +65,6 @@ def socket_paths(
     return SocketPaths(reg, dra)
 
 
-class _AioHealth(Protocol):
-    async def set(
-        self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus
-    ) -> None: ...
-
-    async def enter_graceful_shutdown(self) -> None: ...
-
-
-def _async_health_servicer() -> _AioHealth:
-    # grpcio-health-checking ships the asyncio servicer, but grpc-stubs does not describe it.
-    from grpc_health.v1 import _async
-
-    servicer: _AioHealth = _async.HealthServicer()
-    return servicer
-
-
 @dataclass
 class PluginServerConfig:
     plugins_registry: Path = Path("/var/lib/kubelet/plugins_registry")
@@ -110,7 +94,7 @@ class PluginServer:
         self._log = log.bind(driver=config.driver_name, pod_uid=config.pod_uid)
         self._dra = grpc.aio.server()
         self._reg = grpc.aio.server()
-        self._health = _async_health_servicer()
+        self._health = async_health_servicer()
         versions = add_dra_services(self._dra, preparer) + add_health_services(self._dra, hub)
         self.registration = RegistrationServicer(
             config.driver_name, os.fspath(self.paths.dra), versions
