@@ -35,3 +35,11 @@ def env_switch(
     value = (os.environ.get(env) or "").lower()
     on = value == when or (when == "true" and value == "1")
     parser.add_argument(flag, action="store_true", default=on, help=f"{help} (env {env}={when})")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value

@@ -15,15 +15,8 @@ from pathlib import Path
 
 import grpc
 
-from darwin_dra.cli.flags import env_option
+from darwin_dra.cli.flags import env_option, positive_int
 from darwin_dra.runtime.run import RunConfig, load_network, run_network
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,9 +24,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     env_option(p, "--endpoint", "DARWIN_SPIKE_ENDPOINT", "the partition's SpikePort socket")
     p.add_argument("--network", type=Path, required=True, help="engine network file (.npz)")
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--steps", type=_positive, help="steps to run (default 10000)")
+    how.add_argument("--steps", type=positive_int, help="steps to run (default 10000)")
     how.add_argument("--seconds", type=float, help="run for this much wall time instead")
-    p.add_argument("--window", type=_positive, default=1000, help="steps per call (default 1000)")
+    p.add_argument(
+        "--window", type=positive_int, default=1000, help="steps per call (default 1000)"
+    )
     p.add_argument("--warmup-steps", type=int, default=0, help="steps run first, not measured")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)

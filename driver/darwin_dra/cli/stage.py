@@ -14,15 +14,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from darwin_dra.cli.flags import env_option
+from darwin_dra.cli.flags import env_option, positive_int
 from darwin_dra.runtime.stage import StageConfig, run_stage
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,8 +24,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--network", type=Path, required=True, help="the stage's network (.npz)")
     p.add_argument("--listen", help="where the upstream stage connects: tcp://H:P or unix:///P")
     p.add_argument("--downstream", help="the next stage's --listen address")
-    p.add_argument("--window", type=_positive, default=10, help="steps per window (default 10)")
-    p.add_argument("--steps", type=_positive, help="stop after this many steps (a source needs it)")
+    p.add_argument("--window", type=positive_int, default=10, help="steps per window (default 10)")
+    p.add_argument(
+        "--steps", type=positive_int, help="stop after this many steps (a source needs it)"
+    )
     p.add_argument("--output", type=Path, help="save the exported spikes (last stage) as .npz")
     p.add_argument(
         "--connect-timeout", type=float, default=30.0, help="seconds to wait for --downstream"
