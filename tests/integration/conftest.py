@@ -10,8 +10,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import k8s_helpers
 import pytest
@@ -19,6 +20,32 @@ from darwin_dra.cluster import build, launcher
 from kubernetes import client, config
 
 NODES = 2
+# How much of each node's kubelet and containerd log a failed test's report carries.
+LOG_TAIL_LINES = 60
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[Any]:
+    """A failed cluster test says what the cluster saw: the namespace's pods and events, and the
+    tail of the node logs. CI keeps only the report, not the cluster's log directory."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    funcargs = getattr(item, "funcargs", {})
+    for kube_arg, ns_arg, cluster_arg in (
+        ("real_kube", "real_namespace", "real_cluster"),
+        ("kube", "namespace", "cluster"),
+    ):
+        if ns_arg in funcargs and kube_arg in funcargs:
+            text = k8s_helpers.describe_namespace(funcargs[kube_arg], funcargs[ns_arg])
+            report.sections.append((f"cluster: namespace {funcargs[ns_arg]}", text))
+        if cluster_arg in funcargs:
+            logs = Path(funcargs[cluster_arg].config.directory) / "logs"
+            for log in sorted(logs.glob("*.log")):
+                if log.name.startswith(("kubelet", "containerd", "kube-scheduler")):
+                    tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+                    report.sections.append((f"cluster: {log.name} (tail)", "\n".join(tail)))
 
 
 def _session_cluster(

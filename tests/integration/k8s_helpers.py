@@ -29,6 +29,30 @@ def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 60, every: 
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
+def describe_namespace(kube: Kube, namespace: str) -> str:
+    """What `kubectl describe` would show of a namespace's pods and events, for a failure report."""
+    lines: list[str] = []
+    try:
+        for pod in kube.core.list_namespaced_pod(namespace).items:
+            status = pod.status
+            lines.append(f"pod {pod.metadata.name}: phase={status.phase} node={pod.spec.node_name}")
+            for cond in status.conditions or []:
+                why = f"{cond.reason or ''} {cond.message or ''}".strip()
+                lines.append(f"  condition {cond.type}={cond.status} {why}")
+            for cs in status.container_statuses or []:
+                lines.append(f"  container {cs.name}: ready={cs.ready} state={cs.state.to_dict()}")
+        events = kube.core.list_namespaced_event(namespace).items
+        for ev in sorted(events, key=lambda e: str(e.last_timestamp or e.event_time or "")):
+            obj = ev.involved_object
+            lines.append(
+                f"event {ev.last_timestamp or ev.event_time} {ev.type} {obj.kind}/{obj.name} "
+                f"{ev.reason}: {ev.message}"
+            )
+    except ApiException as exc:  # the report must not hide the test's own failure
+        lines.append(f"(could not describe namespace {namespace}: {exc.status} {exc.reason})")
+    return "\n".join(lines)
+
+
 class Kube:
     def __init__(self, api: client.ApiClient, label: dict[str, str]) -> None:
         self.api = api

@@ -100,6 +100,13 @@ def plugin(
     started = Plugin(node, work / "state", proc, kube)
     try:
         wait_for("the plugin's slices", lambda: len(started.slices()) == 3, timeout=60)
+        # A pod that reaches the kubelet before the plugin's registration fails its prepare and
+        # waits out the pod worker's back-off: start the tests from a registered plugin.
+        wait_for(
+            "the kubelet's registration of the plugin",
+            lambda: "registered with the kubelet" in log.read_text(errors="replace"),
+            timeout=60,
+        )
         yield started
     finally:
         proc.send_signal(signal.SIGTERM)
