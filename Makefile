@@ -45,6 +45,7 @@ native-test: native/out/test_engine native/out/fuzz_engine
 lint: $(STAMP)
 	$(VENV)/bin/ruff check driver tests native/build_engine.py
 	$(VENV)/bin/ruff format --check driver tests native/build_engine.py
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

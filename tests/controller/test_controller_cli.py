@@ -11,7 +11,7 @@ from darwin_dra.cli.main import build_parser, main
 def _keep_logging(monkeypatch: pytest.MonkeyPatch) -> None:
     # run() configures structlog to print to the stderr of the moment; under capsys that
     # stream is closed after the test and later tests' log calls would fail.
-    monkeypatch.setattr("darwin_dra.plugin.logs.configure", lambda level="INFO": None)
+    monkeypatch.setattr("darwin_dra.logs.configure", lambda level="INFO": None)
 
 
 def test_flags_and_environment_twins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

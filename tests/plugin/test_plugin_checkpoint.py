@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from darwin_dra.plugin.atomic import FileOps, atomic_write
+from darwin_dra.atomicfile import FileOps, atomic_write
 from darwin_dra.plugin.checkpoint import (
     Checkpoint,
     CheckpointError,

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 import structlog
 import yaml
 
+from darwin_dra.atomicfile import atomic_write
 from darwin_dra.engine import EngineError, FaultKind
-from darwin_dra.plugin.atomic import atomic_write
 
 log = structlog.get_logger(__name__)
 

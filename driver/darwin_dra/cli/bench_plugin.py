@@ -291,7 +291,7 @@ def _publish_bench(kube: kubeapi.Kube, counts: Sequence[int]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from darwin_dra.plugin import logs
+    from darwin_dra import logs
 
     logs.configure("WARNING")  # per-claim info logs would drown the table
     counts = [int(x) for x in args.claims.split(",")]

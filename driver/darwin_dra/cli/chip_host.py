@@ -63,8 +63,8 @@ def options(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from darwin_dra import logs
     from darwin_dra.chiphost.app import run_until_signal
-    from darwin_dra.plugin import logs
 
     logs.configure(args.log_level.upper())
     try:

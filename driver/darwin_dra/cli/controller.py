@@ -109,9 +109,9 @@ def options(args: argparse.Namespace) -> ControllerOptions:
 
 
 def run(args: argparse.Namespace) -> int:
+    from darwin_dra import logs
     from darwin_dra.controller.app import run_until_signal
     from darwin_dra.controller.fabric import FabricError
-    from darwin_dra.plugin import logs
 
     logs.configure(args.log_level.upper())
     try:

@@ -80,7 +80,7 @@ def options(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from darwin_dra.plugin import logs
+    from darwin_dra import logs
     from darwin_dra.plugin.app import run_until_signal
 
     logs.configure(args.log_level.upper())

@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from darwin_dra.plugin.atomic import atomic_write
+from darwin_dra.atomicfile import atomic_write
 
 log = structlog.get_logger(__name__)
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from darwin_dra.plugin.atomic import FileOps, atomic_write
+from darwin_dra.atomicfile import FileOps, atomic_write
 
 log = structlog.get_logger(__name__)
 

@@ -1,4 +1,5 @@
-"""One structlog JSON chain for the plugin; stdlib logging of libraries goes through it too."""
+"""One structlog JSON chain for every service (plugin, controller, chip host, benchmarks); stdlib
+logging of libraries goes through it too."""
 
 from __future__ import annotations
 
