@@ -93,16 +93,40 @@ def test_spec_content() -> None:
     assert first["name"] == f"{UID}-snn-chip-0-quad-4"
     env = dict(e.split("=", 1) for e in first["containerEdits"]["env"])
     container_dir = f"/var/run/darwin/partitions/{UID}-snn-chip-0-quad-4"
-    assert env == {
-        "DARWIN_PARTITION": "3",
-        "DARWIN_CORES": "16-19,40-42",
-        "DARWIN_SPIKE_ENDPOINT": f"unix://{container_dir}/spike.sock",
-        "DARWIN_KEPS": "250",
+    fields = {
+        "PARTITION": "3",
+        "CORES": "16-19,40-42",
+        "SPIKE_ENDPOINT": f"unix://{container_dir}/spike.sock",
+        "KEPS": "250",
+    }
+    assert env == {f"DARWIN_{k}": v for k, v in fields.items()} | {
+        f"DARWIN_SNN_{k}": v for k, v in fields.items()
     }
     [mount] = first["containerEdits"]["mounts"]
     assert mount["hostPath"] == "/run/darwin/partitions/3"
     assert mount["containerPath"] == container_dir
     assert spec["devices"][1]["name"] == f"{UID}-train-chip-1"
+
+
+def test_several_devices_in_one_container_keep_their_own_variables() -> None:
+    # CDI applies every device's edits to the container: the plain DARWIN_* of one device would
+    # hide the others', so each device also names its variables after its request (and its
+    # index within the request from the second device on).
+    spec = build_spec(
+        UID, [dev("encoder", "chip-0", 1), dev("stage-2", "chip-1", 2), dev("stage-2", "chip-2", 7)]
+    )
+    merged: dict[str, str] = {}
+    for device in spec["devices"]:
+        merged.update(e.split("=", 1) for e in device["containerEdits"]["env"])
+    assert merged["DARWIN_ENCODER_PARTITION"] == "1"
+    assert merged["DARWIN_STAGE_2_PARTITION"] == "2"
+    assert merged["DARWIN_STAGE_2_1_PARTITION"] == "7"
+    endpoints = {
+        v
+        for k, v in merged.items()
+        if k.endswith("_SPIKE_ENDPOINT") and k != ("DARWIN_SPIKE_ENDPOINT")
+    }
+    assert len(endpoints) == 3  # one socket per device, none lost
 
 
 def test_colliding_names_refused() -> None:

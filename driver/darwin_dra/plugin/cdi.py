@@ -79,22 +79,41 @@ def compact_ranges(values: Sequence[int]) -> str:
     return ",".join(out)
 
 
+def env_scope(request: str, index: int) -> str:
+    """The variable infix of a request's device: ``reservoir``, 1 -> ``RESERVOIR_1``.
+
+    A container that gets several devices sees every device's edits; the unscoped DARWIN_*
+    variables then hold only one of them, so each device also sets its own, named after its
+    request (and its index within the request from the second device on)."""
+    base = re.sub(r"[^A-Za-z0-9]", "_", request).upper()
+    return base if index == 0 else f"{base}_{index}"
+
+
+def device_env(dev: PartitionDevice, container_dir: str, scope: str) -> list[str]:
+    fields = {
+        "PARTITION": str(dev.partition_id),
+        "CORES": compact_ranges(dev.cores),
+        "SPIKE_ENDPOINT": f"unix://{container_dir}/{SPIKE_SOCKET}",
+        "KEPS": str(dev.keps),
+    }
+    plain = [f"DARWIN_{k}={v}" for k, v in fields.items()]
+    return plain + [f"DARWIN_{scope}_{k}={v}" for k, v in fields.items()]
+
+
 def build_spec(claim_uid: str, devices: Sequence[PartitionDevice]) -> dict[str, Any]:
     """The CDI spec of one claim (pure)."""
     entries = []
+    seen: dict[str, int] = {}
     for dev in devices:
         name = cdi_device_name(claim_uid, dev.request, dev.device)
         container_dir = f"{CONTAINER_ROOT}/{name}"
+        index = seen.get(dev.request, 0)
+        seen[dev.request] = index + 1
         entries.append(
             {
                 "name": name,
                 "containerEdits": {
-                    "env": [
-                        f"DARWIN_PARTITION={dev.partition_id}",
-                        f"DARWIN_CORES={compact_ranges(dev.cores)}",
-                        f"DARWIN_SPIKE_ENDPOINT=unix://{container_dir}/{SPIKE_SOCKET}",
-                        f"DARWIN_KEPS={dev.keps}",
-                    ],
+                    "env": device_env(dev, container_dir, env_scope(dev.request, index)),
                     # A directory, not the socket itself: the engine may recreate the socket
                     # and a bind mount of the old inode would go stale.
                     "mounts": [
