@@ -9,7 +9,7 @@ CFLAGS_STRICT := -std=c11 -O1 -g -Wall -Wextra -Werror -Wshadow -Wconversion -Wn
 	-D_GNU_SOURCE -Inative/include -Inative/src -pthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all venv build demo test native-test fuzz lint typecheck pytest bench clean k8s-bins helm-bin image
+.PHONY: all venv build demo test native-test fuzz fuzz-short fuzz-deps lint typecheck pytest bench clean k8s-bins helm-bin image
 
 all: build
 
@@ -42,6 +42,44 @@ native-test: native/out/test_engine native/out/fuzz_engine
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 native/out/test_engine
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 native/out/fuzz_engine --seconds 10
 
+# Coverage-guided fuzzing (docs/reliability.md): libFuzzer with ASan and UBSan for the C API
+# (native/tests/fuzz_engine.c, built by Debian's clang), atheris for the Python edges
+# (tests/fuzz/targets.py). `make fuzz` runs FUZZ_RUNS inputs per target, outside CI;
+# `make test` runs the short pass.
+CLANG ?= clang-14
+FUZZ_RUNS ?= 1000000
+FUZZ_RUNS_SHORT ?= 5000
+FUZZ_C_RUNS_SHORT ?= 50000
+FUZZ_TARGETS := claim opaque-config inventory profile checkpoint nir-graph
+FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+
+fuzz-deps:
+	@command -v $(CLANG) >/dev/null && test -n "$$(ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)" || \
+	  { test "$$(id -u)" = 0 || { echo "fuzzing needs clang-14 and libclang-rt-14-dev (apt-get install, as root)"; exit 1; }; \
+	    DEBIAN_FRONTEND=noninteractive apt-get -q -y update >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends clang-14 libclang-rt-14-dev >/dev/null; }
+
+native/out/fuzz_engine_lf: native/tests/fuzz_engine.c $(NATIVE_SRC) | fuzz-deps
+	mkdir -p native/out
+	$(CLANG) $(CFLAGS_STRICT) -DDARWIN_LIBFUZZER -fsanitize=fuzzer,address,undefined \
+	  -fno-omit-frame-pointer -fno-sanitize-recover=all native/tests/fuzz_engine.c native/src/*.c -o $@ -lm
+
+# A finding's input is kept as native/out/fuzz-findings/crash-<sha1>.
+define run_fuzz
+	mkdir -p native/out/corpus-engine native/out/fuzz-findings
+	$(FUZZ_ENV) native/out/fuzz_engine_lf -runs=$(2) -artifact_prefix=native/out/fuzz-findings/ -print_final_stats=1 native/out/corpus-engine 2>&1 | grep -E "^Done|stat::number_of_executed_units|ERROR" ; test $${PIPESTATUS[0]} = 0
+	for t in $(FUZZ_TARGETS); do \
+	  $(PY) -m tests.fuzz.run $$t -runs=$(1) -artifact_prefix=native/out/fuzz-findings/ 2>&1 | grep -E "^Done|Uncaught|Error" ; \
+	  test $${PIPESTATUS[0]} = 0 || { echo "fuzz target $$t found a failure (rerun: $(PY) -m tests.fuzz.run $$t)"; exit 1; }; \
+	done
+endef
+
+fuzz: native/out/fuzz_engine_lf $(STAMP)
+	$(call run_fuzz,$(FUZZ_RUNS),$(FUZZ_RUNS))
+
+fuzz-short: native/out/fuzz_engine_lf $(STAMP)
+	$(call run_fuzz,$(FUZZ_RUNS_SHORT),$(FUZZ_C_RUNS_SHORT))
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check driver tests native/build_engine.py
 	$(VENV)/bin/ruff format --check driver tests native/build_engine.py
@@ -71,7 +109,7 @@ $(HELM):
 pytest: $(STAMP) k8s-bins helm-bin image
 	$(PY) -m pytest -q
 
-test: $(STAMP) native-test lint typecheck pytest
+test: $(STAMP) native-test fuzz-short lint typecheck pytest
 
 bench: $(STAMP)
 	$(VENV)/bin/darwin-dra bench engine

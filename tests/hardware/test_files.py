@@ -151,3 +151,22 @@ def test_count_lists_identical_chips_and_models_mix(tmp_path: Path) -> None:
         load_inventory(write(tmp_path, clash), load_profiles())
     with pytest.raises(HardwareFileError, match=r"count: must be between 1 and 64"):
         load_inventory(write(tmp_path, text.replace("count: 3", "count: 0")), load_profiles())
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        # Found by `make fuzz` (inventory, profile): both gave bare Python exceptions.
+        (b"\x9e\x01kind: Inventory", "not UTF-8 text"),
+        (b"[" * 3000 + b"]" * 3000, "nested too deeply"),
+    ],
+)
+def test_files_that_are_not_yaml_documents_are_refused_with_the_reason(
+    tmp_path: Path, data: bytes, message: str
+) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_bytes(data)
+    with pytest.raises(HardwareFileError, match=message):
+        load_inventory(path, load_profiles())
+    with pytest.raises(HardwareFileError, match=message):
+        load_profile(path)

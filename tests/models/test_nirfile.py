@@ -353,3 +353,13 @@ def test_fuzz_corrupted_files_are_refused_or_load_whole(
         return
     steps, ids = dense_to_aer(np.ones((5, model.network.n_inputs), np.int64))
     run_model(model, 5, steps, ids)
+
+
+def test_a_layer_without_neurons_is_refused_by_name() -> None:
+    # Found by `make fuzz` (nir-graph): a zero in a shape gave an IndexError deep in compile.
+    empty = nir.LIF(tau=np.ones(0), r=np.ones(0), v_leak=np.zeros(0), v_threshold=np.ones(0))
+    graph = nir.NIRGraph.from_list(
+        nir.Input(input_type={"input": np.array([0])}), empty, type_check=False
+    )
+    with pytest.raises(ShapeMismatch, match=r"node 'lif' \(LIF\) has no neurons"):
+        compile_graph(graph)

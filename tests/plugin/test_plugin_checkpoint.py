@@ -164,6 +164,8 @@ def _rewrite(path: Path, change: dict[str, object]) -> None:
         (lambda p: p.write_bytes(p.read_bytes()[:40]), "not valid JSON"),
         (lambda p: p.write_bytes(b"\xff\xfe"), "not valid JSON"),
         (lambda p: p.write_text("[]"), "not a JSON object"),
+        # Found by `make fuzz` (checkpoint): a RecursionError escaped the decoder.
+        (lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "nested too deeply"),
         (lambda p: _rewrite(p, {"version": 2}), "version 2; this plugin reads version 1"),
         (lambda p: _rewrite(p, {"bootId": "tampered"}), "checksum does not match"),
         (lambda p: _rewrite(p, {"checksum": "0" * 64}), "checksum does not match"),

@@ -199,3 +199,37 @@ def test_status_entries_and_merge_keep_other_drivers(
     [cdi_dev] = state.cdi_devices(plan, prepared, tmp_path)
     assert cdi_dev.socket_dir == tmp_path / "u1-r-chip-0-domain-1"
     assert (cdi_dev.partition_id, cdi_dev.cores) == (7, cores)
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        # Found by `make fuzz` (claim): each gave an AttributeError inside plan_claim.
+        (lambda c: c.update(status="allocated"), "status must be an object, got str"),
+        (lambda c: c.update(metadata=["u1"]), "metadata must be an object, got list"),
+        (
+            lambda c: c["status"]["allocation"].update(devices=[]),
+            "status.allocation.devices must be an object, got list",
+        ),
+        (
+            lambda c: c["status"]["allocation"]["devices"].update(results={"a": 1}),
+            r"devices.results must be a list, got dict",
+        ),
+        (
+            lambda c: c["status"]["allocation"]["devices"].update(results=["chip-0"]),
+            r"devices.results\[0\] must be an object, got str",
+        ),
+        (
+            lambda c: c["status"]["allocation"]["devices"].update(config=[7]),
+            r"devices.config\[0\] must be an object, got int",
+        ),
+    ],
+)
+def test_a_claim_of_the_wrong_shape_is_refused_naming_the_field(
+    views: dict[int, ChipView], field: object, message: str
+) -> None:
+    bad = claim("u1", [result("chip-0-domain-2", NODE)])
+    assert callable(field)
+    field(bad)
+    with pytest.raises(state.ClaimError, match=message):
+        state.plan_claim(bad, "u1", NODE, views)

@@ -18,6 +18,10 @@ def load_yaml(path: Path, kind: str) -> Mapping[str, Any]:
         text = path.read_text()
     except OSError as exc:
         raise HardwareFileError(str(path), "", f"cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise HardwareFileError(
+            str(path), "", f"not UTF-8 text (byte {exc.start}): is this the right file?"
+        ) from exc
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -25,6 +29,8 @@ def load_yaml(path: Path, kind: str) -> Mapping[str, Any]:
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise HardwareFileError(str(path), "", f"not valid YAML{at}: {problem}") from exc
+    except RecursionError:
+        raise HardwareFileError(str(path), "", f"nested too deeply for a {kind} file") from None
     if not isinstance(doc, Mapping):
         raise HardwareFileError(str(path), "", "the document must be a mapping")
     reader = Fields(str(path), doc)

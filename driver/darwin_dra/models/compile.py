@@ -476,6 +476,8 @@ def _params(name: str, node: Any, kind: str, n: int) -> dict[str, F64]:
         "CubaLI": ("tau_mem", "tau_syn", "r", "v_leak", "w_in"),
         "Threshold": ("threshold",),
     }[kind]
+    if n == 0:
+        raise ShapeMismatch(f"node {name!r} ({kind}) has no neurons: its shape has a zero")
     out: dict[str, F64] = {}
     for key in keys:
         raw = getattr(node, key, None)

@@ -140,6 +140,8 @@ def decode(data: bytes, source: str = "checkpoint") -> Checkpoint:
         body = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{source} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise CheckpointError(f"{source} is nested too deeply to be a checkpoint") from None
     if not isinstance(body, dict):
         raise CheckpointError(f"{source} is not a JSON object")
     if body.get("version") != VERSION:

@@ -158,8 +158,27 @@ def _exclusive_keps(chip: ChipView, domains: Sequence[int]) -> int:
     return chip.keps * cores // max(chip.n_cores, 1)
 
 
+def _object(value: Any, where: str) -> Obj:
+    """A mapping field of the claim (missing or null: empty). The API server's schema makes
+    these objects, but the plugin also reads claims from its checkpoint and from tests: a wrong
+    shape is a ClaimError naming the field, never an AttributeError deep inside."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ClaimError(f"{where} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ClaimError(f"{where} must be a list, got {type(value).__name__}")
+    return value
+
+
 def _allocation(claim: Obj, where: str) -> Obj:
-    allocation = (claim.get("status") or {}).get("allocation")
+    allocation = _object(claim.get("status"), f"{where}: status").get("allocation")
     if not isinstance(allocation, dict):
         raise ClaimError(
             f"{where} is not allocated: the scheduler has not placed it yet, or it was "
@@ -176,7 +195,7 @@ def plan_claim(
     table: Mapping[str, tuple[int, tuple[int, ...], bool]] | None = None,
 ) -> ClaimPlan:
     """The partition intents of one claim on this node (pool = node name)."""
-    meta = claim.get("metadata") or {}
+    meta = _object(claim.get("metadata"), "ResourceClaim metadata")
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
     where = f"ResourceClaim {namespace}/{name}"
     if meta.get("uid") != uid:
@@ -185,16 +204,21 @@ def plan_claim(
             "was deleted and recreated; the kubelet will retry with the new one"
         )
     allocation = _allocation(claim, where)
-    devices = allocation.get("devices") or {}
+    at_devices = f"{where}: status.allocation.devices"
+    devices = _object(allocation.get("devices"), at_devices)
+    every = _list(devices.get("results"), f"{at_devices}.results")
     results = [
-        r
-        for r in devices.get("results") or []
-        if r.get("driver") == DRIVER_NAME and r.get("pool") == node
+        _object(r, f"{at_devices}.results[{i}]")
+        for i, r in enumerate(every)
+        if not isinstance(r, dict) or (r.get("driver") == DRIVER_NAME and r.get("pool") == node)
     ]
+    config_items = _list(devices.get("config"), f"{at_devices}.config")
+    for i, item in enumerate(config_items):
+        _object(item, f"{at_devices}.config[{i}]")
     table = table if table is not None else device_domains(chips)
     try:
         configs = merge_for_requests(
-            entries_from_allocation(devices.get("config") or []),
+            entries_from_allocation(config_items),
             [str(r.get("request", "")) for r in results],
         )
     except ConfigError as exc:
@@ -234,7 +258,7 @@ def plan_claim(
 
 
 def _granted_keps(result: Obj, at: str) -> int:
-    consumed = result.get("consumedCapacity") or {}
+    consumed = _object(result.get("consumedCapacity"), f"{at}: consumedCapacity")
     raw = consumed.get("keps")
     if raw is None:
         raise ClaimError(
