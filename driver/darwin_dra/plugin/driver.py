@@ -358,7 +358,12 @@ class Driver:
                 todo.append(plan)
             if not todo:
                 return out
-            self.store.save(cp)
+            try:
+                self.store.save(cp)
+            except OSError as exc:  # nothing done yet: the kubelet retries the whole claim
+                for plan in todo:
+                    out[plan.uid] = self._unsaved(plan, exc)
+                return out
             if self._after_started is not None:
                 self._after_started([p.uid for p in todo])
             for plan in todo:
@@ -396,9 +401,40 @@ class Driver:
                     devices=[d.device for d in devices],
                     partitions=[p.partition_id for p in parts],
                 )
-            self.store.save(cp)
+            try:
+                self.store.save(cp)
+            except OSError as exc:
+                # The disk still says PrepareStarted for these claims: undo what this call
+                # made, so nothing is held that the node's record does not know as prepared.
+                for plan in todo:
+                    item = out.get(plan.uid)
+                    if isinstance(item, tuple):
+                        parts = item[1][1]
+                        for part in parts:
+                            with contextlib.suppress(EngineError):
+                                self.engine.destroy_partition(part.partition_id)
+                        self._remove_files(plan)
+                        self.metrics.drop_partitions(
+                            plan.uid, ((p.intent.device, p.partition_id) for p in parts)
+                        )
+                        out[plan.uid] = self._unsaved(plan, exc)
+                return out
             self._count_prepared(cp)
         return out
+
+    def _unsaved(self, plan: state.ClaimPlan, exc: OSError) -> str:
+        self._log.error(
+            "cannot write the node checkpoint",
+            claim_uid=plan.uid,
+            namespace=plan.namespace,
+            path=str(self.config.checkpoint_path),
+            error=str(exc),
+        )
+        return (
+            f"preparing {plan.namespace}/{plan.name} failed: cannot write the node checkpoint "
+            f"{self.config.checkpoint_path}: {exc.strerror or exc}; nothing was kept, free "
+            "space there and the kubelet's retry prepares the claim"
+        )
 
     def _create(
         self, plan: state.ClaimPlan, cp: Checkpoint
@@ -588,7 +624,23 @@ class Driver:
                 self.metrics.unprepare_total.labels("ok").inc()
                 bound.info("claim unprepared", devices=[d.device for d in record.devices])
             if changed:
-                self.store.save(cp)
+                try:
+                    self.store.save(cp)
+                except OSError as exc:
+                    # What was undone stays undone; the record still lists the claims, so
+                    # the kubelet's retry undoes them again (idempotent) and saves.
+                    self._log.error(
+                        "cannot write the node checkpoint",
+                        path=str(self.config.checkpoint_path),
+                        error=str(exc),
+                    )
+                    for uid, error in list(out.items()):
+                        if error is None:
+                            out[uid] = (
+                                f"cannot write the node checkpoint {self.config.checkpoint_path}"
+                                f": {exc.strerror or exc}; the kubelet retries"
+                            )
+                    return out
             self._count_prepared(cp)
         return out
 
