@@ -74,7 +74,8 @@ def test_a_full_disk_fails_prepare_cleanly_and_the_retry_succeeds(
 
         failed = prepare("u2")
         error = failed.error  # type: ignore[attr-defined]
-        assert error is not None and "No space left on device" in error, error
+        assert error is not None
+        assert "No space left on device" in error, error
         # Nothing half-done: the engine holds only u1's partition, no spec for u2, no temp
         # files beside the checkpoint, and the checkpoint is byte for byte the last good one.
         assert engine.partitions() == partitions
