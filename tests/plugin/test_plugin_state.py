@@ -223,6 +223,10 @@ def test_status_entries_and_merge_keep_other_drivers(
             lambda c: c["status"]["allocation"]["devices"].update(config=[7]),
             r"devices.config\[0\] must be an object, got int",
         ),
+        (
+            lambda c: c["status"]["allocation"]["devices"].update(config=[None]),
+            r"devices.config\[0\] must be an object, got NoneType",
+        ),
     ],
 )
 def test_a_claim_of_the_wrong_shape_is_refused_naming_the_field(

@@ -169,6 +169,13 @@ def _object(value: Any, where: str) -> Obj:
     return value
 
 
+def _item(value: Any, where: str) -> Obj:
+    """An entry of a list of objects: null is as wrong as any other non-object."""
+    if not isinstance(value, dict):
+        raise ClaimError(f"{where} must be an object, got {type(value).__name__}")
+    return value
+
+
 def _list(value: Any, where: str) -> list[Any]:
     if value is None:
         return []
@@ -208,13 +215,14 @@ def plan_claim(
     devices = _object(allocation.get("devices"), at_devices)
     every = _list(devices.get("results"), f"{at_devices}.results")
     results = [
-        _object(r, f"{at_devices}.results[{i}]")
+        _item(r, f"{at_devices}.results[{i}]")
         for i, r in enumerate(every)
         if not isinstance(r, dict) or (r.get("driver") == DRIVER_NAME and r.get("pool") == node)
     ]
-    config_items = _list(devices.get("config"), f"{at_devices}.config")
-    for i, item in enumerate(config_items):
-        _object(item, f"{at_devices}.config[{i}]")
+    config_items = [
+        _item(item, f"{at_devices}.config[{i}]")
+        for i, item in enumerate(_list(devices.get("config"), f"{at_devices}.config"))
+    ]
     table = table if table is not None else device_domains(chips)
     try:
         configs = merge_for_requests(
