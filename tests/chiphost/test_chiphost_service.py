@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -153,3 +155,11 @@ def test_a_second_chip_host_on_the_same_socket_is_refused(host: Host) -> None:
     assert "served by another live process" in done.stderr
     with host.client() as chip:
         assert chip.info().node == NODE  # the first one carries on
+
+
+def test_the_chip_host_socket_is_for_its_owner_only(host: Host) -> None:
+    # The chips' control socket creates and destroys partitions: the plugin (root) only.
+    st = host.socket.stat()
+    assert stat.S_ISSOCK(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    assert st.st_uid == os.geteuid()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import stat
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -132,6 +133,10 @@ def test_registration_socket_is_where_the_kubelet_looks(tmp_path: Path) -> None:
         assert server.paths.registration == tmp_path / "plugins_registry" / "darwin.snn.io-reg.sock"
         assert server.paths.registration.is_socket()
         assert server.paths.dra.is_socket()
+        for path in (server.paths.registration, server.paths.dra):
+            st = path.stat()
+            assert stat.S_IMODE(st.st_mode) == 0o600, path  # only the kubelet (root) calls
+            assert st.st_uid == os.geteuid()
 
     run_with_server(tmp_path, body)
     # Graceful stop removes our sockets.

@@ -30,7 +30,9 @@ def load_yaml(path: Path, kind: str) -> Mapping[str, Any]:
         problem = getattr(exc, "problem", None) or str(exc)
         raise HardwareFileError(str(path), "", f"not valid YAML{at}: {problem}") from exc
     except RecursionError:
-        raise HardwareFileError(str(path), "", f"nested too deeply for a {kind} file") from None
+        raise HardwareFileError(
+            str(path), "", f"nested too deeply to be a file of kind {kind}"
+        ) from None
     if not isinstance(doc, Mapping):
         raise HardwareFileError(str(path), "", "the document must be a mapping")
     reader = Fields(str(path), doc)

@@ -119,12 +119,16 @@ class PluginServer:
                 self._log.info("removed stale socket", path=os.fspath(path))
         await self._set_status(False)
         # socket_paths fitted both paths, so their targets need no directory fd after binding.
+        # Only the kubelet (root) may call: prepare hands out hardware. gRPC binds with the
+        # process umask, so each socket is narrowed before the kubelet can find it.
         with grpc_target(self.paths.dra) as target:
             self._dra.add_insecure_port(target)
         await self._dra.start()
+        os.chmod(self.paths.dra, 0o600)
         with grpc_target(self.paths.registration) as target:
             self._reg.add_insecure_port(target)
         await self._reg.start()
+        os.chmod(self.paths.registration, 0o600)
         if self._tcp is not None:
             # The same verdict as on the sockets: SERVING only while both really answer.
             self.health_port = self._tcp.add_insecure_port(f"[::]:{self.config.health_port}")
