@@ -10,9 +10,9 @@ from darwin_dra.controller.reconcile import (
     matches,
     plan_classes,
     plan_slices,
-    quantity,
     reconcile_once,
 )
+from darwin_dra.quantity import quantity_or_none as quantity
 
 Obj = dict[str, Any]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -146,27 +145,6 @@ def test_intent_round_trips_through_json(views: dict[int, ChipView]) -> None:
     again = state.ClaimPlan.from_intent(plan.uid, plan.namespace, plan.name, plan.intent())
     assert again == plan
     assert again.devices[1].keps == 2000
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("250", 250),
-        ("2k", 2000),
-        ("1500m", Fraction(3, 2)),
-        ("1Ki", 1024),
-        ("1e3", 1000),
-        ("0.5", Fraction(1, 2)),
-    ],
-)
-def test_quantities(text: str, value: Fraction) -> None:
-    assert state.parse_quantity(text) == value
-
-
-@pytest.mark.parametrize("text", ["", "k", "1kk", "1 k", "abc"])
-def test_bad_quantities(text: str) -> None:
-    with pytest.raises(ValueError, match="not a Kubernetes quantity"):
-        state.parse_quantity(text)
 
 
 def test_status_entries_and_merge_keep_other_drivers(

@@ -5,15 +5,14 @@ thin part that calls the API.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 import structlog
 
 from darwin_dra.controller.deviceclasses import DRIVER, MANAGED_BY, OWNER_LABEL
+from darwin_dra.quantity import quantity_or_none
 
 log = structlog.get_logger(__name__)
 
@@ -29,27 +28,6 @@ class Action:
     name: str
     body: Obj | None = None  # create, update
     why: str = ""
-
-
-_SUFFIX: dict[str, Decimal | int] = {
-    "": 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-    "P": 10**15, "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-    "Pi": 2**50, "Ei": 2**60,
-}  # fmt: skip
-_QUANTITY = re.compile(
-    r"([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?)"
-)
-
-
-def quantity(text: str) -> Decimal | None:
-    """The value of a Kubernetes quantity string, None if it is not one."""
-    m = _QUANTITY.fullmatch(text)
-    if m is None:
-        return None
-    number, exponent, suffix = m.groups()
-    if exponent:
-        return Decimal(number + exponent)
-    return Decimal(number) * _SUFFIX[suffix or ""]
 
 
 def matches(desired: Any, observed: Any) -> bool:
@@ -73,8 +51,8 @@ def matches(desired: Any, observed: Any) -> bool:
             and all(matches(d, o) for d, o in zip(desired, observed, strict=True))
         )
     if isinstance(desired, str) and isinstance(observed, str) and desired != observed:
-        q = quantity(desired)
-        return q is not None and q == quantity(observed)
+        q = quantity_or_none(desired)
+        return q is not None and q == quantity_or_none(observed)
     return bool(desired == observed)
 
 

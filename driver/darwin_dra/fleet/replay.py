@@ -32,6 +32,7 @@ from darwin_dra.fleet.claims import Unit
 from darwin_dra.fleet.metrics import Allocated, UnitRecord
 from darwin_dra.fleet.trace import Job
 from darwin_dra.plugin.slices import ChipView, build_slices
+from darwin_dra.quantity import parse_quantity
 
 log = structlog.get_logger(__name__)
 
@@ -146,15 +147,9 @@ def allocation(claim: Obj) -> tuple[Allocated, ...]:
     return tuple(out)
 
 
-_SUFFIX = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
-
-
 def _quantity(text: str) -> int:
-    """An integral Kubernetes quantity as the server canonicalises it ("5k", "20M", "4096")."""
-    text = str(text)
-    if text and text[-1] in _SUFFIX:
-        return int(text[:-1]) * _SUFFIX[text[-1]]
-    return int(text)
+    """An integral quantity as the server canonicalises it ("5k", "20M", "4096")."""
+    return int(parse_quantity(str(text)))
 
 
 @dataclass

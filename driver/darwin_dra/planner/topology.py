@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from darwin_dra.quantity import parse_quantity
+
 DRIVER = "darwin.snn.io"
 _DOMAIN_DEVICE = re.compile(r"^chip-(\d+)-domain-(\d+)$")
 
@@ -91,28 +93,10 @@ def _quantity(value: Any, where: str) -> int:
         raise TopologyError(f"{where}: missing quantity")
     if isinstance(value, int):
         return value
-    text = str(value).strip()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kMGTPE]i?|m)?", text)
-    if not m:
-        raise TopologyError(f"{where}: {text!r} is not a quantity this planner reads")
-    number, suffix = float(m.group(1)), m.group(2) or ""
-    scale = {
-        "": 1,
-        "m": 1e-3,
-        "k": 1e3,
-        "M": 1e6,
-        "G": 1e9,
-        "T": 1e12,
-        "P": 1e15,
-        "E": 1e18,
-        "Ki": 2**10,
-        "Mi": 2**20,
-        "Gi": 2**30,
-        "Ti": 2**40,
-        "Pi": 2**50,
-        "Ei": 2**60,
-    }[suffix]
-    return int(number * scale)
+    try:
+        return int(parse_quantity(str(value)))
+    except ValueError:
+        raise TopologyError(f"{where}: {value!r} is not a Kubernetes quantity") from None
 
 
 def _attr(device: Mapping[str, Any], name: str, where: str) -> Any:

@@ -8,10 +8,8 @@ entries. Every problem is a ClaimError whose message tells the user what to chan
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from darwin_dra.plugin.config import (
     parse_partition_config,
 )
 from darwin_dra.plugin.slices import ChipView, partitions
+from darwin_dra.quantity import parse_quantity
 
 Obj = dict[str, Any]
 READY = "Ready"
@@ -105,38 +104,6 @@ class PreparedPartition:
     intent: DeviceIntent
     partition_id: int
     cores: tuple[int, ...]
-
-
-# ---- quantities ----
-
-_QUANTITY = re.compile(
-    r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$"
-)
-_SUFFIX = {
-    "": Fraction(1),
-    "n": Fraction(1, 10**9),
-    "u": Fraction(1, 10**6),
-    "m": Fraction(1, 1000),
-    "k": Fraction(10**3),
-    "M": Fraction(10**6),
-    "G": Fraction(10**9),
-    "T": Fraction(10**12),
-    "P": Fraction(10**15),
-    "E": Fraction(10**18),
-    **{s: Fraction(1024**i) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"), 1)},
-}
-
-
-def parse_quantity(text: str) -> Fraction:
-    """A Kubernetes quantity (``250``, ``1500m``, ``2k``, ``1Ki``, ``1e3``) as an exact number."""
-    m = _QUANTITY.match(str(text).strip())
-    if not m:
-        raise ValueError(f"{text!r} is not a Kubernetes quantity")
-    number, exponent, suffix = m.groups()
-    value = Fraction(number)
-    if exponent:
-        value *= Fraction(10) ** int(exponent[1:])
-    return value * _SUFFIX[suffix or ""]
 
 
 # ---- devices ----
