@@ -219,6 +219,75 @@ def test_a_claim_is_prepared_by_the_real_kubelet_and_cdi_reaches_the_container(
     wait_for("the CDI spec removed by unprepare", lambda: not spec_file.exists(), timeout=30)
 
 
+def _registrations(plugin: Plugin) -> int:
+    log = plugin.state_dir.parent / "plugin.log"
+    return log.read_text(errors="replace").count("registered with the kubelet")
+
+
+def _container(kube: Kube, namespace: str, pod: str) -> tuple[str, int, str]:
+    """(container id, restart count, phase) of the pod's one container."""
+    obj = kube.pod(namespace, pod) or {}
+    status = obj.get("status", {})
+    [c] = status.get("containerStatuses") or [{}]
+    return str(c.get("containerID", "")), int(c.get("restartCount", -1)), status.get("phase", "")
+
+
+def test_kubelet_and_containerd_restarts_keep_the_prepared_claim_and_the_running_pod(
+    plugin: Plugin, real_cluster: LocalCluster, real_kube: Kube, real_namespace: str, test_id: str
+) -> None:
+    assert real_cluster.state is not None
+    kube, namespace, node = real_kube, real_namespace, plugin.node.name
+    cls = f"darwin-domain-{test_id}"
+    kube.create(
+        "deviceclasses",
+        device_class(cls, DRIVER, f'device.attributes["{DRIVER}"].partition == "domain"'),
+    )
+    request = {"name": "snn", "exactly": {"deviceClassName": cls}}
+    kube.create_ns(namespace, "resourceclaimtemplates", claim_template("snn", [request]))
+    image = real_cluster.state.images["busybox"]
+    kube.core.create_namespaced_pod(namespace, _pod("app", image, PROBE, claim="snn"))
+    wait_for("the container's report", lambda: "ready" in _logs(kube, namespace, "app"), 120)
+    claim_name = kube.pod_claim_name(namespace, "app", "snn")
+    claim = kube.get_ns(namespace, "resourceclaims", claim_name or "")
+    assert claim is not None
+    spec_file = Path(plugin.node.cdi_dir) / f"darwin.snn.io-{claim['metadata']['uid']}.json"
+    assert spec_file.exists()
+    before = _container(kube, namespace, "app")
+    registered = _registrations(plugin)
+
+    # The kubelet restarts: it registers the plugin again and keeps the claim prepared; the
+    # container it started is not restarted.
+    real_cluster.restart(f"kubelet[{node}]")
+    wait_for("the plugin registered again", lambda: _registrations(plugin) > registered, 120)
+    wait_for(
+        "the node Ready again",
+        lambda: (
+            {c.type: c.status for c in kube.core.read_node(node).status.conditions}["Ready"]
+            == "True"
+        ),
+        120,
+    )
+    assert spec_file.exists()
+    assert _container(kube, namespace, "app") == before
+
+    # containerd restarts: the container lives on in its shim, and the kubelet finds it again.
+    real_cluster.restart(f"containerd[{node}]")
+    wait_for(
+        "the pod seen running after containerd's restart",
+        lambda: (
+            _container(kube, namespace, "app") == before
+            and "ready" in _logs(kube, namespace, "app")
+        ),
+        120,
+    )
+    assert spec_file.exists()
+    assert "spike-socket=present" in _logs(kube, namespace, "app")
+
+    kube.core.delete_namespaced_pod("app", namespace)
+    wait_for("the pod gone", lambda: kube.pod(namespace, "app") is None, timeout=90)
+    wait_for("the CDI spec removed by unprepare", lambda: not spec_file.exists(), timeout=60)
+
+
 def test_a_failed_chip_gets_its_running_pod_evicted_by_the_controller_manager(
     plugin: Plugin, real_cluster: LocalCluster, real_kube: Kube, real_namespace: str, test_id: str
 ) -> None:

@@ -22,7 +22,7 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
@@ -98,6 +98,8 @@ class LocalCluster:
         self.state: ClusterState | None = None
         self._ssl: ssl.SSLContext | None = None
         self._holders: list[int] = []
+        # How each component was started, so that `restart` can start it again the same way.
+        self._recipes: dict[str, tuple[list[str], dict[str, Any]]] = {}
         self._containerd = Path()
         self._images: list[images.Image] = []
 
@@ -401,6 +403,10 @@ class LocalCluster:
         path: Path | None = None,
     ) -> Process:
         assert self.state is not None
+        self._recipes[name] = (
+            list(args),
+            {"binary": binary, "executable": executable, "wrapper": wrapper, "path": path},
+        )
         program = executable or str(self.bin.path(binary or name))
         log_name = name.replace("[", "-").replace("]", "")
         env = None
@@ -444,6 +450,18 @@ class LocalCluster:
         proc = self._start("kube-apiserver", list(old.argv[1:]))
         proc.wait_ready(lambda: self._get(f"{self.state.server}/readyz"),  # type: ignore[union-attr]
                         self.config.start_timeout)  # fmt: skip
+
+    def restart(self, name: str, grace: float = 10.0) -> Process:
+        """Stop one component (SIGTERM, then SIGKILL after `grace`) and start it again with the
+        same arguments, in the same namespaces: a kubelet or containerd restart on a real node,
+        for the tests of what must survive one. The caller waits for what it needs."""
+        assert self.state is not None
+        old = next(p for p in self.processes if p.name == name)
+        old.stop(grace=grace)
+        self.processes.remove(old)
+        self.state.processes = [r for r in self.state.processes if r.pid != old.pid]
+        args, how = self._recipes[name]
+        return self._start(name, args, **how)
 
     def down(self) -> None:
         """Stop every process this object started, newest first, and remove what real nodes
