@@ -505,7 +505,8 @@ def test_a_standby_controller_takes_over_when_the_leader_stops(
         started = time.monotonic()
         wait_for("c-b to lead", lambda: holder() == "c-b", timeout=30)
         assert time.monotonic() - started < 6
-        assert "leading: workers started" in second.log.read_text()
+        # The lease is written before the workers start: wait for them, do not race the log.
+        wait_for("c-b's workers", lambda: "leading: workers started" in second.log.read_text(), 30)
     finally:
         first.stop()
         if second is not None:

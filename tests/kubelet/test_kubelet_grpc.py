@@ -144,6 +144,38 @@ def test_registration_socket_is_where_the_kubelet_looks(tmp_path: Path) -> None:
     assert not (tmp_path / "plugins" / "darwin.snn.io" / "dra.sock").exists()
 
 
+def test_stop_withdraws_the_registration_first_and_drains_the_dra_socket(tmp_path: Path) -> None:
+    # A rolling update: once the registration socket is gone the kubelet calls the other
+    # instance, but a call it had already routed here must still be answered.
+    async def main() -> None:
+        config = PluginServerConfig(
+            plugins_registry=tmp_path / "plugins_registry",
+            plugins_dir=tmp_path / "plugins",
+            grace_s=1.0,
+            drain_s=1.5,
+        )
+        server = PluginServer(config, MemoryPreparer(), HealthHub())
+        await server.start()
+        stopping = asyncio.create_task(server.stop())
+        for _ in range(100):
+            if not server.paths.registration.exists():
+                break
+            await asyncio.sleep(0.01)
+        assert not server.paths.registration.exists()  # withdrawn at once
+        async with channel(server.paths.dra) as ch:
+            resp = await v1_grpc.DRAPluginStub(ch).NodePrepareResources(
+                v1.NodePrepareResourcesRequest(
+                    claims=[v1.Claim(namespace="ns", uid="uid-1", name="c1")]
+                ),
+                timeout=5,
+            )
+            assert resp.claims["uid-1"].error == ""  # still served during the drain
+        await stopping
+        assert not server.paths.dra.exists()
+
+    asyncio.run(main())
+
+
 def test_v1_prepare_and_unprepare(tmp_path: Path) -> None:
     preparer = MemoryPreparer(shared={"uid-2"})
 

@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "for a liveness probe (default off)", type=int)  # fmt: skip
     env_option(p, "--fault-poll-seconds", "DARWIN_FAULT_POLL_SECONDS", "how often the chips' "
                "health is read", default="1.0", type=float)  # fmt: skip
+    env_option(p, "--drain-seconds", "DARWIN_DRAIN_SECONDS", "at stop, how long the DRA socket "
+               "still serves after the registration is withdrawn", default="3.0",
+               type=float)  # fmt: skip
     env_option(p, "--partitions", "DARWIN_PARTITIONS", "partition kinds to publish: a list of "
                "domain,quad,half,chip,shared, or full, or light (no single domains: 14 devices "
                "a chip instead of 50, for large clusters)", default="full")  # fmt: skip
@@ -75,6 +78,7 @@ def options(args: argparse.Namespace) -> Any:
         health_port=args.health_port,
         chip_host=args.chip_host,
         fault_poll_s=args.fault_poll_seconds,
+        drain_s=args.drain_seconds,
         partitions=parse_partitions(args.partitions),
     )
 

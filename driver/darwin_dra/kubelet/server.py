@@ -74,6 +74,9 @@ class PluginServerConfig:
     probe_interval_s: float = 10.0
     probe_timeout_s: float = 5.0
     grace_s: float = 5.0
+    # After the registration socket is gone, how long the DRA socket still takes calls: the
+    # kubelet may have routed some here before it saw the instance go (a rolling update).
+    drain_s: float = 0.0
     # grpc.health.v1 on TCP as well, for the kubelet's liveness probe (None: off)
     health_port: int | None = None
     paths: SocketPaths = field(init=False)
@@ -190,8 +193,16 @@ class PluginServer:
         await self._health.enter_graceful_shutdown()
         self._serving = False
         self.hub.close()
-        # Registration first: the kubelet notices the socket going and stops calling us.
+        # Registration first, file and all: the kubelet's plugin watcher sees the file go,
+        # drops this instance and calls the driver's other instance (the new pod of a rolling
+        # update). Calls it routed here before that are still served for the drain.
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(self.paths.registration.lstat().st_mode):
+                self.paths.registration.unlink()
         await self._reg.stop(self.config.grace_s)
+        if self.config.drain_s > 0:
+            self._log.info("draining: registration removed", drain_s=self.config.drain_s)
+            await asyncio.sleep(self.config.drain_s)
         await self._dra.stop(self.config.grace_s)
         if self._tcp is not None:
             await self._tcp.stop(self.config.grace_s)

@@ -49,6 +49,7 @@ class PluginOptions:
     health_resync_s: float = 30.0
     slice_resync_s: float = 60.0
     grace_s: float = 5.0
+    drain_s: float = 3.0  # see PluginServerConfig.drain_s
     partitions: tuple[str, ...] = PARTITION_KINDS  # the slice layout (--partitions)
 
 
@@ -167,6 +168,7 @@ class PluginApp:
                 plugins_dir=self.opts.plugins_dir,
                 pod_uid=self.opts.pod_uid,
                 grace_s=self.opts.grace_s,
+                drain_s=self.opts.drain_s,
                 health_port=self.opts.health_port,
             ),
             self.driver,
