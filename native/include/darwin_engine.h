@@ -32,6 +32,11 @@ enum { DK_HEALTH_OK = 0, DK_HEALTH_FAILED = 1 };
 enum { DK_DIR_EAST = 0, DK_DIR_WEST = 1, DK_DIR_NORTH = 2, DK_DIR_SOUTH = 3 };
 enum { DK_PART_EXCLUSIVE = 0, DK_PART_SHARED = 1 };
 enum { DK_MAX_GROUPS = 64, DK_MAX_WEIGHTS = 256, DK_MAX_DELAY = 255 };
+/* KEPS, the one unit of event throughput (docs/engine.md, "KEPS"): thousands of synaptic events
+ * per second of MODEL time (steps x dt), never of wall time. A chip's capacity, a shared
+ * partition's grant and its enforcement all use it; how fast this host simulates is a separate
+ * figure (dk_telemetry.host_keps). */
+enum { DK_EVENTS_PER_KEPS = 1000 };
 /* Neuron models. IAF_PSC_DELTA is NEST's iaf_psc_delta (the default, zero). The others follow
  * the NIR definitions (see docs/models.md), integrated exactly over a step for an input held
  * constant during the step; they fire when v > v_th (strictly) and have no refractoriness. */
@@ -149,13 +154,20 @@ typedef struct {
     uint64_t wall_ns;                 /* time spent in dk_run */
     uint64_t update_ns;               /* of which: neuron update and drive */
     uint64_t deliver_ns;              /* of which: routing and event delivery */
-    double keps;                      /* measured: events / wall second / 1000 */
+    double keps;                      /* events per second of model time / 1000 (dk_keps_of) */
+    double host_keps;                 /* events per wall second / 1000: this host's speed */
     uint64_t synapse_bytes;           /* memory held by the synapse store */
     uint64_t network_bytes;           /* all memory held by the loaded network */
     double quant_error_mv;            /* largest weight quantisation error */
     uint32_t cores_used;
     uint32_t threads;
 } dk_telemetry;
+
+/* KEPS of `events` delivered over `steps` of `dt_ms`: events / (steps dt) / DK_EVENTS_PER_KEPS;
+ * 0 when no model time passed. */
+double dk_keps_of(uint64_t events, uint64_t steps, double dt_ms);
+/* The events per timestep of `dt_ms` that `keps` stands for: keps DK_EVENTS_PER_KEPS dt. */
+double dk_keps_events_per_step(double keps, double dt_ms);
 
 const char *dk_last_error(void);
 const char *dk_version(void);

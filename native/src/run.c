@@ -362,6 +362,15 @@ static void *thread_main(void *arg) {
     return NULL;
 }
 
+double dk_keps_of(uint64_t events, uint64_t steps, double dt_ms) {
+    const double model_s = (double)steps * dt_ms * 1e-3;
+    return model_s > 0 ? (double)events / model_s / (double)DK_EVENTS_PER_KEPS : 0.0;
+}
+
+double dk_keps_events_per_step(double keps, double dt_ms) {
+    return keps * (double)DK_EVENTS_PER_KEPS * dt_ms * 1e-3;
+}
+
 int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
     if (threads == 0 || threads > DK_MAX_THREADS)
         return dk_fail(DK_E_INVALID, "threads must be 1..%u", DK_MAX_THREADS);
@@ -395,7 +404,7 @@ int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
     atomic_init(&barrier.count, 0);
     atomic_init(&barrier.sense, 0);
     /* KEPS share: thousands of events per simulated second, spread over the threads' cores. */
-    double per_step = (double)p->keps_budget * 1000.0 * (double)n->dt_ms * 1e-3;
+    double per_step = dk_keps_events_per_step((double)p->keps_budget, (double)n->dt_ms);
     for (uint32_t j = 0; j < nt; j++) {
         dk_thread_ctx *t = &ctx[j];
         t->net = n;
@@ -454,7 +463,10 @@ int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
         tel->dropped_budget += t->drop_b;
         if (t->queue_peak > tel->queue_peak) tel->queue_peak = t->queue_peak;
     }
-    tel->keps = tel->wall_ns ? (double)tel->events / ((double)tel->wall_ns * 1e-9) / 1000.0 : 0.0;
+    tel->keps = dk_keps_of(tel->events, tel->steps, (double)n->dt_ms);
+    tel->host_keps = tel->wall_ns ? (double)tel->events / ((double)tel->wall_ns * 1e-9) /
+                                        (double)DK_EVENTS_PER_KEPS
+                                  : 0.0;
 out:
     if (ctx) {
         for (uint32_t j = 0; j < nt; j++) {

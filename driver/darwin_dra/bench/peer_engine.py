@@ -30,6 +30,7 @@ from darwin_dra.bench.brunel import (
 )
 from darwin_dra.bench.peers import RESULT_MARKER, current_rss_mb, peak_rss_mb
 from darwin_dra.engine import Engine, Network, NeuronGroup
+from darwin_dra.engine import keps as kepsdef
 from darwin_dra.hardware.model import ChipEntry
 from darwin_dra.hardware.profiles import load_profiles
 
@@ -117,7 +118,9 @@ def run(cfg: BrunelConfig, seed: int, threads: int) -> BenchResult:
             "network_bytes_per_synapse": after.network_bytes / cfg.n_synapses,
             "queue_peak_events": float(after.queue_peak),
             "dropped_events": float(dropped),
-            "keps_measured": (events / sim_s / 1e3) if sim_s > 0 else 0.0,
+            # KEPS of model time (engine/keps.py) and this host's speed, kept apart.
+            "keps": kepsdef.keps_of(events, steps, cfg.dt_ms),
+            "host_keps": (events / sim_s / kepsdef.EVENTS_PER_KEPS) if sim_s > 0 else 0.0,
         },
     )
 

@@ -27,6 +27,9 @@ from darwin_dra.hardware.model import (
     Inventory,
 )
 
+# Synaptic events per KEPS, from the C header (the one definition: engine/keps.py).
+EVENTS_PER_KEPS: int = int(lib.DK_EVENTS_PER_KEPS)
+
 U64 = npt.NDArray[np.uint64]
 U32 = npt.NDArray[np.uint32]
 F32 = npt.NDArray[np.float32]
@@ -72,7 +75,8 @@ class Telemetry:
     wall_ns: int
     update_ns: int
     deliver_ns: int
-    keps: float
+    keps: float  # events per second of model time / 1000 (engine/keps.py)
+    host_keps: float  # events per wall second / 1000: how fast this host simulated
     synapse_bytes: int
     network_bytes: int
     quant_error_mv: float
@@ -88,6 +92,16 @@ class Telemetry:
             + self.dropped_input
             + self.dropped_output
         )
+
+
+def keps_of(events: int, steps: int, dt_ms: float) -> float:
+    """The engine's own KEPS of `events` delivered in `steps` steps of `dt_ms` (model time)."""
+    return float(lib.dk_keps_of(events, steps, float(np.float32(dt_ms))))  # the engine's dt
+
+
+def keps_events_per_step(keps: float, dt_ms: float) -> float:
+    """The events per step of `dt_ms` that `keps` stands for (how the engine enforces a grant)."""
+    return float(lib.dk_keps_events_per_step(keps, float(np.float32(dt_ms))))
 
 
 def _check(rc: int, accepted: int = 0) -> None:

@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from darwin_dra.engine import keps as kepsdef
 from darwin_dra.plugin import cdi
 from darwin_dra.plugin.config import (
     DRIVER_NAME,
@@ -155,7 +156,7 @@ def device_domains(chips: Mapping[int, ChipView]) -> dict[str, tuple[int, tuple[
 def _exclusive_keps(chip: ChipView, domains: Sequence[int]) -> int:
     by_index = {d.index: d.cores for d in chip.domains}
     cores = sum(by_index[d] for d in domains)
-    return chip.keps * cores // max(chip.n_cores, 1)
+    return kepsdef.share(chip.keps, cores, chip.n_cores)
 
 
 def _allocation(claim: Obj, where: str) -> Obj:
