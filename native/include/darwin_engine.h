@@ -50,9 +50,22 @@ enum {
     DK_MODEL_THRESHOLD = 6, /* v = x; fires when x > v_th; no state */
     DK_N_MODELS = 7
 };
-enum { DK_RESET_VALUE = 0, DK_RESET_SUBTRACT = 1 }; /* v <- v_reset, or v <- v - (v_th - v_reset) */
+enum { DK_RESET_VALUE = 0, DK_RESET_SUBTRACT = 1 };
+/* How a spike reaches its target cores (PartitionConfig routingMode): one multicast packet along
+ * the union of the XY routes, each link crossed once per spike ("multicast-tree"), or one packet
+ * per target core along its own XY route, a link crossed once per target behind it ("xy"). */
+enum { DK_ROUTE_MULTICAST_TREE = 0, DK_ROUTE_XY = 1, DK_N_ROUTES = 2 }; /* v <- v_reset, or v <- v - (v_th - v_reset) */
 
 typedef struct dk_engine dk_engine;
+
+/* What a partition's user configured (the plugin's PartitionConfig and a shared claim's grant);
+ * set before a network is loaded. Zero means "not limited". */
+typedef struct {
+    uint32_t timestep_us;             /* a network must step by exactly this dt (0: any) */
+    int32_t routing;                  /* DK_ROUTE_* */
+    uint64_t max_neurons;             /* the grant of a share (0: the cores' capacity) */
+    uint64_t max_synapses;            /* the grant of a share (0: the cores' share of the chip) */
+} dk_partition_config;
 
 /* What a chip model looks like; filled from the chip profile file. */
 typedef struct {
@@ -198,6 +211,9 @@ int dk_partition_ids(dk_engine *e, uint32_t *ids, uint32_t cap, uint32_t *count)
 int dk_partition_cores(dk_engine *e, uint32_t part, uint32_t *chip, uint32_t *cores,
                        uint32_t cap, uint32_t *count, int32_t *mode, uint64_t *keps_budget);
 int dk_partition_set_budget(dk_engine *e, uint32_t part, uint64_t keps_budget);
+/* DK_E_CONFLICT while a network is loaded: configure first, then load. */
+int dk_partition_configure(dk_engine *e, uint32_t part, const dk_partition_config *cfg);
+int dk_partition_config_get(dk_engine *e, uint32_t part, dk_partition_config *out);
 
 /* Networks. */
 int dk_network_load(dk_engine *e, uint32_t part, const dk_network_desc *net);

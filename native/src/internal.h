@@ -125,6 +125,7 @@ typedef struct dk_partition {
     uint32_t id, chip;
     int32_t mode;
     uint64_t keps_budget;
+    dk_partition_config cfg;
     uint32_t n_cores;
     uint32_t *cores;        /* chip core ids, ascending */
     pthread_mutex_t lock;   /* serialises run, inject, read, load */

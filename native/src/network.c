@@ -128,12 +128,13 @@ typedef struct {
     uint32_t stamp;
     uint32_t *out;
     uint32_t n;
+    bool unicast;           /* DK_ROUTE_XY: every route keeps its own links */
 } link_collect;
 
 static void collect_link(void *ctx, int32_t link) {
     link_collect *lc = ctx;
     if (link < 0) return;
-    if (lc->mark[link] == lc->stamp) return;
+    if (!lc->unicast && lc->mark[link] == lc->stamp) return;
     lc->mark[link] = lc->stamp;
     lc->out[lc->n++] = (uint32_t)link;
 }
@@ -224,9 +225,13 @@ static int build_trees(dk_network *n, const dk_chip *c, const dk_partition *p) {
         goto out;
     }
     for (uint32_t i = 0; i < hcap; i++) hvals[i] = UINT32_MAX;
-    uint32_t *link_buf = dk_alloc((size_t)n_links * sizeof *link_buf);
+    const bool unicast = p->cfg.routing == DK_ROUTE_XY;
+    /* unicast routes keep every link of every route: at most (w + h) per target core */
+    size_t buf_len = unicast ? (size_t)cu * (c->prof.mesh_w + c->prof.mesh_h) : n_links;
+    if (buf_len < n_links) buf_len = n_links;
+    uint32_t *link_buf = dk_alloc(buf_len * sizeof *link_buf);
     if (!link_buf) { rc = DK_E_NOMEM; goto out; }
-    link_collect lc = {.mark = mark, .stamp = 0, .out = link_buf, .n = 0};
+    link_collect lc = {.mark = mark, .stamp = 0, .out = link_buf, .n = 0, .unicast = unicast};
     n->n_trees = 0;
     for (uint32_t s = 0; s < n->n_src; s++) {
         uint32_t k = 0;
@@ -396,6 +401,21 @@ static int validate(const dk_partition *p, const dk_chip *c, const dk_network_de
     if (total != d->n_neurons)
         return dk_fail(DK_E_INVALID, "network: groups hold %llu neurons but n_neurons is %u",
                        (unsigned long long)total, d->n_neurons);
+    const dk_partition_config *cfg = &p->cfg;
+    if (cfg->timestep_us && fabs((double)d->dt_ms * 1000.0 - cfg->timestep_us) > 1e-3 * cfg->timestep_us)
+        return dk_fail(DK_E_INVALID,
+                       "network: its time step of %g us differs from the %u us partition %u was "
+                       "configured with (PartitionConfig timestepUs)",
+                       (double)d->dt_ms * 1000.0, cfg->timestep_us, p->id);
+    if (cfg->max_neurons && d->n_neurons > cfg->max_neurons)
+        return dk_fail(DK_E_CAPACITY,
+                       "network: %u neurons exceed the %llu partition %u was granted",
+                       d->n_neurons, (unsigned long long)cfg->max_neurons, p->id);
+    if (cfg->max_synapses && d->n_synapses > cfg->max_synapses)
+        return dk_fail(DK_E_CAPACITY,
+                       "network: %llu synapses exceed the %llu partition %u was granted",
+                       (unsigned long long)d->n_synapses, (unsigned long long)cfg->max_synapses,
+                       p->id);
     if (d->n_synapses && (!d->src || !d->dst || !d->weight || !d->delay))
         return dk_fail(DK_E_INVALID, "network: synapse arrays are NULL");
     if (d->n_synapses >= UINT32_MAX)

@@ -20,7 +20,7 @@ import structlog
 from darwin_dra.chiphost import convert
 from darwin_dra.chiphost.faults import FaultApplier
 from darwin_dra.chiphost.metrics import ChipHostMetrics
-from darwin_dra.engine import Engine, errors
+from darwin_dra.engine import Engine, PartitionConfig, Routing, errors
 from darwin_dra.engine import keps as kepsdef
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2 as pb
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2_grpc as pb_grpc
@@ -147,6 +147,12 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
                 domains=None if request.by_cores else ids,
                 shared=request.shared,
                 keps_budget=request.keps_budget,
+                config=PartitionConfig(
+                    timestep_us=request.timestep_us,
+                    routing=Routing.from_mode(request.routing_mode or "multicast-tree"),
+                    max_neurons=request.max_neurons,
+                    max_synapses=request.max_synapses,
+                ),
             )
             info = self.engine.partition(part)
             return pb.CreatePartitionResponse(

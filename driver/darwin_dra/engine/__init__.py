@@ -11,7 +11,15 @@ from darwin_dra.engine.errors import (
     QueueOverflow,
     StateError,
 )
-from darwin_dra.engine.native import Direction, Engine, FaultKind, PartitionInfo, Telemetry
+from darwin_dra.engine.native import (
+    Direction,
+    Engine,
+    FaultKind,
+    PartitionConfig,
+    PartitionInfo,
+    Routing,
+    Telemetry,
+)
 from darwin_dra.engine.network import Model, Network, NeuronGroup, Reset, synapses
 
 __all__ = [
@@ -28,9 +36,11 @@ __all__ = [
     "NeuronGroup",
     "NotFound",
     "OutOfMemory",
+    "PartitionConfig",
     "PartitionInfo",
     "QueueOverflow",
     "Reset",
+    "Routing",
     "StateError",
     "Telemetry",
     "synapses",

@@ -49,6 +49,36 @@ class Direction(enum.IntEnum):
     SOUTH = 3
 
 
+class Routing(enum.IntEnum):
+    """PartitionConfig routingMode: values from the C header (DK_ROUTE_*)."""
+
+    MULTICAST_TREE = int(lib.DK_ROUTE_MULTICAST_TREE)
+    XY = int(lib.DK_ROUTE_XY)
+
+    @property
+    def mode(self) -> str:
+        """The PartitionConfig ``routingMode`` name."""
+        return "xy" if self is Routing.XY else "multicast-tree"
+
+    @classmethod
+    def from_mode(cls, mode: str) -> Routing:
+        """The routing of a PartitionConfig ``routingMode`` ("xy" or "multicast-tree")."""
+        by_name = {"multicast-tree": cls.MULTICAST_TREE, "xy": cls.XY}
+        if mode not in by_name:
+            raise ValueError(f"routingMode {mode!r} is not one of {', '.join(by_name)}")
+        return by_name[mode]
+
+
+@dataclass(frozen=True)
+class PartitionConfig:
+    """What a partition was configured with before a network was loaded; 0 is not limited."""
+
+    timestep_us: int = 0  # a network must step by exactly this (0: any)
+    routing: Routing = Routing.MULTICAST_TREE
+    max_neurons: int = 0  # a share's grant
+    max_synapses: int = 0
+
+
 @dataclass(frozen=True)
 class PartitionInfo:
     id: int
@@ -281,8 +311,10 @@ class Engine:
         domains: Sequence[int] | None = None,
         shared: bool = False,
         keps_budget: int = 0,
+        config: PartitionConfig | None = None,
     ) -> int:
-        """A partition from explicit cores or whole domains (exactly one of the two)."""
+        """A partition from explicit cores or whole domains (exactly one of the two),
+        configured with `config` if given (all or nothing: a refused config leaves none)."""
         if (cores is None) == (domains is None):
             raise ValueError("give either cores or domains")
         if keps_budget < 0:
@@ -295,7 +327,14 @@ class Engine:
         mode = lib.DK_PART_SHARED if shared else lib.DK_PART_EXCLUSIVE
         fn = lib.dk_partition_create if cores is not None else lib.dk_partition_create_domains
         _check(fn(self._p(), chip, arr, len(ids), mode, keps_budget, out))
-        return int(out[0])
+        part = int(out[0])
+        if config is not None:
+            try:
+                self.configure(part, config)
+            except BaseException:
+                self.destroy_partition(part)
+                raise
+        return part
 
     def destroy_partition(self, part: int) -> None:
         _check(lib.dk_partition_destroy(self._p(), part))
@@ -334,6 +373,28 @@ class Engine:
             except EngineError:  # destroyed meanwhile by another thread
                 continue
         return out
+
+    def configure(self, part: int, config: PartitionConfig) -> None:
+        """Sets a partition's configuration; before a network is loaded (else Conflict)."""
+        for name in ("timestep_us", "max_neurons", "max_synapses"):
+            if getattr(config, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 means not limited)")
+        cfg = ffi.new("dk_partition_config *")
+        cfg.timestep_us = config.timestep_us
+        cfg.routing = int(config.routing)
+        cfg.max_neurons = config.max_neurons
+        cfg.max_synapses = config.max_synapses
+        _check(lib.dk_partition_configure(self._p(), part, cfg))
+
+    def config(self, part: int) -> PartitionConfig:
+        cfg = ffi.new("dk_partition_config *")
+        _check(lib.dk_partition_config_get(self._p(), part, cfg))
+        return PartitionConfig(
+            timestep_us=int(cfg.timestep_us),
+            routing=Routing(cfg.routing),
+            max_neurons=int(cfg.max_neurons),
+            max_synapses=int(cfg.max_synapses),
+        )
 
     def set_budget(self, part: int, keps_budget: int) -> None:
         if keps_budget < 0:
