@@ -135,6 +135,26 @@ typedef struct {
     uint32_t bias_start;              /* the bias applies from this step on (a layer's latency) */
 } dk_group;
 
+/* A convolution or pooling projection kept once per kernel, not once per synapse. The input map
+ * is c_in x h_in x w_in sources from src_first on (channel-major, row-major: source src_first +
+ * (c h_in + y) w_in + x), the output map c_out x h_out x w_out neurons from dst_first on. Output
+ * (co, oy, ox) takes input (ci, oy stride_h - pad_h + ky dil_h, ox stride_w - pad_w + kx dil_w)
+ * with weight[co][ci % (c_in / groups)][ky][kx] for every ci of co's group (co / (c_out /
+ * groups)); positions outside the input map and zero weights give no synapse. Pooling is a
+ * grouped convolution (groups = c_in = c_out) with a constant kernel. */
+typedef struct {
+    uint32_t src_first, dst_first;
+    uint32_t c_in, h_in, w_in;
+    uint32_t c_out, h_out, w_out;
+    uint32_t k_h, k_w;
+    uint32_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+    uint32_t groups;
+    uint16_t delay;                   /* timesteps, 1 .. DK_MAX_DELAY */
+    const float *weight;              /* c_out x (c_in / groups) x k_h x k_w, row-major; mV */
+} dk_kernel;
+
+enum { DK_MAX_KERNELS = 256 };
+
 typedef struct {
     uint32_t n_neurons;
     uint32_t n_inputs;                /* virtual sources fed by dk_inject: ids n_neurons.. */
@@ -149,6 +169,8 @@ typedef struct {
     uint64_t seed;
     const float *bias;                /* NULL, or n_neurons constant inputs added every step
                                          (NIR models only; must be 0 on iaf_psc_delta) */
+    uint32_t n_kernels;               /* projections kept once per kernel, besides the synapses */
+    const dk_kernel *kernels;
 } dk_network_desc;
 
 typedef struct {
@@ -169,7 +191,8 @@ typedef struct {
     uint64_t deliver_ns;              /* of which: routing and event delivery */
     double keps;                      /* events per second of model time / 1000 (dk_keps_of) */
     double host_keps;                 /* events per wall second / 1000: this host's speed */
-    uint64_t synapse_bytes;           /* memory held by the synapse store */
+    uint64_t synapse_bytes;           /* memory held by the synapse store (kernels included) */
+    uint64_t synapses;                /* synapses held: listed ones plus those kernels imply */
     uint64_t network_bytes;           /* all memory held by the loaded network */
     double quant_error_mv;            /* largest weight quantisation error */
     uint32_t cores_used;

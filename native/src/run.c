@@ -56,6 +56,8 @@ struct dk_thread_ctx {
     atomic_uint *go;               /* 0 wait, 1 run, 2 abort */
     struct dk_thread_ctx *all;
     spike_list inputs[2];          /* injected spikes of the step, filled by thread 0 */
+    uint32_t *ktgt;                /* scratch: one source's kernel targets and weights */
+    float *kw;
     /* local counters, summed after the run */
     uint64_t spikes, inputs_taken, events, drive, packets, drop_q, drop_f, drop_b, queue_peak;
     uint64_t update_ns, deliver_ns;
@@ -246,20 +248,54 @@ static void thread_update(dk_thread_ctx *t, uint64_t step, spike_list *out) {
     t->spikes += out->n;
 }
 
+/* The synapses a spike of `src` has through the kernels, computed from the kernels: each run
+ * of targets on one core is one packet, checked like a segment (this thread's cores only,
+ * reachability, queue capacity, the KEPS share). */
+static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t step, uint64_t *used) {
+    dk_network *n = t->net;
+    const uint32_t cu = n->cores_used, c0 = t->c0, c1 = t->c1, mask = n->n_slots - 1;
+    const uint32_t pc = n->per_core;
+    const uint8_t *reach = n->reach + (size_t)n->src_core[src] * cu;
+    for (uint32_t q = 0; q < n->n_kernels; q++) {
+        const dk_kernel_rt *kr = &n->kernels[q];
+        if (src < kr->k.src_first || src >= kr->src_end) continue;
+        /* targets ascend, so this thread's cores are one contiguous stretch of them */
+        const uint32_t m = dk_kernel_targets(kr, src - kr->k.src_first, t->ktgt, t->kw);
+        const uint32_t sl = (uint32_t)(step + kr->k.delay) & mask;
+        float *restrict r = n->ring + (size_t)sl * n->n_neurons;
+        for (uint32_t i = 0; i < m;) {
+            const uint32_t core = t->ktgt[i] / pc;
+            uint32_t j = i + 1;
+            while (j < m && t->ktgt[j] / pc == core) j++;
+            const uint32_t len = j - i, a = i;
+            i = j;
+            if (core < c0 || core >= c1) continue;
+            t->packets++;
+            if (!reach[core]) { t->drop_f += len; continue; }
+            uint32_t *qc = n->core_slot_events + (size_t)sl * cu + core;
+            if (*qc + (uint64_t)len > t->cap_per_core) { t->drop_q += len; continue; }
+            if (t->rate > 0 && *used + len > t->budget) { t->drop_b += len; continue; }
+            *qc += len;
+            *used += len;
+            n->core_events[core] += len;
+            for (uint32_t k = a; k < j; k++) r[t->ktgt[k]] += t->kw[k];
+        }
+    }
+}
+
 static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t step, uint64_t *used) {
     dk_network *n = t->net;
     const uint32_t cu = n->cores_used, c0 = t->c0, c1 = t->c1, mask = n->n_slots - 1;
     const uint64_t cap = t->cap_per_core, budget = t->budget;
     const bool limited = t->rate > 0;
     const float *wtab = n->wtab;
-    const bool compact = n->compact;
+    const int32_t form = n->form;
     for (uint32_t s = 0; s < list->n; s++) {
         const uint32_t src = list->ids[s];
-        const dk_segment *sg = n->seg + n->src_seg[src], *se = n->seg + n->src_seg[src + 1];
-        uint64_t off = n->src_syn[src];
+        const dk_segment *sg = n->seg + dk_first_seg(n, src), *se = n->seg + dk_first_seg(n, src + 1);
         const uint8_t *reach = n->reach + (size_t)n->src_core[src] * cu;
-        for (; sg < se; off += sg->len, sg++) {
-            const uint32_t core = sg->core, len = sg->len;
+        for (; sg < se; sg++) {
+            const uint32_t core = sg->core, off = sg->start, len = sg[1].start - off;
             if (core < c0 || core >= c1) continue;
             t->packets++;
             if (!reach[core]) { t->drop_f += len; continue; }
@@ -271,7 +307,17 @@ static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t step
             *used += len;
             n->core_events[core] += len;
             float *restrict r = n->ring + (size_t)sl * n->n_neurons;
-            if (compact) {
+            if (form == DK_FORM_MID) {
+                const uint16_t *restrict sy = n->syn16 + off;
+                r += (size_t)core * n->per_core;
+                if (sg->uniform) {
+                    const float w = wtab[sg->uniform - 1];
+                    for (uint32_t i = 0; i < len; i++) r[sy[i]] += w;
+                } else {
+                    const uint8_t *restrict wi = n->wid8 + off;
+                    for (uint32_t i = 0; i < len; i++) r[sy[i]] += wtab[wi[i]];
+                }
+            } else if (form == DK_FORM_COMPACT) {
                 const uint16_t *restrict sy = n->syn16 + off;
                 r += (size_t)core * n->per_core;
                 if (sg->uniform) {
@@ -291,6 +337,7 @@ static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t step
                 }
             }
         }
+        if (n->n_kernels) deliver_kernels(t, src, step, used);
     }
 }
 
@@ -427,6 +474,11 @@ int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
             t->inputs[b].ids = dk_alloc(((size_t)(j == 0 ? n->in.cap : 0) + 1) * sizeof(uint32_t));
             if (!t->lists[b].ids || !t->inputs[b].ids) rc = DK_E_NOMEM;
         }
+        if (n->n_kernels) {
+            t->ktgt = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *t->ktgt);
+            t->kw = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *t->kw);
+            if (!t->ktgt || !t->kw) rc = DK_E_NOMEM;
+        }
     }
     if (rc) goto out;
     uint64_t t0 = now_ns();
@@ -474,6 +526,8 @@ out:
                 dk_free(ctx[j].lists[b].ids);
                 dk_free(ctx[j].inputs[b].ids);
             }
+            dk_free(ctx[j].ktgt);
+            dk_free(ctx[j].kw);
         }
     }
     dk_free(ctx);

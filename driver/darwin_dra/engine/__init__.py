@@ -20,7 +20,7 @@ from darwin_dra.engine.native import (
     Routing,
     Telemetry,
 )
-from darwin_dra.engine.network import Model, Network, NeuronGroup, Reset, synapses
+from darwin_dra.engine.network import Kernel, Model, Network, NeuronGroup, Reset, synapses
 
 __all__ = [
     "CapacityExceeded",
@@ -31,6 +31,7 @@ __all__ = [
     "FaultKind",
     "InternalError",
     "InvalidArgument",
+    "Kernel",
     "Model",
     "Network",
     "NeuronGroup",

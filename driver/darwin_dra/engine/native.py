@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from darwin_dra.engine._engine_cffi import ffi, lib
-from darwin_dra.engine.errors import BY_CODE, EngineError, QueueOverflow
-from darwin_dra.engine.network import Network
+from darwin_dra.engine.errors import BY_CODE, EngineError, InvalidArgument, QueueOverflow
+from darwin_dra.engine.network import Kernel, Network
 from darwin_dra.hardware.model import (
     ChipEntry,
     ChipInfo,
@@ -108,6 +108,7 @@ class Telemetry:
     keps: float  # events per second of model time / 1000 (engine/keps.py)
     host_keps: float  # events per wall second / 1000: how fast this host simulated
     synapse_bytes: int
+    synapses: int  # held: listed ones and those the kernels imply
     network_bytes: int
     quant_error_mv: float
     cores_used: int
@@ -426,6 +427,10 @@ class Engine:
         n = arrays[0].shape[0]
         if any(a.ndim != 1 or a.shape[0] != n for a in arrays):
             raise ValueError("src, dst, weight and delay must be 1-D arrays of equal length")
+        kernels, keep = self._kernels(net.kernels, n)
+        if keep is not None:  # the synapses the kernels stand for are not loaded one by one
+            arrays = [a[keep] for a in arrays]
+            n = arrays[0].shape[0]
         if not 0 <= net.n_inputs < 2**32 or not 0 <= net.seed < 2**64:
             raise ValueError("n_inputs must fit 32 bits and seed 64 bits")
         desc = ffi.new("dk_network_desc *")
@@ -447,7 +452,49 @@ class Engine:
             if bias.shape != (net.n_neurons,):
                 raise ValueError(f"bias holds {bias.shape} values, the network has {net.n_neurons}")
             desc.bias = ffi.cast("float *", ffi.from_buffer(bias))
+        if kernels is not None:
+            desc.n_kernels = len(net.kernels)
+            desc.kernels = kernels[0]
         _check(lib.dk_network_load(self._p(), part, desc))
+        if net.kernels:
+            held = int(self.telemetry(part).synapses)
+            if held != net.n_synapses:
+                self.unload(part)
+                raise InvalidArgument(
+                    f"network {net.name!r}: its kernels imply {held - n} synapses, but they "
+                    f"stand for {net.n_synapses - n} of its listed ones"
+                )
+
+    @staticmethod
+    def _kernels(ks: Sequence[Kernel], n: int) -> tuple[tuple[Any, list[Any]] | None, Any]:
+        """The C kernels (and the buffers they point into) and the mask of listed synapses to
+        load one by one (None: all of them)."""
+        if not ks:
+            return None, None
+        out = ffi.new("dk_kernel[]", len(ks))
+        keep = np.ones(n, dtype=bool)
+        alive: list[Any] = []
+        for i, k in enumerate(ks):
+            a, b = k.synapses
+            if not 0 <= a <= b <= n or not keep[a:b].all():
+                raise ValueError(f"kernel {i}: synapses {a}:{b} are not a fresh slice of {n}")
+            keep[a:b] = False
+            w = np.ascontiguousarray(k.weight, dtype=np.float32)
+            c_out, h_out, w_out = k.out_shape
+            if w.ndim != 4 or w.shape[0] != c_out or w.shape[1] * k.groups != k.in_shape[0]:
+                raise ValueError(f"kernel {i}: weight of shape {w.shape} does not fit {k}")
+            alive.append(w)
+            c = out[i]
+            c.src_first, c.dst_first = k.src_first, k.dst_first
+            c.c_in, c.h_in, c.w_in = k.in_shape
+            c.c_out, c.h_out, c.w_out = c_out, h_out, w_out
+            c.k_h, c.k_w = int(w.shape[2]), int(w.shape[3])
+            c.stride_h, c.stride_w = k.stride
+            c.pad_h, c.pad_w = k.padding
+            c.dil_h, c.dil_w = k.dilation
+            c.groups, c.delay = k.groups, k.delay
+            c.weight = ffi.cast("float *", ffi.from_buffer(w))
+        return (out, alive), keep
 
     def unload(self, part: int) -> None:
         _check(lib.dk_network_unload(self._p(), part))
