@@ -207,6 +207,9 @@ double dk_keps_events_per_step(double keps, double dt_ms);
 
 const char *dk_last_error(void);
 const char *dk_version(void);
+/* The vector width the neuron updates run with on this CPU ("avx512f", "avx2", "x86-64
+ * baseline"), chosen at run time: the build itself targets the portable baseline. */
+const char *dk_simd_path(void);
 
 int dk_engine_create(dk_engine **out);
 void dk_engine_destroy(dk_engine *e);

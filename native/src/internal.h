@@ -9,6 +9,16 @@
 #include "darwin_engine.h"
 
 #define DK_ALIGN 64
+/* The engine is built for the portable x86-64 baseline; the vectorised neuron updates are also
+ * compiled for AVX2 and AVX-512 and the loader picks the widest the CPU has (GCC function
+ * multi-versioning through ifunc). dk_simd_path() says which one runs. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(DK_NO_CLONES)
+#define DK_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define DK_HAVE_CLONES 1
+#else
+#define DK_VECTOR_CLONES
+#define DK_HAVE_CLONES 0
+#endif
 /* Neurons are spread over a multiple of this many cores so that 1, 2 or 4 threads, each owning
  * whole cores, get equal shares of the work. */
 #define DK_PLACEMENT_QUANTUM 4u

@@ -114,6 +114,7 @@ static void lif_step(const dk_group_rt *g, float *restrict v, uint16_t *restrict
 }
 
 /* Updates neurons [i0, i1) of one group; flags threshold crossings. Returns drive events. */
+DK_VECTOR_CLONES
 static uint64_t update_range(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1,
                              float *slot) {
     uint64_t drive = 0;
@@ -133,6 +134,7 @@ static uint64_t update_range(dk_network *n, const dk_group_rt *g, uint32_t i0, u
 
 /* One exact step of a NIR model group over [i0, i1) (see nir_coefficients in network.c). The
  * operation order is fixed (no contraction), so the numpy reference reproduces it bit for bit. */
+DK_VECTOR_CLONES
 static void model_update(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1,
                          float *restrict slot, uint64_t step) {
     float *restrict v = n->v;

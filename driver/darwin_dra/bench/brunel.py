@@ -188,7 +188,7 @@ def iter_synapses(
     weights and delays of a trained config come from a stream of their own per block."""
     for block, (src, dst) in enumerate(iter_connectivity(cfg, seed)):
         w = synapse_weights_mv(cfg, src)
-        delay = np.full(src.shape[0], cfg.delay_ms)
+        delay: F64Array = np.full(src.shape[0], cfg.delay_ms)
         if cfg.per_synapse:
             rng = np.random.default_rng([seed, block, 1])
             if cfg.weight_sigma > 0:
@@ -196,7 +196,8 @@ def iter_synapses(
                 w = w * rng.lognormal(-0.5 * s * s, s, size=src.shape[0])
             if cfg.delay_max_ms > 0:
                 lo, hi = round(cfg.delay_ms / cfg.dt_ms), round(cfg.delay_max_ms / cfg.dt_ms)
-                delay = rng.integers(lo, hi + 1, size=src.shape[0]) * cfg.dt_ms
+                steps = rng.integers(lo, hi + 1, size=src.shape[0])
+                delay = np.multiply(steps, cfg.dt_ms, dtype=np.float64)
         yield src, dst, w, delay
 
 

@@ -22,9 +22,11 @@ import numpy as np
 from darwin_dra.bench.brunel import (
     BenchResult,
     BrunelConfig,
-    synapses as synapses_of,
     initial_v,
     synaptic_events,
+)
+from darwin_dra.bench.brunel import (
+    synapses as synapses_of,
 )
 from darwin_dra.bench.peers import peak_rss_mb, peer_main
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from darwin_dra.bench.brunel import DEFAULT_SEED, BenchResult, BrunelConfig
 from darwin_dra.bench.peers import PeerUnavailable, run_peer
 from darwin_dra.bench.table import Row, render, to_json
+from darwin_dra.engine import Engine
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -150,6 +151,10 @@ def run_engine_bench(args: argparse.Namespace) -> int:
                 f"-gJ), delays uniform on {cfg.delay_ms:g}..{cfg.delay_max_ms:g} ms"
             )
         print("speed x, mem x: first row divided by the row (events/s, peak memory)")
+        print(
+            "engine build: portable x86-64 baseline, neuron updates multi-versioned; "
+            f"path chosen on this CPU: {Engine.simd_path()}"
+        )
         print(engine_details(rows))
     if args.plot:
         from darwin_dra.bench.plot import plot_engine_bench

@@ -208,6 +208,11 @@ class Engine:
     def version() -> str:
         return _text(lib.dk_version())
 
+    @staticmethod
+    def simd_path() -> str:
+        """The vector path the neuron updates run on this CPU (chosen at load time)."""
+        return _text(lib.dk_simd_path())
+
     # ---- chips and discovery ----
     def add_chip(self, profile: ChipProfile, entry: ChipEntry) -> int:
         prof = ffi.new("dk_chip_profile *")
