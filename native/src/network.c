@@ -273,6 +273,9 @@ static int check_kernel(const dk_kernel *k, uint32_t i, uint32_t n_src, uint32_t
                        "2^24", i, (unsigned long long)fan);
     if (!k->weight) return dk_fail(DK_E_INVALID, "kernel %u: weight is NULL", i);
     const uint32_t cig = k->c_in / k->groups, kk = k->k_h * k->k_w;
+    /* cig kk < 2^49; only when that is small is the product with c_out (< 2^24) formed */
+    if ((uint64_t)cig * kk > (1ull << 28) || (uint64_t)cig * kk * k->c_out > (1ull << 28))
+        return dk_fail(DK_E_CAPACITY, "kernel %u: more than 2^28 weights", i);
     const uint64_t n_w = (uint64_t)k->c_out * cig * kk;
     uint64_t *hy = dk_alloc(((size_t)k->k_h + k->k_w) * sizeof *hy);
     if (!hy) return DK_E_NOMEM;
