@@ -43,9 +43,12 @@ def compile_args() -> list[str]:
         "-fno-math-errno",
         "-fno-trapping-math",
     ]
-    # The engine is built on the machine that runs it; DARWIN_PORTABLE=1 avoids -march=native.
-    if os.environ.get("DARWIN_PORTABLE") != "1":
-        args.append("-march=native")
+    # No -march=native: a wheel or an image built here runs on any x86-64 node. The hot loops
+    # are multi-versioned (target_clones in native/src/internal.h) and the CPU picks the widest
+    # at load time; dk_simd_path() reports which. DARWIN_MARCH=<arch> builds for one CPU only.
+    march = os.environ.get("DARWIN_MARCH")
+    if march:
+        args.append(f"-march={march}")
     return args
 
 

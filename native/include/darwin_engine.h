@@ -32,6 +32,11 @@ enum { DK_HEALTH_OK = 0, DK_HEALTH_FAILED = 1 };
 enum { DK_DIR_EAST = 0, DK_DIR_WEST = 1, DK_DIR_NORTH = 2, DK_DIR_SOUTH = 3 };
 enum { DK_PART_EXCLUSIVE = 0, DK_PART_SHARED = 1 };
 enum { DK_MAX_GROUPS = 64, DK_MAX_WEIGHTS = 256, DK_MAX_DELAY = 255 };
+/* KEPS, the one unit of event throughput (docs/engine.md, "KEPS"): thousands of synaptic events
+ * per second of MODEL time (steps x dt), never of wall time. A chip's capacity, a shared
+ * partition's grant and its enforcement all use it; how fast this host simulates is a separate
+ * figure (dk_telemetry.host_keps). */
+enum { DK_EVENTS_PER_KEPS = 1000 };
 /* Neuron models. IAF_PSC_DELTA is NEST's iaf_psc_delta (the default, zero). The others follow
  * the NIR definitions (see docs/models.md), integrated exactly over a step for an input held
  * constant during the step; they fire when v > v_th (strictly) and have no refractoriness. */
@@ -45,9 +50,22 @@ enum {
     DK_MODEL_THRESHOLD = 6, /* v = x; fires when x > v_th; no state */
     DK_N_MODELS = 7
 };
-enum { DK_RESET_VALUE = 0, DK_RESET_SUBTRACT = 1 }; /* v <- v_reset, or v <- v - (v_th - v_reset) */
+enum { DK_RESET_VALUE = 0, DK_RESET_SUBTRACT = 1 };
+/* How a spike reaches its target cores (PartitionConfig routingMode): one multicast packet along
+ * the union of the XY routes, each link crossed once per spike ("multicast-tree"), or one packet
+ * per target core along its own XY route, a link crossed once per target behind it ("xy"). */
+enum { DK_ROUTE_MULTICAST_TREE = 0, DK_ROUTE_XY = 1, DK_N_ROUTES = 2 }; /* v <- v_reset, or v <- v - (v_th - v_reset) */
 
 typedef struct dk_engine dk_engine;
+
+/* What a partition's user configured (the plugin's PartitionConfig and a shared claim's grant);
+ * set before a network is loaded. Zero means "not limited". */
+typedef struct {
+    uint32_t timestep_us;             /* a network must step by exactly this dt (0: any) */
+    int32_t routing;                  /* DK_ROUTE_* */
+    uint64_t max_neurons;             /* the grant of a share (0: the cores' capacity) */
+    uint64_t max_synapses;            /* the grant of a share (0: the cores' share of the chip) */
+} dk_partition_config;
 
 /* What a chip model looks like; filled from the chip profile file. */
 typedef struct {
@@ -117,6 +135,26 @@ typedef struct {
     uint32_t bias_start;              /* the bias applies from this step on (a layer's latency) */
 } dk_group;
 
+/* A convolution or pooling projection kept once per kernel, not once per synapse. The input map
+ * is c_in x h_in x w_in sources from src_first on (channel-major, row-major: source src_first +
+ * (c h_in + y) w_in + x), the output map c_out x h_out x w_out neurons from dst_first on. Output
+ * (co, oy, ox) takes input (ci, oy stride_h - pad_h + ky dil_h, ox stride_w - pad_w + kx dil_w)
+ * with weight[co][ci % (c_in / groups)][ky][kx] for every ci of co's group (co / (c_out /
+ * groups)); positions outside the input map and zero weights give no synapse. Pooling is a
+ * grouped convolution (groups = c_in = c_out) with a constant kernel. */
+typedef struct {
+    uint32_t src_first, dst_first;
+    uint32_t c_in, h_in, w_in;
+    uint32_t c_out, h_out, w_out;
+    uint32_t k_h, k_w;
+    uint32_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+    uint32_t groups;
+    uint16_t delay;                   /* timesteps, 1 .. DK_MAX_DELAY */
+    const float *weight;              /* c_out x (c_in / groups) x k_h x k_w, row-major; mV */
+} dk_kernel;
+
+enum { DK_MAX_KERNELS = 256 };
+
 typedef struct {
     uint32_t n_neurons;
     uint32_t n_inputs;                /* virtual sources fed by dk_inject: ids n_neurons.. */
@@ -131,6 +169,8 @@ typedef struct {
     uint64_t seed;
     const float *bias;                /* NULL, or n_neurons constant inputs added every step
                                          (NIR models only; must be 0 on iaf_psc_delta) */
+    uint32_t n_kernels;               /* projections kept once per kernel, besides the synapses */
+    const dk_kernel *kernels;
 } dk_network_desc;
 
 typedef struct {
@@ -149,16 +189,27 @@ typedef struct {
     uint64_t wall_ns;                 /* time spent in dk_run */
     uint64_t update_ns;               /* of which: neuron update and drive */
     uint64_t deliver_ns;              /* of which: routing and event delivery */
-    double keps;                      /* measured: events / wall second / 1000 */
-    uint64_t synapse_bytes;           /* memory held by the synapse store */
+    double keps;                      /* events per second of model time / 1000 (dk_keps_of) */
+    double host_keps;                 /* events per wall second / 1000: this host's speed */
+    uint64_t synapse_bytes;           /* memory held by the synapse store (kernels included) */
+    uint64_t synapses;                /* synapses held: listed ones plus those kernels imply */
     uint64_t network_bytes;           /* all memory held by the loaded network */
     double quant_error_mv;            /* largest weight quantisation error */
     uint32_t cores_used;
     uint32_t threads;
 } dk_telemetry;
 
+/* KEPS of `events` delivered over `steps` of `dt_ms`: events / (steps dt) / DK_EVENTS_PER_KEPS;
+ * 0 when no model time passed. */
+double dk_keps_of(uint64_t events, uint64_t steps, double dt_ms);
+/* The events per timestep of `dt_ms` that `keps` stands for: keps DK_EVENTS_PER_KEPS dt. */
+double dk_keps_events_per_step(double keps, double dt_ms);
+
 const char *dk_last_error(void);
 const char *dk_version(void);
+/* The vector width the neuron updates run with on this CPU ("avx512f", "avx2", "x86-64
+ * baseline"), chosen at run time: the build itself targets the portable baseline. */
+const char *dk_simd_path(void);
 
 int dk_engine_create(dk_engine **out);
 void dk_engine_destroy(dk_engine *e);
@@ -186,6 +237,9 @@ int dk_partition_ids(dk_engine *e, uint32_t *ids, uint32_t cap, uint32_t *count)
 int dk_partition_cores(dk_engine *e, uint32_t part, uint32_t *chip, uint32_t *cores,
                        uint32_t cap, uint32_t *count, int32_t *mode, uint64_t *keps_budget);
 int dk_partition_set_budget(dk_engine *e, uint32_t part, uint64_t keps_budget);
+/* DK_E_CONFLICT while a network is loaded: configure first, then load. */
+int dk_partition_configure(dk_engine *e, uint32_t part, const dk_partition_config *cfg);
+int dk_partition_config_get(dk_engine *e, uint32_t part, dk_partition_config *out);
 
 /* Networks. */
 int dk_network_load(dk_engine *e, uint32_t part, const dk_network_desc *net);

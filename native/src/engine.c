@@ -12,6 +12,17 @@ const char *dk_last_error(void) { return last_error; }
 
 const char *dk_version(void) { return "darwin-engine 0.1.0"; }
 
+const char *dk_simd_path(void) {
+#if DK_HAVE_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return "avx512f";
+    if (__builtin_cpu_supports("avx2")) return "avx2";
+    return "x86-64 baseline";
+#else
+    return "portable baseline (no run-time dispatch on this compiler or CPU)";
+#endif
+}
+
 int dk_fail(int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

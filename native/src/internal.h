@@ -9,6 +9,16 @@
 #include "darwin_engine.h"
 
 #define DK_ALIGN 64
+/* The engine is built for the portable x86-64 baseline; the vectorised neuron updates are also
+ * compiled for AVX2 and AVX-512 and the loader picks the widest the CPU has (GCC function
+ * multi-versioning through ifunc). dk_simd_path() says which one runs. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(DK_NO_CLONES)
+#define DK_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define DK_HAVE_CLONES 1
+#else
+#define DK_VECTOR_CLONES
+#define DK_HAVE_CLONES 0
+#endif
 /* Neurons are spread over a multiple of this many cores so that 1, 2 or 4 threads, each owning
  * whole cores, get equal shares of the work. */
 #define DK_PLACEMENT_QUANTUM 4u
@@ -38,7 +48,7 @@ typedef struct {
 
 /* ---- networks ---- */
 typedef struct {
-    uint32_t len;           /* synapses in this segment */
+    uint32_t start;         /* its first synapse; it ends where the next segment starts */
     uint16_t core;          /* target core, as an index into the partition's used cores */
     uint8_t delay;          /* timesteps */
     uint8_t uniform;        /* 1 + the weight index all its synapses share, or 0 */
@@ -64,6 +74,13 @@ typedef struct {
     uint32_t cap, head, count; /* ring buffer */
 } dk_spike_ring;
 
+typedef struct {
+    dk_kernel k;            /* weight points into wts */
+    float *wts;
+    uint32_t src_end;       /* src_first + c_in h_in w_in */
+    uint32_t fan;           /* most targets one source can have: c_out / groups x k_h x k_w */
+} dk_kernel_rt;
+
 typedef struct dk_thread_ctx dk_thread_ctx;
 
 typedef struct {
@@ -74,14 +91,23 @@ typedef struct {
     uint32_t cores_used, per_core;
     /* synapse store: per source a run of segments, synapses contiguous in segment order */
     /* Compact form (<= 16 weights, <= 4096 neurons a core): local target (12 bits) | weight
-     * index (4 bits) << 12, the segment giving the core. Wide form: target (24) | index << 24. */
-    bool compact;
+     * index (4 bits) << 12, the segment giving the core. Mid form (<= 256 weights, <= 65536
+     * neurons a core): local target (16 bits) and an 8-bit weight index beside it (wid8). Wide
+     * form: target (24) | index << 24. */
+    int32_t form;           /* DK_FORM_* */
     uint16_t *syn16;
+    uint8_t *wid8;
     uint32_t *syn;
-    uint64_t *src_syn;      /* n_src + 1 offsets into syn */
-    uint32_t *src_seg;      /* n_src + 1 offsets into seg */
-    dk_segment *seg;
+    /* first segment of each source (n_src + 1 entries): seg_blk[s / 64] + seg_rel[s], 2 bytes a
+     * source, or src_seg[s] when a block of 64 sources spans more than 65535 segments */
+    uint32_t *seg_blk;
+    uint16_t *seg_rel;
+    uint32_t *src_seg;
+    dk_segment *seg;        /* n_seg + 1: the last one only marks where the synapses end */
     uint64_t n_syn, n_seg;
+    dk_kernel_rt *kernels;  /* projections kept once per kernel */
+    uint32_t n_kernels, kernel_fan; /* kernel_fan: the largest fan of any kernel */
+    uint64_t kernel_syn;    /* synapses the kernels imply */
     float wtab[DK_MAX_WEIGHTS];
     uint32_t n_weights;
     double quant_error;
@@ -125,6 +151,7 @@ typedef struct dk_partition {
     uint32_t id, chip;
     int32_t mode;
     uint64_t keps_budget;
+    dk_partition_config cfg;
     uint32_t n_cores;
     uint32_t *cores;        /* chip core ids, ascending */
     pthread_mutex_t lock;   /* serialises run, inject, read, load */
@@ -141,6 +168,12 @@ struct dk_engine {
     uint32_t cap_parts;
 };
 
+enum { DK_FORM_COMPACT = 0, DK_FORM_MID = 1, DK_FORM_WIDE = 2 };
+
+static inline uint32_t dk_first_seg(const dk_network *n, uint32_t s) {
+    return n->seg_rel ? n->seg_blk[s >> 6] + n->seg_rel[s] : n->src_seg[s];
+}
+
 /* partition lookup with a reference; release with dk_part_put */
 int dk_part_get(dk_engine *e, uint32_t id, dk_partition **out);
 void dk_part_put(dk_engine *e, dk_partition *p);
@@ -151,6 +184,10 @@ int32_t dk_link_of(const dk_chip *c, uint32_t x, uint32_t y, uint32_t dir);
 typedef void (*dk_link_visitor)(void *ctx, int32_t link);
 void dk_route_xy(const dk_chip *c, uint32_t x0, uint32_t y0, uint32_t x1, uint32_t y1,
                  dk_link_visitor visit, void *ctx);
+
+/* Targets of local source `s` (0 .. c_in h_in w_in - 1) of a kernel, ascending, with their
+ * weights (zero weights skipped); returns how many (at most k->fan). */
+uint32_t dk_kernel_targets(const dk_kernel_rt *k, uint32_t s, uint32_t *tgt, float *w);
 
 /* network internals */
 void dk_network_free(dk_network *n);

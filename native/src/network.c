@@ -15,12 +15,15 @@ static uint64_t splitmix64(uint64_t *s) {
 
 void dk_network_free(dk_network *n) {
     if (!n) return;
-    void *ptrs[] = {n->syn, n->syn16, n->src_syn, n->src_seg, n->seg, n->src_tree, n->tree_link_ptr,
+    void *ptrs[] = {n->syn, n->syn16, n->wid8, n->seg_blk, n->seg_rel, n->src_seg, n->seg, n->src_tree, n->tree_link_ptr,
                     n->tree_links, n->src_core, n->v, n->isyn, n->bias, n->refr, n->rng, n->flag, n->groups,
                     n->ring, n->core_slot_events, n->spike_count, n->tree_spikes_folded,
                     n->link_events, n->core_events, n->reach, n->core_dead, n->recorded,
                     n->out.steps, n->out.ids, n->in.steps, n->in.ids};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dk_free(ptrs[i]);
+    if (n->kernels)
+        for (uint32_t k = 0; k < n->n_kernels; k++) dk_free(n->kernels[k].wts);
+    dk_free(n->kernels);
     dk_free(n);
 }
 
@@ -128,12 +131,13 @@ typedef struct {
     uint32_t stamp;
     uint32_t *out;
     uint32_t n;
+    bool unicast;           /* DK_ROUTE_XY: every route keeps its own links */
 } link_collect;
 
 static void collect_link(void *ctx, int32_t link) {
     link_collect *lc = ctx;
     if (link < 0) return;
-    if (lc->mark[link] == lc->stamp) return;
+    if (!lc->unicast && lc->mark[link] == lc->stamp) return;
     lc->mark[link] = lc->stamp;
     lc->out[lc->n++] = (uint32_t)link;
 }
@@ -193,6 +197,109 @@ void dk_network_fold_links(dk_network *n) {
     }
 }
 
+uint32_t dk_kernel_targets(const dk_kernel_rt *kr, uint32_t s, uint32_t *tgt, float *w) {
+    const dk_kernel *k = &kr->k;
+    const uint32_t hw = k->h_in * k->w_in;
+    const uint32_t ci = s / hw, iy = s % hw / k->w_in, ix = s % k->w_in;
+    const uint32_t cig = k->c_in / k->groups, cog = k->c_out / k->groups;
+    const uint32_t g = ci / cig, cil = ci % cig, ohw = k->h_out * k->w_out;
+    const uint32_t kk = k->k_h * k->k_w;
+    uint32_t n = 0;
+    for (uint32_t co = g * cog; co < (g + 1) * cog; co++) {
+        const float *wk = kr->wts + ((size_t)co * cig + cil) * kk;
+        const uint32_t base = k->dst_first + co * ohw;
+        /* ky and kx descending give oy and ox ascending: targets come out sorted */
+        for (uint32_t ky = k->k_h; ky-- > 0;) {
+            const int64_t ny = (int64_t)iy + k->pad_h - (int64_t)ky * k->dil_h;
+            if (ny < 0 || ny % k->stride_h) continue;
+            const uint64_t oy = (uint64_t)ny / k->stride_h;
+            if (oy >= k->h_out) continue;
+            for (uint32_t kx = k->k_w; kx-- > 0;) {
+                const int64_t nx = (int64_t)ix + k->pad_w - (int64_t)kx * k->dil_w;
+                if (nx < 0 || nx % k->stride_w) continue;
+                const uint64_t ox = (uint64_t)nx / k->stride_w;
+                if (ox >= k->w_out) continue;
+                const float wv = wk[ky * k->k_w + kx];
+                if (wv == 0.f) continue;
+                tgt[n] = base + (uint32_t)oy * k->w_out + (uint32_t)ox;
+                w[n] = wv;
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
+/* How many output positions along one axis read input tap `kt`: #{o < n_out : 0 <= o stride
+ * - pad + kt dil < n_in}. */
+static uint64_t axis_hits(uint32_t kt, uint32_t n_in, uint32_t n_out, uint32_t stride,
+                          uint32_t pad, uint32_t dil) {
+    uint64_t hits = 0;
+    for (uint32_t o = 0; o < n_out; o++) {
+        int64_t i = (int64_t)o * stride - pad + (int64_t)kt * dil;
+        hits += i >= 0 && i < n_in;
+    }
+    return hits;
+}
+
+/* Checks kernel `i` and counts the synapses it implies. */
+static int check_kernel(const dk_kernel *k, uint32_t i, uint32_t n_src, uint32_t n_neurons,
+                        uint64_t *count) {
+    if (!k->c_in || !k->h_in || !k->w_in || !k->c_out || !k->h_out || !k->w_out || !k->k_h ||
+        !k->k_w || !k->stride_h || !k->stride_w || !k->dil_h || !k->dil_w || !k->groups)
+        return dk_fail(DK_E_INVALID, "kernel %u: sizes, strides, dilations and groups must be >= 1",
+                       i);
+    if (k->c_in % k->groups || k->c_out % k->groups)
+        return dk_fail(DK_E_INVALID, "kernel %u: %u groups do not divide %u input and %u output "
+                       "channels", i, k->groups, k->c_in, k->c_out);
+    if (k->pad_h > 65535 || k->pad_w > 65535 || k->k_h > 65535 || k->k_w > 65535 ||
+        k->dil_h > 65535 || k->dil_w > 65535 || k->stride_h > 65535 || k->stride_w > 65535)
+        return dk_fail(DK_E_INVALID, "kernel %u: kernel, stride, padding and dilation must be "
+                       "at most 65535", i);
+    const uint64_t n_in = (uint64_t)k->c_in * k->h_in * k->w_in;
+    const uint64_t n_out = (uint64_t)k->c_out * k->h_out * k->w_out;
+    if ((uint64_t)k->src_first + n_in > n_src)
+        return dk_fail(DK_E_INVALID, "kernel %u: its %llu sources from %u pass the %u neurons and "
+                       "inputs", i, (unsigned long long)n_in, k->src_first, n_src);
+    if ((uint64_t)k->dst_first + n_out > n_neurons)
+        return dk_fail(DK_E_INVALID, "kernel %u: its %llu targets from %u pass the %u neurons", i,
+                       (unsigned long long)n_out, k->dst_first, n_neurons);
+    if (k->delay < 1 || k->delay > DK_MAX_DELAY)
+        return dk_fail(DK_E_INVALID, "kernel %u: delay %u must be 1..%u timesteps", i, k->delay,
+                       DK_MAX_DELAY);
+    const uint64_t fan = (uint64_t)(k->c_out / k->groups) * k->k_h * k->k_w;
+    if (fan > (1u << 24))
+        return dk_fail(DK_E_CAPACITY, "kernel %u: a source reaches up to %llu targets; at most "
+                       "2^24", i, (unsigned long long)fan);
+    if (!k->weight) return dk_fail(DK_E_INVALID, "kernel %u: weight is NULL", i);
+    const uint32_t cig = k->c_in / k->groups, kk = k->k_h * k->k_w;
+    /* cig kk < 2^49; only when that is small is the product with c_out (< 2^24) formed */
+    if ((uint64_t)cig * kk > (1ull << 28) || (uint64_t)cig * kk * k->c_out > (1ull << 28))
+        return dk_fail(DK_E_CAPACITY, "kernel %u: more than 2^28 weights", i);
+    const uint64_t n_w = (uint64_t)k->c_out * cig * kk;
+    uint64_t *hy = dk_alloc(((size_t)k->k_h + k->k_w) * sizeof *hy);
+    if (!hy) return DK_E_NOMEM;
+    uint64_t *hx = hy + k->k_h;
+    for (uint32_t t = 0; t < k->k_h; t++)
+        hy[t] = axis_hits(t, k->h_in, k->h_out, k->stride_h, k->pad_h, k->dil_h);
+    for (uint32_t t = 0; t < k->k_w; t++)
+        hx[t] = axis_hits(t, k->w_in, k->w_out, k->stride_w, k->pad_w, k->dil_w);
+    uint64_t total = 0;
+    int rc = DK_OK;
+    for (uint64_t j = 0; j < n_w; j++) {
+        const float wv = k->weight[j];
+        if (!isfinite(wv)) {
+            rc = dk_fail(DK_E_INVALID, "kernel %u: weight %llu is not finite", i,
+                         (unsigned long long)j);
+            break;
+        }
+        if (wv != 0.f) total += hy[j % kk / k->k_w] * hx[j % k->k_w];
+    }
+    dk_free(hy);
+    *count = total;
+    return rc;
+}
+
 static uint64_t hash_cores(const uint16_t *cores, uint32_t k, uint32_t src_core) {
     uint64_t h = 1469598103934665603ull ^ src_core;
     for (uint32_t i = 0; i < k; i++) h = (h ^ cores[i]) * 1099511628211ull;
@@ -224,15 +331,35 @@ static int build_trees(dk_network *n, const dk_chip *c, const dk_partition *p) {
         goto out;
     }
     for (uint32_t i = 0; i < hcap; i++) hvals[i] = UINT32_MAX;
-    uint32_t *link_buf = dk_alloc((size_t)n_links * sizeof *link_buf);
+    const bool unicast = p->cfg.routing == DK_ROUTE_XY;
+    /* unicast routes keep every link of every route: at most (w + h) per target core */
+    size_t buf_len = unicast ? (size_t)cu * (c->prof.mesh_w + c->prof.mesh_h) : n_links;
+    if (buf_len < n_links) buf_len = n_links;
+    uint32_t *link_buf = dk_alloc(buf_len * sizeof *link_buf);
     if (!link_buf) { rc = DK_E_NOMEM; goto out; }
-    link_collect lc = {.mark = mark, .stamp = 0, .out = link_buf, .n = 0};
+    link_collect lc = {.mark = mark, .stamp = 0, .out = link_buf, .n = 0, .unicast = unicast};
+    uint32_t *ktgt = n->n_kernels ? dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *ktgt) : NULL;
+    float *kw = n->n_kernels ? dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *kw) : NULL;
+    if (n->n_kernels && (!ktgt || !kw)) {
+        dk_free(ktgt); dk_free(kw); dk_free(link_buf);
+        rc = DK_E_NOMEM;
+        goto out;
+    }
     n->n_trees = 0;
     for (uint32_t s = 0; s < n->n_src; s++) {
         uint32_t k = 0;
-        for (uint32_t g = n->src_seg[s]; g < n->src_seg[s + 1]; g++) {
+        for (uint32_t g = dk_first_seg(n, s), ge = dk_first_seg(n, s + 1); g < ge; g++) {
             uint16_t core = n->seg[g].core;
             if (!seen[core]) { seen[core] = 1; list[k++] = core; }
+        }
+        for (uint32_t q = 0; q < n->n_kernels; q++) {
+            const dk_kernel_rt *kr = &n->kernels[q];
+            if (s < kr->k.src_first || s >= kr->src_end) continue;
+            uint32_t m = dk_kernel_targets(kr, s - kr->k.src_first, ktgt, kw);
+            for (uint32_t j = 0; j < m; j++) {
+                uint16_t core = (uint16_t)(ktgt[j] / n->per_core);
+                if (!seen[core]) { seen[core] = 1; list[k++] = core; }
+            }
         }
         for (uint32_t i = 0; i < k; i++) seen[list[i]] = 0;
         /* canonical order: insertion sort, k is small in practice */
@@ -262,7 +389,7 @@ static int build_trees(dk_network *n, const dk_chip *c, const dk_partition *p) {
             uint32_t ncap = tcap * 2;
             uint32_t *a = dk_alloc((ncap + 1) * sizeof *a), *b = dk_alloc((ncap + 1) * sizeof *b);
             uint32_t *d = dk_alloc(ncap * sizeof *d);
-            if (!a || !b || !d) { dk_free(a); dk_free(b); dk_free(d); dk_free(link_buf); rc = DK_E_NOMEM; goto out; }
+            if (!a || !b || !d) { dk_free(a); dk_free(b); dk_free(d); dk_free(link_buf); dk_free(ktgt); dk_free(kw); rc = DK_E_NOMEM; goto out; }
             memcpy(a, tree_core_ptr, (tcap + 1) * sizeof *a);
             memcpy(b, n->tree_link_ptr, (tcap + 1) * sizeof *b);
             memcpy(d, tree_src_core, tcap * sizeof *d);
@@ -283,12 +410,12 @@ static int build_trees(dk_network *n, const dk_chip *c, const dk_partition *p) {
         while (lbase + lc.n > lcap || ncores + k > ccap) {
             if (lbase + lc.n > lcap) {
                 uint32_t *a = dk_alloc((size_t)lcap * 2 * sizeof *a);
-                if (!a) { dk_free(link_buf); rc = DK_E_NOMEM; goto out; }
+                if (!a) { dk_free(link_buf); dk_free(ktgt); dk_free(kw); rc = DK_E_NOMEM; goto out; }
                 memcpy(a, n->tree_links, lcap * sizeof *a);
                 dk_free(n->tree_links); n->tree_links = a; lcap *= 2;
             } else {
                 uint16_t *a = dk_alloc((size_t)ccap * 2 * sizeof *a);
-                if (!a) { dk_free(link_buf); rc = DK_E_NOMEM; goto out; }
+                if (!a) { dk_free(link_buf); dk_free(ktgt); dk_free(kw); rc = DK_E_NOMEM; goto out; }
                 memcpy(a, tree_cores, ccap * sizeof *a);
                 dk_free(tree_cores); tree_cores = a; ccap *= 2;
             }
@@ -307,7 +434,7 @@ static int build_trees(dk_network *n, const dk_chip *c, const dk_partition *p) {
             uint32_t ncap = hcap * 2;
             uint64_t *nk = dk_alloc(ncap * sizeof *nk);
             uint32_t *nv = dk_alloc(ncap * sizeof *nv);
-            if (!nk || !nv) { dk_free(nk); dk_free(nv); dk_free(link_buf); rc = DK_E_NOMEM; goto out; }
+            if (!nk || !nv) { dk_free(nk); dk_free(nv); dk_free(link_buf); dk_free(ktgt); dk_free(kw); rc = DK_E_NOMEM; goto out; }
             for (uint32_t i = 0; i < ncap; i++) nv[i] = UINT32_MAX;
             for (uint32_t i = 0; i < hcap; i++) {
                 if (hvals[i] == UINT32_MAX) continue;
@@ -324,7 +451,7 @@ static int build_trees(dk_network *n, const dk_chip *c, const dk_partition *p) {
         hkeys[slot] = h;
         hvals[slot] = t;
     }
-    dk_free(link_buf);
+    dk_free(link_buf); dk_free(ktgt); dk_free(kw);
     n->bytes += (size_t)n->n_src * 4 + (size_t)(n->n_trees + 1) * 4 + (size_t)n->tree_link_ptr[n->n_trees] * 4;
 out:
     dk_free(list); dk_free(seen); dk_free(mark); dk_free(tree_core_ptr); dk_free(tree_cores);
@@ -378,7 +505,8 @@ static int build_weights(dk_network *n, const float *w, uint64_t ns, uint8_t *wi
     return DK_OK;
 }
 
-static int validate(const dk_partition *p, const dk_chip *c, const dk_network_desc *d) {
+static int validate(const dk_partition *p, const dk_chip *c, const dk_network_desc *d,
+                    uint64_t *kernel_syn) {
     if (d->n_neurons == 0) return dk_fail(DK_E_INVALID, "network: n_neurons must be at least 1");
     if (d->n_neurons > DK_MAX_NEURONS || d->n_inputs > DK_MAX_NEURONS)
         return dk_fail(DK_E_CAPACITY, "network: at most %u neurons and %u inputs", DK_MAX_NEURONS,
@@ -396,6 +524,33 @@ static int validate(const dk_partition *p, const dk_chip *c, const dk_network_de
     if (total != d->n_neurons)
         return dk_fail(DK_E_INVALID, "network: groups hold %llu neurons but n_neurons is %u",
                        (unsigned long long)total, d->n_neurons);
+    if (d->n_kernels > DK_MAX_KERNELS || (d->n_kernels && !d->kernels))
+        return dk_fail(DK_E_INVALID, "network: 0..%u kernels, and a NULL kernel array only with 0",
+                       DK_MAX_KERNELS);
+    uint64_t ksyn = 0;
+    for (uint32_t k = 0; k < d->n_kernels; k++) {
+        uint64_t count = 0;
+        int rc = check_kernel(&d->kernels[k], k, d->n_neurons + d->n_inputs, d->n_neurons, &count);
+        if (rc) return rc;
+        ksyn += count;
+    }
+    *kernel_syn = ksyn;
+    const uint64_t all_syn = d->n_synapses + ksyn; /* listed and kernel synapses */
+    const dk_partition_config *cfg = &p->cfg;
+    if (cfg->timestep_us && fabs((double)d->dt_ms * 1000.0 - cfg->timestep_us) > 1e-3 * cfg->timestep_us)
+        return dk_fail(DK_E_INVALID,
+                       "network: its time step of %g us differs from the %u us partition %u was "
+                       "configured with (PartitionConfig timestepUs)",
+                       (double)d->dt_ms * 1000.0, cfg->timestep_us, p->id);
+    if (cfg->max_neurons && d->n_neurons > cfg->max_neurons)
+        return dk_fail(DK_E_CAPACITY,
+                       "network: %u neurons exceed the %llu partition %u was granted",
+                       d->n_neurons, (unsigned long long)cfg->max_neurons, p->id);
+    if (cfg->max_synapses && all_syn > cfg->max_synapses)
+        return dk_fail(DK_E_CAPACITY,
+                       "network: %llu synapses exceed the %llu partition %u was granted",
+                       (unsigned long long)all_syn, (unsigned long long)cfg->max_synapses,
+                       p->id);
     if (d->n_synapses && (!d->src || !d->dst || !d->weight || !d->delay))
         return dk_fail(DK_E_INVALID, "network: synapse arrays are NULL");
     if (d->n_synapses >= UINT32_MAX)
@@ -404,11 +559,11 @@ static int validate(const dk_partition *p, const dk_chip *c, const dk_network_de
     /* split the division so a large synapses_per_chip cannot wrap the product */
     const uint64_t spc = c->prof.synapses_per_chip;
     uint64_t budget = spc / c->n_cores * p->n_cores + spc % c->n_cores * p->n_cores / c->n_cores;
-    if (d->n_synapses > budget)
+    if (all_syn > budget)
         return dk_fail(DK_E_CAPACITY,
                        "network: %llu synapses exceed the partition's %llu (%u of %u cores of a "
                        "%llu-synapse chip)",
-                       (unsigned long long)d->n_synapses, (unsigned long long)budget, p->n_cores,
+                       (unsigned long long)all_syn, (unsigned long long)budget, p->n_cores,
                        c->n_cores, (unsigned long long)c->prof.synapses_per_chip);
     uint64_t cap = (uint64_t)p->n_cores * c->prof.neurons_per_core;
     if (d->n_neurons > cap)
@@ -493,7 +648,35 @@ static void nir_coefficients(dk_group_rt *rt, const dk_group *g, double dt) {
     rt->p_vi = (float)pvi;
 }
 
-static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const dk_network_desc *d) {
+/* Copies the kernels; their weights once per kernel. Returns the bytes they hold. */
+static int copy_kernels(dk_network *n, const dk_network_desc *d, uint64_t kernel_syn,
+                        uint64_t *bytes) {
+    *bytes = 0;
+    n->kernel_syn = kernel_syn;
+    if (!d->n_kernels) return DK_OK;
+    n->kernels = dk_alloc(d->n_kernels * sizeof *n->kernels);
+    if (!n->kernels) return DK_E_NOMEM;
+    n->n_kernels = d->n_kernels;
+    *bytes = d->n_kernels * sizeof *n->kernels;
+    for (uint32_t q = 0; q < d->n_kernels; q++) {
+        const dk_kernel *k = &d->kernels[q];
+        dk_kernel_rt *kr = &n->kernels[q];
+        size_t nw = (size_t)k->c_out * (k->c_in / k->groups) * k->k_h * k->k_w;
+        kr->wts = dk_alloc(nw * sizeof *kr->wts);
+        if (!kr->wts) return DK_E_NOMEM;
+        memcpy(kr->wts, k->weight, nw * sizeof *kr->wts);
+        kr->k = *k;
+        kr->k.weight = kr->wts;
+        kr->src_end = k->src_first + k->c_in * k->h_in * k->w_in;
+        kr->fan = k->c_out / k->groups * k->k_h * k->k_w;
+        if (kr->fan > n->kernel_fan) n->kernel_fan = kr->fan;
+        *bytes += nw * sizeof *kr->wts;
+    }
+    return DK_OK;
+}
+
+static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const dk_network_desc *d,
+                 uint64_t kernel_syn) {
     uint64_t ns = d->n_synapses;
     n->n_neurons = d->n_neurons;
     n->n_inputs = d->n_inputs;
@@ -524,18 +707,20 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
     if (!rc) rc = build_weights(n, d->weight, ns, widx);
     if (rc) { dk_free(perm); dk_free(widx); return rc; }
 
-    n->compact = n->n_weights <= 16 && n->per_core <= 4096;
-    if (n->compact) n->syn16 = dk_alloc(ns * sizeof *n->syn16);
-    else n->syn = dk_alloc(ns * sizeof *n->syn);
-    n->src_syn = dk_alloc(((size_t)n->n_src + 1) * sizeof *n->src_syn);
+    n->form = n->n_weights <= 16 && n->per_core <= 4096      ? DK_FORM_COMPACT
+              : n->n_weights <= 256 && n->per_core <= 65536 ? DK_FORM_MID
+                                                             : DK_FORM_WIDE;
+    bool store_ok = true;
+    if (n->form == DK_FORM_WIDE) store_ok = (n->syn = dk_alloc(ns * sizeof *n->syn)) != NULL;
+    else store_ok = (n->syn16 = dk_alloc(ns * sizeof *n->syn16)) != NULL;
+    if (n->form == DK_FORM_MID) store_ok = store_ok && (n->wid8 = dk_alloc(ns + 1)) != NULL;
     n->src_seg = dk_alloc(((size_t)n->n_src + 1) * sizeof *n->src_seg);
     uint64_t seg_cap = 1024, n_seg = 0;
     n->seg = dk_alloc(seg_cap * sizeof *n->seg);
-    if ((n->compact ? !n->syn16 : !n->syn) || !n->src_syn || !n->src_seg || !n->seg) { dk_free(perm); dk_free(widx); return DK_E_NOMEM; }
+    if (!store_ok || !n->src_seg || !n->seg) { dk_free(perm); dk_free(widx); return DK_E_NOMEM; }
     uint8_t max_delay = 1;
     uint64_t i = 0;
     for (uint32_t s = 0; s < n->n_src; s++) {
-        n->src_syn[s] = i;
         n->src_seg[s] = (uint32_t)n_seg;
         int last_core = -1, last_delay = -1;
         while (i < ns && d->src[perm[i]] == s) {
@@ -543,8 +728,8 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
             uint16_t core = (uint16_t)(d->dst[j] / n->per_core);
             uint8_t delay = (uint8_t)d->delay[j];
             if (delay > max_delay) max_delay = delay;
-            if (core != last_core || delay != last_delay || n->seg[n_seg - 1].len == UINT32_MAX) {
-                if (n_seg == seg_cap) {
+            if (core != last_core || delay != last_delay) {
+                if (n_seg + 1 >= seg_cap) { /* room for this one and the end marker */
                     dk_segment *g = dk_alloc(seg_cap * 2 * sizeof *g);
                     if (!g) { dk_free(perm); dk_free(widx); return DK_E_NOMEM; }
                     memcpy(g, n->seg, seg_cap * sizeof *g);
@@ -552,29 +737,62 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
                     n->seg = g;
                     seg_cap *= 2;
                 }
-                n->seg[n_seg++] = (dk_segment){.len = 0, .core = core, .delay = delay,
+                n->seg[n_seg++] = (dk_segment){.start = (uint32_t)i, .core = core, .delay = delay,
                                                .uniform = (uint8_t)(widx[j] < 255 ? widx[j] + 1 : 0)};
                 last_core = core;
                 last_delay = delay;
             }
-            n->seg[n_seg - 1].len++;
             /* one weight for the whole segment (per-population weights) saves a lookup */
             if (n->seg[n_seg - 1].uniform != widx[j] + 1) n->seg[n_seg - 1].uniform = 0;
-            if (n->compact)
-                n->syn16[i] = (uint16_t)((d->dst[j] - (uint32_t)core * n->per_core) | (uint32_t)widx[j] << 12);
-            else
+            const uint32_t local = d->dst[j] - (uint32_t)core * n->per_core;
+            if (n->form == DK_FORM_COMPACT)
+                n->syn16[i] = (uint16_t)(local | (uint32_t)widx[j] << 12);
+            else if (n->form == DK_FORM_MID) {
+                n->syn16[i] = (uint16_t)local;
+                n->wid8[i] = widx[j];
+            } else
                 n->syn[i] = d->dst[j] | (uint32_t)widx[j] << 24;
             i++;
         }
     }
-    n->src_syn[n->n_src] = i;
     n->src_seg[n->n_src] = (uint32_t)n_seg;
+    if (n_seg + 1 > seg_cap) { dk_free(perm); dk_free(widx); return dk_fail(DK_E_INTERNAL, "segment end marker"); }
+    n->seg[n_seg] = (dk_segment){.start = (uint32_t)i};
+    /* The per-source index in 2 bytes a source where the segments allow it. */
+    size_t n_blk = ((size_t)n->n_src + 1 + 63) / 64;
+    n->seg_blk = dk_alloc(n_blk * sizeof *n->seg_blk);
+    n->seg_rel = dk_alloc(((size_t)n->n_src + 1) * sizeof *n->seg_rel);
+    bool rel_ok = n->seg_blk && n->seg_rel;
+    for (size_t s = 0; rel_ok && s <= n->n_src; s++) {
+        if (s % 64 == 0) n->seg_blk[s / 64] = n->src_seg[s];
+        uint32_t rel = n->src_seg[s] - n->seg_blk[s / 64];
+        if (rel > UINT16_MAX) rel_ok = false;
+        else n->seg_rel[s] = (uint16_t)rel;
+    }
+    size_t index_bytes;
+    if (rel_ok) {
+        dk_free(n->src_seg);
+        n->src_seg = NULL;
+        index_bytes = n_blk * sizeof *n->seg_blk + ((size_t)n->n_src + 1) * sizeof *n->seg_rel;
+    } else {
+        dk_free(n->seg_blk);
+        dk_free(n->seg_rel);
+        n->seg_blk = NULL;
+        n->seg_rel = NULL;
+        index_bytes = ((size_t)n->n_src + 1) * sizeof *n->src_seg;
+    }
+    for (uint32_t q = 0; q < d->n_kernels; q++)
+        if (d->kernels[q].delay > max_delay) max_delay = (uint8_t)d->kernels[q].delay;
+    uint64_t kernel_bytes = 0;
+    rc = copy_kernels(n, d, kernel_syn, &kernel_bytes);
+    if (rc) { dk_free(perm); dk_free(widx); return rc; }
+    n->bytes += kernel_bytes;
     n->n_syn = ns;
     n->n_seg = n_seg;
     dk_free(perm);
     dk_free(widx);
-    size_t syn_bytes = n->compact ? 2 : 4;
-    n->bytes += ns * syn_bytes + ((size_t)n->n_src + 1) * 12 + n_seg * sizeof(dk_segment);
+    size_t syn_bytes = n->form == DK_FORM_COMPACT ? 2 : n->form == DK_FORM_MID ? 3 : 4;
+    n->bytes += ns * syn_bytes + index_bytes + (n_seg + 1) * sizeof(dk_segment);
 
     n->src_core = dk_alloc((size_t)n->n_src * sizeof *n->src_core);
     if (!n->src_core) return DK_E_NOMEM;
@@ -647,7 +865,9 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
         uint32_t x = (uint32_t)splitmix64(&seed);
         n->rng[j] = x ? x : 0x9E3779B9u; /* xorshift32 must not start at zero */
     }
-    n->tel.synapse_bytes = ns * syn_bytes + ((uint64_t)n->n_src + 1) * 12 + n_seg * sizeof(dk_segment);
+    n->tel.synapse_bytes =
+        ns * syn_bytes + index_bytes + (n_seg + 1) * sizeof(dk_segment) + kernel_bytes;
+    n->tel.synapses = ns + n->kernel_syn;
     n->tel.quant_error_mv = n->quant_error;
     n->tel.cores_used = cu;
     return DK_OK;
@@ -667,11 +887,12 @@ int dk_network_load(dk_engine *e, uint32_t part, const dk_network_desc *desc) {
     const dk_chip *c = &e->chips[p->chip];
     dk_chip chip = *c; /* profile and geometry are immutable after dk_chip_add */
     pthread_mutex_unlock(&e->lock);
-    rc = validate(p, &chip, desc);
+    uint64_t kernel_syn = 0;
+    rc = validate(p, &chip, desc, &kernel_syn);
     if (rc) goto out;
     dk_network *n = dk_alloc(sizeof *n);
     if (!n) { rc = DK_E_NOMEM; goto out; }
-    rc = build(n, p, &chip, desc);
+    rc = build(n, p, &chip, desc, kernel_syn);
     if (rc) {
         dk_network_free(n);
         goto out;

@@ -231,3 +231,36 @@ int dk_partition_set_budget(dk_engine *e, uint32_t id, uint64_t keps_budget) {
     dk_part_put(e, p);
     return DK_OK;
 }
+
+int dk_partition_configure(dk_engine *e, uint32_t id, const dk_partition_config *cfg) {
+    if (!cfg) return dk_fail(DK_E_INVALID, "dk_partition_configure: NULL argument");
+    if (cfg->routing < 0 || cfg->routing >= DK_N_ROUTES)
+        return dk_fail(DK_E_INVALID, "routing %d is neither multicast-tree (0) nor xy (1)",
+                       cfg->routing);
+    if (cfg->timestep_us > 10000)
+        return dk_fail(DK_E_INVALID, "timestep %u us exceeds the engine's 10000 us",
+                       cfg->timestep_us);
+    dk_partition *p;
+    int rc = dk_part_get(e, id, &p);
+    if (rc) return rc;
+    pthread_mutex_lock(&p->lock);
+    if (p->net)
+        rc = dk_fail(DK_E_CONFLICT, "partition %u runs a network; configure it before loading", id);
+    else
+        p->cfg = *cfg;
+    pthread_mutex_unlock(&p->lock);
+    dk_part_put(e, p);
+    return rc;
+}
+
+int dk_partition_config_get(dk_engine *e, uint32_t id, dk_partition_config *out) {
+    if (!out) return dk_fail(DK_E_INVALID, "dk_partition_config_get: NULL argument");
+    dk_partition *p;
+    int rc = dk_part_get(e, id, &p);
+    if (rc) return rc;
+    pthread_mutex_lock(&p->lock);
+    *out = p->cfg;
+    pthread_mutex_unlock(&p->lock);
+    dk_part_put(e, p);
+    return DK_OK;
+}

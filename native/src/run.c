@@ -56,6 +56,8 @@ struct dk_thread_ctx {
     atomic_uint *go;               /* 0 wait, 1 run, 2 abort */
     struct dk_thread_ctx *all;
     spike_list inputs[2];          /* injected spikes of the step, filled by thread 0 */
+    uint32_t *ktgt;                /* scratch: one source's kernel targets and weights */
+    float *kw;
     /* local counters, summed after the run */
     uint64_t spikes, inputs_taken, events, drive, packets, drop_q, drop_f, drop_b, queue_peak;
     uint64_t update_ns, deliver_ns;
@@ -112,6 +114,7 @@ static void lif_step(const dk_group_rt *g, float *restrict v, uint16_t *restrict
 }
 
 /* Updates neurons [i0, i1) of one group; flags threshold crossings. Returns drive events. */
+DK_VECTOR_CLONES
 static uint64_t update_range(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1,
                              float *slot) {
     uint64_t drive = 0;
@@ -131,6 +134,7 @@ static uint64_t update_range(dk_network *n, const dk_group_rt *g, uint32_t i0, u
 
 /* One exact step of a NIR model group over [i0, i1) (see nir_coefficients in network.c). The
  * operation order is fixed (no contraction), so the numpy reference reproduces it bit for bit. */
+DK_VECTOR_CLONES
 static void model_update(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1,
                          float *restrict slot, uint64_t step) {
     float *restrict v = n->v;
@@ -246,20 +250,54 @@ static void thread_update(dk_thread_ctx *t, uint64_t step, spike_list *out) {
     t->spikes += out->n;
 }
 
+/* The synapses a spike of `src` has through the kernels, computed from the kernels: each run
+ * of targets on one core is one packet, checked like a segment (this thread's cores only,
+ * reachability, queue capacity, the KEPS share). */
+static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t step, uint64_t *used) {
+    dk_network *n = t->net;
+    const uint32_t cu = n->cores_used, c0 = t->c0, c1 = t->c1, mask = n->n_slots - 1;
+    const uint32_t pc = n->per_core;
+    const uint8_t *reach = n->reach + (size_t)n->src_core[src] * cu;
+    for (uint32_t q = 0; q < n->n_kernels; q++) {
+        const dk_kernel_rt *kr = &n->kernels[q];
+        if (src < kr->k.src_first || src >= kr->src_end) continue;
+        /* targets ascend, so this thread's cores are one contiguous stretch of them */
+        const uint32_t m = dk_kernel_targets(kr, src - kr->k.src_first, t->ktgt, t->kw);
+        const uint32_t sl = (uint32_t)(step + kr->k.delay) & mask;
+        float *restrict r = n->ring + (size_t)sl * n->n_neurons;
+        for (uint32_t i = 0; i < m;) {
+            const uint32_t core = t->ktgt[i] / pc;
+            uint32_t j = i + 1;
+            while (j < m && t->ktgt[j] / pc == core) j++;
+            const uint32_t len = j - i, a = i;
+            i = j;
+            if (core < c0 || core >= c1) continue;
+            t->packets++;
+            if (!reach[core]) { t->drop_f += len; continue; }
+            uint32_t *qc = n->core_slot_events + (size_t)sl * cu + core;
+            if (*qc + (uint64_t)len > t->cap_per_core) { t->drop_q += len; continue; }
+            if (t->rate > 0 && *used + len > t->budget) { t->drop_b += len; continue; }
+            *qc += len;
+            *used += len;
+            n->core_events[core] += len;
+            for (uint32_t k = a; k < j; k++) r[t->ktgt[k]] += t->kw[k];
+        }
+    }
+}
+
 static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t step, uint64_t *used) {
     dk_network *n = t->net;
     const uint32_t cu = n->cores_used, c0 = t->c0, c1 = t->c1, mask = n->n_slots - 1;
     const uint64_t cap = t->cap_per_core, budget = t->budget;
     const bool limited = t->rate > 0;
     const float *wtab = n->wtab;
-    const bool compact = n->compact;
+    const int32_t form = n->form;
     for (uint32_t s = 0; s < list->n; s++) {
         const uint32_t src = list->ids[s];
-        const dk_segment *sg = n->seg + n->src_seg[src], *se = n->seg + n->src_seg[src + 1];
-        uint64_t off = n->src_syn[src];
+        const dk_segment *sg = n->seg + dk_first_seg(n, src), *se = n->seg + dk_first_seg(n, src + 1);
         const uint8_t *reach = n->reach + (size_t)n->src_core[src] * cu;
-        for (; sg < se; off += sg->len, sg++) {
-            const uint32_t core = sg->core, len = sg->len;
+        for (; sg < se; sg++) {
+            const uint32_t core = sg->core, off = sg->start, len = sg[1].start - off;
             if (core < c0 || core >= c1) continue;
             t->packets++;
             if (!reach[core]) { t->drop_f += len; continue; }
@@ -271,7 +309,17 @@ static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t step
             *used += len;
             n->core_events[core] += len;
             float *restrict r = n->ring + (size_t)sl * n->n_neurons;
-            if (compact) {
+            if (form == DK_FORM_MID) {
+                const uint16_t *restrict sy = n->syn16 + off;
+                r += (size_t)core * n->per_core;
+                if (sg->uniform) {
+                    const float w = wtab[sg->uniform - 1];
+                    for (uint32_t i = 0; i < len; i++) r[sy[i]] += w;
+                } else {
+                    const uint8_t *restrict wi = n->wid8 + off;
+                    for (uint32_t i = 0; i < len; i++) r[sy[i]] += wtab[wi[i]];
+                }
+            } else if (form == DK_FORM_COMPACT) {
                 const uint16_t *restrict sy = n->syn16 + off;
                 r += (size_t)core * n->per_core;
                 if (sg->uniform) {
@@ -291,6 +339,7 @@ static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t step
                 }
             }
         }
+        if (n->n_kernels) deliver_kernels(t, src, step, used);
     }
 }
 
@@ -362,6 +411,15 @@ static void *thread_main(void *arg) {
     return NULL;
 }
 
+double dk_keps_of(uint64_t events, uint64_t steps, double dt_ms) {
+    const double model_s = (double)steps * dt_ms * 1e-3;
+    return model_s > 0 ? (double)events / model_s / (double)DK_EVENTS_PER_KEPS : 0.0;
+}
+
+double dk_keps_events_per_step(double keps, double dt_ms) {
+    return keps * (double)DK_EVENTS_PER_KEPS * dt_ms * 1e-3;
+}
+
 int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
     if (threads == 0 || threads > DK_MAX_THREADS)
         return dk_fail(DK_E_INVALID, "threads must be 1..%u", DK_MAX_THREADS);
@@ -395,7 +453,7 @@ int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
     atomic_init(&barrier.count, 0);
     atomic_init(&barrier.sense, 0);
     /* KEPS share: thousands of events per simulated second, spread over the threads' cores. */
-    double per_step = (double)p->keps_budget * 1000.0 * (double)n->dt_ms * 1e-3;
+    double per_step = dk_keps_events_per_step((double)p->keps_budget, (double)n->dt_ms);
     for (uint32_t j = 0; j < nt; j++) {
         dk_thread_ctx *t = &ctx[j];
         t->net = n;
@@ -417,6 +475,11 @@ int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
             t->lists[b].ids = dk_alloc(((size_t)own + 1) * sizeof(uint32_t));
             t->inputs[b].ids = dk_alloc(((size_t)(j == 0 ? n->in.cap : 0) + 1) * sizeof(uint32_t));
             if (!t->lists[b].ids || !t->inputs[b].ids) rc = DK_E_NOMEM;
+        }
+        if (n->n_kernels) {
+            t->ktgt = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *t->ktgt);
+            t->kw = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *t->kw);
+            if (!t->ktgt || !t->kw) rc = DK_E_NOMEM;
         }
     }
     if (rc) goto out;
@@ -454,7 +517,10 @@ int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
         tel->dropped_budget += t->drop_b;
         if (t->queue_peak > tel->queue_peak) tel->queue_peak = t->queue_peak;
     }
-    tel->keps = tel->wall_ns ? (double)tel->events / ((double)tel->wall_ns * 1e-9) / 1000.0 : 0.0;
+    tel->keps = dk_keps_of(tel->events, tel->steps, (double)n->dt_ms);
+    tel->host_keps = tel->wall_ns ? (double)tel->events / ((double)tel->wall_ns * 1e-9) /
+                                        (double)DK_EVENTS_PER_KEPS
+                                  : 0.0;
 out:
     if (ctx) {
         for (uint32_t j = 0; j < nt; j++) {
@@ -462,6 +528,8 @@ out:
                 dk_free(ctx[j].lists[b].ids);
                 dk_free(ctx[j].inputs[b].ids);
             }
+            dk_free(ctx[j].ktgt);
+            dk_free(ctx[j].kw);
         }
     }
     dk_free(ctx);

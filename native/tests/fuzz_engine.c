@@ -77,8 +77,40 @@ typedef struct {
     float weight[MAX_SYN];
     uint16_t delay[MAX_SYN];
     float bias[160];
+    dk_kernel kernels[3];
+    float kweights[3][64];
     dk_network_desc desc;
 } net_buf;
+
+/* Up to three kernels over the sources, small and mostly plausible; sometimes out of range. */
+static void decode_kernels(reader *r, net_buf *b, uint32_t n_src, uint32_t n_neurons) {
+    uint32_t nk = u8(r) % 4u;
+    for (uint32_t q = 0; q < nk; q++) {
+        dk_kernel *k = &b->kernels[q];
+        uint32_t groups = 1 + u8(r) % 2u;
+        *k = (dk_kernel){
+            .c_in = groups * (1 + u8(r) % 2u), .h_in = 1 + u8(r) % 5u, .w_in = 1 + u8(r) % 5u,
+            .c_out = groups * (1 + u8(r) % 2u), .h_out = 1 + u8(r) % 5u, .w_out = 1 + u8(r) % 5u,
+            .k_h = 1 + u8(r) % 3u, .k_w = 1 + u8(r) % 3u,
+            .stride_h = 1 + u8(r) % 2u, .stride_w = 1 + u8(r) % 2u,
+            .pad_h = u8(r) % 3u, .pad_w = u8(r) % 3u, .dil_h = 1 + u8(r) % 2u,
+            .dil_w = 1 + u8(r) % 2u, .groups = groups, .delay = (uint16_t)(1 + u8(r) % 8u),
+            .weight = b->kweights[q]};
+        uint32_t n_in = k->c_in * k->h_in * k->w_in, n_out = k->c_out * k->h_out * k->w_out;
+        k->src_first = n_src > n_in ? u16(r) % (n_src - n_in + 1) : 0;
+        k->dst_first = n_neurons > n_out ? u16(r) % (n_neurons - n_out + 1) : 0;
+        uint32_t nw = k->c_out * (k->c_in / k->groups) * k->k_h * k->k_w; /* <= 36 */
+        for (uint32_t i = 0; i < nw && i < 64; i++) b->kweights[q][i] = fval(r, (float)(int8_t)u8(r) / 16.f);
+        uint8_t spoil = u8(r);
+        if (spoil == 1) k->groups = 3;
+        if (spoil == 2) k->stride_h = 0;
+        if (spoil == 3) k->src_first = n_src;
+        if (spoil == 4) k->delay = 0;
+        if (spoil == 5) k->weight = NULL;
+    }
+    b->desc.n_kernels = nk;
+    b->desc.kernels = nk ? b->kernels : NULL;
+}
 
 static void decode_network(reader *r, net_buf *b) {
     memset(&b->desc, 0, sizeof b->desc);
@@ -152,6 +184,7 @@ static void decode_network(reader *r, net_buf *b) {
         for (uint32_t i = 0; i < n_neurons; i++) b->bias[i] = fval(r, 0.f);
         b->desc.bias = b->bias;
     }
+    if (u8(r) < 96) decode_kernels(r, b, n_src, n_neurons);
 }
 
 /* ---- the operations ---- */
@@ -234,7 +267,7 @@ static void run_ops(dk_engine *e, reader *r, net_buf *net, uint32_t chip, uint32
     for (int op = 0; op < 64 && more(r); op++) {
         uint8_t which = u8(r);
         slot *s = &slots[which < 128 ? 0 : which % SLOTS];
-        uint8_t kind = u8(r) % 15u;
+        uint8_t kind = u8(r) % 16u;
         switch (kind) {
         case 0:
         case 1: { /* create a partition from cores or domains */
@@ -343,6 +376,15 @@ static void run_ops(dk_engine *e, reader *r, net_buf *net, uint32_t chip, uint32
             break;
         case 13:
             if (s->live) query(e, s, chip, n_links, r);
+            break;
+        case 14:
+            if (s->live) {
+                dk_partition_config cfg = {.timestep_us = u8(r) < 200 ? 0 : u16(r) % 12000u,
+                                           .routing = (int32_t)(u8(r) % 3u),
+                                           .max_neurons = u8(r) < 200 ? 0 : u8(r),
+                                           .max_synapses = u8(r) < 200 ? 0 : u16(r)};
+                CALL(dk_partition_configure(e, s->id, &cfg));
+            }
             break;
         default: /* a fresh network description for later loads */
             decode_network(r, net);

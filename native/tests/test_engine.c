@@ -1067,6 +1067,46 @@ static void test_budget(void) {
     dk_engine_destroy(e);
 }
 
+static void test_partition_config(void) {
+    dk_engine *e = engine_darwin3();
+    uint32_t c1[] = {42};
+    uint32_t p = UINT32_MAX;
+    OK(dk_partition_create(e, 0, c1, 1, DK_PART_SHARED, 0, &p));
+    net_t n;
+    net_init(&n, 3, 1, 3); /* dt 1 ms */
+    for (uint32_t i = 0; i < 3; i++) net_syn(&n, 3, i, 1.f, 1);
+    dk_partition_config cfg = {.timestep_us = 100, .routing = DK_ROUTE_XY};
+    OK(dk_partition_configure(e, p, &cfg));
+    CHECK_RC(dk_network_load(e, p, &n.desc), DK_E_INVALID); /* 1000 us is not 100 us */
+    cfg = (dk_partition_config){.timestep_us = 1000, .max_neurons = 2};
+    OK(dk_partition_configure(e, p, &cfg));
+    CHECK_RC(dk_network_load(e, p, &n.desc), DK_E_CAPACITY);
+    cfg = (dk_partition_config){.max_neurons = 3, .max_synapses = 2};
+    OK(dk_partition_configure(e, p, &cfg));
+    CHECK_RC(dk_network_load(e, p, &n.desc), DK_E_CAPACITY);
+    cfg.max_synapses = 3;
+    OK(dk_partition_configure(e, p, &cfg));
+    OK(dk_network_load(e, p, &n.desc));
+    CHECK_RC(dk_partition_configure(e, p, &cfg), DK_E_CONFLICT); /* loaded: too late */
+    dk_partition_config got;
+    OK(dk_partition_config_get(e, p, &got));
+    CHECK_U64(got.max_synapses, 3);
+    cfg.routing = 7;
+    CHECK_RC(dk_partition_configure(e, p, &cfg), DK_E_INVALID);
+    cfg = (dk_partition_config){.timestep_us = 20000};
+    CHECK_RC(dk_partition_configure(e, p, &cfg), DK_E_INVALID);
+    CHECK_RC(dk_partition_configure(e, p, NULL), DK_E_INVALID);
+    cfg.timestep_us = 0;
+    CHECK_RC(dk_partition_configure(e, 99, &cfg), DK_E_NOT_FOUND);
+    CHECK_RC(dk_partition_config_get(e, p, NULL), DK_E_INVALID);
+    /* KEPS: events per second of model time */
+    CHECK(dk_keps_of(5000, 10, 1.0) == 500.0);
+    CHECK(dk_keps_of(5000, 0, 1.0) == 0.0);
+    CHECK(dk_keps_events_per_step(500.0, 1.0) == 500.0);
+    net_free(&n);
+    dk_engine_destroy(e);
+}
+
 /* ---- faults ---- */
 
 static void test_fault_health(void) {
@@ -1494,6 +1534,7 @@ int main(void) {
         {"ports", test_ports},
         {"queue_capacity", test_queue_capacity},
         {"budget", test_budget},
+        {"partition_config", test_partition_config},
         {"fault_health", test_fault_health},
         {"fault_isolation", test_fault_isolation},
         {"fault_links", test_fault_links},

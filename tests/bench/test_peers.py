@@ -244,3 +244,33 @@ def test_engine_is_deterministic_across_threads(engine_result: BenchResult) -> N
     two = run_engine(SMALL, threads=2, timeout=60, seed=SEED)
     assert isinstance(two, BenchResult), two
     assert (two.spikes, two.events) == (engine_result.spikes, engine_result.events)
+
+
+# ---- the trained network (a weight per synapse, delays over 1-4 ms) ---------------------
+
+TRAINED = dataclasses.replace(BrunelConfig.trained().scaled(0.1), warmup_ms=50.0, sim_ms=200.0)
+
+
+def test_trained_synapses_are_the_same_arrays_block_by_block() -> None:
+    from darwin_dra.bench.brunel import iter_synapses, synapses
+
+    src, _dst, w, d = synapses(TRAINED, SEED)
+    assert np.unique(w).size > 1000  # continuous weights
+    assert set(np.unique(np.rint(d / TRAINED.dt_ms)).astype(int)) == set(range(10, 41))
+    assert np.mean(w[src < TRAINED.n_e]) == pytest.approx(TRAINED.j_mv, rel=0.05)
+    again = np.concatenate([b[2] for b in iter_synapses(TRAINED, SEED)])
+    np.testing.assert_array_equal(again, w)
+    assert not BrunelConfig().per_synapse
+
+
+@_needs("nest")
+def test_engine_on_the_trained_network_agrees_with_nest() -> None:
+    from darwin_dra.cli.bench import run_engine
+
+    engine = run_engine(TRAINED, threads=1, timeout=60, seed=SEED)
+    nest = run_peer("nest", TRAINED, timeout=90, seed=SEED)
+    assert isinstance(engine, BenchResult), engine
+    assert isinstance(nest, BenchResult), nest
+    assert engine.extra["synapse_bytes_per_synapse"] > 0
+    assert 0 < engine.extra["quant_error_mv"] < 0.01 * TRAINED.j_mv * 10
+    assert math.isclose(engine.rate_hz, nest.rate_hz, rel_tol=0.10)

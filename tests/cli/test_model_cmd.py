@@ -79,7 +79,7 @@ def test_bad_files_and_inputs_fail_with_the_reason(tmp_path: Path) -> None:
 
 
 def test_memory_table_measures_every_layer_type() -> None:
-    out = cli("memory", "--scale", "8", "--json")
+    out = cli("memory", "--scale", "2", "--json")
     assert out.returncode == 0, out.stderr
     rows = {
         r["layer"].split()[0] + (" 16" if "16 weight" in r["layer"] else ""): r
@@ -90,4 +90,7 @@ def test_memory_table_measures_every_layer_type() -> None:
         assert r["synapse_bytes"] > 0
         assert r["bytes_per_synapse"] == r["synapse_bytes"] / r["synapses"]
     assert 2.0 <= rows["Linear 16"]["bytes_per_synapse"] < rows["Linear"]["bytes_per_synapse"]
+    # every layer type at or under 4 bytes a synapse: convolutions and pools once per kernel
+    assert max(r["bytes_per_synapse"] for r in rows.values()) <= 4.0
+    assert rows["Conv2d"]["bytes_per_synapse"] < 0.5
     assert cli("memory", "--scale", "0").returncode == 2

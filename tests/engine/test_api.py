@@ -323,6 +323,7 @@ def test_calibration_measures_and_leaves_the_partition_idle(engine: Engine) -> N
     cal = calibrate(engine, part, steps=200)
     assert cal.events > 0
     assert cal.keps > 100
+    assert cal.host_keps > 0
     with pytest.raises(StateError):
         engine.telemetry(part)  # unloaded again
 

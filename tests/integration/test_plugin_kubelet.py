@@ -5,6 +5,7 @@ CEL, and the kubelet harness prepares and unprepares through the plugin's socket
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from darwin_dra import kubeapi
 from darwin_dra.cluster.chiphost import start_chip_host
@@ -278,7 +280,11 @@ def _spike_socket(spec: dict[str, Any]) -> Path:
 
 async def _relay_over(sock: Path) -> list[tuple[int, int]]:
     async with SpikePortClient(sock) as port:
-        await port.load(relay(4, 2), export=range(4))
+        # The class config's timestepUs (250) is enforced by the engine: a 0.1 ms network is
+        # refused, a 0.25 ms one loads.
+        with pytest.raises(grpc.aio.AioRpcError, match="timestepUs"):
+            await port.load(relay(4, 2), export=range(4))
+        await port.load(dataclasses.replace(relay(4, 2), dt_ms=0.25), export=range(4))
         out = await port.step(6, [2], [2])
         return list(zip(out.steps.tolist(), out.ids.tolist(), strict=True))
 

@@ -25,6 +25,13 @@ def _conv(node: Any, x: Array) -> Array:
     stride = np.broadcast_to(np.atleast_1d(node.stride), (nd,)).astype(int)
     pad = np.broadcast_to(np.atleast_1d(node.padding), (nd,)).astype(int)
     groups = int(node.groups)
+    dil = np.broadcast_to(np.atleast_1d(node.dilation), (nd,)).astype(int)
+    if np.any(dil > 1):  # a dilated kernel is the kernel with zeros between its taps
+        wd = np.zeros(
+            (*w.shape[:2], *((k - 1) * d + 1 for k, d in zip(w.shape[2:], dil, strict=True)))
+        )
+        wd[(slice(None), slice(None), *(slice(None, None, int(d)) for d in dil))] = w
+        w = wd
     c_out, c_in_g = w.shape[:2]
     xp = np.pad(x, [(0, 0)] + [(int(p), int(p)) for p in pad])
     outs = []

@@ -49,7 +49,7 @@ def test_schema_is_a_valid_draft_2020_12_schema() -> None:
 
 def test_defaults() -> None:
     assert parse_partition_config(dict(HEAD)) == PartitionConfig(
-        timestep_us=100, routing_mode="xy", spike_encoding="aer", learning=False, isolation="strict"
+        timestep_us=None, routing_mode="xy", learning=False
     )
     defaults = {k: v["default"] for k, v in SCHEMA["properties"].items() if "default" in v}
     assert {**HEAD, **defaults} == PartitionConfig().to_dict()
@@ -64,9 +64,9 @@ def test_defaults() -> None:
         ({**HEAD, "timestepUs": "100"}, "parameters.timestepUs", "integer, got string"),
         ({**HEAD, "timestepUs": 10.5}, "parameters.timestepUs", "integer, got number"),
         ({**HEAD, "routingMode": "mesh"}, "parameters.routingMode", "'xy', 'multicast-tree'"),
-        ({**HEAD, "spikeEncoding": 1}, "parameters.spikeEncoding", "string, got number"),
+        ({**HEAD, "spikeEncoding": "aer"}, "parameters.spikeEncoding", "was removed"),
         ({**HEAD, "learning": "true"}, "parameters.learning", "boolean, got string"),
-        ({**HEAD, "isolation": None}, "parameters.isolation", "string, got null"),
+        ({**HEAD, "isolation": "strict"}, "parameters.isolation", "was removed"),
         ({**HEAD, "timestep_us": 100}, "parameters.timestep_us", "unknown field"),
         ({"kind": "PartitionConfig"}, "parameters.apiVersion", "must be 'darwin.snn.io/v1alpha1'"),
         ({**HEAD, "kind": "ChipConfig"}, "parameters.kind", "must be 'PartitionConfig'"),
@@ -87,8 +87,8 @@ EXAMPLES_OK = [
     {**HEAD, "timestepUs": 10},
     {**HEAD, "timestepUs": 10000},
     {**HEAD, "timestepUs": 250.0},
-    {**HEAD, "routingMode": "multicast-tree", "spikeEncoding": "rate"},
-    {**HEAD, "learning": True, "isolation": "shared"},
+    {**HEAD, "routingMode": "multicast-tree"},
+    {**HEAD, "learning": True},
 ]
 
 
@@ -134,11 +134,9 @@ def test_validator_and_schema_agree(obj: dict[str, Any]) -> None:
 @given(
     st.builds(
         PartitionConfig,
-        timestep_us=st.integers(10, 10_000),
+        timestep_us=st.none() | st.integers(10, 10_000),
         routing_mode=st.sampled_from(["xy", "multicast-tree"]),
-        spike_encoding=st.sampled_from(["aer", "rate"]),
         learning=st.booleans(),
-        isolation=st.sampled_from(["strict", "shared"]),
     )
 )
 def test_round_trip(config: PartitionConfig) -> None:
@@ -165,18 +163,16 @@ def test_merge_order_class_first_then_claim_later_wins() -> None:
     allocation = [
         _alloc_config("FromClaim", {**HEAD, "timestepUs": 50}),
         _alloc_config("FromClaim", {**HEAD, "timestepUs": 20, "learning": True}, ["train"]),
-        _alloc_config("FromClass", {**HEAD, "timestepUs": 500, "isolation": "shared"}),
+        _alloc_config("FromClass", {**HEAD, "timestepUs": 500}),
         _alloc_config("FromClass", {**HEAD, "routingMode": "multicast-tree"}),
         _alloc_config("FromClaim", {"anything": "goes"}, driver="other.example.com"),
     ]
     entries = entries_from_allocation(allocation)
     assert len(entries) == 4
     merged = merge_for_requests(entries, ["infer", "train", "train/big"])
-    assert merged["infer"] == PartitionConfig(
-        timestep_us=50, routing_mode="multicast-tree", isolation="shared"
-    )
+    assert merged["infer"] == PartitionConfig(timestep_us=50, routing_mode="multicast-tree")
     assert merged["train"] == PartitionConfig(
-        timestep_us=20, routing_mode="multicast-tree", isolation="shared", learning=True
+        timestep_us=20, routing_mode="multicast-tree", learning=True
     )
     assert merged["train/big"] == merged["train"]
 

@@ -10,8 +10,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
-from darwin_dra.engine import Engine
+from darwin_dra.engine import (
+    CapacityExceeded,
+    Engine,
+    InvalidArgument,
+    Network,
+    NeuronGroup,
+    Routing,
+)
 from darwin_dra.hardware.model import ChipEntry, ChipProfile
 from darwin_dra.kubeapi import Unavailable
 from darwin_dra.kubelet.health_service import HealthHub
@@ -22,7 +30,7 @@ from darwin_dra.kubelet.server import PluginServer, PluginServerConfig
 from darwin_dra.plugin.checkpoint import Phase
 from darwin_dra.plugin.driver import Driver, DriverConfig, lost_devices, spike_sockets
 
-from tests.plugin.claims import ClaimStore, claim, result
+from tests.plugin.claims import ClaimStore, claim, opaque, result
 
 NODE = "node-a"
 
@@ -143,6 +151,59 @@ def test_shared_claims_get_their_granted_keps_as_engine_budget(
     parts = sorted(engine2.partitions(), key=lambda p: p.keps_budget)
     assert [(p.shared, p.keps_budget) for p in parts] == [(True, 250), (True, 1000)]
     assert parts[0].cores == parts[1].cores
+
+
+def test_partition_config_and_share_grants_reach_the_engine(
+    dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
+) -> None:
+    """timestepUs, routingMode and a share's neurons and synapses become the engine's
+    configuration of the partition, which refuses what they forbid."""
+    head = {"apiVersion": "darwin.snn.io/v1alpha1", "kind": "PartitionConfig"}
+    grant = {"keps": "100", "neurons": "4096", "synapses": "20000"}
+    store = ClaimStore(
+        claim(
+            "cfg",
+            [result("chip-0-domain-2", NODE)],
+            [opaque("FromClaim", {**head, "timestepUs": 1000, "routingMode": "multicast-tree"})],
+        ),
+        claim("plain", [result("chip-0-domain-3", NODE)]),
+        claim(
+            "share",
+            [result("chip-1-shared-0", NODE, shareID="share", consumedCapacity=grant)],
+        ),
+    )
+    driver = _driver(dirs, engine2, darwin3, store)
+    out = _prepare(driver, "cfg", "plain", "share")
+    assert all(not r.error for r in out.values()), out
+    parts = {p.id: p for p in engine2.partitions()}
+    by_claim = {
+        u: next(p for p in parts.values() if (p.chip, len(p.cores)) == key)
+        for u, key in (("cfg", (0, 16)), ("plain", (0, 16)), ("share", (1, 287)))
+        if u != "plain"
+    }
+    cfg = engine2.config(by_claim["cfg"].id)
+    assert (cfg.timestep_us, cfg.routing) == (1000, Routing.MULTICAST_TREE)
+    plain = [engine2.config(p) for p in parts if p != by_claim["cfg"].id and parts[p].chip == 0]
+    assert [(c.timestep_us, c.routing) for c in plain] == [(0, Routing.XY)]  # the defaults
+    with pytest.raises(InvalidArgument, match="timestepUs"):
+        engine2.load(by_claim["cfg"].id, _net(100, dt_ms=0.1))
+    engine2.load(by_claim["cfg"].id, _net(100, dt_ms=1.0))
+    share = engine2.config(by_claim["share"].id)
+    assert (share.max_neurons, share.max_synapses) == (4096, 20000)
+    with pytest.raises(CapacityExceeded, match="granted"):
+        engine2.load(by_claim["share"].id, _net(5000))
+
+
+def _net(n: int, dt_ms: float = 0.1) -> Network:
+    src = np.arange(n, dtype=np.uint32)
+    return Network(
+        groups=(NeuronGroup(count=n),),
+        src=src,
+        dst=(src + 1) % n,
+        weight=np.full(n, 0.1, np.float32),
+        delay=np.ones(n, np.uint16),
+        dt_ms=dt_ms,
+    )
 
 
 def test_crash_between_phases_is_rolled_back_and_redone_by_the_next_instance(

@@ -60,6 +60,11 @@ class BrunelConfig:
     v_init_low_mv: float = 0.0
     warmup_ms: float = 200.0
     sim_ms: float = 1000.0
+    # A trained network's synapses (`trained()`): each weight times a lognormal factor of mean
+    # 1 and this sigma (0: the population weights J and -g J), and each delay drawn uniformly
+    # from the dt grid on [delay_ms, delay_max_ms] (0: every delay is delay_ms).
+    weight_sigma: float = 0.0
+    delay_max_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if min(self.n_e, self.n_i, self.c_e) < 1 or self.c_i < 0:
@@ -68,6 +73,18 @@ class BrunelConfig:
             raise ValueError("need 0 < dt_ms <= delay_ms")
         if self.sim_ms <= 0 or self.warmup_ms < 0:
             raise ValueError("need sim_ms > 0 and warmup_ms >= 0")
+        if self.weight_sigma < 0 or (self.delay_max_ms and self.delay_max_ms < self.delay_ms):
+            raise ValueError("need weight_sigma >= 0 and delay_max_ms 0 or >= delay_ms")
+
+    @classmethod
+    def trained(cls) -> BrunelConfig:
+        """The Brunel network with a trained network's synapses: a weight per synapse from a
+        continuous (lognormal) distribution and delays spread uniformly over 1 to 4 ms."""
+        return cls(weight_sigma=0.5, delay_ms=1.0, delay_max_ms=4.0)
+
+    @property
+    def per_synapse(self) -> bool:
+        return self.weight_sigma > 0 or self.delay_max_ms > 0
 
     @property
     def n(self) -> int:
@@ -159,8 +176,35 @@ def connectivity(cfg: BrunelConfig, seed: int) -> tuple[U32Array, U32Array]:
 
 
 def synapse_weights_mv(cfg: BrunelConfig, src: U32Array) -> F64Array:
-    """Weight of each synapse from its source: J if excitatory, -g*J if inhibitory."""
+    """Weight of each synapse from its source: J if excitatory, -g*J if inhibitory (the
+    population weights; `iter_synapses` adds a trained network's per-synapse spread)."""
     return np.where(src < cfg.n_e, cfg.j_mv, cfg.j_inh_mv)
+
+
+def iter_synapses(
+    cfg: BrunelConfig, seed: int
+) -> Iterator[tuple[U32Array, U32Array, F64Array, F64Array]]:
+    """(src, dst, weight mV, delay ms) per block of `iter_connectivity`; the per-synapse
+    weights and delays of a trained config come from a stream of their own per block."""
+    for block, (src, dst) in enumerate(iter_connectivity(cfg, seed)):
+        w = synapse_weights_mv(cfg, src)
+        delay: F64Array = np.full(src.shape[0], cfg.delay_ms)
+        if cfg.per_synapse:
+            rng = np.random.default_rng([seed, block, 1])
+            if cfg.weight_sigma > 0:
+                s = cfg.weight_sigma
+                w = w * rng.lognormal(-0.5 * s * s, s, size=src.shape[0])
+            if cfg.delay_max_ms > 0:
+                lo, hi = round(cfg.delay_ms / cfg.dt_ms), round(cfg.delay_max_ms / cfg.dt_ms)
+                steps = rng.integers(lo, hi + 1, size=src.shape[0])
+                delay = np.multiply(steps, cfg.dt_ms, dtype=np.float64)
+        yield src, dst, w, delay
+
+
+def synapses(cfg: BrunelConfig, seed: int) -> tuple[U32Array, U32Array, F64Array, F64Array]:
+    """All of `iter_synapses` at once."""
+    blocks = list(iter_synapses(cfg, seed))
+    return tuple(np.concatenate([b[i] for b in blocks]) for i in range(4))  # type: ignore[return-value]
 
 
 def out_degree(cfg: BrunelConfig, seed: int) -> I64Array:

@@ -22,9 +22,11 @@ import numpy as np
 from darwin_dra.bench.brunel import (
     BenchResult,
     BrunelConfig,
-    connectivity,
     initial_v,
     synaptic_events,
+)
+from darwin_dra.bench.brunel import (
+    synapses as synapses_of,
 )
 from darwin_dra.bench.peers import peak_rss_mb, peer_main
 
@@ -116,7 +118,7 @@ def _run_in(b2: Any, cfg: BrunelConfig, seed: int, workdir: Path) -> BenchResult
     neurons.v = initial_v(cfg, seed) * mv
 
     tc = time.perf_counter()
-    src, dst = connectivity(cfg, seed)
+    src, dst, weight_mv, delay_ms = synapses_of(cfg, seed)
     out_deg = np.bincount(src, minlength=cfg.n).astype(np.int64)
     exc = src < cfg.n_e
     conn_s = time.perf_counter() - tc
@@ -125,7 +127,17 @@ def _run_in(b2: Any, cfg: BrunelConfig, seed: int, workdir: Path) -> BenchResult
     # (Brian2 would otherwise add it to the clamped v).
     on_pre = "v_post += w * int(not_refractory_post)"
     synapses = []
-    for label, mask, weight in (("exc", exc, cfg.j_mv), ("inh", ~exc, cfg.j_inh_mv)):
+    if cfg.per_synapse:
+        # A trained network: a weight and a delay per synapse, on the same arrays as the others.
+        syn = b2.Synapses(neurons, neurons, model="w : volt", on_pre=on_pre, name="syn")
+        syn.connect(i=src.astype(np.int32), j=dst.astype(np.int32))
+        syn.w = weight_mv * mv
+        syn.delay = delay_ms * ms
+        synapses.append(syn)
+        exc = exc[:0]  # no population pathways below
+    del weight_mv, delay_ms
+    pathways = () if cfg.per_synapse else (("exc", exc, cfg.j_mv), ("inh", ~exc, cfg.j_inh_mv))
+    for label, mask, weight in pathways:
         # Two pathways with a scalar weight and delay each: no per-synapse storage.
         syn = b2.Synapses(
             neurons,

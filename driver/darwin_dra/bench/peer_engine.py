@@ -22,23 +22,24 @@ from darwin_dra.bench.brunel import (
     DEFAULT_SEED,
     BenchResult,
     BrunelConfig,
-    connectivity,
     initial_v,
     out_degree,
-    synapse_weights_mv,
+    synapses,
     synaptic_events,
 )
 from darwin_dra.bench.peers import RESULT_MARKER, current_rss_mb, peak_rss_mb
 from darwin_dra.engine import Engine, Network, NeuronGroup
+from darwin_dra.engine import keps as kepsdef
 from darwin_dra.hardware.model import ChipEntry
 from darwin_dra.hardware.profiles import load_profiles
 
 
 def brunel_network(cfg: BrunelConfig, seed: int) -> Network:
     """The benchmark network in the engine's form (initial V is set after loading)."""
-    src, dst = connectivity(cfg, seed)
-    weight = synapse_weights_mv(cfg, src).astype(np.float32)
-    delay = np.full(src.shape[0], round(cfg.delay_ms / cfg.dt_ms), dtype=np.uint16)
+    src, dst, weight_mv, delay_ms = synapses(cfg, seed)
+    weight = weight_mv.astype(np.float32)
+    delay = np.rint(delay_ms / cfg.dt_ms).astype(np.uint16)
+    del weight_mv, delay_ms
     group = NeuronGroup(
         count=cfg.n,
         tau_m=cfg.tau_m_ms,
@@ -117,7 +118,10 @@ def run(cfg: BrunelConfig, seed: int, threads: int) -> BenchResult:
             "network_bytes_per_synapse": after.network_bytes / cfg.n_synapses,
             "queue_peak_events": float(after.queue_peak),
             "dropped_events": float(dropped),
-            "keps_measured": (events / sim_s / 1e3) if sim_s > 0 else 0.0,
+            "quant_error_mv": after.quant_error_mv,
+            # KEPS of model time (engine/keps.py) and this host's speed, kept apart.
+            "keps": kepsdef.keps_of(events, steps, cfg.dt_ms),
+            "host_keps": (events / sim_s / kepsdef.EVENTS_PER_KEPS) if sim_s > 0 else 0.0,
         },
     )
 
@@ -127,10 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--config", help="BrunelConfig as a JSON object (default: full size)")
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--trained", action="store_true", help="BrunelConfig.trained()")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    cfg = BrunelConfig.from_dict(json.loads(args.config)) if args.config else BrunelConfig()
+    base = BrunelConfig.trained() if args.trained else BrunelConfig()
+    cfg = BrunelConfig.from_dict(json.loads(args.config)) if args.config else base
     if args.scale != 1.0:
         cfg = cfg.scaled(args.scale)
     result = run(cfg, args.seed, args.threads)

@@ -21,8 +21,7 @@ from darwin_dra.bench.brunel import (
     BenchResult,
     BrunelConfig,
     initial_v,
-    iter_connectivity,
-    synapse_weights_mv,
+    iter_synapses,
     synaptic_events,
 )
 from darwin_dra.bench.peers import current_rss_mb, peak_rss_mb, peer_main
@@ -82,14 +81,12 @@ def run(cfg: BrunelConfig, seed: int) -> BenchResult:
 
     out_deg = np.zeros(cfg.n, dtype=np.int64)
     tc = time.perf_counter()
-    for src, dst in iter_connectivity(cfg, seed):
-        weights = synapse_weights_mv(cfg, src)
+    for src, dst, weights, delays in iter_synapses(cfg, seed):
         out_deg += np.bincount(src, minlength=cfg.n)
         pre = src.astype(np.int64) + first_id
         post = dst.astype(np.int64) + first_id
         conn_s += time.perf_counter() - tc
         # The array fast path of Connect wants per-synapse arrays, even for the delay.
-        delays = np.full(len(src), cfg.delay_ms)
         nest.Connect(
             pre,
             post,

@@ -19,6 +19,7 @@ from darwin_dra.chiphost.faults import FaultApplier, fault_path
 from darwin_dra.chiphost.metrics import ChipHostMetrics
 from darwin_dra.chiphost.service import ChipHostServicer
 from darwin_dra.engine import Engine
+from darwin_dra.engine import keps as kepsdef
 from darwin_dra.engine.calibrate import calibrate
 from darwin_dra.grpchealth import async_health_servicer
 from darwin_dra.hardware.inventory import load_inventory
@@ -56,23 +57,32 @@ class ChipHostOptions:
         return self.socket or default_socket(self.state_dir)
 
 
-def calibrate_keps(engine: Engine) -> dict[int, int]:
-    """Measured KEPS of every chip: one whole-chip run per chip model, on its first chip.
-
-    Chips of one model are identical in the engine, so one measurement stands for all; it runs
-    before the chip host serves, on idle chips."""
-    by_model: dict[str, int] = {}
+def calibrate_keps(engine: Engine, metrics: ChipHostMetrics | None = None) -> dict[int, int]:
+    """Calibrated KEPS of every chip (engine/keps.py: model time, from the chip model, so lower
+    on a chip with failed cores or links), and this host's speed on one whole-chip run per chip
+    model, on its first chip, exported as ``darwin_chiphost_host_keps`` (a metric, not capacity).
+    It runs before the chip host serves, on idle chips."""
+    speed: dict[str, float] = {}
     out: dict[int, int] = {}
     for chip in engine.chips():
-        if chip.model not in by_model:
+        if chip.model not in speed:
             part = engine.create_partition(chip.id, domains=list(range(chip.n_domains)))
             try:
                 result = calibrate(engine, part)
+                speed[chip.model] = result.host_keps
+                if metrics is not None:
+                    metrics.host_keps.labels(model=chip.model).set(result.host_keps)
+                log.info(
+                    "calibrated",
+                    model=chip.model,
+                    chip=chip.id,
+                    keps=result.keps,
+                    host_keps=round(result.host_keps),
+                    realtime_factor=round(result.realtime_factor, 6),
+                )
             finally:
                 engine.destroy_partition(part)
-            by_model[chip.model] = max(1, int(result.keps))
-            log.info("calibrated", model=chip.model, chip=chip.id, keps=by_model[chip.model])
-        out[chip.id] = by_model[chip.model]
+        out[chip.id] = kepsdef.chip_capacity(chip)
     return out
 
 
@@ -83,7 +93,7 @@ class ChipHostApp:
         inventory = load_inventory(opts.inventory, profiles)
         self.engine = Engine.for_node(inventory, profiles, opts.node)
         self.metrics = ChipHostMetrics()
-        measured = calibrate_keps(self.engine) if opts.calibrate else None
+        measured = calibrate_keps(self.engine, self.metrics) if opts.calibrate else None
         self.ports = SpikePorts(self.engine)
         self.faults = FaultApplier(self.engine, fault_path(opts.state_dir))
         self.servicer = ChipHostServicer(

@@ -21,7 +21,7 @@ import structlog
 
 from darwin_dra.chiphost import convert
 from darwin_dra.chiphost.service import ENGINE_CODE_KEY
-from darwin_dra.engine import PartitionInfo, errors
+from darwin_dra.engine import PartitionConfig, PartitionInfo, errors
 from darwin_dra.hardware.model import ChipInfo, CoreInfo
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2 as pb
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2_grpc as pb_grpc
@@ -177,10 +177,16 @@ class ChipHostClient:
         domains: list[int] | None = None,
         shared: bool = False,
         keps_budget: int = 0,
+        config: PartitionConfig | None = None,
     ) -> int:
         if (cores is None) == (domains is None):
             raise ValueError("give either cores or domains")
+        cfg = config or PartitionConfig()
         req = pb.CreatePartitionRequest(
+            timestep_us=cfg.timestep_us,
+            routing_mode=cfg.routing.mode,
+            max_neurons=cfg.max_neurons,
+            max_synapses=cfg.max_synapses,
             chip=chip,
             cores=list(cores or ()),
             domains=list(domains or ()),

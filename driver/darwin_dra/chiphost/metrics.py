@@ -26,6 +26,13 @@ class ChipHostMetrics:
         )
         self.ports = Gauge("darwin_chiphost_spike_ports", "Spike ports being served", registry=r)
         self.faults = Gauge("darwin_chiphost_faults", "Faults applied to the chips", registry=r)
+        self.host_keps = Gauge(
+            "darwin_chiphost_host_keps",
+            "This host's simulation speed on the calibration load: thousands of events per wall "
+            "second (not capacity: published KEPS are per second of model time)",
+            ["model"],
+            registry=r,
+        )
         self.requests = Counter(
             "darwin_chiphost_requests_total",
             "ChipHost calls, by method and gRPC status code",

@@ -20,7 +20,8 @@ import structlog
 from darwin_dra.chiphost import convert
 from darwin_dra.chiphost.faults import FaultApplier
 from darwin_dra.chiphost.metrics import ChipHostMetrics
-from darwin_dra.engine import Engine, errors
+from darwin_dra.engine import Engine, PartitionConfig, Routing, errors
+from darwin_dra.engine import keps as kepsdef
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2 as pb
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2_grpc as pb_grpc
 from darwin_dra.runtime.spikeport import SpikePorts
@@ -107,7 +108,10 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
                     pb.Fault(chip=f.chip, kind=f.kind.value, index=f.index)
                     for f in sorted(self.faults.applied)
                 ],
-                measured_keps=self.measured_keps,
+                # Calibrated KEPS follow the faults (engine/keps.py), so a fault republishes them.
+                measured_keps={c.id: kepsdef.chip_capacity(c) for c in chips}
+                if self.measured_keps
+                else {},
             )
 
         return await self._call("Info", context, work)
@@ -143,6 +147,12 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
                 domains=None if request.by_cores else ids,
                 shared=request.shared,
                 keps_budget=request.keps_budget,
+                config=PartitionConfig(
+                    timestep_us=request.timestep_us,
+                    routing=Routing.from_mode(request.routing_mode or "multicast-tree"),
+                    max_neurons=request.max_neurons,
+                    max_synapses=request.max_synapses,
+                ),
             )
             info = self.engine.partition(part)
             return pb.CreatePartitionResponse(

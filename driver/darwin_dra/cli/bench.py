@@ -10,6 +10,7 @@ from pathlib import Path
 from darwin_dra.bench.brunel import DEFAULT_SEED, BenchResult, BrunelConfig
 from darwin_dra.bench.peers import PeerUnavailable, run_peer
 from darwin_dra.bench.table import Row, render, to_json
+from darwin_dra.engine import Engine
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,6 +20,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "engine", help="Brunel (2000) on the engine, NEST and Brian2 in the same run"
     )
     engine.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    engine.add_argument(
+        "--network",
+        choices=("brunel", "trained"),
+        default="brunel",
+        help="brunel: population weights and one delay; trained: a lognormal weight per "
+        "synapse and delays uniform over 1-4 ms (BrunelConfig.trained)",
+    )
     engine.add_argument(
         "--scale",
         type=float,
@@ -67,7 +75,7 @@ def engine_details(rows: list[Row]) -> str:
     """The engine's cost split: per neuron-step (update and drive) and per event (delivery)."""
     lines = [
         "\nengine  thr  update ns/neuron-step  deliver ns/event  synapse B/syn  network B/syn"
-        "  queue peak  dropped  Mev/s min..max"
+        "  queue peak  dropped  quant mV  Mev/s min..max"
     ]
     for r in rows:
         if not isinstance(r, BenchResult) or r.name != "darwin engine":
@@ -82,7 +90,7 @@ def engine_details(rows: list[Row]) -> str:
             f"        {r.threads:>3}  {x['update_ns_per_neuron_step']:>21.3f}  "
             f"{x['deliver_ns_per_event']:>16.3f}  {x['synapse_bytes_per_synapse']:>13.2f}  "
             f"{x['network_bytes_per_synapse']:>13.2f}  {x['queue_peak_events']:>10.0f}  "
-            f"{x['dropped_events']:>7.0f}  {spread:>14}"
+            f"{x['dropped_events']:>7.0f}  {x.get('quant_error_mv', 0.0):>8.4f}  {spread:>14}"
         )
     return "\n".join(lines)
 
@@ -103,7 +111,8 @@ def median_run(runs: list[Row]) -> Row:
 
 
 def run_engine_bench(args: argparse.Namespace) -> int:
-    cfg = BrunelConfig().scaled(args.scale) if args.scale != 1.0 else BrunelConfig()
+    base = BrunelConfig.trained() if args.network == "trained" else BrunelConfig()
+    cfg = base.scaled(args.scale) if args.scale != 1.0 else base
     try:
         threads = [int(t) for t in args.threads.split(",") if t.strip()]
     except ValueError:
@@ -136,7 +145,16 @@ def run_engine_bench(args: argparse.Namespace) -> int:
             f"\nnetwork: N={cfg.n}, in-degree {cfg.c_e}+{cfg.c_i}, {cfg.n_synapses:,} synapses,"
             f" {cfg.sim_ms:g} ms timed after {cfg.warmup_ms:g} ms warm-up, dt {cfg.dt_ms} ms"
         )
+        if cfg.per_synapse:
+            print(
+                f"trained synapses: lognormal weights (sigma {cfg.weight_sigma:g}, mean J and "
+                f"-gJ), delays uniform on {cfg.delay_ms:g}..{cfg.delay_max_ms:g} ms"
+            )
         print("speed x, mem x: first row divided by the row (events/s, peak memory)")
+        print(
+            "engine build: portable x86-64 baseline, neuron updates multi-versioned; "
+            f"path chosen on this CPU: {Engine.simd_path()}"
+        )
         print(engine_details(rows))
     if args.plot:
         from darwin_dra.bench.plot import plot_engine_bench

@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "<state-dir>/chip-host.sock)", type=Path)  # fmt: skip
     env_option(p, "--metrics-port", "METRICS_PORT", "serve Prometheus metrics on this port "
                "(default off)", type=int)  # fmt: skip
-    env_switch(p, "--calibrate", "DARWIN_CALIBRATE", "measure KEPS at start (one whole-chip run "
-               "per model) instead of nominal")  # fmt: skip
+    env_switch(p, "--calibrate", "DARWIN_CALIBRATE", "publish calibrated KEPS (the chip model's "
+               "capacity, lower with faults) and this host's speed as a metric")  # fmt: skip
     env_option(p, "--fault-poll-seconds", "DARWIN_FAULT_POLL_SECONDS", "how often the fault "
                "file is read", default="1.0", type=float)  # fmt: skip
     env_option(p, "--log-level", "LOG_LEVEL", "log level", default="INFO")

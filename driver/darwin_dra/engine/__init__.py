@@ -11,8 +11,16 @@ from darwin_dra.engine.errors import (
     QueueOverflow,
     StateError,
 )
-from darwin_dra.engine.native import Direction, Engine, FaultKind, PartitionInfo, Telemetry
-from darwin_dra.engine.network import Model, Network, NeuronGroup, Reset, synapses
+from darwin_dra.engine.native import (
+    Direction,
+    Engine,
+    FaultKind,
+    PartitionConfig,
+    PartitionInfo,
+    Routing,
+    Telemetry,
+)
+from darwin_dra.engine.network import Kernel, Model, Network, NeuronGroup, Reset, synapses
 
 __all__ = [
     "CapacityExceeded",
@@ -23,14 +31,17 @@ __all__ = [
     "FaultKind",
     "InternalError",
     "InvalidArgument",
+    "Kernel",
     "Model",
     "Network",
     "NeuronGroup",
     "NotFound",
     "OutOfMemory",
+    "PartitionConfig",
     "PartitionInfo",
     "QueueOverflow",
     "Reset",
+    "Routing",
     "StateError",
     "Telemetry",
     "synapses",

@@ -1,8 +1,11 @@
-"""Calibration: the sustainable event throughput of a partition, measured on this host.
+"""Calibration of a partition: its capacity in KEPS (engine/keps.py) and this host's speed.
 
-The plugin publishes this figure as measured KEPS (kepsSource: measured). The load is a
+The capacity is what the partition routes in real time, from the chip model
+(`keps.partition_capacity`): deterministic, the same on any host, lower with failed cores or
+links. The plugin publishes it (kepsSource: measured). The host's speed is measured apart: a
 synthetic random network spread over the partition's cores, driven hard enough that delivery
-dominates; the figure is delivered events per wall second of the engine's run."""
+dominates, run on this host; it says how much slower (or faster) than real time this host
+simulates such a load, and is reported as a metric, never as capacity."""
 
 from __future__ import annotations
 
@@ -10,13 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from darwin_dra.engine import keps as kepsdef
 from darwin_dra.engine.native import Engine
 from darwin_dra.engine.network import Network, NeuronGroup
 
 
 @dataclass(frozen=True)
 class Calibration:
-    keps: float
+    keps: int  # capacity: KEPS the partition routes in real time (model time)
+    host_keps: float  # this host on the synthetic load: events per wall second / 1000
+    load_keps: float  # the synthetic load itself, in KEPS of model time
+    realtime_factor: float  # model seconds simulated per wall second on that load
     events: int
     wall_s: float
     steps: int
@@ -43,7 +50,8 @@ def synthetic_load(
 def calibrate(
     engine: Engine, part: int, *, steps: int = 1000, threads: int = 1, seed: int = 7
 ) -> Calibration:
-    """Loads the synthetic load on an idle partition, runs it, unloads it."""
+    """The partition's capacity, and this host's speed on a synthetic load run on the idle
+    partition (loaded, run, unloaded)."""
     info = engine.partition(part)
     net = synthetic_load(len(info.cores), seed)
     engine.load(part, net)
@@ -56,5 +64,14 @@ def calibrate(
         engine.unload(part)
     events = after.events - before.events
     wall_s = (after.wall_ns - before.wall_ns) * 1e-9
-    keps = events / wall_s / 1e3 if wall_s > 0 else 0.0
-    return Calibration(keps=keps, events=events, wall_s=wall_s, steps=steps, threads=after.threads)
+    model_s = steps * net.dt_ms * 1e-3
+    return Calibration(
+        keps=kepsdef.partition_capacity(engine, part),
+        host_keps=events / wall_s / kepsdef.EVENTS_PER_KEPS if wall_s > 0 else 0.0,
+        load_keps=kepsdef.keps_of(events, steps, net.dt_ms),
+        realtime_factor=model_s / wall_s if wall_s > 0 else 0.0,
+        events=events,
+        wall_s=wall_s,
+        steps=steps,
+        threads=after.threads,
+    )

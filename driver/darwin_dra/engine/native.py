@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from darwin_dra.engine._engine_cffi import ffi, lib
-from darwin_dra.engine.errors import BY_CODE, EngineError, QueueOverflow
-from darwin_dra.engine.network import Network
+from darwin_dra.engine.errors import BY_CODE, EngineError, InvalidArgument, QueueOverflow
+from darwin_dra.engine.network import Kernel, Network
 from darwin_dra.hardware.model import (
     ChipEntry,
     ChipInfo,
@@ -26,6 +26,9 @@ from darwin_dra.hardware.model import (
     DomainInfo,
     Inventory,
 )
+
+# Synaptic events per KEPS, from the C header (the one definition: engine/keps.py).
+EVENTS_PER_KEPS: int = int(lib.DK_EVENTS_PER_KEPS)
 
 U64 = npt.NDArray[np.uint64]
 U32 = npt.NDArray[np.uint32]
@@ -44,6 +47,36 @@ class Direction(enum.IntEnum):
     WEST = 1
     NORTH = 2
     SOUTH = 3
+
+
+class Routing(enum.IntEnum):
+    """PartitionConfig routingMode: values from the C header (DK_ROUTE_*)."""
+
+    MULTICAST_TREE = int(lib.DK_ROUTE_MULTICAST_TREE)
+    XY = int(lib.DK_ROUTE_XY)
+
+    @property
+    def mode(self) -> str:
+        """The PartitionConfig ``routingMode`` name."""
+        return "xy" if self is Routing.XY else "multicast-tree"
+
+    @classmethod
+    def from_mode(cls, mode: str) -> Routing:
+        """The routing of a PartitionConfig ``routingMode`` ("xy" or "multicast-tree")."""
+        by_name = {"multicast-tree": cls.MULTICAST_TREE, "xy": cls.XY}
+        if mode not in by_name:
+            raise ValueError(f"routingMode {mode!r} is not one of {', '.join(by_name)}")
+        return by_name[mode]
+
+
+@dataclass(frozen=True)
+class PartitionConfig:
+    """What a partition was configured with before a network was loaded; 0 is not limited."""
+
+    timestep_us: int = 0  # a network must step by exactly this (0: any)
+    routing: Routing = Routing.MULTICAST_TREE
+    max_neurons: int = 0  # a share's grant
+    max_synapses: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,8 +105,10 @@ class Telemetry:
     wall_ns: int
     update_ns: int
     deliver_ns: int
-    keps: float
+    keps: float  # events per second of model time / 1000 (engine/keps.py)
+    host_keps: float  # events per wall second / 1000: how fast this host simulated
     synapse_bytes: int
+    synapses: int  # held: listed ones and those the kernels imply
     network_bytes: int
     quant_error_mv: float
     cores_used: int
@@ -88,6 +123,16 @@ class Telemetry:
             + self.dropped_input
             + self.dropped_output
         )
+
+
+def keps_of(events: int, steps: int, dt_ms: float) -> float:
+    """The engine's own KEPS of `events` delivered in `steps` steps of `dt_ms` (model time)."""
+    return float(lib.dk_keps_of(events, steps, float(np.float32(dt_ms))))  # the engine's dt
+
+
+def keps_events_per_step(keps: float, dt_ms: float) -> float:
+    """The events per step of `dt_ms` that `keps` stands for (how the engine enforces a grant)."""
+    return float(lib.dk_keps_events_per_step(keps, float(np.float32(dt_ms))))
 
 
 def _check(rc: int, accepted: int = 0) -> None:
@@ -162,6 +207,11 @@ class Engine:
     @staticmethod
     def version() -> str:
         return _text(lib.dk_version())
+
+    @staticmethod
+    def simd_path() -> str:
+        """The vector path the neuron updates run on this CPU (chosen at load time)."""
+        return _text(lib.dk_simd_path())
 
     # ---- chips and discovery ----
     def add_chip(self, profile: ChipProfile, entry: ChipEntry) -> int:
@@ -267,8 +317,10 @@ class Engine:
         domains: Sequence[int] | None = None,
         shared: bool = False,
         keps_budget: int = 0,
+        config: PartitionConfig | None = None,
     ) -> int:
-        """A partition from explicit cores or whole domains (exactly one of the two)."""
+        """A partition from explicit cores or whole domains (exactly one of the two),
+        configured with `config` if given (all or nothing: a refused config leaves none)."""
         if (cores is None) == (domains is None):
             raise ValueError("give either cores or domains")
         if keps_budget < 0:
@@ -281,7 +333,14 @@ class Engine:
         mode = lib.DK_PART_SHARED if shared else lib.DK_PART_EXCLUSIVE
         fn = lib.dk_partition_create if cores is not None else lib.dk_partition_create_domains
         _check(fn(self._p(), chip, arr, len(ids), mode, keps_budget, out))
-        return int(out[0])
+        part = int(out[0])
+        if config is not None:
+            try:
+                self.configure(part, config)
+            except BaseException:
+                self.destroy_partition(part)
+                raise
+        return part
 
     def destroy_partition(self, part: int) -> None:
         _check(lib.dk_partition_destroy(self._p(), part))
@@ -321,6 +380,28 @@ class Engine:
                 continue
         return out
 
+    def configure(self, part: int, config: PartitionConfig) -> None:
+        """Sets a partition's configuration; before a network is loaded (else Conflict)."""
+        for name in ("timestep_us", "max_neurons", "max_synapses"):
+            if getattr(config, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 means not limited)")
+        cfg = ffi.new("dk_partition_config *")
+        cfg.timestep_us = config.timestep_us
+        cfg.routing = int(config.routing)
+        cfg.max_neurons = config.max_neurons
+        cfg.max_synapses = config.max_synapses
+        _check(lib.dk_partition_configure(self._p(), part, cfg))
+
+    def config(self, part: int) -> PartitionConfig:
+        cfg = ffi.new("dk_partition_config *")
+        _check(lib.dk_partition_config_get(self._p(), part, cfg))
+        return PartitionConfig(
+            timestep_us=int(cfg.timestep_us),
+            routing=Routing(cfg.routing),
+            max_neurons=int(cfg.max_neurons),
+            max_synapses=int(cfg.max_synapses),
+        )
+
     def set_budget(self, part: int, keps_budget: int) -> None:
         if keps_budget < 0:
             raise ValueError("keps_budget must be >= 0 (0 means unlimited)")
@@ -351,6 +432,10 @@ class Engine:
         n = arrays[0].shape[0]
         if any(a.ndim != 1 or a.shape[0] != n for a in arrays):
             raise ValueError("src, dst, weight and delay must be 1-D arrays of equal length")
+        kernels, keep = self._kernels(net.kernels, n)
+        if keep is not None:  # the synapses the kernels stand for are not loaded one by one
+            arrays = [a[keep] for a in arrays]
+            n = arrays[0].shape[0]
         if not 0 <= net.n_inputs < 2**32 or not 0 <= net.seed < 2**64:
             raise ValueError("n_inputs must fit 32 bits and seed 64 bits")
         desc = ffi.new("dk_network_desc *")
@@ -372,7 +457,49 @@ class Engine:
             if bias.shape != (net.n_neurons,):
                 raise ValueError(f"bias holds {bias.shape} values, the network has {net.n_neurons}")
             desc.bias = ffi.cast("float *", ffi.from_buffer(bias))
+        if kernels is not None:
+            desc.n_kernels = len(net.kernels)
+            desc.kernels = kernels[0]
         _check(lib.dk_network_load(self._p(), part, desc))
+        if net.kernels:
+            held = int(self.telemetry(part).synapses)
+            if held != net.n_synapses:
+                self.unload(part)
+                raise InvalidArgument(
+                    f"network {net.name!r}: its kernels imply {held - n} synapses, but they "
+                    f"stand for {net.n_synapses - n} of its listed ones"
+                )
+
+    @staticmethod
+    def _kernels(ks: Sequence[Kernel], n: int) -> tuple[tuple[Any, list[Any]] | None, Any]:
+        """The C kernels (and the buffers they point into) and the mask of listed synapses to
+        load one by one (None: all of them)."""
+        if not ks:
+            return None, None
+        out = ffi.new("dk_kernel[]", len(ks))
+        keep = np.ones(n, dtype=bool)
+        alive: list[Any] = []
+        for i, k in enumerate(ks):
+            a, b = k.synapses
+            if not 0 <= a <= b <= n or not keep[a:b].all():
+                raise ValueError(f"kernel {i}: synapses {a}:{b} are not a fresh slice of {n}")
+            keep[a:b] = False
+            w = np.ascontiguousarray(k.weight, dtype=np.float32)
+            c_out, h_out, w_out = k.out_shape
+            if w.ndim != 4 or w.shape[0] != c_out or w.shape[1] * k.groups != k.in_shape[0]:
+                raise ValueError(f"kernel {i}: weight of shape {w.shape} does not fit {k}")
+            alive.append(w)
+            c = out[i]
+            c.src_first, c.dst_first = k.src_first, k.dst_first
+            c.c_in, c.h_in, c.w_in = k.in_shape
+            c.c_out, c.h_out, c.w_out = c_out, h_out, w_out
+            c.k_h, c.k_w = int(w.shape[2]), int(w.shape[3])
+            c.stride_h, c.stride_w = k.stride
+            c.pad_h, c.pad_w = k.padding
+            c.dil_h, c.dil_w = k.dilation
+            c.groups, c.delay = k.groups, k.delay
+            c.weight = ffi.cast("float *", ffi.from_buffer(w))
+        return (out, alive), keep
 
     def unload(self, part: int) -> None:
         _check(lib.dk_network_unload(self._p(), part))

@@ -102,6 +102,30 @@ class NeuronGroup:
 
 
 @dataclass(frozen=True)
+class Kernel:
+    """A convolution or pooling projection that the engine keeps once per kernel (C dk_kernel).
+
+    It stands for the synapses ``synapses[0]:synapses[1]`` of its network's arrays, which list
+    them one by one too (for whatever reads synapses: the planner, the exporter, a wire); the
+    engine loads the kernel instead of them and checks that the kernel implies exactly as many.
+    Input (ci, y, x) is source ``src_first + (ci h + y) w + x``; output (co, oy, ox) is neuron
+    ``dst_first + (co h' + oy) w' + ox`` and takes input (ci, oy sy - py + ky dy, ox sx - px +
+    kx dx) with ``weight[co, ci % (c_in / groups), ky, kx]``."""
+
+    src_first: int
+    dst_first: int
+    in_shape: tuple[int, int, int]  # channels, height, width
+    out_shape: tuple[int, int, int]
+    weight: F32  # (c_out, c_in / groups, k_h, k_w)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    delay: int = 1
+    synapses: tuple[int, int] = (0, 0)  # the slice of the network's arrays it stands for
+
+
+@dataclass(frozen=True)
 class Network:
     """Neurons 0..n-1 come from the groups in order; inputs n..n+n_inputs-1 are virtual sources
     fed by injected spikes (the import side of a spike port)."""
@@ -116,6 +140,7 @@ class Network:
     seed: int = 1
     name: str = field(default="network")
     bias: F32 | None = None  # constant input per neuron and step (NIR models only)
+    kernels: tuple[Kernel, ...] = ()  # projections the engine keeps once per kernel
 
     @property
     def n_neurons(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from darwin_dra.engine import keps as kepsdef
 from darwin_dra.plugin.slices import ChipView, chip_devices
 
 
@@ -50,7 +51,7 @@ class Catalogue:
 
 
 def _chip_meps(c: ChipView) -> int:
-    return c.keps // 1000
+    return kepsdef.meps(c.keps)
 
 
 def darwin_catalogue(fleet: Mapping[str, Sequence[ChipView]]) -> Catalogue:

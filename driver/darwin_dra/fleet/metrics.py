@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from darwin_dra.engine.keps import KEPS_PER_MEPS
 from darwin_dra.fleet.catalogue import Catalogue
 from darwin_dra.fleet.claims import PIPELINE_STAGES
 from darwin_dra.fleet.trace import Job
@@ -135,8 +136,8 @@ def _job_keps(o: JobOutcome, cat: Catalogue) -> int:
     for u in o.units:
         for a in u.devices:
             info = cat.device(a.pool, a.device)
-            held += a.keps if info.partition == "shared" else info.max_meps * 1000
-    return min(o.job.rate_meps * 1000, held)
+            held += a.keps if info.partition == "shared" else info.max_meps * KEPS_PER_MEPS
+    return min(o.job.rate_meps * KEPS_PER_MEPS, held)
 
 
 def _step(times: np.ndarray, start: float, end: float, value: float, acc: np.ndarray) -> None:

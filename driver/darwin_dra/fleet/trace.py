@@ -20,6 +20,8 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from darwin_dra.engine import keps as kepsdef
+
 KINDS = ("infer", "share", "spike", "train", "pipeline")
 
 
@@ -112,7 +114,7 @@ def generate(cfg: TraceConfig) -> list[Job]:
         elif kind == "share":
             keps = 5_000_000 * rng.randint(2, 10)  # 10 k to 50 k Meps, in steps of 5 k
             cores = rng.randint(2, 8)
-            job = Job(jid, kind, t, duration, cores=cores, keps=keps, rate_meps=keps // 1000)
+            job = Job(jid, kind, t, duration, cores=cores, keps=keps, rate_meps=kepsdef.meps(keps))
         elif kind == "spike":
             lo, hi = cfg.spike_meps
             job = Job(

@@ -12,7 +12,7 @@ ambiguous about reset, so `reset` is a parameter too. See docs/models.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from darwin_dra.engine.network import Model, Network, NeuronGroup, Reset
+from darwin_dra.engine.network import Kernel, Model, Network, NeuronGroup, Reset
 from darwin_dra.models.errors import (
     LoopWithoutDelay,
     ModelError,
@@ -452,6 +452,72 @@ def _add(into: Terms, more: Terms) -> None:
             into[key] = (m, via)
 
 
+KERNEL_KINDS = ("Conv1d", "Conv2d", "SumPool2d", "AvgPool2d")
+# per projection term (source, delay): the one convolution or pooling node it passes through
+# (then the engine keeps it once per kernel), "" while it is still the identity, None otherwise
+Marks = dict[tuple[str, int], str | None]
+
+
+def _kernel_marks(
+    g: _Graph, order: list[str], is_source: set[str], dt: float
+) -> Callable[[str], Marks]:
+    """Which projection terms are a single Conv or pool (with Flatten or Delay around it), in
+    the composition order of compile_graph; returns the marks of a node's incoming terms."""
+    marks: dict[str, Marks] = {}
+
+    def incoming(name: str) -> Marks:
+        acc: Marks = {}
+        for p in g.preds(name):
+            items: Marks = {(p, 0): ""} if p in is_source else marks[p]
+            for key, mark in items.items():
+                acc[key] = None if key in acc else mark  # terms that add up are no kernel
+        return acc
+
+    for name in order:
+        acc, kind = incoming(name), g.kinds[name]
+        if kind == "Delay":
+            steps = _delay_steps(name, g.nodes[name], dt)
+            acc = {(s, d + steps): m for (s, d), m in acc.items()}
+        elif kind in KERNEL_KINDS:
+            acc = {k: name if m == "" else None for k, m in acc.items()}
+        elif kind != "Flatten":
+            acc = dict.fromkeys(acc)
+        marks[name] = acc
+    return incoming
+
+
+def _kernel(
+    g: _Graph,
+    conv: str,
+    shapes: Mapping[str, tuple[int, ...]],
+    geo: Mapping[str, dict[str, Any]],
+    weights: Callable[[F64], F64],
+) -> dict[str, Any]:
+    """The geometry and engine weights of a Conv or pool node as an engine Kernel's fields."""
+    node, kind, in_shape = g.nodes[conv], g.kinds[conv], shapes[g.preds(conv)[0]]
+    gm = geo[conv]
+    if kind in ("Conv1d", "Conv2d"):
+        w = np.asarray(node.weight, dtype=np.float64)
+        stride, pad, dil, groups = gm["stride"], gm["pad"], gm["dil"], gm["groups"]
+        if kind == "Conv1d":
+            w, in_shape = w[:, :, None, :], (in_shape[0], 1, in_shape[1])
+            stride, pad, dil = (1, stride[0]), (0, pad[0]), (1, dil[0])
+    else:
+        (kh, kw), c = gm["kern"], in_shape[0]
+        w = np.full((c, 1, kh, kw), 1.0 if kind == "SumPool2d" else 1.0 / (kh * kw))
+        stride, pad, dil, groups = gm["stride"], gm["pad"], (1, 1), c
+    out = (w.shape[0], *((1, *gm["out"]) if len(gm["out"]) == 1 else gm["out"]))
+    return {
+        "in_shape": tuple(int(x) for x in in_shape),
+        "out_shape": tuple(int(x) for x in out),
+        "weight": weights(w).astype(np.float32),
+        "stride": tuple(int(x) for x in stride),
+        "padding": tuple(int(x) for x in pad),
+        "dilation": tuple(int(x) for x in dil),
+        "groups": int(groups),
+    }
+
+
 def _delay_steps(name: str, node: Any, dt: float) -> int:
     d = np.asarray(node.delay, dtype=np.float64).ravel()
     if d.size == 0 or not np.all(np.isfinite(d)) or np.any(d < 0):
@@ -649,6 +715,8 @@ def compile_graph(
                 bias = nb if bias is None else bias + nb
         terms[name], biases[name] = acc, bias
 
+    kernel_marks = _kernel_marks(g, order, is_source, dt)
+
     # the layers: inputs and neuron nodes
     neuron_names = [n for n in sources if g.kinds[n] in NEURONS]
     layer_in: dict[str, tuple[Terms, F64 | None]] = {n: incoming(n) for n in neuron_names}
@@ -741,8 +809,11 @@ def compile_graph(
     src_l, dst_l, w_l, d_l = [], [], [], []
     projections: list[Projection] = []
     bias = np.zeros(n_neurons, dtype=np.float64)
+    kernels: list[Kernel] = []
+    n_syn = 0
     for n in neuron_names:
         t, lb = layer_in[n]
+        marks = kernel_marks(n)
         if lb is not None:
             bias[first[n] : first[n] + lb.size] = lb / scale[n]
         for (s, d), (m, via) in sorted(t.items()):
@@ -760,6 +831,24 @@ def compile_graph(
             w_l.append(w[keep])
             d_l.append(np.full(int(keep.sum()), delay, dtype=np.int64))
             projections.append(Projection(s, n, tuple(sorted(via)), int(keep.sum()), delay))
+            conv = marks.get((s, d))
+            if conv:  # the engine keeps these synapses once per kernel (it checks the count)
+                layer_scale = scale[n]
+
+                def engine_weights(kw: F64, sc: float = layer_scale) -> F64:
+                    return grid(kw / sc)
+
+                fields_ = _kernel(g, conv, shapes, geo, engine_weights)
+                kernels.append(
+                    Kernel(
+                        src_first=first[s],
+                        dst_first=first[n],
+                        delay=delay,
+                        synapses=(n_syn, n_syn + int(keep.sum())),
+                        **fields_,
+                    )
+                )
+            n_syn += int(keep.sum())
     for layer in layers:
         for gi in groups_of.get(layer.name, ()):
             gr = groups[gi]
@@ -788,6 +877,7 @@ def compile_graph(
         seed=seed,
         name=model_name,
         bias=bias.astype(np.float32) if np.any(bias != 0) else None,
+        kernels=tuple(kernels),
     )
     return CompiledModel(
         name=model_name,

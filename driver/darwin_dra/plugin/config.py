@@ -20,8 +20,19 @@ KIND = "PartitionConfig"
 TIMESTEP_MIN_US = 10
 TIMESTEP_MAX_US = 10_000
 ROUTING_MODES = ("xy", "multicast-tree")
-SPIKE_ENCODINGS = ("aer", "rate")
-ISOLATIONS = ("strict", "shared")
+# Fields earlier versions accepted although they changed nothing in the engine: refused now,
+# with the reason, so a config that relied on them fails loudly instead of doing nothing.
+REMOVED: dict[str, str] = {
+    "spikeEncoding": (
+        "was removed: spikes travel to and from a partition only as address events (the "
+        "engine's spike ports), so 'rate' never changed anything; delete the field"
+    ),
+    "isolation": (
+        "was removed: a partition's cores are never shared except by a shared device, and the "
+        "engine does not keep routes off other partitions' tiles, so the field never changed "
+        "anything; delete it (use a shared device for sharing)"
+    ),
+}
 
 Source = Literal["FromClass", "FromClaim"]
 
@@ -37,17 +48,18 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class PartitionConfig:
-    timestep_us: int = 100
+    """What each field does in the engine is in docs/resource-model.md ("PartitionConfig")."""
+
+    timestep_us: int | None = None  # None: the network's own step; else the engine enforces it
     routing_mode: str = "xy"
-    spike_encoding: str = "aer"
     learning: bool = False
-    isolation: str = "strict"
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form (what a user writes), complete with apiVersion and kind."""
         out: dict[str, Any] = {"apiVersion": API_VERSION, "kind": KIND}
         for f in fields(self):
-            out[_WIRE_NAMES[f.name]] = getattr(self, f.name)
+            if getattr(self, f.name) is not None:
+                out[_WIRE_NAMES[f.name]] = getattr(self, f.name)
         return out
 
 
@@ -91,9 +103,7 @@ def _boolean(value: Any) -> bool:
 _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "timestepUs": ("timestep_us", _timestep),
     "routingMode": ("routing_mode", _one_of(ROUTING_MODES)),
-    "spikeEncoding": ("spike_encoding", _one_of(SPIKE_ENCODINGS)),
     "learning": ("learning", _boolean),
-    "isolation": ("isolation", _one_of(ISOLATIONS)),
 }
 _WIRE_NAMES = {py: wire for wire, (py, _) in _FIELDS.items()}
 
@@ -129,6 +139,8 @@ def parse_overrides(obj: Any, path: str = "parameters") -> dict[str, Any]:
     for key in sorted(obj, key=str):
         if key in ("apiVersion", "kind"):
             continue
+        if key in REMOVED:
+            raise ConfigError(f"{path}.{key}", REMOVED[key])
         if key not in _FIELDS:
             known = ", ".join(sorted(_FIELDS))
             raise ConfigError(f"{path}.{key}", f"unknown field (known: {known})")

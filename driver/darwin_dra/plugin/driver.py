@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import structlog
 
 from darwin_dra.engine import EngineError, PartitionInfo
+from darwin_dra.engine import PartitionConfig as EnginePartitionConfig
 from darwin_dra.engine.errors import NotFound as EngineNotFound
 from darwin_dra.hardware.model import ChipInfo, ChipProfile, CoreInfo
 from darwin_dra.kubeapi import KubeApiError, NotFound, Unavailable
@@ -80,7 +81,13 @@ class Chips(Protocol):
     def partition(self, part: int) -> PartitionInfo: ...
 
     def create_partition(
-        self, chip: int, *, domains: list[int], shared: bool = False, keps_budget: int = 0
+        self,
+        chip: int,
+        *,
+        domains: list[int],
+        shared: bool = False,
+        keps_budget: int = 0,
+        config: EnginePartitionConfig | None = None,
     ) -> int: ...
 
     def destroy_partition(self, part: int) -> None: ...
@@ -465,6 +472,7 @@ class Driver:
             shared=intent.shared,
             # Exclusive partitions own their router share outright: no budget to enforce.
             keps_budget=intent.keps if intent.shared else 0,
+            config=state.engine_config(intent),
         )
         info = self.engine.partition(part)
         return state.PreparedPartition(intent, part, info.cores)

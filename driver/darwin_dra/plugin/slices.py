@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from darwin_dra.engine import keps as kepsdef
 from darwin_dra.hardware.model import ChipEntry, ChipInfo, ChipProfile
 
 DRIVER = "darwin.snn.io"
@@ -67,7 +68,7 @@ class ChipView:
     domain_h: int
     neurons_per_core: int
     synapses_per_chip: int
-    keps: int  # events per second through the router, in thousands
+    keps: int  # KEPS (engine/keps.py): thousands of events per second of model time
     max_fan_in: int
     max_fan_out: int
     sparse_routing: bool
@@ -107,7 +108,7 @@ class ChipView:
             domain_h=profile.domain_h,
             neurons_per_core=profile.neurons_per_core,
             synapses_per_chip=profile.synapses_per_chip,
-            keps=int(profile.router_events_per_s // 1000),
+            keps=kepsdef.chip_keps(profile.router_events_per_s),
             max_fan_in=profile.max_fan_in,
             max_fan_out=profile.max_fan_out,
             sparse_routing=profile.sparse_routing,
@@ -141,7 +142,7 @@ class ChipView:
             health = Health.DEGRADED
         else:
             health = Health.OK
-        nominal = int(info.router_events_per_s // 1000)
+        nominal = kepsdef.chip_keps(info.router_events_per_s)
         return cls(
             chip=info.id,
             model=info.model,
@@ -208,7 +209,7 @@ def _domain_budgets(chip: ChipView) -> dict[int, _Budget]:
         after = before + d.cores
         out[d.index] = _Budget(
             cores=d.cores,
-            keps=chip.keps * after // total - chip.keps * before // total,
+            keps=kepsdef.share(chip.keps, after, total) - kepsdef.share(chip.keps, before, total),
             neurons=d.cores * chip.neurons_per_core,
             synapses=(
                 chip.synapses_per_chip * after // total - chip.synapses_per_chip * before // total
@@ -403,7 +404,7 @@ def _attributes(chip: ChipView, part: _Partition, budget: _Budget) -> dict[str, 
         "onChipLearning": {"bool": chip.on_chip_learning},
         "maxFanIn": {"int": chip.max_fan_in},
         "maxFanOut": {"int": chip.max_fan_out},
-        "maxMeps": {"int": budget.keps // 1000},
+        "maxMeps": {"int": kepsdef.meps(budget.keps)},
         "healthy": {"bool": healthy},
         "kepsSource": {"string": "measured" if chip.keps_measured else "nominal"},
     }

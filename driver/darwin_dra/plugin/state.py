@@ -13,9 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from darwin_dra.engine import PartitionConfig as EnginePartitionConfig
+from darwin_dra.engine import Routing
+from darwin_dra.engine import keps as kepsdef
 from darwin_dra.plugin import cdi
 from darwin_dra.plugin.config import (
     DRIVER_NAME,
+    REMOVED,
     ConfigError,
     PartitionConfig,
     entries_from_allocation,
@@ -45,6 +49,8 @@ class DeviceIntent:
     keps: int  # thousands of events/s: the grant (shared) or the partition's share (exclusive)
     share_id: str | None
     config: PartitionConfig
+    neurons: int = 0  # a share's granted neurons (consumedCapacity.neurons); 0: not limited
+    synapses: int = 0  # a share's granted synapses (consumedCapacity.synapses); 0: not limited
 
     def to_json(self) -> Obj:
         return {
@@ -56,6 +62,8 @@ class DeviceIntent:
             "keps": self.keps,
             "shareId": self.share_id,
             "config": self.config.to_dict(),
+            "neurons": self.neurons,
+            "synapses": self.synapses,
         }
 
     @classmethod
@@ -68,7 +76,12 @@ class DeviceIntent:
             shared=bool(obj["shared"]),
             keps=int(obj["keps"]),
             share_id=obj.get("shareId"),
-            config=parse_partition_config(obj["config"], "intent.config"),
+            # checkpoints written before REMOVED fields were refused may still carry them
+            config=parse_partition_config(
+                {k: v for k, v in obj["config"].items() if k not in REMOVED}, "intent.config"
+            ),
+            neurons=int(obj.get("neurons", 0)),
+            synapses=int(obj.get("synapses", 0)),
         )
 
 
@@ -122,7 +135,7 @@ def device_domains(chips: Mapping[int, ChipView]) -> dict[str, tuple[int, tuple[
 def _exclusive_keps(chip: ChipView, domains: Sequence[int]) -> int:
     by_index = {d.index: d.cores for d in chip.domains}
     cores = sum(by_index[d] for d in domains)
-    return chip.keps * cores // max(chip.n_cores, 1)
+    return kepsdef.share(chip.keps, cores, chip.n_cores)
 
 
 def _object(value: Any, where: str) -> Obj:
@@ -226,8 +239,20 @@ def plan_claim(
                 "learning; set learning: false or select a model with onChipLearning"
             )
         keps = _granted_keps(result, at) if shared else _exclusive_keps(chip, domains)
+        neurons, synapses = (_granted(result, "neurons", at), _granted(result, "synapses", at))
         intents.append(
-            DeviceIntent(request, device, chip_id, domains, shared, keps, share_id, config)
+            DeviceIntent(
+                request,
+                device,
+                chip_id,
+                domains,
+                shared,
+                keps,
+                share_id,
+                config,
+                neurons if shared else 0,
+                synapses if shared else 0,
+            )
         )
     return ClaimPlan(uid, namespace, name, node, tuple(intents))
 
@@ -247,6 +272,30 @@ def _granted_keps(result: Obj, at: str) -> int:
     if keps <= 0:
         raise ClaimError(f"{at}: consumedCapacity.keps must be positive, got {raw}")
     return keps
+
+
+def engine_config(intent: DeviceIntent) -> EnginePartitionConfig:
+    """What the engine enforces for a device: its PartitionConfig and a share's grants."""
+    return EnginePartitionConfig(
+        timestep_us=intent.config.timestep_us or 0,
+        routing=Routing.from_mode(intent.config.routing_mode),
+        max_neurons=intent.neurons,
+        max_synapses=intent.synapses,
+    )
+
+
+def _granted(result: Obj, name: str, at: str) -> int:
+    """A share's grant of `name` from consumedCapacity; 0 (not limited) when absent."""
+    raw = (result.get("consumedCapacity") or {}).get(name)
+    if raw is None:
+        return 0
+    try:
+        value = math.floor(parse_quantity(raw))
+    except ValueError as exc:
+        raise ClaimError(f"{at}: consumedCapacity.{name}: {exc}") from None
+    if value <= 0:
+        raise ClaimError(f"{at}: consumedCapacity.{name} must be positive, got {raw}")
+    return value
 
 
 # ---- results: CDI and status ----

@@ -408,11 +408,25 @@ class CreatePartitionRequest(_message.Message):
     BY_CORES_FIELD_NUMBER: _builtins.int
     SHARED_FIELD_NUMBER: _builtins.int
     KEPS_BUDGET_FIELD_NUMBER: _builtins.int
+    TIMESTEP_US_FIELD_NUMBER: _builtins.int
+    ROUTING_MODE_FIELD_NUMBER: _builtins.int
+    MAX_NEURONS_FIELD_NUMBER: _builtins.int
+    MAX_SYNAPSES_FIELD_NUMBER: _builtins.int
     chip: _builtins.int
     by_cores: _builtins.bool
     shared: _builtins.bool
     keps_budget: _builtins.int
     """0: unlimited"""
+    timestep_us: _builtins.int
+    """The partition's configuration (engine dk_partition_config; 0 / "" is not limited).
+    PartitionConfig timestepUs: a network must step by this
+    """
+    routing_mode: _builtins.str
+    """PartitionConfig routingMode: "xy" or "multicast-tree" ("": tree)"""
+    max_neurons: _builtins.int
+    """a share's granted neurons"""
+    max_synapses: _builtins.int
+    """a share's granted synapses"""
     @_builtins.property
     def domains(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Exactly one of the two: whole domains, or explicit cores."""
@@ -428,10 +442,14 @@ class CreatePartitionRequest(_message.Message):
         by_cores: _builtins.bool = ...,
         shared: _builtins.bool = ...,
         keps_budget: _builtins.int = ...,
+        timestep_us: _builtins.int = ...,
+        routing_mode: _builtins.str = ...,
+        max_neurons: _builtins.int = ...,
+        max_synapses: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_cores", b"by_cores", "chip", b"chip", "cores", b"cores", "domains", b"domains", "keps_budget", b"keps_budget", "shared", b"shared"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_cores", b"by_cores", "chip", b"chip", "cores", b"cores", "domains", b"domains", "keps_budget", b"keps_budget", "max_neurons", b"max_neurons", "max_synapses", b"max_synapses", "routing_mode", b"routing_mode", "shared", b"shared", "timestep_us", b"timestep_us"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
