@@ -9,7 +9,7 @@ CFLAGS_STRICT := -std=c11 -O1 -g -Wall -Wextra -Werror -Wshadow -Wconversion -Wn
 	-D_GNU_SOURCE -Inative/include -Inative/src -pthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all venv build demo test native-test fuzz lint typecheck pytest bench clean k8s-bins helm-bin image
+.PHONY: all venv build demo test native-test fuzz lint typecheck pytest bench clean k8s-bins helm-bin image browser
 
 all: build
 
@@ -24,9 +24,9 @@ $(STAMP): pyproject.toml setup.py native/build_engine.py $(NATIVE_SRC)
 
 build: $(STAMP)
 
-# The main job: the driver end to end on a real local control plane (see driver/darwin_dra/demo.py).
-demo: $(STAMP) k8s-bins
-	$(VENV)/bin/darwin-dra inventory --inventory deploy/examples/inventory.yaml --node node-a
+# The main job: the driver's whole job on a local cluster with real nodes, installed with its
+# Helm chart (see driver/darwin_dra/demo/); the demo builds the driver image itself (cached).
+demo: $(STAMP) k8s-bins helm-bin
 	$(VENV)/bin/darwin-dra demo
 
 # The native tests and a short fuzz run, built with AddressSanitizer and UBSan.
@@ -67,7 +67,11 @@ helm-bin: $(HELM)
 $(HELM):
 	GOBIN=$(dir $(HELM)) CGO_ENABLED=0 go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
-pytest: $(STAMP) k8s-bins helm-bin image
+# Headless Chromium from Debian's packages: the demo's test renders the demo's report with it.
+browser: $(STAMP)
+	$(PY) -c 'from darwin_dra.cluster import hostdeps as h; h.ensure(h.BROWSER_PACKAGES)'
+
+pytest: $(STAMP) k8s-bins helm-bin image browser
 	$(PY) -m pytest -q
 
 test: $(STAMP) native-test lint typecheck pytest
