@@ -25,8 +25,9 @@ $(STAMP): pyproject.toml setup.py native/build_engine.py $(NATIVE_SRC)
 build: $(STAMP)
 
 # The main job: the driver's whole job on a local cluster with real nodes, installed with its
-# Helm chart (see driver/darwin_dra/demo/); the demo builds the driver image itself (cached).
-demo: $(STAMP) k8s-bins helm-bin
+# Helm chart (see driver/darwin_dra/demo/). The demo builds (or finds cached) everything else
+# itself, each step timed with a progress display.
+demo: $(STAMP)
 	$(VENV)/bin/darwin-dra demo
 
 # The native tests and a short fuzz run, built with AddressSanitizer and UBSan.
@@ -60,12 +61,13 @@ k8s-bins: $(STAMP)
 image: $(STAMP)
 	$(VENV)/bin/darwin-dra cluster image --no-import
 
-# helm built from its Go module (the chart tests run helm lint and helm template), cached.
+# helm built from its Go module (the chart tests run helm lint and helm template, the demo
+# installs the chart with it), cached; its version is darwin_dra/demo/tools.py's HELM_VERSION.
 HELM_VERSION := v3.22.0
 HELM := $(HOME)/.cache/darwin-dra/helm-$(HELM_VERSION)/helm
 helm-bin: $(HELM)
-$(HELM):
-	GOBIN=$(dir $(HELM)) CGO_ENABLED=0 go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+$(HELM): | $(STAMP)
+	$(PY) -c 'from darwin_dra.demo.tools import ensure_helm; ensure_helm()'  # go install, cached
 
 # Headless Chromium from Debian's packages: the demo's test renders the demo's report with it.
 browser: $(STAMP)

@@ -18,7 +18,7 @@ from darwin_dra.cluster import build, hostdeps, images, launcher, realnode
 from darwin_dra.cluster.state import ClusterState
 from darwin_dra.demo import manifests
 from darwin_dra.demo.story import Story, wait_for
-from darwin_dra.demo.tools import Kubectl, Tool, helm, helm_binary
+from darwin_dra.demo.tools import HELM_VERSION, Kubectl, Tool, ensure_helm, helm
 
 CLASSES = ("darwin.snn.io", "darwin-domain.snn.io", "darwin-shared.snn.io", "darwin-chip.snn.io")
 
@@ -80,8 +80,8 @@ def prepare(story: Story, image_tar: Path | None) -> tuple[build.Binaries, Path,
         build.ensure_containerd()
     with story.step("the pod sandbox (pause) and busybox images, from Debian's busybox-static"):
         images.busybox_images()
-    with story.step("helm (make helm-bin)"):
-        helm_binary()
+    with story.step(f"helm {HELM_VERSION}, built from its Go module"):
+        ensure_helm()
     if image_tar is not None:
         with story.step(f"the driver's image from {image_tar}"):
             return binaries, image_tar, image_name(image_tar)

@@ -34,7 +34,7 @@ class Story:
 
     def note(self, label: str, text: str) -> None:
         """`  asked: ...`, `  given: ...`, `  why:   ...` lines of a scenario."""
-        self.console.print(f"  [bold]{label + ':':<7}[/] {text}", highlight=False, soft_wrap=False)
+        self.console.print(f"  [bold]{label + ':':<7}[/] {text}", highlight=False, soft_wrap=True)
 
     def table(self, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
         t = Table(*header, header_style="bold", box=None, pad_edge=False)

@@ -3,6 +3,7 @@ local cluster and `make helm-bin` built), every command and its output appended 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -11,24 +12,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HELM_VERSION = "v3.22.0"  # as the Makefile's helm-bin target builds it
+from darwin_dra.cluster import build
+
+HELM_VERSION = "v3.22.0"  # the Makefile's HELM_VERSION (its helm-bin calls ensure_helm)
 
 
 class ToolError(RuntimeError):
     pass
 
 
+HELM_PACKAGE = "helm.sh/helm/v3/cmd/helm"
+
+
 def helm_binary() -> Path:
-    """helm from $HELM, else where `make helm-bin` puts it."""
+    """helm from $HELM, else where `ensure_helm` (`make helm-bin`) puts it."""
     env = os.environ.get("HELM")
-    path = (
-        Path(env)
-        if env
-        else Path.home() / ".cache" / "darwin-dra" / f"helm-{HELM_VERSION}" / "helm"
-    )
+    path = Path(env) if env else build.cache_root() / f"helm-{HELM_VERSION}" / "helm"
     if not path.is_file():
         raise ToolError(f"no helm at {path}: run `make helm-bin` (or set HELM)")
     return path
+
+
+def ensure_helm() -> Path:
+    """helm, `go install`ed once into the cache (unless $HELM names one); its path."""
+    with contextlib.suppress(ToolError):
+        return helm_binary()
+    target = build.cache_root() / f"helm-{HELM_VERSION}"
+    target.mkdir(parents=True, exist_ok=True)
+    cmd = [str(build.find_go()), "install", f"{HELM_PACKAGE}@{HELM_VERSION}"]
+    env = dict(os.environ, GOBIN=str(target), CGO_ENABLED="0")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise ToolError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return helm_binary()
 
 
 @dataclass(frozen=True)
