@@ -174,3 +174,41 @@ def test_report_writes_a_page_with_its_pictures(tmp_path: Path) -> None:
     assert "<img id='timeline' src='fault-timeline.png'" in text
     assert "<dd>g</dd>" in text
     assert "run: recurrent" in text
+
+
+def test_reasons_read_constraints_subrequests_shares_and_binding_conditions() -> None:
+    known = explain.devices(SLICES)
+    claim = _claim(("n0", "chip-1-domain-7", None), ("n0", "chip-1-shared-1", "250"))
+    claim["status"]["allocation"]["devices"]["results"][0]["request"] = "block/domains"
+    claim["spec"] = {"devices": {
+        "requests": [{"name": "block", "firstAvailable": [{"name": "quad"}, {"name": "domains"}]},
+                     {"name": "r"}],
+        "constraints": [{"matchAttribute": "darwin.snn.io/chip"}],
+    }}  # fmt: skip
+    claim["status"]["devices"] = [{"device": "chip-1-shared-1", "conditions": [
+        {"type": "RoutesProgrammed", "status": "True", "reason": "Programmed"}]}]  # fmt: skip
+    assert explain.reasons(claim, known) == [
+        "all 2 devices publish darwin.snn.io/chip=1: matchAttribute holds",
+        "firstAvailable ['quad', 'domains']: took domains (not quad)",
+        "chip-1-shared-1 shares 250 of its 499,130,434 KEPS with other claims",
+        "chip-1-shared-1: RoutesProgrammed (Programmed) before the pod bound",
+    ]
+    apart = _claim(("n0", "chip-1-domain-7", None), ("n2", "chip-0-domain-1", None))
+    constraint = {"matchAttribute": "darwin.snn.io/chip"}
+    apart["spec"] = {"devices": {"requests": [{"name": "r"}], "constraints": [constraint]}}
+    assert explain.reasons(apart, known) == [
+        "the devices publish darwin.snn.io/chip values ['0', '1']"
+    ]
+
+
+def test_every_example_pod_becomes_a_workload_keeping_its_claims_and_limits() -> None:
+    for file in manifests.EXAMPLE_FILES:
+        for doc in manifests.example_docs(file):
+            if doc["kind"] != "Pod":
+                continue
+            pod = manifests.as_workload(doc, "img:1")
+            [c] = pod["spec"]["containers"]
+            assert c["image"] == "img:1"
+            assert c["resources"] == doc["spec"]["containers"][0]["resources"]
+            assert pod["spec"].get("resourceClaims") == doc["spec"].get("resourceClaims")
+            assert pod["metadata"]["labels"][manifests.DEMO_LABEL] == doc["metadata"]["name"]

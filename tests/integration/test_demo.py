@@ -54,11 +54,17 @@ def test_demo_end_to_end() -> None:
     assert "Darwin DRA: chips by node" in text  # darwin-dra status
     assert "darwin3-fastroute" in text
 
-    two = _section(text, "Two asynchronous domains on one chip")
+    examples = _section(text, "Every example of deploy/examples")
+    two = examples[examples.index("two-domains\n") :]
     assert re.search(r"given:\s+darwin-node-\d: chip-(\d)-domain-\d+, chip-\1-domain-\d+", two)
-    assert "the constraint holds" in two
-    legacy = _section(text, "A pod written for a device plugin")
-    assert re.search(r"scheduler wrote claim legacy-extended-resources-\w+ for 2 devices", legacy)
+    assert "publish darwin.snn.io/chip=" in two
+    assert re.search(r"scheduler wrote claim legacy-extended-resources-\w+ for 2 devices", examples)
+    assert re.search(r"firstAvailable \['quad', 'domains'\]: took quad", examples)
+    assert re.search(r"chip-\d-shared-\d shares 250 of its [\d,]+ KEPS", examples)
+    pipeline = examples[examples.index("pipeline\n") :]
+    assert re.search(r"given:.*; fabric-wafer-\d \(200 KEPS of the fabric\)", pipeline)
+    assert "publish darwin.snn.io/fabric=wafer-" in pipeline
+    assert "RoutesProgrammed" in pipeline
     shared = _section(text, "A KEPS-shared service")
     assert re.search(r"waits:\s+replica #\d stays Pending: 0/3 nodes are available", shared)
     assert re.search(r"given:\s+[1-9] replicas placed; the next one waits", shared)
@@ -71,7 +77,7 @@ def test_demo_end_to_end() -> None:
     assert re.search(r"kube-controller-manager evicts (\S+, )*resilient-", fault)
     assert re.search(r"given:\s+resilient-\S+ on darwin-node-\d: chip-\d-half-\d", fault)
     # every scenario's workload ran its network in its container
-    assert len(RUN_LINE.findall(text)) >= 5, text
+    assert len(RUN_LINE.findall(text)) >= 8, text  # 5 examples, shared, meps, fault
 
     # nothing left running
     assert "done clean-up" in text
@@ -82,6 +88,7 @@ def test_demo_end_to_end() -> None:
     page = Path(re.search(r"report: (\S+index\.html)", text).group(1))  # type: ignore[union-attr]
     assert page.is_file()
     _render(page)
+    shutil.copytree(page.parent, ARTIFACTS / "demo-report", dirs_exist_ok=True)
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -91,7 +98,7 @@ def _render(page: Path) -> None:
     hostdeps.ensure(hostdeps.BROWSER_PACKAGES)
     shot = ARTIFACTS / "demo-report.png"
     shot.unlink(missing_ok=True)
-    profile = page.parent / "chromium-profile"
+    profile = Path(tempfile.mkdtemp(prefix="darwin-chromium-"))
     base = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
             f"--user-data-dir={profile}"]  # fmt: skip
     dom = subprocess.run(
@@ -103,6 +110,7 @@ def _render(page: Path) -> None:
     assert 'id="timeline"' in dom
     subprocess.run([*base, "--window-size=1300,1400", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=180, check=True)  # fmt: skip
+    shutil.rmtree(profile, ignore_errors=True)
     import matplotlib.image
 
     pixels = matplotlib.image.imread(str(shot))[..., :3]

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="append",
         dest="scenarios",
         metavar="NAME",
-        help="run only these scenarios (repeatable): two-domains, legacy, shared, meps, fault",
+        help="run only these scenarios (repeatable): examples, shared, meps, fault",
     )
     p.set_defaults(func=run)
 
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from darwin_dra import demo
     from darwin_dra.demo.scenarios import SCENARIOS
 
-    known = {key for key, _ in SCENARIOS}
+    known = {key for key, _, _ in SCENARIOS}
     unknown = set(args.scenarios or ()) - known
     if unknown:
         print(f"darwin-dra demo: unknown --scenario {', '.join(sorted(unknown))} "

@@ -206,3 +206,56 @@ def overlapping(
         and p.y < y + h
         and y < p.y + p.height
     ]
+
+
+def _requests(claim: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    spec = claim.get("spec") or {}
+    found: list[Mapping[str, Any]] = (spec.get("devices") or {}).get("requests") or []
+    return found
+
+
+def reasons(claim: Mapping[str, Any], known: Mapping[tuple[str, str], Device]) -> list[str]:
+    """Why the allocation satisfies the claim, read off both: each matchAttribute constraint
+    with the value the devices share, the firstAvailable subrequest taken, each capacity share
+    against its device's capacity, and the binding conditions the devices reached."""
+    given = allocation(claim)
+    out = []
+    spec_devices = (claim.get("spec") or {}).get("devices") or {}
+    for c in spec_devices.get("constraints") or []:
+        attr = str(c.get("matchAttribute", ""))
+        key = attr.removeprefix(f"{DRIVER}/")
+        names = set(c.get("requests") or [r["name"] for r in _requests(claim)])
+        mine = [g for g in given if g.request.split("/")[0] in names]
+        values = {known[(g.pool, g.device)].attr(key) for g in mine if (g.pool, g.device) in known}
+        if len(values) == 1:
+            out.append(
+                f"all {len(mine)} devices publish {attr}={values.pop()}: matchAttribute holds"
+            )
+        else:
+            out.append(f"the devices publish {attr} values {sorted(map(str, values))}")
+    for r in _requests(claim):
+        if "firstAvailable" in r:
+            subs = [s["name"] for s in r["firstAvailable"]]
+            taken = {
+                g.request.split("/", 1)[1] for g in given if g.request.startswith(r["name"] + "/")
+            }
+            for t in sorted(taken):
+                first = (
+                    "the first choice"
+                    if t == subs[0]
+                    else f"not {', '.join(subs[: subs.index(t)])}"
+                )
+                out.append(f"firstAvailable {subs}: took {t} ({first})")
+    for g in given:
+        dev = known.get((g.pool, g.device))
+        if g.consumed.get("keps") and dev is not None:
+            out.append(
+                f"{g.device} shares {int(g.consumed['keps']):,} of its "
+                f"{int(dev.capacity.get('keps', '0')):,} KEPS with other claims"
+            )
+    for entry in (claim.get("status") or {}).get("devices") or []:
+        for cond in entry.get("conditions") or []:
+            if cond.get("status") == "True":
+                why = f" ({cond['reason']})" if cond.get("reason") else ""
+                out.append(f"{entry.get('device')}: {cond.get('type')}{why} before the pod bound")
+    return out

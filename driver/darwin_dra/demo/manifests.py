@@ -205,6 +205,33 @@ def request(
     return {"name": name, "exactly": exactly}
 
 
+# The examples the demo runs as real pods, in the order it shows them.
+EXAMPLE_FILES = (
+    "two-domains-one-chip.yaml",
+    "legacy-extended-resource.yaml",
+    "quad-or-four-domains.yaml",
+    "shared-keps.yaml",
+    "pipeline-one-fabric.yaml",
+)
+
+
+def example_docs(file: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((EXAMPLES / file).read_text()) if d]
+
+
+def as_workload(pod: Mapping[str, Any], image: str) -> dict[str, Any]:
+    """An example pod as it runs here: its claims and resources as written, its containers
+    the driver's image running the network (the examples name a registry this cluster cannot
+    reach)."""
+    meta = dict(pod["metadata"])
+    meta["labels"] = {**meta.get("labels", {}), DEMO_LABEL: meta["name"]}
+    [container] = pod["spec"]["containers"]
+    spec = _pod_spec(image, container.get("resources", {}), [])
+    if pod["spec"].get("resourceClaims"):
+        spec["resourceClaims"] = list(pod["spec"]["resourceClaims"])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
 def example(file: str, kind: str) -> dict[str, Any]:
     """The first object of `kind` in deploy/examples/`file`."""
     path = EXAMPLES / file

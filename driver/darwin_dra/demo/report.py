@@ -12,8 +12,7 @@ from darwin_dra.demo.explain import Placement
 from darwin_dra.demo.record import Chip, Record
 
 COLOURS = {
-    "two-domains": "#1f77b4",
-    "legacy": "#ff7f0e",
+    "examples": "#1f77b4",
     "shared": "#2ca02c",
     "meps": "#9467bd",
     "fault": "#d62728",

@@ -112,60 +112,70 @@ def _count(n: int, what: str) -> str:
 # ---- the scenarios ------------------------------------------------------------------------
 
 
-def two_domains(ctx: Context) -> Scenario:
-    sc = Scenario("two-domains", "Two asynchronous domains on one chip")
-    template = manifests.example("two-domains-one-chip.yaml", "ResourceClaimTemplate")
-    name = template["metadata"]["name"]
-    ctx.kubectl.apply([template, manifests.claim_pod(name, ctx.image, name, "domains")], NS)
-    sc.asked = (
-        "pod two-domains: 2 devices of class darwin-domain.snn.io (count: 2) under the "
-        "constraint matchAttribute darwin.snn.io/chip (deploy/examples/two-domains-one-chip.yaml)"
-    )
-    pod = ctx.wait_running(name)
-    got = ctx.place(sc.key, pod)
-    sc.given = explain.describe(got)
-    chips = {(p.node, p.chip) for p in got}
-    sc.why = (
-        f"both devices publish darwin.snn.io/chip={got[0].chip} on {got[0].node}: the "
-        "constraint holds (a claim's node-local devices always come from one node)"
-        if len(chips) == 1 and got
-        else f"the devices sit on {sorted(chips)}: the constraint did NOT hold"
-    )
-    sc.logs = [ctx.run_line(name)]
-    return sc
+def _header(file: str) -> str:
+    """The first sentence of an example file's opening comment: what its author asked for."""
+    lines = []
+    for line in (manifests.EXAMPLES / file).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").strip())
+    text = " ".join(lines)
+    return text.split(". ")[0].rstrip(".")
 
 
-def legacy(ctx: Context) -> Scenario:
-    sc = Scenario("legacy", "A pod written for a device plugin: an extended resource")
-    example = manifests.example("legacy-extended-resource.yaml", "Pod")
-    limits = example["spec"]["containers"][0]["resources"]["limits"]
-    name = example["metadata"]["name"]
-    ctx.kubectl.apply([manifests.legacy_pod(name, ctx.image, limits)], NS)
-    asks = ", ".join(f"{k}: {v}" for k, v in limits.items())
-    sc.asked = (
-        f"pod {name}: no claim, only limits {{{asks}}} "
-        "(deploy/examples/legacy-extended-resource.yaml)"
-    )
-    pod = ctx.wait_running(name)
-    got = ctx.place(sc.key, pod)
-    sc.given = explain.describe(got)
-    claim = ((pod.get("status") or {}).get("extendedResourceClaimStatus") or {}).get(
-        "resourceClaimName", "?"
+def examples(ctx: Context) -> list[Scenario]:
+    """Every example of deploy/examples as written (claim templates, claims, limits), its pods
+    running the network on what they got."""
+    docs: list[dict[str, Any]] = []
+    pods: list[tuple[str, str]] = []
+    for file in manifests.EXAMPLE_FILES:
+        for doc in manifests.example_docs(file):
+            if doc["kind"] == "Pod":
+                docs.append(manifests.as_workload(doc, ctx.image))
+                pods.append((file, doc["metadata"]["name"]))
+            else:
+                docs.append(doc)
+    ctx.kubectl.apply(docs, NS)
+    ctx.story.say(
+        f"  kubectl apply: {len(manifests.EXAMPLE_FILES)} files of deploy/examples, their pods "
+        "running `darwin-dra run` on what their claims got"
     )
     classes = {c["metadata"]["name"]: c for c in ctx.kubectl.items("deviceclasses")}
-    owner = [
-        n for n, c in classes.items() if (c.get("spec") or {}).get("extendedResourceName") in limits
-    ]
-    sc.why = (
-        f"DeviceClass {', '.join(owner) or '(none)'} declares extendedResourceName "
-        f"{', '.join(limits)}: the scheduler wrote claim {claim} for {_count(len(got), 'device')} "
-        "of that class and named it in the pod's status.extendedResourceClaimStatus"
-    )
-    sc.logs = [ctx.run_line(name)]
-    return sc
+    out = []
+    for file, name in pods:
+        sc = Scenario("examples", f"deploy/examples/{file}")
+        sc.asked = f"{_header(file)} (pod {name}, deploy/examples/{file})"
+        pod = ctx.wait_running(name)
+        got = ctx.place(sc.key, pod)
+        claim = explain.claim_of(pod, ctx.claims()) or {}
+        known = ctx.known()
+        links = [g for g in explain.allocation(claim) if g.pool.startswith("fabric-")]
+        sc.given = explain.describe(got) + "".join(
+            f"; {g.device} ({int(g.consumed.get('keps', '0')):,} KEPS of the fabric)" for g in links
+        )
+        why = explain.reasons(claim, known)
+        limits = ((pod["spec"]["containers"][0].get("resources") or {}).get("limits")) or {}
+        owner = [
+            n
+            for n, c in classes.items()
+            if (c.get("spec") or {}).get("extendedResourceName") in limits
+        ]
+        if owner:
+            why.insert(
+                0,
+                f"DeviceClass {', '.join(owner)} declares extendedResourceName "
+                f"{', '.join(limits)}: the scheduler wrote claim {claim['metadata']['name']} for "
+                f"{_count(len(got), 'device')} of that class (status.extendedResourceClaimStatus)",
+            )
+        sc.why = "; ".join(why) or "any matching device would do"
+        sc.logs = [ctx.run_line(name)]
+        ctx.story.say(f"  [bold]{name}[/]")
+        ctx.show(sc)
+        out.append(sc)
+    return out
 
 
-def shared_service(ctx: Context) -> Scenario:
+def shared_service(ctx: Context) -> list[Scenario]:
     sc = Scenario("shared", "A KEPS-shared service, scaled until the next replica waits")
     model = "darwin3-fastroute"
     shared = [
@@ -256,10 +266,10 @@ def shared_service(ctx: Context) -> Scenario:
         f"{service} scaled to 0", lambda: not ctx.pods(f"{manifests.DEMO_LABEL}={service}"), 120
     )
     ctx.story.note("then", f"{service} scaled to 0: its shares are given back")
-    return sc
+    return [sc]
 
 
-def meps_selection(ctx: Context) -> Scenario:
+def meps_selection(ctx: Context) -> list[Scenario]:
     sc = Scenario("meps", "A CEL selection on MEPS picks the stronger chip")
     cel = f'{ATTR}.partition == "domain" && {ATTR}.maxMeps >= {FAST_MEPS}'
     template = manifests.claim_template(
@@ -279,10 +289,11 @@ def meps_selection(ctx: Context) -> Scenario:
         + f"; only {', '.join(passing) or 'no model'} passes >= {FAST_MEPS:,}"
     )
     sc.logs = [ctx.run_line(name)]
-    return sc
+    ctx.show(sc)
+    return [sc]
 
 
-def chip_failure(ctx: Context) -> Scenario:
+def chip_failure(ctx: Context) -> list[Scenario]:
     sc = Scenario("fault", "A chip fails: taint, eviction, the workload placed again")
     service = "resilient"
     cel = f'{ATTR}.partition == "half" && {ATTR}.model == "darwin3"'
@@ -394,39 +405,29 @@ def chip_failure(ctx: Context) -> Scenario:
     ctx.story.note("given", sc.given)
     ctx.story.note("why", sc.why)
     ctx.story.note("log", line)
-    return sc
+    return [sc]
 
 
-# The scenarios in order: (key, runner). Each runner prints its own story and returns what it
-# saw. HOOK: the SpikingPipeline scenario (a NIR model split over two nodes, its spikes flowing,
-# throughput and cross-node traffic) goes in after meps_selection once the SpikingPipeline CRD
-# and runtime are merged: write `pipeline(ctx) -> Scenario` above (report.py draws its
-# placements like any other; add its raster and traffic pictures there), then add
-# ("pipeline", pipeline) below.
-SCENARIOS: tuple[tuple[str, Callable[[Context], Scenario]], ...] = (
-    ("two-domains", two_domains),
-    ("legacy", legacy),
-    ("shared", shared_service),
-    ("meps", meps_selection),
-    ("fault", chip_failure),
+# The scenarios in order: (key, title, runner). Each runner prints its own story and returns
+# what it saw. HOOK: the SpikingPipeline scenario (a NIR model split over two nodes, its spikes
+# flowing, throughput and cross-node traffic) goes in after meps_selection once the
+# SpikingPipeline CRD and runtime are merged: write `pipeline(ctx) -> list[Scenario]` above
+# (report.py draws its placements like any other's; add its raster and traffic pictures
+# there), then add ("pipeline", "<title>", pipeline) below and to the demo's --scenario help.
+Runner = Callable[[Context], list[Scenario]]
+SCENARIOS: tuple[tuple[str, str, Runner], ...] = (
+    ("examples", "Every example of deploy/examples, as real pods", examples),
+    ("shared", "A KEPS-shared service, scaled until the next replica waits", shared_service),
+    ("meps", "A CEL selection on MEPS picks the stronger chip", meps_selection),
+    ("fault", "A chip fails: taint, eviction, the workload placed again", chip_failure),
 )
-TITLES = {
-    "two-domains": "Two asynchronous domains on one chip",
-    "legacy": "A pod written for a device plugin: an extended resource",
-    "shared": "A KEPS-shared service, scaled until the next replica waits",
-    "meps": "A CEL selection on MEPS picks the stronger chip",
-    "fault": "A chip fails: taint, eviction, the workload placed again",
-}
 
 
 def run_all(ctx: Context, only: set[str] | None = None) -> None:
-    for key, runner in SCENARIOS:
+    for key, title, runner in SCENARIOS:
         if only and key not in only:
             continue
-        ctx.story.chapter(TITLES[key])
+        ctx.story.chapter(title)
         started = time.monotonic()
-        sc = runner(ctx)
-        if key not in ("shared", "fault"):
-            ctx.show(sc)
-        ctx.record.scenarios.append(sc)
+        ctx.record.scenarios.extend(runner(ctx))
         ctx.story.say(f"  [dim]({time.monotonic() - started:.1f} s)[/]")

@@ -50,8 +50,8 @@ class Story:
         if not self.console.is_terminal:  # a log or a pipe: no live display, the result only
             try:
                 yield lambda done, of: None
-            except BaseException:
-                self.console.print(f"  FAILED {title} after {time.monotonic() - started:.1f} s")
+            except BaseException as exc:
+                self._failed(title, started, exc)
                 raise
             self._done(title, started)
             return
@@ -71,10 +71,14 @@ class Story:
         try:
             with progress:
                 yield tick
-        except BaseException:
-            self.console.print(f"  [red]FAILED[/] {title} after {time.monotonic() - started:.1f} s")
+        except BaseException as exc:
+            self._failed(title, started, exc)
             raise
         self._done(title, started)
+
+    def _failed(self, title: str, started: float, exc: BaseException) -> None:
+        what = "[yellow]interrupted[/]" if isinstance(exc, KeyboardInterrupt) else "[red]FAILED[/]"
+        self.console.print(f"  {what} {title} after {time.monotonic() - started:.1f} s")
 
     def _done(self, title: str, started: float) -> None:
         seconds = time.monotonic() - started
