@@ -95,6 +95,10 @@ def test_a_shared_device_is_ruled_out_by_a_partition_on_its_half_only() -> None:
     assert explain.overlapping(known[("n0", "chip-1-shared-1")], held, PROFILES) == []
 
 
+def test_keps_reads_the_quantities_the_api_server_writes() -> None:
+    assert [explain.keps(q) for q in ("250", "1M", "1G", "")] == [250, 10**6, 10**9, 0]
+
+
 def test_meps_by_model_and_pending_reason() -> None:
     known = explain.devices(SLICES)
     assert explain.meps_by_model(known, "domain") == {"darwin3": 27826, "darwin3-fastroute": 125490}
@@ -185,7 +189,11 @@ def test_reasons_read_constraints_subrequests_shares_and_binding_conditions() ->
                      {"name": "r"}],
         "constraints": [{"matchAttribute": "darwin.snn.io/chip"}],
     }}  # fmt: skip
-    claim["status"]["devices"] = [{"device": "chip-1-shared-1", "conditions": [
+    claim["status"]["allocation"]["devices"]["results"][1]["bindingConditions"] = [
+        "RoutesProgrammed"
+    ]
+    claim["status"]["devices"] = [{"pool": "n0", "device": "chip-1-shared-1", "conditions": [
+        {"type": "Ready", "status": "True", "reason": "PartitionPrepared"},
         {"type": "RoutesProgrammed", "status": "True", "reason": "Programmed"}]}]  # fmt: skip
     assert explain.reasons(claim, known) == [
         "all 2 devices publish darwin.snn.io/chip=1: matchAttribute holds",

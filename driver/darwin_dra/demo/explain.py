@@ -11,8 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from darwin_dra.hardware.model import ChipProfile
+from darwin_dra.plugin.state import parse_quantity
 
 DRIVER = "darwin.snn.io"
+
+
+def keps(quantity: str) -> int:
+    """A KEPS capacity or share as the API server writes it (`250`, `1M`, `1G`)."""
+    return int(parse_quantity(quantity or "0"))
 
 
 @dataclass(frozen=True)
@@ -66,12 +72,19 @@ class Given:
     pool: str
     device: str
     consumed: Mapping[str, str] = field(default_factory=dict)
+    binding: tuple[str, ...] = ()  # the conditions the pod waits for before it binds
 
 
 def allocation(claim: Mapping[str, Any]) -> list[Given]:
     results = ((claim.get("status") or {}).get("allocation") or {}).get("devices") or {}
     return [
-        Given(r["request"], r["pool"], r["device"], dict(r.get("consumedCapacity") or {}))
+        Given(
+            r["request"],
+            r["pool"],
+            r["device"],
+            dict(r.get("consumedCapacity") or {}),
+            tuple(r.get("bindingConditions") or ()),
+        )
         for r in results.get("results") or []
         if r.get("driver") == DRIVER
     ]
@@ -250,12 +263,14 @@ def reasons(claim: Mapping[str, Any], known: Mapping[tuple[str, str], Device]) -
         dev = known.get((g.pool, g.device))
         if g.consumed.get("keps") and dev is not None:
             out.append(
-                f"{g.device} shares {int(g.consumed['keps']):,} of its "
-                f"{int(dev.capacity.get('keps', '0')):,} KEPS with other claims"
+                f"{g.device} shares {keps(g.consumed['keps']):,} of its "
+                f"{keps(dev.capacity.get('keps', '0')):,} KEPS with other claims"
             )
+    binding = {(g.pool, g.device): g.binding for g in given}
     for entry in (claim.get("status") or {}).get("devices") or []:
+        awaited = binding.get((entry.get("pool"), entry.get("device")), ())
         for cond in entry.get("conditions") or []:
-            if cond.get("status") == "True":
+            if cond.get("status") == "True" and cond.get("type") in awaited:
                 why = f" ({cond['reason']})" if cond.get("reason") else ""
                 out.append(f"{entry.get('device')}: {cond.get('type')}{why} before the pod bound")
     return out

@@ -151,7 +151,8 @@ def examples(ctx: Context) -> list[Scenario]:
         known = ctx.known()
         links = [g for g in explain.allocation(claim) if g.pool.startswith("fabric-")]
         sc.given = explain.describe(got) + "".join(
-            f"; {g.device} ({int(g.consumed.get('keps', '0')):,} KEPS of the fabric)" for g in links
+            f"; {g.device} ({explain.keps(g.consumed.get('keps', '0')):,} KEPS of the fabric)"
+            for g in links
         )
         why = explain.reasons(claim, known)
         limits = ((pod["spec"]["containers"][0].get("resources") or {}).get("limits")) or {}
@@ -185,7 +186,7 @@ def shared_service(ctx: Context) -> list[Scenario]:
     ]
     if not shared:
         raise RuntimeError(f"no shared device of a {model} chip is published")
-    capacity = min(int(d.capacity["keps"]) for d in shared)
+    capacity = min(explain.keps(d.capacity["keps"]) for d in shared)
     keps = manifests.share_keps(capacity, SHARES_PER_DEVICE)
     template = manifests.claim_template(
         "inference-share",
@@ -233,7 +234,7 @@ def shared_service(ctx: Context) -> list[Scenario]:
                 continue
             got = ctx.place(sc.key, pod)
             placed[pname] = got
-            where = ", ".join(f"{p.node}/{p.device} ({int(p.keps):,} KEPS)" for p in got)
+            where = ", ".join(f"{p.node}/{p.device} ({explain.keps(p.keps):,} KEPS)" for p in got)
             ctx.story.note(f"#{replicas}", f"{pname} on {where}")
         if reason:
             sc.waits = f"replica #{replicas} stays Pending: {reason}"
