@@ -241,9 +241,8 @@ def reasons(claim: Mapping[str, Any], known: Mapping[tuple[str, str], Device]) -
         mine = [g for g in given if g.request.split("/")[0] in names]
         values = {known[(g.pool, g.device)].attr(key) for g in mine if (g.pool, g.device) in known}
         if len(values) == 1:
-            out.append(
-                f"all {len(mine)} devices publish {attr}={values.pop()}: matchAttribute holds"
-            )
+            who = "the device publishes" if len(mine) == 1 else f"all {len(mine)} devices publish"
+            out.append(f"{who} {attr}={values.pop()}: matchAttribute holds")
         else:
             out.append(f"the devices publish {attr} values {sorted(map(str, values))}")
     for r in _requests(claim):

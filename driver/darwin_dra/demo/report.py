@@ -90,7 +90,7 @@ def timeline_picture(record: Record, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    events = record.timeline
+    events = sorted(record.timeline, key=lambda e: e.seconds)
     fig, ax = plt.subplots(figsize=(10, 0.5 + 0.42 * len(events)))
     for i, e in enumerate(events):
         ax.plot([e.seconds], [i], "o", color="#d62728")

@@ -64,14 +64,14 @@ class Context:
 
         return wait_for(f"pod {name} Running", running, RUNNING_TIMEOUT_S)
 
-    def run_line(self, pod: str, timeout: float = 90) -> str:
+    def run_line(self, pod: str, timeout: float = 180, every: float = 1.0) -> str:
         """The first `darwin-dra run` report in the pod's log."""
 
         def line() -> str | None:
             text = self.kubectl.logs(pod, NS)
             return next((s for s in text.splitlines() if s.startswith("run: ")), None)
 
-        return wait_for(f"the network's report in the log of {pod}", line, timeout)
+        return wait_for(f"the network's report in the log of {pod}", line, timeout, every)
 
     def place(self, scenario: str, pod: dict[str, Any]) -> list[explain.Placement]:
         claim = explain.claim_of(pod, self.claims())
@@ -334,32 +334,41 @@ def chip_failure(ctx: Context) -> list[Scenario]:
     events = ctx.record.timeline
     events.append(Event(0.0, f"chip {chip} of {node} fails (fault file)"))
 
-    def mark(what: str) -> None:
-        events.append(Event(time.monotonic() - t0, what))
+    def mark(what: str, at: float) -> None:
+        """An event at `at` (when the query that saw it was sent)."""
+        events.append(Event(at - t0, what))
         ctx.story.note(f"+{events[-1].seconds:.1f}s", what)
+
+    def taint_check(at: float) -> bool:
+        slices = ctx.kubectl.items("resourceslices", f"--field-selector=spec.nodeName={node}")
+        taints = explain.tainted(explain.devices(slices), node)
+        mine = {
+            d: t for d, t in taints.items() if d.startswith(f"chip-{chip}-") or d == f"chip-{chip}"
+        }
+        if mine:
+            kinds = sorted({t for ts in mine.values() for t in ts})
+            what = f"the plugin taints {_count(len(mine), 'device')} of chip {chip}: "
+            mark(what + ", ".join(kinds), at)
+        return bool(mine)
 
     seen: set[str] = set()
     new: dict[str, Any] | None = None
     deadline = t0 + RUNNING_TIMEOUT_S
     while time.monotonic() < deadline:
-        if "taint" not in seen:
-            taints = explain.tainted(ctx.known(), node)
-            mine = {d: t for d, t in taints.items() if d.startswith(f"chip-{chip}")}
-            if mine:
-                seen.add("taint")
-                kinds = sorted({t for ts in mine.values() for t in ts})
-                mark(
-                    f"the plugin taints {_count(len(mine), 'device')} of chip {chip}: "
-                    + ", ".join(kinds)
-                )
+        if "taint" not in seen and taint_check(time.monotonic()):
+            seen.add("taint")
+        at = time.monotonic()
         pods = ctx.pods()
         names = {p["metadata"]["name"]: p for p in pods}
         gone = [
             v for v in victims if v not in names or names[v]["metadata"].get("deletionTimestamp")
         ]
         if "evicted" not in seen and old in gone:
+            # the taint came first: published between the last taint query and this one
+            if "taint" not in seen and taint_check(at):
+                seen.add("taint")
             seen.add("evicted")
-            mark(f"kube-controller-manager evicts {', '.join(gone)} (DeviceTaintEviction)")
+            mark(f"kube-controller-manager evicts {', '.join(gone)} (DeviceTaintEviction)", at)
         mine_now = [
             p
             for p in pods
@@ -369,16 +378,16 @@ def chip_failure(ctx: Context) -> list[Scenario]:
         if mine_now and "created" not in seen:
             seen.add("created")
             new = mine_now[0]
-            mark(f"the Deployment's ReplicaSet creates {new['metadata']['name']}")
+            mark(f"the Deployment's ReplicaSet creates {new['metadata']['name']}", at)
         if new is not None:
             current = names.get(new["metadata"]["name"], new)
             spec_node = (current.get("spec") or {}).get("nodeName")
             if spec_node and "scheduled" not in seen:
                 seen.add("scheduled")
-                mark(f"the scheduler places it on {spec_node}")
+                mark(f"the scheduler places it on {spec_node}", at)
             if (current.get("status") or {}).get("phase") == "Running" and "running" not in seen:
                 seen.add("running")
-                mark("its container runs")
+                mark("its container runs", at)
                 new = current
                 break
         time.sleep(0.5)
@@ -386,8 +395,8 @@ def chip_failure(ctx: Context) -> list[Scenario]:
         raise TimeoutError(
             f"the replacement of {old} was not Running {RUNNING_TIMEOUT_S} s after the fault"
         )
-    line = ctx.run_line(new["metadata"]["name"])
-    mark("its network runs (first `darwin-dra run` report)")
+    line = ctx.run_line(new["metadata"]["name"], every=0.5)
+    mark("its network runs (first `darwin-dra run` report)", time.monotonic())
     again = ctx.place(sc.key, new)
     sc.given = f"{new['metadata']['name']} on {explain.describe(again)}"
     also = [v for v in victims if v != old]
