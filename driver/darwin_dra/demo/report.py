@@ -5,7 +5,10 @@ question, answer and reason, and how long each set-up step took."""
 from __future__ import annotations
 
 import html
+import json
+import re
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 
 from darwin_dra.demo.explain import Placement
@@ -19,12 +22,15 @@ COLOURS = {
 }
 
 
+_REPLICA = re.compile(r"^(.*)-[a-z0-9]{6,10}-[a-z0-9]{5}$")  # a Deployment's pod
+
+
 def _label(group: list[Placement]) -> str:
     names = sorted({p.workload for p in group})
+    stems = sorted({m.group(1) if (m := _REPLICA.match(n)) else n for n in names})
     if len(names) > 1:
-        stem = names[0].rsplit("-", 2)[0]
-        return f"{stem} x{len(names)}"
-    return names[0]
+        return f"{stems[0]} x{len(names)}"
+    return stems[0]
 
 
 def placement_picture(record: Record, path: Path) -> Path:
@@ -51,14 +57,17 @@ def placement_picture(record: Record, path: Path) -> Path:
                           alpha=0.25 if gone else 0.6, edgecolor="black",
                           hatch="//" if gone else None, linewidth=1.2)
             )  # fmt: skip
-            text = _label(group) + (" (evicted)" if gone else "")
+            wide = p.width >= 2 * chip.domain_w
+            text = _label(group) + ("\n(evicted)" if gone and wide else "")
             ax.text(p.x + p.width / 2, p.y + p.height / 2, text, ha="center", va="center",
-                    fontsize=7, wrap=True)  # fmt: skip
+                    fontsize=7 if wide else 5, rotation=0 if wide else 90)  # fmt: skip
         failed = record.failed_chip == (chip.node, chip.chip)
         title = f"{chip.node} chip {chip.chip}\n{chip.model}" + ("  FAILED" if failed else "")
         ax.set_title(title, fontsize=9, color="#d62728" if failed else "black")
     handles = [Rectangle((0, 0), 1, 1, facecolor=c, alpha=0.6) for c in COLOURS.values()]
-    fig.legend(handles, list(COLOURS), loc="lower center", ncol=len(COLOURS), fontsize=8)
+    handles.append(Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="black", hatch="//"))
+    labels = [*COLOURS, "evicted (its chip failed)"]
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
     fig.suptitle("Where every workload ran: partitions on each chip's mesh of tiles", fontsize=11)
     fig.tight_layout(rect=(0, 0.1, 1, 0.95))
     fig.savefig(path, dpi=110)
@@ -147,4 +156,6 @@ def write(record: Record, directory: Path) -> Path:
     parts.append("</table></body></html>")
     page = directory / "index.html"
     page.write_text("\n".join(parts) + "\n")
+    # the data behind the page and its pictures
+    (directory / "record.json").write_text(json.dumps(asdict(record), indent=1) + "\n")
     return page
