@@ -220,3 +220,24 @@ def test_every_example_pod_becomes_a_workload_keeping_its_claims_and_limits() ->
             assert c["resources"] == doc["spec"]["containers"][0]["resources"]
             assert pod["spec"].get("resourceClaims") == doc["spec"].get("resourceClaims")
             assert pod["metadata"]["labels"][manifests.DEMO_LABEL] == doc["metadata"]["name"]
+
+
+def test_image_name_reads_an_oci_tar_and_names_a_bad_one(tmp_path: Path) -> None:
+    import io
+    import json
+    import tarfile
+
+    from darwin_dra.demo.bringup import image_name
+
+    good = tmp_path / "img.tar"
+    index = {"manifests": [{"annotations": {"io.containerd.image.name": "reg.local/x:1"}}]}
+    body = json.dumps(index).encode()
+    with tarfile.open(good, "w") as t:
+        info = tarfile.TarInfo("index.json")
+        info.size = len(body)
+        t.addfile(info, io.BytesIO(body))
+    assert image_name(good) == "reg.local/x:1"
+    bad = tmp_path / "bad.tar"
+    bad.write_text("not a tar")
+    with pytest.raises(ValueError, match=r"--image .*bad.tar: not an OCI image tar"):
+        image_name(bad)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -41,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
     unknown = set(args.scenarios or ()) - known
     if unknown:
         print(f"darwin-dra demo: unknown --scenario {', '.join(sorted(unknown))} "
-              f"(known: {', '.join(sorted(known))})")  # fmt: skip
+              f"(known: {', '.join(sorted(known))})", file=sys.stderr)  # fmt: skip
         return 2
     if args.image is not None and not args.image.is_file():
-        print(f"darwin-dra demo: --image {args.image}: no such file")
+        print(f"darwin-dra demo: --image {args.image}: no such file", file=sys.stderr)
         return 2
     return demo.run(args.dir, args.keep, args.image, set(args.scenarios or ()) or None)
