@@ -9,7 +9,7 @@ CFLAGS_STRICT := -std=c11 -O1 -g -Wall -Wextra -Werror -Wshadow -Wconversion -Wn
 	-D_GNU_SOURCE -Inative/include -Inative/src -pthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all venv build demo test native-test fuzz fuzz-short fuzz-deps lint typecheck pytest bench clean k8s-bins helm-bin image
+.PHONY: all venv build demo test native-test fuzz fuzz-short fuzz-deps lint typecheck pytest bench clean k8s-bins helm-bin image browser
 
 all: build
 
@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml setup.py native/build_engine.py $(NATIVE_SRC)
 
 build: $(STAMP)
 
-# The main job: the driver end to end on a real local control plane (see driver/darwin_dra/demo.py).
-demo: $(STAMP) k8s-bins
-	$(VENV)/bin/darwin-dra inventory --inventory deploy/examples/inventory.yaml --node node-a
+# The main job: the driver's whole job on a local cluster with real nodes, installed with its
+# Helm chart (see driver/darwin_dra/demo/). The demo builds (or finds cached) everything else
+# itself, each step timed with a progress display.
+demo: $(STAMP)
 	$(VENV)/bin/darwin-dra demo
 
 # The native tests and a short fuzz run, built with AddressSanitizer and UBSan.
@@ -99,14 +100,19 @@ k8s-bins: $(STAMP)
 image: $(STAMP)
 	$(VENV)/bin/darwin-dra cluster image --no-import
 
-# helm built from its Go module (the chart tests run helm lint and helm template), cached.
+# helm built from its Go module (the chart tests run helm lint and helm template, the demo
+# installs the chart with it), cached; its version is darwin_dra/demo/tools.py's HELM_VERSION.
 HELM_VERSION := v3.22.0
 HELM := $(HOME)/.cache/darwin-dra/helm-$(HELM_VERSION)/helm
 helm-bin: $(HELM)
-$(HELM):
-	GOBIN=$(dir $(HELM)) CGO_ENABLED=0 go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+$(HELM): | $(STAMP)
+	$(PY) -c 'from darwin_dra.demo.tools import ensure_helm; ensure_helm()'  # go install, cached
 
-pytest: $(STAMP) k8s-bins helm-bin image
+# Headless Chromium from Debian's packages: the demo's test renders the demo's report with it.
+browser: $(STAMP)
+	$(PY) -c 'from darwin_dra.cluster import hostdeps as h; h.ensure(h.BROWSER_PACKAGES)'
+
+pytest: $(STAMP) k8s-bins helm-bin image browser
 	$(PY) -m pytest -q
 
 test: $(STAMP) native-test fuzz-short lint typecheck pytest

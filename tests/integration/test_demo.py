@@ -1,36 +1,119 @@
-"""`darwin-dra demo`, the main job, run the way a user runs it: every example pod runs, a
-failed domain taints its devices and evicts the pod on it, deleting pods unprepares claims."""
+"""`darwin-dra demo`, the main job, run the way a user runs it: three real nodes, the chart
+installed with helm, every scenario with workloads whose logs show their networks running, a
+chip failure and the workload placed again, a report that renders in headless Chromium (the
+screenshot is kept as a test artifact), and nothing left running afterwards."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from darwin_dra.cluster import hostdeps, launcher, nodehost
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("DARWIN_TEST_ARTIFACTS", ROOT / "out" / "test-artifacts"))
+RUN_LINE = re.compile(r"run: recurrent, 400 neurons, 8000 synapses on partition \d+ .* events/s")
 
-def test_demo_end_to_end(tmp_path_factory: pytest.TempPathFactory) -> None:
-    # a short path: plugin sockets below it must fit a unix socket address
-    work = Path(tmp_path_factory.mktemp("demo", numbered=True))
+
+def _section(text: str, title: str) -> str:
+    start = text.index(title)
+    end = text.find("\n\n", start)
+    return text[start : end if end > 0 else None]
+
+
+def _blended(hex_colour: str, alpha: float) -> np.ndarray:
+    rgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)], dtype=float) / 255
+    return alpha * rgb + (1 - alpha)  # over white
+
+
+def test_demo_end_to_end() -> None:
+    # Its own directory, not pytest's numbered ones: concurrent pytest runs prune those.
+    work = Path(tempfile.mkdtemp(prefix="darwin-demo-test-"))
     out = subprocess.run(
         [sys.executable, "-m", "darwin_dra.cli.main", "demo", "--dir", str(work)],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True, text=True, timeout=1800, check=False,
     )  # fmt: skip
     text = out.stdout
-    assert out.returncode == 0, text[-3000:] + out.stderr[-3000:]
-    table = text[text.index("4. what each pod got") : text.index("5. domain")]
-    for pod in ("legacy", "pipeline", "quad-or-domains", "shared-250k", "two-domains"):
-        row = next(line for line in table.splitlines() if line.strip().startswith(pod + " "))
-        assert " Running " in row, row
-        assert "(not allocated)" not in row, row
-    # the legacy pod asked darwin.snn.io/domain: 2 in its limits and got two domain devices
-    assert re.search(r"legacy .*/chip-\d-domain-\d+ .*/chip-\d-domain-\d+", table)
-    assert "fabric-wafer-0/fabric-wafer-0" in table  # the pipeline holds fabric bandwidth
-    assert "DARWIN_CORES=" in table
-    assert "darwin.snn.io/unhealthy on:" in text
-    assert "kube-controller-manager evicted the pods on those devices" in text
-    assert "CDI specs left: 0; claims left in darwin-demo: 0" in text
+    assert out.returncode == 0, text[-6000:] + out.stderr[-3000:]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "demo-output.txt").write_text(text)
+
+    # set-up steps, each timed
+    for step in ("Kubernetes binaries", "the cluster: control plane and 3 real nodes",
+                 "helm install", "every node's chips published"):  # fmt: skip
+        assert re.search(rf"done {re.escape(step)}.*\(\d+\.\d s\)", text), step
+    assert "Darwin DRA: chips by node" in text  # darwin-dra status
+    assert "darwin3-fastroute" in text
+
+    examples = _section(text, "Every example of deploy/examples")
+    two = examples[examples.index("two-domains\n") :]
+    assert re.search(r"given:\s+darwin-node-\d: chip-(\d)-domain-\d+, chip-\1-domain-\d+", two)
+    assert "publish darwin.snn.io/chip=" in two
+    assert re.search(r"scheduler wrote claim legacy-extended-resources-\w+ for 2 devices", examples)
+    assert re.search(r"firstAvailable \['quad', 'domains'\]: took quad", examples)
+    assert re.search(r"chip-\d-shared-\d shares 250 of its [\d,]+ KEPS", examples)
+    pipeline = examples[examples.index("pipeline\n") :]
+    assert re.search(r"given:.*; fabric-wafer-\d \(200 KEPS of the fabric\)", pipeline)
+    assert "publish darwin.snn.io/fabric=wafer-" in pipeline
+    assert "RoutesProgrammed" in pipeline
+    shared = _section(text, "A KEPS-shared service")
+    assert re.search(r"waits:\s+replica #\d stays Pending: 0/3 nodes are available", shared)
+    assert re.search(r"given:\s+[1-9] replicas placed; the next one waits", shared)
+    meps = _section(text, "A CEL selection on MEPS")
+    assert re.search(
+        r"given:\s+darwin-node-2: chip-0-domain-\d+ \(darwin3-fastroute chip 0\)", meps
+    )
+    fault = _section(text, "A chip fails")
+    assert "darwin.snn.io/unhealthy=failed:NoExecute" in fault
+    assert re.search(r"kube-controller-manager evicts (\S+, )*resilient-", fault)
+    assert re.search(r"given:\s+resilient-\S+ on darwin-node-\d: chip-\d-half-\d", fault)
+    # every scenario's workload ran its network in its container
+    assert len(RUN_LINE.findall(text)) >= 8, text  # 5 examples, shared, meps, fault
+
+    # nothing left running
+    assert "done clean-up" in text
+    assert not any(launcher.status(work / "cluster").values())
+    cluster_dir = str((work / "cluster").resolve())
+    assert not [e for e in nodehost.registered().values() if e.get("directory") == cluster_dir]
+
+    page = Path(re.search(r"report: (\S+index\.html)", text).group(1))  # type: ignore[union-attr]
+    assert page.is_file()
+    _render(page)
+    shutil.copytree(page.parent, ARTIFACTS / "demo-report", dirs_exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _render(page: Path) -> None:
+    """The report in headless Chromium: its DOM carries both pictures, and the screenshot shows
+    the placement picture's colours (the pictures loaded and were drawn)."""
+    hostdeps.ensure(hostdeps.BROWSER_PACKAGES)
+    shot = ARTIFACTS / "demo-report.png"
+    shot.unlink(missing_ok=True)
+    profile = Path(tempfile.mkdtemp(prefix="darwin-chromium-"))
+    base = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            f"--user-data-dir={profile}"]  # fmt: skip
+    dom = subprocess.run(
+        [*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=180,
+        check=True,
+    ).stdout  # fmt: skip
+    assert "<h1>Darwin DRA demo report</h1>" in dom
+    assert 'id="placement"' in dom
+    assert 'id="timeline"' in dom
+    subprocess.run([*base, "--window-size=1300,1400", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=180, check=True)  # fmt: skip
+    shutil.rmtree(profile, ignore_errors=True)
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(str(shot))[..., :3]
+    for colour in ("#d62728", "#9467bd"):  # the fault's and the MEPS scenario's partitions
+        close = np.abs(pixels - _blended(colour, 0.6)).max(axis=-1) < 0.06
+        assert close.sum() > 200, f"{colour} not drawn in {shot}"

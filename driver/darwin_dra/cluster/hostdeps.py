@@ -24,6 +24,8 @@ NODE_PACKAGES: Mapping[str, str] = {
     "/usr/bin/nsenter": "util-linux",
     "/usr/sbin/sysctl": "procps",
 }
+# The demo's test opens the demo's report in a headless browser (make test installs it).
+BROWSER_PACKAGES: Mapping[str, str] = {"/usr/bin/chromium": "chromium"}
 IMAGE_PACKAGES: Mapping[str, str] = {
     "/usr/bin/mmdebstrap": "mmdebstrap",
     "/usr/bin/dpkg-deb": "dpkg",
