@@ -217,11 +217,11 @@ def _plan_from(raw: Any) -> SplitPlan:
 # ---- the split ----
 
 
-def _topological_units(n: int, src: I64, dst: I64) -> tuple[I64, int]:
-    """Unit (strongly connected part, in a topological order) of each of n groups: the order
-    puts the lowest group index first among the parts that are ready, so layer order wins."""
+def _condense(n: int, src: I64, dst: I64) -> tuple[I64, int, list[list[int]], I64]:
+    """Strongly connected parts of the group graph (a loop is never cut): each group's part,
+    their count, the parts' successors, and each part's lowest group index."""
     if n == 0:
-        return np.zeros(0, np.int64), 0
+        return np.zeros(0, np.int64), 0, [], np.zeros(0, np.int64)
     adj = coo_matrix((np.ones(src.size), (src, dst)), shape=(n, n)).tocsr()
     k, label = connected_components(adj, directed=True, connection="strong")
     lab = label.astype(np.int64)
@@ -229,13 +229,23 @@ def _topological_units(n: int, src: I64, dst: I64) -> tuple[I64, int]:
     keep = cs != cd
     pairs = np.unique(cs[keep] * k + cd[keep]) if keep.any() else np.zeros(0, np.int64)
     succ: list[list[int]] = [[] for _ in range(k)]
-    indeg = np.zeros(k, np.int64)
     for p in pairs.tolist():
         a, b = divmod(p, k)
         succ[a].append(b)
-        indeg[b] += 1
     first = np.full(k, n, np.int64)
     np.minimum.at(first, lab, np.arange(n, dtype=np.int64))
+    for lst in succ:
+        lst.sort(key=lambda c: int(first[c]))
+    return lab, k, succ, first
+
+
+def _breadth_order(k: int, succ: list[list[int]], first: I64) -> I64:
+    """A topological rank of each part: among the ready parts, the lowest group index first,
+    so layers come in the model's order (a layer's tiles together)."""
+    indeg = np.zeros(k, np.int64)
+    for lst in succ:
+        for b in lst:
+            indeg[b] += 1
     ready = [(int(first[c]), c) for c in range(k) if indeg[c] == 0]
     heapq.heapify(ready)
     rank = np.zeros(k, np.int64)
@@ -248,12 +258,46 @@ def _topological_units(n: int, src: I64, dst: I64) -> tuple[I64, int]:
             indeg[b] -= 1
             if indeg[b] == 0:
                 heapq.heappush(ready, (int(first[b]), b))
-    return rank[lab], k
+    return rank
+
+
+def _depth_order(k: int, succ: list[list[int]], first: I64) -> I64:
+    """A topological rank in reverse DFS postorder: a branch is followed to its end before
+    the next starts, so parallel pathways come one after the other."""
+    indeg = np.zeros(k, np.int64)
+    for lst in succ:
+        for b in lst:
+            indeg[b] += 1
+    seen = np.zeros(k, bool)
+    post: list[int] = []
+    roots = sorted((c for c in range(k) if indeg[c] == 0), key=lambda c: -int(first[c]))
+    for r in roots:
+        if seen[r]:
+            continue
+        stack: list[tuple[int, int]] = [(r, 0)]
+        seen[r] = True
+        while stack:
+            c, i = stack[-1]
+            kids = succ[c]
+            # children in reverse index order, so the reversed postorder visits low ones first
+            j = len(kids) - 1 - i
+            if i < len(kids):
+                stack[-1] = (c, i + 1)
+                b = kids[j]
+                if not seen[b]:
+                    seen[b] = True
+                    stack.append((b, 0))
+                continue
+            stack.pop()
+            post.append(c)
+    rank = np.zeros(k, np.int64)
+    rank[np.array(post[::-1], np.int64)] = np.arange(k)
+    return rank
 
 
 def _cuts(
     traffic: F64, neurons: I64, synapses: I64, k: int, cap_n: int, cap_s: int
-) -> list[int] | None:
+) -> tuple[list[int], float] | None:
     """Boundaries 0 = b0 < b1 < ... < bk = m of k contiguous runs of m units minimising the
     traffic between runs (traffic[a, b]: a -> b, a < b), each run within the capacities and the
     first imbalance of IMBALANCES that admits a split; None if none does."""
@@ -292,7 +336,7 @@ def _cuts(
             bounds = [m]
             for j in range(k, 0, -1):
                 bounds.append(int(back[j][bounds[-1]]))
-            return bounds[::-1]
+            return bounds[::-1], float(f[m])
     return None
 
 
@@ -361,25 +405,21 @@ def plan_split(
     esrc = np.array([index[e.source] for e in graph.edges], np.int64)
     edst = np.array([index[e.target] for e in graph.edges], np.int64)
     espk = np.array([e.spikes_per_s for e in graph.edges], np.float64)
-    unit_of, m = _topological_units(n_groups, esrc, edst)
-    neurons = np.bincount(unit_of, weights=[g.neurons for g in graph.groups], minlength=m)
+    lab, m, succ, first = _condense(n_groups, esrc, edst)
+    neurons = np.bincount(lab, weights=[g.neurons for g in graph.groups], minlength=m)
     dst_group = gid_of[net.dst.astype(np.int64)]
-    in_syn = np.bincount(unit_of[dst_group], minlength=m) if dst_group.size else np.zeros(m)
-    traffic = np.zeros((m, m))
-    us, ud = unit_of[esrc], unit_of[edst]
-    cross = us != ud
-    np.add.at(traffic, (us[cross], ud[cross]), espk[cross])
-    n_units = neurons.astype(np.int64)
-    s_units = in_syn.astype(np.int64)
-    if n_units.max(initial=0) > cap_n or s_units.max(initial=0) > cap_s:
-        worst = int(np.argmax(n_units / cap_n + s_units / cap_s))
+    in_syn = np.bincount(lab[dst_group], minlength=m) if dst_group.size else np.zeros(m)
+    n_parts = neurons.astype(np.int64)
+    s_parts = in_syn.astype(np.int64)
+    if n_parts.max(initial=0) > cap_n or s_parts.max(initial=0) > cap_s:
+        worst = int(np.argmax(n_parts / cap_n + s_parts / cap_s))
         raise SplitError(
             f"model {model.name!r}: an unsplittable part (a loop, or a group of "
-            f"{tile} neurons) holds {n_units[worst]} neurons and {s_units[worst]} synapses, "
+            f"{tile} neurons) holds {n_parts[worst]} neurons and {s_parts[worst]} synapses, "
             f"more than a stage's {cap_n} neurons and {cap_s} synapses"
         )
     if stages is None:
-        least = max(1, math.ceil(n_units.sum() / cap_n), math.ceil(s_units.sum() / max(cap_s, 1)))
+        least = max(1, math.ceil(n_parts.sum() / cap_n), math.ceil(s_parts.sum() / max(cap_s, 1)))
         candidates = range(least, m + 1)
     else:
         if stages > m:
@@ -388,20 +428,68 @@ def plan_split(
                 f"to cut along (groups of {tile} neurons; loops are never cut)"
             )
         candidates = range(stages, stages + 1)
-    bounds = None
+    # Cut two topological orders (layers in order; branches one after the other) and keep the
+    # cheaper: any cut of a topological order is a DAG of stages.
+    views = []
+    for rank in (_breadth_order(m, succ, first), _depth_order(m, succ, first)):
+        traffic = np.zeros((m, m))
+        us, ud = rank[lab[esrc]], rank[lab[edst]]
+        cross = us != ud
+        np.add.at(traffic, (us[cross], ud[cross]), espk[cross])
+        inv = np.argsort(rank)
+        views.append((rank, traffic, n_parts[inv], s_parts[inv]))
+    best: tuple[float, I64, list[int]] | None = None
     for k in candidates:
-        bounds = _cuts(traffic, n_units, s_units, k, cap_n, cap_s)
-        if bounds is not None:
+        for rank, traffic, n_ord, s_ord in views:
+            got = _cuts(traffic, n_ord, s_ord, k, cap_n, cap_s)
+            if got is not None and (best is None or got[1] < best[0]):
+                best = (got[1], rank, got[0])
+        if best is not None:
             break
-    if bounds is None:
+    if best is None:
         raise SplitError(
             f"model {model.name!r}: no split into {stages or 'any number of'} stages fits "
             f"{cap_n} neurons and {cap_s} synapses per stage"
         )
-    stage_of_unit = np.zeros(m, np.int64)
+    _, rank, bounds = best
+    stage_of_pos = np.zeros(m, np.int64)
     for j in range(len(bounds) - 1):
-        stage_of_unit[bounds[j] : bounds[j + 1]] = j
-    stage_of_group = stage_of_unit[unit_of]
+        stage_of_pos[bounds[j] : bounds[j + 1]] = j
+    stage_of_group = stage_of_pos[rank[lab]]
+    return _plan(
+        model, graph.groups, members, stage_of_group, tile, steps_per_s, rates, default_rate_hz
+    )
+
+
+def naive_split(
+    model: CompiledModel,
+    stages: int,
+    *,
+    steps_per_s: float = 1000.0,
+    rates_hz: Mapping[str, float] | None = None,
+    default_rate_hz: float = DEFAULT_RATE_HZ,
+    max_group_neurons: int | None = None,
+) -> SplitPlan:
+    """The baseline a user of a black-box device plugin would write: the model's groups in
+    neuron id order (layers in order) cut into ``stages`` runs of about equal neurons, blind
+    to traffic. Refused when that order has a projection going back (the runtime needs a DAG)."""
+    net = model.network
+    tile = max_group_neurons or max(1, math.ceil(net.n_neurons / TARGET_GROUPS))
+    graph, members = model_graph_tiles(model, max_group_neurons=tile)
+    if stages < 1 or stages > len(graph.groups):
+        raise SplitError(f"naive split: {stages} stages for {len(graph.groups)} groups")
+    first = np.array([int(members[g.name].min()) for g in graph.groups])
+    order = np.argsort(first, kind="stable")
+    sizes = np.array([g.neurons for g in graph.groups])[order]
+    cum = np.cumsum(sizes) - sizes / 2  # each group's middle neuron
+    stage_in_order = np.minimum((cum * stages / sizes.sum()).astype(np.int64), stages - 1)
+    stage_of_group = np.zeros(len(graph.groups), np.int64)
+    stage_of_group[order] = stage_in_order
+    index = {g.name: i for i, g in enumerate(graph.groups)}
+    for e in graph.edges:
+        if stage_of_group[index[e.source]] > stage_of_group[index[e.target]]:
+            raise SplitError(f"naive split: {e.source} -> {e.target} goes back a stage")
+    rates = dict(rates_hz or {})
     return _plan(
         model, graph.groups, members, stage_of_group, tile, steps_per_s, rates, default_rate_hz
     )

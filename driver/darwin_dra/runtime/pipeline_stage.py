@@ -113,6 +113,8 @@ class PipelineReport:
     held_s: float = 0.0  # waiting for a receiver's acknowledgement (backpressure)
     starved_s: float = 0.0  # waiting for an upstream's frame
     engine_s: float = 0.0
+    run_s: float = 0.0  # from every stream connected to the end
+    first_s: float | None = None  # from every stream connected to the first window run
     events: int = 0
     sent: dict[str, PeerCounts] = field(default_factory=dict)
     received: dict[str, PeerCounts] = field(default_factory=dict)
@@ -137,6 +139,8 @@ class PipelineReport:
             "held_s": round(self.held_s, 4),
             "starved_s": round(self.starved_s, 4),
             "engine_s": round(self.engine_s, 4),
+            "run_s": round(self.run_s, 4),
+            "first_s": None if self.first_s is None else round(self.first_s, 4),
             "events": self.events,
             "bytes_out": self.bytes_out,
             "sent": {p: vars(c) for p, c in self.sent.items()},
@@ -321,6 +325,7 @@ class PipelineStage:
             downs = await self._connect()
             for peer, fut in self._inbound.items():
                 ups[peer] = await fut
+            self._t_run = time.monotonic()
             if self.kind == "input":
                 await self._run_input(ups.get(PRODUCER), downs)
             elif self.kind == "engine":
@@ -347,6 +352,7 @@ class PipelineStage:
                 http[0].shutdown()
         r = self.report
         r.wall_s = time.monotonic() - t0
+        r.run_s = time.monotonic() - getattr(self, "_t_run", t0)
         for peer, ob in downs.items():
             r.sent[peer] = PeerCounts(ob.spikes_out, ob.bytes_out)
         for peer, ib in ups.items():
@@ -413,6 +419,8 @@ class PipelineStage:
             self._advance(n)
 
     def _advance(self, n: int) -> None:
+        if self.report.first_s is None:
+            self.report.first_s = time.monotonic() - getattr(self, "_t_run", time.monotonic())
         self.report.steps += n
         self.report.windows += 1
         self.metrics.steps.inc(n)
