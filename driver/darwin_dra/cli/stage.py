@@ -19,9 +19,9 @@ import numpy as np
 
 from darwin_dra.cli.flags import env_option, positive_int
 from darwin_dra.engine.network import Reset
+from darwin_dra.logs import configure
 from darwin_dra.models.errors import ModelError
 from darwin_dra.pipeline.inputs import InputSpec
-from darwin_dra.plugin.logs import configure
 from darwin_dra.runtime.pipeline_stage import PipelineStageConfig, run_pipeline_stage
 from darwin_dra.runtime.stage import StageConfig, run_stage
 from darwin_dra.runtime.tls import TlsFiles
