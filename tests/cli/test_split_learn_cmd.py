@@ -14,7 +14,8 @@ import pytest
 @pytest.mark.timeout(300)
 def test_split_learn_trains_and_reports(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "darwin_dra.cli.main", "split-learn", "--limit", "300",
-           "--epochs", "8", "--ann-epochs", "20", "--work", str(tmp_path), "--json"]  # fmt: skip
+           "--epochs", "8", "--ann-epochs", "20", "--work", str(tmp_path), "--json",
+           "--export", str(tmp_path / "split.nir")]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=280, check=False)
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
@@ -26,6 +27,12 @@ def test_split_learn_trains_and_reports(tmp_path: Path) -> None:
     assert 0 < r["split_bytes_per_sample"] < r["ann_bytes_per_sample"] / 2, r
     # the bytes counted are the spikes' frame plus headers: at least a bit per spike
     assert r["split_bytes_per_sample"] >= r["spikes_per_sample"] / 8
+    # the split-trained weights as NIR, on the engine: within 1 point of the training code
+    nir = r["nir"]
+    assert (tmp_path / "split.nir").is_file()
+    assert nir["samples"] == 150
+    assert abs(nir["engine_accuracy"] - nir["training_accuracy"]) <= 0.01, nir
+    assert nir["training_accuracy"] == r["split_accuracy"]
     # each party kept its own weights, and only its own
     edge = set(__import__("numpy").load(tmp_path / "edge" / "edge.npz").files)
     server = set(__import__("numpy").load(tmp_path / "server" / "server.npz").files)

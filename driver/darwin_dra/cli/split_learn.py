@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from darwin_dra.models.errors import ModelError
 from darwin_dra.splitlearn.experiment import format_report, split_learn
 from darwin_dra.splitlearn.parts import Config
 
@@ -30,6 +31,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--ann-epochs", type=int, default=30)
     p.add_argument("--work", type=Path, help="directory for certificates, weights and logs")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--export",
+        type=Path,
+        help="write the split-trained model to this .nir file and check it on the engine",
+    )
+    p.add_argument(
+        "--attack",
+        action="store_true",
+        help="also measure reconstruction and membership inference at the cut (slow)",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="--attack: seeds for the error bars")
+    p.add_argument(
+        "--noise-levels",
+        default="0,0.2,0.4,0.6,0.8,1",
+        help="--attack: the defence curve's cut-noise levels (comma-separated; empty: none)",
+    )
+    p.add_argument("--decoder-epochs", type=int, default=200)
+    p.add_argument("--plots", type=Path, help="--attack: write the PNG pictures here")
     p.set_defaults(func=run)
 
 
@@ -47,9 +66,36 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--limit {args.limit}: at least 20 digits")
         with tempfile.TemporaryDirectory(prefix="split-learn-") as tmp:
             work = args.work or Path(tmp)
-            report = split_learn(work, cfg, args.seed, args.limit, args.ann_epochs)
-    except (ValueError, RuntimeError, OSError) as exc:
+            report = split_learn(work, cfg, args.seed, args.limit, args.ann_epochs, args.export)
+    except (ValueError, RuntimeError, OSError, ModelError) as exc:
         print(f"split-learn: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(asdict(report)) if args.json else format_report(report))
+    print(json.dumps(asdict(report)) if args.json else format_report(report), flush=True)
+    if args.attack:
+        return _attack(args, cfg)
+    return 0
+
+
+def _attack(args: argparse.Namespace, cfg: Config) -> int:
+    from darwin_dra.splitlearn.data import load
+    from darwin_dra.splitlearn.privacy import defence_curve, format_privacy, per_seed
+
+    try:
+        levels = [float(v) for v in args.noise_levels.split(",") if v.strip()]
+    except ValueError:
+        print(f"split-learn: --noise-levels {args.noise_levels!r}: not numbers", file=sys.stderr)
+        return 2
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    data = load(limit=args.limit)
+    results = per_seed(data, cfg, seeds, args.decoder_epochs)
+    curve = defence_curve(data, cfg, levels, seeds, args.decoder_epochs) if levels else None
+    print()
+    print(format_privacy(results, curve))
+    if args.plots is not None:
+        from darwin_dra.splitlearn import plots
+
+        args.plots.mkdir(parents=True, exist_ok=True)
+        plots.rebuilt_digits(args.plots / "split-rebuilt.png", data.test_x[:10], results[0])
+        if curve is not None:
+            plots.defence_curve(args.plots / "split-defence.png", curve, results)
     return 0

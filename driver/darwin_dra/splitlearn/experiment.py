@@ -4,13 +4,14 @@ sample, for each."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from darwin_dra.splitlearn.ann import train_ann
 from darwin_dra.splitlearn.data import load
-from darwin_dra.splitlearn.parts import Config
+from darwin_dra.splitlearn.nirexport import export_and_check
+from darwin_dra.splitlearn.parts import Config, EdgePart, ServerPart, load_weights
 from darwin_dra.splitlearn.run import run_split
 from darwin_dra.splitlearn.train import train_unsplit
 
@@ -33,14 +34,35 @@ class Report:
     unsplit_seconds: float
     edge: dict[str, Any] = field(default_factory=dict)
     server: dict[str, Any] = field(default_factory=dict)
+    nir: dict[str, Any] | None = None  # export_and_check of the split run's weights
+
+
+def trained_parts(work: Path, cfg: Config, seed: int) -> tuple[EdgePart, ServerPart]:
+    """The halves as the two processes left them (each wrote its own weights)."""
+    edge, server = EdgePart(cfg, seed), ServerPart(cfg, seed)
+    e = load_weights(work / "edge" / "edge.npz")
+    s = load_weights(work / "server" / "server.npz")
+    edge.layer.w[:], edge.layer.b[:] = e["edge_w"], e["edge_b"]
+    server.l2.w[:], server.l2.b[:] = s["server_w2"], s["server_b2"]
+    server.l3.w[:], server.l3.b[:] = s["server_w3"], s["server_b3"]
+    return edge, server
 
 
 def split_learn(
-    work: Path, cfg: Config, seed: int, limit: int | None = None, ann_epochs: int = 30
+    work: Path,
+    cfg: Config,
+    seed: int,
+    limit: int | None = None,
+    ann_epochs: int = 30,
+    export: Path | None = None,
 ) -> Report:
     cfg.check()
     data = load(limit=limit)
     edge, server = run_split(work, cfg, seed, limit)
+    check = None
+    if export is not None:
+        e_part, s_part = trained_parts(work, cfg, seed)
+        check = asdict(export_and_check(export, e_part, s_part, data.test_x, data.test_y))
     _, _, unsplit = train_unsplit(data, cfg, seed)
     _, ann_acc = train_ann(data, seed, cfg.hidden, cfg.hidden2, epochs=ann_epochs)
     trained = cfg.epochs * len(data.train_x)
@@ -61,6 +83,7 @@ def split_learn(
         unsplit_seconds=unsplit.seconds,
         edge=edge,
         server=server,
+        nir=check,
     )
 
 
@@ -95,4 +118,13 @@ def format_report(r: Report) -> str:
         f"ANN / SNN bytes per sample at the cut: {ratio:.1f}x",
         f"training time: split {r.split_seconds:.1f} s, unsplit {r.unsplit_seconds:.1f} s",
     ]
+    if r.nir is not None:
+        n = r.nir
+        lines.append(
+            f"NIR export of the split run's weights, on the engine: "
+            f"{100 * n['engine_accuracy']:.2f}% against the training code's "
+            f"{100 * n['training_accuracy']:.2f}% "
+            f"({100 * (n['engine_accuracy'] - n['training_accuracy']):+.2f} points; same class "
+            f"for {100 * n['agreement']:.1f}% of {n['samples']} digits)"
+        )
     return "\n".join(lines)
