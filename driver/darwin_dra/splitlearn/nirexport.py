@@ -87,6 +87,7 @@ def export_and_check(
     labels: npt.NDArray[np.int64],
 ) -> EngineCheck:  # fmt: skip
     graph = split_graph(edge, server)
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_graph(path, graph)
     model = compile_graph(graph, dt=DT_S, reset=Reset.VALUE, name=path.stem)
     steps = edge.cfg.steps
