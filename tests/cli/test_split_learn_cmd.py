@@ -14,7 +14,7 @@ import pytest
 @pytest.mark.timeout(300)
 def test_split_learn_trains_and_reports(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "darwin_dra.cli.main", "split-learn", "--limit", "300",
-           "--epochs", "8", "--ann-epochs", "20", "--work", str(tmp_path), "--json",
+           "--epochs", "8", "--ann-epochs", "10", "--work", str(tmp_path), "--json",
            "--export", str(tmp_path / "split.nir")]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=280, check=False)
     assert out.returncode == 0, out.stderr
