@@ -50,6 +50,8 @@ def run_server(args: argparse.Namespace) -> dict[str, Any]:
                 raise FrameError(f"{b.spikes.shape[2]} neurons at the cut, not {cfg.hidden}")
             batches += 1
             samples += b.spikes.shape[0]
+            if b.labels is not None and b.labels.size and int(b.labels.max()) >= 10:
+                raise FrameError(f"a label {int(b.labels.max())} outside the 10 classes")
             if b.train and b.labels is not None:
                 loss, g = server.train_step(b.spikes, b.labels)
                 stream.send(wire.encode_grad(loss, g))
