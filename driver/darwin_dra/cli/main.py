@@ -20,6 +20,7 @@ SUBCOMMANDS = (
     "darwin_dra.cli.fault",
     "darwin_dra.cli.bench_plugin",
     "darwin_dra.cli.bench_run",
+    "darwin_dra.cli.bench_pipeline",
     "darwin_dra.cli.fleet",
     "darwin_dra.cli.status",
     "darwin_dra.cli.demo",
@@ -27,6 +28,7 @@ SUBCOMMANDS = (
     "darwin_dra.cli.plan",
     "darwin_dra.cli.run",
     "darwin_dra.cli.model",
+    "darwin_dra.cli.split_learn",
 )
 
 

@@ -1,0 +1,49 @@
+"""scikit-learn's digits for split learning: the victims' training and held-out sets and the
+attacker's auxiliary set (same distribution, disjoint from both), rate-coded into spikes with
+models.digits.rate_code (pixel value k gives k evenly spaced spikes in 16 steps)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from darwin_dra.models.digits import rate_code
+
+I64 = npt.NDArray[np.int64]
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Split:
+    train_x: I64  # (n, 64) pixels 0..16
+    train_y: I64
+    test_x: I64
+    test_y: I64
+    aux_x: I64
+    aux_y: I64
+
+
+def load(aux_fraction: float = 0.25, limit: int | None = None) -> Split:
+    """The held-out 25% are models/digits_export.py's (stratified, random_state 0); the rest
+    is cut into the victims' training set and the attacker's auxiliary set (stratified, 0)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x = np.asarray(d.data, np.int64)
+    y = np.asarray(d.target, np.int64)
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+    xv, xa, yv, ya = train_test_split(
+        xtr, ytr, test_size=aux_fraction, random_state=0, stratify=ytr
+    )
+    if limit is not None:
+        xv, yv, xte, yte = xv[:limit], yv[:limit], xte[: limit // 2], yte[: limit // 2]
+        xa, ya = xa[: limit // 2], ya[: limit // 2]
+    return Split(xv, yv, xte, yte, xa, ya)
+
+
+def spikes(pixels: I64, steps: int = 16) -> F32:
+    """(n, 64) pixels -> (n, steps, 64) float32 spikes (the rate code)."""
+    return rate_code(pixels, steps).astype(np.float32)

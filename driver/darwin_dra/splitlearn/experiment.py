@@ -1,0 +1,130 @@
+"""`darwin-dra split-learn`'s run: the split model trained by two processes, the same model
+trained unsplit in this process, and the ANN of the same shape; what crosses the cut, per
+sample, for each."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from darwin_dra.splitlearn.ann import train_ann
+from darwin_dra.splitlearn.data import load
+from darwin_dra.splitlearn.nirexport import export_and_check
+from darwin_dra.splitlearn.parts import Config, EdgePart, ServerPart, load_weights
+from darwin_dra.splitlearn.run import run_split
+from darwin_dra.splitlearn.train import train_unsplit
+
+
+@dataclass
+class Report:
+    config: dict[str, float | int]
+    seed: int
+    train_samples: int
+    test_samples: int
+    split_accuracy: float
+    unsplit_accuracy: float
+    ann_accuracy: float
+    spikes_per_sample: float  # at the cut, held-out
+    split_bytes_per_sample: float  # BATCH messages of the held-out digits, as sent
+    ann_bytes_per_sample: float  # dense float32 activations (payload only)
+    split_grad_bytes_per_sample: float  # GRAD messages back, per training sample
+    ann_grad_bytes_per_sample: float  # its gradient at the cut, float32
+    split_seconds: float
+    unsplit_seconds: float
+    edge: dict[str, Any] = field(default_factory=dict)
+    server: dict[str, Any] = field(default_factory=dict)
+    nir: dict[str, Any] | None = None  # export_and_check of the split run's weights
+
+
+def trained_parts(work: Path, cfg: Config, seed: int) -> tuple[EdgePart, ServerPart]:
+    """The halves as the two processes left them (each wrote its own weights)."""
+    edge, server = EdgePart(cfg, seed), ServerPart(cfg, seed)
+    e = load_weights(work / "edge" / "edge.npz")
+    s = load_weights(work / "server" / "server.npz")
+    edge.layer.w[:], edge.layer.b[:] = e["edge_w"], e["edge_b"]
+    server.l2.w[:], server.l2.b[:] = s["server_w2"], s["server_b2"]
+    server.l3.w[:], server.l3.b[:] = s["server_w3"], s["server_b3"]
+    return edge, server
+
+
+def split_learn(
+    work: Path,
+    cfg: Config,
+    seed: int,
+    limit: int | None = None,
+    ann_epochs: int = 30,
+    export: Path | None = None,
+) -> Report:
+    cfg.check()
+    data = load(limit=limit)
+    edge, server = run_split(work, cfg, seed, limit)
+    check = None
+    if export is not None:
+        e_part, s_part = trained_parts(work, cfg, seed)
+        check = asdict(export_and_check(export, e_part, s_part, data.test_x, data.test_y))
+    _, _, unsplit = train_unsplit(data, cfg, seed)
+    _, ann_acc = train_ann(data, seed, cfg.hidden, cfg.hidden2, epochs=ann_epochs)
+    trained = cfg.epochs * len(data.train_x)
+    return Report(
+        config=cfg.to_dict(),
+        seed=seed,
+        train_samples=len(data.train_x),
+        test_samples=len(data.test_x),
+        split_accuracy=float(edge["accuracy"]),
+        unsplit_accuracy=unsplit.accuracy,
+        ann_accuracy=ann_acc,
+        spikes_per_sample=float(edge["spikes_per_sample"]),
+        split_bytes_per_sample=float(edge["cut_bytes_per_sample"]),
+        ann_bytes_per_sample=4.0 * cfg.hidden,
+        split_grad_bytes_per_sample=float(server["sent"].get("G", 0)) / trained,
+        ann_grad_bytes_per_sample=4.0 * cfg.hidden,
+        split_seconds=float(edge["seconds"]),
+        unsplit_seconds=unsplit.seconds,
+        edge=edge,
+        server=server,
+        nir=check,
+    )
+
+
+def format_report(r: Report) -> str:
+    c = r.config
+    rows = [
+        ("model", "held-out accuracy", "cut bytes/sample (forward)", "bytes/sample back (train)"),
+        (
+            "SNN split (2 processes, mTLS)",
+            f"{100 * r.split_accuracy:.2f}%",
+            f"{r.split_bytes_per_sample:.1f} ({r.spikes_per_sample:.1f} spikes)",
+            f"{r.split_grad_bytes_per_sample:.0f}",
+        ),
+        ("SNN unsplit (1 process)", f"{100 * r.unsplit_accuracy:.2f}%", "-", "-"),
+        (
+            f"ANN 64-{c['hidden']}-{c['hidden2']}-10 (ReLU)",
+            f"{100 * r.ann_accuracy:.2f}%",
+            f"{r.ann_bytes_per_sample:.0f} (dense float32)",
+            f"{r.ann_grad_bytes_per_sample:.0f}",
+        ),
+    ]
+    w = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [" | ".join(cell.ljust(w[i]) for i, cell in enumerate(row)) for row in rows]
+    lines.insert(1, "-+-".join("-" * n for n in w))
+    ratio = r.ann_bytes_per_sample / max(r.split_bytes_per_sample, 1e-9)
+    lines += [
+        "",
+        f"digits: {r.train_samples} training, {r.test_samples} held out; rate code, "
+        f"{c['steps']} steps; cut = {c['hidden']} LIF neurons; seed {r.seed}; "
+        f"{c['epochs']} epochs; rate penalty {c['rate_penalty']}; cut noise {c['cut_noise']}",
+        f"split - unsplit accuracy: {100 * (r.split_accuracy - r.unsplit_accuracy):+.2f} points; "
+        f"ANN / SNN bytes per sample at the cut: {ratio:.1f}x",
+        f"training time: split {r.split_seconds:.1f} s, unsplit {r.unsplit_seconds:.1f} s",
+    ]
+    if r.nir is not None:
+        n = r.nir
+        lines.append(
+            f"NIR export of the split run's weights, on the engine: "
+            f"{100 * n['engine_accuracy']:.2f}% against the training code's "
+            f"{100 * n['training_accuracy']:.2f}% "
+            f"({100 * (n['engine_accuracy'] - n['training_accuracy']):+.2f} points; same class "
+            f"for {100 * n['agreement']:.1f}% of {n['samples']} digits)"
+        )
+    return "\n".join(lines)
