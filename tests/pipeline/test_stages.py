@@ -113,3 +113,38 @@ def test_a_slow_receiver_holds_its_senders_back(engine: Engine, tmp_path: Path) 
     assert reports["output"].output_digest == output_digest(unsplit(m, spec))
     # window 1, lookahead 1: every frame waits for the ack of the one before
     assert reports["input"].held_s > 0
+
+
+def test_a_producer_on_a_socket_feeds_the_input_stage(engine: Engine, tmp_path: Path) -> None:
+    from darwin_dra.runtime import framing, links
+    from darwin_dra.runtime.pipeline_stage import plan_digest
+
+    m = model()
+    plan = plan_split(m, 2, max_group_neurons=6)
+    poisson = InputSpec("poisson", rate_hz=300.0, seed=9)
+    t, i = input_spikes(poisson, m, STEPS)
+    spec = InputSpec("socket", listen=f"unix://{tmp_path / 'producer.sock'}")
+
+    async def produce() -> None:
+        await asyncio.sleep(0.2)
+        reader, writer = await links.connect(spec.listen or "", 30, None, "input")
+        out = links.Outbound("input", m.network.n_inputs, reader, writer)
+        await out.hello(framing.Hello(plan_digest(plan), "producer", "input", out.space))
+        for start in range(0, STEPS, 13):
+            n = min(13, STEPS - start)
+            sel = (t >= start) & (t < start + n)
+            await out.send(
+                framing.Data(start, n, t[sel].astype(np.uint64), i[sel].astype(np.uint32))
+            )
+        await out.finish(STEPS)
+        await out.close()
+
+    async def both() -> dict[str, PipelineReport]:
+        task = asyncio.create_task(produce())
+        reports = await run_all(engine, tmp_path, m, plan, spec)
+        await task
+        return reports
+
+    reports = asyncio.run(both())
+    assert reports["output"].output_digest == output_digest(unsplit(m, poisson))
+    assert reports["input"].received["producer"].spikes == t.size

@@ -161,6 +161,10 @@ def run(args: argparse.Namespace) -> int:
         "rows": rows,
         "cross_node_naive_over_split": naive["cross_node_spikes"]
         / max(1, split["cross_node_spikes"]),
+        "cross_node_engine_naive_over_split": naive["cross_node_engine_spikes"]
+        / max(1, split["cross_node_engine_spikes"]),
+        "bytes_per_spike_split": split["bytes_per_spike"],
+        "dense_over_wire_split": split["dense_bytes"] / max(1, split["edge_bytes"]),
         "split_over_unsplit_steps_per_s": split["steps_per_s"] / unsplit["steps_per_s"],
         "same_outputs": len({r["output_digest"] for r in rows.values()}) == 1,
     }
@@ -194,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         f"cross-node spikes, naive / split: {summary['cross_node_naive_over_split']:.1f}x "
         f"(between engine stages: {summary['cross_node_engine_naive_over_split']:.1f}x); "
         f"split / unsplit timesteps/s: {summary['split_over_unsplit_steps_per_s']:.2f}; "
+        f"dense / wire bytes (split): {summary['dense_over_wire_split']:.0f}x; "
         f"outputs equal: {summary['same_outputs']}"
     )
     return 0

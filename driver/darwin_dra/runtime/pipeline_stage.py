@@ -397,18 +397,30 @@ class PipelineStage:
         total = self._total(source.steps if source is not None else None)
         start_wall = time.monotonic()
         now = 0
+        produced = producer is not None  # the producer may still send
+        p_horizon = 0
+        buf_t, buf_i = np.zeros(0, np.int64), np.zeros(0, np.int64)
         while total is None or now < total:
+            n = cfg.window if total is None else min(cfg.window, total - now)
             if producer is not None:
-                d = await producer.next()
-                if d is None:
+                # windows of our own size whatever the producer's frames, so the receivers'
+                # windows and the credit line up (a frame is read only when one is needed)
+                while produced and p_horizon < now + n:
+                    d = await producer.next()
+                    if d is None:
+                        produced = False
+                        break
+                    p_horizon = d.window_end
+                    buf_t = np.concatenate([buf_t, d.steps.astype(np.int64)])
+                    buf_i = np.concatenate([buf_i, d.index.astype(np.int64)])
+                    await producer.ack(p_horizon)
+                if not produced and total is None and not buf_t.size and p_horizon <= now:
                     break
-                n = d.window_steps if total is None else min(d.window_steps, total - now)
-                keep = d.steps < np.uint64(now + n)
-                t, i = d.steps[keep].astype(np.int64), d.index[keep].astype(np.int64)
-                await producer.ack(now + n)
+                due = buf_t < now + n
+                t, i = buf_t[due], buf_i[due]
+                buf_t, buf_i = buf_t[~due], buf_i[~due]
             else:
                 assert source is not None
-                n = cfg.window if total is None else min(cfg.window, total - now)
                 t, i = source.window(now, n)
             if cfg.rate is not None:
                 delay = start_wall + now / cfg.rate - time.monotonic()
