@@ -18,6 +18,7 @@ from darwin_dra.pipeline.outputs import of_result, output_digest
 from darwin_dra.pipeline.split import SplitPlan, plan_split
 from darwin_dra.runtime.pipeline_stage import PipelineReport, PipelineStage, PipelineStageConfig
 from darwin_dra.runtime.spikeport import SpikePortServer
+from prometheus_client import generate_latest
 
 from tests.pipeline.graphs import layered
 
@@ -36,6 +37,7 @@ async def run_all(
     spec: InputSpec,
     window: int = 7,
     lookahead: int = 2,
+    keep: list[PipelineStage] | None = None,
 ) -> dict[str, PipelineReport]:
     names = [s.name for s in plan.stages]
     ports: dict[str, Path] = {}
@@ -65,6 +67,8 @@ async def run_all(
             stage = PipelineStage(cfg, model=m, plan=plan)
             await stage.start()
             stages.append(stage)
+        if keep is not None:
+            keep.extend(stages)
         reports = await asyncio.gather(*(s.run() for s in stages))
     finally:
         for srv in servers:
@@ -85,7 +89,8 @@ def test_split_outputs_equal_the_unsplit_model(engine: Engine, tmp_path: Path, s
     spec = InputSpec("poisson", rate_hz=300.0, seed=7)
     want = unsplit(m, spec)
     assert sum(t.size for t, _ in want.values()) > 50  # the outputs really fire
-    reports = asyncio.run(run_all(engine, tmp_path, m, plan, spec))
+    stages_run: list[PipelineStage] = []
+    reports = asyncio.run(run_all(engine, tmp_path, m, plan, spec, keep=stages_run))
     out = reports["output"]
     assert out.outputs is not None
     for name, (t, i) in want.items():
@@ -103,6 +108,15 @@ def test_split_outputs_equal_the_unsplit_model(engine: Engine, tmp_path: Path, s
     for r in reports.values():
         for peer, c in r.sent.items():
             assert reports[peer].received[r.stage].spikes == c.spikes
+    # and the metrics say the same
+    s0 = next(x for x in stages_run if x.name == "s0")
+    text = generate_latest(s0.metrics.registry).decode()
+    assert f"darwin_stage_steps_total {float(total)}" in text
+    for peer, c in reports["s0"].sent.items():
+        assert f'darwin_stage_spikes_out_total{{peer="{peer}"}} {float(c.spikes)}' in text
+        line = f'darwin_stage_wire_bytes_total{{direction="out",peer="{peer}"}} {float(c.bytes)}'
+        assert line in text
+    assert "darwin_stage_dropped_spikes_total 0.0" in text
 
 
 def test_a_slow_receiver_holds_its_senders_back(engine: Engine, tmp_path: Path) -> None:

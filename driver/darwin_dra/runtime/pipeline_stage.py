@@ -187,6 +187,7 @@ class PipelineStage:
         self.report = PipelineReport(self.name, self.kind)
         self.metrics = Metrics(self.name)
         self._servers: list[asyncio.Server] = []
+        self._wire_out: dict[str, int] = {}
         self._unix: list[Path] = []
         loop = asyncio.get_running_loop()
         ups = self.plan.upstream(self.name)
@@ -336,6 +337,7 @@ class PipelineStage:
                 await self._consume(ups, downs, None)
             for ob in downs.values():
                 await ob.finish(self.report.steps)
+                self._sync_wire(ob)
         finally:
             for ob in downs.values():
                 await ob.close()
@@ -377,13 +379,18 @@ class PipelineStage:
             at_c = np.minimum(at, max(space.size - 1, 0))
             mine = (at < space.size) & (space[at_c] == gids) if space.size else at < 0
             self.report.held_s += await ob.wait_credit(start + n, lookahead)
-            before = ob.bytes_out
             await ob.send(
                 framing.Data(start, n, steps[mine].astype(np.uint64), at[mine].astype(np.uint32))
             )
-            self.metrics.wire.labels(peer, "out").inc(ob.bytes_out - before)
+            self._sync_wire(ob)
             self.metrics.spikes_out.labels(peer).inc(int(mine.sum()))
             self.report.spikes_out += int(mine.sum())
+
+    def _sync_wire(self, ob: links.Outbound) -> None:
+        """The bytes sent to ob so far (hello and end included) into the metric."""
+        seen = self._wire_out.get(ob.peer, 0)
+        self.metrics.wire.labels(ob.peer, "out").inc(ob.bytes_out - seen)
+        self._wire_out[ob.peer] = ob.bytes_out
 
     async def _run_input(
         self, producer: links.Inbound | None, downs: Mapping[str, links.Outbound]
