@@ -18,6 +18,7 @@ from darwin_dra.pipeline.outputs import of_result, output_digest
 from darwin_dra.pipeline.split import SplitPlan, plan_split
 from darwin_dra.runtime.pipeline_stage import PipelineReport, PipelineStage, PipelineStageConfig
 from darwin_dra.runtime.spikeport import SpikePortServer
+from prometheus_client import generate_latest
 
 from tests.pipeline.graphs import layered
 
@@ -36,6 +37,7 @@ async def run_all(
     spec: InputSpec,
     window: int = 7,
     lookahead: int = 2,
+    keep: list[PipelineStage] | None = None,
 ) -> dict[str, PipelineReport]:
     names = [s.name for s in plan.stages]
     ports: dict[str, Path] = {}
@@ -65,6 +67,8 @@ async def run_all(
             stage = PipelineStage(cfg, model=m, plan=plan)
             await stage.start()
             stages.append(stage)
+        if keep is not None:
+            keep.extend(stages)
         reports = await asyncio.gather(*(s.run() for s in stages))
     finally:
         for srv in servers:
@@ -85,7 +89,8 @@ def test_split_outputs_equal_the_unsplit_model(engine: Engine, tmp_path: Path, s
     spec = InputSpec("poisson", rate_hz=300.0, seed=7)
     want = unsplit(m, spec)
     assert sum(t.size for t, _ in want.values()) > 50  # the outputs really fire
-    reports = asyncio.run(run_all(engine, tmp_path, m, plan, spec))
+    stages_run: list[PipelineStage] = []
+    reports = asyncio.run(run_all(engine, tmp_path, m, plan, spec, keep=stages_run))
     out = reports["output"]
     assert out.outputs is not None
     for name, (t, i) in want.items():
@@ -103,6 +108,15 @@ def test_split_outputs_equal_the_unsplit_model(engine: Engine, tmp_path: Path, s
     for r in reports.values():
         for peer, c in r.sent.items():
             assert reports[peer].received[r.stage].spikes == c.spikes
+    # and the metrics say the same
+    s0 = next(x for x in stages_run if x.name == "s0")
+    text = generate_latest(s0.metrics.registry).decode()
+    assert f"darwin_stage_steps_total {float(total)}" in text
+    for peer, c in reports["s0"].sent.items():
+        assert f'darwin_stage_spikes_out_total{{peer="{peer}"}} {float(c.spikes)}' in text
+        line = f'darwin_stage_wire_bytes_total{{direction="out",peer="{peer}"}} {float(c.bytes)}'
+        assert line in text
+    assert "darwin_stage_dropped_spikes_total 0.0" in text
 
 
 def test_a_slow_receiver_holds_its_senders_back(engine: Engine, tmp_path: Path) -> None:
@@ -113,3 +127,38 @@ def test_a_slow_receiver_holds_its_senders_back(engine: Engine, tmp_path: Path) 
     assert reports["output"].output_digest == output_digest(unsplit(m, spec))
     # window 1, lookahead 1: every frame waits for the ack of the one before
     assert reports["input"].held_s > 0
+
+
+def test_a_producer_on_a_socket_feeds_the_input_stage(engine: Engine, tmp_path: Path) -> None:
+    from darwin_dra.runtime import framing, links
+    from darwin_dra.runtime.pipeline_stage import plan_digest
+
+    m = model()
+    plan = plan_split(m, 2, max_group_neurons=6)
+    poisson = InputSpec("poisson", rate_hz=300.0, seed=9)
+    t, i = input_spikes(poisson, m, STEPS)
+    spec = InputSpec("socket", listen=f"unix://{tmp_path / 'producer.sock'}")
+
+    async def produce() -> None:
+        await asyncio.sleep(0.2)
+        reader, writer = await links.connect(spec.listen or "", 30, None, "input")
+        out = links.Outbound("input", m.network.n_inputs, reader, writer)
+        await out.hello(framing.Hello(plan_digest(plan), "producer", "input", out.space))
+        for start in range(0, STEPS, 13):
+            n = min(13, STEPS - start)
+            sel = (t >= start) & (t < start + n)
+            await out.send(
+                framing.Data(start, n, t[sel].astype(np.uint64), i[sel].astype(np.uint32))
+            )
+        await out.finish(STEPS)
+        await out.close()
+
+    async def both() -> dict[str, PipelineReport]:
+        task = asyncio.create_task(produce())
+        reports = await run_all(engine, tmp_path, m, plan, spec)
+        await task
+        return reports
+
+    reports = asyncio.run(both())
+    assert reports["output"].output_digest == output_digest(unsplit(m, poisson))
+    assert reports["input"].received["producer"].spikes == t.size

@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--lookahead", type=int, default=4)
     p.add_argument("--input-rate-hz", type=float, default=50.0)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", type=Path, help="draw the stages and their traffic (PNG)")
     p.set_defaults(func=run)
 
 
@@ -64,10 +65,12 @@ def measure(plan: SplitPlan, reports: dict[str, dict[str, Any]], steps: int) -> 
     run_s = max(r["run_s"] for r in reports.values())
     engine_steps = out["steps"]
     events = sum(reports[s.name]["events"] for s in plan.engine_stages())
+    edges = []
     spikes = wire = cross_spikes = cross_bytes = dense = between = between_bytes = 0
     cross_engine = 0
     for e in plan.edges:
         sent = reports[e.src]["sent"][e.dst]
+        edges.append((e.src, e.dst, int(sent["spikes"])))
         spikes += sent["spikes"]
         wire += sent["bytes"]
         dense += 4 * e.neurons * engine_steps
@@ -100,6 +103,8 @@ def measure(plan: SplitPlan, reports: dict[str, dict[str, Any]], steps: int) -> 
         "dropped": sum(r["dropped"] for r in reports.values()),
         "output_spikes": out["output_spikes"],
         "output_digest": out["output_digest"],
+        "stages": [(s.name, nodes[s.name]) for s in plan.stages],
+        "edges": edges,
     }
 
 
@@ -161,9 +166,17 @@ def run(args: argparse.Namespace) -> int:
         "rows": rows,
         "cross_node_naive_over_split": naive["cross_node_spikes"]
         / max(1, split["cross_node_spikes"]),
+        "cross_node_engine_naive_over_split": naive["cross_node_engine_spikes"]
+        / max(1, split["cross_node_engine_spikes"]),
+        "bytes_per_spike_split": split["bytes_per_spike"],
+        "dense_over_wire_split": split["dense_bytes"] / max(1, split["edge_bytes"]),
         "split_over_unsplit_steps_per_s": split["steps_per_s"] / unsplit["steps_per_s"],
         "same_outputs": len({r["output_digest"] for r in rows.values()}) == 1,
     }
+    if args.plot is not None:
+        from darwin_dra.bench.pipeline_plot import plot_pipeline
+
+        plot_pipeline({c: rows[c] for c in ("split", "naive")}, NODES, args.plot)
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0
@@ -194,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
         f"cross-node spikes, naive / split: {summary['cross_node_naive_over_split']:.1f}x "
         f"(between engine stages: {summary['cross_node_engine_naive_over_split']:.1f}x); "
         f"split / unsplit timesteps/s: {summary['split_over_unsplit_steps_per_s']:.2f}; "
+        f"dense / wire bytes (split): {summary['dense_over_wire_split']:.0f}x; "
         f"outputs equal: {summary['same_outputs']}"
     )
     return 0

@@ -1,10 +1,10 @@
 """The model of `darwin-dra bench pipeline` (pure): a two-pathway convolutional SNN, as NIR.
 
 The input (two channels, an image of side ``size``) feeds two pathways of ``depth``
-convolutional LIF layers each (3x3 kernels, ``channels`` channels in groups of two), each ending
-in a pooled LIF layer (8 x 8 sums, 1/64 of a layer), read together by a small LIF output
-layer: fan-out at the input, fan-in at the head, like a two-stream (say ON and OFF, or two
-sensors) network. The graph lists the
+convolutional LIF layers each (3x3 kernels, ``channels`` channels in groups of two), each
+ending in a pooled LIF layer (8 x 8 sums, 1/64 of a layer), read together by a small LIF
+output layer: fan-out at the input, fan-in at the head, like a two-stream (say ON and OFF, or
+two sensors) network. The graph lists the
 layers breadth first (A1, B1, A2, B2, ...), as an exporter that walks the graph by depth does,
 so neuron ids interleave the pathways. Weights are multiples of 1/8 with largest magnitude 1,
 so any order of summation is exact and the split run must equal the unsplit one bit for bit.

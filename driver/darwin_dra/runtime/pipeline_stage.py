@@ -187,6 +187,7 @@ class PipelineStage:
         self.report = PipelineReport(self.name, self.kind)
         self.metrics = Metrics(self.name)
         self._servers: list[asyncio.Server] = []
+        self._wire_out: dict[str, int] = {}
         self._unix: list[Path] = []
         loop = asyncio.get_running_loop()
         ups = self.plan.upstream(self.name)
@@ -336,6 +337,7 @@ class PipelineStage:
                 await self._consume(ups, downs, None)
             for ob in downs.values():
                 await ob.finish(self.report.steps)
+                self._sync_wire(ob)
         finally:
             for ob in downs.values():
                 await ob.close()
@@ -377,13 +379,18 @@ class PipelineStage:
             at_c = np.minimum(at, max(space.size - 1, 0))
             mine = (at < space.size) & (space[at_c] == gids) if space.size else at < 0
             self.report.held_s += await ob.wait_credit(start + n, lookahead)
-            before = ob.bytes_out
             await ob.send(
                 framing.Data(start, n, steps[mine].astype(np.uint64), at[mine].astype(np.uint32))
             )
-            self.metrics.wire.labels(peer, "out").inc(ob.bytes_out - before)
+            self._sync_wire(ob)
             self.metrics.spikes_out.labels(peer).inc(int(mine.sum()))
             self.report.spikes_out += int(mine.sum())
+
+    def _sync_wire(self, ob: links.Outbound) -> None:
+        """The bytes sent to ob so far (hello and end included) into the metric."""
+        seen = self._wire_out.get(ob.peer, 0)
+        self.metrics.wire.labels(ob.peer, "out").inc(ob.bytes_out - seen)
+        self._wire_out[ob.peer] = ob.bytes_out
 
     async def _run_input(
         self, producer: links.Inbound | None, downs: Mapping[str, links.Outbound]
@@ -397,18 +404,30 @@ class PipelineStage:
         total = self._total(source.steps if source is not None else None)
         start_wall = time.monotonic()
         now = 0
+        produced = producer is not None  # the producer may still send
+        p_horizon = 0
+        buf_t, buf_i = np.zeros(0, np.int64), np.zeros(0, np.int64)
         while total is None or now < total:
+            n = cfg.window if total is None else min(cfg.window, total - now)
             if producer is not None:
-                d = await producer.next()
-                if d is None:
+                # windows of our own size whatever the producer's frames, so the receivers'
+                # windows and the credit line up (a frame is read only when one is needed)
+                while produced and p_horizon < now + n:
+                    d = await producer.next()
+                    if d is None:
+                        produced = False
+                        break
+                    p_horizon = d.window_end
+                    buf_t = np.concatenate([buf_t, d.steps.astype(np.int64)])
+                    buf_i = np.concatenate([buf_i, d.index.astype(np.int64)])
+                    await producer.ack(p_horizon)
+                if not produced and total is None and not buf_t.size and p_horizon <= now:
                     break
-                n = d.window_steps if total is None else min(d.window_steps, total - now)
-                keep = d.steps < np.uint64(now + n)
-                t, i = d.steps[keep].astype(np.int64), d.index[keep].astype(np.int64)
-                await producer.ack(now + n)
+                due = buf_t < now + n
+                t, i = buf_t[due], buf_i[due]
+                buf_t, buf_i = buf_t[~due], buf_i[~due]
             else:
                 assert source is not None
-                n = cfg.window if total is None else min(cfg.window, total - now)
                 t, i = source.window(now, n)
             if cfg.rate is not None:
                 delay = start_wall + now / cfg.rate - time.monotonic()
