@@ -1,0 +1,1 @@
+"""SpikingPipeline: a model split into stages, placed on chips and nodes (pure decisions)."""
