@@ -27,7 +27,8 @@ def _generator() -> ModuleType:
 
 def test_chart_crd_is_generated_from_the_api_schema() -> None:
     gen = _generator()
-    assert gen.TARGET.read_text() == gen.render(), "run .venv/bin/python deploy/helm/generate_crd.py"
+    hint = "run .venv/bin/python deploy/helm/generate_crd.py"
+    assert gen.TARGET.read_text() == gen.render(), hint
 
 
 def test_helm_installs_the_crd_from_its_crds_directory() -> None:
