@@ -53,11 +53,24 @@ def nodes(inv: Inventory) -> list[Obj]:
     ]
 
 
-def chain(*keps: int, spikes: tuple[float, ...] | None = None) -> PlanView:
-    stages = tuple(StageLoad(f"stage-{i}", 1000 * (i + 1), 50_000, k) for i, k in enumerate(keps))
+def chain(*keps: int, spikes: tuple[float, ...] | None = None, io: bool = False) -> PlanView:
+    """Engine stages s0.. in a chain; ``io``: an input stage before them and an output
+    stage after them (10 spikes a step each way), as the split writes them."""
+    stages = [StageLoad(f"s{i}", 1000 * (i + 1), 50_000, k) for i, k in enumerate(keps)]
     rates = spikes or tuple(100.0 for _ in keps[1:])
-    edges = tuple(EdgeLoad(f"stage-{i}", f"stage-{i + 1}", rates[i]) for i in range(len(keps) - 1))
-    return PlanView(stages, edges)
+    edges = [EdgeLoad(f"s{i}", f"s{i + 1}", rates[i]) for i in range(len(keps) - 1)]
+    if io:
+        stages = [
+            StageLoad("input", 0, 0, 0, "input"),
+            *stages,
+            StageLoad("output", 0, 0, 0, "output"),
+        ]
+        edges = [
+            EdgeLoad("input", "s0", 10.0),
+            *edges,
+            EdgeLoad(f"s{len(keps) - 1}", "output", 10.0),
+        ]
+    return PlanView(tuple(stages), tuple(edges))
 
 
 def pipeline_obj(name: str = "digits", **spec: Any) -> Obj:

@@ -27,8 +27,9 @@ def _files(tmp: Path, material: dict[str, bytes], stage: str) -> tuple[Path, Pat
     return paths
 
 
-def _handshake(server: tuple[Path, Path, Path], client: tuple[Path, Path, Path] | None,
-               ca: Path, name: str) -> str | None:  # fmt: skip
+def _handshake(
+    server: tuple[Path, Path, Path], client: tuple[Path, Path, Path] | None, ca: Path, name: str
+) -> str | None:
     """None when both sides accept; else the error the server or the client saw."""
     s_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     s_ctx.load_cert_chain(server[1], server[2])

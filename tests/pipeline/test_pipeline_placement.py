@@ -20,14 +20,18 @@ def test_view_of_real_slices_has_each_chip_with_its_two_shared_halves() -> None:
     inv = inventory(2, 2)
     view = cluster_view(slices(inv), nodes=nodes(inv))
     assert [c.name for c in view.chips] == [
-        "node-0/chip-0", "node-0/chip-1", "node-1/chip-0", "node-1/chip-1",
-    ]  # fmt: skip
+        "node-0/chip-0",
+        "node-0/chip-1",
+        "node-1/chip-0",
+        "node-1/chip-1",
+    ]
     assert all(len(c.halves) == 2 for c in view.chips)
     assert {c.fabric for c in view.chips} == {"wafer-0", "wafer-1"}
     assert all(h.keps > 400_000 for c in view.chips for h in c.halves)
     assert [(f.id, f.nodes, f.keps) for f in view.fabrics] == [
-        ("wafer-0", ("node-0",), 1_000_000), ("wafer-1", ("node-1",), 1_000_000),
-    ]  # fmt: skip
+        ("wafer-0", ("node-0",), 1_000_000),
+        ("wafer-1", ("node-1",), 1_000_000),
+    ]
     assert view.node_labels["node-0"]["edge"] == "yes"
 
 
@@ -42,11 +46,22 @@ def test_view_leaves_out_tainted_halves_and_counts_other_claims() -> None:
                 ]
     claim = {
         "metadata": {"uid": "other"},
-        "status": {"allocation": {"devices": {"results": [
-            {"driver": "darwin.snn.io", "pool": "node-0", "device": "chip-0-shared-1",
-             "request": "r", "consumedCapacity": {"keps": "100k"}},
-        ]}}},
-    }  # fmt: skip
+        "status": {
+            "allocation": {
+                "devices": {
+                    "results": [
+                        {
+                            "driver": "darwin.snn.io",
+                            "pool": "node-0",
+                            "device": "chip-0-shared-1",
+                            "request": "r",
+                            "consumedCapacity": {"keps": "100k"},
+                        },
+                    ]
+                }
+            }
+        },
+    }
     [chip] = cluster_view(objs, [claim]).chips
     [half] = chip.halves
     assert half.device == "chip-0-shared-1"
@@ -61,11 +76,21 @@ def test_view_blocks_a_half_an_exclusive_partition_holds() -> None:
     inv = inventory(1, 1)
     claim = {
         "metadata": {"uid": "x"},
-        "status": {"allocation": {"devices": {"results": [
-            {"driver": "darwin.snn.io", "pool": "node-0", "device": "chip-0-domain-0",
-             "request": "r"},
-        ]}}},
-    }  # fmt: skip
+        "status": {
+            "allocation": {
+                "devices": {
+                    "results": [
+                        {
+                            "driver": "darwin.snn.io",
+                            "pool": "node-0",
+                            "device": "chip-0-domain-0",
+                            "request": "r",
+                        },
+                    ]
+                }
+            }
+        },
+    }
     [chip] = cluster_view(slices(inv), [claim]).chips
     assert [h.device for h in chip.halves] == ["chip-0-shared-1"]
 
@@ -73,16 +98,16 @@ def test_view_blocks_a_half_an_exclusive_partition_holds() -> None:
 def test_heavy_edge_shares_a_chip_and_a_hint_pins_a_stage_to_its_node() -> None:
     inv = inventory(2, 2)
     view = cluster_view(slices(inv), nodes=nodes(inv))
-    # stage-0 -> stage-1 heavy, stage-1 -> stage-2 light; stage-2 must run off the edge node.
+    # s0 -> s1 heavy, s1 -> s2 light; s2 must run off the edge node.
     plan = chain(200_000_000, 200_000_000, 100_000_000, spikes=(500.0, 20.0))
-    hints = {"stage-0": {"edge": "yes"}, "stage-2": {"edge": "no"}}
+    hints = {"s0": {"edge": "yes"}, "s2": {"edge": "no"}}
     p = place(plan, view, target_rate=1000, hints=hints)
     g0, g1 = p.groups
-    assert g0.stages == ("stage-0", "stage-1")
+    assert g0.stages == ("s0", "s1")
     assert (g0.node, g0.fabric) == ("node-0", "wafer-0")
-    assert g1.stages == ("stage-2",)
+    assert g1.stages == ("s2",)
     assert (g1.node, g1.node_selector) == ("node-1", {"edge": "no"})
-    assert p.links == {("stage-0", "stage-1"): "chip", ("stage-1", "stage-2"): "network"}
+    assert p.links == {("s0", "s1"): "chip", ("s1", "s2"): "network"}
     assert p.cross_node() == 20.0 * 1000
     assert p.crossing("fabric", "network") == 20_000
 
@@ -94,22 +119,22 @@ def test_stages_too_big_for_one_chip_meet_on_a_fabric_and_claim_its_bandwidth() 
     plan = chain(450_000_000, 450_000_000, 450_000_000, spikes=(50.0, 40.0))
     p = place(plan, view, target_rate=1000)
     [g0, g1] = p.groups
-    assert g0.stages == ("stage-0", "stage-1")
-    assert g1.stages == ("stage-2",)
+    assert g0.stages == ("s0", "s1")
+    assert g1.stages == ("s2",)
     assert g0.fabric == g1.fabric  # the second chip of the same wafer, not the other node
-    assert p.links[("stage-1", "stage-2")] == "fabric"
+    assert p.links[("s1", "s2")] == "fabric"
     assert g1.fabric_keps == fabric_keps(40 * 1000) == 40
     assert p.cross_node() == 0
 
 
 def test_no_room_names_the_stage_and_what_it_needs() -> None:
     view = cluster_view(slices(inventory(1, 1)))
-    with pytest.raises(PlacementError, match=r"stage\(s\) stage-0 \(900000000 keps"):
+    with pytest.raises(PlacementError, match=r"stage\(s\) s0 \(900000000 keps"):
         place(chain(900_000_000), view, target_rate=10)
     with pytest.raises(PlacementError, match="hint names stage 'nope'"):
         place(chain(10), view, 10, hints={"nope": {"a": "b"}})
     with pytest.raises(PlacementError, match=r"on nodes labelled \[\{'edge': 'yes'\}\]"):
-        place(chain(10), view, 10, hints={"stage-0": {"edge": "yes"}})
+        place(chain(10), view, 10, hints={"s0": {"edge": "yes"}})
 
 
 def test_fabric_bandwidth_is_checked_against_what_is_free() -> None:
@@ -139,8 +164,11 @@ def _fits(loads: list[StageLoad], halves: tuple[Half, ...]) -> bool:
         ok = True
         for i, h in enumerate(halves):
             mine = [s for s, a in zip(loads, assign, strict=True) if a == i]
-            if (sum(s.keps for s in mine) > h.keps or sum(s.neurons for s in mine) > h.neurons
-                    or sum(s.synapses for s in mine) > h.synapses):  # fmt: skip
+            if (
+                sum(s.keps for s in mine) > h.keps
+                or sum(s.neurons for s in mine) > h.neurons
+                or sum(s.synapses for s in mine) > h.synapses
+            ):
                 ok = False
                 break
         if ok:
@@ -152,10 +180,12 @@ def _feasible(plan: PlanView, view: ClusterView, hints: Mapping[str, Mapping[str
     chips = view.chips
     for assign in itertools.product(range(len(chips)), repeat=len(plan.stages)):
         good = all(
-            all(view.node_labels.get(chips[a].node, {}).get(k) == v
-                for k, v in hints.get(s.name, {}).items())
+            all(
+                view.node_labels.get(chips[a].node, {}).get(k) == v
+                for k, v in hints.get(s.name, {}).items()
+            )
             for s, a in zip(plan.stages, assign, strict=True)
-        )  # fmt: skip
+        )
         if good and all(
             _fits([s for s, a in zip(plan.stages, assign, strict=True) if a == i], c.halves)
             for i, c in enumerate(chips)
@@ -208,10 +238,15 @@ def scenarios(draw: st.DrawFn) -> tuple[PlanView, ClusterView, dict[str, dict[st
         node = f"n{draw(st.integers(0, 1))}"
         labels[node] = {"role": node}
         halves = tuple(
-            Half(node, f"chip-{c}-shared-{h}", draw(st.integers(0, 8)), draw(st.integers(0, 8)),
-                 draw(st.integers(0, 8)))
+            Half(
+                node,
+                f"chip-{c}-shared-{h}",
+                draw(st.integers(0, 8)),
+                draw(st.integers(0, 8)),
+                draw(st.integers(0, 8)),
+            )
             for h in range(draw(st.integers(1, 2)))
-        )  # fmt: skip
+        )
         chips.append(ChipSlot(node, c, f"f{draw(st.integers(0, 1))}", halves))
     fabrics = tuple(FabricLink(f, f, f"fabric-{f}", (), 10**9) for f in ("f0", "f1"))
     hints = {}

@@ -21,8 +21,9 @@ from tests.pipeline.pipelines import chain, inventory, nodes, pipeline_obj, slic
 Obj = dict[str, Any]
 SETTINGS = objects.StageSettings(image="darwin-dra.local/darwin-dra:test", pull_policy="Never")
 HINTS = [
-    {"stage": 0, "nodeSelector": {"edge": "yes"}},
-    {"stage": 2, "nodeSelector": {"edge": "no"}},
+    {"stage": "input", "nodeSelector": {"edge": "yes"}},
+    {"stage": "s0", "nodeSelector": {"edge": "yes"}},
+    {"stage": "s2", "nodeSelector": {"edge": "no"}},
 ]
 NOW = datetime(2026, 12, 1, 11, 0, tzinfo=UTC)
 
@@ -30,11 +31,14 @@ NOW = datetime(2026, 12, 1, 11, 0, tzinfo=UTC)
 def _setup() -> tuple[Obj, Any, Any, Any]:
     inv = inventory(2, 2)
     view = cluster_view(slices(inv), nodes=nodes(inv))
-    plan = chain(200_000_000, 200_000_000, 100_000_000, spikes=(500.0, 20.0))
+    plan = chain(200_000_000, 200_000_000, 100_000_000, spikes=(500.0, 20.0), io=True)
     obj = pipeline_obj(hints=HINTS)
     spec = parse_spec(obj)
     placement = place(
-        plan, view, spec.target_rate, {"stage-0": {"edge": "yes"}, "stage-2": {"edge": "no"}}
+        plan,
+        view,
+        spec.target_rate,
+        {"input": {"edge": "yes"}, "s0": {"edge": "yes"}, "s2": {"edge": "no"}},
     )
     return obj, spec, plan, placement
 
@@ -56,10 +60,8 @@ def test_first_pass_writes_the_claims_and_only_the_last_stage() -> None:
     claims = _created(d, "ResourceClaim")
     assert [c["metadata"]["name"] for c in claims] == ["digits-g0", "digits-g1"]
     g0 = claims[0]["spec"]["devices"]
-    assert [r["name"] for r in g0["requests"]] == ["stage-0", "stage-1"]
-    assert g0["constraints"] == [
-        {"requests": ["stage-0", "stage-1"], "matchAttribute": "darwin.snn.io/chip"}
-    ]
+    assert [r["name"] for r in g0["requests"]] == ["s0", "s1"]
+    assert g0["constraints"] == [{"requests": ["s0", "s1"], "matchAttribute": "darwin.snn.io/chip"}]
     req = g0["requests"][0]["exactly"]
     assert req["deviceClassName"] == "darwin-shared.snn.io"
     assert req["capacity"]["requests"]["keps"] == "200000000"
@@ -71,11 +73,12 @@ def test_first_pass_writes_the_claims_and_only_the_last_stage() -> None:
         [ref] = c["metadata"]["ownerReferences"]
         assert (ref["kind"], ref["uid"], ref["controller"]) == ("SpikingPipeline", "uid-1", True)
     [pod] = _created(d, "Pod")
-    assert pod["metadata"]["name"] == "digits-stage-2"
-    assert pod["spec"]["nodeSelector"] == {"edge": "no"}
-    assert pod["spec"]["resourceClaims"] == [{"name": "snn", "resourceClaimName": "digits-g1"}]
+    # The sink first: the output stage, on no chip, beside the stage that feeds it.
+    assert pod["metadata"]["name"] == "digits-output"
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "node-1"}
+    assert "resourceClaims" not in pod["spec"]
     [c] = pod["spec"]["containers"]
-    assert c["resources"]["claims"] == [{"name": "snn", "request": "stage-2"}]
+    assert "resources" not in c
     assert "--downstream" not in c["command"]
     assert "--input" not in c["command"]  # only the input stage reads the input
     assert (d.phase, d.reason) == ("Pending", "StagesStarting")
@@ -85,7 +88,7 @@ def _converge(obj: Obj, spec: Any, plan: Any, placement: Any) -> tuple[list[Obj]
     """Passes until nothing more is created, every pod running on its planned node."""
     claims: list[Obj] = []
     pods: list[Obj] = []
-    for i in range(5):
+    for i in range(8):
         d = decide(obj, spec, plan, placement, Observed(claims, pods), SETTINGS)
         claims += _created(d, "ResourceClaim")
         new = _created(d, "Pod")
@@ -93,7 +96,7 @@ def _converge(obj: Obj, spec: Any, plan: Any, placement: Any) -> tuple[list[Obj]
             return claims, pods
         for p in new:
             stage = p["metadata"]["labels"][objects.STAGE_LABEL]
-            pods.append(_run(p, f"10.0.{i}.{len(pods) + 1}", placement.group_of(stage).node))
+            pods.append(_run(p, f"10.0.{i}.{len(pods) + 1}", placement.node_of(stage)))
     raise AssertionError("did not converge")
 
 
@@ -101,14 +104,31 @@ def test_upstream_pods_follow_with_their_downstream_ip_then_running() -> None:
     obj, spec, plan, placement = _setup()
     claims, pods = _converge(obj, spec, plan, placement)
     by = {p["metadata"]["name"]: p for p in pods}
-    assert list(by) == ["digits-stage-2", "digits-stage-1", "digits-stage-0"]
-    cmd1 = by["digits-stage-1"]["spec"]["containers"][0]["command"]
-    ip2 = by["digits-stage-2"]["status"]["podIP"]
-    assert cmd1[cmd1.index("--downstream") + 1] == f"stage-2=tcp://{ip2}:7700"
-    cmd0 = by["digits-stage-0"]["spec"]["containers"][0]["command"]
+    assert list(by) == [
+        "digits-output",
+        "digits-s2",
+        "digits-s1",
+        "digits-s0",
+        "digits-input",
+    ]
+    s2 = by["digits-s2"]["spec"]
+    assert s2["nodeSelector"] == {"edge": "no"}
+    assert s2["resourceClaims"] == [{"name": "snn", "resourceClaimName": "digits-g1"}]
+    assert s2["containers"][0]["resources"]["claims"] == [{"name": "snn", "request": "s2"}]
+    cmd1 = by["digits-s1"]["spec"]["containers"][0]["command"]
+    ip2 = by["digits-s2"]["status"]["podIP"]
+    assert cmd1[cmd1.index("--downstream") + 1] == f"s2=tcp://{ip2}:7700"
+    cmd0 = by["digits-input"]["spec"]["containers"][0]["command"]
+    assert by["digits-input"]["spec"]["nodeSelector"] == {"edge": "yes"}
+    assert "--listen" not in cmd0  # the input stage has no upstream
     assert cmd0[cmd0.index("--input") : cmd0.index("--input") + 6] == [
-        "--input", "poisson", "--input-rate-hz", "200", "--input-seed", "3",
-    ]  # fmt: skip
+        "--input",
+        "poisson",
+        "--input-rate-hz",
+        "200",
+        "--input-seed",
+        "3",
+    ]
     d = decide(obj, spec, plan, placement, Observed(claims, pods), SETTINGS)
     assert d.actions == []
     assert (d.phase, d.reason) == ("Running", "StagesRunning")
@@ -120,7 +140,7 @@ def test_a_failed_stage_restarts_the_run() -> None:
     pods[1]["status"]["phase"] = "Failed"
     d = decide(obj, spec, plan, placement, Observed(claims, pods), SETTINGS)
     assert sorted(a.name for a in d.actions) == [
-        "digits-stage-0", "digits-stage-1", "digits-stage-2",
+        "digits-input", "digits-output", "digits-s0", "digits-s1", "digits-s2",
     ]  # fmt: skip
     assert all(a.verb == "delete" and a.kind == "Pod" for a in d.actions)
     assert (d.phase, d.reason) == ("Restarting", "StageLost")
@@ -130,25 +150,35 @@ def test_a_failed_stage_restarts_the_run() -> None:
 def test_a_downstream_pod_replaced_under_a_running_stage_restarts_the_run() -> None:
     obj, spec, plan, placement = _setup()
     claims, pods = _converge(obj, spec, plan, placement)
-    pods[0]["status"]["podIP"] = "10.9.9.9"  # stage-2 came back elsewhere
+    pods[1]["status"]["podIP"] = "10.9.9.9"  # s2 came back elsewhere
     d = decide(obj, spec, plan, placement, Observed(claims, pods), SETTINGS)
     assert d.reason == "StageLost"
-    assert "stage stage-2 went away under stage stage-1" in d.message
+    assert "stage s2 went away under stage s1" in d.message
 
 
 def test_a_tainted_device_drops_its_claim_and_asks_for_a_new_placement() -> None:
     obj, spec, plan, placement = _setup()
     claims, pods = _converge(obj, spec, plan, placement)
-    claims[1]["status"] = {"allocation": {"devices": {"results": [
-        {"driver": "darwin.snn.io", "request": "stage-2", "pool": "node-1",
-         "device": "chip-0-shared-0"},
-    ]}}}  # fmt: skip
+    claims[1]["status"] = {
+        "allocation": {
+            "devices": {
+                "results": [
+                    {
+                        "driver": "darwin.snn.io",
+                        "request": "s2",
+                        "pool": "node-1",
+                        "device": "chip-0-shared-0",
+                    },
+                ]
+            }
+        }
+    }
     failed = frozenset({("node-1", "chip-0-shared-0")})
     d = decide(obj, spec, plan, placement, Observed(claims, pods, failed), SETTINGS)
     assert d.needs_new_placement
     assert d.failed_devices == ["node-1/chip-0-shared-0"]
     assert ("delete", "ResourceClaim", "digits-g1") in [(a.verb, a.kind, a.name) for a in d.actions]
-    assert len([a for a in d.actions if a.kind == "Pod"]) == 3
+    assert len([a for a in d.actions if a.kind == "Pod"]) == 5
 
 
 def test_a_new_spec_replaces_the_pods() -> None:
@@ -178,28 +208,63 @@ def test_status_shows_the_placement_the_scheduler_made_and_the_traffic() -> None
     obj, spec, plan, placement = _setup()
     claims, pods = _converge(obj, spec, plan, placement)
     claims[0]["status"] = {
-        "allocation": {"devices": {"results": [
-            {"driver": "darwin.snn.io", "request": "stage-0", "pool": "node-0",
-             "device": "chip-1-shared-0", "shareID": "a"},
-            {"driver": "darwin.snn.io", "request": "stage-1", "pool": "node-0",
-             "device": "chip-1-shared-1", "shareID": "b"},
-        ]}},
-        "devices": [{"driver": "darwin.snn.io", "pool": "node-0", "device": "chip-1-shared-0",
-                     "data": {"partition": 7}}],
-    }  # fmt: skip
+        "allocation": {
+            "devices": {
+                "results": [
+                    {
+                        "driver": "darwin.snn.io",
+                        "request": "s0",
+                        "pool": "node-0",
+                        "device": "chip-1-shared-0",
+                        "shareID": "a",
+                    },
+                    {
+                        "driver": "darwin.snn.io",
+                        "request": "s1",
+                        "pool": "node-0",
+                        "device": "chip-1-shared-1",
+                        "shareID": "b",
+                    },
+                ]
+            }
+        },
+        "devices": [
+            {
+                "driver": "darwin.snn.io",
+                "pool": "node-0",
+                "device": "chip-1-shared-0",
+                "data": {"partition": 7},
+            }
+        ],
+    }
     status = pipeline_status(
-        obj, Outcome("Running", "StagesRunning", "all 3 stages run"), NOW, plan, placement,
-        claims, pods,
-    )  # fmt: skip
-    assert status["stagesReady"] == "3/3"
+        obj,
+        Outcome("Running", "StagesRunning", "all 3 stages run"),
+        NOW,
+        plan,
+        placement,
+        claims,
+        pods,
+    )
+    assert status["stagesReady"] == "5/5"
     assert status["nodes"] == 2
-    first = status["placement"][0]
+    assert status["placement"][0] == {
+        "stage": "input",
+        "pod": "digits-input",
+        "phase": "Running",
+        "node": "node-0",
+    }
+    first = status["placement"][1]
     assert (first["node"], first["chip"], first["device"], first["partition"]) == (
-        "node-0", 1, "chip-1-shared-0", "7",
-    )  # fmt: skip
+        "node-0",
+        1,
+        "chip-1-shared-0",
+        "7",
+    )
     assert status["traffic"]["crossNodeSpikesPerSecond"] == 20_000
-    assert status["traffic"]["crossChipSpikesPerSecond"] == 20_000
-    assert [e["link"] for e in status["edges"]] == ["chip", "network"]
+    # The input's and the output's spikes leave the chips too (10 a step each, at 1000/s).
+    assert status["traffic"]["crossChipSpikesPerSecond"] == 40_000
+    assert [e["link"] for e in status["edges"]] == ["network", "chip", "network", "network"]
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("True", "StagesRunning")
     json.dumps(status)  # plain JSON all the way down

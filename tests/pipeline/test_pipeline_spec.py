@@ -30,7 +30,7 @@ def test_the_example_is_valid_and_parses() -> None:
     spec = parse_spec(obj)
     assert spec.model.config_map == ConfigMapKey("digits-model", "digits.nir")
     assert spec.stages == 3
-    assert spec.hints[0] == Hint(0, {"darwin.snn.io/edge": "true"})
+    assert spec.hints[0] == Hint("input", {"darwin.snn.io/edge": "true"})
 
 
 def test_defaults_and_auto() -> None:
@@ -52,16 +52,17 @@ def test_defaults_and_auto() -> None:
         ({"stages": 65}, "spec.stages: 65 is out of range"),
         ({"input": {"source": "camera"}}, "spec.input.source: 'camera'"),
         ({"input": {"source": "file"}}, "spec.input.file: required"),
-        ({"hints": [{"stage": 5, "nodeSelector": {"a": "b"}}]}, "stage 5 does not exist"),
-        ({"hints": [{"stage": 0, "nodeSelector": {}}]}, r"spec.hints\[0\].nodeSelector"),
+        ({"hints": [{"stage": "s5", "nodeSelector": {"a": "b"}}]}, "stage s5 does not exist"),
+        ({"hints": [{"stage": "edge", "nodeSelector": {"a": "b"}}]}, "'edge' is not input"),
+        ({"hints": [{"stage": "input", "nodeSelector": {}}]}, r"spec.hints\[0\].nodeSelector"),
         (
             {
                 "hints": [
-                    {"stage": 0, "nodeSelector": {"a": "b"}},
-                    {"stage": 0, "nodeSelector": {"c": "d"}},
+                    {"stage": "s0", "nodeSelector": {"a": "b"}},
+                    {"stage": "s0", "nodeSelector": {"c": "d"}},
                 ]
             },
-            r"spec.hints\[1\].stage: stage 0 has two hints",
+            r"spec.hints\[1\].stage: stage s0 has two hints",
         ),
     ],
 )

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from darwin_dra.pipeline.placement import Group, Placement
+from darwin_dra.pipeline.placement import Group, Host, Placement
 from darwin_dra.pipeline.plan import PlanView
 from darwin_dra.pipeline.spec import API_VERSION, KIND, PipelineSpec
 
@@ -219,26 +219,24 @@ def stage_args(
         f"{MOUNT}/plan/{PLAN_KEY}",
         "--stage",
         stage,
-        "--listen",
-        f"tcp://0.0.0.0:{settings.port}",
         "--tls-ca",
         f"{MOUNT}/tls/ca.crt",
         "--tls-cert",
         f"{MOUNT}/tls/tls.crt",
         "--tls-key",
         f"{MOUNT}/tls/tls.key",
-        "--rate",
-        str(spec.target_rate),
         "--window",
         str(spec.window),
         "--metrics-port",
         str(settings.metrics_port),
     ]
+    if plan.upstream(stage):
+        args += ["--listen", f"tcp://0.0.0.0:{settings.port}"]
     for name, ip in sorted(downstream.items()):
         args += ["--downstream", f"{name}=tcp://{ip}:{settings.port}"]
     if spec.steps is not None:
         args += ["--steps", str(spec.steps)]
-    if not plan.upstream(stage):
+    if plan.stage(stage).kind == "input":
         inp = spec.input
         if inp.source == "poisson":
             args += [
@@ -253,6 +251,8 @@ def stage_args(
             args += ["--input", f"file:{MOUNT}/input/input"]
         else:
             args += ["--input", "socket", "--input-listen", f"tcp://0.0.0.0:{inp.port}"]
+        # The input stage paces the whole pipeline.
+        args += ["--rate", str(spec.target_rate)]
     return args
 
 
@@ -260,13 +260,15 @@ def pod_body(
     pipeline: Mapping[str, Any],
     spec: PipelineSpec,
     plan: PlanView,
-    group: Group,
+    placement: Placement,
     stage: str,
     downstream: Mapping[str, str],
     settings: StageSettings,
     placement_hash: str,
 ) -> Obj:
     pname = pipeline["metadata"]["name"]
+    group = placement.group_of(stage)
+    host: Host | None = placement.hosts.get(stage)
     args = stage_args(spec, plan, stage, downstream, settings)
     model = spec.model
     volumes: list[Obj] = [
@@ -311,7 +313,8 @@ def pod_body(
         )
         i = args.index("--model")
         args[i + 1] = f"{MOUNT}/model/{model.path.lstrip('/')}"
-    if spec.input.file is not None and not plan.upstream(stage):
+    is_input = plan.stage(stage).kind == "input"
+    if spec.input.file is not None and is_input:
         f = spec.input.file
         volumes.append(
             {
@@ -320,11 +323,10 @@ def pod_body(
             }
         )
         mounts.append({"name": "input", "mountPath": f"{MOUNT}/input", "readOnly": True})
-    ports = [
-        {"name": "spikes", "containerPort": settings.port},
-        {"name": "metrics", "containerPort": settings.metrics_port},
-    ]
-    if not plan.upstream(stage) and spec.input.source == "socket":
+    ports: list[Obj] = [{"name": "metrics", "containerPort": settings.metrics_port}]
+    if plan.upstream(stage):
+        ports.append({"name": "spikes", "containerPort": settings.port})
+    if is_input and spec.input.source == "socket":
         ports.append({"name": "input", "containerPort": spec.input.port})
     body_hash = digest(placement_hash, args)
     meta = _meta(pipeline, pod_name(pname, stage), {STAGE_LABEL: stage, HASH_LABEL: body_hash})
@@ -341,7 +343,6 @@ def pod_body(
                 "imagePullPolicy": settings.pull_policy,
                 "command": args,
                 "ports": ports,
-                "resources": {"claims": [{"name": "snn", "request": stage}]},
                 "volumeMounts": mounts,
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
@@ -350,11 +351,17 @@ def pod_body(
                 },
             }
         ],
-        "resourceClaims": [{"name": "snn", "resourceClaimName": claim_name(pname, group)}],
         "volumes": volumes,
     }
-    if group.node_selector:
-        pod_spec["nodeSelector"] = dict(group.node_selector)
+    if group is not None:
+        pod_spec["containers"][0]["resources"] = {"claims": [{"name": "snn", "request": stage}]}
+        pod_spec["resourceClaims"] = [
+            {"name": "snn", "resourceClaimName": claim_name(pname, group)}
+        ]
+        if group.node_selector:
+            pod_spec["nodeSelector"] = dict(group.node_selector)
+    elif host is not None:
+        pod_spec["nodeSelector"] = dict(host.node_selector)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}
 
 

@@ -27,6 +27,7 @@ from darwin_dra.pipeline.cluster import ChipSlot, ClusterView, Half
 from darwin_dra.pipeline.plan import PlanView, StageLoad
 
 Link = Literal["chip", "fabric", "network"]
+HOSTNAME_LABEL = "kubernetes.io/hostname"
 FABRIC_KEPS_STEP = 10  # the fabric device's request step and minimum (controller/fabric.py)
 
 
@@ -46,22 +47,33 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Host:
+    """Where a stage that runs on no chip (the input or output stage) goes: a node."""
+
+    node: str
+    node_selector: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Placement:
     groups: tuple[Group, ...]
     links: Mapping[tuple[str, str], Link]
     spikes_per_s: Mapping[tuple[str, str], float]
+    hosts: Mapping[str, Host] = field(default_factory=dict)
 
-    def group_of(self, stage: str) -> Group:
-        return next(g for g in self.groups if stage in g.stages)
+    def group_of(self, stage: str) -> Group | None:
+        return next((g for g in self.groups if stage in g.stages), None)
+
+    def node_of(self, stage: str) -> str:
+        group = self.group_of(stage)
+        return group.node if group is not None else self.hosts[stage].node
 
     def crossing(self, *links: Link) -> float:
         return sum(v for k, v in self.spikes_per_s.items() if self.links[k] in links)
 
     def cross_node(self) -> float:
         return sum(
-            v
-            for (a, b), v in self.spikes_per_s.items()
-            if self.group_of(a).node != self.group_of(b).node
+            v for (a, b), v in self.spikes_per_s.items() if self.node_of(a) != self.node_of(b)
         )
 
 
@@ -106,11 +118,27 @@ def place(
     for name in hints:
         if name not in {s.name for s in plan.stages}:
             raise PlacementError(f"a hint names stage {name!r}, which the plan does not have")
-    traffic: dict[tuple[str, str], float] = {}
+    every: dict[tuple[str, str], float] = {}
     for e in plan.edges:
-        traffic[(e.src, e.dst)] = traffic.get((e.src, e.dst), 0.0) + e.spikes_per_step * target_rate
-    loads = {s.name: s for s in plan.stages}
-    group: dict[str, tuple[str, ...]] = {s.name: (s.name,) for s in plan.stages}
+        every[(e.src, e.dst)] = every.get((e.src, e.dst), 0.0) + e.spikes_per_step * target_rate
+    loads = {s.name: s for s in plan.stages if s.on_chip}
+    traffic = {k: v for k, v in every.items() if k[0] in loads and k[1] in loads}
+    group: dict[str, tuple[str, ...]] = {name: (name,) for name in loads}
+    # Stages on no chip with a hint sit on the first node it allows; their traffic pulls the
+    # groups they talk to towards that node.
+    hosts: dict[str, Host] = {}
+    for s in plan.stages:
+        if not s.on_chip and s.name in hints:
+            fits = sorted(
+                n
+                for n, labels in view.node_labels.items()
+                if all(labels.get(k) == v for k, v in hints[s.name].items())
+            )
+            if not fits:
+                raise PlacementError(
+                    f"stage {s.name}: no node has the labels {dict(hints[s.name])}"
+                )
+            hosts[s.name] = Host(fits[0], dict(hints[s.name]))
 
     def selectors(members: Sequence[str]) -> list[Mapping[str, str]]:
         return [hints[m] for m in members if m in hints]
@@ -131,6 +159,8 @@ def place(
             for m in merged:
                 group[m] = merged
     order = {s.name: i for i, s in enumerate(plan.stages)}
+    if not loads:
+        raise PlacementError("the plan has no stage that runs on a chip")
     groups = sorted(set(group.values()), key=lambda g: order[g[0]])
 
     def weight(members: Sequence[str]) -> float:
@@ -147,6 +177,12 @@ def place(
             if left is None:
                 continue
             on_fabric = on_node = 0.0
+            for host_stage, host in hosts.items():
+                on_node += sum(
+                    v
+                    for (a, b), v in every.items()
+                    if host.node == c.node and {a, b} & {host_stage} and {a, b} & set(members)
+                )
             for other, oc in placed.items():
                 t = sum(
                     v
@@ -169,12 +205,26 @@ def place(
         _, chip, left = best
         free[(chip.node, chip.chip)] = left
         placed[members] = chip
+    # Stages on no chip and no hint: beside the group they exchange most spikes with.
+    for s in plan.stages:
+        if s.on_chip or s.name in hosts:
+            continue
+        talk = sorted(
+            ((v, b if a == s.name else a) for (a, b), v in every.items() if s.name in (a, b)),
+            key=lambda t: (-t[0], t[1]),
+        )
+        peer = next((p for _, p in talk if p in group), None)
+        node = placed[group[peer]].node if peer else (view.chips[0].node if view.chips else "")
+        if not node:
+            raise PlacementError(f"stage {s.name}: no node to run on")
+        hosts[s.name] = Host(node, {HOSTNAME_LABEL: node})
     links: dict[tuple[str, str], Link] = {}
-    for a, b in traffic:
-        ca, cb = placed[group[a]], placed[group[b]]
-        if group[a] == group[b]:
+    for a, b in every:
+        if a in hosts or b in hosts:
+            links[(a, b)] = "network"
+        elif group[a] == group[b]:
             links[(a, b)] = "chip"
-        elif ca.fabric == cb.fabric:
+        elif placed[group[a]].fabric == placed[group[b]].fabric:
             links[(a, b)] = "fabric"
         else:
             links[(a, b)] = "network"
@@ -197,7 +247,7 @@ def place(
             )
         )
     _check_fabric_bandwidth(out, view)
-    return Placement(tuple(out), links, traffic)
+    return Placement(tuple(out), links, every, hosts)
 
 
 def _check_fabric_bandwidth(groups: Sequence[Group], view: ClusterView) -> None:

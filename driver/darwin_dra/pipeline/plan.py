@@ -1,8 +1,9 @@
 """What the controller needs of a split plan: each stage's load and each edge's traffic (pure).
 
 The split itself (pipeline/split.py, ``plan_split``) decides which neurons go to which stage
-and writes a SplitPlan; ``from_split_json`` reads the part of its JSON the placement uses, so
-the controller depends on the split's wire format, not on its code.
+and writes a SplitPlan; ``from_split_json`` reads the part of its JSON the placement uses
+(PIPELINE-CONTRACT.md: stages' name, kind, neurons, synapses, keps; edges' src, dst,
+spikes_per_step), so the placement depends on the split's wire format, not on its code.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+StageKind = Literal["input", "engine", "output"]
+KINDS: tuple[StageKind, ...] = ("input", "engine", "output")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
@@ -22,10 +25,19 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True)
 class StageLoad:
+    """``kind``: an ``engine`` stage runs on a partition (one claim request); the ``input``
+    stage (it reads the model's input) and the ``output`` stage (it collects the model's
+    output spikes) run on no chip."""
+
     name: str
     neurons: int
     synapses: int
     keps: int  # thousands of spike events per second at the pipeline's target rate
+    kind: StageKind = "engine"
+
+    @property
+    def on_chip(self) -> bool:
+        return self.kind == "engine"
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,8 @@ class PlanView:
         for s in self.stages:
             if len(s.name) > 40 or not _DNS_LABEL.fullmatch(s.name):
                 raise PlanError(f"stage {s.name!r}: a stage name must be a DNS label of <= 40")
+            if s.kind not in KINDS:
+                raise PlanError(f"stage {s.name}: kind {s.kind!r} is not one of {KINDS}")
             if min(s.neurons, s.synapses, s.keps) < 0:
                 raise PlanError(f"stage {s.name}: negative load")
         for e in self.edges:
@@ -106,12 +120,16 @@ def from_split_dict(raw: Mapping[str, Any]) -> PlanView:
         where = f"plan stages[{i}]"
         if not isinstance(s, Mapping) or not isinstance(s.get("name"), str):
             raise PlanError(f"{where}: expected an object with a name")
+        kind = s.get("kind", "engine")
+        if kind not in KINDS:
+            raise PlanError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
         stages.append(
             StageLoad(
                 str(s["name"]),
                 int(_num(s, "neurons", where)),
                 int(_num(s, "synapses", where)),
                 int(-(-_num(s, "keps", where) // 1)),
+                kind,
             )
         )
     edges = []

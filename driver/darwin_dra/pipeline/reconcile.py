@@ -170,9 +170,10 @@ def decide(
                 restart.append(f"stage {d} went away under stage {s.name}")
         group = placement.group_of(s.name)
         wanted = objects.pod_body(
-            pipeline, spec, plan, group, s.name, recorded, settings, placement_hash
+            pipeline, spec, plan, placement, s.name, recorded, settings, placement_hash
         )
-        if objects.claim_name(pname, group) in stale_claims or _hash(pod) != _hash(wanted):
+        stale = group is not None and objects.claim_name(pname, group) in stale_claims
+        if stale or _hash(pod) != _hash(wanted):
             restart.append(f"stage {s.name} runs an old spec or placement")
     if restart:
         for name, pod in sorted(pods.items()):
@@ -204,7 +205,7 @@ def decide(
             pipeline,
             spec,
             plan,
-            placement.group_of(stage),
+            placement,
             stage,
             {d: str(ip) for d, ip in ips.items()},
             settings,

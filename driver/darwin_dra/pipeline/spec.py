@@ -8,6 +8,7 @@ a test), with an error that names the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,6 +20,7 @@ KIND = "SpikingPipeline"
 PLURAL = "spikingpipelines"
 MAX_STAGES = 64
 
+_STAGE = re.compile(r"input|output|s[0-9]{1,2}")
 InputKind = Literal["poisson", "file", "socket"]
 
 
@@ -50,7 +52,7 @@ class InputSource:
 
 @dataclass(frozen=True)
 class Hint:
-    stage: int
+    stage: str  # the split's stage name: input, s0, s1, ..., output
     node_selector: Mapping[str, str]
 
 
@@ -64,8 +66,8 @@ class PipelineSpec:
     window: int = 10
     hints: tuple[Hint, ...] = field(default=())
 
-    def hint_for(self, stage: int) -> Hint | None:
-        return next((h for h in self.hints if h.stage == stage), None)
+    def hint_map(self) -> dict[str, Mapping[str, str]]:
+        return {h.stage: h.node_selector for h in self.hints}
 
 
 def _obj(value: Any, where: str) -> Mapping[str, Any]:
@@ -150,7 +152,9 @@ def _hints(value: Any) -> tuple[Hint, ...]:
     for i, raw in enumerate(value):
         where = f"spec.hints[{i}]"
         obj = _obj(raw, where)
-        stage = _int(obj.get("stage"), f"{where}.stage", 0, MAX_STAGES - 1)
+        stage = _str(obj.get("stage"), f"{where}.stage")
+        if not _STAGE.fullmatch(stage):
+            raise SpecError(f"{where}.stage: {stage!r} is not input, output or s<N>")
         if any(h.stage == stage for h in out):
             raise SpecError(f"{where}.stage: stage {stage} has two hints")
         selector = _obj(obj.get("nodeSelector"), f"{where}.nodeSelector")
@@ -178,8 +182,9 @@ def parse_spec(pipeline: Mapping[str, Any]) -> PipelineSpec:
     )
     if out.stages is not None:
         for h in out.hints:
-            if h.stage >= out.stages:
+            if h.stage.startswith("s") and int(h.stage[1:]) >= out.stages:
                 raise SpecError(
-                    f"spec.hints: stage {h.stage} does not exist (spec.stages is {out.stages})"
+                    f"spec.hints: stage {h.stage} does not exist (spec.stages is {out.stages}: "
+                    f"s0 to s{out.stages - 1})"
                 )
     return out

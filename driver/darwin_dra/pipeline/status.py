@@ -101,16 +101,13 @@ def placement_entries(
     out = []
     for s in plan.stages:
         group = placement.group_of(s.name)
-        cname = objects.claim_name(pipeline, group)
         pname = objects.pod_name(pipeline, s.name)
-        entry: Obj = {
-            "stage": s.name,
-            "claim": cname,
-            "request": s.name,
-            "pod": pname,
-            "fabric": group.fabric,
-        }
-        claim = by_claim.get(cname)
+        entry: Obj = {"stage": s.name, "pod": pname}
+        claim = None
+        if group is not None:
+            cname = objects.claim_name(pipeline, group)
+            entry.update({"claim": cname, "request": s.name, "fabric": group.fabric})
+            claim = by_claim.get(cname)
         if claim is not None:
             alloc = (claim.get("status") or {}).get("allocation") or {}
             for r in (alloc.get("devices") or {}).get("results") or []:
@@ -158,11 +155,12 @@ def pipeline_status(
     entries = placement_entries(meta["name"], plan, placement, claims, pods)
     running = sum(e.get("phase") == "Running" for e in entries)
     status["stagesReady"] = f"{running}/{len(entries)}"
-    node_of = {e["stage"]: e.get("node") or placement.group_of(e["stage"]).node for e in entries}
-    chip_of = {
-        e["stage"]: (node_of[e["stage"]], e.get("chip", placement.group_of(e["stage"]).chip))
-        for e in entries
-    }
+    node_of = {e["stage"]: e.get("node") or placement.node_of(e["stage"]) for e in entries}
+    chip_of: dict[str, tuple[str, int | None]] = {}
+    for e in entries:
+        group = placement.group_of(e["stage"])
+        planned = group.chip if group is not None else None
+        chip_of[e["stage"]] = (node_of[e["stage"]], e.get("chip", planned))
     status["nodes"] = len(set(node_of.values()))
     status["placement"] = entries
     rates = rates or {}
@@ -175,14 +173,16 @@ def pipeline_status(
         stages.append(item)
     status["stages"] = stages
     edges = []
-    cross_chip = cross_node = 0.0
+    cross_chip, cross_node = 0.0, 0.0
     for (a, b), link in sorted(placement.links.items()):
-        planned = placement.spikes_per_s[(a, b)]
-        edges.append({"from": a, "to": b, "spikesPerSecond": round(planned, 3), "link": link})
-        if chip_of[a] != chip_of[b]:
-            cross_chip += planned
+        rate = placement.spikes_per_s[(a, b)]
+        edges.append({"from": a, "to": b, "spikesPerSecond": round(rate, 3), "link": link})
+        # Spikes to or from a stage on no chip leave the chips; between engine stages, they
+        # cross when the chips differ.
+        if chip_of[a] != chip_of[b] or None in (chip_of[a][1], chip_of[b][1]):
+            cross_chip += rate
         if node_of[a] != node_of[b]:
-            cross_node += planned
+            cross_node += rate
     status["edges"] = edges
     status["traffic"] = {
         "crossChipSpikesPerSecond": int(cross_chip),
