@@ -659,17 +659,6 @@ class PipelineKube(ControllerKube):
         )
         return self._dict(cm)
 
-    def get_secret_meta(self, namespace: str, name: str) -> Obj:
-        """The Secret without its data: the controller checks labels, never reads keys back."""
-        s = _call(
-            lambda: self._core.read_namespaced_secret(
-                name, namespace, _request_timeout=self.timeout_s
-            )
-        )
-        out = self._dict(s)
-        out.pop("data", None)
-        return out
-
     def create(self, namespace: str, body: Obj) -> None:
         kind = body["kind"]
         if kind == "ResourceClaim":
