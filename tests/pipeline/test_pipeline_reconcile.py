@@ -233,8 +233,16 @@ def test_status_shows_the_placement_the_scheduler_made_and_the_traffic() -> None
                 "driver": "darwin.snn.io",
                 "pool": "node-0",
                 "device": "chip-1-shared-0",
+                "shareID": "b",
+                "data": {"partition": 8},
+            },
+            {
+                "driver": "darwin.snn.io",
+                "pool": "node-0",
+                "device": "chip-1-shared-0",
+                "shareID": "a",
                 "data": {"partition": 7},
-            }
+            },
         ],
     }
     status = pipeline_status(
@@ -282,3 +290,10 @@ def test_degraded_stays_until_the_pipeline_runs_again() -> None:
     by = {c["type"]: c for c in running["conditions"]}
     assert (by["Degraded"]["status"], by["Ready"]["status"]) == ("False", "True")
     assert by["Progressing"]["status"] == "False"
+
+
+def test_the_stored_placement_reads_back_equal() -> None:
+    _, _, _, placement = _setup()
+    again = objects.placement_from_json(objects.placement_json(placement))
+    assert again == placement
+    assert again.hosts["input"].node == "node-0"

@@ -29,8 +29,9 @@ def test_the_example_is_valid_and_parses() -> None:
     _validate(obj)
     spec = parse_spec(obj)
     assert spec.model.config_map == ConfigMapKey("digits-model", "digits.nir")
-    assert spec.stages == 3
+    assert (spec.stages, spec.steps, spec.target_rate) == (3, 5000, 500)
     assert spec.hints[0] == Hint("input", {"darwin.snn.io/edge": "true"})
+    assert spec.hint_map()["s2"] == {"darwin.snn.io/zone": "core"}
 
 
 def test_defaults_and_auto() -> None:

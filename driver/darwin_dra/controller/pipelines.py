@@ -127,6 +127,9 @@ class PipelineWorker:
             except kubeapi.KubeApiError as exc:
                 self.metrics.errors_total.labels("pipelines").inc()
                 log_.warning("pipeline: API error", error=str(exc), status=exc.status)
+            except Exception:  # a bug on one pipeline must not stop the others' reconciles
+                self.metrics.errors_total.labels("pipelines").inc()
+                log_.exception("pipeline: reconcile failed")
 
     # ---- one pipeline ----
     def reconcile(self, p: Obj, slices: list[Obj], claims: list[Obj], nodes: list[Obj]) -> None:
@@ -249,7 +252,14 @@ class PipelineWorker:
             labels = (cm.get("metadata") or {}).get("labels") or {}
             data = cm.get("data") or {}
             if labels.get(objects.HASH_LABEL) == inputs_hash and objects.PLACEMENT_KEY in data:
-                return objects.placement_from_json(str(data[objects.PLACEMENT_KEY])), False
+                try:
+                    return objects.placement_from_json(str(data[objects.PLACEMENT_KEY])), False
+                except (KeyError, ValueError, TypeError) as exc:  # written by an older version
+                    log.warning(
+                        "pipeline: stored placement unreadable; placing again",
+                        pipeline=f"{ns}/{name}",
+                        error=str(exc),
+                    )
         placement = place(plan, view, spec.target_rate, spec.hint_map())
         self._write_plan(p, plan_text, placement, inputs_hash, replace=cm is not None)
         return placement, True

@@ -99,6 +99,10 @@ def placement_json(placement: Placement) -> str:
                 }
                 for g in placement.groups
             ],
+            "hosts": {
+                stage: {"node": h.node, "nodeSelector": dict(h.node_selector)}
+                for stage, h in sorted(placement.hosts.items())
+            },
             "links": [
                 {
                     "from": a,
@@ -129,7 +133,8 @@ def placement_from_json(text: str) -> Placement:
     )
     links = {(e["from"], e["to"]): e["link"] for e in raw["links"]}
     rates = {(e["from"], e["to"]): float(e["spikesPerSecond"]) for e in raw["links"]}
-    return Placement(groups, links, rates)
+    hosts = {k: Host(v["node"], dict(v["nodeSelector"])) for k, v in raw["hosts"].items()}
+    return Placement(groups, links, rates, hosts)
 
 
 def plan_config_map(
@@ -289,7 +294,9 @@ def pod_body(
             },
         },
     ]
+    volumes.append({"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}})
     mounts: list[Obj] = [
+        {"name": "tmp", "mountPath": "/tmp"},
         {"name": "plan", "mountPath": f"{MOUNT}/plan", "readOnly": True},
         {"name": "tls", "mountPath": f"{MOUNT}/tls", "readOnly": True},
         {"name": "model", "mountPath": f"{MOUNT}/model", "readOnly": True},

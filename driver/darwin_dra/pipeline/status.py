@@ -85,9 +85,12 @@ def conditions(outcome: Outcome, previous: Sequence[Obj], gen: int, now: datetim
     ]
 
 
-def _status_entry(claim: Mapping[str, Any], pool: str, device: str) -> Mapping[str, Any]:
+def _status_entry(
+    claim: Mapping[str, Any], pool: str, device: str, share: str | None
+) -> Mapping[str, Any]:
+    """The device's status entry; a shared device has one per share (its own partition)."""
     for e in (claim.get("status") or {}).get("devices") or []:
-        if e.get("pool") == pool and e.get("device") == device:
+        if (e.get("pool"), e.get("device"), e.get("shareID") or None) == (pool, device, share):
             data: Mapping[str, Any] = e.get("data") or {}
             return data
     return {}
@@ -118,7 +121,7 @@ def placement_entries(
                 m = _CHIP.match(device)
                 if m:
                     entry["chip"] = int(m.group(1))
-                data = _status_entry(claim, pool, device)
+                data = _status_entry(claim, pool, device, r.get("shareID") or None)
                 if "partition" in data:
                     entry["partition"] = str(data["partition"])
         pod = by_pod.get(pname)
