@@ -12,6 +12,7 @@ import base64
 import importlib
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+import urllib3
 
 from darwin_dra import kubeapi
 from darwin_dra.controller.metrics import ControllerMetrics
@@ -26,9 +28,10 @@ from darwin_dra.pipeline import certs, objects
 from darwin_dra.pipeline.cluster import cluster_view
 from darwin_dra.pipeline.placement import Placement, PlacementError, place
 from darwin_dra.pipeline.plan import PlanError, PlanView, from_split_json
+from darwin_dra.pipeline.rates import Sample, parse_sample, stage_rates
 from darwin_dra.pipeline.reconcile import Action, Observed, decide
 from darwin_dra.pipeline.spec import PipelineSpec, SpecError, parse_spec
-from darwin_dra.pipeline.status import Outcome, pipeline_status
+from darwin_dra.pipeline.status import Outcome, StageRates, pipeline_status
 
 log = structlog.get_logger(__name__)
 Obj = dict[str, Any]
@@ -71,6 +74,11 @@ class PipelineWorker:
     split: Callable[[Path, int | None, int], str] = split_model
     _dirty: threading.Event = field(default_factory=threading.Event)
     _plans: dict[str, _Cached] = field(default_factory=dict)
+    _samples: dict[str, Sample] = field(default_factory=dict)  # pod uid -> last kept sample
+    _rates: dict[str, StageRates] = field(default_factory=dict)  # pod uid -> last rates
+    _http: urllib3.PoolManager = field(
+        default_factory=lambda: urllib3.PoolManager(retries=False, timeout=1.0)
+    )
 
     # ---- the loop ----
     def run(self, stop: threading.Event) -> None:
@@ -190,7 +198,42 @@ class PipelineWorker:
             placement,
             owned_claims,
             pods,
+            self._measure(pods),
         )
+
+    def _measure(self, pods: list[Obj]) -> dict[str, StageRates]:
+        """Each running stage's rates from its /metrics, read straight from its pod IP."""
+        out: dict[str, StageRates] = {}
+        live = set()
+        for pod in pods:
+            uid = str(pod["metadata"].get("uid"))
+            stage = (pod["metadata"].get("labels") or {}).get(objects.STAGE_LABEL)
+            ip = (pod.get("status") or {}).get("podIP")
+            if not stage or not ip or (pod.get("status") or {}).get("phase") != "Running":
+                continue
+            live.add(uid)
+            url = f"http://{ip}:{self.settings.metrics_port}/metrics"
+            try:
+                resp = self._http.request("GET", url)
+                if resp.status != 200:
+                    continue
+                now = parse_sample(resp.data.decode(), time.monotonic())
+            except (urllib3.exceptions.HTTPError, ValueError, UnicodeDecodeError):
+                continue  # not serving yet; the next pass tries again
+            before = self._samples.get(uid)
+            if before is None:
+                self._samples[uid] = now
+            elif now.at - before.at >= 2.0:
+                rates = stage_rates(before, now)
+                if rates is not None:
+                    self._rates[uid] = rates
+                self._samples[uid] = now
+            if uid in self._rates:
+                out[str(stage)] = self._rates[uid]
+        for uid in set(self._samples) - live:
+            self._samples.pop(uid, None)
+            self._rates.pop(uid, None)
+        return out
 
     def _model_file(self, p: Obj, spec: PipelineSpec, directory: Path) -> tuple[Path, str]:
         ns = p["metadata"]["namespace"]
@@ -314,8 +357,11 @@ class PipelineWorker:
         placement: Placement | None = None,
         claims: list[Obj] | None = None,
         pods: list[Obj] | None = None,
+        rates: dict[str, StageRates] | None = None,
     ) -> None:
-        status = pipeline_status(p, outcome, self.now(), plan, placement, claims or [], pods or [])
+        status = pipeline_status(
+            p, outcome, self.now(), plan, placement, claims or [], pods or [], rates
+        )
         if status == p.get("status"):
             return
         for key in ("placement", "stages", "edges", "traffic"):

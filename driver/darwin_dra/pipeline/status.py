@@ -3,14 +3,15 @@ Progressing and Degraded conditions with their reasons.
 
 Placement comes from the claims' allocations (node pool, device, chip) and the devices' status
 entries the plugin writes (the engine partition). Traffic is the plan's at the target rate
-(``source: planned``) until the stages' own counters are read (``measured``), per stage.
+(``source: planned``) until every sending stage's counters have been read twice
+(``measured``, rates.py).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,9 +36,12 @@ class Outcome:
 
 @dataclass(frozen=True)
 class StageRates:
+    """Measured over the last scrape interval (rates.py)."""
+
     timesteps_per_s: float
     spikes_out_per_s: float
     dropped: int = 0
+    spikes_to: Mapping[str, float] = field(default_factory=dict)  # per downstream stage
 
 
 def _stamp(now: datetime) -> str:
@@ -177,8 +181,10 @@ def pipeline_status(
     status["stages"] = stages
     edges = []
     cross_chip, cross_node = 0.0, 0.0
+    # Measured where the sending stage reports its spikes per peer, else planned.
+    measured = bool(rates) and all(a in rates for a, _ in placement.links)
     for (a, b), link in sorted(placement.links.items()):
-        rate = placement.spikes_per_s[(a, b)]
+        rate = rates[a].spikes_to.get(b, 0.0) if measured else placement.spikes_per_s[(a, b)]
         edges.append({"from": a, "to": b, "spikesPerSecond": round(rate, 3), "link": link})
         # Spikes to or from a stage on no chip leave the chips; between engine stages, they
         # cross when the chips differ.
@@ -191,6 +197,6 @@ def pipeline_status(
         "crossChipSpikesPerSecond": int(cross_chip),
         "crossNodeSpikesPerSecond": int(cross_node),
         "droppedSpikes": sum(r.dropped for r in rates.values()),
-        "source": "planned",
+        "source": "measured" if measured else "planned",
     }
     return status
