@@ -56,6 +56,12 @@ def split_model(path: Path, stages: int | None, rate: int) -> str:
     return str(plan.to_json())
 
 
+def stalled(plan: PlanView, rates: dict[str, StageRates]) -> bool:
+    """Every stage measured, and none moved: Ready would be a lie."""
+    names = [s.name for s in plan.stages]
+    return all(n in rates for n in names) and all(rates[n].timesteps_per_s == 0 for n in names)
+
+
 @dataclass
 class _Cached:
     key: tuple[Any, ...]
@@ -191,15 +197,16 @@ class PipelineWorker:
                     placement,
                 )
                 return
-        self._status(
-            p,
-            Outcome(decision.phase, decision.reason, decision.message),
-            plan,
-            placement,
-            owned_claims,
-            pods,
-            self._measure(pods),
-        )
+        rates = self._measure(pods)
+        outcome = Outcome(decision.phase, decision.reason, decision.message)
+        if outcome.phase == "Running" and stalled(plan, rates):
+            outcome = Outcome(
+                "Pending",
+                "Stalled",
+                "every stage runs, but none advanced a "
+                "timestep between the last two reads of its counters",
+            )
+        self._status(p, outcome, plan, placement, owned_claims, pods, rates)
 
     def _measure(self, pods: list[Obj]) -> dict[str, StageRates]:
         """Each running stage's rates from its /metrics, read straight from its pod IP."""
