@@ -675,6 +675,14 @@ class PipelineKube(ControllerKube):
         }[kind]
         _call(lambda: fn(namespace, body, _request_timeout=self.timeout_s))
 
+    def read_pod_log(self, namespace: str, name: str, tail_lines: int = 200) -> str:
+        out = _call(
+            lambda: self._core.read_namespaced_pod_log(
+                name, namespace, tail_lines=tail_lines, _request_timeout=self.timeout_s
+            )
+        )
+        return str(out)
+
     def replace_config_map(self, namespace: str, body: Obj) -> None:
         name = body["metadata"]["name"]
         _call(

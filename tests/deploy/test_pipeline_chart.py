@@ -12,6 +12,7 @@ PIPELINE_RIGHTS = {
     ("darwin.snn.io", "spikingpipelines/status"): ["patch"],
     ("darwin.snn.io", "spikingpipelines/finalizers"): ["update"],
     ("", "pods"): ["create", "delete", "get", "list", "watch"],
+    ("", "pods/log"): ["get"],
     ("", "configmaps"): ["create", "get", "update"],
     ("", "secrets"): ["create", "delete"],
 }

@@ -140,8 +140,12 @@ def test_a_failed_stage_restarts_the_run() -> None:
     pods[1]["status"]["phase"] = "Failed"
     d = decide(obj, spec, plan, placement, Observed(claims, pods), SETTINGS)
     assert sorted(a.name for a in d.actions) == [
-        "digits-input", "digits-output", "digits-s0", "digits-s1", "digits-s2",
-    ]  # fmt: skip
+        "digits-input",
+        "digits-output",
+        "digits-s0",
+        "digits-s1",
+        "digits-s2",
+    ]
     assert all(a.verb == "delete" and a.kind == "Pod" for a in d.actions)
     assert (d.phase, d.reason) == ("Restarting", "StageLost")
     assert not d.needs_new_placement
@@ -297,3 +301,34 @@ def test_the_stored_placement_reads_back_equal() -> None:
     again = objects.placement_from_json(objects.placement_json(placement))
     assert again == placement
     assert again.hosts["input"].node == "node-0"
+
+
+def test_a_model_on_a_volume_is_split_by_a_pod_and_mounted_read_only_by_the_stages() -> None:
+    _, _, plan, placement = _setup()
+    obj = pipeline_obj(
+        model={"volume": {"claimName": "models", "path": "/big/brain.nir"}}, hints=HINTS
+    )
+    spec = parse_spec(obj)
+    split = objects.split_pod_body(obj, spec, SETTINGS, "h1")
+    [c] = split["spec"]["containers"]
+    assert c["command"] == [
+        "darwin-dra",
+        "split",
+        "--model",
+        "/var/run/darwin-pipeline/model/big/brain.nir",
+        "--stages",
+        "3",
+        "--rate",
+        "1000",
+    ]
+    assert split["spec"]["volumes"][0]["persistentVolumeClaim"] == {
+        "claimName": "models",
+        "readOnly": True,
+    }
+    assert split["metadata"]["labels"][objects.ROLE_LABEL] == "split"
+    d = decide(obj, spec, plan, placement, Observed(), SETTINGS)
+    [pod] = _created(d, "Pod")
+    cmd = pod["spec"]["containers"][0]["command"]
+    assert cmd[cmd.index("--model") + 1] == "/var/run/darwin-pipeline/model/big/brain.nir"
+    model = next(v for v in pod["spec"]["volumes"] if v["name"] == "model")
+    assert model["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}

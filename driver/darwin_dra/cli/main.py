@@ -27,6 +27,7 @@ SUBCOMMANDS = (
     "darwin_dra.cli.plan",
     "darwin_dra.cli.run",
     "darwin_dra.cli.model",
+    "darwin_dra.cli.split",
 )
 
 

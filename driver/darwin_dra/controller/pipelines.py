@@ -9,7 +9,7 @@ pipelines own (two watches), and every ``resync_s`` anyway. Runs only on the lea
 from __future__ import annotations
 
 import base64
-import importlib
+import contextlib
 import tempfile
 import threading
 import time
@@ -31,35 +31,25 @@ from darwin_dra.pipeline.plan import PlanError, PlanView, from_split_json
 from darwin_dra.pipeline.rates import Sample, parse_sample, stage_rates
 from darwin_dra.pipeline.reconcile import Action, Observed, decide
 from darwin_dra.pipeline.spec import PipelineSpec, SpecError, parse_spec
+from darwin_dra.pipeline.splitter import ModelError, plan_from_log, split_model
 from darwin_dra.pipeline.status import Outcome, StageRates, pipeline_status
 
 log = structlog.get_logger(__name__)
 Obj = dict[str, Any]
 
 
-class ModelError(ValueError):
-    """The model cannot be read or split; the message says which object and why."""
-
-
-def split_model(path: Path, stages: int | None, rate: int) -> str:
-    """The SplitPlan JSON of the NIR file at ``path`` (pipeline/split.py, the split's owner)."""
-    from darwin_dra.models.nirfile import load_model
-
-    try:
-        split: Any = importlib.import_module("darwin_dra.pipeline.split")
-    except ModuleNotFoundError as exc:
-        raise ModelError(f"this controller has no model split ({exc})") from None
-    try:
-        plan = split.plan_split(load_model(path), stages, steps_per_s=float(rate))
-    except (ValueError, OSError, KeyError) as exc:
-        raise ModelError(f"splitting {path.name}: {exc}") from None
-    return str(plan.to_json())
+def _role(pod: Obj) -> str:
+    return str((pod["metadata"].get("labels") or {}).get(objects.ROLE_LABEL, ""))
 
 
 def stalled(plan: PlanView, rates: dict[str, StageRates]) -> bool:
     """Every stage measured, and none moved: Ready would be a lie."""
     names = [s.name for s in plan.stages]
     return all(n in rates for n in names) and all(rates[n].timesteps_per_s == 0 for n in names)
+
+
+class ModelPending(Exception):
+    """The model is being split in its pod; the message says where."""
 
 
 @dataclass
@@ -152,13 +142,21 @@ class PipelineWorker:
         if meta.get("deletionTimestamp"):
             return  # the garbage collector removes what it owns
         selector = f"{objects.PIPELINE_LABEL}={name}"
-        owned_claims, pods = self.api.list_owned(ns, selector)
+        owned_claims, owned_pods = self.api.list_owned(ns, selector)
+        split_pods = [x for x in owned_pods if _role(x) == "split"]
+        pods = [x for x in owned_pods if _role(x) != "split"]
         try:
             spec = parse_spec(p)
-            plan_text, plan = self._plan(p, spec)
+            if spec.model.config_map is not None:
+                plan_text, plan = self._plan(p, spec)
+            else:
+                plan_text, plan = self._plan_from_volume(p, spec, split_pods)
         except (SpecError, ModelError, PlanError) as exc:
             reason = "InvalidSpec" if isinstance(exc, SpecError) else "ModelUnusable"
             self._status(p, Outcome("Error", reason, str(exc)))
+            return
+        except ModelPending as exc:
+            self._status(p, Outcome("Pending", "Splitting", str(exc)))
             return
         mine = frozenset(str(c["metadata"].get("uid")) for c in owned_claims)
         view = cluster_view(slices, claims, nodes, ignore_claims=mine)
@@ -245,11 +243,7 @@ class PipelineWorker:
     def _model_file(self, p: Obj, spec: PipelineSpec, directory: Path) -> tuple[Path, str]:
         ns = p["metadata"]["namespace"]
         ref = spec.model.config_map
-        if ref is None:
-            raise ModelError(
-                "spec.model.volume: this controller reads models from ConfigMaps only; "
-                "put the NIR file in a ConfigMap (spec.model.configMap)"
-            )
+        assert ref is not None
         try:
             cm = self.api.get_config_map(ns, ref.name)
         except kubeapi.NotFound:
@@ -282,6 +276,43 @@ class PipelineWorker:
             stages=[s.name for s in plan.stages],
         )
         return text, plan
+
+    def _plan_from_volume(
+        self, p: Obj, spec: PipelineSpec, split_pods: list[Obj]
+    ) -> tuple[str, PlanView]:
+        """The model on a volume is split by a pod that mounts the claim (the controller does
+        not); its log carries the plan. Raises ModelPending until it is done."""
+        meta = p["metadata"]
+        ns, uid = meta["namespace"], str(meta["uid"])
+        key = ("volume", spec.model, spec.stages, spec.target_rate)
+        cached = self._plans.get(uid)
+        if cached is not None and cached.key == key:
+            return cached.text, cached.plan
+        key_hash = objects.digest(key)
+        name = objects.split_pod_name(meta["name"])
+        pod = next((x for x in split_pods if x["metadata"]["name"] == name), None)
+        if (
+            pod is not None
+            and (pod["metadata"].get("labels") or {}).get(objects.HASH_LABEL) != key_hash
+        ):
+            self.api.delete(ns, "Pod", name)
+            raise ModelPending(f"replacing pod {name}: the model or its split changed")
+        if pod is None:
+            with contextlib.suppress(kubeapi.Conflict):  # an old one still terminating
+                self.api.create(ns, objects.split_pod_body(p, spec, self.settings, key_hash))
+            raise ModelPending(f"splitting the model in pod {ns}/{name}")
+        phase = (pod.get("status") or {}).get("phase")
+        if phase not in ("Succeeded", "Failed"):
+            raise ModelPending(f"splitting the model in pod {ns}/{name} ({phase or 'Pending'})")
+        text = self.api.read_pod_log(ns, name)
+        plan_text = plan_from_log(text) if phase == "Succeeded" else None
+        if plan_text is None:
+            tail = " | ".join(text.strip().splitlines()[-3:])
+            raise ModelError(f"spec.model.volume: pod {ns}/{name} {phase}: {tail}")
+        plan = from_split_json(plan_text)
+        self._plans[uid] = _Cached(key, plan_text, plan)
+        self.api.delete(ns, "Pod", name)
+        return plan_text, plan
 
     def _placement(
         self,

@@ -23,6 +23,7 @@ PIPELINE_LABEL = "darwin.snn.io/pipeline"
 STAGE_LABEL = "darwin.snn.io/stage"
 HASH_LABEL = "darwin.snn.io/spec-hash"  # what an object was made from; changed: replace it
 DOWNSTREAM_ANNOTATION = "darwin.snn.io/downstream"
+ROLE_LABEL = "darwin.snn.io/role"  # "split" on the pod that splits a model on a volume
 SHARED_CLASS = "darwin-shared.snn.io"
 FABRIC_CLASS = "darwin-fabric.snn.io"
 FABRIC_REQUEST = "fabric-link"
@@ -374,3 +375,58 @@ def pod_body(
 
 def claim_names(pipeline: str, groups: Sequence[Group]) -> list[str]:
     return [claim_name(pipeline, g) for g in groups]
+
+
+def split_pod_name(pipeline: str) -> str:
+    return f"{pipeline}-split"
+
+
+def split_pod_body(
+    pipeline: Mapping[str, Any], spec: PipelineSpec, settings: StageSettings, key_hash: str
+) -> Obj:
+    """The pod that splits a model on a volume (`darwin-dra split`, the claim read-only)."""
+    model = spec.model
+    assert model.claim_name is not None
+    assert model.path is not None
+    pname = pipeline["metadata"]["name"]
+    meta = _meta(pipeline, split_pod_name(pname), {ROLE_LABEL: "split", HASH_LABEL: key_hash})
+    command = [
+        "darwin-dra", "split",
+        "--model", f"{MOUNT}/model/{model.path.lstrip('/')}",
+        "--stages", "auto" if spec.stages is None else str(spec.stages),
+        "--rate", str(spec.target_rate),
+    ]  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "containers": [
+                {
+                    "name": "split",
+                    "image": settings.image,
+                    "imagePullPolicy": settings.pull_policy,
+                    "command": command,
+                    "volumeMounts": [
+                        {"name": "model", "mountPath": f"{MOUNT}/model", "readOnly": True},
+                        {"name": "tmp", "mountPath": "/tmp"},
+                    ],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+            "volumes": [
+                {
+                    "name": "model",
+                    "persistentVolumeClaim": {"claimName": model.claim_name, "readOnly": True},
+                },
+                {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+            ],
+        },
+    }
