@@ -225,15 +225,28 @@ class PipelineStage:
 
     async def _serve(self, address: str, tls: ssl.SSLContext | None) -> str:
         kind, where, port = parse_address(address)
+        loop = asyncio.get_running_loop()
+        accept = self._accept_cb(tls)
+
+        def factory() -> asyncio.Protocol:
+            if tls is None:
+                return asyncio.StreamReaderProtocol(asyncio.StreamReader(), accept)
+            return _TlsAccept(tls, accept, self._refuse)
+
         if kind == "unix":
             remove_stale_socket(Path(where))
-            self._servers.append(await asyncio.start_unix_server(self._accept_cb(tls), where))
+            self._servers.append(await loop.create_unix_server(factory, where))
             self._unix.append(Path(where))
             return address
-        server = await asyncio.start_server(self._accept_cb(tls), where, port)
+        server = await loop.create_server(factory, where, port)
         self._servers.append(server)
         bound = server.sockets[0].getsockname()
         return f"tcp://{where}:{bound[1]}"
+
+    def _refuse(self, where: object, exc: BaseException) -> None:
+        self.report.refused += 1
+        reason = str(exc) or type(exc).__name__
+        log.warning("refused a peer", stage=self.name, peer=str(where), reason=reason)
 
     async def start(self) -> str | None:
         """Binds --listen (and --input-listen); returns the bound --listen address."""
@@ -248,15 +261,11 @@ class PipelineStage:
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             where = writer.get_extra_info("peername") or "a unix peer"
             try:
-                cn = None
-                if tls is not None:
-                    await asyncio.wait_for(writer.start_tls(tls), 30)
-                    cn = peer_name(writer.get_extra_info("peercert"))
+                cn = peer_name(writer.get_extra_info("peercert")) if tls is not None else None
                 hello = await asyncio.wait_for(links.read_hello(reader), 30)
                 self._admit(hello, cn)
             except (ssl.SSLError, FrameError, TimeoutError, OSError, ValueError) as exc:
-                self.report.refused += 1
-                log.warning("refused a peer", stage=self.name, peer=str(where), reason=str(exc))
+                self._refuse(where, exc)
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
@@ -536,6 +545,41 @@ class PipelineStage:
                 arrays[f"{name}.steps"] = tt
                 arrays[f"{name}.ids"] = ii
             np.savez(self.config.output, **arrays)
+
+
+class _TlsAccept(asyncio.Protocol):
+    """Accepts a connection and makes it TLS before a byte is read (so none of the handshake
+    is lost to a plain reader); a peer that fails the handshake (no certificate, another CA)
+    is refused and counted, then the stream goes to ``accept`` as asyncio streams."""
+
+    def __init__(self, tls: ssl.SSLContext, accept: Any, refuse: Any) -> None:
+        self.tls = tls
+        self.accept = accept
+        self.refuse = refuse
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()
+        self._task = asyncio.get_running_loop().create_task(self._upgrade(transport))
+
+    async def _upgrade(self, transport: asyncio.Transport) -> None:
+        loop = asyncio.get_running_loop()
+        where = transport.get_extra_info("peername") or "a unix peer"
+        reader = asyncio.StreamReader()
+        proto = asyncio.StreamReaderProtocol(reader)
+        try:
+            tls_transport = await loop.start_tls(
+                transport, proto, self.tls, server_side=True, ssl_handshake_timeout=30
+            )
+        except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
+            self.refuse(where, exc)
+            transport.close()
+            return
+        if tls_transport is None:
+            transport.close()
+            return
+        writer = asyncio.StreamWriter(tls_transport, proto, reader, loop)
+        await self.accept(reader, writer)
 
 
 async def run_pipeline_stage(config: PipelineStageConfig) -> PipelineReport:
