@@ -24,7 +24,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_split_prints_the_plan_the_controller_reads() -> None:
-    out = _cli("--model", str(MODEL), "--stages", "3", "--rate", "500")
+    out = _cli("--model", str(MODEL), "--stages", "3", "--input-rate-hz", "200")
     assert out.returncode == 0, out.stderr
     text = plan_from_log("some log line\n" + out.stdout + "\nanother\n")
     assert text is not None

@@ -319,11 +319,6 @@ def test_a_pipeline_is_split_placed_replaced_off_a_failed_chip_and_removed(
     wait_for("nothing left", lambda: _owned(kube, ns, "digits") == empty, timeout=120, every=1.0)
 
 
-# The stage runtime's TLS accept hangs (runtime/pipeline_stage.py wraps StreamWriter.start_tls
-# in asyncio.wait_for: the ClientHello is read before the handshake starts; reported in
-# PIPELINE-CONTRACT.md with a repro). Strict: this fails loudly once the runtime is fixed, so the
-# marker goes with the fix.
-@pytest.mark.xfail(strict=True, reason="stage runtime: server-side TLS handshake hangs")
 def test_spikes_flow_end_to_end_and_equal_the_unsplit_model(
     release: Release, real_cluster: launcher.LocalCluster, real_kube: Kube, real_namespace: str
 ) -> None:
@@ -344,9 +339,14 @@ def test_spikes_flow_end_to_end_and_equal_the_unsplit_model(
         return o if reason == "Completed" else None
 
     obj = wait_for("the run completed", finished, timeout=600, every=2.0)
-    out = _stage_finished(kube, ns, "digits-output")
-    assert out["output_spikes"] > 0
-    assert out["output_digest"] == _unsplit_digest(obj)
+    reports = {
+        st: _stage_finished(kube, ns, f"digits-{st}")
+        for st in ("input", "s0", "s1", "s2", "output")
+    }
+    out = reports["output"]
+    assert out["output_spikes"] > 0, reports
+    assert out["output_digest"] == _unsplit_digest(obj), reports
+    assert all(r["dropped"] == 0 for r in reports.values()), reports
     print(
         f"\nrun of {obj['spec']['steps']} steps: {out['output_spikes']} output spikes, "
         f"digest {out['output_digest']} = unsplit; {time.monotonic() - started:.1f}s in all"

@@ -318,8 +318,8 @@ def test_a_model_on_a_volume_is_split_by_a_pod_and_mounted_read_only_by_the_stag
         "/var/run/darwin-pipeline/model/big/brain.nir",
         "--stages",
         "3",
-        "--rate",
-        "1000",
+        "--input-rate-hz",
+        "200",
     ]
     assert split["spec"]["volumes"][0]["persistentVolumeClaim"] == {
         "claimName": "models",

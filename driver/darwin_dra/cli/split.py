@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("split", help="split a NIR model into pipeline stages (prints the plan)")
     p.add_argument("--model", type=Path, required=True, help="the model (.nir)")
     p.add_argument("--stages", type=_stages, default=None, help="engine stages, or auto")
-    p.add_argument("--rate", type=float, default=1000.0, help="target timesteps per second")
+    p.add_argument(
+        "--input-rate-hz", type=float, help="the input's firing rate (default: the split's)"
+    )
     p.set_defaults(func=run)
 
 
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from darwin_dra.pipeline.splitter import PLAN_PREFIX, ModelError, split_model
 
     try:
-        text = split_model(args.model, args.stages, args.rate)
+        text = split_model(args.model, args.stages, args.input_rate_hz)
     except ModelError as exc:
         print(f"darwin-dra split: {exc}", file=sys.stderr)
         return 1

@@ -67,7 +67,7 @@ class PipelineWorker:
     resync_s: float = 10.0
     watch_s: int = 30
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    split: Callable[[Path, int | None, int], str] = split_model
+    split: Callable[[Path, int | None, float | None], str] = split_model
     _dirty: threading.Event = field(default_factory=threading.Event)
     _plans: dict[str, _Cached] = field(default_factory=dict)
     _samples: dict[str, Sample] = field(default_factory=dict)  # pod uid -> last kept sample
@@ -263,11 +263,12 @@ class PipelineWorker:
         uid = str(meta["uid"])
         with tempfile.TemporaryDirectory(prefix="darwin-model-") as tmp:
             path, version = self._model_file(p, spec, Path(tmp))
-            key = (version, spec.model, spec.stages, spec.target_rate)
+            key = (version, spec.model, spec.stages, spec.input)
             cached = self._plans.get(uid)
             if cached is not None and cached.key == key:
                 return cached.text, cached.plan
-            text = self.split(path, spec.stages, spec.target_rate)
+            rate = spec.input.rate_hz if spec.input.source == "poisson" else None
+            text = self.split(path, spec.stages, rate)
         plan = from_split_json(text)
         self._plans[uid] = _Cached(key, text, plan)
         log.info(
@@ -284,7 +285,7 @@ class PipelineWorker:
         not); its log carries the plan. Raises ModelPending until it is done."""
         meta = p["metadata"]
         ns, uid = meta["namespace"], str(meta["uid"])
-        key = ("volume", spec.model, spec.stages, spec.target_rate)
+        key = ("volume", spec.model, spec.stages, spec.input)
         cached = self._plans.get(uid)
         if cached is not None and cached.key == key:
             return cached.text, cached.plan

@@ -391,11 +391,15 @@ def split_pod_body(
     pname = pipeline["metadata"]["name"]
     meta = _meta(pipeline, split_pod_name(pname), {ROLE_LABEL: "split", HASH_LABEL: key_hash})
     command = [
-        "darwin-dra", "split",
-        "--model", f"{MOUNT}/model/{model.path.lstrip('/')}",
-        "--stages", "auto" if spec.stages is None else str(spec.stages),
-        "--rate", str(spec.target_rate),
-    ]  # fmt: skip
+        "darwin-dra",
+        "split",
+        "--model",
+        f"{MOUNT}/model/{model.path.lstrip('/')}",
+        "--stages",
+        "auto" if spec.stages is None else str(spec.stages),
+    ]
+    if spec.input.source == "poisson":
+        command += ["--input-rate-hz", f"{spec.input.rate_hz:g}"]  # fmt: skip
     return {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -16,6 +16,10 @@ from typing import Any, Literal
 
 StageKind = Literal["input", "engine", "output"]
 KINDS: tuple[StageKind, ...] = ("input", "engine", "output")
+# What a stage asks over the split's estimate of its events: the engine enforces a KEPS grant
+# per step, carrying at most one step of unspent credit (native/src/run.c), and drops what is
+# over; a Poisson step can carry twice the mean, and the estimate's rates are guesses.
+KEPS_HEADROOM = 4
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
@@ -128,7 +132,7 @@ def from_split_dict(raw: Mapping[str, Any]) -> PlanView:
                 str(s["name"]),
                 int(_num(s, "neurons", where)),
                 int(_num(s, "synapses", where)),
-                int(-(-_num(s, "keps", where) // 1)),
+                int(-(-_num(s, "keps", where) * KEPS_HEADROOM // 1)),
                 kind,
             )
         )

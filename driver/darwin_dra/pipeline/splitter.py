@@ -13,14 +13,22 @@ class ModelError(ValueError):
     """The model cannot be read or split; the message says which object or file and why."""
 
 
-def split_model(path: Path, stages: int | None, rate: float) -> str:
-    """The SplitPlan JSON of the NIR file at ``path``, ``stages`` engine stages (None: auto)
-    at ``rate`` timesteps per second."""
+def split_model(path: Path, stages: int | None, rate_hz: float | None = None) -> str:
+    """The SplitPlan JSON of the NIR file at ``path``, ``stages`` engine stages (None: auto).
+
+    Its KEPS are estimated at real time (one model step per ``dt``), not at the pipeline's
+    target rate: a partition's KEPS grant is events per second of model time (the resource
+    model's definition), and the engine enforces it per step. ``rate_hz``: the input's firing
+    rate (a Poisson input's), also taken for the layers (an estimate on the high side); None:
+    the split's default."""
     from darwin_dra.models.nirfile import load_model
+    from darwin_dra.models.traffic import DEFAULT_RATE_HZ
     from darwin_dra.pipeline.split import plan_split
 
     try:
-        plan = plan_split(load_model(path), stages, steps_per_s=float(rate))
+        model = load_model(path)
+        rate = DEFAULT_RATE_HZ if rate_hz is None else max(DEFAULT_RATE_HZ, rate_hz)
+        plan = plan_split(model, stages, steps_per_s=1.0 / model.dt_s, default_rate_hz=rate)
     except (ValueError, OSError, KeyError) as exc:
         raise ModelError(f"splitting {path.name}: {exc}") from None
     return plan.to_json()
