@@ -344,9 +344,10 @@ def test_spikes_flow_end_to_end_and_equal_the_unsplit_model(
         for st in ("input", "s0", "s1", "s2", "output")
     }
     out = reports["output"]
-    assert out["output_spikes"] > 0, reports
-    assert out["output_digest"] == _unsplit_digest(obj), reports
-    assert all(r["dropped"] == 0 for r in reports.values()), reports
+    text = json.dumps(reports, indent=1)
+    assert out["output_spikes"] > 0, text
+    assert out["output_digest"] == _unsplit_digest(obj), text
+    assert all(r["dropped"] == 0 for r in reports.values()), text
     print(
         f"\nrun of {obj['spec']['steps']} steps: {out['output_spikes']} output spikes, "
         f"digest {out['output_digest']} = unsplit; {time.monotonic() - started:.1f}s in all"
