@@ -287,9 +287,13 @@ def test_a_pipeline_is_split_placed_replaced_off_a_failed_chip_and_removed(
             d = _condition(_pipeline(kube, ns, "digits"), "Degraded")
             return d if d.get("status") == "True" else None
 
+        # Which the controller sees first is a race: the taint the plugin publishes on its
+        # next health poll (ChipFailed, naming the devices), or the stage whose partition
+        # failed its step exiting (StageLost). Either way the run restarts off the chip.
         cond = wait_for("Degraded", degraded, timeout=120, every=0.5)
-        assert cond["reason"] == "ChipFailed"
-        assert f"{core}/chip-{failed}-shared-" in cond["message"]
+        assert cond["reason"] in ("ChipFailed", "StageLost"), cond
+        if cond["reason"] == "ChipFailed":
+            assert f"{core}/chip-{failed}-shared-" in cond["message"]
 
         def moved() -> dict[str, Any] | None:
             o = _all_running(kube, ns, "digits")()
