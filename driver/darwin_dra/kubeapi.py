@@ -547,3 +547,170 @@ class FleetKube(ControllerKube):
 def connect_fleet(kubeconfig: Path | None = None, timeout_s: float = 10.0) -> FleetKube:
     base = connect(kubeconfig, timeout_s)
     return FleetKube(base.api, base.timeout_s)
+
+
+# ---- The controller's SpikingPipelines and what they own (pods, claims, ConfigMaps, Secrets) ----
+
+PIPELINE_GROUP, PIPELINE_VERSION, PIPELINES = "darwin.snn.io", "v1alpha1", "spikingpipelines"
+
+
+class PipelineKube(ControllerKube):
+    """SpikingPipelines and the namespaced objects they own; same error translation."""
+
+    def _dict(self, obj: Any) -> Obj:
+        out: Obj = self.api.sanitize_for_serialization(obj)
+        return out
+
+    def list_pipelines(self) -> tuple[list[Obj], str]:
+        out = _call(
+            lambda: self._custom.list_cluster_custom_object(
+                PIPELINE_GROUP, PIPELINE_VERSION, PIPELINES, _request_timeout=self.timeout_s
+            )
+        )
+        items: list[Obj] = out.get("items", [])
+        return items, str(out.get("metadata", {}).get("resourceVersion", ""))
+
+    def patch_pipeline_status(self, namespace: str, name: str, status: Obj) -> None:
+        _call(
+            lambda: self._custom.patch_namespaced_custom_object_status(
+                PIPELINE_GROUP,
+                PIPELINE_VERSION,
+                namespace,
+                PIPELINES,
+                name,
+                {"status": status},
+                _request_timeout=self.timeout_s,
+            )
+        )
+
+    def watch_changes(
+        self, what: str, selector: str, version: str, timeout_s: int
+    ) -> Iterator[str]:
+        """The event types of pipelines (``what`` = "pipelines") or of pods matching the label
+        ``selector`` ("pods") from ``version`` on, for at most ``timeout_s``; 410 Gone raises
+        KubeApiError status 410 (list again)."""
+        from kubernetes import watch
+
+        if what == "pipelines":
+            fn: Any = self._custom.list_cluster_custom_object
+            args: tuple[Any, ...] = (PIPELINE_GROUP, PIPELINE_VERSION, PIPELINES)
+        else:
+            fn, args = self._core.list_pod_for_all_namespaces, ()
+        w = watch.Watch()  # type: ignore[no-untyped-call]
+        stream = w.stream(  # type: ignore[no-untyped-call]
+            fn,
+            *args,
+            label_selector=selector,
+            resource_version=version or None,
+            timeout_seconds=timeout_s,
+            _request_timeout=timeout_s + self.timeout_s,
+        )
+        try:
+            while True:
+                try:
+                    event = _call(lambda: next(stream))
+                except StopIteration:
+                    return
+                if event.get("type") == "ERROR":
+                    raw = event.get("object")
+                    raw = raw if isinstance(raw, dict) else self._dict(raw)
+                    raise KubeApiError(f"watch: {raw.get('message', raw)}", int(raw.get("code", 0)))
+                yield str(event.get("type"))
+        finally:
+            w.stop()  # type: ignore[no-untyped-call]
+
+    def list_owned(self, namespace: str, selector: str) -> tuple[list[Obj], list[Obj]]:
+        """(claims, pods) in ``namespace`` matching the label ``selector``."""
+        claims = _call(
+            lambda: self._custom.list_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                CLAIMS,
+                label_selector=selector,
+                _request_timeout=self.timeout_s,
+            )
+        )
+        pods = _call(
+            lambda: self._core.list_namespaced_pod(
+                namespace, label_selector=selector, _request_timeout=self.timeout_s
+            )
+        )
+        return list(claims.get("items", [])), [self._dict(p) for p in pods.items]
+
+    def list_nodes(self) -> list[Obj]:
+        out = _call(lambda: self._core.list_node(_request_timeout=self.timeout_s))
+        return [self._dict(n) for n in out.items]
+
+    def list_all_slices(self) -> list[Obj]:
+        out = _call(
+            lambda: self._custom.list_cluster_custom_object(
+                GROUP, VERSION, SLICES, _request_timeout=self.timeout_s
+            )
+        )
+        items: list[Obj] = out.get("items", [])
+        return items
+
+    def get_config_map(self, namespace: str, name: str) -> Obj:
+        cm = _call(
+            lambda: self._core.read_namespaced_config_map(
+                name, namespace, _request_timeout=self.timeout_s
+            )
+        )
+        return self._dict(cm)
+
+    def create(self, namespace: str, body: Obj) -> None:
+        kind = body["kind"]
+        if kind == "ResourceClaim":
+            _call(
+                lambda: self._custom.create_namespaced_custom_object(
+                    GROUP, VERSION, namespace, CLAIMS, body, _request_timeout=self.timeout_s
+                )
+            )
+            return
+        fn = {
+            "Pod": self._core.create_namespaced_pod,
+            "ConfigMap": self._core.create_namespaced_config_map,
+            "Secret": self._core.create_namespaced_secret,
+        }[kind]
+        _call(lambda: fn(namespace, body, _request_timeout=self.timeout_s))
+
+    def read_pod_log(self, namespace: str, name: str, tail_lines: int = 200) -> str:
+        out = _call(
+            lambda: self._core.read_namespaced_pod_log(
+                name, namespace, tail_lines=tail_lines, _request_timeout=self.timeout_s
+            )
+        )
+        return str(out)
+
+    def replace_config_map(self, namespace: str, body: Obj) -> None:
+        name = body["metadata"]["name"]
+        _call(
+            lambda: self._core.replace_namespaced_config_map(
+                name, namespace, body, _request_timeout=self.timeout_s
+            )
+        )
+
+    def delete(self, namespace: str, kind: str, name: str) -> None:
+        """Delete (background propagation); gone already is fine."""
+        try:
+            if kind == "ResourceClaim":
+                _call(
+                    lambda: self._custom.delete_namespaced_custom_object(
+                        GROUP, VERSION, namespace, CLAIMS, name, _request_timeout=self.timeout_s
+                    )
+                )
+                return
+            fn = {
+                "Pod": self._core.delete_namespaced_pod,
+                "ConfigMap": self._core.delete_namespaced_config_map,
+                "Secret": self._core.delete_namespaced_secret,
+            }[kind]
+            _call(lambda: fn(name, namespace, _request_timeout=self.timeout_s))
+        except NotFound:
+            return
+
+
+def connect_pipelines(kubeconfig: Path | None = None, timeout_s: float = 10.0) -> PipelineKube:
+    base = connect(kubeconfig, timeout_s)
+    return PipelineKube(base.api, base.timeout_s)

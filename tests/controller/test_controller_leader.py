@@ -12,10 +12,10 @@ from darwin_dra.controller.leader import (
     decide,
     holder,
     lease_body,
-    micro_time,
     released_body,
 )
 from darwin_dra.kubeapi import Conflict, NotFound, Unavailable
+from darwin_dra.kubetime import micro_time, seconds_time
 
 Obj = dict[str, Any]
 NOW = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
@@ -49,6 +49,7 @@ def test_decide(lease: Obj | None, unchanged_for: float, expected: Decision) -> 
 
 def test_micro_time_has_six_fraction_digits() -> None:
     assert micro_time(NOW) == "2026-01-02T03:04:05.000006Z"
+    assert seconds_time(NOW) == "2026-01-02T03:04:05Z"
 
 
 def test_bodies_for_each_decision() -> None:

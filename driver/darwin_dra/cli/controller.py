@@ -71,6 +71,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "without binding conditions", when="false")  # fmt: skip
     env_option(p, "--metrics-port", "METRICS_PORT", "serve Prometheus metrics on this port "
                "(default off)", type=int)  # fmt: skip
+    env_option(p, "--stage-image", "STAGE_IMAGE", "image of SpikingPipeline stage pods (the "
+               "driver's own; default: pipelines are not reconciled)")  # fmt: skip
+    env_option(p, "--stage-pull-policy", "STAGE_PULL_POLICY", "imagePullPolicy of stage pods",
+               default="IfNotPresent", choices=["Always", "IfNotPresent", "Never"])  # fmt: skip
     env_option(p, "--log-level", "LOG_LEVEL", "log level", default="INFO")
     p.set_defaults(func=run)
 
@@ -80,6 +84,7 @@ def options(args: argparse.Namespace) -> ControllerOptions:
     from darwin_dra.controller.deviceclasses import ClassSettings
     from darwin_dra.controller.fabric import FabricSettings
     from darwin_dra.controller.leader import LeaseConfig
+    from darwin_dra.pipeline.objects import StageSettings
 
     if not args.inventory:
         raise ValueError("--inventory required (or DARWIN_INVENTORY)")
@@ -105,6 +110,11 @@ def options(args: argparse.Namespace) -> ControllerOptions:
             binding_conditions=not args.no_binding_conditions,
         ),
         install_classes=not args.no_device_classes,
+        stages=(
+            StageSettings(image=args.stage_image, pull_policy=args.stage_pull_policy)
+            if args.stage_image
+            else None
+        ),
     )
 
 

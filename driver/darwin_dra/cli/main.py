@@ -29,6 +29,7 @@ SUBCOMMANDS = (
     "darwin_dra.cli.run",
     "darwin_dra.cli.model",
     "darwin_dra.cli.split_learn",
+    "darwin_dra.cli.split",
 )
 
 

@@ -25,9 +25,11 @@ from darwin_dra.controller.deviceclasses import ClassSettings, device_classes
 from darwin_dra.controller.fabric import FabricSettings, fabric_slices
 from darwin_dra.controller.leader import LeaderElector, LeaseConfig
 from darwin_dra.controller.metrics import ControllerMetrics
+from darwin_dra.controller.pipelines import PipelineWorker
 from darwin_dra.controller.reconcile import reconcile_once
 from darwin_dra.hardware.inventory import load_inventory
 from darwin_dra.hardware.profiles import load_profiles
+from darwin_dra.pipeline.objects import StageSettings
 
 log = structlog.get_logger(__name__)
 Obj = dict[str, Any]
@@ -46,6 +48,7 @@ class ControllerOptions:
     classes: ClassSettings = field(default_factory=ClassSettings)
     fabric: FabricSettings = field(default_factory=FabricSettings)
     install_classes: bool = True
+    stages: StageSettings | None = None  # None: SpikingPipelines are not reconciled
 
 
 def desired_objects(opts: ControllerOptions) -> tuple[list[Obj] | None, list[Obj]]:
@@ -201,7 +204,16 @@ def run(opts: ControllerOptions, stop: threading.Event) -> int:
             metrics.leader.set(1 if leading else 0)
             if leading and not threads:
                 reconciler = ReconcileWorker(api, classes, slices, metrics, opts.resync_s)
-                for name, target in (("reconcile", reconciler.run), ("binding", binder.run)):
+                targets: list[tuple[str, Callable[[threading.Event], None]]] = [
+                    ("reconcile", reconciler.run),
+                    ("binding", binder.run),
+                ]
+                if opts.stages is not None:
+                    pipe_api = kubeapi.connect_pipelines(opts.kubeconfig)
+                    targets.append(
+                        ("pipelines", PipelineWorker(pipe_api, metrics, opts.stages).run)
+                    )
+                for name, target in targets:
                     t = threading.Thread(target=target, args=(work_stop,), name=name, daemon=True)
                     t.start()
                     threads.append(t)
@@ -209,6 +221,7 @@ def run(opts: ControllerOptions, stop: threading.Event) -> int:
                     "leading: workers started",
                     classes=len(classes) if classes is not None else "not managed",
                     fabrics=len(slices),
+                    pipelines=opts.stages is not None,
                 )
             elif not leading and threads:
                 metrics.errors_total.labels("leader").inc()

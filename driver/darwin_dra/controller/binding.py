@@ -22,7 +22,7 @@ from typing import Any
 
 from darwin_dra.controller.deviceclasses import DRIVER
 from darwin_dra.controller.fabric import ROUTES_FAILED, ROUTES_READY
-from darwin_dra.controller.leader import micro_time
+from darwin_dra.kubetime import seconds_time
 
 Obj = dict[str, Any]
 # Set on a claim (or in a claim template's metadata) to make route setup fail with this text.
@@ -116,7 +116,7 @@ def _condition(kind: str, ok: bool, reason: str, message: str, now: datetime, ge
         "status": "True" if ok else "False",
         "reason": reason,
         "message": message[:MAX_MESSAGE],
-        "lastTransitionTime": micro_time(now).split(".")[0] + "Z",  # metav1.Time: seconds
+        "lastTransitionTime": seconds_time(now),  # metav1.Time: seconds
         "observedGeneration": gen,
     }
 

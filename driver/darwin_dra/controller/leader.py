@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import structlog
 
 from darwin_dra.kubeapi import KubeApiError, NotFound
+from darwin_dra.kubetime import micro_time
 
 log = structlog.get_logger(__name__)
 Obj = dict[str, Any]
@@ -64,11 +65,6 @@ def decide(lease: Obj | None, identity: str, unchanged_for_s: float) -> Decision
     if not current or unchanged_for_s >= _duration(lease):
         return Decision.ACQUIRE
     return Decision.WAIT
-
-
-def micro_time(now: datetime) -> str:
-    # MicroTime on the wire: RFC 3339 with exactly six fraction digits.
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def lease_body(

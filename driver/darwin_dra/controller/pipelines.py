@@ -1,0 +1,409 @@
+"""The SpikingPipeline worker (the thin, side-effect half; the decisions are pure, in
+driver/darwin_dra/pipeline/): for each pipeline, read its model and split it, place the stages
+on the live cluster, write its plan ConfigMap, TLS Secret, claims and stage pods, and its status.
+
+Level-triggered: a pass over every pipeline on any change of a pipeline or of a pod the
+pipelines own (two watches), and every ``resync_s`` anyway. Runs only on the leader.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+import urllib3
+
+from darwin_dra import kubeapi
+from darwin_dra.controller.metrics import ControllerMetrics
+from darwin_dra.pipeline import certs, objects
+from darwin_dra.pipeline.cluster import cluster_view
+from darwin_dra.pipeline.placement import Placement, PlacementError, place
+from darwin_dra.pipeline.plan import PlanError, PlanView, from_split_json
+from darwin_dra.pipeline.rates import Sample, parse_sample, stage_rates
+from darwin_dra.pipeline.reconcile import Action, Observed, decide
+from darwin_dra.pipeline.spec import PipelineSpec, SpecError, parse_spec
+from darwin_dra.pipeline.splitter import ModelError, plan_from_log, split_model
+from darwin_dra.pipeline.status import Outcome, StageRates, pipeline_status
+
+log = structlog.get_logger(__name__)
+Obj = dict[str, Any]
+
+
+def _role(pod: Obj) -> str:
+    return str((pod["metadata"].get("labels") or {}).get(objects.ROLE_LABEL, ""))
+
+
+def stalled(plan: PlanView, rates: dict[str, StageRates]) -> bool:
+    """Every stage measured, and none moved: Ready would be a lie."""
+    names = [s.name for s in plan.stages]
+    return all(n in rates for n in names) and all(rates[n].timesteps_per_s == 0 for n in names)
+
+
+class ModelPending(Exception):
+    """The model is being split in its pod; the message says where."""
+
+
+@dataclass
+class _Cached:
+    key: tuple[Any, ...]
+    text: str
+    plan: PlanView
+
+
+@dataclass
+class PipelineWorker:
+    api: kubeapi.PipelineKube
+    metrics: ControllerMetrics
+    settings: objects.StageSettings
+    resync_s: float = 10.0
+    watch_s: int = 30
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    split: Callable[[Path, int | None, float | None], str] = split_model
+    _dirty: threading.Event = field(default_factory=threading.Event)
+    _plans: dict[str, _Cached] = field(default_factory=dict)
+    _samples: dict[str, Sample] = field(default_factory=dict)  # pod uid -> last kept sample
+    _rates: dict[str, StageRates] = field(default_factory=dict)  # pod uid -> last rates
+    _http: urllib3.PoolManager = field(
+        default_factory=lambda: urllib3.PoolManager(retries=False, timeout=1.0)
+    )
+
+    # ---- the loop ----
+    def run(self, stop: threading.Event) -> None:
+        watchers = [
+            threading.Thread(
+                target=self._watch, args=(what, sel, stop), daemon=True, name=f"watch-{what}"
+            )
+            for what, sel in (("pipelines", ""), ("pods", objects.PIPELINE_LABEL))
+        ]
+        for t in watchers:
+            t.start()
+        while not stop.is_set():
+            self._dirty.clear()
+            try:
+                self.reconcile_all()
+            except kubeapi.KubeApiError as exc:
+                self.metrics.errors_total.labels("pipelines").inc()
+                log.warning("pipelines: pass failed", error=str(exc), status=exc.status)
+            self._dirty.wait(self.resync_s)
+            stop.wait(0.2)  # let a burst of events collapse into one pass
+
+    def _watch(self, what: str, selector: str, stop: threading.Event) -> None:
+        version = ""
+        while not stop.is_set():
+            try:
+                for _ in self.api.watch_changes(what, selector, version, self.watch_s):
+                    self._dirty.set()
+                    if stop.is_set():
+                        return
+            except kubeapi.KubeApiError as exc:
+                if exc.status == 404:  # the CRD is not installed yet
+                    stop.wait(5.0)
+                else:
+                    stop.wait(1.0)
+            version = ""  # from now; a pass lists everything anyway
+
+    def reconcile_all(self) -> None:
+        try:
+            pipelines, _ = self.api.list_pipelines()
+        except kubeapi.NotFound:
+            return  # no CRD: nothing to do
+        if not pipelines:
+            return
+        slices = self.api.list_all_slices()
+        claims, _ = self.api.list_claims()
+        nodes = self.api.list_nodes()
+        for p in pipelines:
+            meta = p["metadata"]
+            log_ = log.bind(pipeline=f"{meta['namespace']}/{meta['name']}")
+            try:
+                self.reconcile(p, slices, claims, nodes)
+            except kubeapi.Conflict as exc:
+                log_.info("pipeline: conflict; next pass", error=str(exc))
+            except kubeapi.KubeApiError as exc:
+                self.metrics.errors_total.labels("pipelines").inc()
+                log_.warning("pipeline: API error", error=str(exc), status=exc.status)
+            except Exception:  # a bug on one pipeline must not stop the others' reconciles
+                self.metrics.errors_total.labels("pipelines").inc()
+                log_.exception("pipeline: reconcile failed")
+
+    # ---- one pipeline ----
+    def reconcile(self, p: Obj, slices: list[Obj], claims: list[Obj], nodes: list[Obj]) -> None:
+        meta = p["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        if meta.get("deletionTimestamp"):
+            return  # the garbage collector removes what it owns
+        selector = f"{objects.PIPELINE_LABEL}={name}"
+        owned_claims, owned_pods = self.api.list_owned(ns, selector)
+        split_pods = [x for x in owned_pods if _role(x) == "split"]
+        pods = [x for x in owned_pods if _role(x) != "split"]
+        try:
+            spec = parse_spec(p)
+            if spec.model.config_map is not None:
+                plan_text, plan = self._plan(p, spec)
+            else:
+                plan_text, plan = self._plan_from_volume(p, spec, split_pods)
+        except (SpecError, ModelError, PlanError) as exc:
+            reason = "InvalidSpec" if isinstance(exc, SpecError) else "ModelUnusable"
+            self._status(p, Outcome("Error", reason, str(exc)))
+            return
+        except ModelPending as exc:
+            self._status(p, Outcome("Pending", "Splitting", str(exc)))
+            return
+        mine = frozenset(str(c["metadata"].get("uid")) for c in owned_claims)
+        view = cluster_view(slices, claims, nodes, ignore_claims=mine)
+        tainted = frozenset(
+            (str(s["spec"]["pool"]["name"]), str(d.get("name")))
+            for s in slices
+            for d in (s.get("spec") or {}).get("devices") or []
+            if d.get("taints")
+        )
+        inputs_hash = objects.digest(plan_text, spec.target_rate, spec.hint_map())
+        try:
+            placement, fresh = self._placement(p, plan_text, plan, spec, view, inputs_hash)
+        except PlacementError as exc:
+            self._status(p, Outcome("Error", "Unschedulable", str(exc)), plan)
+            return
+        self._secret(p, plan, renew=fresh)
+        decision = decide(
+            p, spec, plan, placement, Observed(owned_claims, pods, tainted), self.settings
+        )
+        self._apply(ns, decision.actions)
+        if decision.needs_new_placement:
+            # The failed hardware is out of the view (tainted); the old claims' share is free.
+            try:
+                again = place(plan, view, spec.target_rate, spec.hint_map())
+                self._write_plan(p, plan_text, again, inputs_hash, replace=True)
+                placement = again
+            except PlacementError as exc:
+                self._status(
+                    p,
+                    Outcome(
+                        "Restarting",
+                        "Unschedulable",
+                        f"{decision.message}; no new placement: {exc}",
+                    ),
+                    plan,
+                    placement,
+                )
+                return
+        rates = self._measure(pods)
+        outcome = Outcome(decision.phase, decision.reason, decision.message)
+        if outcome.phase == "Running" and stalled(plan, rates):
+            outcome = Outcome(
+                "Pending",
+                "Stalled",
+                "every stage runs, but none advanced a "
+                "timestep between the last two reads of its counters",
+            )
+        self._status(p, outcome, plan, placement, owned_claims, pods, rates)
+
+    def _measure(self, pods: list[Obj]) -> dict[str, StageRates]:
+        """Each running stage's rates from its /metrics, read straight from its pod IP."""
+        out: dict[str, StageRates] = {}
+        live = set()
+        for pod in pods:
+            uid = str(pod["metadata"].get("uid"))
+            stage = (pod["metadata"].get("labels") or {}).get(objects.STAGE_LABEL)
+            ip = (pod.get("status") or {}).get("podIP")
+            if not stage or not ip or (pod.get("status") or {}).get("phase") != "Running":
+                continue
+            live.add(uid)
+            url = f"http://{ip}:{self.settings.metrics_port}/metrics"
+            try:
+                resp = self._http.request("GET", url)
+                if resp.status != 200:
+                    continue
+                now = parse_sample(resp.data.decode(), time.monotonic())
+            except (urllib3.exceptions.HTTPError, ValueError, UnicodeDecodeError):
+                continue  # not serving yet; the next pass tries again
+            before = self._samples.get(uid)
+            if before is None:
+                self._samples[uid] = now
+            elif now.at - before.at >= 2.0:
+                rates = stage_rates(before, now)
+                if rates is not None:
+                    self._rates[uid] = rates
+                self._samples[uid] = now
+            if uid in self._rates:
+                out[str(stage)] = self._rates[uid]
+        for uid in set(self._samples) - live:
+            self._samples.pop(uid, None)
+            self._rates.pop(uid, None)
+        return out
+
+    def _model_file(self, p: Obj, spec: PipelineSpec, directory: Path) -> tuple[Path, str]:
+        ns = p["metadata"]["namespace"]
+        ref = spec.model.config_map
+        assert ref is not None
+        try:
+            cm = self.api.get_config_map(ns, ref.name)
+        except kubeapi.NotFound:
+            raise ModelError(f"spec.model.configMap: ConfigMap {ns}/{ref.name} not found") from None
+        raw = (cm.get("binaryData") or {}).get(ref.key)
+        data = base64.b64decode(raw) if raw is not None else None
+        if data is None and ref.key in (cm.get("data") or {}):
+            data = str(cm["data"][ref.key]).encode()
+        if data is None:
+            raise ModelError(f"spec.model.configMap: {ns}/{ref.name} has no key {ref.key!r}")
+        path = directory / "model.nir"
+        path.write_bytes(data)
+        return path, str(cm["metadata"].get("resourceVersion", ""))
+
+    def _plan(self, p: Obj, spec: PipelineSpec) -> tuple[str, PlanView]:
+        meta = p["metadata"]
+        uid = str(meta["uid"])
+        with tempfile.TemporaryDirectory(prefix="darwin-model-") as tmp:
+            path, version = self._model_file(p, spec, Path(tmp))
+            key = (version, spec.model, spec.stages, spec.input)
+            cached = self._plans.get(uid)
+            if cached is not None and cached.key == key:
+                return cached.text, cached.plan
+            rate = spec.input.rate_hz if spec.input.source == "poisson" else None
+            text = self.split(path, spec.stages, rate)
+        plan = from_split_json(text)
+        self._plans[uid] = _Cached(key, text, plan)
+        log.info(
+            "pipeline: model split",
+            pipeline=f"{meta['namespace']}/{meta['name']}",
+            stages=[s.name for s in plan.stages],
+        )
+        return text, plan
+
+    def _plan_from_volume(
+        self, p: Obj, spec: PipelineSpec, split_pods: list[Obj]
+    ) -> tuple[str, PlanView]:
+        """The model on a volume is split by a pod that mounts the claim (the controller does
+        not); its log carries the plan. Raises ModelPending until it is done."""
+        meta = p["metadata"]
+        ns, uid = meta["namespace"], str(meta["uid"])
+        key = ("volume", spec.model, spec.stages, spec.input)
+        cached = self._plans.get(uid)
+        if cached is not None and cached.key == key:
+            return cached.text, cached.plan
+        key_hash = objects.digest(key)
+        name = objects.split_pod_name(meta["name"])
+        pod = next((x for x in split_pods if x["metadata"]["name"] == name), None)
+        if (
+            pod is not None
+            and (pod["metadata"].get("labels") or {}).get(objects.HASH_LABEL) != key_hash
+        ):
+            self.api.delete(ns, "Pod", name)
+            raise ModelPending(f"replacing pod {name}: the model or its split changed")
+        if pod is None:
+            with contextlib.suppress(kubeapi.Conflict):  # an old one still terminating
+                self.api.create(ns, objects.split_pod_body(p, spec, self.settings, key_hash))
+            raise ModelPending(f"splitting the model in pod {ns}/{name}")
+        phase = (pod.get("status") or {}).get("phase")
+        if phase not in ("Succeeded", "Failed"):
+            raise ModelPending(f"splitting the model in pod {ns}/{name} ({phase or 'Pending'})")
+        text = self.api.read_pod_log(ns, name)
+        plan_text = plan_from_log(text) if phase == "Succeeded" else None
+        if plan_text is None:
+            tail = " | ".join(text.strip().splitlines()[-3:])
+            raise ModelError(f"spec.model.volume: pod {ns}/{name} {phase}: {tail}")
+        plan = from_split_json(plan_text)
+        self._plans[uid] = _Cached(key, plan_text, plan)
+        self.api.delete(ns, "Pod", name)
+        return plan_text, plan
+
+    def _placement(
+        self,
+        p: Obj,
+        plan_text: str,
+        plan: PlanView,
+        spec: PipelineSpec,
+        view: Any,
+        inputs_hash: str,
+    ) -> tuple[Placement, bool]:
+        """The stored placement while the inputs are the same, else a new one, stored (True)."""
+        ns, name = p["metadata"]["namespace"], p["metadata"]["name"]
+        try:
+            cm = self.api.get_config_map(ns, objects.plan_name(name))
+        except kubeapi.NotFound:
+            cm = None
+        if cm is not None:
+            labels = (cm.get("metadata") or {}).get("labels") or {}
+            data = cm.get("data") or {}
+            if labels.get(objects.HASH_LABEL) == inputs_hash and objects.PLACEMENT_KEY in data:
+                try:
+                    return objects.placement_from_json(str(data[objects.PLACEMENT_KEY])), False
+                except (KeyError, ValueError, TypeError) as exc:  # written by an older version
+                    log.warning(
+                        "pipeline: stored placement unreadable; placing again",
+                        pipeline=f"{ns}/{name}",
+                        error=str(exc),
+                    )
+        placement = place(plan, view, spec.target_rate, spec.hint_map())
+        self._write_plan(p, plan_text, placement, inputs_hash, replace=cm is not None)
+        return placement, True
+
+    def _write_plan(
+        self, p: Obj, plan_text: str, placement: Placement, inputs_hash: str, replace: bool
+    ) -> None:
+        body = objects.plan_config_map(p, plan_text, placement, inputs_hash)
+        ns = p["metadata"]["namespace"]
+        if replace:
+            current = self.api.get_config_map(ns, body["metadata"]["name"])
+            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            self.api.replace_config_map(ns, body)
+        else:
+            self.api.create(ns, body)
+        self.metrics.actions_total.labels("replace" if replace else "create", "ConfigMap").inc()
+
+    def _secret(self, p: Obj, plan: PlanView, renew: bool) -> None:
+        """The stages' TLS Secret: made anew with every new plan (``renew``), else made only
+        when missing. Never read back: the controller has no right to read Secrets."""
+        ns, name = p["metadata"]["namespace"], p["metadata"]["name"]
+        stages = [s.name for s in plan.stages]
+        if renew:
+            self.api.delete(ns, "Secret", objects.tls_name(name))
+        material = certs.stage_material(name, stages, self.now())
+        try:
+            self.api.create(ns, certs.secret_body(p, stages, material))
+        except kubeapi.Conflict:
+            if renew:
+                raise  # the old one is not gone yet: next pass
+            return
+        self.metrics.actions_total.labels("create", "Secret").inc()
+
+    def _apply(self, ns: str, actions: list[Action]) -> None:
+        for a in actions:
+            log.info("pipeline", verb=a.verb, kind=a.kind, name=f"{ns}/{a.name}", why=a.why)
+            if a.verb == "create":
+                assert a.body is not None
+                try:
+                    self.api.create(ns, a.body)
+                except kubeapi.Conflict:
+                    continue  # exists already (an older one still terminating): next pass
+            else:
+                self.api.delete(ns, a.kind, a.name)
+            self.metrics.actions_total.labels(a.verb, a.kind).inc()
+
+    def _status(
+        self,
+        p: Obj,
+        outcome: Outcome,
+        plan: PlanView | None = None,
+        placement: Placement | None = None,
+        claims: list[Obj] | None = None,
+        pods: list[Obj] | None = None,
+        rates: dict[str, StageRates] | None = None,
+    ) -> None:
+        status = pipeline_status(
+            p, outcome, self.now(), plan, placement, claims or [], pods or [], rates
+        )
+        if status == p.get("status"):
+            return
+        for key in ("placement", "stages", "edges", "traffic"):
+            status.setdefault(key, None)  # a merge patch keeps what it does not name
+        meta = p["metadata"]
+        self.api.patch_pipeline_status(meta["namespace"], meta["name"], status)

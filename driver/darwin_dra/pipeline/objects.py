@@ -1,0 +1,436 @@
+"""The objects a SpikingPipeline owns, as plain bodies (pure): the plan ConfigMap, one
+ResourceClaim per group of stages, one pod per stage. The TLS Secret's body is in certs.py.
+
+Every object carries the pipeline's label and a controller owner reference, so the garbage
+collector deletes them all with the pipeline, and the controller finds them by label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from darwin_dra.pipeline.placement import Group, Host, Placement
+from darwin_dra.pipeline.plan import PlanView
+from darwin_dra.pipeline.spec import API_VERSION, KIND, PipelineSpec
+
+Obj = dict[str, Any]
+DRIVER = "darwin.snn.io"
+PIPELINE_LABEL = "darwin.snn.io/pipeline"
+STAGE_LABEL = "darwin.snn.io/stage"
+HASH_LABEL = "darwin.snn.io/spec-hash"  # what an object was made from; changed: replace it
+DOWNSTREAM_ANNOTATION = "darwin.snn.io/downstream"
+ROLE_LABEL = "darwin.snn.io/role"  # "split" on the pod that splits a model on a volume
+SHARED_CLASS = "darwin-shared.snn.io"
+FABRIC_CLASS = "darwin-fabric.snn.io"
+FABRIC_REQUEST = "fabric-link"
+MOUNT = "/var/run/darwin-pipeline"
+PLAN_KEY = "plan.json"
+PLACEMENT_KEY = "placement.json"
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """How the controller makes stage pods (chart values)."""
+
+    image: str
+    pull_policy: str = "IfNotPresent"
+    port: int = 7700
+    metrics_port: int = 9400
+
+
+def digest(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def owner_reference(pipeline: Mapping[str, Any]) -> Obj:
+    meta = pipeline["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _meta(pipeline: Mapping[str, Any], name: str, labels: Mapping[str, str]) -> Obj:
+    meta = pipeline["metadata"]
+    return {
+        "name": name,
+        "namespace": meta["namespace"],
+        "labels": {PIPELINE_LABEL: meta["name"], **labels},
+        "ownerReferences": [owner_reference(pipeline)],
+    }
+
+
+def plan_name(pipeline: str) -> str:
+    return f"{pipeline}-plan"
+
+
+def tls_name(pipeline: str) -> str:
+    return f"{pipeline}-tls"
+
+
+def claim_name(pipeline: str, group: Group) -> str:
+    return f"{pipeline}-{group.name}"
+
+
+def pod_name(pipeline: str, stage: str) -> str:
+    return f"{pipeline}-{stage}"
+
+
+def placement_json(placement: Placement) -> str:
+    return json.dumps(
+        {
+            "groups": [
+                {
+                    "name": g.name,
+                    "stages": list(g.stages),
+                    "node": g.node,
+                    "chip": g.chip,
+                    "fabric": g.fabric,
+                    "nodeSelector": dict(g.node_selector),
+                    "fabricKeps": g.fabric_keps,
+                }
+                for g in placement.groups
+            ],
+            "hosts": {
+                stage: {"node": h.node, "nodeSelector": dict(h.node_selector)}
+                for stage, h in sorted(placement.hosts.items())
+            },
+            "links": [
+                {
+                    "from": a,
+                    "to": b,
+                    "link": link,
+                    "spikesPerSecond": placement.spikes_per_s[(a, b)],
+                }
+                for (a, b), link in sorted(placement.links.items())
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def placement_from_json(text: str) -> Placement:
+    raw = json.loads(text)
+    groups = tuple(
+        Group(
+            g["name"],
+            tuple(g["stages"]),
+            g["node"],
+            int(g["chip"]),
+            g["fabric"],
+            dict(g["nodeSelector"]),
+            int(g["fabricKeps"]),
+        )
+        for g in raw["groups"]
+    )
+    links = {(e["from"], e["to"]): e["link"] for e in raw["links"]}
+    rates = {(e["from"], e["to"]): float(e["spikesPerSecond"]) for e in raw["links"]}
+    hosts = {k: Host(v["node"], dict(v["nodeSelector"])) for k, v in raw["hosts"].items()}
+    return Placement(groups, links, rates, hosts)
+
+
+def plan_config_map(
+    pipeline: Mapping[str, Any], plan_text: str, placement: Placement, inputs_hash: str
+) -> Obj:
+    """The split plan the stages read, and the placement the controller keeps (so it places
+    again only when the spec changes or hardware under a stage fails)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(
+            pipeline, plan_name(pipeline["metadata"]["name"]), {HASH_LABEL: inputs_hash}
+        ),
+        "data": {PLAN_KEY: plan_text, PLACEMENT_KEY: placement_json(placement)},
+    }
+
+
+def _fabric_selector(fabric: str) -> Obj:
+    return {"cel": {"expression": f'device.attributes["{DRIVER}"].fabric == "{fabric}"'}}
+
+
+def claim_body(
+    pipeline: Mapping[str, Any], plan: PlanView, group: Group, placement_hash: str
+) -> Obj:
+    """One request per stage on a shared half chip, KEPS, neurons and synapses asked as
+    consumable capacity, all on the group's fabric and (several stages) on one chip; plus the
+    fabric bandwidth for the edges that reach the group from its fabric's other chips."""
+    requests: list[Obj] = []
+    for name in group.stages:
+        s = plan.stage(name)
+        requests.append(
+            {
+                "name": name,
+                "exactly": {
+                    "deviceClassName": SHARED_CLASS,
+                    "selectors": [_fabric_selector(group.fabric)],
+                    "capacity": {
+                        "requests": {
+                            "keps": str(max(1, s.keps)),
+                            "neurons": str(max(1, s.neurons)),
+                            "synapses": str(max(1, s.synapses)),
+                        }
+                    },
+                },
+            }
+        )
+    if group.fabric_keps:
+        requests.append(
+            {
+                "name": FABRIC_REQUEST,
+                "exactly": {
+                    "deviceClassName": FABRIC_CLASS,
+                    "selectors": [_fabric_selector(group.fabric)],
+                    "capacity": {"requests": {"keps": str(group.fabric_keps)}},
+                },
+            }
+        )
+    devices: Obj = {"requests": requests}
+    if len(group.stages) > 1:
+        devices["constraints"] = [
+            {"requests": list(group.stages), "matchAttribute": f"{DRIVER}/chip"}
+        ]
+    name = claim_name(pipeline["metadata"]["name"], group)
+    return {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaim",
+        "metadata": _meta(pipeline, name, {HASH_LABEL: placement_hash}),
+        "spec": {"devices": devices},
+    }
+
+
+def stage_args(
+    spec: PipelineSpec,
+    plan: PlanView,
+    stage: str,
+    downstream: Mapping[str, str],
+    settings: StageSettings,
+) -> list[str]:
+    """The ``darwin-dra stage`` command line of one stage (PIPELINE-CONTRACT.md, section 2);
+    ``downstream``: stage name -> pod IP of each stage this one sends to."""
+    args = [
+        "darwin-dra",
+        "stage",
+        "--model",
+        f"{MOUNT}/model/model.nir",
+        "--plan",
+        f"{MOUNT}/plan/{PLAN_KEY}",
+        "--stage",
+        stage,
+        "--tls-ca",
+        f"{MOUNT}/tls/ca.crt",
+        "--tls-cert",
+        f"{MOUNT}/tls/tls.crt",
+        "--tls-key",
+        f"{MOUNT}/tls/tls.key",
+        "--window",
+        str(spec.window),
+        "--metrics-port",
+        str(settings.metrics_port),
+    ]
+    if plan.upstream(stage):
+        args += ["--listen", f"tcp://0.0.0.0:{settings.port}"]
+    for name, ip in sorted(downstream.items()):
+        args += ["--downstream", f"{name}=tcp://{ip}:{settings.port}"]
+    if spec.steps is not None:
+        args += ["--steps", str(spec.steps)]
+    if plan.stage(stage).kind == "input":
+        inp = spec.input
+        if inp.source == "poisson":
+            args += [
+                "--input",
+                "poisson",
+                "--input-rate-hz",
+                f"{inp.rate_hz:g}",
+                "--input-seed",
+                str(inp.seed),
+            ]
+        elif inp.source == "file":
+            args += ["--input", f"file:{MOUNT}/input/input"]
+        else:
+            args += ["--input", "socket", "--input-listen", f"tcp://0.0.0.0:{inp.port}"]
+        # The input stage paces the whole pipeline.
+        args += ["--rate", str(spec.target_rate)]
+    return args
+
+
+def pod_body(
+    pipeline: Mapping[str, Any],
+    spec: PipelineSpec,
+    plan: PlanView,
+    placement: Placement,
+    stage: str,
+    downstream: Mapping[str, str],
+    settings: StageSettings,
+    placement_hash: str,
+) -> Obj:
+    pname = pipeline["metadata"]["name"]
+    group = placement.group_of(stage)
+    host: Host | None = placement.hosts.get(stage)
+    args = stage_args(spec, plan, stage, downstream, settings)
+    model = spec.model
+    volumes: list[Obj] = [
+        {
+            "name": "plan",
+            "configMap": {"name": plan_name(pname), "items": [{"key": PLAN_KEY, "path": PLAN_KEY}]},
+        },
+        {
+            "name": "tls",
+            "secret": {
+                "secretName": tls_name(pname),
+                "defaultMode": 0o440,
+                "items": [
+                    {"key": "ca.crt", "path": "ca.crt"},
+                    {"key": f"{stage}.crt", "path": "tls.crt"},
+                    {"key": f"{stage}.key", "path": "tls.key"},
+                ],
+            },
+        },
+    ]
+    volumes.append({"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}})
+    mounts: list[Obj] = [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "plan", "mountPath": f"{MOUNT}/plan", "readOnly": True},
+        {"name": "tls", "mountPath": f"{MOUNT}/tls", "readOnly": True},
+        {"name": "model", "mountPath": f"{MOUNT}/model", "readOnly": True},
+    ]
+    if model.config_map is not None:
+        cm = model.config_map
+        volumes.append(
+            {
+                "name": "model",
+                "configMap": {"name": cm.name, "items": [{"key": cm.key, "path": "model.nir"}]},
+            }
+        )
+    else:
+        assert model.claim_name is not None
+        assert model.path is not None
+        volumes.append(
+            {
+                "name": "model",
+                "persistentVolumeClaim": {"claimName": model.claim_name, "readOnly": True},
+            }
+        )
+        i = args.index("--model")
+        args[i + 1] = f"{MOUNT}/model/{model.path.lstrip('/')}"
+    is_input = plan.stage(stage).kind == "input"
+    if spec.input.file is not None and is_input:
+        f = spec.input.file
+        volumes.append(
+            {
+                "name": "input",
+                "configMap": {"name": f.name, "items": [{"key": f.key, "path": "input"}]},
+            }
+        )
+        mounts.append({"name": "input", "mountPath": f"{MOUNT}/input", "readOnly": True})
+    ports: list[Obj] = [{"name": "metrics", "containerPort": settings.metrics_port}]
+    if plan.upstream(stage):
+        ports.append({"name": "spikes", "containerPort": settings.port})
+    if is_input and spec.input.source == "socket":
+        ports.append({"name": "input", "containerPort": spec.input.port})
+    body_hash = digest(placement_hash, args)
+    meta = _meta(pipeline, pod_name(pname, stage), {STAGE_LABEL: stage, HASH_LABEL: body_hash})
+    meta["annotations"] = {DOWNSTREAM_ANNOTATION: json.dumps(dict(sorted(downstream.items())))}
+    pod_spec: Obj = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 5,
+        "containers": [
+            {
+                "name": "stage",
+                "image": settings.image,
+                "imagePullPolicy": settings.pull_policy,
+                "command": args,
+                "ports": ports,
+                "volumeMounts": mounts,
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }
+        ],
+        "volumes": volumes,
+    }
+    if group is not None:
+        pod_spec["containers"][0]["resources"] = {"claims": [{"name": "snn", "request": stage}]}
+        pod_spec["resourceClaims"] = [
+            {"name": "snn", "resourceClaimName": claim_name(pname, group)}
+        ]
+        if group.node_selector:
+            pod_spec["nodeSelector"] = dict(group.node_selector)
+    elif host is not None:
+        pod_spec["nodeSelector"] = dict(host.node_selector)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}
+
+
+def claim_names(pipeline: str, groups: Sequence[Group]) -> list[str]:
+    return [claim_name(pipeline, g) for g in groups]
+
+
+def split_pod_name(pipeline: str) -> str:
+    return f"{pipeline}-split"
+
+
+def split_pod_body(
+    pipeline: Mapping[str, Any], spec: PipelineSpec, settings: StageSettings, key_hash: str
+) -> Obj:
+    """The pod that splits a model on a volume (`darwin-dra split`, the claim read-only)."""
+    model = spec.model
+    assert model.claim_name is not None
+    assert model.path is not None
+    pname = pipeline["metadata"]["name"]
+    meta = _meta(pipeline, split_pod_name(pname), {ROLE_LABEL: "split", HASH_LABEL: key_hash})
+    command = [
+        "darwin-dra",
+        "split",
+        "--model",
+        f"{MOUNT}/model/{model.path.lstrip('/')}",
+        "--stages",
+        "auto" if spec.stages is None else str(spec.stages),
+    ]
+    if spec.input.source == "poisson":
+        command += ["--input-rate-hz", f"{spec.input.rate_hz:g}"]  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "containers": [
+                {
+                    "name": "split",
+                    "image": settings.image,
+                    "imagePullPolicy": settings.pull_policy,
+                    "command": command,
+                    "volumeMounts": [
+                        {"name": "model", "mountPath": f"{MOUNT}/model", "readOnly": True},
+                        {"name": "tmp", "mountPath": "/tmp"},
+                    ],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+            "volumes": [
+                {
+                    "name": "model",
+                    "persistentVolumeClaim": {"claimName": model.claim_name, "readOnly": True},
+                },
+                {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+            ],
+        },
+    }

@@ -1,0 +1,42 @@
+"""A NIR file split into a pipeline's stages: the file read and pipeline/split.py's
+``plan_split`` called, with every failure one ModelError that names the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# `darwin-dra split` prints the plan as one line after this marker (a pod's log mixes streams).
+PLAN_PREFIX = "darwin-dra split plan: "
+
+
+class ModelError(ValueError):
+    """The model cannot be read or split; the message says which object or file and why."""
+
+
+def split_model(path: Path, stages: int | None, rate_hz: float | None = None) -> str:
+    """The SplitPlan JSON of the NIR file at ``path``, ``stages`` engine stages (None: auto).
+
+    Its KEPS are estimated at real time (one model step per ``dt``), not at the pipeline's
+    target rate: a partition's KEPS grant is events per second of model time (the resource
+    model's definition), and the engine enforces it per step. ``rate_hz``: the input's firing
+    rate (a Poisson input's), also taken for the layers (an estimate on the high side); None:
+    the split's default."""
+    from darwin_dra.models.nirfile import load_model
+    from darwin_dra.models.traffic import DEFAULT_RATE_HZ
+    from darwin_dra.pipeline.split import plan_split
+
+    try:
+        model = load_model(path)
+        rate = DEFAULT_RATE_HZ if rate_hz is None else max(DEFAULT_RATE_HZ, rate_hz)
+        plan = plan_split(model, stages, steps_per_s=1.0 / model.dt_s, default_rate_hz=rate)
+    except (ValueError, OSError, KeyError) as exc:
+        raise ModelError(f"splitting {path.name}: {exc}") from None
+    return plan.to_json()
+
+
+def plan_from_log(log: str) -> str | None:
+    """The plan a `darwin-dra split` run printed, from its log; None if it printed none."""
+    for line in reversed(log.splitlines()):
+        if line.startswith(PLAN_PREFIX):
+            return line[len(PLAN_PREFIX) :]
+    return None

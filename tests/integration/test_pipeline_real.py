@@ -1,0 +1,359 @@
+"""A SpikingPipeline the way a user runs one, on real nodes: the chart installed (its CRD and
+the controller that reconciles pipelines), the model put in a ConfigMap and the example
+applied with kubectl. The controller splits the NIR model into 3 engine stages over 2 nodes of
+2 chips each; the real scheduler allocates the claims with their constraints; the stage pods
+run the split model end to end (its output equals the unsplit model's, spike for spike);
+`kubectl get spikingpipelines` shows it; deleting the pipeline leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from darwin_dra.cluster import launcher, realnode
+from k8s_helpers import Kube, wait_for
+from kubernetes.client.exceptions import ApiException
+from test_chart_real import Release, _bridge_address, _forget_driver, _inventory
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "darwin-dra"
+EXAMPLE = ROOT / "deploy" / "examples" / "spikingpipeline.yaml"
+MODEL = ROOT / "tests" / "data" / "digits_snntorch.nir"
+GROUP, VERSION, PLURAL = "darwin.snn.io", "v1alpha1", "spikingpipelines"
+LABEL = "darwin.snn.io/pipeline"
+
+
+@pytest.fixture(scope="module")
+def release(
+    real_cluster: launcher.LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Release]:
+    state = real_cluster.state
+    assert state is not None
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "darwin_dra.cli.main",
+            "cluster",
+            "image",
+            "--dir",
+            str(real_cluster.dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    repository, tag = lines[-3].split()[0].rsplit(":", 1)
+    values = tmp_path_factory.mktemp("pipeline-chart") / "values.yaml"
+    values.write_text(
+        json.dumps(
+            {
+                "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+                "apiServer": {
+                    "host": _bridge_address(state),
+                    "port": str(state.ports["kube-apiserver"]),
+                },
+                "inventory": _inventory([n.name for n in state.nodes]),
+                "controller": {"replicas": 1, "pipelines": True},
+            }
+        )
+    )
+    rel = Release("darwin", "darwin-dra", real_cluster.kubeconfig, values)
+    rel.helm(
+        "install",
+        rel.name,
+        str(CHART),
+        "--create-namespace",
+        "-f",
+        str(values),
+        "--wait",
+        "--timeout",
+        "5m",
+    )
+    try:
+        yield rel
+    finally:
+        rel.helm("uninstall", rel.name, "--wait", "--timeout", "2m")
+        _forget_driver(real_cluster)
+
+
+def _kubectl(cluster: launcher.LocalCluster, *args: str, stdin: str | None = None) -> str:
+    built = cluster.bin.path("kubectl")
+    path = str(built) if built.exists() else shutil.which("kubectl")
+    assert path, "no kubectl: neither built with the cluster nor on PATH"
+    out = subprocess.run(
+        [path, f"--kubeconfig={cluster.kubeconfig}", *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, f"kubectl {' '.join(args)}: {out.stdout}{out.stderr}"
+    return out.stdout
+
+
+def _pipeline(kube: Kube, ns: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = kube.custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+    return obj
+
+
+def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    conds = (obj.get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c["type"] == kind), {})
+
+
+def _owned(kube: Kube, ns: str, name: str) -> dict[str, list[str]]:
+    sel = f"{LABEL}={name}"
+    claims = kube.custom.list_namespaced_custom_object(
+        "resource.k8s.io", "v1", ns, "resourceclaims", label_selector=sel
+    )["items"]
+    return {
+        "pods": [
+            p.metadata.name for p in kube.core.list_namespaced_pod(ns, label_selector=sel).items
+        ],
+        "claims": [c["metadata"]["name"] for c in claims],
+        "configmaps": [
+            c.metadata.name
+            for c in kube.core.list_namespaced_config_map(ns, label_selector=sel).items
+        ],
+        "secrets": [
+            s.metadata.name for s in kube.core.list_namespaced_secret(ns, label_selector=sel).items
+        ],
+    }
+
+
+def test_the_crd_refuses_a_bad_pipeline_with_the_reason(
+    release: Release, real_kube: Kube, real_namespace: str
+) -> None:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SpikingPipeline",
+        "metadata": {"name": "bad"},
+        "spec": {
+            "model": {
+                "configMap": {"name": "m", "key": "k"},
+                "volume": {"claimName": "c", "path": "/m.nir"},
+            },
+            "input": {"source": "file"},
+            "stages": "lots",
+            "targetRate": 100,
+        },
+    }
+    with pytest.raises(ApiException) as err:
+        real_kube.custom.create_namespaced_custom_object(
+            GROUP, VERSION, real_namespace, PLURAL, body
+        )
+    text = str(err.value.body)
+    assert err.value.status == 422
+    assert "give exactly one of model.configMap and model.volume" in text
+    assert "input.source file needs input.file" in text
+    assert "stages is a number from 1 to 64, or auto" in text
+
+
+def _unsplit_digest(obj: dict[str, Any]) -> str:
+    from darwin_dra.models.nirfile import load_model
+    from darwin_dra.models.run import run_model
+    from darwin_dra.pipeline.inputs import InputSpec, input_spikes
+    from darwin_dra.pipeline.outputs import of_result, output_digest
+
+    spec = obj["spec"]
+    model = load_model(MODEL)
+    steps = int(spec["steps"])
+    poisson = spec["input"]["poisson"]
+    source = InputSpec("poisson", rate_hz=float(poisson["rateHz"]), seed=int(poisson["seed"]))
+    return output_digest(of_result(run_model(model, steps, *input_spikes(source, model, steps))))
+
+
+def _stage_finished(kube: Kube, ns: str, pod: str) -> dict[str, Any]:
+    logs = kube.core.read_namespaced_pod_log(pod, ns)
+    for line in logs.splitlines():
+        if '"stage finished"' in line:
+            out: dict[str, Any] = json.loads(line[line.index("{") :])
+            return out
+    raise AssertionError(f"{pod} logged no 'stage finished' line:\n{logs[-3000:]}")
+
+
+def _claims(kube: Kube, ns: str, name: str) -> dict[str, dict[str, Any]]:
+    """request -> allocation result of the pipeline's allocated claims."""
+    items = kube.custom.list_namespaced_custom_object(
+        "resource.k8s.io", "v1", ns, "resourceclaims", label_selector=f"{LABEL}={name}"
+    )["items"]
+    out = {}
+    for c in items:
+        for r in (
+            ((c.get("status") or {}).get("allocation") or {}).get("devices", {}).get("results", [])
+        ):
+            out[r["request"]] = r
+    return out
+
+
+def _chip(result: dict[str, Any]) -> int:
+    m = re.match(r"chip-(\d+)-", result["device"])
+    assert m, result
+    return int(m.group(1))
+
+
+def _start(cluster: launcher.LocalCluster, ns: str, manifest: str) -> tuple[str, str]:
+    """What the example's header tells a user to do; the edge and the core node."""
+    state = cluster.state
+    assert state is not None
+    edge, core = (n.name for n in state.nodes[:2])
+    _kubectl(cluster, "label", "node", edge, "darwin.snn.io/edge=true", "--overwrite")
+    _kubectl(cluster, "label", "node", core, "darwin.snn.io/zone=core", "--overwrite")
+    _kubectl(
+        cluster, "-n", ns, "create", "configmap", "digits-model", f"--from-file=digits.nir={MODEL}"
+    )
+    _kubectl(cluster, "-n", ns, "apply", "-f", "-", stdin=manifest)
+    return edge, core
+
+
+def _all_running(kube: Kube, ns: str, name: str) -> Any:
+    def check() -> dict[str, Any] | None:
+        obj = _pipeline(kube, ns, name)
+        ready = _condition(obj, "Ready")
+        if ready.get("reason") in ("InvalidSpec", "ModelUnusable", "Unschedulable"):
+            raise AssertionError(f"pipeline refused: {ready}")
+        st = obj.get("status") or {}
+        return obj if st.get("stagesReady") == "5/5" and st.get("observedGeneration") else None
+
+    return check
+
+
+def test_a_pipeline_is_split_placed_replaced_off_a_failed_chip_and_removed(
+    release: Release, real_cluster: launcher.LocalCluster, real_kube: Kube, real_namespace: str
+) -> None:
+    kube, ns = real_kube, real_namespace
+    # The example, running until deleted.
+    manifest = EXAMPLE.read_text().replace("  steps: 5000\n", "")
+    started = time.monotonic()
+    edge, core = _start(real_cluster, ns, manifest)
+    obj = wait_for("every stage running", _all_running(kube, ns, "digits"), timeout=300, every=1.0)
+    print(f"\nall 5 stage pods running after {time.monotonic() - started:.1f}s")
+    table = _kubectl(real_cluster, "-n", ns, "get", "spikingpipelines", "-o", "wide")
+    print(table + json.dumps(obj["status"]["placement"], indent=1))
+    header = table.splitlines()[0]
+    for column in ("READY", "STAGES", "NODES", "CROSS-NODE SPIKES/S", "AGE"):
+        assert column in header
+    status = obj["status"]
+    assert status["nodes"] == 2
+    place = {p["stage"]: p for p in status["placement"]}
+    assert [place[s]["node"] for s in ("input", "s0", "s1", "s2", "output")] == [
+        edge,
+        edge,
+        core,
+        core,
+        core,
+    ]
+    # The real scheduler's allocation: s1 and s2 share a claim constrained to one chip (the
+    # heaviest edge the hints allow), each on its own share (its own partition) of a shared
+    # half chip; s0 on the edge node.
+    alloc = _claims(kube, ns, "digits")
+    assert alloc["s1"]["pool"] == alloc["s2"]["pool"] == core
+    assert _chip(alloc["s1"]) == _chip(alloc["s2"])
+    assert alloc["s0"]["pool"] == edge
+    assert all("-shared-" in alloc[s]["device"] for s in ("s0", "s1", "s2"))
+    assert place["s1"]["partition"] != place["s2"]["partition"]
+    edges = {(e["from"], e["to"]): e["link"] for e in status["edges"]}
+    assert edges[("s1", "s2")] == "chip"
+    assert edges[("s0", "s2")] == "network"
+
+    # The chip under s1 and s2 fails: Degraded, placed again on the core node's healthy chip.
+    failed = _chip(alloc["s1"])
+    state_dir = realnode.NodeLayout(real_cluster.dir / "nodes" / core).bound("/var/lib/darwin-dra")
+    fault = [sys.executable, "-m", "darwin_dra.cli.main", "fault"]
+    subprocess.run(
+        [*fault, "inject", "--state-dir", str(state_dir), "--chip", str(failed), "--whole-chip"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        failed_at = time.monotonic()
+
+        def degraded() -> dict[str, Any] | None:
+            d = _condition(_pipeline(kube, ns, "digits"), "Degraded")
+            return d if d.get("status") == "True" else None
+
+        # Which the controller sees first is a race: the taint the plugin publishes on its
+        # next health poll (ChipFailed, naming the devices), or the stage whose partition
+        # failed its step exiting (StageLost). Either way the run restarts off the chip.
+        cond = wait_for("Degraded", degraded, timeout=120, every=0.5)
+        assert cond["reason"] in ("ChipFailed", "StageLost"), cond
+        if cond["reason"] == "ChipFailed":
+            assert f"{core}/chip-{failed}-shared-" in cond["message"]
+
+        def moved() -> dict[str, Any] | None:
+            o = _all_running(kube, ns, "digits")()
+            a = _claims(kube, ns, "digits")
+            ok = o and {"s1", "s2"} <= set(a) and _chip(a["s1"]) != failed
+            return o if ok else None
+
+        again = wait_for("stages placed again", moved, timeout=300, every=1.0)
+        print(
+            f"chip {core}/{failed} failed: placed again, all stages running after "
+            f"{time.monotonic() - failed_at:.1f}s"
+        )
+        alloc = _claims(kube, ns, "digits")
+        assert _chip(alloc["s1"]) == _chip(alloc["s2"]) != failed
+        assert alloc["s1"]["pool"] == core
+        assert {p["stage"]: p for p in again["status"]["placement"]}["s1"]["chip"] != failed
+    finally:
+        subprocess.run(
+            [*fault, "clear", "--state-dir", str(state_dir), "--chip", str(failed), "--all"],
+            check=True,
+            capture_output=True,
+        )
+
+    # Deleting the pipeline removes everything it owns (the garbage collector).
+    _kubectl(real_cluster, "-n", ns, "delete", "spikingpipeline", "digits", "--wait=true")
+    empty = {"pods": [], "claims": [], "configmaps": [], "secrets": []}
+    wait_for("nothing left", lambda: _owned(kube, ns, "digits") == empty, timeout=120, every=1.0)
+
+
+def test_spikes_flow_end_to_end_and_equal_the_unsplit_model(
+    release: Release, real_cluster: launcher.LocalCluster, real_kube: Kube, real_namespace: str
+) -> None:
+    kube, ns = real_kube, real_namespace
+    started = time.monotonic()
+    _start(real_cluster, ns, EXAMPLE.read_text())
+    stalled_since: list[float] = []
+
+    def finished() -> dict[str, Any] | None:
+        o = _pipeline(kube, ns, "digits")
+        reason = _condition(o, "Ready").get("reason")
+        if reason == "Stalled":
+            stalled_since.append(time.monotonic())
+            if stalled_since[-1] - stalled_since[0] > 90:
+                raise AssertionError("the stages run but no timestep advanced for 90 s")
+        else:
+            stalled_since.clear()
+        return o if reason == "Completed" else None
+
+    obj = wait_for("the run completed", finished, timeout=600, every=2.0)
+    reports = {
+        st: _stage_finished(kube, ns, f"digits-{st}")
+        for st in ("input", "s0", "s1", "s2", "output")
+    }
+    out = reports["output"]
+    text = json.dumps(reports, indent=1)
+    assert out["output_spikes"] > 0, text
+    assert out["output_digest"] == _unsplit_digest(obj), text
+    assert all(r["dropped"] == 0 for r in reports.values()), text
+    print(
+        f"\nrun of {obj['spec']['steps']} steps: {out['output_spikes']} output spikes, "
+        f"digest {out['output_digest']} = unsplit; {time.monotonic() - started:.1f}s in all"
+    )
+    _kubectl(real_cluster, "-n", ns, "delete", "spikingpipeline", "digits", "--wait=true")

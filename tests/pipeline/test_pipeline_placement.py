@@ -1,0 +1,306 @@
+"""Placement of a split plan on the live cluster's chips: the view read from real slices, the
+grouping by heavy edges, hints, failed hardware, and properties against a brute-force model."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+
+import pytest
+from darwin_dra.pipeline.cluster import ChipSlot, ClusterView, FabricLink, Half, cluster_view
+from darwin_dra.pipeline.placement import Placement, PlacementError, fabric_keps, place
+from darwin_dra.pipeline.plan import EdgeLoad, PlanError, PlanView, StageLoad
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.pipeline.pipelines import chain, inventory, nodes, slices
+
+
+def test_view_of_real_slices_has_each_chip_with_its_two_shared_halves() -> None:
+    inv = inventory(2, 2)
+    view = cluster_view(slices(inv), nodes=nodes(inv))
+    assert [c.name for c in view.chips] == [
+        "node-0/chip-0",
+        "node-0/chip-1",
+        "node-1/chip-0",
+        "node-1/chip-1",
+    ]
+    assert all(len(c.halves) == 2 for c in view.chips)
+    assert {c.fabric for c in view.chips} == {"wafer-0", "wafer-1"}
+    assert all(h.keps > 400_000 for c in view.chips for h in c.halves)
+    assert [(f.id, f.nodes, f.keps) for f in view.fabrics] == [
+        ("wafer-0", ("node-0",), 1_000_000),
+        ("wafer-1", ("node-1",), 1_000_000),
+    ]
+    assert view.node_labels["node-0"]["edge"] == "yes"
+
+
+def test_view_leaves_out_tainted_halves_and_counts_other_claims() -> None:
+    inv = inventory(1, 1)
+    objs = slices(inv)
+    for s in objs:
+        for dev in s["spec"].get("devices") or []:
+            if dev["name"] == "chip-0-shared-0":
+                dev["taints"] = [
+                    {"key": "darwin.snn.io/unhealthy", "value": "fault", "effect": "NoExecute"}
+                ]
+    claim = {
+        "metadata": {"uid": "other"},
+        "status": {
+            "allocation": {
+                "devices": {
+                    "results": [
+                        {
+                            "driver": "darwin.snn.io",
+                            "pool": "node-0",
+                            "device": "chip-0-shared-1",
+                            "request": "r",
+                            "consumedCapacity": {"keps": "100k"},
+                        },
+                    ]
+                }
+            }
+        },
+    }
+    [chip] = cluster_view(objs, [claim]).chips
+    [half] = chip.halves
+    assert half.device == "chip-0-shared-1"
+    full = cluster_view(objs).chips[0].halves[0].keps
+    assert half.keps == full - 100_000
+    # The pipeline's own claims count as free when it places again.
+    [again] = cluster_view(objs, [claim], ignore_claims=frozenset({"other"})).chips
+    assert again.halves[0].keps == full
+
+
+def test_view_blocks_a_half_an_exclusive_partition_holds() -> None:
+    inv = inventory(1, 1)
+    claim = {
+        "metadata": {"uid": "x"},
+        "status": {
+            "allocation": {
+                "devices": {
+                    "results": [
+                        {
+                            "driver": "darwin.snn.io",
+                            "pool": "node-0",
+                            "device": "chip-0-domain-0",
+                            "request": "r",
+                        },
+                    ]
+                }
+            }
+        },
+    }
+    [chip] = cluster_view(slices(inv), [claim]).chips
+    assert [h.device for h in chip.halves] == ["chip-0-shared-1"]
+
+
+def test_heavy_edge_shares_a_chip_and_a_hint_pins_a_stage_to_its_node() -> None:
+    inv = inventory(2, 2)
+    view = cluster_view(slices(inv), nodes=nodes(inv))
+    # s0 -> s1 heavy, s1 -> s2 light; s2 must run off the edge node.
+    plan = chain(200_000_000, 200_000_000, 100_000_000, spikes=(500.0, 20.0))
+    hints = {"s0": {"edge": "yes"}, "s2": {"edge": "no"}}
+    p = place(plan, view, target_rate=1000, hints=hints)
+    g0, g1 = p.groups
+    assert g0.stages == ("s0", "s1")
+    assert (g0.node, g0.fabric) == ("node-0", "wafer-0")
+    assert g1.stages == ("s2",)
+    assert (g1.node, g1.node_selector) == ("node-1", {"edge": "no"})
+    assert p.links == {("s0", "s1"): "chip", ("s1", "s2"): "network"}
+    assert p.cross_node() == 20.0 * 1000
+    assert p.crossing("fabric", "network") == 20_000
+
+
+def test_stages_too_big_for_one_chip_meet_on_a_fabric_and_claim_its_bandwidth() -> None:
+    inv = inventory(2, 2)
+    view = cluster_view(slices(inv), nodes=nodes(inv))
+    # Each stage needs most of a half: two per chip at most, and never both on one half.
+    plan = chain(450_000_000, 450_000_000, 450_000_000, spikes=(50.0, 40.0))
+    p = place(plan, view, target_rate=1000)
+    [g0, g1] = p.groups
+    assert g0.stages == ("s0", "s1")
+    assert g1.stages == ("s2",)
+    assert g0.fabric == g1.fabric  # the second chip of the same wafer, not the other node
+    assert p.links[("s1", "s2")] == "fabric"
+    assert g1.fabric_keps == fabric_keps(40 * 1000) == 40
+    assert p.cross_node() == 0
+
+
+def test_no_room_names_the_stage_and_what_it_needs() -> None:
+    view = cluster_view(slices(inventory(1, 1)))
+    with pytest.raises(PlacementError, match=r"stage\(s\) s0 \(900000000 keps"):
+        place(chain(900_000_000), view, target_rate=10)
+    with pytest.raises(PlacementError, match="hint names stage 'nope'"):
+        place(chain(10), view, 10, hints={"nope": {"a": "b"}})
+    with pytest.raises(PlacementError, match=r"on nodes labelled \[\{'edge': 'yes'\}\]"):
+        place(chain(10), view, 10, hints={"s0": {"edge": "yes"}})
+
+
+def test_fabric_bandwidth_is_checked_against_what_is_free() -> None:
+    inv = inventory(1, 2)
+    view = cluster_view(slices(inv, fabric_keps=100), nodes=nodes(inv))
+    plan = chain(450_000_000, 450_000_000, 450_000_000, spikes=(500.0, 400.0))
+    with pytest.raises(PlacementError, match="fabric wafer-0: the pipeline needs 400 keps"):
+        place(plan, view, target_rate=1000)
+
+
+def test_plan_rejects_cycles_and_bad_names() -> None:
+    s = (StageLoad("a", 1, 1, 1), StageLoad("b", 1, 1, 1))
+    with pytest.raises(PlanError, match="cycle through a, b"):
+        PlanView(s, (EdgeLoad("a", "b", 1), EdgeLoad("b", "a", 1)))
+    with pytest.raises(PlanError, match="DNS label"):
+        PlanView((StageLoad("Stage_A", 1, 1, 1),), ())
+    with pytest.raises(PlanError, match="edge a -> c"):
+        PlanView(s, (EdgeLoad("a", "c", 1),))
+
+
+# ---- properties against a brute-force reference ----
+
+
+def _fits(loads: list[StageLoad], halves: tuple[Half, ...]) -> bool:
+    """Reference: some assignment of the stages to the halves respects every capacity."""
+    for assign in itertools.product(range(len(halves)), repeat=len(loads)):
+        ok = True
+        for i, h in enumerate(halves):
+            mine = [s for s, a in zip(loads, assign, strict=True) if a == i]
+            if (
+                sum(s.keps for s in mine) > h.keps
+                or sum(s.neurons for s in mine) > h.neurons
+                or sum(s.synapses for s in mine) > h.synapses
+            ):
+                ok = False
+                break
+        if ok:
+            return True
+    return False
+
+
+def _feasible(plan: PlanView, view: ClusterView, hints: Mapping[str, Mapping[str, str]]) -> bool:
+    chips = view.chips
+    for assign in itertools.product(range(len(chips)), repeat=len(plan.stages)):
+        good = all(
+            all(
+                view.node_labels.get(chips[a].node, {}).get(k) == v
+                for k, v in hints.get(s.name, {}).items()
+            )
+            for s, a in zip(plan.stages, assign, strict=True)
+        )
+        if good and all(
+            _fits([s for s, a in zip(plan.stages, assign, strict=True) if a == i], c.halves)
+            for i, c in enumerate(chips)
+        ):
+            return True
+    return False
+
+
+def _check_valid(
+    p: Placement, plan: PlanView, view: ClusterView, hints: Mapping[str, Mapping[str, str]]
+) -> None:
+    assert sorted(s for g in p.groups for s in g.stages) == sorted(s.name for s in plan.stages)
+    per_chip: dict[tuple[str, int], list[StageLoad]] = {}
+    for g in p.groups:
+        chip = next(c for c in view.chips if (c.node, c.chip) == (g.node, g.chip))
+        assert g.fabric == chip.fabric
+        for s in g.stages:
+            for k, v in hints.get(s, {}).items():
+                assert view.node_labels[g.node].get(k) == v
+        per_chip.setdefault((g.node, g.chip), []).extend(plan.stage(s) for s in g.stages)
+        # A group's stages share one chip: they must fit it on their own.
+        assert _fits([plan.stage(s) for s in g.stages], chip.halves)
+    for (node, chip_id), loads in per_chip.items():
+        chip = next(c for c in view.chips if (c.node, c.chip) == (node, chip_id))
+        assert _fits(loads, chip.halves)
+    for (a, b), link in p.links.items():
+        ga, gb = p.group_of(a), p.group_of(b)
+        assert link == ("chip" if ga == gb else "fabric" if ga.fabric == gb.fabric else "network")
+    total = sum(p.spikes_per_s.values())
+    assert p.crossing("fabric", "network") <= total + 1e-9
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[PlanView, ClusterView, dict[str, dict[str, str]]]:
+    n = draw(st.integers(1, 4))
+    stages = tuple(
+        StageLoad(
+            f"s{i}", draw(st.integers(0, 6)), draw(st.integers(0, 6)), draw(st.integers(0, 6))
+        )
+        for i in range(n)
+    )
+    edges = []
+    for j in range(1, n):
+        for i in range(j):
+            if draw(st.booleans()):
+                edges.append(EdgeLoad(f"s{i}", f"s{j}", float(draw(st.integers(0, 50)))))
+    chips = []
+    labels: dict[str, dict[str, str]] = {}
+    for c in range(draw(st.integers(1, 3))):
+        node = f"n{draw(st.integers(0, 1))}"
+        labels[node] = {"role": node}
+        halves = tuple(
+            Half(
+                node,
+                f"chip-{c}-shared-{h}",
+                draw(st.integers(0, 8)),
+                draw(st.integers(0, 8)),
+                draw(st.integers(0, 8)),
+            )
+            for h in range(draw(st.integers(1, 2)))
+        )
+        chips.append(ChipSlot(node, c, f"f{draw(st.integers(0, 1))}", halves))
+    fabrics = tuple(FabricLink(f, f, f"fabric-{f}", (), 10**9) for f in ("f0", "f1"))
+    hints = {}
+    if draw(st.booleans()):
+        hints[f"s{draw(st.integers(0, n - 1))}"] = {"role": f"n{draw(st.integers(0, 1))}"}
+    return PlanView(stages, tuple(edges)), ClusterView(tuple(chips), fabrics, labels), hints
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenarios())
+def test_placement_is_valid_and_never_claims_an_impossible_one(
+    case: tuple[PlanView, ClusterView, dict[str, dict[str, str]]],
+) -> None:
+    plan, view, hints = case
+    try:
+        p = place(plan, view, target_rate=10, hints=hints)
+    except PlacementError:
+        # Greedy may miss a packing; but never says "no" when even one stage cannot go anywhere
+        # ... and never says "yes" to an impossible one (below).
+        return
+    assert _feasible(plan, view, hints)
+    _check_valid(p, plan, view, hints)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=5), st.integers(1, 3))
+def test_a_chain_that_fits_one_chip_crosses_nothing(traffic: list[int], chips: int) -> None:
+    n = len(traffic)
+    plan = PlanView(
+        tuple(StageLoad(f"s{i}", 1, 1, 1) for i in range(n + 1)),
+        tuple(EdgeLoad(f"s{i}", f"s{i + 1}", float(t)) for i, t in enumerate(traffic)),
+    )
+    big = (Half("n", "h0", 100, 100, 100), Half("n", "h1", 100, 100, 100))
+    view = ClusterView(tuple(ChipSlot("n", c, "f", big) for c in range(chips)))
+    p = place(plan, view, target_rate=1000)
+    assert len(p.groups) == 1
+    assert p.crossing("fabric", "network") == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 100), min_size=2, max_size=6))
+def test_greedy_never_moves_more_across_chips_than_one_stage_per_chip(traffic: list[int]) -> None:
+    n = len(traffic)
+    plan = PlanView(
+        tuple(StageLoad(f"s{i}", 1, 1, 4) for i in range(n + 1)),
+        tuple(EdgeLoad(f"s{i}", f"s{i + 1}", float(t)) for i, t in enumerate(traffic)),
+    )
+    # Room for two stages a chip: the greedy pairs the heaviest edges.
+    view = ClusterView(
+        tuple(ChipSlot("n", c, "f", (Half("n", "h", 8, 8, 8),)) for c in range(n + 1)),
+        (FabricLink("f", "f", "fabric-f", ("n",), 10**9),),
+    )
+    p = place(plan, view, target_rate=1)
+    assert p.crossing("fabric", "network") <= sum(traffic)
+    # The heaviest edge never crosses: nothing outranks it when the greedy starts.
+    heaviest = max(range(n), key=lambda i: (traffic[i], -i))
+    assert p.links[(f"s{heaviest}", f"s{heaviest + 1}")] == "chip"
