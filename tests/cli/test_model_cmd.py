@@ -94,3 +94,31 @@ def test_memory_table_measures_every_layer_type() -> None:
     assert max(r["bytes_per_synapse"] for r in rows.values()) <= 4.0
     assert rows["Conv2d"]["bytes_per_synapse"] < 0.5
     assert cli("memory", "--scale", "0").returncode == 2
+
+
+def test_run_with_a_model_is_model_run(tmp_path: Path) -> None:
+    # The spelling, `darwin-dra run --model FILE.nir --input SPIKES`, gives what
+    # `darwin-dra model run` gives (all but the wall time).
+    model = compile_graph(recurrent_graph(2 * DT), dt=DT, reset=Reset.SUBTRACT, name="rec")
+    path = tmp_path / "rec.nir"
+    save_model(path, model)
+    x = (np.random.default_rng(7).random((20, 3)) < 0.4).astype(np.int8)
+    np.save(tmp_path / "in.npy", x)
+    spikes = str(tmp_path / "in.npy")
+    base = [sys.executable, "-m", "darwin_dra.cli.main", "run"]
+    out = subprocess.run(
+        [*base, "--model", str(path), "--input", spikes, "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    want = json.loads(cli("run", str(path), "--input", spikes, "--json").stdout)
+    for report in (got, want):
+        report["telemetry"].pop("wall_s", None)
+    assert got == want
+    assert got["steps"] == 20
+    missing = subprocess.run(
+        [*base, "--model", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert missing.returncode == 2
+    assert "--model needs --input" in missing.stderr

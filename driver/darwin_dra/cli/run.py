@@ -22,7 +22,16 @@ from darwin_dra.runtime.run import RunConfig, load_network, run_network
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run a spiking network on this pod's partition")
     env_option(p, "--endpoint", "DARWIN_SPIKE_ENDPOINT", "the partition's SpikePort socket")
-    p.add_argument("--network", type=Path, required=True, help="engine network file (.npz)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--network", type=Path, help="engine network file (.npz), on the partition")
+    what.add_argument(
+        "--model",
+        type=Path,
+        help="a NIR model (.nir) with --input, on a local engine: `darwin-dra model run`",
+    )
+    p.add_argument(
+        "--input", type=Path, help="with --model: input spikes, .npy (steps x inputs) or .npz"
+    )
     how = p.add_mutually_exclusive_group()
     how.add_argument("--steps", type=positive_int, help="steps to run (default 10000)")
     how.add_argument("--seconds", type=float, help="run for this much wall time instead")
@@ -35,6 +44,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        return _run_model(args)
+    if args.input is not None:
+        print("darwin-dra run: --input goes with --model, not --network", file=sys.stderr)
+        return 2
     if not args.endpoint:
         print("darwin-dra run: no --endpoint and no DARWIN_SPIKE_ENDPOINT", file=sys.stderr)
         return 2
@@ -51,3 +65,29 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(report.to_json()) if args.json else report.line(), flush=True)
     return 0
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    """`run --model FILE.nir --input SPIKES` is `model run FILE.nir --input SPIKES`: one code
+    path, two spellings (the second groups it with inspect and memory)."""
+    if args.input is None:
+        print("darwin-dra run: --model needs --input (the spikes to feed it)", file=sys.stderr)
+        return 2
+    if args.seconds is not None or args.warmup_steps:
+        print("darwin-dra run: --seconds and --warmup-steps go with --network", file=sys.stderr)
+        return 2
+    from darwin_dra.cli import model
+    from darwin_dra.models.compile import DEFAULT_WEIGHT_TOLERANCE
+
+    return model.run(
+        argparse.Namespace(
+            file=args.model,
+            input=args.input,
+            steps=args.steps,
+            dt=None,
+            reset=None,
+            weight_tolerance=DEFAULT_WEIGHT_TOLERANCE,
+            threads=1,
+            json=args.json,
+        )
+    )
