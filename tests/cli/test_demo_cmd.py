@@ -17,7 +17,7 @@ def _demo(*args: str) -> subprocess.CompletedProcess[str]:
 def test_an_unknown_scenario_is_named_with_the_known_ones() -> None:
     out = _demo("--scenario", "examples", "--scenario", "nope")
     assert out.returncode == 2
-    assert "unknown --scenario nope (known: examples, fault, meps, shared)" in out.stderr
+    assert "unknown --scenario nope (known: examples, fault, meps, pipeline, shared)" in out.stderr
 
 
 def test_a_missing_image_tar_is_named(tmp_path: Path) -> None:

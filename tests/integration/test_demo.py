@@ -72,6 +72,10 @@ def test_demo_end_to_end() -> None:
     assert re.search(
         r"given:\s+darwin-node-2: chip-0-domain-\d+ \(darwin3-fastroute chip 0\)", meps
     )
+    spiking = _section(text, "A SpikingPipeline")
+    assert re.search(r"given:\s+input on darwin-node-0.*s2 on darwin-node-1", spiking, re.S)
+    assert re.search(r"spikes across nodes [\d,]+/s", spiking)
+    assert '"output_digest"' in spiking  # the output stage finished its run
     fault = _section(text, "A chip fails")
     assert "darwin.snn.io/unhealthy=failed:NoExecute" in fault
     assert re.search(r"kube-controller-manager evicts (\S+, )*resilient-", fault)

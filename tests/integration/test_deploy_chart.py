@@ -451,7 +451,8 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
     "controller": {
         ("deviceclasses.resource.k8s.io", "[]", "[get list watch create update delete]"),
         ("resourceslices.resource.k8s.io", "[]", "[get list watch create update delete]"),
-        ("resourceclaims.resource.k8s.io", "[]", "[get list watch]"),
+        # create and delete: the claims of SpikingPipelines' stages (controller.pipelines)
+        ("resourceclaims.resource.k8s.io", "[]", "[get list watch create delete]"),
         ("resourceclaims.resource.k8s.io/status", "[]", "[update patch]"),
         (
             "resourceclaims.resource.k8s.io/driver",
@@ -459,6 +460,13 @@ ALLOWED: dict[str, set[tuple[str, str, str]]] = {
             "[arbitrary-node:update arbitrary-node:patch]",
         ),
         ("nodes", "[]", "[list]"),
+        ("spikingpipelines.darwin.snn.io", "[]", "[get list watch]"),
+        ("spikingpipelines.darwin.snn.io/status", "[]", "[patch]"),
+        ("spikingpipelines.darwin.snn.io/finalizers", "[]", "[update]"),
+        ("pods", "[]", "[get list watch create delete]"),
+        ("pods/log", "[]", "[get]"),
+        ("configmaps", "[]", "[get create update]"),
+        ("secrets", "[]", "[create delete]"),  # the stages' TLS: written, never read
         ("leases.coordination.k8s.io", "[]", "[create]"),
         ("leases.coordination.k8s.io", "[{release}-controller]", "[get update]"),
     },

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="append",
         dest="scenarios",
         metavar="NAME",
-        help="run only these scenarios (repeatable): examples, shared, meps, fault",
+        help="run only these scenarios (repeatable): examples, shared, meps, pipeline, fault",
     )
     p.set_defaults(func=run)
 

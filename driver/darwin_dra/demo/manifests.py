@@ -219,16 +219,26 @@ def example_docs(file: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all((EXAMPLES / file).read_text()) if d]
 
 
-def as_workload(pod: Mapping[str, Any], image: str) -> dict[str, Any]:
+def as_workload(pod: Mapping[str, Any], image: str, avoid: Sequence[str] = ()) -> dict[str, Any]:
     """An example pod as it runs here: its claims and resources as written, its containers
     the driver's image running the network (the examples name a registry this cluster cannot
-    reach)."""
+    reach), and kept off the nodes in `avoid` (the later scenarios need those chips free; the
+    scheduler allocates a pod's claims only on a node the pod may run on)."""
     meta = dict(pod["metadata"])
     meta["labels"] = {**meta.get("labels", {}), DEMO_LABEL: meta["name"]}
     [container] = pod["spec"]["containers"]
     spec = _pod_spec(image, container.get("resources", {}), [])
     if pod["spec"].get("resourceClaims"):
         spec["resourceClaims"] = list(pod["spec"]["resourceClaims"])
+    if avoid:
+        term = {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": list(avoid)}
+        spec["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [term]}]
+                }
+            }
+        }
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 

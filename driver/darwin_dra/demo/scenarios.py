@@ -131,7 +131,8 @@ def examples(ctx: Context) -> list[Scenario]:
     for file in manifests.EXAMPLE_FILES:
         for doc in manifests.example_docs(file):
             if doc["kind"] == "Pod":
-                docs.append(manifests.as_workload(doc, ctx.image))
+                # The fastroute node's chip is for the shared-service and MEPS scenarios.
+                docs.append(manifests.as_workload(doc, ctx.image, ctx.running.nodes[2:]))
                 pods.append((file, doc["metadata"]["name"]))
             else:
                 docs.append(doc)
@@ -255,6 +256,8 @@ def shared_service(ctx: Context) -> list[Scenario]:
         + "".join(f"; {b}" for b in blocked)
         + f": {running} replicas fit"
     )
+    if not placed:
+        raise RuntimeError(f"no replica of {service} could be placed: {sc.waits}")
     first = next(iter(placed))
     sc.logs = [f"{first}: {ctx.run_line(first)}"]
     ctx.story.note("given", sc.given)
@@ -418,17 +421,119 @@ def chip_failure(ctx: Context) -> list[Scenario]:
     return [sc]
 
 
+PIPELINE = "digits"
+PIPELINE_MODEL = manifests.REPO / "tests" / "data" / "digits_snntorch.nir"
+PIPELINE_STEPS = 2000
+
+
+def _pipeline(ctx: Context) -> dict[str, Any]:
+    got: dict[str, Any] = ctx.kubectl.get("spikingpipeline", PIPELINE, "-n", NS)
+    return got
+
+
+def _ready(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    conds = (obj.get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c.get("type") == "Ready"), {})
+
+
+def spiking_pipeline(ctx: Context) -> list[Scenario]:
+    """A NIR model (the digits classifier trained in snnTorch) as a SpikingPipeline of three
+    engine stages, its input pinned to one node and its readout to another: the controller
+    splits it, claims the partitions, runs one pod per stage with mutual TLS between them, and
+    the status says where each stage runs and how many spikes cross chips and nodes."""
+    sc = Scenario("pipeline", "A SpikingPipeline: a NIR model split over two nodes")
+    edge, core = ctx.running.nodes[:2]
+    sc.asked = (
+        f"SpikingPipeline {PIPELINE}: {PIPELINE_MODEL.name} (a digits classifier exported from "
+        f"snnTorch) in 3 stages, Poisson input for {PIPELINE_STEPS} steps; the input and the "
+        f"first stage on {edge} (where the raw data stays), the last stage on {core}"
+    )
+    ctx.story.note("asked", sc.asked)
+    ctx.kubectl.run(
+        "create", "configmap", "digits-model", "-n", NS, f"--from-file=digits.nir={PIPELINE_MODEL}"
+    )
+    host = "kubernetes.io/hostname"
+    body = {
+        "apiVersion": "darwin.snn.io/v1alpha1",
+        "kind": "SpikingPipeline",
+        "metadata": {"name": PIPELINE},
+        "spec": {
+            "model": {"configMap": {"name": "digits-model", "key": "digits.nir"}},
+            "input": {"source": "poisson", "poisson": {"rateHz": 200, "seed": 1}},
+            "stages": 3,
+            "targetRate": 500,
+            "steps": PIPELINE_STEPS,
+            "window": 10,
+            "hints": [
+                {"stage": "input", "nodeSelector": {host: edge}},
+                {"stage": "s0", "nodeSelector": {host: edge}},
+                {"stage": "s2", "nodeSelector": {host: core}},
+            ],
+        },
+    }
+    ctx.kubectl.apply([body], NS)
+
+    def placed() -> dict[str, Any] | None:
+        obj = _pipeline(ctx)
+        reason = _ready(obj).get("reason")
+        if reason in ("InvalidSpec", "ModelUnusable", "Unschedulable"):
+            raise RuntimeError(f"the pipeline was refused: {_ready(obj).get('message')}")
+        status = obj.get("status") or {}
+        total = len(status.get("placement") or [])
+        return obj if total and status.get("stagesReady") == f"{total}/{total}" else None
+
+    obj = wait_for("every stage of the pipeline running", placed, RUNNING_TIMEOUT_S, 2.0)
+    status = obj["status"]
+    where, drawn = [], set()
+    for e in status["placement"]:
+        on = e.get("node", "?")
+        if "device" in e:
+            on += f" {e['device']}"
+            pod = ctx.pod(e["pod"])
+            if pod is not None and e.get("claim") not in drawn:  # a claim holds a group
+                drawn.add(e.get("claim"))
+                ctx.place(sc.key, pod)
+        where.append(f"{e['stage']} on {on}")
+    sc.given = "; ".join(where)
+    ctx.story.note("given", sc.given)
+
+    def finished() -> dict[str, Any] | None:
+        obj = _pipeline(ctx)
+        return obj if _ready(obj).get("reason") == "Completed" else None
+
+    done = wait_for("the pipeline's run completed", finished, RUNNING_TIMEOUT_S * 2, 2.0)
+    traffic = (done.get("status") or {}).get("traffic") or {}
+    out = next(
+        (
+            line[line.index("{") :]
+            for line in ctx.kubectl.logs(f"{PIPELINE}-output", NS).splitlines()
+            if '"stage finished"' in line
+        ),
+        "",
+    )
+    sc.why = (
+        "the controller split the model along its layers where the fewest spikes cross, wrote "
+        "one ResourceClaim per group of stages that share a chip (KEPS, neurons and synapses "
+        "as capacity requests, matchAttribute on the chip), and honoured the node hints; "
+        f"spikes across nodes {traffic.get('crossNodeSpikesPerSecond', 0):,}/s, across chips "
+        f"{traffic.get('crossChipSpikesPerSecond', 0):,}/s ({traffic.get('source', 'planned')}), "
+        f"dropped {traffic.get('droppedSpikes', 0)}"
+    )
+    sc.logs = [f"output stage: {out}"] if out else []
+    ctx.story.note("why", sc.why)
+    for line in sc.logs:
+        ctx.story.note("log", line)
+    return [sc]
+
+
 # The scenarios in order: (key, title, runner). Each runner prints its own story and returns
-# what it saw. HOOK: the SpikingPipeline scenario (a NIR model split over two nodes, its spikes
-# flowing, throughput and cross-node traffic) goes in after meps_selection once the
-# SpikingPipeline CRD and runtime are merged: write `pipeline(ctx) -> list[Scenario]` above
-# (report.py draws its placements like any other's; add its raster and traffic pictures
-# there), then add ("pipeline", "<title>", pipeline) below and to the demo's --scenario help.
+# what it saw.
 Runner = Callable[[Context], list[Scenario]]
 SCENARIOS: tuple[tuple[str, str, Runner], ...] = (
     ("examples", "Every example of deploy/examples, as real pods", examples),
     ("shared", "A KEPS-shared service, scaled until the next replica waits", shared_service),
     ("meps", "A CEL selection on MEPS picks the stronger chip", meps_selection),
+    ("pipeline", "A SpikingPipeline: a NIR model split over two nodes", spiking_pipeline),
     ("fault", "A chip fails: taint, eviction, the workload placed again", chip_failure),
 )
 
