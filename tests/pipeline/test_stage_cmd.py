@@ -74,7 +74,9 @@ def test_three_stages_over_mutual_tls_equal_the_unsplit_model(tmp_path: Path) ->
             plan_file,
             plan,
             endpoints,
-            ["--input", f"file:{spikes}"],
+            # Paced (150 steps in 5 s): the strangers must find s1 still running, however
+            # fast this machine runs the model.
+            ["--input", f"file:{spikes}", "--rate", str(STEPS // 5)],
             steps=STEPS,
             window=8,
             lookahead=2,

@@ -55,7 +55,9 @@ def placement_picture(record: Record, path: Path) -> Path:
             ax.add_patch(
                 Rectangle((p.x, p.y), p.width, p.height, facecolor=COLOURS.get(p.scenario, "grey"),
                           alpha=0.25 if gone else 0.6, edgecolor="black",
-                          hatch="//" if gone else None, linewidth=1.2)
+                          hatch="//" if gone else None, linewidth=1.2,
+                          # a share spans its half: partitions drawn over it stay visible
+                          zorder=1 if p.kind == "shared" else 2)
             )  # fmt: skip
             wide = p.width >= 2 * chip.domain_w
             text = _label(group) + ("\n(evicted)" if gone and wide else "")
