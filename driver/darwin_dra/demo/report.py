@@ -52,6 +52,9 @@ def placement_picture(record: Record, path: Path) -> Path:
         for group in by_device.values():
             p = group[0]
             gone = any((q.workload, q.device) in evicted for q in group)
+            if p.kind != "shared":  # a partition over a share shows its own colour, not a mix
+                ax.add_patch(Rectangle((p.x, p.y), p.width, p.height, facecolor="white",
+                                       edgecolor="none", zorder=1.5))  # fmt: skip
             ax.add_patch(
                 Rectangle((p.x, p.y), p.width, p.height, facecolor=COLOURS.get(p.scenario, "grey"),
                           alpha=0.25 if gone else 0.6, edgecolor="black",
