@@ -149,6 +149,21 @@ def _pod(
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
 
 
+def _start_claim_pod(
+    kube: Kube, namespace: str, image: str, test_id: str, partition: str, template: str, pod: str
+) -> None:
+    """A DeviceClass of one partition kind, a claim template of one request of it, and a pod
+    running PROBE with the claim."""
+    cls = f"darwin-{partition}-{test_id}"
+    kube.create(
+        "deviceclasses",
+        device_class(cls, DRIVER, f'device.attributes["{DRIVER}"].partition == "{partition}"'),
+    )
+    request = {"name": "snn", "exactly": {"deviceClassName": cls}}
+    kube.create_ns(namespace, "resourceclaimtemplates", claim_template(template, [request]))
+    kube.core.create_namespaced_pod(namespace, _pod(pod, image, PROBE, claim=template))
+
+
 def _logs(kube: Kube, namespace: str, pod: str) -> str:
     try:
         text: str | None = kube.core.read_namespaced_pod_log(pod, namespace)
@@ -183,15 +198,8 @@ def test_a_claim_is_prepared_by_the_real_kubelet_and_cdi_reaches_the_container(
 ) -> None:
     assert real_cluster.state is not None
     kube, namespace = real_kube, real_namespace
-    cls = f"darwin-domain-{test_id}"
-    kube.create(
-        "deviceclasses",
-        device_class(cls, DRIVER, f'device.attributes["{DRIVER}"].partition == "domain"'),
-    )
-    request = {"name": "snn", "exactly": {"deviceClassName": cls}}
-    kube.create_ns(namespace, "resourceclaimtemplates", claim_template("snn", [request]))
     image = real_cluster.state.images["busybox"]
-    kube.core.create_namespaced_pod(namespace, _pod("app", image, PROBE, claim="snn"))
+    _start_claim_pod(kube, namespace, image, test_id, "domain", "snn", "app")
 
     logs = wait_for(
         "the container's own report", lambda: "ready" in (t := _logs(kube, namespace, "app")) and t
@@ -237,15 +245,8 @@ def test_kubelet_and_containerd_restarts_keep_the_prepared_claim_and_the_running
 ) -> None:
     assert real_cluster.state is not None
     kube, namespace, node = real_kube, real_namespace, plugin.node.name
-    cls = f"darwin-domain-{test_id}"
-    kube.create(
-        "deviceclasses",
-        device_class(cls, DRIVER, f'device.attributes["{DRIVER}"].partition == "domain"'),
-    )
-    request = {"name": "snn", "exactly": {"deviceClassName": cls}}
-    kube.create_ns(namespace, "resourceclaimtemplates", claim_template("snn", [request]))
     image = real_cluster.state.images["busybox"]
-    kube.core.create_namespaced_pod(namespace, _pod("app", image, PROBE, claim="snn"))
+    _start_claim_pod(kube, namespace, image, test_id, "domain", "snn", "app")
     wait_for("the container's report", lambda: "ready" in _logs(kube, namespace, "app"), 120)
     claim_name = kube.pod_claim_name(namespace, "app", "snn")
     claim = kube.get_ns(namespace, "resourceclaims", claim_name or "")
@@ -293,15 +294,8 @@ def test_a_failed_chip_gets_its_running_pod_evicted_by_the_controller_manager(
 ) -> None:
     assert real_cluster.state is not None
     kube, namespace = real_kube, real_namespace
-    cls = f"darwin-chip-{test_id}"
-    kube.create(
-        "deviceclasses",
-        device_class(cls, DRIVER, f'device.attributes["{DRIVER}"].partition == "chip"'),
-    )
-    request = {"name": "snn", "exactly": {"deviceClassName": cls}}
-    kube.create_ns(namespace, "resourceclaimtemplates", claim_template("chip", [request]))
     image = real_cluster.state.images["busybox"]
-    kube.core.create_namespaced_pod(namespace, _pod("victim", image, PROBE, claim="chip"))
+    _start_claim_pod(kube, namespace, image, test_id, "chip", "chip", "victim")
     wait_for("the pod running", lambda: "ready" in _logs(kube, namespace, "victim"))
     claim_name = kube.pod_claim_name(namespace, "victim", "snn")
     assert claim_name is not None
