@@ -19,6 +19,9 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from darwin_dra.kubetypes import Obj
+from darwin_dra.pipeline import spec
+
 GROUP = "resource.k8s.io"
 VERSION = "v1"
 SLICES = "resourceslices"
@@ -26,7 +29,6 @@ CLAIMS = "resourceclaims"
 CLASSES = "deviceclasses"
 
 T = TypeVar("T")
-Obj = dict[str, Any]
 
 
 class KubeApiError(Exception):
@@ -551,7 +553,7 @@ def connect_fleet(kubeconfig: Path | None = None, timeout_s: float = 10.0) -> Fl
 
 # ---- The controller's SpikingPipelines and what they own (pods, claims, ConfigMaps, Secrets) ----
 
-PIPELINE_GROUP, PIPELINE_VERSION, PIPELINES = "darwin.snn.io", "v1alpha1", "spikingpipelines"
+PIPELINE_GROUP, PIPELINE_VERSION, PIPELINES = spec.GROUP, spec.VERSION, spec.PLURAL
 
 
 class PipelineKube(ControllerKube):

@@ -10,8 +10,8 @@ from darwin_dra.controller.binding import (
     routes,
     with_setup_result,
 )
+from darwin_dra.kubetypes import Obj
 
-Obj = dict[str, Any]
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import re
 
+from darwin_dra import DRIVER_NAME
 from darwin_dra.controller.deviceclasses import (
-    DRIVER,
     EXCLUSIVE_PARTITIONS,
     ClassSettings,
     device_classes,
@@ -63,7 +63,7 @@ def test_every_class_checks_the_driver_before_reading_its_attributes() -> None:
     # CEL runtime error for that device instead of a plain "does not match".
     for cls in device_classes():
         first, *rest = [s["cel"]["expression"] for s in cls["spec"]["selectors"]]
-        assert first == f'device.driver == "{DRIVER}"'
+        assert first == f'device.driver == "{DRIVER_NAME}"'
         assert rest, cls["metadata"]["name"]
 
 
@@ -75,7 +75,7 @@ def test_partition_names_in_selectors_are_the_ones_the_slice_builder_publishes(
     for cls in device_classes():
         for sel in cls["spec"]["selectors"]:
             named |= set(re.findall(r'"([a-z]+)"', sel["cel"]["expression"].split("partition")[-1]))
-    named.discard(DRIVER)
+    named.discard(DRIVER_NAME)
     assert named <= published
     assert set(EXCLUSIVE_PARTITIONS) == published - {"shared", "fabric"}
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from darwin_dra.controller.leader import (
@@ -16,8 +15,8 @@ from darwin_dra.controller.leader import (
 )
 from darwin_dra.kubeapi import Conflict, NotFound, Unavailable
 from darwin_dra.kubetime import micro_time, seconds_time
+from darwin_dra.kubetypes import Obj
 
-Obj = dict[str, Any]
 NOW = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
 
 

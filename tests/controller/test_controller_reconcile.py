@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from darwin_dra.controller.deviceclasses import device_classes
 from darwin_dra.controller.fabric import Fabric, FabricSettings, fabric_slice
@@ -12,9 +11,8 @@ from darwin_dra.controller.reconcile import (
     plan_slices,
     reconcile_once,
 )
+from darwin_dra.kubetypes import Obj
 from darwin_dra.quantity import quantity_or_none as quantity
-
-Obj = dict[str, Any]
 
 
 def _stored(obj: Obj, version: str = "1") -> Obj:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from darwin_dra import kubeapi
+from darwin_dra import DRIVER_NAME, kubeapi
 from darwin_dra.cluster.chiphost import chip_host_args
 from darwin_dra.cluster.launcher import LocalCluster
 from k8s_helpers import Kube, allocated_devices, wait_for
@@ -26,7 +26,6 @@ from kubernetes import client
 
 pytestmark = pytest.mark.integration
 
-DRIVER = "darwin.snn.io"
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
 FABRIC_KEPS = 1000  # of the two-node fabric, small so the test can use it up
 CLAIMS = "resourceclaims"
@@ -139,7 +138,7 @@ def darwin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
         )
 
         def published() -> bool:
-            slices = kube.list_driver_slices(DRIVER)
+            slices = kube.list_driver_slices(DRIVER_NAME)
             fabric = {s["spec"]["pool"]["name"] for s in slices if "nodeSelector" in s["spec"]}
             node_pools = {s["spec"].get("nodeName") for s in slices} - {None}
             classes = {c["metadata"]["name"] for c in kube.list_device_classes()}
@@ -153,7 +152,7 @@ def darwin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
         yield Driver(inventory, work, nodes, kube)
     finally:
         codes = {p.name: p.stop() for p in procs}
-        for s in kube.list_driver_slices(DRIVER):
+        for s in kube.list_driver_slices(DRIVER_NAME):
             kube.delete_slice(s["metadata"]["name"])
         for c in kube.list_device_classes("app.kubernetes.io/managed-by=darwin-dra-controller"):
             kube.delete_device_class(c["metadata"]["name"])
@@ -201,7 +200,7 @@ def _bound(kube: Kube, namespace: str, pod: str) -> str:
 
 def _attributes(driver: Driver) -> dict[tuple[str, str], dict[str, Any]]:
     out = {}
-    for s in driver.kube.list_driver_slices(DRIVER):
+    for s in driver.kube.list_driver_slices(DRIVER_NAME):
         for d in s["spec"].get("devices", []):
             attrs = {k: next(iter(v.values())) for k, v in d.get("attributes", {}).items()}
             out[(s["spec"]["pool"]["name"], d["name"])] = attrs
@@ -453,7 +452,7 @@ def test_reconcile_restores_classes_and_removes_slices_of_gone_nodes(
     darwin.kube.create_slice({
         "apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
         "metadata": {"name": "darwin-it-ghost"},
-        "spec": {"driver": DRIVER, "nodeName": "node-that-left",
+        "spec": {"driver": DRIVER_NAME, "nodeName": "node-that-left",
                  "pool": {"name": "node-that-left", "generation": 1, "resourceSliceCount": 1},
                  "devices": [{"name": "chip-0"}]},
     })  # fmt: skip
@@ -461,7 +460,7 @@ def test_reconcile_restores_classes_and_removes_slices_of_gone_nodes(
     def gone() -> bool:
         return all(
             s["metadata"]["name"] != "darwin-it-ghost"
-            for s in darwin.kube.list_driver_slices(DRIVER)
+            for s in darwin.kube.list_driver_slices(DRIVER_NAME)
         )
 
     wait_for("the orphaned slice deleted", gone, timeout=30)
@@ -470,7 +469,7 @@ def test_reconcile_restores_classes_and_removes_slices_of_gone_nodes(
     def generations() -> dict[str, int]:
         return {
             s["metadata"]["name"]: s["spec"]["pool"]["generation"]
-            for s in darwin.kube.list_driver_slices(DRIVER)
+            for s in darwin.kube.list_driver_slices(DRIVER_NAME)
             if "nodeSelector" in s["spec"]
         }
 

@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from darwin_dra import kubeapi
+from darwin_dra import DRIVER_NAME, kubeapi
 from darwin_dra.cluster import build, launcher
 from darwin_dra.cluster.chiphost import start_chip_host
 from k8s_helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
-DRIVER = "darwin.snn.io"
 OUTAGE_S = 60
 
 
@@ -65,7 +64,9 @@ def test_plugin_rides_out_an_api_server_crash(own_cluster: launcher.LocalCluster
     with log.open("wb") as out:
         plugin = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
     try:
-        wait_for("the first publish", lambda: len(kube.list_slices(DRIVER, node.name)) == 2, 30)
+        wait_for(
+            "the first publish", lambda: len(kube.list_slices(DRIVER_NAME, node.name)) == 2, 30
+        )
 
         own_cluster.crash_apiserver()
         # while the server is gone, a domain fails: the plugin must not lose this change
@@ -86,7 +87,7 @@ def test_plugin_rides_out_an_api_server_crash(own_cluster: launcher.LocalCluster
         def tainted() -> bool:
             return any(
                 d.get("taints")
-                for s in kube.list_slices(DRIVER, node.name)
+                for s in kube.list_slices(DRIVER_NAME, node.name)
                 for d in s["spec"].get("devices", [])
                 if d["name"] == "chip-0-domain-7"
             )

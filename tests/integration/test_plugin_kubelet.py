@@ -20,7 +20,7 @@ from typing import Any
 
 import grpc
 import pytest
-from darwin_dra import kubeapi
+from darwin_dra import DRIVER_NAME, kubeapi
 from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.cluster.launcher import LocalCluster
 from darwin_dra.runtime.client import SpikePortClient
@@ -38,8 +38,6 @@ from tests.runtime.nets import relay
 
 pytestmark = pytest.mark.integration
 
-DRIVER = "darwin.snn.io"
-
 
 @dataclass
 class Plugin:
@@ -54,7 +52,7 @@ class Plugin:
     inventory: Path
 
     def slices(self) -> list[dict[str, Any]]:
-        return self.kube.list_slices(DRIVER, self.node)
+        return self.kube.list_slices(DRIVER_NAME, self.node)
 
     def start(self) -> None:
         """A new plugin process (after a crash or for an upgrade), on the same directories."""
@@ -119,7 +117,7 @@ def plugin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
         code = started.proc.wait(timeout=20)
         started.chips.send_signal(signal.SIGTERM)
         chips_code = started.chips.wait(timeout=20)
-        for s in kube.list_slices(DRIVER, node.name):
+        for s in kube.list_slices(DRIVER_NAME, node.name):
             kube.delete_slice(s["metadata"]["name"])
         kube.close()
         print(log.read_text()[-4000:])
@@ -196,9 +194,11 @@ def test_scheduler_allocates_by_cel_and_the_plugin_prepares_and_unprepares(
     plugin: Plugin, kube: Kube, namespace: str, test_id: str
 ) -> None:
     cls = f"darwin-domain-{test_id}"
-    body = device_class(cls, DRIVER, f'device.attributes["{DRIVER}"].partition == "domain"')
+    body = device_class(
+        cls, DRIVER_NAME, f'device.attributes["{DRIVER_NAME}"].partition == "domain"'
+    )
     params = {"apiVersion": "darwin.snn.io/v1alpha1", "kind": "PartitionConfig", "timestepUs": 250}
-    body["spec"]["config"] = [{"opaque": {"driver": DRIVER, "parameters": params}}]
+    body["spec"]["config"] = [{"opaque": {"driver": DRIVER_NAME, "parameters": params}}]
     kube.create("deviceclasses", body)
     kube.create_ns(
         namespace, "resourceclaimtemplates", claim_template("snn", [exact_request("snn", cls)])
@@ -232,7 +232,7 @@ def test_scheduler_allocates_by_cel_and_the_plugin_prepares_and_unprepares(
     claim = kube.get_ns(namespace, "resourceclaims", name)
     assert claim is not None
     [alloc] = allocated_devices(claim)
-    assert alloc["driver"] == DRIVER
+    assert alloc["driver"] == DRIVER_NAME
     assert alloc["pool"] == plugin.node
     assert alloc["device"].startswith("chip-0-domain-")  # first fit: healthiest chip, smallest
 
@@ -310,7 +310,7 @@ def _domain_pod(kube: Kube, namespace: str, test_id: str, node: str) -> None:
     cls = f"darwin-domain-{test_id}"
     kube.create(
         "deviceclasses",
-        device_class(cls, DRIVER, f'device.attributes["{DRIVER}"].partition == "domain"'),
+        device_class(cls, DRIVER_NAME, f'device.attributes["{DRIVER_NAME}"].partition == "domain"'),
     )
     kube.create_ns(
         namespace, "resourceclaimtemplates", claim_template("snn", [exact_request("snn", cls)])

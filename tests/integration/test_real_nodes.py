@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from darwin_dra import kubeapi
+from darwin_dra import DRIVER_NAME, kubeapi
 from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.cluster.launcher import LocalCluster
 from darwin_dra.cluster.state import NodeRecord
@@ -30,7 +30,6 @@ from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.integration
 
-DRIVER = "darwin.snn.io"
 # What the container prints: the variables CDI set, then whether the partition's spike socket
 # is there, mounted from the plugin's directory. It then waits to be stopped.
 PROBE = (
@@ -48,7 +47,7 @@ class Plugin:
     kube: kubeapi.Kube
 
     def slices(self) -> list[dict[str, Any]]:
-        return self.kube.list_slices(DRIVER, self.node.name)
+        return self.kube.list_slices(DRIVER_NAME, self.node.name)
 
     def fault(self, *args: str) -> None:
         cli = [sys.executable, "-m", "darwin_dra.cli.main", "fault", *args]
@@ -113,7 +112,7 @@ def plugin(
         code = proc.wait(timeout=30)
         chips.send_signal(signal.SIGTERM)
         chips_code = chips.wait(timeout=30)
-        for s in kube.list_slices(DRIVER, node.name):
+        for s in kube.list_slices(DRIVER_NAME, node.name):
             kube.delete_slice(s["metadata"]["name"])
         kube.close()
         print(log.read_text()[-4000:])
@@ -157,7 +156,9 @@ def _start_claim_pod(
     cls = f"darwin-{partition}-{test_id}"
     kube.create(
         "deviceclasses",
-        device_class(cls, DRIVER, f'device.attributes["{DRIVER}"].partition == "{partition}"'),
+        device_class(
+            cls, DRIVER_NAME, f'device.attributes["{DRIVER_NAME}"].partition == "{partition}"'
+        ),
     )
     request = {"name": "snn", "exactly": {"deviceClassName": cls}}
     kube.create_ns(namespace, "resourceclaimtemplates", claim_template(template, [request]))

@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline import objects
 from darwin_dra.pipeline.cluster import cluster_view
 from darwin_dra.pipeline.placement import place
@@ -18,7 +19,6 @@ from darwin_dra.pipeline.status import Outcome, pipeline_status
 
 from tests.pipeline.pipelines import chain, inventory, nodes, pipeline_obj, slices
 
-Obj = dict[str, Any]
 SETTINGS = objects.StageSettings(image="darwin-dra.local/darwin-dra:test", pull_policy="Never")
 HINTS = [
     {"stage": "input", "nodeSelector": {"edge": "yes"}},

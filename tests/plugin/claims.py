@@ -6,18 +6,17 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from darwin_dra import DRIVER_NAME
 from darwin_dra.kubeapi import Conflict, NotFound
-
-DRIVER = "darwin.snn.io"
-Obj = dict[str, Any]
+from darwin_dra.kubetypes import Obj
 
 
 def result(device: str, pool: str, request: str = "r", **extra: Any) -> Obj:
-    return {"request": request, "driver": DRIVER, "pool": pool, "device": device, **extra}
+    return {"request": request, "driver": DRIVER_NAME, "pool": pool, "device": device, **extra}
 
 
 def opaque(source: str, params: Obj, requests: list[str] | None = None) -> Obj:
-    entry: Obj = {"source": source, "opaque": {"driver": DRIVER, "parameters": params}}
+    entry: Obj = {"source": source, "opaque": {"driver": DRIVER_NAME, "parameters": params}}
     if requests:
         entry["requests"] = requests
     return entry

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from darwin_dra.kubeapi import Conflict, NotFound, Unavailable
+from darwin_dra.kubetypes import Obj
 from darwin_dra.plugin.publisher import (
     HASH_ANNOTATION,
     Op,
@@ -16,8 +17,6 @@ from darwin_dra.plugin.publisher import (
     plan,
     publish_once,
 )
-
-Obj = dict[str, Any]
 
 
 def _slice(name: str, count: int, value: str = "x", generation: int = 1) -> Obj:

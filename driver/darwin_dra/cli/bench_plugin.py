@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from darwin_dra import kubeapi
+from darwin_dra import DRIVER_NAME, kubeapi
 from darwin_dra.chiphost.app import default_socket
 from darwin_dra.chiphost.client import ChipHostClient, RemotePorts
 from darwin_dra.cluster.chiphost import start_chip_host
@@ -28,13 +28,12 @@ from darwin_dra.engine import Engine, FaultKind
 from darwin_dra.hardware.model import ChipEntry
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubelet.health_service import HealthHub
-from darwin_dra.kubelet.server import DRIVER_NAME, PluginServer, PluginServerConfig
+from darwin_dra.kubelet.server import PluginServer, PluginServerConfig
+from darwin_dra.kubetypes import Obj
 from darwin_dra.plugin.driver import Driver, DriverConfig
 from darwin_dra.plugin.publisher import publish_once
 from darwin_dra.plugin.slices import ChipView, build_slices
 from darwin_dra.runtime.spikeport import SpikePorts
-
-Obj = dict[str, Any]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from darwin_dra import DRIVER_NAME
 from darwin_dra.hardware.errors import HardwareFileError
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.planner import baselines, partitioners
@@ -81,12 +82,12 @@ def load_topology_arg(args: argparse.Namespace) -> Topology:
 
         return load_topology(args.topology, load_profiles(args.profiles))
     from darwin_dra import kubeapi
-    from darwin_dra.planner.topology import DRIVER, parse_slices
+    from darwin_dra.planner.topology import parse_slices
 
     try:
         kube = kubeapi.connect_controller(args.kubeconfig)
         try:
-            slices = kube.list_driver_slices(DRIVER)
+            slices = kube.list_driver_slices(DRIVER_NAME)
             claims, _ = kube.list_claims()
         finally:
             kube.close()

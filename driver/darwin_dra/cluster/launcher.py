@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import structlog
 
-from darwin_dra import kubeapi
+from darwin_dra import DRIVER_NAME, kubeapi
 from darwin_dra.cluster import build, components, hostdeps, images, nodehost, pki, realnode
 from darwin_dra.cluster import nodes as simulated
 from darwin_dra.cluster.errors import ClusterError, ComponentError, PortInUseError
@@ -35,7 +35,7 @@ from darwin_dra.cluster.state import ClusterState, NodeRecord, ProcessRecord
 
 log = structlog.get_logger(__name__)
 
-NODE_LABEL_DOMAIN = "darwin.snn.io"
+NODE_LABEL_DOMAIN = DRIVER_NAME
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 

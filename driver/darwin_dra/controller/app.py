@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import structlog
 
@@ -29,10 +28,10 @@ from darwin_dra.controller.pipelines import PipelineWorker
 from darwin_dra.controller.reconcile import reconcile_once
 from darwin_dra.hardware.inventory import load_inventory
 from darwin_dra.hardware.profiles import load_profiles
+from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline.objects import StageSettings
 
 log = structlog.get_logger(__name__)
-Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,12 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from darwin_dra.controller.deviceclasses import DRIVER
+from darwin_dra import DRIVER_NAME
 from darwin_dra.controller.fabric import ROUTES_FAILED, ROUTES_READY
 from darwin_dra.kubetime import seconds_time
+from darwin_dra.kubetypes import Obj
 
-Obj = dict[str, Any]
 # Set on a claim (or in a claim template's metadata) to make route setup fail with this text.
 FAIL_ANNOTATION = "darwin.snn.io/fail-route-setup"
 MAX_MESSAGE = 32768 // 4  # far below metav1.Condition's 32 KiB message limit
@@ -41,7 +40,7 @@ class DeviceRef:
 
     @property
     def key(self) -> tuple[str, str, str, str | None]:
-        return (DRIVER, self.pool, self.device, self.share_id)
+        return (DRIVER_NAME, self.pool, self.device, self.share_id)
 
 
 def _results(claim: Obj) -> list[Obj]:
@@ -77,7 +76,7 @@ def pending(claim: Obj) -> list[DeviceRef]:
     out = []
     for r in _results(claim):
         conds = tuple(r.get("bindingConditions") or ())
-        if r.get("driver") != DRIVER or not conds:
+        if r.get("driver") != DRIVER_NAME or not conds:
             continue
         ref = DeviceRef(
             request=str(r.get("request", "")),
@@ -100,7 +99,8 @@ def routes(claim: Obj, ref: DeviceRef) -> list[str]:
     return sorted(
         f"{r.get('pool')}/{r.get('device')}"
         for r in _results(claim)
-        if r.get("driver") == DRIVER and (r.get("pool"), r.get("device")) != (ref.pool, ref.device)
+        if r.get("driver") == DRIVER_NAME
+        and (r.get("pool"), r.get("device")) != (ref.pool, ref.device)
     )
 
 
@@ -158,7 +158,12 @@ def with_setup_result(
             _condition(c, True, "RouteSetupFailed", message, now, gen)
             for c in ref.failure_conditions
         ]
-    entry: Obj = {"driver": DRIVER, "pool": ref.pool, "device": ref.device, "conditions": conds}
+    entry: Obj = {
+        "driver": DRIVER_NAME,
+        "pool": ref.pool,
+        "device": ref.device,
+        "conditions": conds,
+    }
     if ref.share_id:
         entry["shareID"] = ref.share_id
     if ok:

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-DRIVER = "darwin.snn.io"
+from darwin_dra import DRIVER_NAME
+
 API_VERSION = "resource.k8s.io/v1"
 MANAGED_BY = "darwin-dra-controller"
 OWNER_LABEL = "app.kubernetes.io/managed-by"
@@ -29,11 +30,11 @@ class ClassSettings:
 
 
 def _attr(name: str) -> str:
-    return f'device.attributes["{DRIVER}"].{name}'
+    return f'device.attributes["{DRIVER_NAME}"].{name}'
 
 
 def _is_driver() -> dict[str, Any]:
-    return {"cel": {"expression": f'device.driver == "{DRIVER}"'}}
+    return {"cel": {"expression": f'device.driver == "{DRIVER_NAME}"'}}
 
 
 def _cel(expression: str) -> dict[str, Any]:
@@ -70,10 +71,14 @@ def device_classes(settings: ClassSettings | None = None) -> list[dict[str, Any]
     s = settings or ClassSettings()
     classes = [
         # Any exclusive partition; the shared and fabric devices are requested differently.
-        _class(DRIVER, [_is_driver(), _partition_in(EXCLUSIVE_PARTITIONS)]),
-        _class("darwin-chip.snn.io", [_is_driver(), _partition_in(["chip"])], f"{DRIVER}/chip"),
+        _class(DRIVER_NAME, [_is_driver(), _partition_in(EXCLUSIVE_PARTITIONS)]),
         _class(
-            "darwin-domain.snn.io", [_is_driver(), _partition_in(["domain"])], f"{DRIVER}/domain"
+            "darwin-chip.snn.io", [_is_driver(), _partition_in(["chip"])], f"{DRIVER_NAME}/chip"
+        ),
+        _class(
+            "darwin-domain.snn.io",
+            [_is_driver(), _partition_in(["domain"])],
+            f"{DRIVER_NAME}/domain",
         ),
         _class("darwin-shared.snn.io", [_is_driver(), _partition_in(["shared"])]),
         _class("darwin-fabric.snn.io", [_is_driver(), _partition_in(["fabric"])]),

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from darwin_dra.controller.deviceclasses import API_VERSION, DRIVER, MANAGED_BY, OWNER_LABEL
+from darwin_dra import DRIVER_NAME
+from darwin_dra.controller.deviceclasses import API_VERSION, MANAGED_BY, OWNER_LABEL
 from darwin_dra.hardware.model import Inventory
 
 FABRIC_LABEL = "darwin.snn.io/fabric"
@@ -125,7 +126,7 @@ def fabric_slice(fabric: Fabric, settings: FabricSettings, generation: int = 1) 
             "labels": {OWNER_LABEL: MANAGED_BY, FABRIC_LABEL: fabric.id},
         },
         "spec": {
-            "driver": DRIVER,
+            "driver": DRIVER_NAME,
             "pool": {"name": name, "generation": generation, "resourceSliceCount": 1},
             "nodeSelector": selector,
             "devices": [device],

@@ -14,15 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
 from darwin_dra.kubeapi import KubeApiError, NotFound
 from darwin_dra.kubetime import micro_time
+from darwin_dra.kubetypes import Obj
 
 log = structlog.get_logger(__name__)
-Obj = dict[str, Any]
 
 
 class Decision(enum.Enum):

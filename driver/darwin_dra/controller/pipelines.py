@@ -24,6 +24,7 @@ import urllib3
 
 from darwin_dra import kubeapi
 from darwin_dra.controller.metrics import ControllerMetrics
+from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline import certs, objects
 from darwin_dra.pipeline.cluster import cluster_view
 from darwin_dra.pipeline.placement import Placement, PlacementError, place
@@ -35,7 +36,6 @@ from darwin_dra.pipeline.splitter import ModelError, plan_from_log, split_model
 from darwin_dra.pipeline.status import Outcome, StageRates, pipeline_status
 
 log = structlog.get_logger(__name__)
-Obj = dict[str, Any]
 
 
 def _role(pod: Obj) -> str:

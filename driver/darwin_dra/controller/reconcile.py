@@ -11,12 +11,14 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from darwin_dra.controller.deviceclasses import DRIVER, MANAGED_BY, OWNER_LABEL
+from darwin_dra import DRIVER_NAME
+from darwin_dra.controller.deviceclasses import MANAGED_BY, OWNER_LABEL
+from darwin_dra.kubetypes import Obj
 from darwin_dra.quantity import quantity_or_none
 
 log = structlog.get_logger(__name__)
 
-Obj = dict[str, Any]
+
 Verb = Literal["create", "update", "delete"]
 Kind = Literal["DeviceClass", "ResourceSlice"]
 
@@ -134,7 +136,7 @@ def plan_slices(
     for obj in sorted(observed, key=lambda o: str(o["metadata"]["name"])):
         spec = obj.get("spec", {})
         node = spec.get("nodeName")
-        if spec.get("driver") == DRIVER and node and node not in nodes:
+        if spec.get("driver") == DRIVER_NAME and node and node not in nodes:
             actions.append(
                 Action(
                     "delete", "ResourceSlice", obj["metadata"]["name"], why=f"node {node} is gone"
@@ -185,6 +187,8 @@ def reconcile_once(
     """One pass: observe, plan, apply. Returns what it did. ``classes`` None: the classes are
     not ours to manage (not even to delete the ones an earlier version installed)."""
     actions = [] if classes is None else plan_classes(classes, api.list_device_classes())
-    actions += plan_slices(fabric_slices, api.list_driver_slices(DRIVER), api.list_node_names())
+    actions += plan_slices(
+        fabric_slices, api.list_driver_slices(DRIVER_NAME), api.list_node_names()
+    )
     apply(api, actions)
     return actions

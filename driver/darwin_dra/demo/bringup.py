@@ -13,7 +13,7 @@ from pathlib import Path
 
 import structlog
 
-from darwin_dra import __version__
+from darwin_dra import DRIVER_NAME, __version__
 from darwin_dra.cluster import build, hostdeps, images, launcher, realnode
 from darwin_dra.cluster.state import ClusterState
 from darwin_dra.demo import manifests
@@ -137,9 +137,7 @@ def install_driver(
 
     def published() -> bool:
         slices = kubectl.items("resourceslices")
-        pools = {
-            s["spec"]["pool"]["name"] for s in slices if s["spec"]["driver"] == "darwin.snn.io"
-        }
+        pools = {s["spec"]["pool"]["name"] for s in slices if s["spec"]["driver"] == DRIVER_NAME}
         names = {c["metadata"]["name"] for c in kubectl.items("deviceclasses")}
         return set(nodes) <= pools and set(CLASSES) <= names
 

@@ -10,10 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from darwin_dra import DRIVER_NAME
 from darwin_dra.hardware.model import ChipProfile
 from darwin_dra.quantity import parse_quantity
-
-DRIVER = "darwin.snn.io"
 
 
 def keps(quantity: str) -> int:
@@ -48,12 +47,13 @@ def devices(slices: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Device
     out: dict[tuple[str, str], Device] = {}
     for s in slices:
         spec = s.get("spec", {})
-        if spec.get("driver") != DRIVER:
+        if spec.get("driver") != DRIVER_NAME:
             continue
         pool = spec["pool"]["name"]
         for d in spec.get("devices") or []:
             attrs = {
-                k.removeprefix(f"{DRIVER}/"): _plain(v) for k, v in d.get("attributes", {}).items()
+                k.removeprefix(f"{DRIVER_NAME}/"): _plain(v)
+                for k, v in d.get("attributes", {}).items()
             }
             caps = {k: str(v.get("value", "")) for k, v in d.get("capacity", {}).items()}
             taints = tuple(
@@ -86,7 +86,7 @@ def allocation(claim: Mapping[str, Any]) -> list[Given]:
             tuple(r.get("bindingConditions") or ()),
         )
         for r in results.get("results") or []
-        if r.get("driver") == DRIVER
+        if r.get("driver") == DRIVER_NAME
     ]
 
 
@@ -236,7 +236,7 @@ def reasons(claim: Mapping[str, Any], known: Mapping[tuple[str, str], Device]) -
     spec_devices = (claim.get("spec") or {}).get("devices") or {}
     for c in spec_devices.get("constraints") or []:
         attr = str(c.get("matchAttribute", ""))
-        key = attr.removeprefix(f"{DRIVER}/")
+        key = attr.removeprefix(f"{DRIVER_NAME}/")
         names = set(c.get("requests") or [r["name"] for r in _requests(claim)])
         mine = [g for g in given if g.request.split("/")[0] in names]
         values = {known[(g.pool, g.device)].attr(key) for g in mine if (g.pool, g.device) in known}

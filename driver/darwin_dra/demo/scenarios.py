@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from darwin_dra import DRIVER_NAME
 from darwin_dra.cluster import realnode
 from darwin_dra.demo import explain, manifests
 from darwin_dra.demo.bringup import Running
@@ -24,7 +25,7 @@ NS = manifests.NAMESPACE
 RUNNING_TIMEOUT_S = 180  # a loaded 2-core machine, and the kubelet's back-off after a failure
 FAST_MEPS = 100_000  # the CEL threshold of the MEPS scenario (as darwin-fast.snn.io's)
 SHARES_PER_DEVICE = 2
-ATTR = 'device.attributes["darwin.snn.io"]'
+ATTR = f'device.attributes["{DRIVER_NAME}"]'
 
 
 @dataclass

@@ -19,8 +19,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from darwin_dra import DRIVER_NAME
 from darwin_dra.fleet.trace import Job
-from darwin_dra.plugin.slices import DRIVER
 
 API = "resource.k8s.io/v1"
 BLACKBOX_CLASS = "darwin-blackbox.snn.io"
@@ -54,7 +54,7 @@ def blackbox_class() -> dict[str, Any]:
         "apiVersion": API,
         "kind": "DeviceClass",
         "metadata": {"name": BLACKBOX_CLASS},
-        "spec": {"selectors": [{"cel": {"expression": f'device.driver == "{DRIVER}"'}}]},
+        "spec": {"selectors": [{"cel": {"expression": f'device.driver == "{DRIVER_NAME}"'}}]},
     }
 
 
@@ -63,7 +63,7 @@ def _exactly(name: str, device_class: str, **extra: Any) -> dict[str, Any]:
 
 
 def _attr(name: str) -> str:
-    return f'device.attributes["{DRIVER}"].{name}'
+    return f'device.attributes["{DRIVER_NAME}"].{name}'
 
 
 def _spec(requests: list[dict[str, Any]], constraints: list[dict[str, Any]] | None = None) -> Any:
@@ -82,7 +82,7 @@ def blackbox_units(job: Job) -> list[Unit]:
 
 
 def darwin_units(job: Job, neurons_per_core: int = 4096) -> list[Unit]:
-    same_chip = f"{DRIVER}/chip"
+    same_chip = f"{DRIVER_NAME}/chip"
     if job.kind == "infer":
         req = _exactly("domains", "darwin-domain.snn.io", count=job.domains)
         cons = [{"requests": ["domains"], "matchAttribute": same_chip}] if job.domains > 1 else []
@@ -94,7 +94,7 @@ def darwin_units(job: Job, neurons_per_core: int = 4096) -> list[Unit]:
         spec = _spec([_exactly("share", "darwin-shared.snn.io", capacity=capacity)])
     elif job.kind == "spike":
         cel = f"{_attr('maxMeps')} >= {job.rate_meps} && {_attr('cores')} >= {job.cores}"
-        spec = _spec([_exactly("router", DRIVER, selectors=[{"cel": {"expression": cel}}])])
+        spec = _spec([_exactly("router", DRIVER_NAME, selectors=[{"cel": {"expression": cel}}])])
     elif job.kind == "train":
         spec = _spec([_exactly("chips", "darwin-chip.snn.io", count=job.chips)])
     elif job.kind == "pipeline":
@@ -102,10 +102,10 @@ def darwin_units(job: Job, neurons_per_core: int = 4096) -> list[Unit]:
         spec = _spec(
             [
                 _exactly("encoder", "darwin-domain.snn.io"),
-                _exactly("reservoir", DRIVER, selectors=quad),
+                _exactly("reservoir", DRIVER_NAME, selectors=quad),
                 _exactly("readout", "darwin-domain.snn.io"),
             ],
-            [{"requests": list(PIPELINE_STAGES), "matchAttribute": f"{DRIVER}/fabric"}],
+            [{"requests": list(PIPELINE_STAGES), "matchAttribute": f"{DRIVER_NAME}/fabric"}],
         )
     else:
         raise ValueError(f"job {job.id}: unknown kind {job.kind!r}")

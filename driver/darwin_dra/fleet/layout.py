@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
+from darwin_dra import DRIVER_NAME
 from darwin_dra.hardware.model import ChipEntry, ChipProfile, Inventory, NodeEntry
-from darwin_dra.plugin.slices import DRIVER, ChipView
+from darwin_dra.plugin.slices import ChipView
 
 FLEET_NODE_PREFIX = "fleet-node-"
 
@@ -136,7 +137,7 @@ def plain_slices(node: str, chips: Sequence[ChipView]) -> list[dict[str, Any]]:
             "kind": "ResourceSlice",
             "metadata": {"name": f"{node}-darwin-plain", "labels": {"darwin.snn.io/node": node}},
             "spec": {
-                "driver": DRIVER,
+                "driver": DRIVER_NAME,
                 "nodeName": node,
                 "pool": {"name": node, "generation": 1, "resourceSliceCount": 1},
                 "devices": devices,

@@ -31,12 +31,13 @@ from darwin_dra.fleet import claims
 from darwin_dra.fleet.claims import Unit
 from darwin_dra.fleet.metrics import Allocated, UnitRecord
 from darwin_dra.fleet.trace import Job
+from darwin_dra.kubetypes import Obj
 from darwin_dra.plugin.slices import ChipView, build_slices
 from darwin_dra.quantity import parse_quantity
 
 log = structlog.get_logger(__name__)
 
-Obj = dict[str, Any]
+
 LEASE_PERIOD_S = 10.0  # the kubelet's renew interval: a quarter of the 40 s lease
 STATUS_EVERY = 3  # re-post node status every 3rd round (30 s), as the cluster's node agent does
 

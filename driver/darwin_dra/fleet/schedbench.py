@@ -20,15 +20,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from darwin_dra import kubeapi
+from darwin_dra import DRIVER_NAME, kubeapi
 from darwin_dra.controller.deviceclasses import device_classes
 from darwin_dra.fleet import claims, replay
 from darwin_dra.fleet.layout import FleetShape, fleet_inventory, plain_slices
 from darwin_dra.fleet.run import bench_cluster, fleet_views
+from darwin_dra.kubetypes import Obj
 from darwin_dra.plugin.slices import (
-    DRIVER,
     LIGHT_PARTITIONS,
     PARTITION_KINDS,
     ChipView,
@@ -36,7 +35,6 @@ from darwin_dra.plugin.slices import (
     build_slices,
 )
 
-Obj = dict[str, Any]
 NAMESPACE = "sched"
 GATE = "darwin.snn.io/bench"
 LAYOUTS = ("darwin", "light", "plain")
@@ -58,8 +56,8 @@ def darwin_claim(kind: str) -> Obj:
 
 def darwin_mix() -> list[Obj]:
     """The Darwin claims, in rotation: two domains on one chip, a quad, a KEPS share."""
-    same_chip = {"requests": ["domains"], "matchAttribute": f"{DRIVER}/chip"}
-    quad = [{"cel": {"expression": f'device.attributes["{DRIVER}"].partition == "quad"'}}]
+    same_chip = {"requests": ["domains"], "matchAttribute": f"{DRIVER_NAME}/chip"}
+    quad = [{"cel": {"expression": f'device.attributes["{DRIVER_NAME}"].partition == "quad"'}}]
     share = {"requests": {"keps": "10000000", "neurons": "4096"}}
     return [
         {
@@ -76,7 +74,7 @@ def darwin_mix() -> list[Obj]:
         {
             "devices": {
                 "requests": [
-                    {"name": "quad", "exactly": {"deviceClassName": DRIVER, "selectors": quad}}
+                    {"name": "quad", "exactly": {"deviceClassName": DRIVER_NAME, "selectors": quad}}
                 ]
             }
         },

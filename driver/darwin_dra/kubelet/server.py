@@ -22,6 +22,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from darwin_dra import DRIVER_NAME
 from darwin_dra.grpchealth import async_health_servicer
 from darwin_dra.kubelet.dra_service import add_dra_services
 from darwin_dra.kubelet.health_service import HealthHub, add_health_services
@@ -34,8 +35,6 @@ from darwin_dra.kubelet.registration import RegistrationServicer
 from darwin_dra.unixsock import fitting_path, grpc_target, remove_stale_socket
 
 log = structlog.get_logger(__name__)
-
-DRIVER_NAME = "darwin.snn.io"
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from darwin_dra import DRIVER_NAME
 from darwin_dra.quantity import quantity_or_none as quantity
-
-DRIVER = "darwin.snn.io"
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def _attr(dev: Mapping[str, Any], name: str) -> Any:
 
 
 def _newest(slices: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    ours = [s for s in slices if (s.get("spec") or {}).get("driver") == DRIVER]
+    ours = [s for s in slices if (s.get("spec") or {}).get("driver") == DRIVER_NAME]
     newest: dict[str, int] = {}
     for s in ours:
         pool = s["spec"].get("pool") or {}
@@ -92,7 +91,7 @@ def _newest(slices: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 def _results(claim: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     alloc = (claim.get("status") or {}).get("allocation") or {}
     out: list[Mapping[str, Any]] = (alloc.get("devices") or {}).get("results") or []
-    return [r for r in out if r.get("driver") == DRIVER]
+    return [r for r in out if r.get("driver") == DRIVER_NAME]
 
 
 def cluster_view(

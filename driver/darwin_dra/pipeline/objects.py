@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from darwin_dra import DRIVER_NAME
+from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline.placement import Group, Host, Placement
 from darwin_dra.pipeline.plan import PlanView
 from darwin_dra.pipeline.spec import API_VERSION, KIND, PipelineSpec
 
-Obj = dict[str, Any]
-DRIVER = "darwin.snn.io"
 PIPELINE_LABEL = "darwin.snn.io/pipeline"
 STAGE_LABEL = "darwin.snn.io/stage"
 HASH_LABEL = "darwin.snn.io/spec-hash"  # what an object was made from; changed: replace it
@@ -154,7 +154,7 @@ def plan_config_map(
 
 
 def _fabric_selector(fabric: str) -> Obj:
-    return {"cel": {"expression": f'device.attributes["{DRIVER}"].fabric == "{fabric}"'}}
+    return {"cel": {"expression": f'device.attributes["{DRIVER_NAME}"].fabric == "{fabric}"'}}
 
 
 def claim_body(
@@ -196,7 +196,7 @@ def claim_body(
     devices: Obj = {"requests": requests}
     if len(group.stages) > 1:
         devices["constraints"] = [
-            {"requests": list(group.stages), "matchAttribute": f"{DRIVER}/chip"}
+            {"requests": list(group.stages), "matchAttribute": f"{DRIVER_NAME}/chip"}
         ]
     name = claim_name(pipeline["metadata"]["name"], group)
     return {

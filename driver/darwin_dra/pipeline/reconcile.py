@@ -20,12 +20,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from darwin_dra import DRIVER_NAME
+from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline import objects
 from darwin_dra.pipeline.placement import Placement
 from darwin_dra.pipeline.plan import PlanView
 from darwin_dra.pipeline.spec import PipelineSpec
 
-Obj = dict[str, Any]
 Verb = Literal["create", "delete"]
 Kind = Literal["ConfigMap", "Secret", "ResourceClaim", "Pod"]
 
@@ -88,7 +89,7 @@ def allocated_devices(claim: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     return [
         (str(r.get("request")), str(r.get("pool")), str(r.get("device")))
         for r in (alloc.get("devices") or {}).get("results") or []
-        if r.get("driver") == objects.DRIVER
+        if r.get("driver") == DRIVER_NAME
     ]
 
 

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-GROUP = "darwin.snn.io"
+from darwin_dra import DRIVER_NAME
+
+GROUP = DRIVER_NAME  # the CRD group is the driver name
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "SpikingPipeline"

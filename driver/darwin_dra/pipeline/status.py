@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import Any
 
 from darwin_dra.kubetime import seconds_time
+from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline import objects
 from darwin_dra.pipeline.placement import Placement
 from darwin_dra.pipeline.plan import PlanView
 
-Obj = dict[str, Any]
 _CHIP = re.compile(r"^chip-(\d+)-")
 MAX_MESSAGE = 4096
 

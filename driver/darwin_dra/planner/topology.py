@@ -18,9 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from darwin_dra import DRIVER_NAME
 from darwin_dra.quantity import parse_quantity
 
-DRIVER = "darwin.snn.io"
 _DOMAIN_DEVICE = re.compile(r"^chip-(\d+)-domain-(\d+)$")
 
 
@@ -131,7 +131,7 @@ def parse_slices(
     node_devices: list[tuple[str, str, Mapping[str, Any]]] = []
     for s in slices:
         spec = s.get("spec", {})
-        if spec.get("driver") != DRIVER:
+        if spec.get("driver") != DRIVER_NAME:
             continue
         name = s.get("metadata", {}).get("name", "?")
         pool = spec.get("pool", {}).get("name", "")
@@ -201,7 +201,7 @@ def parse_slices(
         shared = bool(dev.get("allowMultipleAllocations"))
         spans[(pool, str(dev.get("name")))] = (node, chip_id, members, shared)
     if not chips:
-        raise TopologyError(f"{source}: no {DRIVER} domain devices in the ResourceSlices")
+        raise TopologyError(f"{source}: no {DRIVER_NAME} domain devices in the ResourceSlices")
     taken: dict[tuple[str, int], set[int]] = {}
     consumed: dict[tuple[str, int], list[tuple[list[int], dict[str, int]]]] = {}
     for claim in claims:
@@ -210,7 +210,7 @@ def parse_slices(
             (claim.get("status") or {}).get("allocation", {}).get("devices", {}).get("results", [])
         )
         for r in results:
-            if r.get("driver") != DRIVER:
+            if r.get("driver") != DRIVER_NAME:
                 continue
             key = (str(r.get("pool", "")), str(r.get("device", "")))
             if key[1].startswith("fabric-"):

@@ -13,13 +13,13 @@ from typing import Any
 
 import structlog
 
-from darwin_dra import kubeapi
+from darwin_dra import DRIVER_NAME, kubeapi
 from darwin_dra.chiphost.app import default_socket
 from darwin_dra.chiphost.client import ChipHostClient, RemotePorts
 from darwin_dra.engine import EngineError
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubelet.health_service import HealthHub
-from darwin_dra.kubelet.server import DRIVER_NAME, PluginServer, PluginServerConfig
+from darwin_dra.kubelet.server import PluginServer, PluginServerConfig
 from darwin_dra.lifecycle import serve_until_signal
 from darwin_dra.plugin.checkpoint import CheckpointError
 from darwin_dra.plugin.driver import Driver, DriverConfig, lost_devices

@@ -18,13 +18,14 @@ from typing import Any
 
 import structlog
 
+from darwin_dra import DRIVER_NAME
 from darwin_dra.atomicfile import atomic_write
 
 log = structlog.get_logger(__name__)
 
 # Every field used here exists since CDI 0.3.0; 0.6.0 is what the DRA-era runtimes read.
 CDI_VERSION = "0.6.0"
-VENDOR = "darwin.snn.io"
+VENDOR = DRIVER_NAME  # the CDI vendor is the driver name
 CLASS = "partition"
 KIND = f"{VENDOR}/{CLASS}"
 DEFAULT_CDI_DIR = Path("/var/run/cdi")

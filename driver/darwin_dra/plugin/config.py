@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
-DRIVER_NAME = "darwin.snn.io"
+from darwin_dra import DRIVER_NAME
+
 API_VERSION = "darwin.snn.io/v1alpha1"
 KIND = "PartitionConfig"
 

@@ -44,6 +44,7 @@ from darwin_dra.engine.errors import NotFound as EngineNotFound
 from darwin_dra.hardware.model import ChipInfo, ChipProfile, CoreInfo
 from darwin_dra.kubeapi import KubeApiError, NotFound, Unavailable
 from darwin_dra.kubelet.preparer import ClaimRef, PreparedDevice, PrepareResult
+from darwin_dra.kubetypes import Obj
 from darwin_dra.plugin import cdi, restore, state
 from darwin_dra.plugin.cdi import CDIWriter
 from darwin_dra.plugin.checkpoint import (
@@ -61,7 +62,7 @@ from darwin_dra.plugin.slices import ChipView
 
 log = structlog.get_logger(__name__)
 
-Obj = dict[str, Any]
+
 # A prepared claim: the kubelet's answer, and what its status entries are made from.
 _Done = tuple[PrepareResult, tuple[state.ClaimPlan, list[state.PreparedPartition]]]
 

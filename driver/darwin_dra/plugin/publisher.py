@@ -22,16 +22,16 @@ import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
 from darwin_dra.kubeapi import Conflict, KubeApiError, NotFound, Unavailable
+from darwin_dra.kubetypes import Obj
 
 log = structlog.get_logger(__name__)
 
 HASH_ANNOTATION = "darwin.snn.io/content-hash"
-Obj = dict[str, Any]
 
 
 class Op(enum.StrEnum):

@@ -20,10 +20,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from darwin_dra import DRIVER_NAME
 from darwin_dra.engine import keps as kepsdef
 from darwin_dra.hardware.model import ChipEntry, ChipInfo, ChipProfile
 
-DRIVER = "darwin.snn.io"
 API_VERSION = "resource.k8s.io/v1"
 TAINT_KEY = "darwin.snn.io/unhealthy"
 PCIE_ROOT = "resource.kubernetes.io/pcieRoot"
@@ -479,7 +479,7 @@ def _slice(node: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         "apiVersion": API_VERSION,
         "kind": "ResourceSlice",
         "metadata": {"name": name, "labels": {"darwin.snn.io/node": node}},
-        "spec": {"driver": DRIVER, "nodeName": node, **spec},
+        "spec": {"driver": DRIVER_NAME, "nodeName": node, **spec},
     }
 
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from darwin_dra import DRIVER_NAME
 from darwin_dra.engine import PartitionConfig as EnginePartitionConfig
 from darwin_dra.engine import Routing
 from darwin_dra.engine import keps as kepsdef
+from darwin_dra.kubetypes import Obj
 from darwin_dra.plugin import cdi
 from darwin_dra.plugin.config import (
-    DRIVER_NAME,
     REMOVED,
     ConfigError,
     PartitionConfig,
@@ -29,7 +30,6 @@ from darwin_dra.plugin.config import (
 from darwin_dra.plugin.slices import ChipView, partitions
 from darwin_dra.quantity import parse_quantity
 
-Obj = dict[str, Any]
 READY = "Ready"
 
 

@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from darwin_dra.plugin.slices import DRIVER, TAINT_KEY
+from darwin_dra import DRIVER_NAME
+from darwin_dra.kubetypes import ReadOnlyObj as Obj
+from darwin_dra.plugin.slices import TAINT_KEY
 
-Obj = Mapping[str, Any]
 KINDS = ("domain", "quad", "half", "chip")
 
 
@@ -74,7 +75,7 @@ def _allocations(claims: Iterable[Obj]) -> dict[tuple[str, str], list[Obj]]:
     for claim in claims:
         alloc = ((claim.get("status") or {}).get("allocation") or {}).get("devices") or {}
         for r in alloc.get("results") or []:
-            if r.get("driver") == DRIVER:
+            if r.get("driver") == DRIVER_NAME:
                 out.setdefault((str(r["pool"]), str(r["device"])), []).append(r)
     return out
 
@@ -101,7 +102,7 @@ def chip_usage(slices: Sequence[Obj], claims: Iterable[Obj]) -> dict[str, list[C
     devices: dict[str, list[Obj]] = {}
     for s in slices:
         spec = s.get("spec") or {}
-        if spec.get("driver") != DRIVER or not spec.get("nodeName"):
+        if spec.get("driver") != DRIVER_NAME or not spec.get("nodeName"):
             continue
         pool = str((spec.get("pool") or {}).get("name") or spec["nodeName"])
         devices.setdefault(pool, []).extend(spec.get("devices") or [])
