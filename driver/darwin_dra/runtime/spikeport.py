@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import numpy as np
@@ -27,6 +29,7 @@ from darwin_dra.runtime import wire
 from darwin_dra.unixsock import grpc_target, remove_stale_socket
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 DEFAULT_EXPORT_CAPACITY = 1 << 20
 # A network of ten million synapses is 100 MB on the wire; gRPC's default cap is 4 MB.
@@ -110,11 +113,27 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
         # inject, run and drain of one Step belong together; two clients must not interleave.
         self._lock = asyncio.Lock()
 
-    async def _fail(
-        self, context: grpc.aio.ServicerContext[object, object], exc: Exception
-    ) -> None:
-        message = exc.message if isinstance(exc, errors.EngineError) else str(exc)
-        await context.abort(status_code(exc), message)
+    async def _answer(
+        self,
+        context: grpc.aio.ServicerContext[object, object],
+        work: Callable[[], T],
+        empty: type[T],
+        *,
+        locked: bool = True,
+    ) -> T:
+        """Run ``work`` on a worker thread (one call at a time when ``locked``) and answer with
+        its result, or with the engine's error as the call's gRPC status."""
+        try:
+            async with self._lock if locked else contextlib.nullcontext():
+                return await asyncio.to_thread(work)
+        except (errors.EngineError, ValueError) as exc:
+            context.set_code(status_code(exc))
+            context.set_details(exc.message if isinstance(exc, errors.EngineError) else str(exc))
+        # The status is set, not raised with context.abort: an abort's traceback holds this
+        # call's frames with the request, and gRPC keeps it in a cycle until the collector
+        # runs; in a spike flood that was 12 MB per refused message, the chip host's memory
+        # climbing by hundreds of MB between collections (tests/chiphost/test_spike_flood.py).
+        return empty()
 
     def _load(self, req: pb.LoadRequest) -> pb.LoadResponse:
         net = network_from(req)
@@ -157,6 +176,10 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
             exported=exported, telemetry=step_telemetry(self.engine.telemetry(self.partition))
         )
 
+    def _unload(self) -> pb.UnloadResponse:
+        self.engine.unload(self.partition)
+        return pb.UnloadResponse()
+
     def _telemetry(self) -> pb.TelemetryResponse:
         t = self.engine.telemetry(self.partition)
         return pb.TelemetryResponse(
@@ -173,42 +196,22 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
     async def Load(  # noqa: N802 (gRPC method)
         self, request: pb.LoadRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.LoadResponse:
-        async with self._lock:
-            try:
-                return await asyncio.to_thread(self._load, request)
-            except (errors.EngineError, ValueError) as exc:
-                await self._fail(context, exc)
-                raise  # abort raised already; this satisfies the type checker
+        return await self._answer(context, functools.partial(self._load, request), pb.LoadResponse)
 
     async def Step(  # noqa: N802 (gRPC method)
         self, request: pb.StepRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.StepResponse:
-        async with self._lock:
-            try:
-                return await asyncio.to_thread(self._step, request)
-            except (errors.EngineError, ValueError) as exc:
-                await self._fail(context, exc)
-                raise
+        return await self._answer(context, functools.partial(self._step, request), pb.StepResponse)
 
     async def Telemetry(  # noqa: N802 (gRPC method)
         self, request: pb.TelemetryRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.TelemetryResponse:
-        try:
-            return await asyncio.to_thread(self._telemetry)
-        except (errors.EngineError, ValueError) as exc:
-            await self._fail(context, exc)
-            raise
+        return await self._answer(context, self._telemetry, pb.TelemetryResponse, locked=False)
 
     async def Unload(  # noqa: N802 (gRPC method)
         self, request: pb.UnloadRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.UnloadResponse:
-        async with self._lock:
-            try:
-                await asyncio.to_thread(self.engine.unload, self.partition)
-            except (errors.EngineError, ValueError) as exc:
-                await self._fail(context, exc)
-                raise
-            return pb.UnloadResponse()
+        return await self._answer(context, self._unload, pb.UnloadResponse)
 
 
 @dataclass(frozen=True)
