@@ -1,6 +1,7 @@
 """Fuzz targets for the Python edges that take input from outside: the claims and opaque config
 the kubelet hands the plugin, the inventory and profile files, the plugin's checkpoint as a
-crash may leave it, and NIR graphs.
+crash may leave it, NIR graphs, and the SpikePort's Load and Step messages as a workload sends
+them to its partition.
 
 Each target takes the fuzzer's bytes and either succeeds or raises the one error type its edge
 documents (a clear message, nothing else); any other exception is a finding. `tests/fuzz/run.py`
@@ -10,6 +11,7 @@ drives them with atheris (coverage-guided); `make fuzz` runs a million inputs ea
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import tempfile
 from collections.abc import Callable
@@ -20,13 +22,19 @@ import atheris
 import numpy as np
 
 with atheris.instrument_imports(include=["darwin_dra"]):
+    from darwin_dra.engine import Engine, NeuronGroup
+    from darwin_dra.engine import errors as engine_errors
     from darwin_dra.hardware.errors import HardwareFileError
     from darwin_dra.hardware.inventory import load_inventory
+    from darwin_dra.hardware.model import ChipEntry
     from darwin_dra.hardware.profiles import load_profile, load_profiles
+    from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2 as spb
     from darwin_dra.models.compile import compile_graph
     from darwin_dra.models.errors import ModelError
     from darwin_dra.plugin import checkpoint, config, state
     from darwin_dra.plugin.slices import ChipView
+    from darwin_dra.runtime.spikeport import SpikePortServicer
+    from google.protobuf.message import DecodeError
 
 PROFILES = load_profiles()
 DARWIN3 = PROFILES["darwin3"]
@@ -171,6 +179,110 @@ def _entry(chip: int) -> Any:
     return ChipEntry(model="darwin3", serial=f"F-{chip}", fabric="wafer-f", firmware="1.4.2")
 
 
+_ENGINE: Engine | None = None
+
+
+def _engine() -> Engine:
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = Engine()
+        _ENGINE.add_chip(DARWIN3, ChipEntry(model="darwin3", serial="F-0", fabric="f0"))
+    return _ENGINE
+
+
+def _column(fdp: atheris.FuzzedDataProvider, width: int, count: int) -> bytes:
+    """Mostly whole elements, sometimes a ragged tail: the wire's columns as a client may
+    get them wrong."""
+    extra = fdp.ConsumeIntInRange(0, width - 1) if fdp.ConsumeIntInRange(0, 7) == 0 else 0
+    return fdp.ConsumeBytes(count * width + extra)
+
+
+def _param(fdp: atheris.FuzzedDataProvider, low: float, high: float) -> float:
+    """Mostly a value a model might have, sometimes any float at all (NaN, inf, huge)."""
+    if fdp.ConsumeIntInRange(0, 7) == 7:  # (an exhausted provider gives 0: the sane path)
+        return fdp.ConsumeFloat()
+    return fdp.ConsumeFloatInRange(low, high)
+
+
+def _ids(fdp: atheris.FuzzedDataProvider, count: int, bound: int) -> bytes:
+    """u32 ids mostly below ``bound`` (valid), sometimes anything, sometimes ragged."""
+    if fdp.ConsumeIntInRange(0, 7) == 7:
+        return _column(fdp, 4, count)
+    values = [fdp.ConsumeIntInRange(0, max(bound - 1, 0)) for _ in range(count)]
+    return np.asarray(values, dtype="<u4").tobytes()
+
+
+def _load_request(fdp: atheris.FuzzedDataProvider) -> Any:
+    if fdp.ConsumeIntInRange(0, 3) == 3:  # raw protobuf: whatever parses
+        try:
+            return spb.LoadRequest.FromString(fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 512)))
+        except DecodeError:
+            return None
+    req = spb.LoadRequest(
+        name=fdp.ConsumeUnicodeNoSurrogates(8), n_inputs=fdp.ConsumeIntInRange(0, 16)
+    )
+    for _ in range(fdp.ConsumeIntInRange(1, 3)):
+        # A valid group (the engine's defaults, NEST's iaf_psc_delta) with some fields changed:
+        # random values everywhere would never get past the first check.
+        fields = {f.name: f.default for f in dataclasses.fields(NeuronGroup)}
+        fields["count"] = fdp.ConsumeIntInRange(1, 40)
+        for name, value in list(fields.items()):
+            if isinstance(value, float) and fdp.ConsumeIntInRange(0, 7) == 7:
+                fields[name] = _param(fdp, -10, 50)
+        fields["model"] = fdp.ConsumeIntInRange(0, 5) if fdp.ConsumeIntInRange(0, 3) == 3 else 0
+        fields["reset"] = fdp.ConsumeIntInRange(0, 2) if fdp.ConsumeIntInRange(0, 7) == 7 else 0
+        if fdp.ConsumeIntInRange(0, 15) == 15:
+            fields["model"] = -1
+        req.groups.add(**{k: int(v) if k in ("model", "reset") else v for k, v in fields.items()})
+    neurons = sum(g.count for g in req.groups)
+    n = fdp.ConsumeIntInRange(0, 64)
+    req.src = _ids(fdp, n, neurons + req.n_inputs)
+    req.dst = _ids(fdp, n, neurons)
+    with np.errstate(over="ignore"):  # a huge double becomes inf as f32: also an input
+        req.weight = np.asarray([_param(fdp, -40, 40) for _ in range(n)], "<f4").tobytes()
+    req.delay = np.asarray([fdp.ConsumeIntInRange(0, 300) for _ in range(n)], "<u2").tobytes()
+    if fdp.ConsumeIntInRange(0, 7) == 7:  # one column of another length
+        req.delay = _column(fdp, 2, fdp.ConsumeIntInRange(0, 64))
+    req.export_neurons = _ids(fdp, fdp.ConsumeIntInRange(0, 16), neurons)
+    req.export_capacity = fdp.ConsumeIntInRange(0, 1 << 12)
+    req.input_capacity = fdp.ConsumeIntInRange(0, 1 << 12)
+    req.dt_ms = _param(fdp, 0.01, 2) if fdp.ConsumeBool() else 0.0
+    req.seed = fdp.ConsumeInt(8) & ((1 << 64) - 1)
+    if fdp.ConsumeBool():
+        req.bias = _column(fdp, 4, neurons if fdp.ConsumeBool() else fdp.ConsumeIntInRange(0, 99))
+    return req
+
+
+def spikeport(data: bytes) -> None:
+    """A Load message, then a few Step messages, through the servicer's own code on a fresh
+    partition of a real engine (gRPC's transport and protobuf's parser are theirs)."""
+    fdp = atheris.FuzzedDataProvider(data)
+    engine = _engine()
+    part = engine.create_partition(0, domains=[0])
+    port = SpikePortServicer(engine, part)
+    refused = (engine_errors.EngineError, ValueError)
+    try:
+        req = _load_request(fdp)
+        if req is None:
+            return
+        try:
+            port._load(req)
+        except refused:
+            return
+        for _ in range(fdp.ConsumeIntInRange(1, 4)):
+            n = fdp.ConsumeIntInRange(0, 32)
+            steps = [fdp.ConsumeIntInRange(0, 60) for _ in range(n)]
+            raw = fdp.ConsumeIntInRange(0, 7) == 7
+            inputs = spb.Spikes(
+                steps=_column(fdp, 8, n) if raw else np.asarray(steps, "<u8").tobytes(),
+                ids=_ids(fdp, n, req.n_inputs),
+            )
+            with contextlib.suppress(*refused):
+                port._step(spb.StepRequest(inputs=inputs, steps=fdp.ConsumeIntInRange(0, 40)))
+    finally:
+        engine.destroy_partition(part)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "claim": claim,
     "opaque-config": opaque_config,
@@ -178,4 +290,5 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "profile": profile,
     "checkpoint": checkpoint_file,
     "nir-graph": nir_graph,
+    "spikeport": spikeport,
 }
