@@ -140,7 +140,7 @@ def test_topology_file_round_trips_through_slices(tmp_path: Path, darwin3: ChipP
     [
         (
             ("serial: A}", "serial: A, colour: red}"),
-            r"nodes\[0\]\.fabrics\[0\]\.chips\[0\]\.colour: unknown field \(known: allocatedDomains",
+            r"nodes\[0\]\.fabrics\[0\]\.chips\[0\]\.colour: unknown field \(known: alloc",
         ),
         (
             ("[0, 5]", "[0, 36]"),
