@@ -26,6 +26,7 @@ import jsonschema
 Schema = Mapping[str, Any]
 
 _ARTICLE = {"integer": "an integer", "number": "a number", "string": "a string"}
+_NOT_BLANK = "\\S"
 _KIND = {"object": "an object", "array": "a list", "boolean": "a boolean (true or false)"}
 
 
@@ -90,6 +91,8 @@ def describe(schema: Schema) -> str:
         what = (
             "must be a non-empty string" if schema.get("minLength", 0) >= 1 else "must be a string"
         )
+        if schema.get("pattern", _NOT_BLANK) != _NOT_BLANK:  # not blank: "non-empty" says it
+            what += f" matching {schema['pattern']}"
         if "maxLength" in schema:
             what += f" of at most {schema['maxLength']} characters"
         return what
