@@ -53,3 +53,21 @@ def test_good_entries_are_read_as_the_engine_takes_them(tmp_path: Path) -> None:
     written = faults.edit(path, add=[faults.Fault(2, faults.Kind.LINK, 7)])
     assert faults.load(path) == written
     assert faults.parse(None, "empty") == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x9e\x01kind: FaultList", "not UTF-8 text"),
+        (b"[" * 3000 + b"]" * 3000, "nested too deeply"),
+        (b"kind: [", "not YAML"),
+        (b"kind: FaultList\nfaults: [{chip: .nan, kind: core}]\n", "must be a finite number"),
+    ],
+)
+def test_a_file_that_is_no_fault_list_is_refused_with_the_reason(
+    tmp_path: Path, data: bytes, message: str
+) -> None:
+    path = tmp_path / "faults.yaml"
+    path.write_bytes(data)
+    with pytest.raises(faults.FaultFileError, match=message):
+        faults.load(path)

@@ -87,11 +87,16 @@ def load(path: Path) -> frozenset[Fault]:
         text = path.read_text()
     except FileNotFoundError:
         return frozenset()
+    except OSError as exc:
+        raise FaultFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FaultFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
-        data = yaml.safe_load(text)
+        return parse(yaml.safe_load(text), str(path))
     except yaml.YAMLError as exc:
         raise FaultFileError(f"{path}: not YAML: {exc}") from None
-    return parse(data, str(path))
+    except RecursionError:
+        raise FaultFileError(f"{path}: nested too deeply to be a {KIND}") from None
 
 
 def dump(faults: Iterable[Fault]) -> bytes:
