@@ -4,7 +4,6 @@ and the inventory part of values.schema.json."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -12,17 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
-from helm_chart import CHART, ROOT, by_kind, helm, render
+from helm_chart import CHART, ROOT, by_kind, generator, helm, render
 
 
 def _generator() -> ModuleType:
-    path = ROOT / "deploy" / "helm" / "generate_opaque_config_policy.py"
-    spec = importlib.util.spec_from_file_location("generate_opaque_config_policy", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return generator("generate_opaque_config_policy")
 
 
 def test_the_committed_policy_is_a_fresh_generation() -> None:
@@ -65,12 +58,7 @@ def test_a_keyword_without_cel_is_an_error_not_skipped(sub: dict[str, Any]) -> N
 
 
 def test_the_charts_inventory_schema_is_a_fresh_generation() -> None:
-    path = ROOT / "deploy" / "helm" / "generate_values_schema.py"
-    spec = importlib.util.spec_from_file_location("generate_values_schema", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = generator("generate_values_schema")
     assert module.VALUES_SCHEMA.read_text() == module.render(), (
         "inventory part generated: run .venv/bin/python deploy/helm/generate_values_schema.py"
     )
