@@ -42,8 +42,8 @@ class PartitionConfig:
     """What each field does in the engine is in docs/resource-model.md ("PartitionConfig")."""
 
     timestep_us: int | None = None  # None: the network's own step; else the engine enforces it
-    routing_mode: str = "xy"
-    learning: bool = False
+    routing_mode: str = _SCHEMA["properties"]["routingMode"]["default"]
+    learning: bool = _SCHEMA["properties"]["learning"]["default"]
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form (what a user writes), complete with apiVersion and kind."""
