@@ -102,7 +102,8 @@ def describe(schema: Schema) -> str:
         if items.get("type") == "string":
             what = "must be a list of strings"
         if schema.get("minItems"):
-            what += f" holding at least {schema['minItems']} entries"
+            n = schema["minItems"]
+            what += f" of at least {n} {'entry' if n == 1 else 'entries'}"
         return what
     if kind in _KIND:
         return f"must be {_KIND[kind]}"
@@ -206,7 +207,12 @@ def _problem(error: jsonschema.ValidationError) -> tuple[tuple[str | int, ...], 
     if error.validator == "not" and sub.get("deprecated"):
         return at, Problem("", f"was removed: {sub.get('description', '')}")
     numeric = isinstance(instance, int | float) and not isinstance(instance, bool)
-    found = json_type(instance) if error.validator == "type" and not numeric else _shown(instance)
+    if error.validator == "minItems":
+        found = f"{len(instance)} entries"
+    elif error.validator == "type" and not numeric:
+        found = json_type(instance)
+    else:
+        found = _shown(instance)
     return at, Problem("", describe(sub), found)
 
 
