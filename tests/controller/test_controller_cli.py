@@ -53,4 +53,4 @@ def test_a_bad_inventory_exits_2_before_touching_the_cluster(
     # No kubeconfig exists here: reaching the cluster would be a different error.
     code = main(["controller", "--inventory", str(bad), "--kubeconfig", str(tmp_path / "none")])
     assert code == 2
-    assert "nodes: must hold at least 1" in capsys.readouterr().err
+    assert "nodes: must be a list of at least 1 entry, got 0 entries" in capsys.readouterr().err

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "darwin-dra"
+
+
+def generator(name: str) -> ModuleType:
+    """One of the chart's generators, deploy/helm/<name>.py (scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "deploy" / "helm" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 HELM_VERSION = "v3.22.0"
 KUBE_VERSION = "1.37.2"
 

@@ -3,26 +3,19 @@ structural (the API server's rule: every node typed, no untyped leaves)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import yaml
-from helm_chart import by_kind, helm
+from helm_chart import by_kind, generator, helm
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "darwin-dra"
 
 
 def _generator() -> ModuleType:
-    path = ROOT / "deploy" / "helm" / "generate_crd.py"
-    spec = importlib.util.spec_from_file_location("generate_crd", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return generator("generate_crd")
 
 
 def test_chart_crd_is_generated_from_the_api_schema() -> None:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from darwin_dra.hardware.inventory import load_inventory
 from darwin_dra.hardware.profiles import load_profiles
-from helm_chart import CHART, ROOT, by_kind, helm, one, render
+from helm_chart import CHART, ROOT, by_kind, generator, helm, one, render
 
 EXAMPLE_INVENTORY = ROOT / "deploy" / "examples" / "inventory.yaml"
 
@@ -108,14 +108,7 @@ def test_chart_installs_the_controllers_classes_when_asked() -> None:
 
 
 def test_chart_classes_template_is_generated_from_the_builder() -> None:
-    import importlib.util
-
-    path = ROOT / "deploy" / "helm" / "generate_deviceclasses.py"
-    spec = importlib.util.spec_from_file_location("generate_deviceclasses", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = generator("generate_deviceclasses")
     assert module.TEMPLATE.read_text() == module.render(), (
         "run .venv/bin/python deploy/helm/generate_deviceclasses.py"
     )

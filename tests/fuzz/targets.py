@@ -1,7 +1,7 @@
 """Fuzz targets for the Python edges that take input from outside: the claims and opaque config
-the kubelet hands the plugin, the inventory and profile files, the plugin's checkpoint as a
-crash may leave it, NIR graphs, and the SpikePort's Load and Step messages as a workload sends
-them to its partition.
+the kubelet hands the plugin, the inventory, profile and fault files, the plugin's checkpoint as
+a crash may leave it, NIR graphs, and the SpikePort's Load and Step messages as a workload
+sends them to its partition.
 
 Each target takes the fuzzer's bytes and either succeeds or raises the one error type its edge
 documents (a clear message, nothing else); any other exception is a finding. `tests/fuzz/run.py`
@@ -22,6 +22,7 @@ import atheris
 import numpy as np
 
 with atheris.instrument_imports(include=["darwin_dra"]):
+    from darwin_dra.chiphost import faults
     from darwin_dra.engine import Engine, NeuronGroup
     from darwin_dra.engine import errors as engine_errors
     from darwin_dra.hardware.errors import HardwareFileError
@@ -51,6 +52,7 @@ KEYS = (
     "chips", "id", "model", "serial", "pcieRoot", "firmware", "count", "mesh", "cores",
     "domains", "darwin.snn.io", "darwin.snn.io/v1alpha1", "PartitionConfig", "Inventory",
     "darwin3", "chip-0", "chip-1-domain-3", "chip-0-quad-4", "chip-0-shared-0", NODE, UID,
+    "FaultList", "faults", "index", "core", "domain", "link", "chip",
 )  # fmt: skip
 
 
@@ -113,6 +115,18 @@ def _file_target(loader: Callable[[Path], object]) -> Callable[[bytes], None]:
 
 inventory = _file_target(lambda p: load_inventory(p, PROFILES))
 profile = _file_target(load_profile)
+
+
+def fault_file(data: bytes) -> None:
+    """The fault file the chip host polls, as an operator or a chaos script may write it: the
+    bytes as the file, and the document built from them as its content."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "faults.yaml"
+        path.write_bytes(data)
+        with contextlib.suppress(faults.FaultFileError):
+            faults.load(path)
+    with contextlib.suppress(faults.FaultFileError):
+        faults.parse(document(data), "faults.yaml")
 
 
 def checkpoint_file(data: bytes) -> None:
@@ -288,6 +302,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "opaque-config": opaque_config,
     "inventory": inventory,
     "profile": profile,
+    "fault-file": fault_file,
     "checkpoint": checkpoint_file,
     "nir-graph": nir_graph,
     "spikeport": spikeport,

@@ -58,13 +58,19 @@ def test_example_inventory_loads(darwin3: ChipProfile) -> None:
             "nodes[0].fabrics[0].chips[0].model",
             "no chip profile for 'loihi9'",
         ),
-        (lambda t: t.replace("kind: Inventory", "kind: Pod"), "kind", "must be Inventory"),
+        (lambda t: t.replace("kind: Inventory", "kind: Pod"), "kind", "must be 'Inventory'"),
         (
             lambda t: t.replace("      - id: w0\n", "      - idd: w0\n"),
             "nodes[0].fabrics[0].idd",
-            "is not a known field",
+            "unknown field (known: chips, id)",
         ),
-        (lambda t: t + "  - name: n1\n    fabrics: []\n", "nodes[1].name", "listed twice"),
+        (
+            lambda t: (
+                t + "  - name: n1\n    fabrics: [{id: w1, chips: [{model: darwin3, serial: B}]}]\n"
+            ),
+            "nodes[1].name",
+            "listed twice",
+        ),
         (
             lambda t: t.replace(
                 "{model: darwin3, serial: A}", "{model: darwin3, serial: A, numaNode: -1}"
@@ -100,7 +106,7 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path, darwin3: ChipProfile) -> No
         load_inventory(tmp_path / "missing.yaml", {"darwin3": darwin3})
     with pytest.raises(HardwareFileError, match=r"not valid YAML at line 2, column \d+"):
         load_inventory(write(tmp_path, "a: 1\n b: [\n"), {"darwin3": darwin3})
-    with pytest.raises(HardwareFileError, match="must be a mapping"):
+    with pytest.raises(HardwareFileError, match="must be an object, got array"):
         load_inventory(write(tmp_path, "- 1\n"), {"darwin3": darwin3})
 
 
@@ -149,7 +155,9 @@ def test_count_lists_identical_chips_and_models_mix(tmp_path: Path) -> None:
     clash = text.replace("serial: F}", "serial: A-1}")
     with pytest.raises(HardwareFileError, match=r"chips\[1\]\.serial: A-1 is already used"):
         load_inventory(write(tmp_path, clash), load_profiles())
-    with pytest.raises(HardwareFileError, match=r"count: must be between 1 and 64"):
+    with pytest.raises(
+        HardwareFileError, match=r"count: must be an integer between 1 and 64, got 0"
+    ):
         load_inventory(write(tmp_path, text.replace("count: 3", "count: 0")), load_profiles())
 
 

@@ -140,7 +140,7 @@ def test_topology_file_round_trips_through_slices(tmp_path: Path, darwin3: ChipP
     [
         (
             ("serial: A}", "serial: A, colour: red}"),
-            r"nodes\[0\]\.fabrics\[0\]\.chips\[0\]\.colour: is not a known field",
+            r"nodes\[0\]\.fabrics\[0\]\.chips\[0\]\.colour: unknown field \(known: alloc",
         ),
         (
             ("[0, 5]", "[0, 36]"),
@@ -150,7 +150,8 @@ def test_topology_file_round_trips_through_slices(tmp_path: Path, darwin3: ChipP
             ("model: darwin3, serial: A", "model: darwin9, serial: A"),
             r"chips\[0\]\.model: no chip profile for 'darwin9'",
         ),
-        (("kind: Topology", "kind: Inventory"), "kind: must be Topology"),
+        (("kind: Topology", "kind: Inventory"), "kind: must be 'Topology', got 'Inventory'"),
+        (("[0, 5]", "[0, -1]"), r"allocatedDomains\[1\]: must be an integer >= 0, got -1"),
         (("serial: B", "serial: A"), r"chips\[1\]\.serial: A is already used"),
     ],
 )

@@ -1,4 +1,5 @@
-"""Opaque PartitionConfig: validation, merge order, and agreement with the JSON schema."""
+"""Opaque PartitionConfig: validation against the JSON schema (the one source of its rules),
+merge order, and old checkpoints."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 
 import jsonschema
 import pytest
+from darwin_dra import schema
 from darwin_dra.plugin.config import (
+    REMOVED,
     ConfigEntry,
     ConfigError,
     PartitionConfig,
@@ -47,6 +50,35 @@ def test_schema_is_a_valid_draft_2020_12_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
 
 
+def test_the_package_ships_the_schema_of_api() -> None:
+    assert schema.load("partitionconfig.schema.json") == SCHEMA
+
+
+def test_the_dataclass_has_exactly_the_schemas_fields() -> None:
+    wire = set(PartitionConfig(timestep_us=100).to_dict())
+    assert wire == set(SCHEMA["properties"]) - set(REMOVED)
+    assert set(REMOVED) == {"spikeEncoding", "isolation"}
+
+
+def test_a_checkpoint_written_before_the_removal_still_loads() -> None:
+    # Checkpoints of older plugins carry the removed fields beside the live ones.
+    from darwin_dra.plugin.state import DeviceIntent
+
+    intent = DeviceIntent.from_json(
+        {
+            "request": "r",
+            "device": "chip-0-domain-3",
+            "chip": 0,
+            "domains": [3],
+            "shared": False,
+            "keps": 10,
+            "shareId": None,
+            "config": {**HEAD, "timestepUs": 100, "spikeEncoding": "aer", "isolation": "strict"},
+        }
+    )
+    assert intent.config == PartitionConfig(timestep_us=100)
+
+
 def test_defaults() -> None:
     assert parse_partition_config(dict(HEAD)) == PartitionConfig(
         timestep_us=None, routing_mode="xy", learning=False
@@ -60,16 +92,23 @@ def test_defaults() -> None:
     [
         ({**HEAD, "timestepUs": 9}, "parameters.timestepUs", "between 10 and 10000, got 9"),
         ({**HEAD, "timestepUs": 10001}, "parameters.timestepUs", "got 10001"),
-        ({**HEAD, "timestepUs": True}, "parameters.timestepUs", "integer, got boolean"),
-        ({**HEAD, "timestepUs": "100"}, "parameters.timestepUs", "integer, got string"),
-        ({**HEAD, "timestepUs": 10.5}, "parameters.timestepUs", "integer, got number"),
+        ({**HEAD, "timestepUs": True}, "parameters.timestepUs", "10000, got boolean"),
+        ({**HEAD, "timestepUs": "100"}, "parameters.timestepUs", "10000, got string"),
+        ({**HEAD, "timestepUs": 10.5}, "parameters.timestepUs", "10000, got 10.5"),
         ({**HEAD, "routingMode": "mesh"}, "parameters.routingMode", "'xy', 'multicast-tree'"),
         ({**HEAD, "spikeEncoding": "aer"}, "parameters.spikeEncoding", "was removed"),
-        ({**HEAD, "learning": "true"}, "parameters.learning", "boolean, got string"),
+        (
+            {**HEAD, "learning": "true"},
+            "parameters.learning",
+            "boolean (true or false), got string",
+        ),
         ({**HEAD, "isolation": "strict"}, "parameters.isolation", "was removed"),
         ({**HEAD, "timestep_us": 100}, "parameters.timestep_us", "unknown field"),
         ({"kind": "PartitionConfig"}, "parameters.apiVersion", "must be 'darwin.snn.io/v1alpha1'"),
         ({**HEAD, "kind": "ChipConfig"}, "parameters.kind", "must be 'PartitionConfig'"),
+        ({"apiVersion": "darwin.snn.io/v1alpha1"}, "parameters.kind", "is required"),
+        ({**HEAD, "b": 1, "a": 2, "timestepUs": 1}, "parameters.a", "unknown field"),
+        ({**HEAD, "timestepUs": float("nan")}, "parameters.timestepUs", "finite number"),
         ([1, 2], "parameters", "must be an object, got array"),
     ],
 )
@@ -127,7 +166,8 @@ def candidate_configs(draw: st.DrawFn) -> dict[str, Any]:
 
 @settings(max_examples=400, deadline=None)
 @given(candidate_configs())
-def test_validator_and_schema_agree(obj: dict[str, Any]) -> None:
+def test_a_problem_is_named_exactly_when_the_schema_refuses(obj: dict[str, Any]) -> None:
+    # The wording (darwin_dra.schema) covers every way the schema can refuse.
     assert validator_accepts(obj) == schema_accepts(obj), obj
 
 

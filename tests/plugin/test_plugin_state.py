@@ -100,7 +100,7 @@ def test_claim_config_wins_over_class_config_field_by_field(views: dict[int, Chi
                     },
                 )
             ],
-            "timestepUs: must be between",
+            "timestepUs: must be an integer between",
         ),
         ([result("chip-0", NODE), result("chip-0", NODE, "s")], None, "allocated twice"),
     ],

@@ -21,14 +21,17 @@ from typing import Any, Protocol
 import structlog
 import yaml
 
+from darwin_dra import schema
 from darwin_dra.atomicfile import atomic_write
 from darwin_dra.engine import EngineError, FaultKind
 
 log = structlog.get_logger(__name__)
 
 FILE_NAME = "faults.yaml"
-API_VERSION = "darwin.snn.io/v1alpha1"
-KIND = "FaultList"
+SCHEMA_FILE = "faultlist.schema.json"
+_SCHEMA = schema.load(SCHEMA_FILE)
+API_VERSION: str = _SCHEMA["properties"]["apiVersion"]["const"]
+KIND: str = _SCHEMA["properties"]["kind"]["const"]
 
 
 class FaultFileError(ValueError):
@@ -36,6 +39,8 @@ class FaultFileError(ValueError):
 
 
 class Kind(enum.StrEnum):
+    """The schema's fault kinds (tests/chiphost checks they agree), as the engine names them."""
+
     CORE = "core"
     DOMAIN = "domain"
     LINK = "link"
@@ -61,28 +66,18 @@ def fault_path(state_dir: Path) -> Path:
 
 
 def parse(data: Any, source: str) -> frozenset[Fault]:
+    """The faults of a parsed fault file; the rules are its schema's
+    (api/chiphost/v1alpha1/faultlist.schema.json). An empty file lists none."""
     if data is None:
         return frozenset()
-    if not isinstance(data, dict) or data.get("kind") != KIND:
-        raise FaultFileError(f"{source}: must be a {KIND} object")
-    items = data.get("faults") or []
-    if not isinstance(items, list):
-        raise FaultFileError(f"{source}: faults must be a list")
+    problem = schema.first_problem(SCHEMA_FILE, data)
+    if problem is not None:
+        where = f"{source}: {problem.field}" if problem.field else source
+        raise FaultFileError(f"{where}: {problem.reason}")
     out = set()
-    for i, item in enumerate(items):
-        where = f"{source}: faults[{i}]"
-        if not isinstance(item, dict) or set(item) - {"chip", "kind", "index"}:
-            raise FaultFileError(f"{where}: needs chip, kind and index only")
-        chip, index = item.get("chip"), item.get("index", 0)
-        if not isinstance(chip, int) or chip < 0 or not isinstance(index, int) or index < 0:
-            raise FaultFileError(f"{where}: chip and index must be integers >= 0")
-        try:
-            kind = Kind(str(item.get("kind")))
-        except ValueError:
-            raise FaultFileError(
-                f"{where}: kind must be one of {', '.join(k.value for k in Kind)}"
-            ) from None
-        out.add(Fault(chip, kind, 0 if kind is Kind.CHIP else index))
+    for item in schema.integral(data).get("faults", []):
+        kind = Kind(item["kind"])
+        out.add(Fault(item["chip"], kind, 0 if kind is Kind.CHIP else item.get("index", 0)))
     return frozenset(out)
 
 
@@ -92,11 +87,16 @@ def load(path: Path) -> frozenset[Fault]:
         text = path.read_text()
     except FileNotFoundError:
         return frozenset()
+    except OSError as exc:
+        raise FaultFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FaultFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
-        data = yaml.safe_load(text)
+        return parse(yaml.safe_load(text), str(path))
     except yaml.YAMLError as exc:
         raise FaultFileError(f"{path}: not YAML: {exc}") from None
-    return parse(data, str(path))
+    except RecursionError:
+        raise FaultFileError(f"{path}: nested too deeply to be a {KIND}") from None
 
 
 def dump(faults: Iterable[Fault]) -> bytes:

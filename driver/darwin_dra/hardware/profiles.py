@@ -6,55 +6,42 @@ from importlib import resources
 from pathlib import Path
 
 from darwin_dra.hardware.errors import HardwareFileError
-from darwin_dra.hardware.fields import Fields, load_yaml
+from darwin_dra.hardware.fields import load_yaml
 from darwin_dra.hardware.model import ChipProfile
 
-_KNOWN = {
-    "apiVersion",
-    "kind",
-    "model",
-    "mesh",
-    "domain",
-    "neuronsPerCore",
-    "synapsesPerChip",
-    "coreQueueEvents",
-    "routerEventsPerSecond",
-    "energyPjPerOp",
-    "maxFanIn",
-    "maxFanOut",
-    "onChipLearning",
-    "sparseRouting",
-    "sources",
-}
+SCHEMA_FILE = "chipprofile.schema.json"
 
 
 def load_profile(path: Path) -> ChipProfile:
-    """Parses and checks one profile file."""
-    f = Fields(str(path), load_yaml(path, "ChipProfile"))
-    f.reject_unknown(_KNOWN)
-    mesh = f.mapping("mesh")
-    ctrl = mesh.mapping("controller")
-    domain = f.mapping("domain")
-    width = mesh.integer("width", 1, 256)
-    height = mesh.integer("height", 1, 256)
+    """Parses and checks one profile file: the fields against the schema
+    (api/hardware/v1alpha1/chipprofile.schema.json), then the rules that relate them."""
+    doc = load_yaml(path, SCHEMA_FILE)
+    mesh, ctrl, domain = doc["mesh"], doc["mesh"]["controller"], doc["domain"]
+    width, height = mesh["width"], mesh["height"]
+
+    def within(field: str, value: int, hi: int, lo: int = 0) -> int:
+        if not lo <= value <= hi:
+            raise HardwareFileError(str(path), field, f"must be between {lo} and {hi}, got {value}")
+        return value
+
     profile = ChipProfile(
-        model=f.string("model", max_len=31),
+        model=doc["model"],
         mesh_w=width,
         mesh_h=height,
-        domain_w=domain.integer("width", 1, width),
-        domain_h=domain.integer("height", 1, height),
-        controller_x=ctrl.integer("x", 0, width - 1),
-        controller_y=ctrl.integer("y", 0, height - 1),
-        neurons_per_core=f.integer("neuronsPerCore", 1, 65536),
-        synapses_per_chip=f.integer("synapsesPerChip", 1, 10**13),
-        core_queue_events=f.integer("coreQueueEvents", 1, 2**32 - 1),
-        router_events_per_s=f.number("routerEventsPerSecond", 1.0, 1e16),
-        energy_pj_per_op=f.number("energyPjPerOp", 0.0, 1e6),
-        max_fan_in=f.integer("maxFanIn", 1, 2**31 - 1),
-        max_fan_out=f.integer("maxFanOut", 1, 2**31 - 1),
-        on_chip_learning=f.boolean("onChipLearning"),
-        sparse_routing=f.boolean("sparseRouting"),
-        sources=f.strings("sources"),
+        domain_w=within("domain.width", domain["width"], width, 1),
+        domain_h=within("domain.height", domain["height"], height, 1),
+        controller_x=within("mesh.controller.x", ctrl["x"], width - 1),
+        controller_y=within("mesh.controller.y", ctrl["y"], height - 1),
+        neurons_per_core=doc["neuronsPerCore"],
+        synapses_per_chip=doc["synapsesPerChip"],
+        core_queue_events=doc["coreQueueEvents"],
+        router_events_per_s=float(doc["routerEventsPerSecond"]),
+        energy_pj_per_op=float(doc["energyPjPerOp"]),
+        max_fan_in=doc["maxFanIn"],
+        max_fan_out=doc["maxFanOut"],
+        on_chip_learning=doc["onChipLearning"],
+        sparse_routing=doc["sparseRouting"],
+        sources=tuple(doc.get("sources", ())),
     )
     if width % profile.domain_w or height % profile.domain_h:
         raise HardwareFileError(

@@ -25,10 +25,13 @@ from pathlib import Path
 
 from darwin_dra.controller.fabric import FabricSettings, fabric_slices
 from darwin_dra.hardware.errors import HardwareFileError
-from darwin_dra.hardware.fields import Fields, load_yaml
-from darwin_dra.hardware.model import ChipEntry, ChipProfile, Inventory, NodeEntry
+from darwin_dra.hardware.fields import load_yaml
+from darwin_dra.hardware.inventory import node_entries
+from darwin_dra.hardware.model import ChipEntry, ChipProfile, Inventory
 from darwin_dra.planner.topology import Topology, parse_slices, without_domains
 from darwin_dra.plugin.slices import ChipView, build_slices
+
+SCHEMA_FILE = "topology.schema.json"
 
 
 def chip_view(profile: ChipProfile, chip: int, entry: ChipEntry) -> ChipView:
@@ -52,52 +55,31 @@ def topology_from_inventory(
 
 
 def load_topology(path: Path, profiles: Mapping[str, ChipProfile]) -> Topology:
-    """Parses and checks a topology file; errors name the file and the field."""
-    f = Fields(str(path), load_yaml(path, "Topology"))
-    f.reject_unknown({"apiVersion", "kind", "nodes", "fabricKeps"})
-    fabric_keps = f.integer("fabricKeps", 10, 10**15, default=FabricSettings().keps)
-    nodes: list[NodeEntry] = []
+    """Parses and checks a topology file (api/planner/v1alpha1/topology.schema.json, then the
+    inventory's rules across entries); errors name the file and the field."""
+    doc = load_yaml(path, SCHEMA_FILE)
+    nodes = node_entries(str(path), doc["nodes"], profiles)
     taken: dict[tuple[str, int], list[int]] = {}
-    names: set[str] = set()
-    serials: dict[str, str] = {}
-    for node in f.items("nodes"):
-        node.reject_unknown({"name", "fabrics"})
-        name = node.string("name")
-        if name in names:
-            raise node.fail("name", f"node {name} is listed twice")
-        names.add(name)
-        chips: list[ChipEntry] = []
-        for fabric in node.items("fabrics"):
-            fabric.reject_unknown({"id", "chips"})
-            fid = fabric.string("id")
-            for chip in fabric.items("chips"):
-                chip.reject_unknown({"model", "serial", "allocatedDomains"})
-                model = chip.string("model")
-                if model not in profiles:
-                    raise chip.fail(
-                        "model",
-                        f"no chip profile for {model!r} (known: {', '.join(sorted(profiles))})",
-                    )
-                serial = chip.string("serial")
-                if serial in serials:
-                    raise chip.fail("serial", f"{serial} is already used at {serials[serial]}")
-                serials[serial] = chip.prefix
-                allocated = chip.data.get("allocatedDomains", [])
-                n_domains = profiles[model].n_domains
-                if not isinstance(allocated, list) or not all(
-                    isinstance(d, int) and not isinstance(d, bool) and 0 <= d < n_domains
-                    for d in allocated
-                ):
-                    raise chip.fail(
-                        "allocatedDomains",
-                        f"must be a list of domain indices 0..{n_domains - 1}, got {allocated!r}",
-                    )
-                taken[(name, len(chips))] = list(allocated)
-                chips.append(ChipEntry(model=model, serial=serial, fabric=fid))
-        nodes.append(NodeEntry(name, tuple(chips)))
+    for i, (node, entry) in enumerate(zip(doc["nodes"], nodes, strict=True)):
+        chips = [
+            (j, k, chip) for j, f in enumerate(node["fabrics"]) for k, chip in enumerate(f["chips"])
+        ]
+        for index, (j, k, chip) in enumerate(chips):
+            allocated = chip.get("allocatedDomains", [])
+            n_domains = profiles[chip["model"]].n_domains
+            if any(d >= n_domains for d in allocated):
+                raise HardwareFileError(
+                    str(path),
+                    f"nodes[{i}].fabrics[{j}].chips[{k}].allocatedDomains",
+                    f"must be a list of domain indices 0..{n_domains - 1}, got {allocated!r}",
+                )
+            taken[(entry.name, index)] = list(allocated)
     try:
         topo = topology_from_inventory(
-            Inventory(tuple(nodes), str(path)), profiles, fabric_keps, str(path)
+            Inventory(nodes, str(path)),
+            profiles,
+            doc.get("fabricKeps", FabricSettings().keps),
+            str(path),
         )
     except ValueError as exc:  # a name the slice builders refuse (not a DNS label, ...)
         raise HardwareFileError(str(path), "nodes", str(exc)) from exc

@@ -9,31 +9,21 @@ those requests (a request ``r`` also covers its subrequests ``r/s``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
-from darwin_dra import DRIVER_NAME
+from darwin_dra import DRIVER_NAME, schema
 
-API_VERSION = "darwin.snn.io/v1alpha1"
-KIND = "PartitionConfig"
-
-TIMESTEP_MIN_US = 10
-TIMESTEP_MAX_US = 10_000
-ROUTING_MODES = ("xy", "multicast-tree")
-# Fields earlier versions accepted although they changed nothing in the engine: refused now,
-# with the reason, so a config that relied on them fails loudly instead of doing nothing.
-REMOVED: dict[str, str] = {
-    "spikeEncoding": (
-        "was removed: spikes travel to and from a partition only as address events (the "
-        "engine's spike ports), so 'rate' never changed anything; delete the field"
-    ),
-    "isolation": (
-        "was removed: a partition's cores are never shared except by a shared device, and the "
-        "engine does not keep routes off other partitions' tiles, so the field never changed "
-        "anything; delete it (use a shared device for sharing)"
-    ),
-}
+# The rules are the JSON schema's (api/config/v1alpha1/partitionconfig.schema.json); nothing
+# here repeats them. Fields earlier versions accepted although they changed nothing in the
+# engine are in the schema as removed: refused, with the reason, so a config that relied on
+# them fails loudly instead of doing nothing.
+SCHEMA_FILE = "partitionconfig.schema.json"
+_SCHEMA = schema.load(SCHEMA_FILE)
+API_VERSION: str = _SCHEMA["properties"]["apiVersion"]["const"]
+KIND: str = _SCHEMA["properties"]["kind"]["const"]
+REMOVED: dict[str, str] = schema.removed_fields(_SCHEMA)
 
 Source = Literal["FromClass", "FromClaim"]
 
@@ -52,8 +42,8 @@ class PartitionConfig:
     """What each field does in the engine is in docs/resource-model.md ("PartitionConfig")."""
 
     timestep_us: int | None = None  # None: the network's own step; else the engine enforces it
-    routing_mode: str = "xy"
-    learning: bool = False
+    routing_mode: str = _SCHEMA["properties"]["routingMode"]["default"]
+    learning: bool = _SCHEMA["properties"]["learning"]["default"]
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form (what a user writes), complete with apiVersion and kind."""
@@ -64,92 +54,25 @@ class PartitionConfig:
         return out
 
 
-class _InvalidValueError(Exception):
-    pass
-
-
-def _timestep(value: Any) -> int:
-    # bool is an int in Python but not in JSON; 100.0 is an integer in JSON Schema terms.
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _InvalidValueError(f"must be an integer, got {_json_type(value)}")
-    if not TIMESTEP_MIN_US <= value <= TIMESTEP_MAX_US:
-        raise _InvalidValueError(
-            f"must be between {TIMESTEP_MIN_US} and {TIMESTEP_MAX_US}, got {value}"
-        )
-    return value
-
-
-def _one_of(choices: Sequence[str]) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if not isinstance(value, str):
-            raise _InvalidValueError(f"must be a string, got {_json_type(value)}")
-        if value not in choices:
-            raise _InvalidValueError(
-                f"must be one of {', '.join(map(repr, choices))}, got {value!r}"
-            )
-        return value
-
-    return check
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _InvalidValueError(f"must be a boolean, got {_json_type(value)}")
-    return value
-
-
-# wire name -> (python field name, check returning the normalised value)
-_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "timestepUs": ("timestep_us", _timestep),
-    "routingMode": ("routing_mode", _one_of(ROUTING_MODES)),
-    "learning": ("learning", _boolean),
+# wire name -> python field name (the dataclass above mirrors the schema's known fields)
+_FIELDS: dict[str, str] = {
+    "timestepUs": "timestep_us",
+    "routingMode": "routing_mode",
+    "learning": "learning",
 }
-_WIRE_NAMES = {py: wire for wire, (py, _) in _FIELDS.items()}
-
-
-def _json_type(value: Any) -> str:
-    match value:
-        case None:
-            return "null"
-        case bool():
-            return "boolean"
-        case int() | float():
-            return "number"
-        case str():
-            return "string"
-        case list() | tuple():
-            return "array"
-        case Mapping():
-            return "object"
-    return type(value).__name__
+_WIRE_NAMES = {py: wire for wire, py in _FIELDS.items()}
 
 
 def parse_overrides(obj: Any, path: str = "parameters") -> dict[str, Any]:
     """Validate one config object; returns only the fields it sets (python names)."""
-    if not isinstance(obj, Mapping):
-        raise ConfigError(path, f"must be an object, got {_json_type(obj)}")
-    if obj.get("apiVersion") != API_VERSION:
-        raise ConfigError(
-            f"{path}.apiVersion", f"must be {API_VERSION!r}, got {obj.get('apiVersion')!r}"
-        )
-    if obj.get("kind") != KIND:
-        raise ConfigError(f"{path}.kind", f"must be {KIND!r}, got {obj.get('kind')!r}")
+    problem = schema.first_problem(SCHEMA_FILE, obj, path)
+    if problem is not None:
+        raise ConfigError(problem.field, problem.reason)
     out: dict[str, Any] = {}
-    for key in sorted(obj, key=str):
-        if key in ("apiVersion", "kind"):
-            continue
-        if key in REMOVED:
-            raise ConfigError(f"{path}.{key}", REMOVED[key])
-        if key not in _FIELDS:
-            known = ", ".join(sorted(_FIELDS))
-            raise ConfigError(f"{path}.{key}", f"unknown field (known: {known})")
-        name, check = _FIELDS[key]
-        try:
-            out[name] = check(obj[key])
-        except _InvalidValueError as exc:
-            raise ConfigError(f"{path}.{key}", str(exc)) from None
+    for key, value in obj.items():
+        if key in _FIELDS:
+            # 100.0 is an integer in JSON Schema terms; the engine takes an int.
+            out[_FIELDS[key]] = int(value) if key == "timestepUs" else value
     return out
 
 
