@@ -112,10 +112,10 @@ class Engine:
     # ---- chips and discovery ----
     def add_chip(self, profile: ChipProfile, entry: ChipEntry) -> int:
         prof = ffi.new("dk_chip_profile *", profile_fields(profile))
-        put(prof.model, profile.model, 32)
+        put(prof.model, profile.model)
         desc = ffi.new("dk_chip_desc *")
-        put(desc.serial, entry.serial, 64)
-        put(desc.fabric, entry.fabric, 64)
+        put(desc.serial, entry.serial)
+        put(desc.fabric, entry.fabric)
         desc.numa_node = entry.numa_node
         chip = self._out(lib.dk_chip_add, prof, desc)
         self._extra[chip] = entry

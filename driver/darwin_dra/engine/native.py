@@ -122,12 +122,13 @@ def buf(ctype: str, array: npt.NDArray[Any]) -> Any:
 
 
 def opt(ctype: str, array: npt.NDArray[Any]) -> Any:
-    """_buf, or NULL for an empty array."""
+    """buf, or NULL for an empty array."""
     return buf(ctype, array) if array.size else ffi.NULL
 
 
-def put(field: Any, value: str, size: int) -> None:
-    """Copies `value` into char array `field` of `size` bytes, NUL-terminated."""
+def put(field: Any, value: str) -> None:
+    """Copies `value` into C char array `field`, NUL-terminated (its size is the header's)."""
+    size = len(field)
     raw = value.encode()
     if len(raw) >= size:
         raise ValueError(f"{value!r} is longer than {size - 1} bytes")
