@@ -250,16 +250,23 @@ int dk_chip_info_get(dk_engine *e, uint32_t chip, dk_chip_info *out) {
     return DK_OK;
 }
 
+/* DK_OK if item `i` of the `n` `what`s of chip `chip` exists; else the engine (locked by
+ * dk_chip_lock) is unlocked and DK_E_NOT_FOUND returned. */
+static int exists_or_unlock(dk_engine *e, const char *what, uint32_t i, uint32_t n,
+                            uint32_t chip) {
+    if (i < n) return DK_OK;
+    pthread_mutex_unlock(&e->lock);
+    return dk_fail(DK_E_NOT_FOUND, "%s %u does not exist (chip %u has %u %ss)", what, i, chip, n,
+                   what);
+}
+
 int dk_domain_info_get(dk_engine *e, uint32_t chip, uint32_t domain, dk_domain_info *out) {
     if (!e || !out) return dk_fail(DK_E_INVALID, "dk_domain_info_get: NULL argument");
     dk_chip *c;
     int rc = dk_chip_lock(e, chip, &c);
     if (rc) return rc;
-    if (domain >= c->n_domains) {
-        pthread_mutex_unlock(&e->lock);
-        return dk_fail(DK_E_NOT_FOUND, "domain %u does not exist (chip %u has %u domains)", domain,
-                       chip, c->n_domains);
-    }
+    rc = exists_or_unlock(e, "domain", domain, c->n_domains, chip);
+    if (rc) return rc;
     memset(out, 0, sizeof *out);
     out->domain = domain;
     out->x0 = (domain % c->domains_x) * c->prof.domain_w;
@@ -281,11 +288,8 @@ int dk_core_info_get(dk_engine *e, uint32_t chip, uint32_t core, dk_core_info *o
     dk_chip *c;
     int rc = dk_chip_lock(e, chip, &c);
     if (rc) return rc;
-    if (core >= c->n_cores) {
-        pthread_mutex_unlock(&e->lock);
-        return dk_fail(DK_E_NOT_FOUND, "core %u does not exist (chip %u has %u cores)", core, chip,
-                       c->n_cores);
-    }
+    rc = exists_or_unlock(e, "core", core, c->n_cores, chip);
+    if (rc) return rc;
     out->core = core;
     out->x = c->core_x[core];
     out->y = c->core_y[core];
