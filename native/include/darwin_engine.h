@@ -16,7 +16,8 @@ extern "C" {
 #endif
 
 /* CDEF BEGIN */
-enum {
+/* The Python boundary turns every negative code into its own exception (engine/errors.py). */
+enum dk_error {
     DK_OK = 0,
     DK_E_INVALID = -1,     /* an argument is malformed or out of range */
     DK_E_NOT_FOUND = -2,   /* no such chip, partition or object */
@@ -29,7 +30,10 @@ enum {
 };
 
 enum { DK_HEALTH_OK = 0, DK_HEALTH_FAILED = 1 };
-enum { DK_DIR_EAST = 0, DK_DIR_WEST = 1, DK_DIR_NORTH = 2, DK_DIR_SOUTH = 3 };
+enum dk_direction { DK_DIR_EAST = 0, DK_DIR_WEST = 1, DK_DIR_NORTH = 2, DK_DIR_SOUTH = 3 };
+/* What dk_fault_inject and dk_fault_clear act on; the index is a core, a domain, a link (from
+ * dk_link_index) or, for a whole chip, ignored. */
+enum dk_fault_kind { DK_FAULT_CORE = 0, DK_FAULT_DOMAIN = 1, DK_FAULT_LINK = 2, DK_FAULT_CHIP = 3 };
 enum { DK_PART_EXCLUSIVE = 0, DK_PART_SHARED = 1 };
 enum { DK_MAX_GROUPS = 64, DK_MAX_WEIGHTS = 256, DK_MAX_DELAY = 255 };
 /* KEPS, the one unit of event throughput (docs/engine.md, "KEPS"): thousands of synaptic events
@@ -50,11 +54,12 @@ enum {
     DK_MODEL_THRESHOLD = 6, /* v = x; fires when x > v_th; no state */
     DK_N_MODELS = 7
 };
+/* v <- v_reset, or v <- v - (v_th - v_reset) */
 enum { DK_RESET_VALUE = 0, DK_RESET_SUBTRACT = 1 };
 /* How a spike reaches its target cores (PartitionConfig routingMode): one multicast packet along
  * the union of the XY routes, each link crossed once per spike ("multicast-tree"), or one packet
  * per target core along its own XY route, a link crossed once per target behind it ("xy"). */
-enum { DK_ROUTE_MULTICAST_TREE = 0, DK_ROUTE_XY = 1, DK_N_ROUTES = 2 }; /* v <- v_reset, or v <- v - (v_th - v_reset) */
+enum { DK_ROUTE_MULTICAST_TREE = 0, DK_ROUTE_XY = 1, DK_N_ROUTES = 2 };
 
 typedef struct dk_engine dk_engine;
 
@@ -271,7 +276,7 @@ int dk_link_events(dk_engine *e, uint32_t part, uint64_t *events, uint32_t n);
 int dk_core_events(dk_engine *e, uint32_t part, uint64_t *events, uint32_t n);
 int dk_spike_counts(dk_engine *e, uint32_t part, uint64_t *counts, uint32_t n);
 
-/* Faults. kind: 0 core, 1 domain, 2 link (index from dk_link_index), 3 chip. */
+/* Faults. kind: a DK_FAULT_* (enum dk_fault_kind). */
 int dk_fault_inject(dk_engine *e, uint32_t chip, int32_t kind, uint32_t index);
 int dk_fault_clear(dk_engine *e, uint32_t chip, int32_t kind, uint32_t index);
 /* CDEF END */

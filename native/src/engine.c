@@ -49,6 +49,26 @@ void *dk_alloc(size_t bytes) {
 
 void dk_free(void *p) { free(p); }
 
+void *dk_grow(void *old, size_t *cap, size_t need, size_t size, size_t max) {
+    if (need <= *cap) return old;
+    size_t grown = *cap ? *cap : 16;
+    while (grown < need) {
+        if (grown > SIZE_MAX / 2) break;
+        grown *= 2;
+    }
+    if (grown < need || grown > max || grown > SIZE_MAX / size) {
+        dk_fail(DK_E_NOMEM, "a block of %zu items of %zu bytes cannot grow to %zu", *cap, size,
+                need);
+        return NULL;
+    }
+    void *block = dk_alloc(grown * size);
+    if (!block) return NULL;
+    if (*cap) memcpy(block, old, *cap * size);
+    dk_free(old);
+    *cap = grown;
+    return block;
+}
+
 int dk_engine_create(dk_engine **out) {
     if (!out) return dk_fail(DK_E_INVALID, "dk_engine_create: out is NULL");
     dk_engine *e = dk_alloc(sizeof *e);
@@ -130,15 +150,11 @@ int dk_chip_add(dk_engine *e, const dk_chip_profile *profile, const dk_chip_desc
                            desc->serial, i);
         }
     }
-    if (e->n_chips == e->cap_chips) {
-        uint32_t cap = e->cap_chips ? e->cap_chips * 2 : 8;
-        dk_chip *chips = dk_alloc(cap * sizeof *chips);
-        if (!chips) { pthread_mutex_unlock(&e->lock); return DK_E_NOMEM; }
-        if (e->n_chips) memcpy(chips, e->chips, e->n_chips * sizeof *chips);
-        dk_free(e->chips);
-        e->chips = chips;
-        e->cap_chips = cap;
-    }
+    size_t cap = e->cap_chips;
+    dk_chip *chips = dk_grow(e->chips, &cap, (size_t)e->n_chips + 1, sizeof *chips, UINT32_MAX);
+    if (!chips) { pthread_mutex_unlock(&e->lock); return DK_E_NOMEM; }
+    e->chips = chips;
+    e->cap_chips = (uint32_t)cap;
     dk_chip *c = &e->chips[e->n_chips];
     memset(c, 0, sizeof *c);
     c->prof = *profile;
@@ -183,6 +199,17 @@ int dk_chip_add(dk_engine *e, const dk_chip_profile *profile, const dk_chip_desc
     return DK_OK;
 }
 
+int dk_chip_lock(dk_engine *e, uint32_t chip, dk_chip **out) {
+    pthread_mutex_lock(&e->lock);
+    if (chip < e->n_chips) {
+        *out = &e->chips[chip];
+        return DK_OK;
+    }
+    uint32_t n = e->n_chips;
+    pthread_mutex_unlock(&e->lock);
+    return dk_fail(DK_E_NOT_FOUND, "chip %u does not exist (the engine has %u chips)", chip, n);
+}
+
 int dk_chip_count(dk_engine *e, uint32_t *count) {
     if (!e || !count) return dk_fail(DK_E_INVALID, "dk_chip_count: NULL argument");
     pthread_mutex_lock(&e->lock);
@@ -199,13 +226,9 @@ static uint32_t count_failed_links(const dk_chip *c) {
 
 int dk_chip_info_get(dk_engine *e, uint32_t chip, dk_chip_info *out) {
     if (!e || !out) return dk_fail(DK_E_INVALID, "dk_chip_info_get: NULL argument");
-    pthread_mutex_lock(&e->lock);
-    if (chip >= e->n_chips) {
-        uint32_t n = e->n_chips;
-        pthread_mutex_unlock(&e->lock);
-        return dk_fail(DK_E_NOT_FOUND, "chip %u does not exist (the engine has %u chips)", chip, n);
-    }
-    const dk_chip *c = &e->chips[chip];
+    dk_chip *c;
+    int rc = dk_chip_lock(e, chip, &c);
+    if (rc) return rc;
     memset(out, 0, sizeof *out);
     out->id = chip;
     memcpy(out->model, c->prof.model, sizeof out->model);
@@ -227,19 +250,23 @@ int dk_chip_info_get(dk_engine *e, uint32_t chip, dk_chip_info *out) {
     return DK_OK;
 }
 
+/* DK_OK if item `i` of the `n` `what`s of chip `chip` exists; else the engine (locked by
+ * dk_chip_lock) is unlocked and DK_E_NOT_FOUND returned. */
+static int exists_or_unlock(dk_engine *e, const char *what, uint32_t i, uint32_t n,
+                            uint32_t chip) {
+    if (i < n) return DK_OK;
+    pthread_mutex_unlock(&e->lock);
+    return dk_fail(DK_E_NOT_FOUND, "%s %u does not exist (chip %u has %u %ss)", what, i, chip, n,
+                   what);
+}
+
 int dk_domain_info_get(dk_engine *e, uint32_t chip, uint32_t domain, dk_domain_info *out) {
     if (!e || !out) return dk_fail(DK_E_INVALID, "dk_domain_info_get: NULL argument");
-    pthread_mutex_lock(&e->lock);
-    if (chip >= e->n_chips) {
-        pthread_mutex_unlock(&e->lock);
-        return dk_fail(DK_E_NOT_FOUND, "chip %u does not exist", chip);
-    }
-    const dk_chip *c = &e->chips[chip];
-    if (domain >= c->n_domains) {
-        pthread_mutex_unlock(&e->lock);
-        return dk_fail(DK_E_NOT_FOUND, "domain %u does not exist (chip %u has %u domains)", domain,
-                       chip, c->n_domains);
-    }
+    dk_chip *c;
+    int rc = dk_chip_lock(e, chip, &c);
+    if (rc) return rc;
+    rc = exists_or_unlock(e, "domain", domain, c->n_domains, chip);
+    if (rc) return rc;
     memset(out, 0, sizeof *out);
     out->domain = domain;
     out->x0 = (domain % c->domains_x) * c->prof.domain_w;
@@ -258,17 +285,11 @@ int dk_domain_info_get(dk_engine *e, uint32_t chip, uint32_t domain, dk_domain_i
 
 int dk_core_info_get(dk_engine *e, uint32_t chip, uint32_t core, dk_core_info *out) {
     if (!e || !out) return dk_fail(DK_E_INVALID, "dk_core_info_get: NULL argument");
-    pthread_mutex_lock(&e->lock);
-    if (chip >= e->n_chips) {
-        pthread_mutex_unlock(&e->lock);
-        return dk_fail(DK_E_NOT_FOUND, "chip %u does not exist", chip);
-    }
-    const dk_chip *c = &e->chips[chip];
-    if (core >= c->n_cores) {
-        pthread_mutex_unlock(&e->lock);
-        return dk_fail(DK_E_NOT_FOUND, "core %u does not exist (chip %u has %u cores)", core, chip,
-                       c->n_cores);
-    }
+    dk_chip *c;
+    int rc = dk_chip_lock(e, chip, &c);
+    if (rc) return rc;
+    rc = exists_or_unlock(e, "core", core, c->n_cores, chip);
+    if (rc) return rc;
     out->core = core;
     out->x = c->core_x[core];
     out->y = c->core_y[core];
@@ -306,12 +327,9 @@ void dk_route_xy(const dk_chip *c, uint32_t x0, uint32_t y0, uint32_t x1, uint32
 
 int dk_link_index(dk_engine *e, uint32_t chip, uint32_t x, uint32_t y, uint32_t dir, int32_t *index) {
     if (!e || !index) return dk_fail(DK_E_INVALID, "dk_link_index: NULL argument");
-    pthread_mutex_lock(&e->lock);
-    if (chip >= e->n_chips) {
-        pthread_mutex_unlock(&e->lock);
-        return dk_fail(DK_E_NOT_FOUND, "chip %u does not exist", chip);
-    }
-    const dk_chip *c = &e->chips[chip];
+    dk_chip *c;
+    int rc = dk_chip_lock(e, chip, &c);
+    if (rc) return rc;
     if (x >= c->prof.mesh_w || y >= c->prof.mesh_h || dir > DK_DIR_SOUTH) {
         pthread_mutex_unlock(&e->lock);
         return dk_fail(DK_E_INVALID, "link (%u,%u) dir %u is outside the %ux%u mesh", x, y, dir,
@@ -324,12 +342,10 @@ int dk_link_index(dk_engine *e, uint32_t chip, uint32_t x, uint32_t y, uint32_t 
 
 int dk_link_count(dk_engine *e, uint32_t chip, uint32_t *count) {
     if (!e || !count) return dk_fail(DK_E_INVALID, "dk_link_count: NULL argument");
-    pthread_mutex_lock(&e->lock);
-    if (chip >= e->n_chips) {
-        pthread_mutex_unlock(&e->lock);
-        return dk_fail(DK_E_NOT_FOUND, "chip %u does not exist", chip);
-    }
-    *count = e->chips[chip].n_tiles * 4u;
+    dk_chip *c;
+    int rc = dk_chip_lock(e, chip, &c);
+    if (rc) return rc;
+    *count = c->n_tiles * 4u;
     pthread_mutex_unlock(&e->lock);
     return DK_OK;
 }
@@ -338,15 +354,11 @@ int dk_link_count(dk_engine *e, uint32_t chip, uint32_t *count) {
 
 static int fault_set(dk_engine *e, uint32_t chip, int32_t kind, uint32_t index, uint8_t value) {
     if (!e) return dk_fail(DK_E_INVALID, "fault: engine is NULL");
-    pthread_mutex_lock(&e->lock);
-    int rc = DK_OK;
-    if (chip >= e->n_chips) {
-        rc = dk_fail(DK_E_NOT_FOUND, "fault: chip %u does not exist", chip);
-        goto out;
-    }
-    dk_chip *c = &e->chips[chip];
+    dk_chip *c;
+    int rc = dk_chip_lock(e, chip, &c);
+    if (rc) return rc;
     switch (kind) {
-    case 0:
+    case DK_FAULT_CORE:
         if (index >= c->n_cores) {
             rc = dk_fail(DK_E_NOT_FOUND, "fault: core %u does not exist (chip %u has %u cores)",
                          index, chip, c->n_cores);
@@ -354,7 +366,7 @@ static int fault_set(dk_engine *e, uint32_t chip, int32_t kind, uint32_t index, 
         }
         c->core_failed[index] = value;
         break;
-    case 1:
+    case DK_FAULT_DOMAIN:
         if (index >= c->n_domains) {
             rc = dk_fail(DK_E_NOT_FOUND, "fault: domain %u does not exist (chip %u has %u domains)",
                          index, chip, c->n_domains);
@@ -363,7 +375,7 @@ static int fault_set(dk_engine *e, uint32_t chip, int32_t kind, uint32_t index, 
         for (uint32_t i = 0; i < c->n_cores; i++)
             if (c->core_domain[i] == index) c->core_failed[i] = value;
         break;
-    case 2:
+    case DK_FAULT_LINK:
         if (index >= c->n_tiles * 4u || dk_link_of(c, (index / 4u) % c->prof.mesh_w,
                                                   (index / 4u) / c->prof.mesh_w, index % 4u) < 0) {
             rc = dk_fail(DK_E_NOT_FOUND, "fault: link %u does not exist on chip %u", index, chip);
@@ -371,7 +383,7 @@ static int fault_set(dk_engine *e, uint32_t chip, int32_t kind, uint32_t index, 
         }
         c->link_failed[index] = value;
         break;
-    case 3:
+    case DK_FAULT_CHIP:
         c->failed = value != 0;
         break;
     default:

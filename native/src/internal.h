@@ -30,6 +30,12 @@
 int dk_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void *dk_alloc(size_t bytes);         /* zeroed, aligned; NULL on failure (message set) */
 void dk_free(void *p);
+/* The one grow-by-doubling helper: a block for at least `need` items of `size` bytes. That is
+ * `old` itself while its `*cap` items suffice; else a zeroed block of a doubled capacity (16
+ * items when *cap is 0) holding a copy of old's *cap items, with old freed and *cap updated.
+ * NULL (old and *cap untouched, DK_E_NOMEM message set) when out of memory or when the
+ * capacity would pass `max` items or the bytes overflow size_t. */
+void *dk_grow(void *old, size_t *cap, size_t need, size_t size, size_t max);
 
 /* ---- chips ---- */
 typedef struct {
@@ -173,6 +179,10 @@ enum { DK_FORM_COMPACT = 0, DK_FORM_MID = 1, DK_FORM_WIDE = 2 };
 static inline uint32_t dk_first_seg(const dk_network *n, uint32_t s) {
     return n->seg_rel ? n->seg_blk[s >> 6] + n->seg_rel[s] : n->src_seg[s];
 }
+
+/* Locks the engine and finds chip `chip`: DK_OK with the lock held (the caller unlocks), or
+ * DK_E_NOT_FOUND with it released. */
+int dk_chip_lock(dk_engine *e, uint32_t chip, dk_chip **out);
 
 /* partition lookup with a reference; release with dk_part_put */
 int dk_part_get(dk_engine *e, uint32_t id, dk_partition **out);

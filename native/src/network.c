@@ -307,155 +307,212 @@ static uint64_t hash_cores(const uint16_t *cores, uint32_t k, uint32_t src_core)
 }
 
 /* Builds the routing trees: sources with the same entry core and the same target cores share
- * one tree. */
-static int build_trees(dk_network *n, const dk_chip *c, const dk_partition *p) {
-    uint32_t cu = n->cores_used;
-    uint32_t n_links = c->n_tiles * 4u;
-    n->src_tree = dk_alloc((size_t)n->n_src * sizeof *n->src_tree);
-    uint16_t *list = dk_alloc((size_t)cu * sizeof *list);
-    uint8_t *seen = dk_alloc(cu);
-    uint32_t *mark = dk_alloc((size_t)n_links * sizeof *mark);
-    uint32_t tcap = 64, lcap = 1024, ccap = 1024, ncores = 0;
-    uint32_t *tree_core_ptr = dk_alloc((tcap + 1) * sizeof(uint32_t));
-    uint16_t *tree_cores = dk_alloc(ccap * sizeof(uint16_t));
-    uint32_t *tree_src_core = dk_alloc(tcap * sizeof(uint32_t));
-    n->tree_link_ptr = dk_alloc((tcap + 1) * sizeof(uint32_t));
-    n->tree_links = dk_alloc(lcap * sizeof(uint32_t));
-    uint32_t hcap = 1024;
-    uint64_t *hkeys = dk_alloc(hcap * sizeof *hkeys);
-    uint32_t *hvals = dk_alloc(hcap * sizeof *hvals);
-    int rc = DK_OK;
-    if (!n->src_tree || !list || !seen || !mark || !tree_core_ptr || !tree_cores ||
-        !tree_src_core || !n->tree_link_ptr || !n->tree_links || !hkeys || !hvals) {
-        rc = DK_E_NOMEM;
-        goto out;
-    }
-    for (uint32_t i = 0; i < hcap; i++) hvals[i] = UINT32_MAX;
+ * one tree. The state while they are built: */
+typedef struct {
+    dk_network *n;
+    const dk_chip *c;
+    const dk_partition *p;
+    uint16_t *list;          /* the target cores of the current source, ascending */
+    uint8_t *seen;           /* per used core: already in list */
+    uint32_t *core_ptr;      /* tree t's target cores are cores[core_ptr[t] .. core_ptr[t + 1]) */
+    uint16_t *cores;
+    uint32_t *src_core;      /* tree t's entry core */
+    uint32_t n_cores;        /* cores held */
+    size_t cap_core_ptr, cap_cores, cap_src_core, cap_link_ptr, cap_links;
+    uint64_t *hkeys;         /* open addressing: a tree by the hash of (entry core, targets) */
+    uint32_t *hvals;         /* the tree, or UINT32_MAX for a free slot */
+    uint32_t hcap;           /* a power of two */
+    link_collect lc;         /* the links of the tree being added */
+    uint32_t *ktgt;          /* a kernel source's targets and weights (kernel_fan + 1) */
+    float *kw;
+} tree_build;
+
+static void trees_end(tree_build *tb) {
+    void *ptrs[] = {tb->list, tb->seen, tb->lc.mark, tb->lc.out, tb->core_ptr, tb->cores,
+                    tb->src_core, tb->hkeys, tb->hvals, tb->ktgt, tb->kw};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dk_free(ptrs[i]);
+}
+
+static int trees_begin(tree_build *tb, dk_network *n, const dk_chip *c, const dk_partition *p) {
+    const uint32_t cu = n->cores_used, n_links = c->n_tiles * 4u;
     const bool unicast = p->cfg.routing == DK_ROUTE_XY;
     /* unicast routes keep every link of every route: at most (w + h) per target core */
     size_t buf_len = unicast ? (size_t)cu * (c->prof.mesh_w + c->prof.mesh_h) : n_links;
     if (buf_len < n_links) buf_len = n_links;
-    uint32_t *link_buf = dk_alloc(buf_len * sizeof *link_buf);
-    if (!link_buf) { rc = DK_E_NOMEM; goto out; }
-    link_collect lc = {.mark = mark, .stamp = 0, .out = link_buf, .n = 0, .unicast = unicast};
-    uint32_t *ktgt = n->n_kernels ? dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *ktgt) : NULL;
-    float *kw = n->n_kernels ? dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *kw) : NULL;
-    if (n->n_kernels && (!ktgt || !kw)) {
-        dk_free(ktgt); dk_free(kw); dk_free(link_buf);
-        rc = DK_E_NOMEM;
-        goto out;
+    *tb = (tree_build){.n = n, .c = c, .p = p, .hcap = 1024};
+    tb->lc = (link_collect){.mark = dk_alloc((size_t)n_links * sizeof *tb->lc.mark),
+                            .out = dk_alloc(buf_len * sizeof *tb->lc.out), .unicast = unicast};
+    n->src_tree = dk_alloc((size_t)n->n_src * sizeof *n->src_tree);
+    tb->list = dk_alloc((size_t)cu * sizeof *tb->list);
+    tb->seen = dk_alloc(cu);
+    tb->core_ptr = dk_grow(NULL, &tb->cap_core_ptr, 65, sizeof *tb->core_ptr, UINT32_MAX);
+    tb->cores = dk_grow(NULL, &tb->cap_cores, 1024, sizeof *tb->cores, UINT32_MAX);
+    tb->src_core = dk_grow(NULL, &tb->cap_src_core, 64, sizeof *tb->src_core, UINT32_MAX);
+    n->tree_link_ptr = dk_grow(NULL, &tb->cap_link_ptr, 65, sizeof *n->tree_link_ptr, UINT32_MAX);
+    n->tree_links = dk_grow(NULL, &tb->cap_links, 1024, sizeof *n->tree_links, UINT32_MAX);
+    tb->hkeys = dk_alloc(tb->hcap * sizeof *tb->hkeys);
+    tb->hvals = dk_alloc(tb->hcap * sizeof *tb->hvals);
+    if (n->n_kernels) {
+        tb->ktgt = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *tb->ktgt);
+        tb->kw = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *tb->kw);
+        if (!tb->ktgt || !tb->kw) return DK_E_NOMEM;
     }
-    n->n_trees = 0;
-    for (uint32_t s = 0; s < n->n_src; s++) {
-        uint32_t k = 0;
-        for (uint32_t g = dk_first_seg(n, s), ge = dk_first_seg(n, s + 1); g < ge; g++) {
-            uint16_t core = n->seg[g].core;
-            if (!seen[core]) { seen[core] = 1; list[k++] = core; }
+    if (!n->src_tree || !tb->list || !tb->seen || !tb->lc.mark || !tb->lc.out || !tb->core_ptr ||
+        !tb->cores || !tb->src_core || !n->tree_link_ptr || !n->tree_links || !tb->hkeys ||
+        !tb->hvals)
+        return DK_E_NOMEM;
+    for (uint32_t i = 0; i < tb->hcap; i++) tb->hvals[i] = UINT32_MAX;
+    return DK_OK;
+}
+
+static void add_target(tree_build *tb, uint16_t core, uint32_t *k) {
+    if (tb->seen[core]) return;
+    tb->seen[core] = 1;
+    tb->list[(*k)++] = core;
+}
+
+/* The cores source `s` reaches (listed synapses and kernels) into tb->list, ascending. */
+static uint32_t tree_targets(tree_build *tb, uint32_t s) {
+    const dk_network *n = tb->n;
+    uint32_t k = 0;
+    for (uint32_t g = dk_first_seg(n, s), ge = dk_first_seg(n, s + 1); g < ge; g++)
+        add_target(tb, n->seg[g].core, &k);
+    for (uint32_t q = 0; q < n->n_kernels; q++) {
+        const dk_kernel_rt *kr = &n->kernels[q];
+        if (s < kr->k.src_first || s >= kr->src_end) continue;
+        uint32_t m = dk_kernel_targets(kr, s - kr->k.src_first, tb->ktgt, tb->kw);
+        for (uint32_t j = 0; j < m; j++) add_target(tb, (uint16_t)(tb->ktgt[j] / n->per_core), &k);
+    }
+    uint16_t *list = tb->list;
+    for (uint32_t i = 0; i < k; i++) tb->seen[list[i]] = 0;
+    /* canonical order: insertion sort, k is small in practice */
+    for (uint32_t i = 1; i < k; i++) {
+        uint16_t v = list[i];
+        uint32_t j = i;
+        while (j && list[j - 1] > v) { list[j] = list[j - 1]; j--; }
+        list[j] = v;
+    }
+    return k;
+}
+
+/* The tree of entry core `sc` and the k cores of tb->list, or UINT32_MAX; *slot is where the
+ * search stopped (the free slot to insert it at). */
+static uint32_t tree_find(const tree_build *tb, uint64_t h, uint32_t sc, uint32_t k,
+                          uint32_t *slot) {
+    uint32_t i = (uint32_t)(h & (tb->hcap - 1));
+    while (tb->hvals[i] != UINT32_MAX) {
+        uint32_t t = tb->hvals[i];
+        if (tb->hkeys[i] == h && tb->src_core[t] == sc &&
+            tb->core_ptr[t + 1] - tb->core_ptr[t] == k &&
+            (k == 0 || !memcmp(tb->cores + tb->core_ptr[t], tb->list, k * sizeof *tb->list))) {
+            *slot = i;
+            return t;
         }
-        for (uint32_t q = 0; q < n->n_kernels; q++) {
-            const dk_kernel_rt *kr = &n->kernels[q];
-            if (s < kr->k.src_first || s >= kr->src_end) continue;
-            uint32_t m = dk_kernel_targets(kr, s - kr->k.src_first, ktgt, kw);
-            for (uint32_t j = 0; j < m; j++) {
-                uint16_t core = (uint16_t)(ktgt[j] / n->per_core);
-                if (!seen[core]) { seen[core] = 1; list[k++] = core; }
-            }
-        }
-        for (uint32_t i = 0; i < k; i++) seen[list[i]] = 0;
-        /* canonical order: insertion sort, k is small in practice */
-        for (uint32_t i = 1; i < k; i++) {
-            uint16_t v = list[i];
-            uint32_t j = i;
-            while (j && list[j - 1] > v) { list[j] = list[j - 1]; j--; }
-            list[j] = v;
-        }
-        uint32_t sc = n->src_core[s];
-        uint64_t h = hash_cores(list, k, sc);
-        uint32_t slot = (uint32_t)(h & (hcap - 1)), found = UINT32_MAX;
-        while (hvals[slot] != UINT32_MAX) {
-            uint32_t t = hvals[slot];
-            if (hkeys[slot] == h && tree_src_core[t] == sc &&
-                tree_core_ptr[t + 1] - tree_core_ptr[t] == k &&
-                (k == 0 || !memcmp(tree_cores + tree_core_ptr[t], list, k * sizeof *list))) {
-                found = t;
-                break;
-            }
-            slot = (slot + 1) & (hcap - 1);
-        }
-        if (found != UINT32_MAX) { n->src_tree[s] = found; continue; }
-        /* a new tree: its links are the union of the XY routes to every target core */
-        uint32_t t = n->n_trees;
-        if (t + 1 >= tcap) {
-            uint32_t ncap = tcap * 2;
-            uint32_t *a = dk_alloc((ncap + 1) * sizeof *a), *b = dk_alloc((ncap + 1) * sizeof *b);
-            uint32_t *d = dk_alloc(ncap * sizeof *d);
-            if (!a || !b || !d) { dk_free(a); dk_free(b); dk_free(d); dk_free(link_buf); dk_free(ktgt); dk_free(kw); rc = DK_E_NOMEM; goto out; }
-            memcpy(a, tree_core_ptr, (tcap + 1) * sizeof *a);
-            memcpy(b, n->tree_link_ptr, (tcap + 1) * sizeof *b);
-            memcpy(d, tree_src_core, tcap * sizeof *d);
-            dk_free(tree_core_ptr); dk_free(n->tree_link_ptr); dk_free(tree_src_core);
-            tree_core_ptr = a; n->tree_link_ptr = b; tree_src_core = d;
-            tcap = ncap;
-        }
-        lc.stamp++;
-        lc.n = 0;
-        uint32_t sx, sy;
-        core_tile(c, p, n, sc, &sx, &sy);
-        for (uint32_t i = 0; i < k; i++) {
-            uint32_t dx, dy;
-            core_tile(c, p, n, list[i], &dx, &dy);
-            dk_route_xy(c, sx, sy, dx, dy, collect_link, &lc);
-        }
-        uint32_t lbase = n->tree_link_ptr[t];
-        while (lbase + lc.n > lcap || ncores + k > ccap) {
-            if (lbase + lc.n > lcap) {
-                uint32_t *a = dk_alloc((size_t)lcap * 2 * sizeof *a);
-                if (!a) { dk_free(link_buf); dk_free(ktgt); dk_free(kw); rc = DK_E_NOMEM; goto out; }
-                memcpy(a, n->tree_links, lcap * sizeof *a);
-                dk_free(n->tree_links); n->tree_links = a; lcap *= 2;
-            } else {
-                uint16_t *a = dk_alloc((size_t)ccap * 2 * sizeof *a);
-                if (!a) { dk_free(link_buf); dk_free(ktgt); dk_free(kw); rc = DK_E_NOMEM; goto out; }
-                memcpy(a, tree_cores, ccap * sizeof *a);
-                dk_free(tree_cores); tree_cores = a; ccap *= 2;
-            }
-        }
-        memcpy(n->tree_links + lbase, link_buf, lc.n * sizeof *link_buf);
-        n->tree_link_ptr[t + 1] = lbase + lc.n;
-        memcpy(tree_cores + ncores, list, k * sizeof *list);
-        tree_core_ptr[t] = ncores;
-        ncores += k;
-        tree_core_ptr[t + 1] = ncores;
-        tree_src_core[t] = sc;
+        i = (i + 1) & (tb->hcap - 1);
+    }
+    *slot = i;
+    return UINT32_MAX;
+}
+
+/* Appends tree n_trees: entry core `sc`, the k cores of tb->list, and as links the union of
+ * the XY routes to them (or every route's own links when unicast). */
+static int tree_add(tree_build *tb, uint32_t sc, uint32_t k) {
+    dk_network *n = tb->n;
+    const uint32_t t = n->n_trees;
+    uint32_t *core_ptr = dk_grow(tb->core_ptr, &tb->cap_core_ptr, (size_t)t + 2,
+                                 sizeof *core_ptr, UINT32_MAX);
+    if (core_ptr) tb->core_ptr = core_ptr;
+    uint32_t *link_ptr = dk_grow(n->tree_link_ptr, &tb->cap_link_ptr, (size_t)t + 2,
+                                 sizeof *link_ptr, UINT32_MAX);
+    if (link_ptr) n->tree_link_ptr = link_ptr;
+    uint32_t *src_core = dk_grow(tb->src_core, &tb->cap_src_core, (size_t)t + 1,
+                                 sizeof *src_core, UINT32_MAX);
+    if (src_core) tb->src_core = src_core;
+    if (!core_ptr || !link_ptr || !src_core) return DK_E_NOMEM;
+    tb->lc.stamp++;
+    tb->lc.n = 0;
+    uint32_t sx, sy;
+    core_tile(tb->c, tb->p, n, sc, &sx, &sy);
+    for (uint32_t i = 0; i < k; i++) {
+        uint32_t dx, dy;
+        core_tile(tb->c, tb->p, n, tb->list[i], &dx, &dy);
+        dk_route_xy(tb->c, sx, sy, dx, dy, collect_link, &tb->lc);
+    }
+    const uint32_t lbase = n->tree_link_ptr[t];
+    uint32_t *links = dk_grow(n->tree_links, &tb->cap_links, (size_t)lbase + tb->lc.n,
+                              sizeof *links, UINT32_MAX);
+    if (links) n->tree_links = links;
+    uint16_t *cores = dk_grow(tb->cores, &tb->cap_cores, (size_t)tb->n_cores + k, sizeof *cores,
+                              UINT32_MAX);
+    if (cores) tb->cores = cores;
+    if (!links || !cores) return DK_E_NOMEM;
+    memcpy(n->tree_links + lbase, tb->lc.out, tb->lc.n * sizeof *tb->lc.out);
+    n->tree_link_ptr[t + 1] = lbase + tb->lc.n;
+    memcpy(tb->cores + tb->n_cores, tb->list, k * sizeof *tb->list);
+    tb->core_ptr[t] = tb->n_cores;
+    tb->n_cores += k;
+    tb->core_ptr[t + 1] = tb->n_cores;
+    tb->src_core[t] = sc;
+    n->n_trees++;
+    return DK_OK;
+}
+
+/* Doubles the hash table (kept at most half full). */
+static int tree_hash_grow(tree_build *tb) {
+    const uint32_t ncap = tb->hcap * 2;
+    uint64_t *nk = dk_alloc(ncap * sizeof *nk);
+    uint32_t *nv = dk_alloc(ncap * sizeof *nv);
+    if (!nk || !nv) { dk_free(nk); dk_free(nv); return DK_E_NOMEM; }
+    for (uint32_t i = 0; i < ncap; i++) nv[i] = UINT32_MAX;
+    for (uint32_t i = 0; i < tb->hcap; i++) {
+        if (tb->hvals[i] == UINT32_MAX) continue;
+        uint32_t j = (uint32_t)(tb->hkeys[i] & (ncap - 1));
+        while (nv[j] != UINT32_MAX) j = (j + 1) & (ncap - 1);
+        nk[j] = tb->hkeys[i];
+        nv[j] = tb->hvals[i];
+    }
+    dk_free(tb->hkeys);
+    dk_free(tb->hvals);
+    tb->hkeys = nk;
+    tb->hvals = nv;
+    tb->hcap = ncap;
+    return DK_OK;
+}
+
+/* Gives source `s` its tree: an existing one with the same entry core and targets, or a new. */
+static int tree_of_source(tree_build *tb, uint32_t s) {
+    dk_network *n = tb->n;
+    const uint32_t k = tree_targets(tb, s), sc = n->src_core[s];
+    const uint64_t h = hash_cores(tb->list, k, sc);
+    uint32_t slot;
+    uint32_t t = tree_find(tb, h, sc, k, &slot);
+    if (t != UINT32_MAX) {
         n->src_tree[s] = t;
-        n->n_trees++;
-        /* grow the hash table at half load */
-        if (n->n_trees * 2 > hcap) {
-            uint32_t ncap = hcap * 2;
-            uint64_t *nk = dk_alloc(ncap * sizeof *nk);
-            uint32_t *nv = dk_alloc(ncap * sizeof *nv);
-            if (!nk || !nv) { dk_free(nk); dk_free(nv); dk_free(link_buf); dk_free(ktgt); dk_free(kw); rc = DK_E_NOMEM; goto out; }
-            for (uint32_t i = 0; i < ncap; i++) nv[i] = UINT32_MAX;
-            for (uint32_t i = 0; i < hcap; i++) {
-                if (hvals[i] == UINT32_MAX) continue;
-                uint32_t j = (uint32_t)(hkeys[i] & (ncap - 1));
-                while (nv[j] != UINT32_MAX) j = (j + 1) & (ncap - 1);
-                nk[j] = hkeys[i];
-                nv[j] = hvals[i];
-            }
-            dk_free(hkeys); dk_free(hvals);
-            hkeys = nk; hvals = nv; hcap = ncap;
-            slot = (uint32_t)(h & (hcap - 1));
-            while (hvals[slot] != UINT32_MAX) slot = (slot + 1) & (hcap - 1);
-        }
-        hkeys[slot] = h;
-        hvals[slot] = t;
+        return DK_OK;
     }
-    dk_free(link_buf); dk_free(ktgt); dk_free(kw);
-    n->bytes += (size_t)n->n_src * 4 + (size_t)(n->n_trees + 1) * 4 + (size_t)n->tree_link_ptr[n->n_trees] * 4;
-out:
-    dk_free(list); dk_free(seen); dk_free(mark); dk_free(tree_core_ptr); dk_free(tree_cores);
-    dk_free(tree_src_core); dk_free(hkeys); dk_free(hvals);
+    t = n->n_trees;
+    int rc = tree_add(tb, sc, k);
+    if (rc) return rc;
+    n->src_tree[s] = t;
+    if (n->n_trees * 2 > tb->hcap) {
+        rc = tree_hash_grow(tb);
+        if (rc) return rc;
+        tree_find(tb, h, sc, k, &slot); /* not there yet: the free slot in the new table */
+    }
+    tb->hkeys[slot] = h;
+    tb->hvals[slot] = t;
+    return DK_OK;
+}
+
+static int build_trees(dk_network *n, const dk_chip *c, const dk_partition *p) {
+    tree_build tb;
+    int rc = trees_begin(&tb, n, c, p);
+    n->n_trees = 0;
+    for (uint32_t s = 0; rc == DK_OK && s < n->n_src; s++) rc = tree_of_source(&tb, s);
+    if (rc == DK_OK)
+        n->bytes += (size_t)n->n_src * 4 + (size_t)(n->n_trees + 1) * 4 +
+                    (size_t)n->tree_link_ptr[n->n_trees] * 4;
+    trees_end(&tb);
     return rc;
 }
 
@@ -505,8 +562,8 @@ static int build_weights(dk_network *n, const float *w, uint64_t ns, uint8_t *wi
     return DK_OK;
 }
 
-static int validate(const dk_partition *p, const dk_chip *c, const dk_network_desc *d,
-                    uint64_t *kernel_syn) {
+/* The network's size, time step and neuron groups. */
+static int validate_groups(const dk_network_desc *d) {
     if (d->n_neurons == 0) return dk_fail(DK_E_INVALID, "network: n_neurons must be at least 1");
     if (d->n_neurons > DK_MAX_NEURONS || d->n_inputs > DK_MAX_NEURONS)
         return dk_fail(DK_E_CAPACITY, "network: at most %u neurons and %u inputs", DK_MAX_NEURONS,
@@ -524,6 +581,11 @@ static int validate(const dk_partition *p, const dk_chip *c, const dk_network_de
     if (total != d->n_neurons)
         return dk_fail(DK_E_INVALID, "network: groups hold %llu neurons but n_neurons is %u",
                        (unsigned long long)total, d->n_neurons);
+    return DK_OK;
+}
+
+/* The kernels; *kernel_syn is how many synapses they imply. */
+static int validate_kernels(const dk_network_desc *d, uint64_t *kernel_syn) {
     if (d->n_kernels > DK_MAX_KERNELS || (d->n_kernels && !d->kernels))
         return dk_fail(DK_E_INVALID, "network: 0..%u kernels, and a NULL kernel array only with 0",
                        DK_MAX_KERNELS);
@@ -535,7 +597,13 @@ static int validate(const dk_partition *p, const dk_chip *c, const dk_network_de
         ksyn += count;
     }
     *kernel_syn = ksyn;
-    const uint64_t all_syn = d->n_synapses + ksyn; /* listed and kernel synapses */
+    return DK_OK;
+}
+
+/* What the partition was configured with and granted, and what its cores hold; `all_syn`
+ * counts the listed and the kernel synapses. */
+static int validate_budget(const dk_partition *p, const dk_chip *c, const dk_network_desc *d,
+                           uint64_t all_syn) {
     const dk_partition_config *cfg = &p->cfg;
     if (cfg->timestep_us && fabs((double)d->dt_ms * 1000.0 - cfg->timestep_us) > 1e-3 * cfg->timestep_us)
         return dk_fail(DK_E_INVALID,
@@ -569,6 +637,11 @@ static int validate(const dk_partition *p, const dk_chip *c, const dk_network_de
     if (d->n_neurons > cap)
         return dk_fail(DK_E_CAPACITY, "network: %u neurons exceed the partition's %llu (%u cores x %u)",
                        d->n_neurons, (unsigned long long)cap, p->n_cores, c->prof.neurons_per_core);
+    return DK_OK;
+}
+
+/* Every listed synapse and bias value. */
+static int validate_synapses(const dk_network_desc *d) {
     uint32_t n_src = d->n_neurons + d->n_inputs;
     for (uint64_t i = 0; i < d->n_synapses; i++) {
         if (d->src[i] >= n_src)
@@ -598,6 +671,15 @@ static int validate(const dk_partition *p, const dk_chip *c, const dk_network_de
         }
     }
     return DK_OK;
+}
+
+static int validate(const dk_partition *p, const dk_chip *c, const dk_network_desc *d,
+                    uint64_t *kernel_syn) {
+    int rc = validate_groups(d);
+    if (!rc) rc = validate_kernels(d, kernel_syn);
+    if (!rc) rc = validate_budget(p, c, d, d->n_synapses + *kernel_syn);
+    if (!rc) rc = validate_synapses(d);
+    return rc;
 }
 
 /* Exact one-step propagators of the NIR models for an input x held constant over the step:
@@ -675,16 +757,15 @@ static int copy_kernels(dk_network *n, const dk_network_desc *d, uint64_t kernel
     return DK_OK;
 }
 
-static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const dk_network_desc *d,
-                 uint64_t kernel_syn) {
-    uint64_t ns = d->n_synapses;
+/* Placement: neurons spread evenly over a multiple of DK_PLACEMENT_QUANTUM cores. */
+static void place(dk_network *n, const dk_partition *p, const dk_chip *c,
+                  const dk_network_desc *d) {
     n->n_neurons = d->n_neurons;
     n->n_inputs = d->n_inputs;
     n->n_src = d->n_neurons + d->n_inputs;
     n->n_groups = d->n_groups;
     n->dt_ms = d->dt_ms;
     n->seed = d->seed;
-    /* Placement: spread neurons evenly over a multiple of DK_PLACEMENT_QUANTUM cores. */
     uint32_t npc = c->prof.neurons_per_core;
     uint32_t need = (d->n_neurons + npc - 1) / npc;
     uint32_t k = (need + DK_PLACEMENT_QUANTUM - 1) / DK_PLACEMENT_QUANTUM * DK_PLACEMENT_QUANTUM;
@@ -692,51 +773,75 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
     if (k > d->n_neurons) k = d->n_neurons;
     n->per_core = (d->n_neurons + k - 1) / k;
     n->cores_used = (d->n_neurons + n->per_core - 1) / n->per_core;
-    uint32_t cu = n->cores_used;
+}
 
-    /* Synapses sorted by (source, delay, target); targets ascend, so cores come grouped. */
-    uint32_t *perm = dk_alloc(ns * sizeof *perm);
+/* Sorting: *perm lists the synapses by (source, delay, target); targets ascend, so cores come
+ * grouped. *widx holds each synapse's weight index (the weight table: build_weights). */
+static int sort_synapses(dk_network *n, const dk_network_desc *d, uint32_t **perm,
+                         uint8_t **widx) {
+    const uint64_t ns = d->n_synapses;
     uint32_t *tmp = dk_alloc(ns * sizeof *tmp);
-    uint8_t *widx = dk_alloc(ns);
-    if (!perm || !tmp || !widx) { dk_free(perm); dk_free(tmp); dk_free(widx); return DK_E_NOMEM; }
-    for (uint64_t i = 0; i < ns; i++) perm[i] = (uint32_t)i;
-    int rc = counting_pass(perm, tmp, ns, d->dst, NULL, d->n_neurons);
-    if (!rc) rc = counting_pass(perm, tmp, ns, NULL, d->delay, DK_MAX_DELAY + 1);
-    if (!rc) rc = counting_pass(perm, tmp, ns, d->src, NULL, n->n_src);
+    *perm = dk_alloc(ns * sizeof **perm);
+    *widx = dk_alloc(ns);
+    int rc = tmp && *perm && *widx ? DK_OK : DK_E_NOMEM;
+    if (!rc) {
+        for (uint64_t i = 0; i < ns; i++) (*perm)[i] = (uint32_t)i;
+        rc = counting_pass(*perm, tmp, ns, d->dst, NULL, d->n_neurons);
+    }
+    if (!rc) rc = counting_pass(*perm, tmp, ns, NULL, d->delay, DK_MAX_DELAY + 1);
+    if (!rc) rc = counting_pass(*perm, tmp, ns, d->src, NULL, n->n_src);
     dk_free(tmp);
-    if (!rc) rc = build_weights(n, d->weight, ns, widx);
-    if (rc) { dk_free(perm); dk_free(widx); return rc; }
+    if (!rc) rc = build_weights(n, d->weight, ns, *widx);
+    return rc;
+}
 
+/* The synapse store's form (by how many weights and neurons a core) and its words. */
+static int alloc_store(dk_network *n, uint64_t ns) {
     n->form = n->n_weights <= 16 && n->per_core <= 4096      ? DK_FORM_COMPACT
               : n->n_weights <= 256 && n->per_core <= 65536 ? DK_FORM_MID
                                                              : DK_FORM_WIDE;
-    bool store_ok = true;
-    if (n->form == DK_FORM_WIDE) store_ok = (n->syn = dk_alloc(ns * sizeof *n->syn)) != NULL;
-    else store_ok = (n->syn16 = dk_alloc(ns * sizeof *n->syn16)) != NULL;
-    if (n->form == DK_FORM_MID) store_ok = store_ok && (n->wid8 = dk_alloc(ns + 1)) != NULL;
+    bool ok = true;
+    if (n->form == DK_FORM_WIDE) ok = (n->syn = dk_alloc(ns * sizeof *n->syn)) != NULL;
+    else ok = (n->syn16 = dk_alloc(ns * sizeof *n->syn16)) != NULL;
+    if (n->form == DK_FORM_MID) ok = ok && (n->wid8 = dk_alloc(ns + 1)) != NULL;
     n->src_seg = dk_alloc(((size_t)n->n_src + 1) * sizeof *n->src_seg);
-    uint64_t seg_cap = 1024, n_seg = 0;
-    n->seg = dk_alloc(seg_cap * sizeof *n->seg);
-    if (!store_ok || !n->src_seg || !n->seg) { dk_free(perm); dk_free(widx); return DK_E_NOMEM; }
-    uint8_t max_delay = 1;
-    uint64_t i = 0;
+    return ok && n->src_seg ? DK_OK : DK_E_NOMEM;
+}
+
+/* Synapse i of the store: target `dst` on used core `core`, weight index `w`. */
+static void store_synapse(dk_network *n, uint64_t i, uint32_t dst, uint16_t core, uint8_t w) {
+    const uint32_t local = dst - (uint32_t)core * n->per_core;
+    if (n->form == DK_FORM_COMPACT)
+        n->syn16[i] = (uint16_t)(local | (uint32_t)w << 12);
+    else if (n->form == DK_FORM_MID) {
+        n->syn16[i] = (uint16_t)local;
+        n->wid8[i] = w;
+    } else
+        n->syn[i] = dst | (uint32_t)w << 24;
+}
+
+/* Segments: per source, the runs of its synapses with one target core and one delay (perm's
+ * order), and the end marker. *max_delay becomes the longest delay. */
+static int build_segments(dk_network *n, const dk_network_desc *d, const uint32_t *perm,
+                          const uint8_t *widx, uint8_t *max_delay) {
+    const uint64_t ns = d->n_synapses;
+    size_t cap = 0;
+    uint64_t n_seg = 0, i = 0;
+    n->seg = dk_grow(NULL, &cap, 1024, sizeof *n->seg, UINT32_MAX);
+    if (!n->seg) return DK_E_NOMEM;
     for (uint32_t s = 0; s < n->n_src; s++) {
         n->src_seg[s] = (uint32_t)n_seg;
         int last_core = -1, last_delay = -1;
-        while (i < ns && d->src[perm[i]] == s) {
-            uint32_t j = perm[i];
-            uint16_t core = (uint16_t)(d->dst[j] / n->per_core);
-            uint8_t delay = (uint8_t)d->delay[j];
-            if (delay > max_delay) max_delay = delay;
+        for (; i < ns && d->src[perm[i]] == s; i++) {
+            const uint32_t j = perm[i];
+            const uint16_t core = (uint16_t)(d->dst[j] / n->per_core);
+            const uint8_t delay = (uint8_t)d->delay[j];
+            if (delay > *max_delay) *max_delay = delay;
             if (core != last_core || delay != last_delay) {
-                if (n_seg + 1 >= seg_cap) { /* room for this one and the end marker */
-                    dk_segment *g = dk_alloc(seg_cap * 2 * sizeof *g);
-                    if (!g) { dk_free(perm); dk_free(widx); return DK_E_NOMEM; }
-                    memcpy(g, n->seg, seg_cap * sizeof *g);
-                    dk_free(n->seg);
-                    n->seg = g;
-                    seg_cap *= 2;
-                }
+                /* room for this one and the end marker */
+                dk_segment *seg = dk_grow(n->seg, &cap, n_seg + 2, sizeof *seg, UINT32_MAX);
+                if (!seg) return DK_E_NOMEM;
+                n->seg = seg;
                 n->seg[n_seg++] = (dk_segment){.start = (uint32_t)i, .core = core, .delay = delay,
                                                .uniform = (uint8_t)(widx[j] < 255 ? widx[j] + 1 : 0)};
                 last_core = core;
@@ -744,21 +849,20 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
             }
             /* one weight for the whole segment (per-population weights) saves a lookup */
             if (n->seg[n_seg - 1].uniform != widx[j] + 1) n->seg[n_seg - 1].uniform = 0;
-            const uint32_t local = d->dst[j] - (uint32_t)core * n->per_core;
-            if (n->form == DK_FORM_COMPACT)
-                n->syn16[i] = (uint16_t)(local | (uint32_t)widx[j] << 12);
-            else if (n->form == DK_FORM_MID) {
-                n->syn16[i] = (uint16_t)local;
-                n->wid8[i] = widx[j];
-            } else
-                n->syn[i] = d->dst[j] | (uint32_t)widx[j] << 24;
-            i++;
+            store_synapse(n, i, d->dst[j], core, widx[j]);
         }
     }
     n->src_seg[n->n_src] = (uint32_t)n_seg;
-    if (n_seg + 1 > seg_cap) { dk_free(perm); dk_free(widx); return dk_fail(DK_E_INTERNAL, "segment end marker"); }
+    if (n_seg + 1 > cap) return dk_fail(DK_E_INTERNAL, "segment end marker");
     n->seg[n_seg] = (dk_segment){.start = (uint32_t)i};
-    /* The per-source index in 2 bytes a source where the segments allow it. */
+    n->n_syn = ns;
+    n->n_seg = n_seg;
+    return DK_OK;
+}
+
+/* The per-source index in 2 bytes a source where the segments allow it (else src_seg stays);
+ * returns the bytes the index holds. */
+static size_t build_index(dk_network *n) {
     size_t n_blk = ((size_t)n->n_src + 1 + 63) / 64;
     n->seg_blk = dk_alloc(n_blk * sizeof *n->seg_blk);
     n->seg_rel = dk_alloc(((size_t)n->n_src + 1) * sizeof *n->seg_rel);
@@ -769,42 +873,25 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
         if (rel > UINT16_MAX) rel_ok = false;
         else n->seg_rel[s] = (uint16_t)rel;
     }
-    size_t index_bytes;
     if (rel_ok) {
         dk_free(n->src_seg);
         n->src_seg = NULL;
-        index_bytes = n_blk * sizeof *n->seg_blk + ((size_t)n->n_src + 1) * sizeof *n->seg_rel;
-    } else {
-        dk_free(n->seg_blk);
-        dk_free(n->seg_rel);
-        n->seg_blk = NULL;
-        n->seg_rel = NULL;
-        index_bytes = ((size_t)n->n_src + 1) * sizeof *n->src_seg;
+        return n_blk * sizeof *n->seg_blk + ((size_t)n->n_src + 1) * sizeof *n->seg_rel;
     }
-    for (uint32_t q = 0; q < d->n_kernels; q++)
-        if (d->kernels[q].delay > max_delay) max_delay = (uint8_t)d->kernels[q].delay;
-    uint64_t kernel_bytes = 0;
-    rc = copy_kernels(n, d, kernel_syn, &kernel_bytes);
-    if (rc) { dk_free(perm); dk_free(widx); return rc; }
-    n->bytes += kernel_bytes;
-    n->n_syn = ns;
-    n->n_seg = n_seg;
-    dk_free(perm);
-    dk_free(widx);
-    size_t syn_bytes = n->form == DK_FORM_COMPACT ? 2 : n->form == DK_FORM_MID ? 3 : 4;
-    n->bytes += ns * syn_bytes + index_bytes + (n_seg + 1) * sizeof(dk_segment);
+    dk_free(n->seg_blk);
+    dk_free(n->seg_rel);
+    n->seg_blk = NULL;
+    n->seg_rel = NULL;
+    return ((size_t)n->n_src + 1) * sizeof *n->src_seg;
+}
 
-    n->src_core = dk_alloc((size_t)n->n_src * sizeof *n->src_core);
-    if (!n->src_core) return DK_E_NOMEM;
-    for (uint32_t s = 0; s < n->n_src; s++)
-        n->src_core[s] = (uint16_t)(s < n->n_neurons ? s / n->per_core : cu);
-    rc = build_trees(n, c, p);
-    if (rc) return rc;
-
-    /* Neuron state and delay rings. */
+/* The neuron state, the delay rings and the counters, zeroed. */
+static int alloc_state(dk_network *n, const dk_chip *c, const dk_network_desc *d,
+                       uint8_t max_delay) {
+    const uint32_t cu = n->cores_used;
+    const size_t nn = d->n_neurons;
     n->n_slots = 2;
     while (n->n_slots <= max_delay) n->n_slots *= 2;
-    size_t nn = d->n_neurons;
     n->v = dk_alloc(nn * sizeof *n->v);
     n->refr = dk_alloc(nn * sizeof *n->refr);
     n->rng = dk_alloc(nn * sizeof *n->rng);
@@ -840,6 +927,11 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
         !n->core_events || !n->reach || !n->core_dead || !n->recorded || !n->in.steps || !n->in.ids)
         return DK_E_NOMEM;
     n->bytes += nn * (4 + 2 + 4 + 1 + 1) + n->n_slots * nn * 4 + (size_t)n->n_src * 16;
+    return DK_OK;
+}
+
+/* The groups' propagators and drive tables, the initial potentials and the random streams. */
+static int init_state(dk_network *n, const dk_network_desc *d) {
     uint64_t seed = d->seed;
     uint32_t start = 0;
     for (uint32_t g = 0; g < d->n_groups; g++) {
@@ -856,20 +948,53 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
         rt->w_ext = in->poisson_weight;
         rt->ref_steps = (uint32_t)lround((double)in->t_ref / (double)d->dt_ms);
         nir_coefficients(rt, in, (double)d->dt_ms);
-        rc = poisson_table(rt, (double)in->poisson_rate_hz * (double)d->dt_ms * 1e-3, g);
+        int rc = poisson_table(rt, (double)in->poisson_rate_hz * (double)d->dt_ms * 1e-3, g);
         if (rc) return rc;
         for (uint32_t j = rt->start; j < rt->end; j++) n->v[j] = in->v_init;
         start = rt->end;
     }
-    for (size_t j = 0; j < nn; j++) {
+    for (size_t j = 0; j < d->n_neurons; j++) {
         uint32_t x = (uint32_t)splitmix64(&seed);
         n->rng[j] = x ? x : 0x9E3779B9u; /* xorshift32 must not start at zero */
     }
-    n->tel.synapse_bytes =
-        ns * syn_bytes + index_bytes + (n_seg + 1) * sizeof(dk_segment) + kernel_bytes;
+    return DK_OK;
+}
+
+/* Builds network `n` from a validated description: placement, sorting, segments and their
+ * index, kernels, routing trees, then the state. */
+static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const dk_network_desc *d,
+                 uint64_t kernel_syn) {
+    const uint64_t ns = d->n_synapses;
+    place(n, p, c, d);
+    uint32_t *perm = NULL;
+    uint8_t *widx = NULL, max_delay = 1;
+    int rc = sort_synapses(n, d, &perm, &widx);
+    if (!rc) rc = alloc_store(n, ns);
+    if (!rc) rc = build_segments(n, d, perm, widx, &max_delay);
+    dk_free(perm);
+    dk_free(widx);
+    if (rc) return rc;
+    const size_t index_bytes = build_index(n);
+    for (uint32_t q = 0; q < d->n_kernels; q++)
+        if (d->kernels[q].delay > max_delay) max_delay = (uint8_t)d->kernels[q].delay;
+    uint64_t kernel_bytes = 0;
+    rc = copy_kernels(n, d, kernel_syn, &kernel_bytes);
+    if (rc) return rc;
+    const size_t syn_bytes = n->form == DK_FORM_COMPACT ? 2 : n->form == DK_FORM_MID ? 3 : 4;
+    const uint64_t store_bytes = ns * syn_bytes + index_bytes + (n->n_seg + 1) * sizeof(dk_segment);
+    n->bytes += kernel_bytes + store_bytes;
+    n->src_core = dk_alloc((size_t)n->n_src * sizeof *n->src_core);
+    if (!n->src_core) return DK_E_NOMEM;
+    for (uint32_t s = 0; s < n->n_src; s++)
+        n->src_core[s] = (uint16_t)(s < n->n_neurons ? s / n->per_core : n->cores_used);
+    rc = build_trees(n, c, p);
+    if (!rc) rc = alloc_state(n, c, d, max_delay);
+    if (!rc) rc = init_state(n, d);
+    if (rc) return rc;
+    n->tel.synapse_bytes = store_bytes + kernel_bytes;
     n->tel.synapses = ns + n->kernel_syn;
     n->tel.quant_error_mv = n->quant_error;
-    n->tel.cores_used = cu;
+    n->tel.cores_used = n->cores_used;
     return DK_OK;
 }
 

@@ -37,11 +37,9 @@ static int cmp_u32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Claims cores for a new partition; engine lock held. */
-static int part_create_locked(dk_engine *e, uint32_t chip, uint32_t *cores, uint32_t n,
-                              int32_t mode, uint64_t keps_budget, uint32_t *part_id) {
-    if (chip >= e->n_chips) return dk_fail(DK_E_NOT_FOUND, "chip %u does not exist", chip);
-    dk_chip *c = &e->chips[chip];
+/* Claims cores of chip `c` (number `chip`) for a new partition; engine lock held. */
+static int part_create_locked(dk_engine *e, dk_chip *c, uint32_t chip, uint32_t *cores,
+                              uint32_t n, int32_t mode, uint64_t keps_budget, uint32_t *part_id) {
     if (mode != DK_PART_EXCLUSIVE && mode != DK_PART_SHARED)
         return dk_fail(DK_E_INVALID, "partition mode %d is neither exclusive (0) nor shared (1)", mode);
     if (n == 0) return dk_fail(DK_E_INVALID, "a partition needs at least one core");
@@ -61,15 +59,11 @@ static int part_create_locked(dk_engine *e, uint32_t chip, uint32_t *cores, uint
     }
     uint32_t id = 0;
     while (id < e->cap_parts && e->parts[id]) id++;
-    if (id == e->cap_parts) {
-        uint32_t cap = e->cap_parts ? e->cap_parts * 2 : 16;
-        dk_partition **parts = dk_alloc(cap * sizeof *parts);
-        if (!parts) return DK_E_NOMEM;
-        if (e->cap_parts) memcpy(parts, e->parts, e->cap_parts * sizeof *parts);
-        dk_free(e->parts);
-        e->parts = parts;
-        e->cap_parts = cap;
-    }
+    size_t cap = e->cap_parts; /* ids are int32 (core_owner) */
+    dk_partition **parts = dk_grow(e->parts, &cap, (size_t)id + 1, sizeof *parts, INT32_MAX);
+    if (!parts) return DK_E_NOMEM;
+    e->parts = parts;
+    e->cap_parts = (uint32_t)cap;
     dk_partition *p = dk_alloc(sizeof *p);
     if (!p) return DK_E_NOMEM;
     p->cores = dk_alloc(n * sizeof *p->cores);
@@ -101,9 +95,12 @@ int dk_partition_create(dk_engine *e, uint32_t chip, const uint32_t *cores, uint
     uint32_t *copy = dk_alloc((size_t)n_cores * sizeof *copy);
     if (!copy) return DK_E_NOMEM;
     if (n_cores) memcpy(copy, cores, n_cores * sizeof *cores);
-    pthread_mutex_lock(&e->lock);
-    int rc = part_create_locked(e, chip, copy, n_cores, mode, keps_budget, part_id);
-    pthread_mutex_unlock(&e->lock);
+    dk_chip *c;
+    int rc = dk_chip_lock(e, chip, &c);
+    if (rc == DK_OK) {
+        rc = part_create_locked(e, c, chip, copy, n_cores, mode, keps_budget, part_id);
+        pthread_mutex_unlock(&e->lock);
+    }
     dk_free(copy);
     return rc;
 }
@@ -113,13 +110,9 @@ int dk_partition_create_domains(dk_engine *e, uint32_t chip, const uint32_t *dom
                                 uint32_t *part_id) {
     if (!e || !part_id || (n_domains && !domains))
         return dk_fail(DK_E_INVALID, "dk_partition_create_domains: NULL argument");
-    pthread_mutex_lock(&e->lock);
-    int rc;
-    if (chip >= e->n_chips) {
-        rc = dk_fail(DK_E_NOT_FOUND, "chip %u does not exist", chip);
-        goto out;
-    }
-    dk_chip *c = &e->chips[chip];
+    dk_chip *c;
+    int rc = dk_chip_lock(e, chip, &c);
+    if (rc) return rc;
     if (n_domains == 0) {
         rc = dk_fail(DK_E_INVALID, "a partition needs at least one domain");
         goto out;
@@ -145,7 +138,7 @@ int dk_partition_create_domains(dk_engine *e, uint32_t chip, const uint32_t *dom
     uint32_t n = 0;
     for (uint32_t i = 0; i < c->n_cores && rc == DK_OK; i++)
         if (want[c->core_domain[i]]) cores[n++] = i;
-    if (rc == DK_OK) rc = part_create_locked(e, chip, cores, n, mode, keps_budget, part_id);
+    if (rc == DK_OK) rc = part_create_locked(e, c, chip, cores, n, mode, keps_budget, part_id);
     dk_free(want);
     dk_free(cores);
 out:

@@ -420,70 +420,63 @@ double dk_keps_events_per_step(double keps, double dt_ms) {
     return keps * (double)DK_EVENTS_PER_KEPS * dt_ms * 1e-3;
 }
 
-int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
-    if (threads == 0 || threads > DK_MAX_THREADS)
-        return dk_fail(DK_E_INVALID, "threads must be 1..%u", DK_MAX_THREADS);
-    if (steps > (1ull << 40)) return dk_fail(DK_E_INVALID, "steps %llu is implausibly large",
-                                             (unsigned long long)steps);
-    dk_partition *p;
-    int rc = dk_part_get(e, part, &p);
-    if (rc) return rc;
-    pthread_mutex_lock(&p->lock);
-    dk_network *n = p->net;
-    dk_thread_ctx *ctx = NULL;
-    pthread_t *tids = NULL;
-    uint32_t nt = 0;
-    atomic_uint go;
-    atomic_init(&go, 0);
-    if (!n) {
-        rc = dk_fail(DK_E_STATE, "partition %u has no network loaded", part);
-        goto out;
+/* Worker j's share of a run: its cores, its KEPS rate, and its spike and kernel buffers. */
+static int thread_setup(dk_thread_ctx *ctx, uint32_t j, uint32_t nt, dk_network *n,
+                        dk_partition *p, uint64_t steps, uint64_t cap, double per_step) {
+    dk_thread_ctx *t = &ctx[j];
+    t->net = n;
+    t->part = p;
+    t->tid = j;
+    t->n_threads = nt;
+    t->c0 = (uint32_t)((uint64_t)n->cores_used * j / nt);
+    t->c1 = (uint32_t)((uint64_t)n->cores_used * (j + 1) / nt);
+    t->steps = steps;
+    t->cap_per_core = cap;
+    /* A share of 2^53 events a step or more is unlimited (and stays exact in a double). */
+    double share = per_step * (t->c1 - t->c0) / n->cores_used;
+    t->rate = p->keps_budget && share < 9007199254740992.0 ? share : 0.0;
+    t->all = ctx;
+    int rc = DK_OK;
+    uint32_t own = (t->c1 - t->c0) * n->per_core;
+    for (int b = 0; b < 2; b++) {
+        t->lists[b].ids = dk_alloc(((size_t)own + 1) * sizeof(uint32_t));
+        t->inputs[b].ids = dk_alloc(((size_t)(j == 0 ? n->in.cap : 0) + 1) * sizeof(uint32_t));
+        if (!t->lists[b].ids || !t->inputs[b].ids) rc = DK_E_NOMEM;
     }
-    pthread_mutex_lock(&e->lock);
-    const dk_chip *c = &e->chips[p->chip];
-    if (n->fault_epoch != c->fault_epoch) dk_network_refresh_faults(c, p);
-    const uint64_t cap = c->prof.core_queue_events;
-    pthread_mutex_unlock(&e->lock);
-    if (steps == 0) goto out;
-    nt = threads < n->cores_used ? threads : n->cores_used;
-    ctx = dk_alloc(nt * sizeof *ctx);
-    tids = dk_alloc(nt * sizeof *tids);
-    if (!ctx || !tids) { rc = DK_E_NOMEM; goto out; }
+    if (n->n_kernels) {
+        t->ktgt = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *t->ktgt);
+        t->kw = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *t->kw);
+        if (!t->ktgt || !t->kw) rc = DK_E_NOMEM;
+    }
+    return rc;
+}
+
+static void threads_free(dk_thread_ctx *ctx, uint32_t nt) {
+    if (!ctx) return;
+    for (uint32_t j = 0; j < nt; j++) {
+        for (int b = 0; b < 2; b++) {
+            dk_free(ctx[j].lists[b].ids);
+            dk_free(ctx[j].inputs[b].ids);
+        }
+        dk_free(ctx[j].ktgt);
+        dk_free(ctx[j].kw);
+    }
+    dk_free(ctx);
+}
+
+/* Runs the nt workers (this thread is worker 0); DK_E_INTERNAL if one could not start. */
+static int threads_run(dk_thread_ctx *ctx, uint32_t nt) {
+    pthread_t *tids = dk_alloc(nt * sizeof *tids);
+    if (!tids) return DK_E_NOMEM;
     barrier_t barrier = {.n = nt};
     atomic_init(&barrier.count, 0);
     atomic_init(&barrier.sense, 0);
-    /* KEPS share: thousands of events per simulated second, spread over the threads' cores. */
-    double per_step = dk_keps_events_per_step((double)p->keps_budget, (double)n->dt_ms);
+    atomic_uint go;
+    atomic_init(&go, 0);
     for (uint32_t j = 0; j < nt; j++) {
-        dk_thread_ctx *t = &ctx[j];
-        t->net = n;
-        t->part = p;
-        t->tid = j;
-        t->n_threads = nt;
-        t->c0 = (uint32_t)((uint64_t)n->cores_used * j / nt);
-        t->c1 = (uint32_t)((uint64_t)n->cores_used * (j + 1) / nt);
-        t->steps = steps;
-        t->cap_per_core = cap;
-        /* A share of 2^53 events a step or more is unlimited (and stays exact in a double). */
-        double share = per_step * (t->c1 - t->c0) / n->cores_used;
-        t->rate = p->keps_budget && share < 9007199254740992.0 ? share : 0.0;
-        t->barrier = &barrier;
-        t->go = &go;
-        t->all = ctx;
-        uint32_t own = (t->c1 - t->c0) * n->per_core;
-        for (int b = 0; b < 2; b++) {
-            t->lists[b].ids = dk_alloc(((size_t)own + 1) * sizeof(uint32_t));
-            t->inputs[b].ids = dk_alloc(((size_t)(j == 0 ? n->in.cap : 0) + 1) * sizeof(uint32_t));
-            if (!t->lists[b].ids || !t->inputs[b].ids) rc = DK_E_NOMEM;
-        }
-        if (n->n_kernels) {
-            t->ktgt = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *t->ktgt);
-            t->kw = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *t->kw);
-            if (!t->ktgt || !t->kw) rc = DK_E_NOMEM;
-        }
+        ctx[j].barrier = &barrier;
+        ctx[j].go = &go;
     }
-    if (rc) goto out;
-    uint64_t t0 = now_ns();
     uint32_t started = 1;
     for (uint32_t j = 1; j < nt; j++) {
         if (pthread_create(&tids[j], NULL, thread_main, &ctx[j]) != 0) break;
@@ -493,11 +486,15 @@ int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
     atomic_store_explicit(&go, started == nt ? 1u : 2u, memory_order_release);
     if (started == nt) thread_main(&ctx[0]);
     for (uint32_t j = 1; j < started; j++) pthread_join(tids[j], NULL);
-    if (started != nt) {
-        rc = dk_fail(DK_E_INTERNAL, "could not start worker thread %u of %u", started, nt);
-        goto out;
-    }
-    uint64_t wall = now_ns() - t0;
+    dk_free(tids);
+    if (started != nt)
+        return dk_fail(DK_E_INTERNAL, "could not start worker thread %u of %u", started, nt);
+    return DK_OK;
+}
+
+/* Adds the workers' counts of a run of `steps` that took `wall` ns to the telemetry. */
+static void telemetry_add(dk_network *n, const dk_thread_ctx *ctx, uint32_t nt, uint64_t steps,
+                          uint64_t wall) {
     n->step += steps;
     dk_telemetry *tel = &n->tel;
     tel->steps += steps;
@@ -506,7 +503,7 @@ int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
     tel->deliver_ns += ctx[0].deliver_ns;
     tel->threads = nt;
     for (uint32_t j = 0; j < nt; j++) {
-        dk_thread_ctx *t = &ctx[j];
+        const dk_thread_ctx *t = &ctx[j];
         tel->spikes += t->spikes;
         tel->input_spikes += t->inputs_taken;
         tel->events += t->events;
@@ -521,19 +518,47 @@ int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
     tel->host_keps = tel->wall_ns ? (double)tel->events / ((double)tel->wall_ns * 1e-9) /
                                         (double)DK_EVENTS_PER_KEPS
                                   : 0.0;
-out:
-    if (ctx) {
-        for (uint32_t j = 0; j < nt; j++) {
-            for (int b = 0; b < 2; b++) {
-                dk_free(ctx[j].lists[b].ids);
-                dk_free(ctx[j].inputs[b].ids);
-            }
-            dk_free(ctx[j].ktgt);
-            dk_free(ctx[j].kw);
-        }
+}
+
+/* Runs `steps` steps of partition p's network (partition lock held) on up to `threads`. */
+static int run_locked(dk_engine *e, dk_partition *p, uint64_t steps, uint32_t threads) {
+    dk_network *n = p->net;
+    if (!n) return dk_fail(DK_E_STATE, "partition %u has no network loaded", p->id);
+    pthread_mutex_lock(&e->lock);
+    const dk_chip *c = &e->chips[p->chip];
+    if (n->fault_epoch != c->fault_epoch) dk_network_refresh_faults(c, p);
+    const uint64_t cap = c->prof.core_queue_events;
+    pthread_mutex_unlock(&e->lock);
+    if (steps == 0) return DK_OK;
+    const uint32_t nt = threads < n->cores_used ? threads : n->cores_used;
+    dk_thread_ctx *ctx = dk_alloc(nt * sizeof *ctx);
+    if (!ctx) return DK_E_NOMEM;
+    /* KEPS share: thousands of events per simulated second, spread over the threads' cores. */
+    double per_step = dk_keps_events_per_step((double)p->keps_budget, (double)n->dt_ms);
+    int rc = DK_OK;
+    for (uint32_t j = 0; j < nt; j++) {
+        int r = thread_setup(ctx, j, nt, n, p, steps, cap, per_step);
+        if (r) rc = r;
     }
-    dk_free(ctx);
-    dk_free(tids);
+    if (!rc) {
+        uint64_t t0 = now_ns();
+        rc = threads_run(ctx, nt);
+        if (!rc) telemetry_add(n, ctx, nt, steps, now_ns() - t0);
+    }
+    threads_free(ctx, nt);
+    return rc;
+}
+
+int dk_run(dk_engine *e, uint32_t part, uint64_t steps, uint32_t threads) {
+    if (threads == 0 || threads > DK_MAX_THREADS)
+        return dk_fail(DK_E_INVALID, "threads must be 1..%u", DK_MAX_THREADS);
+    if (steps > (1ull << 40)) return dk_fail(DK_E_INVALID, "steps %llu is implausibly large",
+                                             (unsigned long long)steps);
+    dk_partition *p;
+    int rc = dk_part_get(e, part, &p);
+    if (rc) return rc;
+    pthread_mutex_lock(&p->lock);
+    rc = run_locked(e, p, steps, threads);
     pthread_mutex_unlock(&p->lock);
     dk_part_put(e, p);
     return rc;

@@ -103,6 +103,13 @@ static uint32_t part_of(dk_engine *e, const uint32_t *cores, uint32_t n, int32_t
     return id;
 }
 
+/* A darwin3 engine with one exclusive partition, on core `core`; *part is its id. */
+static dk_engine *engine_one_core(uint32_t core, uint32_t *part) {
+    dk_engine *e = engine_darwin3();
+    *part = part_of(e, &core, 1, DK_PART_EXCLUSIVE);
+    return e;
+}
+
 /* A leaky neuron at rest at 0 mV with threshold 10 mV; i_e drives it (100 fires every step). */
 static dk_group lif(uint32_t count, float i_e, float t_ref) {
     dk_group g;
@@ -531,9 +538,8 @@ static void test_partitions(void) {
 /* ---- networks ---- */
 
 static void test_network_errors(void) {
-    dk_engine *e = engine_darwin3();
-    uint32_t c1[] = {100};
-    uint32_t p = part_of(e, c1, 1, DK_PART_EXCLUSIVE);
+    uint32_t p;
+    dk_engine *e = engine_one_core(100, &p);
     net_t n;
     net_init(&n, 2, 1, 4);
     net_syn(&n, 2, 0, 15.f, 3);
@@ -696,9 +702,8 @@ static void test_network_errors(void) {
 
 /* One input, one neuron, weight above threshold, delay 3: the exact timing of a spike. */
 static void test_spike_timing(void) {
-    dk_engine *e = engine_darwin3();
-    uint32_t c1[] = {30};
-    uint32_t p = part_of(e, c1, 1, DK_PART_EXCLUSIVE);
+    uint32_t p;
+    dk_engine *e = engine_one_core(30, &p);
     net_t n;
     net_init(&n, 1, 1, 1);
     n.groups[0] = lif(1, 0.f, 2.f); /* 2 ms refractory at 1 ms steps */
@@ -774,9 +779,8 @@ static void test_spike_timing(void) {
 
 /* Membrane potentials follow the exact iaf_psc_delta update. */
 static void test_membrane(void) {
-    dk_engine *e = engine_darwin3();
-    uint32_t c1[] = {31};
-    uint32_t p = part_of(e, c1, 1, DK_PART_EXCLUSIVE);
+    uint32_t p;
+    dk_engine *e = engine_one_core(31, &p);
     net_t n;
     net_init(&n, 3, 1, 2);
     n.desc.n_groups = 2;
@@ -825,9 +829,8 @@ static dk_group nir_group(int32_t model, uint32_t count) {
 /* The NIR models: exact propagators, reset modes, readout of potentials and currents, and
  * refusal of parameters that belong to another model. */
 static void test_nir_models(void) {
-    dk_engine *e = engine_darwin3();
-    uint32_t c1[] = {40};
-    uint32_t p = part_of(e, c1, 1, DK_PART_EXCLUSIVE);
+    uint32_t p;
+    dk_engine *e = engine_one_core(40, &p);
     net_t n;
     net_init(&n, 4, 1, 8);
     n.desc.n_groups = 4;
@@ -926,9 +929,8 @@ static void test_nir_models(void) {
 
 /* Ports: input queue overflow, output buffer overflow, reading in pieces. */
 static void test_ports(void) {
-    dk_engine *e = engine_darwin3();
-    uint32_t c1[] = {32};
-    uint32_t p = part_of(e, c1, 1, DK_PART_EXCLUSIVE);
+    uint32_t p;
+    dk_engine *e = engine_one_core(32, &p);
     net_t n;
     net_init(&n, 2, 1, 1);
     n.desc.n_groups = 2;
@@ -1114,7 +1116,7 @@ static void test_fault_health(void) {
     dk_chip_info ci;
     dk_domain_info di;
     dk_core_info k;
-    OK(dk_fault_inject(e, 0, 0, 20)); /* core 20: (21,0), domain 5 */
+    OK(dk_fault_inject(e, 0, DK_FAULT_CORE, 20)); /* core 20: (21,0), domain 5 */
     OK(dk_chip_info_get(e, 0, &ci));
     CHECK_U64(ci.failed_cores, 1);
     CHECK(ci.health == DK_HEALTH_OK); /* a chip with a failed core still works */
@@ -1127,51 +1129,51 @@ static void test_fault_health(void) {
     CHECK(k.health == DK_HEALTH_FAILED);
     OK(dk_core_info_get(e, 0, 19, &k));
     CHECK(k.health == DK_HEALTH_OK);
-    OK(dk_fault_clear(e, 0, 0, 20));
+    OK(dk_fault_clear(e, 0, DK_FAULT_CORE, 20));
     OK(dk_core_info_get(e, 0, 20, &k));
     CHECK(k.health == DK_HEALTH_OK);
     OK(dk_domain_info_get(e, 0, 5, &di));
     CHECK(di.health == DK_HEALTH_OK);
 
-    OK(dk_fault_inject(e, 0, 1, 0));
-    OK(dk_fault_inject(e, 0, 1, 35));
+    OK(dk_fault_inject(e, 0, DK_FAULT_DOMAIN, 0));
+    OK(dk_fault_inject(e, 0, DK_FAULT_DOMAIN, 35));
     OK(dk_chip_info_get(e, 0, &ci));
     CHECK_U64(ci.failed_cores, 31);
     OK(dk_domain_info_get(e, 0, 35, &di));
     CHECK_U64(di.failed_cores, 16);
     CHECK(di.health == DK_HEALTH_FAILED);
-    OK(dk_fault_clear(e, 0, 1, 0));
-    OK(dk_fault_clear(e, 0, 1, 35));
+    OK(dk_fault_clear(e, 0, DK_FAULT_DOMAIN, 0));
+    OK(dk_fault_clear(e, 0, DK_FAULT_DOMAIN, 35));
     OK(dk_chip_info_get(e, 0, &ci));
     CHECK_U64(ci.failed_cores, 0);
 
     int32_t li = -1;
     OK(dk_link_index(e, 0, 3, 3, DK_DIR_EAST, &li));
-    OK(dk_fault_inject(e, 0, 2, (uint32_t)li));
+    OK(dk_fault_inject(e, 0, DK_FAULT_LINK, (uint32_t)li));
     OK(dk_chip_info_get(e, 0, &ci));
     CHECK_U64(ci.failed_links, 1);
-    OK(dk_fault_clear(e, 0, 2, (uint32_t)li));
+    OK(dk_fault_clear(e, 0, DK_FAULT_LINK, (uint32_t)li));
     OK(dk_chip_info_get(e, 0, &ci));
     CHECK_U64(ci.failed_links, 0);
-    CHECK_RC(dk_fault_inject(e, 0, 2, 0 * 4 + DK_DIR_WEST), DK_E_NOT_FOUND); /* mesh edge */
-    CHECK_RC(dk_fault_inject(e, 0, 2, 2304), DK_E_NOT_FOUND);
-    CHECK_RC(dk_fault_inject(e, 0, 0, 575), DK_E_NOT_FOUND);
-    CHECK_RC(dk_fault_inject(e, 0, 1, 36), DK_E_NOT_FOUND);
-    CHECK_RC(dk_fault_inject(e, 1, 0, 0), DK_E_NOT_FOUND);
+    CHECK_RC(dk_fault_inject(e, 0, DK_FAULT_LINK, 0 * 4 + DK_DIR_WEST), DK_E_NOT_FOUND); /* mesh edge */
+    CHECK_RC(dk_fault_inject(e, 0, DK_FAULT_LINK, 2304), DK_E_NOT_FOUND);
+    CHECK_RC(dk_fault_inject(e, 0, DK_FAULT_CORE, 575), DK_E_NOT_FOUND);
+    CHECK_RC(dk_fault_inject(e, 0, DK_FAULT_DOMAIN, 36), DK_E_NOT_FOUND);
+    CHECK_RC(dk_fault_inject(e, 1, DK_FAULT_CORE, 0), DK_E_NOT_FOUND);
     CHECK_RC(dk_fault_inject(e, 0, 4, 0), DK_E_INVALID);
     CHECK_RC(dk_fault_inject(e, 0, -1, 0), DK_E_INVALID);
-    CHECK_RC(dk_fault_inject(NULL, 0, 0, 0), DK_E_INVALID);
-    CHECK_RC(dk_fault_clear(e, 0, 0, 575), DK_E_NOT_FOUND);
-    CHECK_RC(dk_fault_clear(NULL, 0, 0, 0), DK_E_INVALID);
+    CHECK_RC(dk_fault_inject(NULL, 0, DK_FAULT_CORE, 0), DK_E_INVALID);
+    CHECK_RC(dk_fault_clear(e, 0, DK_FAULT_CORE, 575), DK_E_NOT_FOUND);
+    CHECK_RC(dk_fault_clear(NULL, 0, DK_FAULT_CORE, 0), DK_E_INVALID);
 
-    OK(dk_fault_inject(e, 0, 3, 0));
+    OK(dk_fault_inject(e, 0, DK_FAULT_CHIP, 0));
     OK(dk_chip_info_get(e, 0, &ci));
     CHECK(ci.health == DK_HEALTH_FAILED);
     OK(dk_domain_info_get(e, 0, 9, &di));
     CHECK(di.health == DK_HEALTH_FAILED);
     OK(dk_core_info_get(e, 0, 300, &k));
     CHECK(k.health == DK_HEALTH_FAILED);
-    OK(dk_fault_clear(e, 0, 3, 0));
+    OK(dk_fault_clear(e, 0, DK_FAULT_CHIP, 0));
     OK(dk_chip_info_get(e, 0, &ci));
     CHECK(ci.health == DK_HEALTH_OK);
     OK(dk_core_info_get(e, 0, 300, &k));
@@ -1191,7 +1193,7 @@ static void run_pair(int64_t fault, uint64_t *ca, uint64_t *cb, dk_telemetry *ta
     net_random(&n, 7);
     OK(dk_network_load(e, pa, &n.desc));
     OK(dk_network_load(e, pb, &n.desc));
-    if (fault >= 0) OK(dk_fault_inject(e, 0, 0, (uint32_t)fault));
+    if (fault >= 0) OK(dk_fault_inject(e, 0, DK_FAULT_CORE, (uint32_t)fault));
     OK(dk_run(e, pa, 200, 2));
     OK(dk_run(e, pb, 200, 2));
     OK(dk_spike_counts(e, pa, ca, 66));
@@ -1237,13 +1239,13 @@ static void test_fault_links(void) {
     CHECK_U64(core, core_at(3, 1));
     int32_t li = -1;
     OK(dk_link_index(e, 0, 2, 1, DK_DIR_EAST, &li));
-    OK(dk_fault_inject(e, 0, 2, (uint32_t)li));
+    OK(dk_fault_inject(e, 0, DK_FAULT_LINK, (uint32_t)li));
     OK(dk_run(e, p, 10, 1));
     dk_telemetry t = tel(e, p);
     CHECK_U64(t.spikes, 10);
     CHECK_U64(t.dropped_fault, 10);
     CHECK_U64(t.events, 0);
-    OK(dk_fault_clear(e, 0, 2, (uint32_t)li));
+    OK(dk_fault_clear(e, 0, DK_FAULT_LINK, (uint32_t)li));
     OK(dk_run(e, p, 10, 1));
     t = tel(e, p);
     CHECK_U64(t.dropped_fault, 10);
@@ -1251,7 +1253,7 @@ static void test_fault_links(void) {
 
     /* the input enters at the controller (0,0): a broken link on its XY route drops it */
     OK(dk_link_index(e, 0, 3, 0, DK_DIR_SOUTH, &li));
-    OK(dk_fault_inject(e, 0, 2, (uint32_t)li));
+    OK(dk_fault_inject(e, 0, DK_FAULT_LINK, (uint32_t)li));
     uint64_t st = 25;
     uint32_t in = 0, acc = 0;
     OK(dk_inject(e, p, &st, &in, 1, &acc));
@@ -1260,10 +1262,10 @@ static void test_fault_links(void) {
     CHECK_U64(t.input_spikes, 1);
     CHECK_U64(t.dropped_fault, 11);
     CHECK_U64(t.events, 20);
-    OK(dk_fault_clear(e, 0, 2, (uint32_t)li));
+    OK(dk_fault_clear(e, 0, DK_FAULT_LINK, (uint32_t)li));
 
     /* a failed chip: nothing fires, injected spikes are lost to the fault */
-    OK(dk_fault_inject(e, 0, 3, 0));
+    OK(dk_fault_inject(e, 0, DK_FAULT_CHIP, 0));
     st = 35;
     OK(dk_inject(e, p, &st, &in, 1, &acc));
     OK(dk_run(e, p, 10, 1));
@@ -1271,7 +1273,7 @@ static void test_fault_links(void) {
     CHECK_U64(t.spikes, 30);
     CHECK_U64(t.input_spikes, 2);
     CHECK_U64(t.dropped_fault, 12);
-    OK(dk_fault_clear(e, 0, 3, 0));
+    OK(dk_fault_clear(e, 0, DK_FAULT_CHIP, 0));
     OK(dk_run(e, p, 10, 1));
     CHECK_U64(tel(e, p).spikes, 40);
     net_free(&n);
@@ -1465,8 +1467,8 @@ static void test_destroy_while_running(void) {
         /* the cores are free at once, the id is gone; faults and queries keep working */
         uint32_t q = UINT32_MAX;
         OK(dk_partition_create(e, 0, a, 4, DK_PART_EXCLUSIVE, 0, &q));
-        OK(dk_fault_inject(e, 0, 0, 101));
-        OK(dk_fault_clear(e, 0, 0, 101));
+        OK(dk_fault_inject(e, 0, DK_FAULT_CORE, 101));
+        OK(dk_fault_clear(e, 0, DK_FAULT_CORE, 101));
         pthread_join(t, NULL);
         /* A run that took its reference first completes; one that came too late finds no
          * partition, or the new empty one that reused the id. */

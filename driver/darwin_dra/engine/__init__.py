@@ -1,5 +1,6 @@
 """The engine: simulated Darwin chips and the spike router, behind a typed Python API."""
 
+from darwin_dra.engine.engine import Engine
 from darwin_dra.engine.errors import (
     CapacityExceeded,
     Conflict,
@@ -11,16 +12,9 @@ from darwin_dra.engine.errors import (
     QueueOverflow,
     StateError,
 )
-from darwin_dra.engine.native import (
-    Direction,
-    Engine,
-    FaultKind,
-    PartitionConfig,
-    PartitionInfo,
-    Routing,
-    Telemetry,
-)
+from darwin_dra.engine.native import Direction, FaultKind, PartitionConfig, Routing
 from darwin_dra.engine.network import Kernel, Model, Network, NeuronGroup, Reset, synapses
+from darwin_dra.engine.records import PartitionInfo, Telemetry
 
 __all__ = [
     "CapacityExceeded",

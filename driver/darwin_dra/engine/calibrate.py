@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from darwin_dra.engine import keps as kepsdef
-from darwin_dra.engine.native import Engine
+from darwin_dra.engine.engine import Engine
 from darwin_dra.engine.network import Network, NeuronGroup
 
 

@@ -11,7 +11,8 @@ wall second / 1000), reported as a metric and never published as capacity.
 
 from __future__ import annotations
 
-from darwin_dra.engine.native import EVENTS_PER_KEPS, Engine, keps_events_per_step, keps_of
+from darwin_dra.engine.engine import Engine
+from darwin_dra.engine.native import EVENTS_PER_KEPS, keps_events_per_step, keps_of
 from darwin_dra.hardware.model import ChipInfo
 
 KEPS_PER_MEPS = 1000  # maxMeps, the attribute DeviceClasses select on, is KEPS / 1000

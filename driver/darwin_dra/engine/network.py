@@ -8,21 +8,24 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from darwin_dra.engine.native import lib
+
 U32 = npt.NDArray[np.uint32]
 U16 = npt.NDArray[np.uint16]
 F32 = npt.NDArray[np.float32]
 
 
 class Model(enum.IntEnum):
-    """Neuron models of the engine (the values are the C engine's DK_MODEL_*)."""
+    """Neuron models of the engine (the values are the C header's DK_MODEL_*)."""
 
-    IAF_PSC_DELTA = 0  # NEST's iaf_psc_delta: the default
-    LIF = 1  # tau_m dv/dt = (e_l - v) + r x; fires when v > v_th
-    IF = 2  # dv/dt = r x (t in ms)
-    CUBA_LIF = 3  # tau_syn di/dt = -i + w_in x; tau_m dv/dt = (e_l - v) + r i
-    LI = 4  # LIF without firing: a readout
-    CUBA_LI = 5  # CUBA_LIF without firing: a readout
-    THRESHOLD = 6  # v = x; fires when x > v_th
+    IAF_PSC_DELTA = int(lib.DK_MODEL_IAF_PSC_DELTA)  # NEST's iaf_psc_delta: the default
+    LIF = int(lib.DK_MODEL_LIF)  # tau_m dv/dt = (e_l - v) + r x; fires when v > v_th
+    IF = int(lib.DK_MODEL_IF)  # dv/dt = r x (t in ms)
+    # tau_syn di/dt = -i + w_in x; tau_m dv/dt = (e_l - v) + r i
+    CUBA_LIF = int(lib.DK_MODEL_CUBA_LIF)
+    LI = int(lib.DK_MODEL_LI)  # LIF without firing: a readout
+    CUBA_LI = int(lib.DK_MODEL_CUBA_LI)  # CUBA_LIF without firing: a readout
+    THRESHOLD = int(lib.DK_MODEL_THRESHOLD)  # v = x; fires when x > v_th
 
     @property
     def spiking(self) -> bool:
@@ -33,8 +36,8 @@ class Reset(enum.IntEnum):
     """What a spike does to the potential of a NIR model: v <- v_reset, or v <- v - (v_th -
     v_reset) (by subtraction, keeping the excess over the threshold)."""
 
-    VALUE = 0
-    SUBTRACT = 1
+    VALUE = int(lib.DK_RESET_VALUE)
+    SUBTRACT = int(lib.DK_RESET_SUBTRACT)
 
 
 @dataclass(frozen=True)
