@@ -12,7 +12,7 @@ from typing import Any
 from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline import objects
 from darwin_dra.pipeline.cluster import cluster_view
-from darwin_dra.pipeline.placement import place
+from darwin_dra.pipeline.placement import place, placement_from_json, placement_json
 from darwin_dra.pipeline.reconcile import Decision, Observed, decide
 from darwin_dra.pipeline.spec import parse_spec
 from darwin_dra.pipeline.status import Outcome, pipeline_status
@@ -298,7 +298,7 @@ def test_degraded_stays_until_the_pipeline_runs_again() -> None:
 
 def test_the_stored_placement_reads_back_equal() -> None:
     _, _, _, placement = _setup()
-    again = objects.placement_from_json(objects.placement_json(placement))
+    again = placement_from_json(placement_json(placement))
     assert again == placement
     assert again.hosts["input"].node == "node-0"
 
