@@ -7,7 +7,7 @@ caller ever sees the client's types. One client class per caller, each adding to
 below: Kube (the plugin), ControllerKube, FleetKube and PipelineKube.
 """
 
-from darwin_dra.kubeapi.claims import ClaimSource, update_status
+from darwin_dra.kubeapi.claims import ClaimSource, ClaimStatusUpdates
 from darwin_dra.kubeapi.controller import LEASES_GROUP, ControllerKube, connect_controller
 from darwin_dra.kubeapi.errors import (
     ConfigError,
@@ -38,6 +38,7 @@ __all__ = [
     "TEMPLATES",
     "VERSION",
     "ClaimSource",
+    "ClaimStatusUpdates",
     "ConfigError",
     "Conflict",
     "ControllerKube",
@@ -51,5 +52,4 @@ __all__ = [
     "connect_controller",
     "connect_fleet",
     "connect_pipelines",
-    "update_status",
 ]

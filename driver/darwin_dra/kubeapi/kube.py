@@ -11,7 +11,7 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.config.config_exception import ConfigException
 
-from darwin_dra.kubeapi.claims import update_status
+from darwin_dra.kubeapi.claims import ClaimStatusUpdates
 from darwin_dra.kubeapi.errors import ConfigError, KubeApiError, NotFound, call
 from darwin_dra.kubetypes import Obj
 
@@ -23,7 +23,7 @@ CLASSES = "deviceclasses"
 
 
 @dataclass
-class Kube:
+class Kube(ClaimStatusUpdates):
     """A connected client; cheap to share across threads (urllib3 pools connections)."""
 
     api: Any  # kubernetes.client.ApiClient
@@ -215,17 +215,6 @@ class Kube:
             )
         )
         return out
-
-    def update_claim_status(
-        self,
-        namespace: str,
-        name: str,
-        change: Callable[[Obj], Obj | None],
-        attempts: int = 5,
-        current: Obj | None = None,
-    ) -> Obj | None:
-        """The claim status contract (kubeapi.claims.update_status) against the API server."""
-        return update_status(self, namespace, name, change, attempts, current)
 
     # ---- DeviceClasses (cluster scoped) ----
     def get_device_class(self, name: str) -> Obj:

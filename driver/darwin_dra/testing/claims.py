@@ -1,23 +1,23 @@
 """An in-memory ResourceClaim source: what the plugin's driver needs of kubeapi.Kube (create,
 get, status writes guarded by the resourceVersion, delete), for the unit tests and for
 `darwin-dra bench plugin` without --kubeconfig. The status contract itself is kubeapi's
-(kubeapi.claims.update_status), run against this store."""
+(kubeapi.claims.ClaimStatusUpdates), run against this store."""
 
 from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable
 
-from darwin_dra.kubeapi.claims import update_status
+from darwin_dra.kubeapi.claims import ClaimStatusUpdates
 from darwin_dra.kubeapi.errors import Conflict, NotFound
 from darwin_dra.kubetypes import Obj
 
 
-class MemoryClaims:
+class MemoryClaims(ClaimStatusUpdates):
     """Claims by (namespace, name); every write bumps the resourceVersion, a write with a stale
     one is a Conflict (counted in ``conflicts``). ``fail_status``, when set, is raised by every
-    status update, as a broken API server would."""
+    status write, as a broken API server would. Status updates are kubeapi's contract
+    (ClaimStatusUpdates), as the real client runs it."""
 
     def __init__(self, *claims: Obj) -> None:
         self.claims: dict[tuple[str, str], Obj] = {}
@@ -43,6 +43,8 @@ class MemoryClaims:
             raise NotFound(f"{namespace}/{name} not found", 404) from None
 
     def replace_claim_status(self, claim: Obj) -> Obj:
+        if self.fail_status is not None:
+            raise self.fail_status
         key = (claim["metadata"]["namespace"], claim["metadata"]["name"])
         if key not in self.claims:
             raise NotFound(f"{key[0]}/{key[1]} not found", 404)
@@ -55,21 +57,6 @@ class MemoryClaims:
         self.claims[key] = new
         self.status_writes += 1
         return copy.deepcopy(new)
-
-    def update_claim_status(
-        self,
-        namespace: str,
-        name: str,
-        change: Callable[[Obj], Obj | None],
-        attempts: int = 5,
-        current: Obj | None = None,
-    ) -> Obj | None:
-        if self.fail_status is not None:
-            raise self.fail_status
-        # ``change`` gets a copy, so a caller's ``current`` is never changed in place.
-        return update_status(
-            self, namespace, name, lambda c: change(copy.deepcopy(c)), attempts, current
-        )
 
     def delete_claim(self, namespace: str, name: str) -> None:
         self.claims.pop((namespace, name), None)
