@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from darwin_dra.kubeapi.errors import NotFound, call
+from darwin_dra.kubeapi.errors import call
 from darwin_dra.kubeapi.kube import CLAIMS, CLASSES, GROUP, SLICES, VERSION, Kube, connect
 from darwin_dra.kubetypes import Obj
 
@@ -27,23 +27,10 @@ class ControllerKube(Kube):
 
     def replace_device_class(self, body: Obj) -> Obj:
         """Replace; body.metadata.resourceVersion must be the one read (else Conflict)."""
-        name = body["metadata"]["name"]
-        out: Obj = call(
-            lambda: self._custom.replace_cluster_custom_object(
-                GROUP, VERSION, CLASSES, name, body, _request_timeout=self.timeout_s
-            )
-        )
-        return out
+        return self._replace_cluster(CLASSES, body)
 
     def delete_device_class(self, name: str) -> None:
-        try:
-            call(
-                lambda: self._custom.delete_cluster_custom_object(
-                    GROUP, VERSION, CLASSES, name, _request_timeout=self.timeout_s
-                )
-            )
-        except NotFound:
-            return
+        self._delete_cluster(CLASSES, name)
 
     def list_node_names(self) -> set[str]:
         out = call(lambda: self._core.list_node(_request_timeout=self.timeout_s))

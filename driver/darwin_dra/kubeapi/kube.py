@@ -86,6 +86,48 @@ class Kube(ClaimStatusUpdates):
         finally:
             w.stop()  # type: ignore[no-untyped-call]
 
+    def _create_cluster(self, plural: str, body: Obj) -> Obj:
+        out: Obj = call(
+            lambda: self._custom.create_cluster_custom_object(
+                GROUP, VERSION, plural, body, _request_timeout=self.timeout_s
+            )
+        )
+        return out
+
+    def _get_cluster(self, plural: str, name: str) -> Obj:
+        out: Obj = call(
+            lambda: self._custom.get_cluster_custom_object(
+                GROUP, VERSION, plural, name, _request_timeout=self.timeout_s
+            )
+        )
+        return out
+
+    def _replace_cluster(self, plural: str, body: Obj) -> Obj:
+        """Replace; body.metadata.resourceVersion must be the one read (else Conflict)."""
+        name = body["metadata"]["name"]
+        out: Obj = call(
+            lambda: self._custom.replace_cluster_custom_object(
+                GROUP, VERSION, plural, name, body, _request_timeout=self.timeout_s
+            )
+        )
+        return out
+
+    def _delete_cluster(self, plural: str, name: str, options: Obj | None = None) -> None:
+        """Delete (with ``options``, e.g. preconditions); gone already is fine."""
+        try:
+            call(
+                lambda: self._custom.delete_cluster_custom_object(
+                    GROUP,
+                    VERSION,
+                    plural,
+                    name,
+                    body=options or {},
+                    _request_timeout=self.timeout_s,
+                )
+            )
+        except NotFound:
+            return
+
     # ---- Nodes, their Leases, service accounts (what the simulated kubelets post) ----
     def create_node(self, body: Obj) -> None:
         call(lambda: self._core.create_node(body, _request_timeout=self.timeout_s))
@@ -131,47 +173,19 @@ class Kube(ClaimStatusUpdates):
         )[0]
 
     def create_slice(self, body: Obj) -> Obj:
-        out: Obj = call(
-            lambda: self._custom.create_cluster_custom_object(
-                GROUP, VERSION, SLICES, body, _request_timeout=self.timeout_s
-            )
-        )
-        return out
+        return self._create_cluster(SLICES, body)
 
     def update_slice(self, body: Obj) -> Obj:
         """Replace; body.metadata.resourceVersion must be the one read (else Conflict)."""
-        name = body["metadata"]["name"]
-        out: Obj = call(
-            lambda: self._custom.replace_cluster_custom_object(
-                GROUP, VERSION, SLICES, name, body, _request_timeout=self.timeout_s
-            )
-        )
-        return out
+        return self._replace_cluster(SLICES, body)
 
     def delete_slice(self, name: str, resource_version: str | None = None) -> None:
         """Delete; with a resourceVersion only that version (else Conflict). Gone is fine."""
         opts: Obj = {"preconditions": {"resourceVersion": resource_version}}
-        try:
-            call(
-                lambda: self._custom.delete_cluster_custom_object(
-                    GROUP,
-                    VERSION,
-                    SLICES,
-                    name,
-                    body=opts if resource_version else {},
-                    _request_timeout=self.timeout_s,
-                )
-            )
-        except NotFound:
-            return
+        self._delete_cluster(SLICES, name, opts if resource_version else None)
 
     def get_slice(self, name: str) -> Obj:
-        out: Obj = call(
-            lambda: self._custom.get_cluster_custom_object(
-                GROUP, VERSION, SLICES, name, _request_timeout=self.timeout_s
-            )
-        )
-        return out
+        return self._get_cluster(SLICES, name)
 
     # ---- ResourceClaims (namespaced) ----
     def get_claim(self, namespace: str, name: str) -> Obj:
@@ -218,20 +232,10 @@ class Kube(ClaimStatusUpdates):
 
     # ---- DeviceClasses (cluster scoped) ----
     def get_device_class(self, name: str) -> Obj:
-        out: Obj = call(
-            lambda: self._custom.get_cluster_custom_object(
-                GROUP, VERSION, CLASSES, name, _request_timeout=self.timeout_s
-            )
-        )
-        return out
+        return self._get_cluster(CLASSES, name)
 
     def create_device_class(self, body: Obj) -> Obj:
-        out: Obj = call(
-            lambda: self._custom.create_cluster_custom_object(
-                GROUP, VERSION, CLASSES, body, _request_timeout=self.timeout_s
-            )
-        )
-        return out
+        return self._create_cluster(CLASSES, body)
 
     def server_version(self) -> str:
         info = call(lambda: client.VersionApi(self.api).get_code(_request_timeout=self.timeout_s))
