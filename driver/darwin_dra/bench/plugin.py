@@ -34,6 +34,7 @@ from darwin_dra.plugin.publisher import publish_once
 from darwin_dra.plugin.slices import ChipView, build_slices
 from darwin_dra.runtime.spikeport import SpikePorts
 from darwin_dra.testing.claims import MemoryClaims
+from darwin_dra.unixsock import grpc_target
 
 
 def _engine(chips: int) -> Engine:
@@ -193,14 +194,14 @@ async def _prepare_calls(
     return rows
 
 
-def grpc_channel(path: Path) -> Any:
+@contextlib.asynccontextmanager
+async def grpc_channel(path: Path) -> AsyncIterator[Any]:
+    """A channel to the unix socket at ``path``, however long (darwin_dra.unixsock)."""
     import grpc
 
-    from darwin_dra.unixsock import fits
-
-    if not fits(path):
-        raise ValueError(f"socket path {path} is too long for a unix socket")
-    return grpc.aio.insecure_channel(f"unix:{path}")
+    with grpc_target(path) as target:
+        async with grpc.aio.insecure_channel(target) as channel:
+            yield channel
 
 
 def _publish_bench(kube: kubeapi.Kube, counts: Sequence[int]) -> list[str]:
