@@ -27,6 +27,28 @@ def pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def _builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    start: datetime.datetime,
+    end: datetime.datetime,
+    ca: bool,
+    path_length: int | None = None,
+) -> x509.CertificateBuilder:
+    """What every certificate here has: names, key, a random serial, validity, constraints."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
+    )
+
+
 def ca_certificate(
     key: ec.EllipticCurvePrivateKey,
     subject: x509.Name,
@@ -36,14 +58,7 @@ def ca_certificate(
 ) -> x509.Certificate:
     """A self-signed CA certificate that may sign certificates and CRLs."""
     return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        _builder(subject, subject, key, start, end, ca=True, path_length=path_length)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -74,16 +89,7 @@ def leaf_certificate(
 ) -> x509.Certificate:
     """An end-entity certificate for ``key`` signed by ``ca_key``, with the extended key
     ``usages`` and, when given, the subject alternative names ``sans``."""
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-    )
+    builder = _builder(subject, issuer, key, start, end, ca=False)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
