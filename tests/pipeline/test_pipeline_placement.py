@@ -13,7 +13,7 @@ from darwin_dra.pipeline.plan import EdgeLoad, PlanError, PlanView, StageLoad
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.pipeline.pipelines import chain, inventory, nodes, slices
+from tests.pipeline.pipelines import allocation, chain, inventory, nodes, result, slices
 
 
 def test_view_of_real_slices_has_each_chip_with_its_two_shared_halves() -> None:
@@ -44,24 +44,8 @@ def test_view_leaves_out_tainted_halves_and_counts_other_claims() -> None:
                 dev["taints"] = [
                     {"key": "darwin.snn.io/unhealthy", "value": "fault", "effect": "NoExecute"}
                 ]
-    claim = {
-        "metadata": {"uid": "other"},
-        "status": {
-            "allocation": {
-                "devices": {
-                    "results": [
-                        {
-                            "driver": "darwin.snn.io",
-                            "pool": "node-0",
-                            "device": "chip-0-shared-1",
-                            "request": "r",
-                            "consumedCapacity": {"keps": "100k"},
-                        },
-                    ]
-                }
-            }
-        },
-    }
+    used = result("r", "node-0", "chip-0-shared-1", consumedCapacity={"keps": "100k"})
+    claim = {"metadata": {"uid": "other"}, "status": allocation(used)}
     [chip] = cluster_view(objs, [claim]).chips
     [half] = chip.halves
     assert half.device == "chip-0-shared-1"
@@ -76,20 +60,7 @@ def test_view_blocks_a_half_an_exclusive_partition_holds() -> None:
     inv = inventory(1, 1)
     claim = {
         "metadata": {"uid": "x"},
-        "status": {
-            "allocation": {
-                "devices": {
-                    "results": [
-                        {
-                            "driver": "darwin.snn.io",
-                            "pool": "node-0",
-                            "device": "chip-0-domain-0",
-                            "request": "r",
-                        },
-                    ]
-                }
-            }
-        },
+        "status": allocation(result("r", "node-0", "chip-0-domain-0")),
     }
     [chip] = cluster_view(slices(inv), [claim]).chips
     assert [h.device for h in chip.halves] == ["chip-0-shared-1"]
