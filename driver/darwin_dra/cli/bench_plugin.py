@@ -5,19 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from darwin_dra.cli.bench import bench_subparsers
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    bench = sub.choices.get("bench")
-    if bench is None:  # the engine bench module registers the `bench` parser
-        raise RuntimeError("darwin_dra.cli.bench must be registered before bench_plugin")
-    # argparse keeps the subparsers action of `bench` among its actions.
-    actions = [a for a in bench._actions if isinstance(a, argparse._SubParsersAction)]
-    if actions:
-        p = actions[0].add_parser(
-            "plugin", help="kubelet plugin: prepare latency, slice publishing"
-        )
-    else:
-        p = sub.add_parser("bench-plugin", help="kubelet plugin: prepare latency, slice publishing")
+    which = bench_subparsers(sub, "darwin_dra.cli.bench_plugin")
+    p = which.add_parser("plugin", help="kubelet plugin: prepare latency, slice publishing")
     p.add_argument("--kubeconfig", type=Path, help="API server to use (default: claims in memory)")
     p.add_argument("--namespace", default="default")
     p.add_argument("--claims", default="1,10,100", help="claims per NodePrepareResources call")
