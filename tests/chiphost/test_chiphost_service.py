@@ -66,6 +66,7 @@ def test_spike_ports_are_served_by_the_chip_host(host: Host, tmp_path: Path) -> 
     with host.client() as chip:
         part = chip.create_partition(0, domains=[0])
         assert chip.serve_ports({sock: part}) == {}
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o600  # the owner (the plugin's side) only
         missing = host.state_dir / "partitions" / "x" / "spike.sock"
         failed = chip.serve_ports({sock: part, missing: part + 40})
         assert list(failed) == [missing]
@@ -163,3 +164,36 @@ def test_the_chip_host_socket_is_for_its_owner_only(host: Host) -> None:
     assert stat.S_ISSOCK(st.st_mode)
     assert stat.S_IMODE(st.st_mode) == 0o600
     assert st.st_uid == os.geteuid()
+
+
+def test_spike_sockets_admit_the_group_the_operator_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--spike-socket-group` (here through its variable, as the chart sets it): a non-root
+    workload in that group may connect, nobody else."""
+    if os.geteuid() != 0:
+        pytest.skip("giving a socket to another group needs root")
+    monkeypatch.setenv("DARWIN_SPIKE_SOCKET_GROUP", "4242")
+    h = Host(tmp_path / "state", write_inventory(tmp_path / "inventory.yaml"), tmp_path / "ch.log")
+    h.start()
+    try:
+        sock = h.state_dir / "partitions" / "c1-r-chip-0-domain-0" / "spike.sock"
+        sock.parent.mkdir(parents=True)
+        with h.client() as chip:
+            part = chip.create_partition(0, domains=[0])
+            assert chip.serve_ports({sock: part}) == {}
+            st, dir_st = sock.stat(), sock.parent.stat()
+            assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o660, 4242)
+            assert (stat.S_IMODE(dir_st.st_mode), dir_st.st_gid) == (0o710, 4242)
+            chip.destroy_partition(part)
+    finally:
+        assert h.stop() == 0, h.log.read_text()[-3000:]
+
+
+def test_a_negative_spike_socket_group_is_refused_by_name(tmp_path: Path) -> None:
+    inventory = write_inventory(tmp_path / "inventory.yaml")
+    cmd = [sys.executable, "-m", "darwin_dra.cli.main", "chip-host", "--node-name", NODE]
+    cmd += ["--inventory", str(inventory), "--state-dir", str(tmp_path / "s")]
+    done = subprocess.run([*cmd, "--spike-socket-group", "-1"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "--spike-socket-group must be a group id >= 0, not -1" in done.stderr

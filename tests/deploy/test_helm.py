@@ -55,6 +55,7 @@ def test_the_default_namespace_is_refused() -> None:
         ("kubeletPlugin.stateDir=relative", "pattern"),
         ("controller.surprise=1", "additional properties"),
         ("logLevel=LOUD", "logLevel"),
+        ("chipHost.spikeSocketGroup=0", "minimum"),
     ],
 )
 def test_values_schema_rejects_bad_values(setting: str, complaint: str) -> None:
@@ -246,3 +247,18 @@ def test_chip_host_runs_beside_each_plugin_and_is_replaced_only_on_purpose() -> 
     assert host == {"state": "/var/lib/darwin-dra"}
     on = one(render("d", None, "chipHost.calibrate=true"), "DaemonSet", "darwin-chip-host")
     assert _env(on["spec"]["template"]["spec"]["containers"][0])["DARWIN_CALIBRATE"] == "true"
+
+
+def test_a_spike_socket_group_reaches_the_chip_host_and_its_own_groups() -> None:
+    def chip_host(*settings: str) -> dict[str, Any]:
+        ds = one(render("d", None, *settings), "DaemonSet", "darwin-chip-host")
+        return dict(ds["spec"]["template"]["spec"])
+
+    default = chip_host()
+    assert "DARWIN_SPIKE_SOCKET_GROUP" not in _env(default["containers"][0])  # root only
+    assert "securityContext" not in default
+    grouped = chip_host("chipHost.spikeSocketGroup=4242")
+    assert _env(grouped["containers"][0])["DARWIN_SPIKE_SOCKET_GROUP"] == "4242"
+    # root without CAP_CHOWN gives its files only to its own groups
+    assert grouped["securityContext"] == {"supplementalGroups": [4242]}
+    assert grouped["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}

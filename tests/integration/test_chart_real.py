@@ -32,6 +32,16 @@ PROBE = (
 )
 
 
+SPIKE_GROUP = 4242  # the chart's chipHost.spikeSocketGroup in this module's release
+# Run in the driver's image by a non-root workload: connect to the partition's spike socket.
+CONNECT = (
+    "import os, socket; s = socket.socket(socket.AF_UNIX); "
+    "path = os.environ['DARWIN_SPIKE_ENDPOINT'].removeprefix('unix://')\n"
+    "try:\n    s.connect(path); print('spike-socket=connected', os.getuid(), os.getgroups())\n"
+    "except PermissionError as e:\n    print('spike-socket=refused', os.getuid(), e)"
+)
+
+
 @dataclass
 class Release:
     name: str
@@ -97,6 +107,7 @@ def release(
                 "apiServer": {"host": _bridge_address(state), "port": str(port)},
                 "inventory": _inventory([n.name for n in state.nodes]),
                 "controller": {"replicas": 1},
+                "chipHost": {"spikeSocketGroup": SPIKE_GROUP},
             }
         )
     )
@@ -237,6 +248,80 @@ def test_the_chart_runs_the_driver_as_pods_and_a_workload_gets_its_partition(
     assert "DARWIN_SPIKE_ENDPOINT=unix:///var/run/darwin/partitions/" in logs
     assert "spike-socket=present" in logs
     assert _failed_prepares(kube, real_namespace) == []
+
+
+def _driver_processes() -> dict[str, list[int]]:
+    """The host pids of the chart's containers, by subcommand (the image's entry point)."""
+    found: dict[str, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 2 and argv[1] == b"/opt/darwin-dra/bin/darwin-dra":
+            found.setdefault(argv[2].decode(), []).append(int(entry.name))
+    return found
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+def _root_read_only(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == "/":
+            return "ro" in fields[5].split(",")
+    return False
+
+
+def test_the_driver_runs_with_least_privilege_and_a_non_root_workload_needs_the_group(
+    release: Release, real_cluster: launcher.LocalCluster, real_kube: Kube, real_namespace: str
+) -> None:
+    """Seen from the host, as the kernel runs them: every container of the chart has a
+    read-only root, no capabilities and no way to gain privileges, and the controller is not
+    root. A workload running as uid 1000 reaches its partition's spike socket only as a member
+    of the chart's spike socket group."""
+    state = real_cluster.state
+    assert state is not None
+    procs = wait_for(
+        "the chart's processes",
+        lambda: (
+            (p := _driver_processes()).keys() >= {"controller", "chip-host", "kubelet-plugin"} and p
+        ),
+    )
+    for command, pids in procs.items():
+        for pid in pids:
+            status = _status(pid)
+            assert status["CapEff"] == "0000000000000000", (command, status["CapEff"])
+            assert status["NoNewPrivs"] == "1", command
+            assert _root_read_only(pid), f"{command}'s root file system is writable"
+            uid = status["Uid"].split()[0]
+            assert uid == ("65532" if command == "controller" else "0"), (command, uid)
+        if command == "chip-host":
+            assert all(str(SPIKE_GROUP) in _status(p)["Groups"].split() for p in pids)
+
+    values = json.loads(release.values.read_text())["image"]
+    image = f"{values['repository']}:{values['tag']}"
+    _template(real_kube, real_namespace, "domain-nr", "darwin-domain.snn.io")
+    for name, groups in (("member", [SPIKE_GROUP]), ("stranger", [])):
+        pod = _workload(name, image, "domain-nr")
+        pod["spec"]["securityContext"] = {
+            "runAsUser": 1000, "runAsGroup": 1000, "supplementalGroups": groups
+        }  # fmt: skip
+        pod["spec"]["containers"][0]["command"] = ["python3", "-c", CONNECT]
+        real_kube.core.create_namespaced_pod(real_namespace, pod)
+    done = ("Succeeded", "Failed")
+    for name in ("member", "stranger"):
+        wait_for(f"{name} done", lambda n=name: _phase(real_kube, real_namespace, n) in done, 120)
+    member = real_kube.core.read_namespaced_pod_log("member", real_namespace)
+    stranger = real_kube.core.read_namespaced_pod_log("stranger", real_namespace)
+    assert "spike-socket=connected 1000" in member, member
+    assert "spike-socket=refused 1000" in stranger, stranger
+    assert "Permission denied" in stranger
 
 
 def test_a_rolling_update_of_the_plugin_under_load_fails_no_prepare(

@@ -15,12 +15,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 from darwin_dra import DRIVER_NAME, kubeapi
 from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.cluster.launcher import LocalCluster
@@ -287,6 +288,71 @@ def test_kubelet_and_containerd_restarts_keep_the_prepared_claim_and_the_running
 
     kube.core.delete_namespaced_pod("app", namespace)
     wait_for("the pod gone", lambda: kube.pod(namespace, "app") is None, timeout=90)
+    wait_for("the CDI spec removed by unprepare", lambda: not spec_file.exists(), timeout=60)
+
+
+def _answers(fn: Callable[[], object]) -> bool:
+    """Whether an API call succeeds now (the server may be answering 5xx while etcd is away)."""
+    try:
+        fn()
+    except (ApiException, urllib3.exceptions.HTTPError):
+        return False
+    return True
+
+
+def test_an_etcd_restart_keeps_claims_slices_and_the_running_pod_and_prepare_goes_on(
+    plugin: Plugin, real_cluster: LocalCluster, real_kube: Kube, real_namespace: str, test_id: str
+) -> None:
+    """etcd stopped (SIGTERM) and started again on the same data: the API server rides it out,
+    the plugin's watches and the controllers reconnect, nothing is lost or prepared twice, and
+    the next claim is prepared as usual."""
+    assert real_cluster.state is not None
+    kube, namespace = real_kube, real_namespace
+    image = real_cluster.state.images["busybox"]
+    _start_claim_pod(kube, namespace, image, test_id, "domain", "snn", "app")
+    wait_for("the container's report", lambda: "ready" in _logs(kube, namespace, "app"), 120)
+    claim_name = kube.pod_claim_name(namespace, "app", "snn") or ""
+    claim = kube.get_ns(namespace, "resourceclaims", claim_name)
+    assert claim is not None
+    uid = claim["metadata"]["uid"]
+    spec_file = Path(plugin.node.cdi_dir) / f"darwin.snn.io-{uid}.json"
+    container = _container(kube, namespace, "app")
+    slices = sorted(s["metadata"]["name"] for s in plugin.slices())
+
+    real_cluster.restart("etcd")
+    wait_for("the API server answering again", lambda: _answers(plugin.slices), 120)
+
+    # Every control-plane process and the plugin lived through it.
+    assert [p.name for p in real_cluster.processes if not p.alive()] == []
+    assert plugin.proc.poll() is None
+    # What was stored is still there: the claim, its allocation and reservation, the slices.
+    after = kube.get_ns(namespace, "resourceclaims", claim_name)
+    assert after is not None
+    assert after["metadata"]["uid"] == uid
+    assert allocated_devices(after) == allocated_devices(claim)
+    assert [r["name"] for r in after["status"]["reservedFor"]] == ["app"]
+    assert sorted(s["metadata"]["name"] for s in plugin.slices()) == slices
+    # The workload did not notice, and its partition is still prepared.
+    assert _container(kube, namespace, "app") == container
+    assert spec_file.exists()
+
+    # The next claim goes through the reconnected scheduler, kubelet and plugin, onto another
+    # partition than the first (none granted twice).
+    kube.core.create_namespaced_pod(namespace, _pod("next", image, PROBE, claim="snn"))
+    wait_for("the next pod's report", lambda: "ready" in _logs(kube, namespace, "next"), 120)
+    next_claim = kube.get_ns(
+        namespace, "resourceclaims", kube.pod_claim_name(namespace, "next", "snn") or ""
+    )
+    [first], [second] = allocated_devices(after), allocated_devices(next_claim)
+    assert first["device"] != second["device"]
+
+    for pod in ("app", "next"):
+        kube.core.delete_namespaced_pod(pod, namespace)
+    wait_for(
+        "the pods gone",
+        lambda: not kube.pod(namespace, "app") and not kube.pod(namespace, "next"),
+        90,
+    )
     wait_for("the CDI spec removed by unprepare", lambda: not spec_file.exists(), timeout=60)
 
 

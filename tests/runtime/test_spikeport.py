@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2_grpc as 
 from darwin_dra.runtime import wire
 from darwin_dra.runtime.client import SpikePortClient, load_request
 from darwin_dra.runtime.spikeport import (
+    SocketAccess,
     SpikePorts,
     SpikePortServer,
     network_from,
@@ -280,3 +283,43 @@ def test_nir_model_groups_and_bias_cross_the_wire() -> None:
         )
     )
     assert plain.bias is None
+
+
+@pytest.mark.parametrize(
+    ("access", "socket_mode", "directory_mode"),
+    [(SocketAccess(), 0o600, 0o700), (SocketAccess(gid=4242), 0o660, 0o710)],
+    ids=["owner-only", "group"],
+)
+def test_a_spike_socket_is_reachable_only_by_its_owner_or_its_group(
+    engine: Engine, tmp_path: Path, access: SocketAccess, socket_mode: int, directory_mode: int
+) -> None:
+    if access.gid is not None and os.geteuid() != 0:
+        pytest.skip("giving a socket to another group needs root")
+    part = engine.create_partition(0, domains=[0])
+    sock = tmp_path / "claim-snn-dev" / "spike.sock"
+    old = os.umask(0)  # the widest umask: the modes must not depend on the caller's
+    seen: list[os.stat_result] = []
+
+    async def main() -> None:
+        server = SpikePortServer(engine, part, sock, access=access)
+        await server.start()
+        try:
+            seen.extend([sock.stat(), sock.parent.stat()])
+            # The owner still connects: the partition answers (it has no network yet).
+            async with SpikePortClient(f"unix://{sock}") as port:
+                with pytest.raises(grpc.aio.AioRpcError) as answer:
+                    await port.telemetry()
+                assert answer.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        finally:
+            await server.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        os.umask(old)
+    socket_stat, directory_stat = seen
+    assert stat.S_ISSOCK(socket_stat.st_mode)
+    assert stat.S_IMODE(socket_stat.st_mode) == socket_mode
+    assert stat.S_IMODE(directory_stat.st_mode) == directory_mode
+    if access.gid is not None:
+        assert socket_stat.st_gid == directory_stat.st_gid == access.gid

@@ -26,7 +26,7 @@ from darwin_dra.hardware.inventory import load_inventory
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2_grpc as pb_grpc
 from darwin_dra.lifecycle import serve_until_signal
-from darwin_dra.runtime.spikeport import SpikePorts
+from darwin_dra.runtime.spikeport import SocketAccess, SpikePorts
 from darwin_dra.unixsock import grpc_target, remove_stale_socket
 
 log = structlog.get_logger(__name__)
@@ -51,6 +51,7 @@ class ChipHostOptions:
     calibrate: bool = False
     fault_poll_s: float = 1.0
     grace_s: float = 5.0
+    spike_socket_gid: int | None = None  # a group that may connect too (non-root workloads)
 
     @property
     def socket_path(self) -> Path:
@@ -94,7 +95,7 @@ class ChipHostApp:
         self.engine = Engine.for_node(inventory, profiles, opts.node)
         self.metrics = ChipHostMetrics()
         measured = calibrate_keps(self.engine, self.metrics) if opts.calibrate else None
-        self.ports = SpikePorts(self.engine)
+        self.ports = SpikePorts(self.engine, access=SocketAccess(opts.spike_socket_gid))
         self.faults = FaultApplier(self.engine, fault_path(opts.state_dir))
         self.servicer = ChipHostServicer(
             self.engine, opts.node, self.ports, self.faults, self.metrics, measured

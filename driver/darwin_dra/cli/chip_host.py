@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "capacity, lower with faults) and this host's speed as a metric")  # fmt: skip
     env_option(p, "--fault-poll-seconds", "DARWIN_FAULT_POLL_SECONDS", "how often the fault "
                "file is read", default="1.0", type=float)  # fmt: skip
+    env_option(p, "--spike-socket-group", "DARWIN_SPIKE_SOCKET_GROUP", "also let this group id "
+               "connect to the partitions' spike sockets (0660; default: only the owner, 0600)",
+               type=int)  # fmt: skip
     env_option(p, "--log-level", "LOG_LEVEL", "log level", default="INFO")
     p.set_defaults(func=run)
 
@@ -50,6 +53,10 @@ def options(args: argparse.Namespace) -> Any:
         raise ValueError(f"{' and '.join(missing)} required (or NODE_NAME / DARWIN_INVENTORY)")
     if args.fault_poll_seconds <= 0:
         raise ValueError("--fault-poll-seconds must be > 0")
+    if args.spike_socket_group is not None and args.spike_socket_group < 0:
+        raise ValueError(
+            f"--spike-socket-group must be a group id >= 0, not {args.spike_socket_group}"
+        )
     return ChipHostOptions(
         node=args.node_name,
         inventory=args.inventory,
@@ -59,6 +66,7 @@ def options(args: argparse.Namespace) -> Any:
         metrics_port=args.metrics_port,
         calibrate=args.calibrate,
         fault_poll_s=args.fault_poll_seconds,
+        spike_socket_gid=args.spike_socket_group,
     )
 
 

@@ -211,23 +211,59 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
             return pb.UnloadResponse()
 
 
+@dataclass(frozen=True)
+class SocketAccess:
+    """Who may connect to a partition's spike socket. By default only its owner (the plugin or
+    the chip host, root): the socket is 0600 in a 0700 directory. With a group, members of
+    that group too (0660 in 0710), so a workload that runs as non-root joins it through its
+    pod's supplementalGroups instead of running as root."""
+
+    gid: int | None = None
+
+    @property
+    def socket_mode(self) -> int:
+        return 0o600 if self.gid is None else 0o660
+
+    @property
+    def directory_mode(self) -> int:
+        return 0o700 if self.gid is None else 0o710
+
+    def narrow(self, path: Path, mode: int) -> None:
+        os.chmod(path, mode)
+        if self.gid is not None:
+            os.chown(path, -1, self.gid)
+
+
 class SpikePortServer:
     """One partition's SpikePort on a unix socket; ``stop`` removes the socket."""
 
-    def __init__(self, engine: Engine, partition: int, path: Path, grace_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        partition: int,
+        path: Path,
+        grace_s: float = 2.0,
+        access: SocketAccess = SocketAccess(),
+    ) -> None:
         self.partition = partition
         self.path = path
         self.grace_s = grace_s
+        self.access = access
         self._server = grpc.aio.server(options=MESSAGE_OPTIONS)
         pb_grpc.add_SpikePortServicer_to_server(SpikePortServicer(engine, partition), self._server)
 
     async def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        # The directory is narrowed before the bind: the socket is born with the process umask,
+        # and nobody outside the access may reach it in the moment before its own chmod.
+        self.access.narrow(directory, self.access.directory_mode)
         remove_stale_socket(self.path)
         with grpc_target(self.path) as target:
             # Binding happens here, so the directory fd only has to live this long.
             if self._server.add_insecure_port(target) == 0:
                 raise RuntimeError(f"cannot bind the spike port at {self.path}")
+        self.access.narrow(self.path, self.access.socket_mode)
         await self._server.start()
 
     async def stop(self) -> None:
@@ -253,9 +289,15 @@ def port_change(running: Mapping[Path, int], wanted: Mapping[Path, int]) -> Port
 class SpikePorts:
     """The spike ports of a plugin: ``sync`` makes the running servers match a wanted map."""
 
-    def __init__(self, engine: Engine, grace_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        grace_s: float = 2.0,
+        access: SocketAccess = SocketAccess(),
+    ) -> None:
         self.engine = engine
         self.grace_s = grace_s
+        self.access = access
         self._servers: dict[Path, SpikePortServer] = {}
         self._lock = asyncio.Lock()
 
@@ -272,7 +314,7 @@ class SpikePorts:
                 await self._servers.pop(path).stop()
                 log.info("spike port stopped", socket=os.fspath(path))
             for path, part in sorted(change.start.items()):
-                server = SpikePortServer(self.engine, part, path, self.grace_s)
+                server = SpikePortServer(self.engine, part, path, self.grace_s, self.access)
                 try:
                     await server.start()
                 except Exception as exc:  # one bad socket must not keep the others down
