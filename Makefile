@@ -9,7 +9,7 @@ CFLAGS_STRICT := -std=c11 -O1 -g -Wall -Wextra -Werror -Wshadow -Wconversion -Wn
 	-D_GNU_SOURCE -Inative/include -Inative/src -pthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all venv build demo test native-test fuzz fuzz-short fuzz-deps lint typecheck pytest bench clean k8s-bins helm-bin image browser
+.PHONY: all venv build demo test unit native-test fuzz fuzz-short fuzz-deps lint typecheck pytest bench clean k8s-bins helm-bin image browser
 
 all: build
 
@@ -111,6 +111,12 @@ $(HELM): | $(STAMP)
 # Headless Chromium from Debian's packages: the demo's test renders the demo's report with it.
 browser: $(STAMP)
 	$(PY) -c 'from darwin_dra.cluster import hostdeps as h; h.ensure(h.BROWSER_PACKAGES)'
+
+# The fast tests: neither integration (a cluster) nor slow. UNIT_ARGS adds pytest options
+# (e.g. UNIT_ARGS="-n 2" with pytest-xdist installed).
+UNIT_ARGS ?=
+unit: $(STAMP)
+	$(PY) -m pytest -q -m "not integration and not slow" $(UNIT_ARGS)
 
 pytest: $(STAMP) k8s-bins helm-bin image browser
 	$(PY) -m pytest -q

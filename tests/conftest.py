@@ -1,4 +1,5 @@
-"""Shared fixtures: the shipped chip profile and engines built from it."""
+"""Shared fixtures: the shipped chip profile and engines built from it; and the rule that a
+test that starts a cluster carries the `integration` marker (so `make unit` never starts one)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,26 @@ def engine(darwin3: ChipProfile) -> Iterator[Engine]:
         eng.add_chip(darwin3, ChipEntry(model="darwin3", serial="T-0", fabric="f0"))
         eng.add_chip(darwin3, ChipEntry(model="darwin3", serial="T-1", fabric="f0"))
         yield eng
+
+
+# The session fixtures of tests/integration/conftest.py that start a local cluster.
+CLUSTER_FIXTURES = frozenset({"cluster", "real_cluster"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a run in which a test starts a cluster (it lives in tests/integration or uses a
+    cluster fixture) without the `integration` marker: `-m "not integration"` must not start
+    one."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("integration") is None
+        and (
+            item.nodeid.startswith("tests/integration/")
+            or CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        )
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests that start a cluster need @pytest.mark.integration: " + ", ".join(unmarked)
+        )

@@ -190,17 +190,20 @@ def brian2_result() -> BenchResult:
     return _check_sane(run_peer("brian2", SMALL, timeout=90, seed=SEED), "Brian2")
 
 
+@pytest.mark.slow  # runs a peer simulator in a subprocess
 @_needs("nest")
 def test_nest_small(nest_result: BenchResult) -> None:
     assert nest_result.extra["num_connections"] >= SMALL.n_synapses
 
 
+@pytest.mark.slow  # runs a peer simulator in a subprocess
 @_needs("brian2")
 def test_brian2_small(brian2_result: BenchResult) -> None:
     assert brian2_result.extra["codegen_compile_s"] > 0
     assert brian2_result.build_s >= brian2_result.extra["codegen_compile_s"]
 
 
+@pytest.mark.slow  # runs a peer simulator in a subprocess
 @_needs("nest")
 @_needs("brian2")
 def test_peers_agree_on_rate(nest_result: BenchResult, brian2_result: BenchResult) -> None:
@@ -226,11 +229,13 @@ def engine_result() -> BenchResult:
     return res
 
 
+@pytest.mark.slow  # runs a peer simulator in a subprocess
 @_needs("nest")
 def test_engine_rate_agrees_with_nest(engine_result: BenchResult, nest_result: BenchResult) -> None:
     assert math.isclose(engine_result.rate_hz, nest_result.rate_hz, rel_tol=0.10)
 
 
+@pytest.mark.slow  # runs a peer simulator in a subprocess
 @_needs("brian2")
 def test_engine_rate_agrees_with_brian2(
     engine_result: BenchResult, brian2_result: BenchResult
@@ -263,6 +268,7 @@ def test_trained_synapses_are_the_same_arrays_block_by_block() -> None:
     assert not BrunelConfig().per_synapse
 
 
+@pytest.mark.slow  # runs a peer simulator in a subprocess
 @_needs("nest")
 def test_engine_on_the_trained_network_agrees_with_nest() -> None:
     from darwin_dra.cli.bench import run_engine

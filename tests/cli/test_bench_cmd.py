@@ -6,28 +6,17 @@ import json
 import subprocess
 import sys
 
+# `darwin-dra bench engine` on a tiny network, engine only.
+BENCH = [sys.executable, "-m", "darwin_dra.cli.main", "bench", "engine", "--scale", "0.05"]
+
+
+def _bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    cmd = [*BENCH, "--peers", "none", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
 
 def test_bench_engine_json_without_peers() -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "darwin_dra.cli.main",
-            "bench",
-            "engine",
-            "--scale",
-            "0.05",
-            "--peers",
-            "none",
-            "--threads",
-            "1,2",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    out = _bench("--threads", "1,2", "--json")
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert [(r["name"], r["threads"]) for r in rows] == [("darwin engine", 1), ("darwin engine", 2)]
@@ -37,25 +26,10 @@ def test_bench_engine_json_without_peers() -> None:
 
 
 def test_bench_engine_table_and_bad_threads() -> None:
-    base = [
-        sys.executable,
-        "-m",
-        "darwin_dra.cli.main",
-        "bench",
-        "engine",
-        "--scale",
-        "0.05",
-        "--peers",
-        "none",
-    ]
-    out = subprocess.run(
-        [*base, "--threads", "1"], capture_output=True, text=True, timeout=120, check=False
-    )
+    out = _bench("--threads", "1")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0].split()[:3] == ["simulator", "thr", "build"]
     assert "darwin engine" in out.stdout
-    bad = subprocess.run(
-        [*base, "--threads", "one"], capture_output=True, text=True, timeout=60, check=False
-    )
+    bad = _bench("--threads", "one", timeout=60)
     assert bad.returncode == 2
     assert "--threads" in bad.stderr

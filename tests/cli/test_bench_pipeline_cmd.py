@@ -8,7 +8,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow  # runs the CLI in subprocesses, tens of seconds on a loaded machine
 def test_bench_pipeline_runs_and_agrees() -> None:
     cmd = [sys.executable, "-m", "darwin_dra.cli.main", "bench", "pipeline", "--json"]
     cmd += ["--size", "16", "--depth", "2", "--steps", "40", "--window", "10"]

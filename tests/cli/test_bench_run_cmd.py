@@ -6,7 +6,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow  # runs stages or the CLI in subprocesses (10-25 s)
 def test_bench_run_compares_the_chip_host_with_the_engine() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "darwin_dra.cli.main", "bench", "run", "--scale", "0.05",

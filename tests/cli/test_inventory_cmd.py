@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "inventory.yaml"
 
 
@@ -38,6 +40,7 @@ def test_inventory_table_for_one_node_with_cores() -> None:
     assert "core 574 at (23,23) domain 35 ok" in out.stdout
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses, tens of seconds on a loaded machine
 def test_inventory_errors_are_clear(tmp_path: Path) -> None:
     bad = tmp_path / "inv.yaml"
     bad.write_text("apiVersion: darwin.snn.io/v1alpha1\nkind: Inventory\nnodes: 3\n")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from darwin_dra.engine import Reset
 from darwin_dra.models import compile_graph
 from darwin_dra.models.nirfile import save_model
@@ -26,6 +27,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses, tens of seconds on a loaded machine
 def test_inspect_and_run_a_recurrent_model(tmp_path: Path) -> None:
     graph = recurrent_graph(2 * DT)
     model = compile_graph(graph, dt=DT, reset=Reset.SUBTRACT, name="rec")
@@ -61,6 +63,7 @@ def test_inspect_and_run_a_recurrent_model(tmp_path: Path) -> None:
     assert "final potentials" in table.stdout
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses, tens of seconds on a loaded machine
 def test_bad_files_and_inputs_fail_with_the_reason(tmp_path: Path) -> None:
     bad = tmp_path / "bad.nir"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
@@ -78,6 +81,7 @@ def test_bad_files_and_inputs_fail_with_the_reason(tmp_path: Path) -> None:
     assert "'sideways' is not 'value' or 'subtract'" in out.stderr
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses, tens of seconds on a loaded machine
 def test_memory_table_measures_every_layer_type() -> None:
     out = cli("memory", "--scale", "2", "--json")
     assert out.returncode == 0, out.stderr
@@ -96,6 +100,7 @@ def test_memory_table_measures_every_layer_type() -> None:
     assert cli("memory", "--scale", "0").returncode == 2
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses, tens of seconds on a loaded machine
 def test_run_with_a_model_is_model_run(tmp_path: Path) -> None:
     # The spelling, `darwin-dra run --model FILE.nir --input SPIKES`, gives what
     # `darwin-dra model run` gives (all but the wall time).

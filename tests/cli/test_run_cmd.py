@@ -72,6 +72,7 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses, tens of seconds on a loaded machine
 def test_run_reports_rate_and_events_of_the_network(
     claim_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -105,6 +106,7 @@ def test_run_for_wall_time(claim_env: dict[str, str], tmp_path: Path) -> None:
     assert report["steps"] > 0
 
 
+@pytest.mark.slow  # runs the CLI in subprocesses, tens of seconds on a loaded machine
 def test_bad_input_is_named(claim_env: dict[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.npz"
     np.savez(bad, nothing=np.zeros(1))

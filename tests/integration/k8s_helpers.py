@@ -6,10 +6,10 @@ models lag the API and would drop exactly the fields these tests check.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from darwin_dra import polling
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -18,15 +18,8 @@ T = TypeVar("T")
 
 
 def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 60, every: float = 0.5) -> T:
-    """Poll `fn` until it returns something truthy; fail naming `what` and the last value."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+    """darwin_dra.polling.wait_for with the tests' defaults."""
+    return polling.wait_for(what, fn, timeout, every)
 
 
 def describe_namespace(kube: Kube, namespace: str) -> str:

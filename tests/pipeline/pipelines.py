@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from darwin_dra import DRIVER_NAME
 from darwin_dra.controller.fabric import FabricSettings, fabric_slices
 from darwin_dra.hardware.model import ChipEntry, Inventory, NodeEntry
 from darwin_dra.hardware.profiles import load_profiles
@@ -86,3 +87,13 @@ def pipeline_obj(name: str = "digits", **spec: Any) -> Obj:
         "metadata": {"name": name, "namespace": "ml", "uid": "uid-1", "generation": 1},
         "spec": body,
     }
+
+
+def result(request: str, pool: str, device: str, **extra: Any) -> Obj:
+    """One device of a claim's allocation, as the scheduler writes it."""
+    return {"driver": DRIVER_NAME, "request": request, "pool": pool, "device": device, **extra}
+
+
+def allocation(*results: Obj) -> Obj:
+    """A claim status with the scheduler's allocation of ``results``."""
+    return {"allocation": {"devices": {"results": list(results)}}}

@@ -13,7 +13,7 @@ from darwin_dra.pipeline.plan import EdgeLoad, PlanError, PlanView, StageLoad
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.pipeline.pipelines import chain, inventory, nodes, slices
+from tests.pipeline.pipelines import allocation, chain, inventory, nodes, result, slices
 
 
 def test_view_of_real_slices_has_each_chip_with_its_two_shared_halves() -> None:
@@ -44,24 +44,8 @@ def test_view_leaves_out_tainted_halves_and_counts_other_claims() -> None:
                 dev["taints"] = [
                     {"key": "darwin.snn.io/unhealthy", "value": "fault", "effect": "NoExecute"}
                 ]
-    claim = {
-        "metadata": {"uid": "other"},
-        "status": {
-            "allocation": {
-                "devices": {
-                    "results": [
-                        {
-                            "driver": "darwin.snn.io",
-                            "pool": "node-0",
-                            "device": "chip-0-shared-1",
-                            "request": "r",
-                            "consumedCapacity": {"keps": "100k"},
-                        },
-                    ]
-                }
-            }
-        },
-    }
+    used = result("r", "node-0", "chip-0-shared-1", consumedCapacity={"keps": "100k"})
+    claim = {"metadata": {"uid": "other"}, "status": allocation(used)}
     [chip] = cluster_view(objs, [claim]).chips
     [half] = chip.halves
     assert half.device == "chip-0-shared-1"
@@ -76,20 +60,7 @@ def test_view_blocks_a_half_an_exclusive_partition_holds() -> None:
     inv = inventory(1, 1)
     claim = {
         "metadata": {"uid": "x"},
-        "status": {
-            "allocation": {
-                "devices": {
-                    "results": [
-                        {
-                            "driver": "darwin.snn.io",
-                            "pool": "node-0",
-                            "device": "chip-0-domain-0",
-                            "request": "r",
-                        },
-                    ]
-                }
-            }
-        },
+        "status": allocation(result("r", "node-0", "chip-0-domain-0")),
     }
     [chip] = cluster_view(slices(inv), [claim]).chips
     assert [h.device for h in chip.halves] == ["chip-0-shared-1"]
@@ -127,14 +98,21 @@ def test_stages_too_big_for_one_chip_meet_on_a_fabric_and_claim_its_bandwidth() 
     assert p.cross_node() == 0
 
 
-def test_no_room_names_the_stage_and_what_it_needs() -> None:
+@pytest.mark.parametrize(
+    ("plan", "hints", "error"),
+    [
+        (chain(900_000_000), None, r"stage\(s\) s0 \(900000000 keps"),
+        (chain(10), {"nope": {"a": "b"}}, "hint names stage 'nope'"),
+        (chain(10), {"s0": {"edge": "yes"}}, r"on nodes labelled \[\{'edge': 'yes'\}\]"),
+    ],
+    ids=["no-room", "hint-for-no-stage", "no-node-with-the-labels"],
+)
+def test_no_room_names_the_stage_and_what_it_needs(
+    plan: PlanView, hints: dict[str, dict[str, str]] | None, error: str
+) -> None:
     view = cluster_view(slices(inventory(1, 1)))
-    with pytest.raises(PlacementError, match=r"stage\(s\) s0 \(900000000 keps"):
-        place(chain(900_000_000), view, target_rate=10)
-    with pytest.raises(PlacementError, match="hint names stage 'nope'"):
-        place(chain(10), view, 10, hints={"nope": {"a": "b"}})
-    with pytest.raises(PlacementError, match=r"on nodes labelled \[\{'edge': 'yes'\}\]"):
-        place(chain(10), view, 10, hints={"s0": {"edge": "yes"}})
+    with pytest.raises(PlacementError, match=error):
+        place(plan, view, target_rate=10, hints=hints)
 
 
 def test_fabric_bandwidth_is_checked_against_what_is_free() -> None:
@@ -145,14 +123,23 @@ def test_fabric_bandwidth_is_checked_against_what_is_free() -> None:
         place(plan, view, target_rate=1000)
 
 
-def test_plan_rejects_cycles_and_bad_names() -> None:
-    s = (StageLoad("a", 1, 1, 1), StageLoad("b", 1, 1, 1))
-    with pytest.raises(PlanError, match="cycle through a, b"):
-        PlanView(s, (EdgeLoad("a", "b", 1), EdgeLoad("b", "a", 1)))
-    with pytest.raises(PlanError, match="DNS label"):
-        PlanView((StageLoad("Stage_A", 1, 1, 1),), ())
-    with pytest.raises(PlanError, match="edge a -> c"):
-        PlanView(s, (EdgeLoad("a", "c", 1),))
+_AB = (StageLoad("a", 1, 1, 1), StageLoad("b", 1, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("stages", "edges", "error"),
+    [
+        (_AB, (EdgeLoad("a", "b", 1), EdgeLoad("b", "a", 1)), "cycle through a, b"),
+        ((StageLoad("Stage_A", 1, 1, 1),), (), "DNS label"),
+        (_AB, (EdgeLoad("a", "c", 1),), "edge a -> c"),
+    ],
+    ids=["cycle", "not-a-dns-label", "edge-to-no-stage"],
+)
+def test_plan_rejects_cycles_and_bad_names(
+    stages: tuple[StageLoad, ...], edges: tuple[EdgeLoad, ...], error: str
+) -> None:
+    with pytest.raises(PlanError, match=error):
+        PlanView(stages, edges)
 
 
 # ---- properties against a brute-force reference ----

@@ -12,12 +12,20 @@ from typing import Any
 from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline import objects
 from darwin_dra.pipeline.cluster import cluster_view
-from darwin_dra.pipeline.placement import place
+from darwin_dra.pipeline.placement import place, placement_from_json, placement_json
 from darwin_dra.pipeline.reconcile import Decision, Observed, decide
 from darwin_dra.pipeline.spec import parse_spec
 from darwin_dra.pipeline.status import Outcome, pipeline_status
 
-from tests.pipeline.pipelines import chain, inventory, nodes, pipeline_obj, slices
+from tests.pipeline.pipelines import (
+    allocation,
+    chain,
+    inventory,
+    nodes,
+    pipeline_obj,
+    result,
+    slices,
+)
 
 SETTINGS = objects.StageSettings(image="darwin-dra.local/darwin-dra:test", pull_policy="Never")
 HINTS = [
@@ -163,20 +171,7 @@ def test_a_downstream_pod_replaced_under_a_running_stage_restarts_the_run() -> N
 def test_a_tainted_device_drops_its_claim_and_asks_for_a_new_placement() -> None:
     obj, spec, plan, placement = _setup()
     claims, pods = _converge(obj, spec, plan, placement)
-    claims[1]["status"] = {
-        "allocation": {
-            "devices": {
-                "results": [
-                    {
-                        "driver": "darwin.snn.io",
-                        "request": "s2",
-                        "pool": "node-1",
-                        "device": "chip-0-shared-0",
-                    },
-                ]
-            }
-        }
-    }
+    claims[1]["status"] = allocation(result("s2", "node-1", "chip-0-shared-0"))
     failed = frozenset({("node-1", "chip-0-shared-0")})
     d = decide(obj, spec, plan, placement, Observed(claims, pods, failed), SETTINGS)
     assert d.needs_new_placement
@@ -212,26 +207,10 @@ def test_status_shows_the_placement_the_scheduler_made_and_the_traffic() -> None
     obj, spec, plan, placement = _setup()
     claims, pods = _converge(obj, spec, plan, placement)
     claims[0]["status"] = {
-        "allocation": {
-            "devices": {
-                "results": [
-                    {
-                        "driver": "darwin.snn.io",
-                        "request": "s0",
-                        "pool": "node-0",
-                        "device": "chip-1-shared-0",
-                        "shareID": "a",
-                    },
-                    {
-                        "driver": "darwin.snn.io",
-                        "request": "s1",
-                        "pool": "node-0",
-                        "device": "chip-1-shared-1",
-                        "shareID": "b",
-                    },
-                ]
-            }
-        },
+        **allocation(
+            result("s0", "node-0", "chip-1-shared-0", shareID="a"),
+            result("s1", "node-0", "chip-1-shared-1", shareID="b"),
+        ),
         "devices": [
             {
                 "driver": "darwin.snn.io",
@@ -298,7 +277,7 @@ def test_degraded_stays_until_the_pipeline_runs_again() -> None:
 
 def test_the_stored_placement_reads_back_equal() -> None:
     _, _, _, placement = _setup()
-    again = objects.placement_from_json(objects.placement_json(placement))
+    again = placement_from_json(placement_json(placement))
     assert again == placement
     assert again.hosts["input"].node == "node-0"
 

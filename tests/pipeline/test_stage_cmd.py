@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from darwin_dra.cluster.pki import CertificateAuthority
 from darwin_dra.models.nirfile import load_model, write_graph
 from darwin_dra.models.run import run_model
@@ -47,6 +48,7 @@ def _stranger(address: str, ca: Path, cert: Path | None, key: Path | None) -> st
         return f"refused: {type(exc).__name__}"
 
 
+@pytest.mark.slow  # runs stages or the CLI in subprocesses (10-25 s)
 def test_three_stages_over_mutual_tls_equal_the_unsplit_model(tmp_path: Path) -> None:
     graph = layered([24, 30, 20, 12], n_in=10, skips=2, seed=4)
     nir_file = tmp_path / "model.nir"
@@ -109,6 +111,7 @@ def test_three_stages_over_mutual_tls_equal_the_unsplit_model(tmp_path: Path) ->
         assert r["dropped"] == 0
 
 
+@pytest.mark.slow  # runs stages or the CLI in subprocesses (10-25 s)
 def test_bad_flags_are_named(tmp_path: Path) -> None:
     graph = layered([6, 6], n_in=4, skips=0, seed=1)
     nir_file = tmp_path / "model.nir"

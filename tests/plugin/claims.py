@@ -1,14 +1,13 @@
-"""ResourceClaim bodies as the API server returns them, and an in-memory claim store."""
+"""ResourceClaim bodies as the API server returns them, and the in-memory claim store
+(darwin_dra.testing.claims) the driver's tests read them from."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from typing import Any
 
 from darwin_dra import DRIVER_NAME
-from darwin_dra.kubeapi import Conflict, NotFound
 from darwin_dra.kubetypes import Obj
+from darwin_dra.testing.claims import MemoryClaims
 
 
 def result(device: str, pool: str, request: str = "r", **extra: Any) -> Obj:
@@ -32,49 +31,5 @@ def claim(uid: str, results: list[Obj], config: list[Obj] | None = None, ns: str
     }
 
 
-class ClaimStore:
-    """Just enough of kubeapi.Kube for the driver: get and status update with versions."""
-
-    def __init__(self, *claims: Obj) -> None:
-        self.claims = {(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in claims}
-        self.status_writes = 0
-        self.conflicts = 0
-        self.fail_status: Exception | None = None
-
-    def add(self, *claims: Obj) -> None:
-        for c in claims:
-            self.claims[(c["metadata"]["namespace"], c["metadata"]["name"])] = c
-
-    def get_claim(self, namespace: str, name: str) -> Obj:
-        try:
-            return copy.deepcopy(self.claims[(namespace, name)])
-        except KeyError:
-            raise NotFound(f"{namespace}/{name} not found", 404) from None
-
-    def update_claim_status(
-        self,
-        namespace: str,
-        name: str,
-        change: Callable[[Obj], Obj | None],
-        attempts: int = 5,
-        current: Obj | None = None,
-    ) -> Obj | None:
-        # Same contract as kubeapi.Kube: a given copy is tried first, a conflict re-reads.
-        if self.fail_status is not None:
-            raise self.fail_status
-        for attempt in range(attempts):
-            if current is None or attempt > 0:
-                current = self.get_claim(namespace, name)
-            new = change(copy.deepcopy(current))
-            if new is None:
-                return None
-            stored = self.claims[(namespace, name)]["metadata"]["resourceVersion"]
-            if new["metadata"]["resourceVersion"] != stored:
-                self.conflicts += 1
-                continue
-            new = copy.deepcopy(new)
-            new["metadata"]["resourceVersion"] = str(int(stored) + 1)
-            self.claims[(namespace, name)] = new
-            self.status_writes += 1
-            return new
-        raise Conflict("stale", 409)
+# Just enough of kubeapi.Kube for the driver: get and status update with versions.
+ClaimStore = MemoryClaims

@@ -76,15 +76,25 @@ def test_corrupted_streams_are_refused_or_read_whole(
         assert got == want[: len(got)]
 
 
-def test_encoding_refuses_what_it_cannot_carry() -> None:
-    one = np.zeros(1, np.uint64)
-    with pytest.raises(FrameError, match="outside the frame's window"):
-        encode_data(Data(5, 2, one, np.zeros(1, np.uint32)), 4)
-    with pytest.raises(FrameError, match="outside the edge's 4 ids"):
-        encode_data(Data(0, 2, one, np.full(1, 4, np.uint32)), 4)
-    with pytest.raises(FrameError, match="twice in one step"):
-        encode_data(Data(0, 2, np.zeros(2, np.uint64), np.zeros(2, np.uint32)), 4)
-    raw = bytearray(encode_data(Data(0, 3, one, np.ones(1, np.uint32)), 4))
+_ONE = np.zeros(1, np.uint64)
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        (Data(5, 2, _ONE, np.zeros(1, np.uint32)), "outside the frame's window"),
+        (Data(0, 2, _ONE, np.full(1, 4, np.uint32)), "outside the edge's 4 ids"),
+        (Data(0, 2, np.zeros(2, np.uint64), np.zeros(2, np.uint32)), "twice in one step"),
+    ],
+    ids=["step-outside-window", "id-outside-space", "id-twice-in-a-step"],
+)
+def test_encoding_refuses_what_it_cannot_carry(frame: Data, error: str) -> None:
+    with pytest.raises(FrameError, match=error):
+        encode_data(frame, 4)
+
+
+def test_decoding_refuses_a_corrupted_frame() -> None:
+    raw = bytearray(encode_data(Data(0, 3, _ONE, np.ones(1, np.uint32)), 4))
     raw[-1] ^= 0x10
     with pytest.raises(FrameError, match="crc mismatch"):
         decode_stream(bytes(raw), 4)

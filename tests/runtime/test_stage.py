@@ -13,6 +13,7 @@ import pytest
 from darwin_dra.cli.main import main as cli_main
 from darwin_dra.engine import Engine, Network, NeuronGroup, synapses
 from darwin_dra.runtime import wire
+from darwin_dra.runtime.address import parse_address
 from darwin_dra.runtime.spikeport import SpikePortServer
 from darwin_dra.runtime.stage import (
     Stage,
@@ -20,7 +21,6 @@ from darwin_dra.runtime.stage import (
     StageNetwork,
     load_stage,
     next_window,
-    parse_address,
     read_frame,
     route,
     save_stage,

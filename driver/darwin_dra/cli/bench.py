@@ -13,6 +13,18 @@ from darwin_dra.bench.table import Row, render, to_json
 from darwin_dra.engine import Engine
 
 
+def bench_subparsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], module: str
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """The subcommands of `darwin-dra bench`, for ``module`` to add its own to."""
+    bench = sub.choices.get("bench")
+    if bench is None:
+        raise RuntimeError(f"darwin_dra.cli.bench must be registered before {module}")
+    # argparse keeps the subparsers action of `bench` among its actions.
+    [actions] = [a for a in bench._actions if isinstance(a, argparse._SubParsersAction)]
+    return actions
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = sub.add_parser("bench", help="benchmarks that print a table with peers")
     which = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from darwin_dra.cli.bench import bench_subparsers
 from darwin_dra.models.nirfile import load_model, write_graph
 from darwin_dra.pipeline.benchmodel import two_pathway
 from darwin_dra.pipeline.local import Slot, chip_hosts, launch
@@ -29,10 +30,7 @@ NODES = ("node-a", "node-b")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    bench = sub.choices.get("bench")
-    if bench is None:
-        raise RuntimeError("darwin_dra.cli.bench must be registered before bench_pipeline")
-    [actions] = [a for a in bench._actions if isinstance(a, argparse._SubParsersAction)]
+    actions = bench_subparsers(sub, "darwin_dra.cli.bench_pipeline")
     p = actions.add_parser(
         "pipeline", help="a split model's stages as processes vs unsplit and the naive split"
     )

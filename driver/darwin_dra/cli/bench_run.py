@@ -24,6 +24,7 @@ from darwin_dra.bench.brunel import DEFAULT_SEED, BrunelConfig
 from darwin_dra.bench.peer_engine import brunel_network
 from darwin_dra.chiphost.app import default_socket
 from darwin_dra.chiphost.client import ChipHostClient
+from darwin_dra.cli.bench import bench_subparsers
 from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.runtime.stage import save_stage
 
@@ -39,10 +40,7 @@ class Measured:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    bench = sub.choices.get("bench")
-    if bench is None:
-        raise RuntimeError("darwin_dra.cli.bench must be registered before bench_run")
-    [actions] = [a for a in bench._actions if isinstance(a, argparse._SubParsersAction)]
+    actions = bench_subparsers(sub, "darwin_dra.cli.bench_run")
     p = actions.add_parser(
         "run", help="darwin-dra run through the chip host vs the same network on the engine"
     )

@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from darwin_dra.cli.bench import bench_subparsers
 from darwin_dra.fleet.layout import FleetShape
 from darwin_dra.fleet.report import markdown, table
 from darwin_dra.fleet.trace import TraceConfig
@@ -16,11 +17,7 @@ from darwin_dra.fleet.trace import TraceConfig
 def _bench_subparsers(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse._SubParsersAction[argparse.ArgumentParser]:
-    bench = sub.choices.get("bench")
-    if bench is None:
-        raise RuntimeError("darwin_dra.cli.bench must be registered before darwin_dra.cli.fleet")
-    actions = [a for a in bench._actions if isinstance(a, argparse._SubParsersAction)]
-    return actions[0]
+    return bench_subparsers(sub, "darwin_dra.cli.fleet")
 
 
 def _shape(nodes: int, chips: int) -> FleetShape:

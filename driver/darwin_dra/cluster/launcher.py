@@ -6,18 +6,12 @@ not run pods, simulated ones (a node agent and one kubelet harness per node).
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import fcntl
-import functools
-import json
 import os
 import shutil
 import signal
 import socket
 import ssl
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,34 +20,23 @@ from typing import Any, Literal
 
 import structlog
 
-from darwin_dra import DRIVER_NAME, kubeapi
-from darwin_dra.cluster import build, components, hostdeps, images, nodehost, pki, realnode
-from darwin_dra.cluster import nodes as simulated
-from darwin_dra.cluster.errors import ClusterError, ComponentError, PortInUseError
-from darwin_dra.cluster.process import Process, start, tail
-from darwin_dra.cluster.state import ClusterState, NodeRecord, ProcessRecord
+from darwin_dra import kubeapi
+from darwin_dra.cluster import build, components, images, nodehost, nodestart, pki
+from darwin_dra.cluster.errors import ClusterError, PortInUseError
+from darwin_dra.cluster.nodestart import NODE_LABEL_DOMAIN as NODE_LABEL_DOMAIN
+from darwin_dra.cluster.nodestart import node_labels as node_labels
+from darwin_dra.cluster.nodestart import node_name
+from darwin_dra.cluster.process import Process, start
+from darwin_dra.cluster.recorded import down as down
+from darwin_dra.cluster.recorded import import_image as import_image
+from darwin_dra.cluster.recorded import running_directories as running_directories
+from darwin_dra.cluster.recorded import status as status
+from darwin_dra.cluster.recorded import stop_all
+from darwin_dra.cluster.state import ClusterState, ProcessRecord
 
 log = structlog.get_logger(__name__)
 
-NODE_LABEL_DOMAIN = DRIVER_NAME
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-
-
-def node_name(index: int) -> str:
-    return f"darwin-node-{index}"
-
-
-def node_labels(name: str, index: int) -> dict[str, str]:
-    """What a kubelet on a real machine reports, plus the rack the node sits in."""
-    return {
-        "kubernetes.io/hostname": name,
-        "kubernetes.io/os": "linux",
-        "kubernetes.io/arch": "amd64",
-        "node.kubernetes.io/instance-type": "darwin-sim",
-        "topology.kubernetes.io/region": "local",
-        "topology.kubernetes.io/zone": f"local-{'ab'[index % 2]}",
-        f"{NODE_LABEL_DOMAIN}/simulated": "true",
-    }
 
 
 def free_port() -> int:
@@ -97,11 +80,11 @@ class LocalCluster:
         self.processes: list[Process] = []
         self.state: ClusterState | None = None
         self._ssl: ssl.SSLContext | None = None
-        self._holders: list[int] = []
+        self.holders: list[int] = []
         # How each component was started, so that `restart` can start it again the same way.
         self._recipes: dict[str, tuple[list[str], dict[str, Any]]] = {}
-        self._containerd = Path()
-        self._images: list[images.Image] = []
+        self.containerd = Path()
+        self.node_images: list[images.Image] = []
 
     @property
     def real(self) -> bool:
@@ -146,21 +129,21 @@ class LocalCluster:
             ports=ports.named(),
         )
         self.state = state
-        gateway = self._prepare_real_nodes() if self.real else None
+        gateway = nodestart.prepare_real(self) if self.real else None
         creds = self._pki(server, gateway)
         pki_dir = self.dir / "pki"
 
-        etcd = self._start("etcd", components.etcd(self.dir / "etcd", ports))
+        etcd = self.start_process("etcd", components.etcd(self.dir / "etcd", ports))
         health = f"{components.etcd_url(ports)}/health"
         etcd.wait_ready(lambda: self._get(health, tls=False), cfg.start_timeout)
         apiserver_args = components.apiserver(pki_dir, ports, node_gateway=gateway)
-        apiserver = self._start("kube-apiserver", apiserver_args)
+        apiserver = self.start_process("kube-apiserver", apiserver_args)
         apiserver.wait_ready(lambda: self._get(f"{server}/readyz"), cfg.start_timeout)
 
         kcm_args = components.controller_manager(pki_dir, creds["kube-controller-manager"], ports)
-        kcm = self._start("kube-controller-manager", kcm_args)
+        kcm = self.start_process("kube-controller-manager", kcm_args)
         sched_args = components.scheduler(pki_dir, creds["kube-scheduler"], ports)
-        sched = self._start("kube-scheduler", sched_args)
+        sched = self.start_process("kube-scheduler", sched_args)
         kcm_health = f"https://127.0.0.1:{ports.controller_manager}/healthz"
         kcm.wait_ready(lambda: self._get(kcm_health), 120)
         sched_health = f"https://127.0.0.1:{ports.scheduler}/healthz"
@@ -169,9 +152,9 @@ class LocalCluster:
         api = kubeapi.connect(self.kubeconfig)
         try:
             if self.real:
-                self._start_real_nodes(api, creds)
+                nodestart.start_real(self, api, creds)
             else:
-                self._start_nodes(api, creds)
+                nodestart.start_simulated(self, api, creds)
             # Pods are rejected until the service-account controller made `default`; wait
             # here once rather than in every test.
             kcm.wait_ready(lambda: api.service_account_exists("default"), 60)
@@ -180,182 +163,6 @@ class LocalCluster:
         state.save()
         log.info("cluster up", server=server, kubeconfig=str(self.kubeconfig))
         return state
-
-    def _start_nodes(self, api: kubeapi.Kube, creds: dict[str, Path]) -> None:
-        assert self.state is not None
-        nodes: dict[str, dict[str, str]] = {}
-        for i in range(self.config.nodes):
-            name = node_name(i)
-            nodes[name] = node_labels(name, i)
-            base = self.dir / "nodes" / name
-            record = NodeRecord(
-                name=name,
-                plugins_registry=str(base / "plugins_registry"),
-                plugins=str(base / "plugins"),
-                labels=nodes[name],
-            )
-            for d in (record.plugins_registry, record.plugins):
-                Path(d).mkdir(parents=True, exist_ok=True)
-            self.state.nodes.append(record)
-        nodes_file = self.dir / "nodes.json"
-        nodes_file.write_text(json.dumps(nodes, indent=2))
-        ready = self.dir / "node-agent.ready"
-        ready.unlink(missing_ok=True)
-        agent = self._start(
-            "node-agent",
-            [
-                "-m",
-                "darwin_dra.cluster.heartbeat",
-                f"--kubeconfig={self.kubeconfig}",
-                f"--nodes={nodes_file}",
-                f"--version={self.bin.version}",
-                f"--ready-file={ready}",
-            ],
-            executable=sys.executable,
-        )
-        agent.wait_ready(ready.exists, 60)
-        harnesses: list[tuple[Process, Path]] = []
-        for record in self.state.nodes:
-            state_dir = self.dir / "nodes" / record.name / "state"
-            (state_dir / "ready").unlink(missing_ok=True)
-            args = components.kubelet_harness(
-                creds["node:" + record.name],
-                record.name,
-                Path(record.plugins_registry),
-                state_dir,
-            )
-            proc = self._start(f"kubelet-harness[{record.name}]", args, binary="kubelet-harness")
-            harnesses.append((proc, state_dir / "ready"))
-        for proc, marker in harnesses:
-            proc.wait_ready(marker.exists, 60)
-        names = [n.name for n in self.state.nodes]
-        try:
-            agent.wait_ready(lambda: not simulated.nodes_not_ready(api, names), 90)
-        except ComponentError as exc:
-            why = "; ".join(simulated.nodes_not_ready(api, names))
-            raise ComponentError("node-agent", f"nodes not ready: {why}", exc.log_tail) from exc
-
-    def _prepare_real_nodes(self) -> str:
-        """Host packages, containerd, images; clean-up after crashed clusters; this cluster's
-        network slot and bridge. Returns the bridge address (where kubelets reach the API)."""
-        assert self.state is not None
-        hostdeps.ensure(hostdeps.NODE_PACKAGES)
-        self._containerd = build.ensure_containerd()
-        busybox, pause = images.busybox_images()
-        self._images = [busybox, pause]
-        self.state.images = {"busybox": busybox.name, "pause": pause.name}
-        nodehost.REGISTRY.mkdir(parents=True, exist_ok=True)
-        with (nodehost.REGISTRY / ".lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            for directory in nodehost.clean_stale(running_directories()):
-                log.warning("cleaned up after a cluster that is gone", directory=directory)
-            taken = nodehost.host_networks()
-            for used in nodehost.slots_in_use():
-                taken += realnode.slot_networks(used)
-            slot = realnode.free_slot(taken)
-            tag = realnode.cluster_tag(self.dir)
-            nodehost.register(tag, self.dir, slot)
-            self.state.tag, self.state.slot = tag, slot
-            self.state.save()
-            nodehost.make_mount_points()
-            nodehost.make_bridge(tag, slot)
-        return realnode.networks(slot, 1)[0].gateway
-
-    def _start_real_nodes(self, api: kubeapi.Kube, creds: dict[str, Path]) -> None:
-        """Per node: a namespace holder, bind mounts and network, containerd with the images
-        imported, then the kubelet; finally routes between the nodes and all of them Ready."""
-        assert self.state is not None
-        tag, slot = self.state.tag, self.state.slot
-        nets = realnode.networks(slot, self.config.nodes)
-        ctr = str(self._containerd / "ctr")
-        for net in nets:
-            name = node_name(net.index)
-            layout = realnode.NodeLayout(self.dir / "nodes" / name)
-            labels = node_labels(name, net.index)
-            for d in (layout.config_dir, layout.cni_conf_dir, layout.kubelet_dir, layout.cdi_dir):
-                d.mkdir(parents=True, exist_ok=True)
-            (layout.cni_conf_dir / "10-darwin-dra.conflist").write_text(
-                json.dumps(realnode.cni_config(net), indent=2)
-            )
-            layout.containerd_config.write_text(
-                realnode.containerd_config(
-                    layout=layout,
-                    sandbox_image=self.state.images["pause"],
-                    # The node's CDI directory, bound over /run/cdi (= /var/run/cdi) inside it.
-                    cdi_dirs=[Path("/run/cdi")],
-                )
-            )
-            kubelet_cfg = realnode.kubelet_configuration(
-                net=net,
-                tag=tag,
-                runtime_socket=layout.containerd_socket,
-                client_ca=self.dir / "pki" / "ca.crt",
-                feature_gates=components.FEATURE_GATES,
-            )
-            layout.kubelet_config.write_text(json.dumps(kubelet_cfg, indent=2))
-            nodehost.make_cgroup_root(tag, net.index)
-
-            wrapper, program = nodehost.holder_argv(layout.base)
-            holder = self._start(
-                f"node[{name}]", program[1:], executable=program[0], wrapper=wrapper
-            )
-            nodehost.wait_namespaced(holder.pid)
-            self._holders.append(holder.pid)
-            nodehost.bind_mounts(holder.pid, layout)
-            nodehost.plug_node(holder.pid, tag, net)
-            into = nodehost.in_node(holder.pid)
-            containerd = self._start(
-                f"containerd[{name}]",
-                [f"--config={layout.containerd_config}"],
-                executable=str(self._containerd / "containerd"),
-                wrapper=into,
-                path=self._containerd,
-            )
-            sock = str(layout.containerd_socket)
-            containerd.wait_ready(functools.partial(_ok, [ctr, f"--address={sock}", "version"]), 60)
-            for image in self._images:
-                nodehost.run(
-                    [*into, ctr, f"--address={sock}", "-n", "k8s.io", "images", "import",
-                     str(image.tar)],
-                    what=f"import {image.name} into {name}",
-                    timeout=300,
-                )  # fmt: skip
-            args = realnode.kubelet_args(
-                config=layout.kubelet_config,
-                kubeconfig=creds["node:" + name],
-                name=name,
-                net=net,
-                labels=labels,
-            )
-            self._start(f"kubelet[{name}]", args, binary="kubelet", wrapper=into)
-            self.state.nodes.append(
-                NodeRecord(
-                    name=name,
-                    plugins_registry=str(layout.kubelet_dir / "plugins_registry"),
-                    plugins=str(layout.kubelet_dir / "plugins"),
-                    labels=labels,
-                    kind="real",
-                    cdi_dir=str(layout.cdi_dir),
-                    node_ip=net.node_ip,
-                    containerd_socket=sock,
-                )
-            )
-            self.state.save()
-        nodehost.route_pods(self._holders, nets)
-        names = [n.name for n in self.state.nodes]
-        kubelets = [p for p in self.processes if p.name.startswith("kubelet[")]
-
-        def all_ready() -> bool:
-            for proc in kubelets:
-                if not proc.alive():
-                    raise ComponentError(proc.name, "exited", tail(proc.log_path))
-            return not simulated.nodes_not_ready(api, names)
-
-        try:
-            kubelets[-1].wait_ready(all_ready, 120)
-        except ComponentError as exc:
-            why = "; ".join(_not_ready(api, names))
-            raise ComponentError("kubelet", f"nodes not ready: {why}", exc.log_tail) from exc
 
     def _pki(self, server: str, gateway: str | None = None) -> dict[str, Path]:
         """Certificates for every component; returns the kubeconfig of each client identity."""
@@ -392,7 +199,7 @@ class LocalCluster:
         self._ssl.load_cert_chain(str(admin.cert), str(admin.key))
         return out
 
-    def _start(
+    def start_process(
         self,
         name: str,
         args: list[str],
@@ -402,6 +209,8 @@ class LocalCluster:
         wrapper: Sequence[str] = (),
         path: Path | None = None,
     ) -> Process:
+        """Start one component (``binary`` from the cluster's binaries, or ``executable``),
+        logged to logs/<name>.log and recorded, so ``restart`` and ``cluster down`` find it."""
         assert self.state is not None
         self._recipes[name] = (
             list(args),
@@ -447,7 +256,7 @@ class LocalCluster:
         old = next(p for p in self.processes if p.name == "kube-apiserver")
         self.processes.remove(old)
         self.state.processes = [r for r in self.state.processes if r.pid != old.pid]
-        proc = self._start("kube-apiserver", list(old.argv[1:]))
+        proc = self.start_process("kube-apiserver", list(old.argv[1:]))
         proc.wait_ready(lambda: self._get(f"{self.state.server}/readyz"),  # type: ignore[union-attr]
                         self.config.start_timeout)  # fmt: skip
 
@@ -461,7 +270,7 @@ class LocalCluster:
         self.processes.remove(old)
         self.state.processes = [r for r in self.state.processes if r.pid != old.pid]
         args, how = self._recipes[name]
-        return self._start(name, args, **how)
+        return self.start_process(name, args, **how)
 
     def down(self) -> None:
         """Stop every process this object started, newest first, and remove what real nodes
@@ -473,81 +282,3 @@ class LocalCluster:
             self.state.tag = ""
             with contextlib.suppress(OSError):
                 self.state.save()
-
-
-def _ok(cmd: list[str]) -> bool:
-    return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
-
-
-def _not_ready(api: kubeapi.Kube, names: list[str]) -> list[str]:
-    try:
-        return simulated.nodes_not_ready(api, names)
-    except kubeapi.NotFound as exc:
-        return [f"a node is not registered ({exc})"]
-
-
-def stop_all(processes: list[Process]) -> list[str]:
-    """Stop processes newest first; returns the names of those that were still running."""
-    stopped: list[str] = []
-    for proc in reversed(processes):
-        if proc.alive():
-            stopped.append(proc.name)
-        with contextlib.suppress(Exception):
-            proc.stop()
-    return stopped
-
-
-def down(directory: Path) -> list[str]:
-    """Stop the cluster recorded in `directory` (from any process); returns what was running."""
-    state = ClusterState.load(directory.resolve())
-    if state is None:
-        return []
-    stopped = stop_all([p.process() for p in state.processes])
-    leftover = [p.name for p in state.processes if p.process().alive()]
-    if leftover:
-        raise ComponentError(", ".join(leftover), "still running after SIGKILL")
-    if state.tag:
-        nodehost.clean(state.tag, Path(state.directory))
-        state.tag = ""
-    state.processes.clear()
-    state.save()
-    return stopped
-
-
-def import_image(state: ClusterState, tar: Path) -> list[str]:
-    """Import an OCI tar into the containerd of every real node of a running cluster (all
-    nodes at once: unpacking is most of it); returns the nodes it went to."""
-    ctr = str(build.containerd_dir() / "ctr")
-    holders = {p.name: p for p in state.processes}
-    jobs = []
-    for node in state.nodes:
-        holder = holders.get(f"node[{node.name}]")
-        if node.kind != "real" or holder is None or not holder.process().alive():
-            continue
-        argv = [ctr, f"--address={node.containerd_socket}", "-n", "k8s.io", "images", "import"]
-        jobs.append((node.name, nodehost.in_node(holder.pid, *argv, str(tar))))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(len(jobs), 1)) as pool:
-        for future in [
-            pool.submit(nodehost.run, cmd, what=f"import into {n}", timeout=600) for n, cmd in jobs
-        ]:
-            future.result()
-    return [name for name, _ in jobs]
-
-
-def running_directories() -> list[str]:
-    """Directories of registered clusters with real nodes that still have a live process."""
-    out = []
-    for entry in nodehost.registered().values():
-        directory = Path(str(entry.get("directory", "")))
-        state = ClusterState.load(directory) if directory.is_dir() else None
-        if state and any(p.process().alive() for p in state.processes):
-            out.append(str(directory))
-    return out
-
-
-def status(directory: Path) -> dict[str, bool]:
-    """Component name -> running, for the cluster recorded in `directory`."""
-    state = ClusterState.load(directory.resolve())
-    if state is None:
-        return {}
-    return {p.name: p.process().alive() for p in state.processes}

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from darwin_dra import x509build
 
 _VALIDITY = datetime.timedelta(days=1)
 _SERVER_NAMES = ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc")
@@ -37,13 +39,7 @@ def _name(common_name: str, org: str | None = None) -> x509.Name:
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    path.write_bytes(x509build.pem_key(key))
     path.chmod(0o600)
 
 
@@ -58,39 +54,16 @@ class CertificateAuthority:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        subject = _name("darwin-dra-local-ca")
-        self._cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(self._key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(_now())
-            .not_valid_after(_now() + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(self._key, hashes.SHA256())
+        self._key = x509build.new_key()
+        self._cert = x509build.ca_certificate(
+            self._key, _name("darwin-dra-local-ca"), _now(), _now() + _VALIDITY, path_length=None
         )
         self.cert_path = directory / "ca.crt"
-        self.cert_path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
+        self.cert_path.write_bytes(self.cert_pem)
 
     @property
     def cert_pem(self) -> bytes:
-        return self._cert.public_bytes(serialization.Encoding.PEM)
+        return x509build.pem(self._cert)
 
     def issue(
         self,
@@ -102,27 +75,25 @@ class CertificateAuthority:
         ips: tuple[str, ...] = (),
     ) -> KeyPair:
         """A key and certificate `name`.crt/.key; server certificates carry the loopback SANs."""
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = x509build.new_key()
         usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name, org))
-            .issuer_name(self._cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(_now())
-            .not_valid_after(_now() + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        )
+        sans: list[x509.GeneralName] = []
         if server:
             usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
-            sans: list[x509.GeneralName] = [x509.DNSName(n) for n in (common_name, *_SERVER_NAMES)]
+            sans += [x509.DNSName(n) for n in (common_name, *_SERVER_NAMES)]
             sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in (*_SERVER_IPS, *ips)]
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        cert = builder.sign(self._key, hashes.SHA256())
+        cert = x509build.leaf_certificate(
+            self._key,
+            self._cert.subject,
+            key,
+            _name(common_name, org),
+            _now(),
+            _now() + _VALIDITY,
+            usages,
+            sans,
+        )
         pair = KeyPair(self.directory / f"{name}.crt", self.directory / f"{name}.key")
-        pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        pair.cert.write_bytes(x509build.pem(cert))
         _write_key(pair.key, key)
         return pair
 

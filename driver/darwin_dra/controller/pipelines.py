@@ -12,7 +12,6 @@ import base64
 import contextlib
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,16 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-import urllib3
 
 from darwin_dra import kubeapi
 from darwin_dra.controller.metrics import ControllerMetrics
+from darwin_dra.controller.stage_meter import StageMeter
 from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline import certs, objects
 from darwin_dra.pipeline.cluster import cluster_view
-from darwin_dra.pipeline.placement import Placement, PlacementError, place
+from darwin_dra.pipeline.placement import Placement, PlacementError, place, placement_from_json
 from darwin_dra.pipeline.plan import PlanError, PlanView, from_split_json
-from darwin_dra.pipeline.rates import Sample, parse_sample, stage_rates
 from darwin_dra.pipeline.reconcile import Action, Observed, decide
 from darwin_dra.pipeline.spec import PipelineSpec, SpecError, parse_spec
 from darwin_dra.pipeline.splitter import ModelError, plan_from_log, split_model
@@ -70,11 +68,10 @@ class PipelineWorker:
     split: Callable[[Path, int | None, float | None], str] = split_model
     _dirty: threading.Event = field(default_factory=threading.Event)
     _plans: dict[str, _Cached] = field(default_factory=dict)
-    _samples: dict[str, Sample] = field(default_factory=dict)  # pod uid -> last kept sample
-    _rates: dict[str, StageRates] = field(default_factory=dict)  # pod uid -> last rates
-    _http: urllib3.PoolManager = field(
-        default_factory=lambda: urllib3.PoolManager(retries=False, timeout=1.0)
-    )
+    _meter: StageMeter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._meter = StageMeter(self.settings.metrics_port)
 
     # ---- the loop ----
     def run(self, stop: threading.Event) -> None:
@@ -195,7 +192,7 @@ class PipelineWorker:
                     placement,
                 )
                 return
-        rates = self._measure(pods)
+        rates = self._meter.measure(pods)
         outcome = Outcome(decision.phase, decision.reason, decision.message)
         if outcome.phase == "Running" and stalled(plan, rates):
             outcome = Outcome(
@@ -205,40 +202,6 @@ class PipelineWorker:
                 "timestep between the last two reads of its counters",
             )
         self._status(p, outcome, plan, placement, owned_claims, pods, rates)
-
-    def _measure(self, pods: list[Obj]) -> dict[str, StageRates]:
-        """Each running stage's rates from its /metrics, read straight from its pod IP."""
-        out: dict[str, StageRates] = {}
-        live = set()
-        for pod in pods:
-            uid = str(pod["metadata"].get("uid"))
-            stage = (pod["metadata"].get("labels") or {}).get(objects.STAGE_LABEL)
-            ip = (pod.get("status") or {}).get("podIP")
-            if not stage or not ip or (pod.get("status") or {}).get("phase") != "Running":
-                continue
-            live.add(uid)
-            url = f"http://{ip}:{self.settings.metrics_port}/metrics"
-            try:
-                resp = self._http.request("GET", url)
-                if resp.status != 200:
-                    continue
-                now = parse_sample(resp.data.decode(), time.monotonic())
-            except (urllib3.exceptions.HTTPError, ValueError, UnicodeDecodeError):
-                continue  # not serving yet; the next pass tries again
-            before = self._samples.get(uid)
-            if before is None:
-                self._samples[uid] = now
-            elif now.at - before.at >= 2.0:
-                rates = stage_rates(before, now)
-                if rates is not None:
-                    self._rates[uid] = rates
-                self._samples[uid] = now
-            if uid in self._rates:
-                out[str(stage)] = self._rates[uid]
-        for uid in set(self._samples) - live:
-            self._samples.pop(uid, None)
-            self._rates.pop(uid, None)
-        return out
 
     def _model_file(self, p: Obj, spec: PipelineSpec, directory: Path) -> tuple[Path, str]:
         ns = p["metadata"]["namespace"]
@@ -335,7 +298,7 @@ class PipelineWorker:
             data = cm.get("data") or {}
             if labels.get(objects.HASH_LABEL) == inputs_hash and objects.PLACEMENT_KEY in data:
                 try:
-                    return objects.placement_from_json(str(data[objects.PLACEMENT_KEY])), False
+                    return placement_from_json(str(data[objects.PLACEMENT_KEY])), False
                 except (KeyError, ValueError, TypeError) as exc:  # written by an older version
                     log.warning(
                         "pipeline: stored placement unreadable; placing again",

@@ -5,7 +5,7 @@ thin part that calls the API.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -78,20 +78,37 @@ def _updated(desired: Obj, observed: Obj) -> Obj:
     return body
 
 
+def _create_or_update(
+    kind: Kind,
+    want: Mapping[str, Obj],
+    have: Mapping[str, Obj],
+    same: Callable[[Obj, Obj], bool],
+    replacement: Callable[[Obj, Obj], tuple[Obj, str]],
+) -> list[Action]:
+    """Create each wanted object that is missing; where ``same(wanted, current)`` is false,
+    update to ``replacement(wanted, current)`` (the new body and why)."""
+    actions: list[Action] = []
+    for name, body in sorted(want.items()):
+        current = have.get(name)
+        if current is None:
+            actions.append(Action("create", kind, name, body, "missing"))
+        elif not same(body, current):
+            new, why = replacement(body, current)
+            actions.append(Action("update", kind, name, _updated(new, current), why))
+    return actions
+
+
 def plan_classes(desired: Sequence[Obj], observed: Iterable[Obj]) -> list[Action]:
     """Create what is missing, replace what drifted, delete the classes we own and no longer
     want. A class of the same name that someone else made is taken over (the driver's class
     names are its own domain)."""
     have = {o["metadata"]["name"]: o for o in observed}
     want = {d["metadata"]["name"]: d for d in desired}
-    actions: list[Action] = []
-    for name, body in sorted(want.items()):
-        current = have.get(name)
-        if current is None:
-            actions.append(Action("create", "DeviceClass", name, body, "missing"))
-        elif not _same(body, current):
-            why = "drifted" if _owned(current) else "taking over an unowned class"
-            actions.append(Action("update", "DeviceClass", name, _updated(body, current), why))
+
+    def take(body: Obj, current: Obj) -> tuple[Obj, str]:
+        return body, "drifted" if _owned(current) else "taking over an unowned class"
+
+    actions = _create_or_update("DeviceClass", want, have, _same, take)
     for name, current in sorted(have.items()):
         if name not in want and _owned(current):
             actions.append(Action("delete", "DeviceClass", name, why="no longer desired"))
@@ -117,17 +134,16 @@ def plan_slices(
     observed = list(slices)
     fabric_have = {o["metadata"]["name"]: o for o in observed if _owned(o)}
     want = {d["metadata"]["name"]: d for d in desired_fabric}
-    actions: list[Action] = []
-    for name, body in sorted(want.items()):
-        current = fabric_have.get(name)
-        if current is None:
-            actions.append(Action("create", "ResourceSlice", name, body, "missing"))
-        elif not _same(_without_generation(body), _without_generation(current)):
-            bumped = {**body, "spec": {**body["spec"], "pool": {**body["spec"]["pool"]}}}
-            bumped["spec"]["pool"]["generation"] = _generation(current) + 1
-            actions.append(
-                Action("update", "ResourceSlice", name, _updated(bumped, current), "drifted")
-            )
+
+    def same(body: Obj, current: Obj) -> bool:
+        return _same(_without_generation(body), _without_generation(current))
+
+    def bump(body: Obj, current: Obj) -> tuple[Obj, str]:
+        bumped = {**body, "spec": {**body["spec"], "pool": {**body["spec"]["pool"]}}}
+        bumped["spec"]["pool"]["generation"] = _generation(current) + 1
+        return bumped, "drifted"
+
+    actions = _create_or_update("ResourceSlice", want, fabric_have, same, bump)
     for name in sorted(set(fabric_have) - set(want)):
         actions.append(Action("delete", "ResourceSlice", name, why="fabric no longer listed"))
     if not nodes:

@@ -7,13 +7,13 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from rich.console import Console, RenderableType
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-T = TypeVar("T")
+from darwin_dra.polling import wait_for as wait_for  # the demo's steps import it from here
+
 # Advance a step's bar: (done, total).
 Tick = Callable[[int, int], None]
 
@@ -84,15 +84,3 @@ class Story:
         seconds = time.monotonic() - started
         self.timings.append((title, seconds))
         self.console.print(f"  [green]done[/] {title} [dim]({seconds:.1f} s)[/]", highlight=False)
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float, every: float = 1.0) -> T:
-    """Poll `check` until it returns something true; TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)

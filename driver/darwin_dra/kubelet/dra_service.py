@@ -7,6 +7,7 @@ in the same call; the kubelet retries claims whose answer carries an error.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
 import grpc
@@ -61,72 +62,44 @@ async def _unprepare(preparer: Preparer, claims: Sequence[ClaimRef]) -> dict[str
     return results
 
 
-def _v1_response(results: Mapping[str, PrepareResult]) -> v1.NodePrepareResourcesResponse:
-    response = v1.NodePrepareResourcesResponse()
+def _prepare_response(pb: ModuleType, results: Mapping[str, PrepareResult], share_ids: bool) -> Any:
+    response = pb.NodePrepareResourcesResponse()
     for uid, result in results.items():
         entry = response.claims[uid]
         entry.error = result.error or ""
         for dev in result.devices:
-            pb = entry.devices.add(
+            device = entry.devices.add(
                 request_names=dev.request_names,
                 pool_name=dev.pool_name,
                 device_name=dev.device_name,
                 cdi_device_ids=dev.cdi_device_ids,
             )
-            if dev.share_id is not None:
-                pb.share_id = dev.share_id
+            if share_ids and dev.share_id is not None:
+                device.share_id = dev.share_id
     return response
 
 
-def _v1beta1_response(results: Mapping[str, PrepareResult]) -> v1beta1.NodePrepareResourcesResponse:
-    response = v1beta1.NodePrepareResourcesResponse()
-    for uid, result in results.items():
-        entry = response.claims[uid]
-        entry.error = result.error or ""
-        for dev in result.devices:
-            # v1beta1 has no share_id: a kubelet that old cannot use consumable capacity anyway.
-            entry.devices.add(
-                request_names=dev.request_names,
-                pool_name=dev.pool_name,
-                device_name=dev.device_name,
-                cdi_device_ids=dev.cdi_device_ids,
-            )
-    return response
+class DRAPlugin:
+    """The DRA node service of one API version: ``pb`` is that version's generated messages.
+    ``share_ids``: whether the version carries a device's share_id (v1beta1 has none: a
+    kubelet that old cannot use consumable capacity anyway)."""
 
-
-class DRAPluginV1(v1_grpc.DRAPluginServicer):
-    def __init__(self, preparer: Preparer) -> None:
+    def __init__(self, preparer: Preparer, pb: ModuleType, share_ids: bool) -> None:
         self._preparer = preparer
+        self._pb = pb
+        self._share_ids = share_ids
 
     async def NodePrepareResources(  # noqa: N802 (gRPC method)
-        self, request: v1.NodePrepareResourcesRequest, context: Context
-    ) -> v1.NodePrepareResourcesResponse:
-        return _v1_response(await _prepare(self._preparer, claim_refs(request.claims)))
+        self, request: Any, context: Context
+    ) -> Any:
+        results = await _prepare(self._preparer, claim_refs(request.claims))
+        return _prepare_response(self._pb, results, self._share_ids)
 
     async def NodeUnprepareResources(  # noqa: N802 (gRPC method)
-        self, request: v1.NodeUnprepareResourcesRequest, context: Context
-    ) -> v1.NodeUnprepareResourcesResponse:
+        self, request: Any, context: Context
+    ) -> Any:
         results = await _unprepare(self._preparer, claim_refs(request.claims))
-        response = v1.NodeUnprepareResourcesResponse()
-        for uid, error in results.items():
-            response.claims[uid].error = error or ""
-        return response
-
-
-class DRAPluginV1beta1(v1beta1_grpc.DRAPluginServicer):
-    def __init__(self, preparer: Preparer) -> None:
-        self._preparer = preparer
-
-    async def NodePrepareResources(  # noqa: N802 (gRPC method)
-        self, request: v1beta1.NodePrepareResourcesRequest, context: Context
-    ) -> v1beta1.NodePrepareResourcesResponse:
-        return _v1beta1_response(await _prepare(self._preparer, claim_refs(request.claims)))
-
-    async def NodeUnprepareResources(  # noqa: N802 (gRPC method)
-        self, request: v1beta1.NodeUnprepareResourcesRequest, context: Context
-    ) -> v1beta1.NodeUnprepareResourcesResponse:
-        results = await _unprepare(self._preparer, claim_refs(request.claims))
-        response = v1beta1.NodeUnprepareResourcesResponse()
+        response = self._pb.NodeUnprepareResourcesResponse()
         for uid, error in results.items():
             response.claims[uid].error = error or ""
         return response
@@ -134,6 +107,10 @@ class DRAPluginV1beta1(v1beta1_grpc.DRAPluginServicer):
 
 def add_dra_services(server: grpc.aio.Server, preparer: Preparer) -> list[str]:
     """Register both DRA versions; returns the service names to advertise."""
-    v1_grpc.add_DRAPluginServicer_to_server(DRAPluginV1(preparer), server)
-    v1beta1_grpc.add_DRAPluginServicer_to_server(DRAPluginV1beta1(preparer), server)
-    return [V1_SERVICE, V1BETA1_SERVICE]
+    versions: tuple[tuple[ModuleType, ModuleType, bool, str], ...] = (
+        (v1, v1_grpc, True, V1_SERVICE),
+        (v1beta1, v1beta1_grpc, False, V1BETA1_SERVICE),
+    )
+    for pb, pb_grpc, share_ids, _ in versions:
+        pb_grpc.add_DRAPluginServicer_to_server(DRAPlugin(preparer, pb, share_ids), server)
+    return [service for *_, service in versions]

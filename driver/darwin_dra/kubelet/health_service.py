@@ -143,37 +143,28 @@ def _to_pb(module: ModuleType, states: Sequence[DeviceHealthState]) -> Any:
     return response
 
 
-class HealthV1alpha1(h_v1alpha1_grpc.DRAResourceHealthServicer):
-    def __init__(self, hub: HealthHub) -> None:
+class HealthService:
+    """DRAResourceHealth of one API version: ``pb`` is that version's generated messages,
+    ``service`` its name as the kubelet sees it. The versions' messages are the same shape."""
+
+    def __init__(self, hub: HealthHub, pb: ModuleType, service: str) -> None:
         self._hub = hub
+        self._pb = pb
+        self._service = service
 
     async def NodeWatchResources(  # noqa: N802 (gRPC method)
-        self,
-        request: h_v1alpha1.NodeWatchResourcesRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[h_v1alpha1.NodeWatchResourcesResponse]:
-        log.info("kubelet watches device health", api=V1ALPHA1_SERVICE)
+        self, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        log.info("kubelet watches device health", api=self._service)
         async for batch in self._hub.watch():
-            response: h_v1alpha1.NodeWatchResourcesResponse = _to_pb(h_v1alpha1, batch)
-            yield response
-
-
-class HealthV1(h_v1_grpc.DRAResourceHealthServicer):
-    def __init__(self, hub: HealthHub) -> None:
-        self._hub = hub
-
-    async def NodeWatchResources(  # noqa: N802 (gRPC method)
-        self,
-        request: h_v1.NodeWatchResourcesRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[h_v1.NodeWatchResourcesResponse]:
-        log.info("kubelet watches device health", api=V1_SERVICE)
-        async for batch in self._hub.watch():
-            response: h_v1.NodeWatchResourcesResponse = _to_pb(h_v1, batch)
-            yield response
+            yield _to_pb(self._pb, batch)
 
 
 def add_health_services(server: grpc.aio.Server, hub: HealthHub) -> list[str]:
-    h_v1alpha1_grpc.add_DRAResourceHealthServicer_to_server(HealthV1alpha1(hub), server)
-    h_v1_grpc.add_DRAResourceHealthServicer_to_server(HealthV1(hub), server)
-    return [V1ALPHA1_SERVICE, V1_SERVICE]
+    versions: tuple[tuple[ModuleType, ModuleType, str], ...] = (
+        (h_v1alpha1, h_v1alpha1_grpc, V1ALPHA1_SERVICE),
+        (h_v1, h_v1_grpc, V1_SERVICE),
+    )
+    for pb, pb_grpc, service in versions:
+        pb_grpc.add_DRAResourceHealthServicer_to_server(HealthService(hub, pb, service), server)
+    return [service for _, _, service in versions]

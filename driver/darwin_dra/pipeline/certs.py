@@ -16,10 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from darwin_dra import x509build
 from darwin_dra.pipeline import objects
 
 VALID_DAYS = 365
@@ -34,68 +33,24 @@ def _name(cn: str) -> x509.Name:
     )
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
 def stage_material(
     pipeline: str, stages: Sequence[str], now: datetime.datetime
 ) -> dict[str, bytes]:
     """``ca.crt`` and each stage's certificate and key, PEM."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_key = x509build.new_key()
     ca_name = _name(f"{pipeline} stages CA")
     start = now - datetime.timedelta(minutes=5)
     end = now + datetime.timedelta(days=VALID_DAYS)
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    out = {"ca.crt": ca.public_bytes(serialization.Encoding.PEM)}
+    ca = x509build.ca_certificate(ca_key, ca_name, start, end, path_length=0)
+    out = {"ca.crt": x509build.pem(ca)}
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
     for stage in stages:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(stage))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(stage)]), critical=False)
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-            .sign(ca_key, hashes.SHA256())
+        key = x509build.new_key()
+        cert = x509build.leaf_certificate(
+            ca_key, ca_name, key, _name(stage), start, end, usages, [x509.DNSName(stage)]
         )
-        out[f"{stage}.crt"] = cert.public_bytes(serialization.Encoding.PEM)
-        out[f"{stage}.key"] = _pem_key(key)
+        out[f"{stage}.crt"] = x509build.pem(cert)
+        out[f"{stage}.key"] = x509build.pem_key(key)
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from darwin_dra import DRIVER_NAME
 from darwin_dra.kubetypes import Obj
-from darwin_dra.pipeline.placement import Group, Host, Placement
+from darwin_dra.pipeline.placement import Group, Host, Placement, placement_json
 from darwin_dra.pipeline.plan import PlanView
 from darwin_dra.pipeline.spec import API_VERSION, KIND, PipelineSpec
 
@@ -83,59 +83,6 @@ def claim_name(pipeline: str, group: Group) -> str:
 
 def pod_name(pipeline: str, stage: str) -> str:
     return f"{pipeline}-{stage}"
-
-
-def placement_json(placement: Placement) -> str:
-    return json.dumps(
-        {
-            "groups": [
-                {
-                    "name": g.name,
-                    "stages": list(g.stages),
-                    "node": g.node,
-                    "chip": g.chip,
-                    "fabric": g.fabric,
-                    "nodeSelector": dict(g.node_selector),
-                    "fabricKeps": g.fabric_keps,
-                }
-                for g in placement.groups
-            ],
-            "hosts": {
-                stage: {"node": h.node, "nodeSelector": dict(h.node_selector)}
-                for stage, h in sorted(placement.hosts.items())
-            },
-            "links": [
-                {
-                    "from": a,
-                    "to": b,
-                    "link": link,
-                    "spikesPerSecond": placement.spikes_per_s[(a, b)],
-                }
-                for (a, b), link in sorted(placement.links.items())
-            ],
-        },
-        sort_keys=True,
-    )
-
-
-def placement_from_json(text: str) -> Placement:
-    raw = json.loads(text)
-    groups = tuple(
-        Group(
-            g["name"],
-            tuple(g["stages"]),
-            g["node"],
-            int(g["chip"]),
-            g["fabric"],
-            dict(g["nodeSelector"]),
-            int(g["fabricKeps"]),
-        )
-        for g in raw["groups"]
-    )
-    links = {(e["from"], e["to"]): e["link"] for e in raw["links"]}
-    rates = {(e["from"], e["to"]): float(e["spikesPerSecond"]) for e in raw["links"]}
-    hosts = {k: Host(v["node"], dict(v["nodeSelector"])) for k, v in raw["hosts"].items()}
-    return Placement(groups, links, rates, hosts)
 
 
 def plan_config_map(

@@ -19,6 +19,7 @@ The decision is greedy, in two passes, both deterministic:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -263,3 +264,59 @@ def _check_fabric_bandwidth(groups: Sequence[Group], view: ClusterView) -> None:
             raise PlacementError(
                 f"fabric {fid}: the pipeline needs {keps} keps between its chips, {link.keps} free"
             )
+
+
+# ---- The placement as the plan ConfigMap keeps it (objects.PLACEMENT_KEY) ----
+
+
+def placement_json(placement: Placement) -> str:
+    return json.dumps(
+        {
+            "groups": [
+                {
+                    "name": g.name,
+                    "stages": list(g.stages),
+                    "node": g.node,
+                    "chip": g.chip,
+                    "fabric": g.fabric,
+                    "nodeSelector": dict(g.node_selector),
+                    "fabricKeps": g.fabric_keps,
+                }
+                for g in placement.groups
+            ],
+            "hosts": {
+                stage: {"node": h.node, "nodeSelector": dict(h.node_selector)}
+                for stage, h in sorted(placement.hosts.items())
+            },
+            "links": [
+                {
+                    "from": a,
+                    "to": b,
+                    "link": link,
+                    "spikesPerSecond": placement.spikes_per_s[(a, b)],
+                }
+                for (a, b), link in sorted(placement.links.items())
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def placement_from_json(text: str) -> Placement:
+    raw = json.loads(text)
+    groups = tuple(
+        Group(
+            g["name"],
+            tuple(g["stages"]),
+            g["node"],
+            int(g["chip"]),
+            g["fabric"],
+            dict(g["nodeSelector"]),
+            int(g["fabricKeps"]),
+        )
+        for g in raw["groups"]
+    )
+    links = {(e["from"], e["to"]): e["link"] for e in raw["links"]}
+    rates = {(e["from"], e["to"]): float(e["spikesPerSecond"]) for e in raw["links"]}
+    hosts = {k: Host(v["node"], dict(v["nodeSelector"])) for k, v in raw["hosts"].items()}
+    return Placement(groups, links, rates, hosts)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from darwin_dra import DRIVER_NAME
 from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline import objects
-from darwin_dra.pipeline.placement import Placement
+from darwin_dra.pipeline.placement import Placement, placement_json
 from darwin_dra.pipeline.plan import PlanView
 from darwin_dra.pipeline.spec import PipelineSpec
 
@@ -102,7 +102,7 @@ def decide(
     settings: objects.StageSettings,
 ) -> Decision:
     pname = pipeline["metadata"]["name"]
-    placement_hash = objects.digest(objects.placement_json(placement))
+    placement_hash = objects.digest(placement_json(placement))
     claims = {_name(c): c for c in observed.claims}
     pods = {_name(p): p for p in observed.pods}
     actions: list[Action] = []

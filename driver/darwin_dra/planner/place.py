@@ -29,6 +29,7 @@ from darwin_dra.planner import partitioners
 from darwin_dra.planner.bins import RESOURCES, Bins, Groups, bins_of, groups_of
 from darwin_dra.planner.graph import ModelGraph
 from darwin_dra.planner.multicast import refine_multicast
+from darwin_dra.planner.packing import pack
 from darwin_dra.planner.partitioners import (
     Nets,
     WeightedGraph,
@@ -152,7 +153,7 @@ def _level(
     tight = _choose(unit_caps, need, 1.0)
     if (
         len(tight) < len(chosen)
-        and _pack(demand[members], np.concatenate([leaf_caps[i] for i in tight])) is not None
+        and pack(demand[members], np.concatenate([leaf_caps[i] for i in tight])) is not None
     ):
         chosen = tight
     sub = subgraph(g, members)
@@ -224,54 +225,6 @@ def _compact_domains(bins: Bins, domains: I64, demand: I64, fill: float) -> I64:
     k = int(enough[0]) + 1 if enough.size else domains.size
     picked: I64 = np.sort(domains[order[:k]])
     return picked
-
-
-def _pack(demand: I64, caps: I64) -> I64 | None:
-    """Best-fit decreasing: each group, largest share of a resource first, into the block
-    with the least room left that takes it; None if some group fits nowhere."""
-    scale = np.maximum(caps.sum(axis=0), 1).astype(np.float64)
-    size = (demand / scale).max(axis=1)
-    room = caps.copy()
-    out = np.full(demand.shape[0], -1, dtype=np.int64)
-    order = np.argsort(-size, kind="stable")
-    for i in order:
-        fits = np.flatnonzero(np.all(room >= demand[i], axis=1))
-        if fits.size == 0:
-            return _pack_exactly(demand, caps, order)
-        slack = ((room[fits] - demand[i]) / scale).max(axis=1)
-        b = int(fits[np.argmin(slack)])
-        out[i] = b
-        room[b] -= demand[i]
-    return out
-
-
-def _pack_exactly(demand: I64, caps: I64, order: I64, budget: int = 50_000) -> I64 | None:
-    """Depth-first search for a packing, largest first, for the small cases best fit misses
-    (gives up after ``budget`` steps and returns None)."""
-    room = caps.copy()
-    out = np.full(demand.shape[0], -1, dtype=np.int64)
-    steps = 0
-
-    def place_from(j: int) -> bool:
-        nonlocal steps
-        if j == order.size:
-            return True
-        i = int(order[j])
-        tried: set[tuple[int, ...]] = set()
-        for b in range(room.shape[0]):
-            steps += 1
-            key = tuple(room[b].tolist())
-            if steps > budget or key in tried or np.any(room[b] < demand[i]):
-                continue
-            tried.add(key)  # blocks with the same room left are interchangeable
-            room[b] -= demand[i]
-            out[i] = b
-            if place_from(j + 1):
-                return True
-            room[b] += demand[i]
-        return False
-
-    return out if place_from(0) else None
 
 
 def _leaf_distance(bins: Bins, idx: I64) -> F64:
@@ -353,7 +306,7 @@ def place(
         except Infeasible:
             # The bisection left a domain over and no single move fixes it: pack the chip's
             # groups afresh (best fit, largest first), then refine that.
-            packed = _pack(groups.demand[on_chip], caps)
+            packed = pack(groups.demand[on_chip], caps)
             best = (
                 start if packed is None else refine(sub, packed, groups.demand[on_chip], caps, hops)
             )
@@ -383,7 +336,7 @@ def _repair_globally(g: WeightedGraph, groups: Groups, bins: Bins, assign: I64) 
         try:
             fixed = refine(sub, local, groups.demand[members], bins.cap[doms], dist, passes=1)
         except Infeasible:
-            packed = _pack(groups.demand[members], bins.cap[doms])
+            packed = pack(groups.demand[members], bins.cap[doms])
             if packed is None:
                 continue
             fixed = refine(sub, packed, groups.demand[members], bins.cap[doms], dist, passes=1)

@@ -16,8 +16,8 @@ import struct
 import time
 
 from darwin_dra.runtime import framing
+from darwin_dra.runtime.address import parse_address
 from darwin_dra.runtime.framing import FrameError
-from darwin_dra.runtime.stage import parse_address
 
 
 async def _exactly(reader: asyncio.StreamReader, n: int, what: str) -> bytes:

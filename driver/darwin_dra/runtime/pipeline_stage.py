@@ -23,152 +23,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import math
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import structlog
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import start_http_server
 
-from darwin_dra.engine.network import Reset
 from darwin_dra.models.compile import CompiledModel
 from darwin_dra.models.nirfile import load_model
 from darwin_dra.pipeline import outputs as outs
-from darwin_dra.pipeline.inputs import InputSource, InputSpec
+from darwin_dra.pipeline.inputs import InputSource
 from darwin_dra.pipeline.split import INPUT, SplitPlan, StagePart, extract_stage
 from darwin_dra.runtime import framing, links
 from darwin_dra.runtime.client import SpikePortClient
 from darwin_dra.runtime.framing import FrameError
-from darwin_dra.runtime.stage import next_window, parse_address
-from darwin_dra.runtime.tls import TlsFiles, client_context, peer_name, server_context
-from darwin_dra.unixsock import remove_stale_socket
+from darwin_dra.runtime.pipeline_config import PRODUCER, PipelineStageConfig, plan_digest
+from darwin_dra.runtime.pipeline_connect import StageConnections
+from darwin_dra.runtime.pipeline_report import Metrics, PeerCounts, PipelineReport
+from darwin_dra.runtime.stage import next_window
+
+__all__ = [
+    "PipelineReport",
+    "PipelineStage",
+    "PipelineStageConfig",
+    "plan_digest",
+    "run_pipeline_stage",
+]
 
 log = structlog.get_logger(__name__)
 
 I64 = npt.NDArray[np.int64]
-PRODUCER = "producer"  # the sender's name on a socket input
 MAX_INPUT_QUEUE = 1 << 24
 
 
-def plan_digest(plan: SplitPlan) -> str:
-    """Both ends of an edge must run the same plan: the hello carries this."""
-    return hashlib.sha256(plan.to_json().encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class PipelineStageConfig:
-    model: Path
-    plan: Path
-    stage: str
-    endpoint: str | None = None
-    listen: str | None = None
-    downstream: Mapping[str, str] = field(default_factory=dict)
-    tls: TlsFiles | None = None
-    input: InputSpec | None = None
-    steps: int | None = None  # model steps
-    window: int = 10
-    lookahead: int = 4
-    rate: float | None = None
-    metrics_port: int | None = None
-    output: Path | None = None
-    connect_timeout_s: float = 120.0
-    dt: float | None = None
-    reset: Reset | None = None
-
-    def __post_init__(self) -> None:
-        if self.window < 1:
-            raise ValueError("--window must be at least 1 step")
-        if self.lookahead < 1:
-            raise ValueError("--lookahead must be at least 1 window")
-        if self.steps is not None and self.steps < 0:
-            raise ValueError("--steps must be >= 0")
-        if self.rate is not None and not self.rate > 0:
-            raise ValueError("--rate must be > 0 steps per second")
-
-
-@dataclass
-class PeerCounts:
-    spikes: int = 0
-    bytes: int = 0
-
-
-@dataclass
-class PipelineReport:
-    stage: str
-    kind: str
-    steps: int = 0
-    windows: int = 0
-    spikes_in: int = 0
-    spikes_out: int = 0
-    dropped: int = 0
-    refused: int = 0
-    wall_s: float = 0.0
-    held_s: float = 0.0  # waiting for a receiver's acknowledgement (backpressure)
-    starved_s: float = 0.0  # waiting for an upstream's frame
-    engine_s: float = 0.0
-    run_s: float = 0.0  # from every stream connected to the end
-    first_s: float | None = None  # from every stream connected to the first window run
-    events: int = 0
-    sent: dict[str, PeerCounts] = field(default_factory=dict)
-    received: dict[str, PeerCounts] = field(default_factory=dict)
-    outputs: dict[str, tuple[I64, I64]] | None = None
-    output_digest: str | None = None
-
-    @property
-    def bytes_out(self) -> int:
-        return sum(p.bytes for p in self.sent.values())
-
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "stage": self.stage,
-            "kind": self.kind,
-            "steps": self.steps,
-            "windows": self.windows,
-            "spikes_in": self.spikes_in,
-            "spikes_out": self.spikes_out,
-            "dropped": self.dropped,
-            "refused": self.refused,
-            "wall_s": round(self.wall_s, 4),
-            "held_s": round(self.held_s, 4),
-            "starved_s": round(self.starved_s, 4),
-            "engine_s": round(self.engine_s, 4),
-            "run_s": round(self.run_s, 4),
-            "first_s": None if self.first_s is None else round(self.first_s, 4),
-            "events": self.events,
-            "bytes_out": self.bytes_out,
-            "sent": {p: vars(c) for p, c in self.sent.items()},
-            "received": {p: vars(c) for p, c in self.received.items()},
-        }
-        if self.outputs is not None:
-            out["output_spikes"] = outs.count(self.outputs)
-            out["output_digest"] = self.output_digest
-        return out
-
-
-class Metrics:
-    def __init__(self, stage: str) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.steps = Counter("darwin_stage_steps", "Engine steps run", registry=r)
-        self.spikes_in = Counter("darwin_stage_spikes_in", "Spikes received", ["peer"], registry=r)
-        self.spikes_out = Counter("darwin_stage_spikes_out", "Spikes sent", ["peer"], registry=r)
-        self.dropped = Counter(
-            "darwin_stage_dropped_spikes", "Spikes or events the engine dropped", registry=r
-        )
-        self.wire = Counter(
-            "darwin_stage_wire_bytes", "Bytes on the wire", ["peer", "direction"], registry=r
-        )
-        self.stage = stage
-
-
-class PipelineStage:
+class PipelineStage(StageConnections):
     """``address = await stage.start()`` (binds --listen), then ``await stage.run()``."""
 
     def __init__(
@@ -177,138 +71,14 @@ class PipelineStage:
         model: CompiledModel | None = None,
         plan: SplitPlan | None = None,
     ) -> None:
-        self.config = config
         self.model = model or load_model(config.model, dt=config.dt, reset=config.reset)
-        self.plan = plan or SplitPlan.from_json(Path(config.plan).read_text())
-        self.part: StagePart = extract_stage(self.model, self.plan, config.stage)
-        self.name = config.stage
-        self.kind = self.part.kind
-        self.digest = plan_digest(self.plan)
-        self.report = PipelineReport(self.name, self.kind)
-        self.metrics = Metrics(self.name)
-        self._servers: list[asyncio.Server] = []
+        plan = plan or SplitPlan.from_json(Path(config.plan).read_text())
+        part: StagePart = extract_stage(self.model, plan, config.stage)
+        self.kind = part.kind
+        report = PipelineReport(config.stage, self.kind)
+        self.metrics = Metrics(config.stage)
         self._wire_out: dict[str, int] = {}
-        self._unix: list[Path] = []
-        loop = asyncio.get_running_loop()
-        ups = self.plan.upstream(self.name)
-        self._wanted: dict[str, int] = {u: int(self.part.receives[u].size) for u in ups}
-        if self.kind == "input" and config.input is not None and config.input.kind == "socket":
-            self._wanted[PRODUCER] = self.model.network.n_inputs
-        self._inbound: dict[str, asyncio.Future[links.Inbound]] = {
-            u: loop.create_future() for u in self._wanted
-        }
-        self._check()
-
-    def _check(self) -> None:
-        cfg = self.config
-        downs = set(self.plan.downstream(self.name))
-        given = set(cfg.downstream)
-        if downs - given:
-            raise ValueError(
-                f"stage {self.name}: no --downstream for {', '.join(sorted(downs - given))} "
-                f"(the plan sends to {', '.join(sorted(downs)) or 'nobody'})"
-            )
-        if given - downs:
-            raise ValueError(
-                f"stage {self.name}: --downstream {', '.join(sorted(given - downs))} is not a "
-                f"downstream of it in the plan ({', '.join(sorted(downs)) or 'none'})"
-            )
-        ups = [u for u in self._wanted if u != PRODUCER]
-        if ups and not cfg.listen:
-            raise ValueError(f"stage {self.name} has upstreams ({', '.join(ups)}): give --listen")
-        if self.kind == "engine" and not cfg.endpoint:
-            raise ValueError(f"engine stage {self.name} needs --endpoint or DARWIN_SPIKE_ENDPOINT")
-        if self.kind == "input":
-            if cfg.input is None:
-                raise ValueError("the input stage needs --input")
-        elif cfg.input is not None:
-            raise ValueError(f"--input is for the input stage, not {self.kind} stage {self.name}")
-        if cfg.output is not None and self.kind != "output":
-            raise ValueError(f"--output is for the output stage, not {self.kind} stage {self.name}")
-
-    # ---- connections ----
-
-    async def _serve(self, address: str, tls: ssl.SSLContext | None) -> str:
-        kind, where, port = parse_address(address)
-        loop = asyncio.get_running_loop()
-        accept = self._accept_cb(tls)
-
-        def factory() -> asyncio.Protocol:
-            if tls is None:
-                return asyncio.StreamReaderProtocol(asyncio.StreamReader(), accept)
-            return _TlsAccept(tls, accept, self._refuse)
-
-        if kind == "unix":
-            remove_stale_socket(Path(where))
-            self._servers.append(await loop.create_unix_server(factory, where))
-            self._unix.append(Path(where))
-            return address
-        server = await loop.create_server(factory, where, port)
-        self._servers.append(server)
-        bound = server.sockets[0].getsockname()
-        return f"tcp://{where}:{bound[1]}"
-
-    def _refuse(self, where: object, exc: BaseException) -> None:
-        self.report.refused += 1
-        reason = str(exc) or type(exc).__name__
-        log.warning("refused a peer", stage=self.name, peer=str(where), reason=reason)
-
-    async def start(self) -> str | None:
-        """Binds --listen (and --input-listen); returns the bound --listen address."""
-        cfg = self.config
-        tls = server_context(cfg.tls) if cfg.tls else None
-        bound = await self._serve(cfg.listen, tls) if cfg.listen else None
-        if cfg.input is not None and cfg.input.kind == "socket" and cfg.input.listen:
-            await self._serve(cfg.input.listen, tls)
-        return bound
-
-    def _accept_cb(self, tls: ssl.SSLContext | None) -> Any:
-        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            where = writer.get_extra_info("peername") or "a unix peer"
-            try:
-                cn = peer_name(writer.get_extra_info("peercert")) if tls is not None else None
-                hello = await asyncio.wait_for(links.read_hello(reader), 30)
-                self._admit(hello, cn)
-            except (ssl.SSLError, FrameError, TimeoutError, OSError, ValueError) as exc:
-                self._refuse(where, exc)
-                writer.close()
-                with contextlib.suppress(Exception):
-                    await writer.wait_closed()
-                return
-            ib = links.Inbound(hello.sender, hello.space, reader, writer)
-            self._inbound[hello.sender].set_result(ib)
-            log.info("upstream connected", stage=self.name, peer=hello.sender)
-
-        return accept
-
-    def _admit(self, h: framing.Hello, cn: str | None) -> None:
-        if h.plan != self.digest:
-            raise ValueError(f"{h.sender} runs plan {h.plan}, this stage runs {self.digest}")
-        if h.receiver != self.name:
-            raise ValueError(f"{h.sender} meant stage {h.receiver}, this is {self.name}")
-        if h.sender not in self._inbound:
-            raise ValueError(f"{h.sender} is not an upstream of {self.name} in the plan")
-        if self.config.tls is not None and h.sender != PRODUCER and cn != h.sender:
-            raise ValueError(f"a certificate for {cn!r} says it is {h.sender}")
-        if h.space != self._wanted[h.sender]:
-            raise ValueError(
-                f"{h.sender} sends {h.space} ids, the plan says {self._wanted[h.sender]}"
-            )
-        if self._inbound[h.sender].done():
-            raise ValueError(f"{h.sender} is already connected")
-
-    async def _connect(self) -> dict[str, links.Outbound]:
-        cfg = self.config
-        tls = client_context(cfg.tls) if cfg.tls else None
-        out: dict[str, links.Outbound] = {}
-        for peer in self.plan.downstream(self.name):
-            reader, writer = await links.connect(
-                cfg.downstream[peer], cfg.connect_timeout_s, tls, peer
-            )
-            ob = links.Outbound(peer, int(self.part.sends[peer].size), reader, writer)
-            await ob.hello(framing.Hello(self.digest, self.name, peer, ob.space))
-            out[peer] = ob
-        return out
+        super().__init__(config, plan, part, report, self.model.network.n_inputs)
 
     # ---- running ----
 
@@ -572,41 +342,6 @@ class PipelineStage:
                 arrays[f"{name}.steps"] = tt
                 arrays[f"{name}.ids"] = ii
             np.savez(self.config.output, **arrays)
-
-
-class _TlsAccept(asyncio.Protocol):
-    """Accepts a connection and makes it TLS before a byte is read (so none of the handshake
-    is lost to a plain reader); a peer that fails the handshake (no certificate, another CA)
-    is refused and counted, then the stream goes to ``accept`` as asyncio streams."""
-
-    def __init__(self, tls: ssl.SSLContext, accept: Any, refuse: Any) -> None:
-        self.tls = tls
-        self.accept = accept
-        self.refuse = refuse
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.pause_reading()
-        self._task = asyncio.get_running_loop().create_task(self._upgrade(transport))
-
-    async def _upgrade(self, transport: asyncio.Transport) -> None:
-        loop = asyncio.get_running_loop()
-        where = transport.get_extra_info("peername") or "a unix peer"
-        reader = asyncio.StreamReader()
-        proto = asyncio.StreamReaderProtocol(reader)
-        try:
-            tls_transport = await loop.start_tls(
-                transport, proto, self.tls, server_side=True, ssl_handshake_timeout=30
-            )
-        except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
-            self.refuse(where, exc)
-            transport.close()
-            return
-        if tls_transport is None:
-            transport.close()
-            return
-        writer = asyncio.StreamWriter(tls_transport, proto, reader, loop)
-        await self.accept(reader, writer)
 
 
 async def run_pipeline_stage(config: PipelineStageConfig) -> PipelineReport:

@@ -27,6 +27,7 @@ import structlog
 
 from darwin_dra.engine import Model, Network, NeuronGroup, synapses
 from darwin_dra.runtime import wire
+from darwin_dra.runtime.address import parse_address
 from darwin_dra.runtime.client import Counters, SpikePortClient
 from darwin_dra.unixsock import remove_stale_socket
 
@@ -155,21 +156,6 @@ def next_window(now: int, horizon: int, window: int, final: bool) -> int:
     return ready if final and ready > 0 else 0
 
 
-def parse_address(address: str) -> tuple[str, str, int]:
-    """``tcp://host:port`` or ``unix:///path`` -> (kind, host or path, port)."""
-    if address.startswith("unix://"):
-        path = address[len("unix://") :]
-        if not path.startswith("/"):
-            raise ValueError(f"{address}: a unix address needs an absolute path")
-        return "unix", path, 0
-    if address.startswith("tcp://"):
-        host, sep, port = address[len("tcp://") :].rpartition(":")
-        if not sep or not port.isdigit() or not host:
-            raise ValueError(f"{address}: expected tcp://host:port")
-        return "tcp", host.strip("[]"), int(port)
-    raise ValueError(f"{address}: expected tcp://host:port or unix:///path")
-
-
 async def read_frame(reader: asyncio.StreamReader) -> wire.Frame | None:
     """The next frame, or None when the peer closed cleanly between frames."""
     try:
@@ -294,9 +280,9 @@ class Stage:
             if self._server is not None:
                 self._server.close()
                 await self._server.wait_closed()
-                if cfg.listen is not None and cfg.listen.startswith("unix://"):
+                if cfg.listen is not None and parse_address(cfg.listen)[0] == "unix":
                     with contextlib.suppress(FileNotFoundError):
-                        os.unlink(cfg.listen[len("unix://") :])
+                        os.unlink(parse_address(cfg.listen)[1])
         log.info(
             "stage finished",
             steps=report.steps,

@@ -5,6 +5,7 @@ only peers whose certificate names one of its upstream stages (``peer_name``).""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,3 +59,38 @@ def peer_name(cert: Any) -> str | None:
             if key == "commonName":
                 return str(value)
     return None
+
+
+class TlsAccept(asyncio.Protocol):
+    """Accepts a connection and makes it TLS before a byte is read (so none of the handshake
+    is lost to a plain reader); a peer that fails the handshake (no certificate, another CA)
+    is refused and counted, then the stream goes to ``accept`` as asyncio streams."""
+
+    def __init__(self, tls: ssl.SSLContext, accept: Any, refuse: Any) -> None:
+        self.tls = tls
+        self.accept = accept
+        self.refuse = refuse
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()
+        self._task = asyncio.get_running_loop().create_task(self._upgrade(transport))
+
+    async def _upgrade(self, transport: asyncio.Transport) -> None:
+        loop = asyncio.get_running_loop()
+        where = transport.get_extra_info("peername") or "a unix peer"
+        reader = asyncio.StreamReader()
+        proto = asyncio.StreamReaderProtocol(reader)
+        try:
+            tls_transport = await loop.start_tls(
+                transport, proto, self.tls, server_side=True, ssl_handshake_timeout=30
+            )
+        except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
+            self.refuse(where, exc)
+            transport.close()
+            return
+        if tls_transport is None:
+            transport.close()
+            return
+        writer = asyncio.StreamWriter(tls_transport, proto, reader, loop)
+        await self.accept(reader, writer)

@@ -1,0 +1,117 @@
+"""What a pipeline stage is told (its flags, as PipelineStageConfig) and the checks of them
+and of the peers that connect to it, as pure functions: the flags against the plan
+(``check_stage``) and a peer's hello against the plan, the stage and its certificate
+(``admit``)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from darwin_dra.engine.network import Reset
+from darwin_dra.pipeline.inputs import InputSpec
+from darwin_dra.pipeline.split import SplitPlan
+from darwin_dra.runtime import framing
+from darwin_dra.runtime.tls import TlsFiles
+
+PRODUCER = "producer"  # the sender's name on a socket input
+
+
+def plan_digest(plan: SplitPlan) -> str:
+    """Both ends of an edge must run the same plan: the hello carries this."""
+    return hashlib.sha256(plan.to_json().encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PipelineStageConfig:
+    model: Path
+    plan: Path
+    stage: str
+    endpoint: str | None = None
+    listen: str | None = None
+    downstream: Mapping[str, str] = field(default_factory=dict)
+    tls: TlsFiles | None = None
+    input: InputSpec | None = None
+    steps: int | None = None  # model steps
+    window: int = 10
+    lookahead: int = 4
+    rate: float | None = None
+    metrics_port: int | None = None
+    output: Path | None = None
+    connect_timeout_s: float = 120.0
+    dt: float | None = None
+    reset: Reset | None = None
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError("--window must be at least 1 step")
+        if self.lookahead < 1:
+            raise ValueError("--lookahead must be at least 1 window")
+        if self.steps is not None and self.steps < 0:
+            raise ValueError("--steps must be >= 0")
+        if self.rate is not None and not self.rate > 0:
+            raise ValueError("--rate must be > 0 steps per second")
+
+
+def check_stage(
+    cfg: PipelineStageConfig,
+    kind: str,
+    downstream: Collection[str],
+    upstreams: Collection[str],
+) -> None:
+    """The flags of stage ``cfg.stage`` (of ``kind``) against the plan's ``downstream`` and
+    ``upstreams`` of it; ValueError naming the flag."""
+    name = cfg.stage
+    downs = set(downstream)
+    given = set(cfg.downstream)
+    if downs - given:
+        raise ValueError(
+            f"stage {name}: no --downstream for {', '.join(sorted(downs - given))} "
+            f"(the plan sends to {', '.join(sorted(downs)) or 'nobody'})"
+        )
+    if given - downs:
+        raise ValueError(
+            f"stage {name}: --downstream {', '.join(sorted(given - downs))} is not a "
+            f"downstream of it in the plan ({', '.join(sorted(downs)) or 'none'})"
+        )
+    ups = list(upstreams)
+    if ups and not cfg.listen:
+        raise ValueError(f"stage {name} has upstreams ({', '.join(ups)}): give --listen")
+    if kind == "engine" and not cfg.endpoint:
+        raise ValueError(f"engine stage {name} needs --endpoint or DARWIN_SPIKE_ENDPOINT")
+    if kind == "input":
+        if cfg.input is None:
+            raise ValueError("the input stage needs --input")
+    elif cfg.input is not None:
+        raise ValueError(f"--input is for the input stage, not {kind} stage {name}")
+    if cfg.output is not None and kind != "output":
+        raise ValueError(f"--output is for the output stage, not {kind} stage {name}")
+
+
+def admit(
+    h: framing.Hello,
+    cn: str | None,
+    *,
+    stage: str,
+    digest: str,
+    wanted: Mapping[str, int],
+    connected: Collection[str],
+    tls: bool,
+) -> None:
+    """A peer's hello (and, with ``tls``, its certificate's name ``cn``) against this stage:
+    the same plan, meant for this stage, an upstream of it in the plan (``wanted``: upstream ->
+    id space) with the space the plan says, not connected already. ValueError saying why."""
+    if h.plan != digest:
+        raise ValueError(f"{h.sender} runs plan {h.plan}, this stage runs {digest}")
+    if h.receiver != stage:
+        raise ValueError(f"{h.sender} meant stage {h.receiver}, this is {stage}")
+    if h.sender not in wanted:
+        raise ValueError(f"{h.sender} is not an upstream of {stage} in the plan")
+    if tls and h.sender != PRODUCER and cn != h.sender:
+        raise ValueError(f"a certificate for {cn!r} says it is {h.sender}")
+    if h.space != wanted[h.sender]:
+        raise ValueError(f"{h.sender} sends {h.space} ids, the plan says {wanted[h.sender]}")
+    if h.sender in connected:
+        raise ValueError(f"{h.sender} is already connected")
