@@ -25,8 +25,8 @@ with atheris.instrument_imports(include=["darwin_dra"]):
     from darwin_dra.hardware.profiles import load_profile, load_profiles
     from darwin_dra.models.compile import compile_graph
     from darwin_dra.models.errors import ModelError
-    from darwin_dra.plugin import checkpoint, config, state
-    from darwin_dra.plugin.slices import ChipView
+    from darwin_dra.plugin import checkpoint, config, plan
+    from darwin_dra.resources.chips import ChipView
 
 PROFILES = load_profiles()
 DARWIN3 = PROFILES["darwin3"]
@@ -82,8 +82,8 @@ def claim(data: bytes) -> None:
     if isinstance(doc, dict):
         doc.setdefault("metadata", {"uid": UID, "namespace": "ns", "name": "c"})
     chips = {i: ChipView.nominal(i, _entry(i), DARWIN3) for i in range(2)}
-    with contextlib.suppress(state.ClaimError):
-        state.plan_claim(doc if isinstance(doc, dict) else {"status": doc}, UID, NODE, chips)
+    with contextlib.suppress(plan.ClaimError):
+        plan.plan_claim(doc if isinstance(doc, dict) else {"status": doc}, UID, NODE, chips)
 
 
 def opaque_config(data: bytes) -> None:

@@ -23,12 +23,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from darwin_dra.controller.fabric import FabricSettings, fabric_slices
 from darwin_dra.hardware.errors import HardwareFileError
 from darwin_dra.hardware.fields import Fields, load_yaml
 from darwin_dra.hardware.model import ChipEntry, ChipProfile, Inventory, NodeEntry
 from darwin_dra.planner.topology import Topology, parse_slices, without_domains
-from darwin_dra.plugin.slices import ChipView, build_slices
+from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.fabric import FabricSettings, fabric_slices
+from darwin_dra.resources.slices import build_slices
 
 
 def chip_view(profile: ChipProfile, chip: int, entry: ChipEntry) -> ChipView:
