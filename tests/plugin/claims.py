@@ -56,13 +56,14 @@ class ClaimStore:
         namespace: str,
         name: str,
         change: Callable[[Obj], Obj | None],
-        attempts: int = 5,
+        *,
         current: Obj | None = None,
     ) -> Obj | None:
-        # Same contract as kubeapi.Kube: a given copy is tried first, a conflict re-reads.
+        # The plugin's ClaimSource, as kubeapi.Kube keeps it: a given copy is tried first, a
+        # conflict re-reads (five tries).
         if self.fail_status is not None:
             raise self.fail_status
-        for attempt in range(attempts):
+        for attempt in range(5):
             if current is None or attempt > 0:
                 current = self.get_claim(namespace, name)
             new = change(copy.deepcopy(current))

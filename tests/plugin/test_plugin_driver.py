@@ -271,6 +271,60 @@ def test_a_restarted_plugin_keeps_the_partitions_the_chip_still_holds(
     assert (dirs.cdi_dir / "darwin.snn.io-u1.json").read_bytes() == spec
 
 
+def _as_version_1(path: Path) -> None:
+    """Rewrite a checkpoint the way the plugin before the typed plan wrote it."""
+    import hashlib
+
+    body = json.loads(path.read_text())
+    body.pop("checksum")
+    for c in body["claims"].values():
+        plan = c.pop("plan")
+        c["intent"] = plan
+        c["devices"] = [
+            {
+                "requestNames": [i["request"]],
+                "pool": plan["pool"],
+                "device": i["device"],
+                "cdiIds": d["cdiIds"],
+                "enginePartition": d["partition"],
+                "shareId": i["shareId"],
+            }
+            for i, d in zip(plan["devices"], c["devices"], strict=True)
+        ]
+    body["version"] = 1
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    body["checksum"] = hashlib.sha256(canonical).hexdigest()
+    path.write_text(json.dumps(body))
+
+
+def test_a_plugin_upgraded_over_a_version_1_checkpoint_keeps_its_claims(
+    dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
+) -> None:
+    share = {"consumedCapacity": {"keps": "100"}, "shareID": "s"}
+    store = ClaimStore(
+        claim("u1", [result("chip-1-domain-7", NODE), result("chip-0-shared-0", NODE, **share)])
+    )
+    first = _prepare(_driver(dirs, engine2, darwin3, store), "u1")["u1"]
+    assert first.error is None
+    before = engine2.partitions()
+    _as_version_1(dirs.checkpoint_path)
+
+    upgraded = _driver(dirs, engine2, darwin3, store)
+    report = upgraded.reconcile()
+    assert (report.kept, report.recreated, report.released, report.failed) == (2, 0, [], {})
+    assert engine2.partitions() == before
+    written = json.loads(dirs.checkpoint_path.read_text())
+    assert written["version"] == 2
+    assert [len(d["cores"]) for d in written["claims"]["u1"]["devices"]] == [
+        len(p.cores) for p in before
+    ]
+    # The same answer, and the same status: cores come from the chips where v1 kept none.
+    assert _prepare(upgraded, "u1")["u1"] == first
+    assert store.status_writes == 1
+    assert _unprepare(upgraded, "u1") == {"u1": None}
+    assert engine2.partitions() == []
+
+
 def test_a_missing_partition_is_recreated_and_a_stray_one_released(
     dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
 ) -> None:

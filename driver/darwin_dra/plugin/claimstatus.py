@@ -21,6 +21,9 @@ from darwin_dra.resources.chips import ChipView
 
 
 class ClaimSource(Protocol):
+    """What the plugin asks of the API server (kubeapi.Kube): a claim, and a change of its
+    status applied to ``current`` (a copy just read) or a fresh read."""
+
     def get_claim(self, namespace: str, name: str) -> Obj: ...
 
     def update_claim_status(
@@ -28,7 +31,7 @@ class ClaimSource(Protocol):
         namespace: str,
         name: str,
         change: Callable[[Obj], Obj | None],
-        attempts: int = 5,
+        *,
         current: Obj | None = None,
     ) -> Obj | None: ...
 

@@ -22,8 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from darwin_dra.hardware.model import ChipProfile
 from darwin_dra.kubelet.preparer import ClaimRef, PrepareResult
 from darwin_dra.plugin import claimstatus, plan
-from darwin_dra.plugin.cdi import CDIWriter
-from darwin_dra.plugin.checkpoint import CheckpointStore, read_boot_id
+from darwin_dra.plugin.checkpoint import read_boot_id
 from darwin_dra.plugin.claimstatus import ClaimSource
 from darwin_dra.plugin.metrics import PluginMetrics
 from darwin_dra.plugin.node import Chips, DriverConfig, Node
@@ -54,29 +53,12 @@ class Driver:
         self.node = Node(
             config, engine, profiles, metrics or PluginMetrics(), boot_id, measured_keps
         )
+        # What tests and the app reach through the Driver: the node's parts, shared.
+        self.config, self.engine, self.store = self.node.config, self.node.engine, self.node.store
+        self.cdi, self.metrics = self.node.cdi, self.node.metrics
         self._claims = claims
         self._after_started = after_started
         self.spike_ports = spike_ports
-
-    @property
-    def config(self) -> DriverConfig:
-        return self.node.config
-
-    @property
-    def engine(self) -> Chips:
-        return self.node.engine
-
-    @property
-    def store(self) -> CheckpointStore:
-        return self.node.store
-
-    @property
-    def cdi(self) -> CDIWriter:
-        return self.node.cdi
-
-    @property
-    def metrics(self) -> PluginMetrics:
-        return self.node.metrics
 
     def views(self) -> dict[int, ChipView]:
         return self.node.views()

@@ -23,7 +23,7 @@ from darwin_dra.engine import PartitionConfig as EnginePartitionConfig
 from darwin_dra.hardware.model import ChipInfo, ChipProfile, CoreInfo
 from darwin_dra.plugin import plan
 from darwin_dra.plugin.cdi import CDIWriter, socket_dir
-from darwin_dra.plugin.checkpoint import Checkpoint, CheckpointStore, Phase
+from darwin_dra.plugin.checkpoint import Checkpoint, CheckpointError, CheckpointStore, Phase
 from darwin_dra.plugin.metrics import PluginMetrics
 from darwin_dra.plugin.nodelock import NodeLock
 from darwin_dra.plugin.records import ClaimPlan, DeviceIntent, Prepared
@@ -171,6 +171,10 @@ class Node:
         self.metrics.prepared_devices.set(
             sum(len(c.devices) for c in cp.claims.values() if c.phase is Phase.PREPARE_COMPLETED)
         )
+
+    def unusable(self, exc: CheckpointError) -> str:
+        """The error of every claim of a call that found the checkpoint unusable."""
+        return f"node checkpoint unusable ({exc}); see {self.config.checkpoint_path}"
 
     def unsaved(self, claim: ClaimPlan, exc: OSError) -> str:
         """The error of a claim whose checkpoint could not be written (and which holds nothing)."""

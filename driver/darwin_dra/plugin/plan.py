@@ -8,7 +8,7 @@ entries. Every problem is a ClaimError whose message tells the user what to chan
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from darwin_dra import DRIVER_NAME
@@ -150,7 +150,9 @@ def plan_claim(
                 "learning; set learning: false or select a model with onChipLearning"
             )
         keps = _granted_keps(result, at) if shared else _exclusive_keps(chip, domains)
-        neurons, synapses = (_granted(result, "neurons", at), _granted(result, "synapses", at))
+        # Neurons and synapses absent: 0, not limited.
+        neurons = _granted(result, "neurons", at) or 0
+        synapses = _granted(result, "synapses", at) or 0
         intents.append(
             DeviceIntent(
                 request,
@@ -169,19 +171,13 @@ def plan_claim(
 
 
 def _granted_keps(result: Obj, at: str) -> int:
-    consumed = _object(result.get("consumedCapacity"), f"{at}: consumedCapacity")
-    raw = consumed.get("keps")
-    if raw is None:
+    # Rounded up: a share is never given less throughput than it was allocated.
+    keps = _granted(result, "keps", at, math.ceil)
+    if keps is None:
         raise ClaimError(
             f"{at}: a shared device needs consumedCapacity.keps in the allocation; is the "
             "DRAConsumableCapacity feature enabled on the scheduler?"
         )
-    try:
-        keps = math.ceil(parse_quantity(raw))
-    except ValueError as exc:
-        raise ClaimError(f"{at}: consumedCapacity.keps: {exc}") from None
-    if keps <= 0:
-        raise ClaimError(f"{at}: consumedCapacity.keps must be positive, got {raw}")
     return keps
 
 
@@ -195,13 +191,15 @@ def engine_config(intent: DeviceIntent) -> EnginePartitionConfig:
     )
 
 
-def _granted(result: Obj, name: str, at: str) -> int:
-    """A share's grant of `name` from consumedCapacity; 0 (not limited) when absent."""
-    raw = (result.get("consumedCapacity") or {}).get(name)
+def _granted(
+    result: Obj, name: str, at: str, rounding: Callable[[Any], int] = math.floor
+) -> int | None:
+    """A share's grant of ``name`` from consumedCapacity, rounded; None when absent."""
+    raw = _object(result.get("consumedCapacity"), f"{at}: consumedCapacity").get(name)
     if raw is None:
-        return 0
+        return None
     try:
-        value = math.floor(parse_quantity(raw))
+        value = rounding(parse_quantity(raw))
     except ValueError as exc:
         raise ClaimError(f"{at}: consumedCapacity.{name}: {exc}") from None
     if value <= 0:

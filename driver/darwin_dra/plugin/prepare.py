@@ -56,8 +56,7 @@ def prepare_locked(
         try:
             cp = node.store.load()
         except CheckpointError as exc:
-            msg = f"node checkpoint unusable ({exc}); see {node.config.checkpoint_path}"
-            return {p.uid: msg for p in plans}
+            return dict.fromkeys((p.uid for p in plans), node.unusable(exc))
         todo: list[ClaimPlan] = []
         for claim in plans:
             record = cp.claims.get(claim.uid)

@@ -116,7 +116,8 @@ def _restore(
         # The partition ids in the spec changed; containers started later must see the new.
         node.cdi.write(record.uid, devices)
         node.make_socket_dirs(record.plan)
-    if made or record.chip_boot != boot:
+    # A version 1 record gets its cores (it kept none) when written back.
+    if made or record.chip_boot != boot or tuple(devices) != record.devices:
         cp = cp.without(record.uid).started(record.plan)
         cp = cp.completed(record.uid, tuple(devices), boot)
     node.metrics.set_partitions(

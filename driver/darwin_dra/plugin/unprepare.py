@@ -36,8 +36,7 @@ def unprepare_locked(node: Node, claims: list[ClaimRef]) -> dict[str, str | None
         try:
             cp = node.store.load()
         except CheckpointError as exc:
-            msg = f"node checkpoint unusable ({exc}); see {node.config.checkpoint_path}"
-            return {c.uid: msg for c in claims}
+            return dict.fromkeys((c.uid for c in claims), node.unusable(exc))
         changed = False
         for ref in claims:
             bound = node.log.bind(
