@@ -3,6 +3,7 @@ corruption handling and the node-wide lock."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -24,6 +25,8 @@ from darwin_dra.plugin.checkpoint import (
 from darwin_dra.plugin.config import PartitionConfig
 from darwin_dra.plugin.nodelock import LockTimeoutError, NodeLock
 from darwin_dra.plugin.records import ClaimPlan, DeviceIntent, Prepared
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 BOOT = "2b1f7c9e-aaaa-bbbb-cccc-000000000001"
 DOMAIN = DeviceIntent("snn", "chip-0-domain-3", 0, (3,), False, 700, None, PartitionConfig(100))
@@ -324,3 +327,52 @@ def test_lock_held_by_another_process(tmp_path: Path) -> None:
             waited = time.monotonic() - start
         assert waited > 0.1  # we really waited for the other process
         assert proc.wait(timeout=10) == 0
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _paths(obj: object, at: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Every place in a JSON document (keys of objects, indexes of lists)."""
+    out = [at]
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, (*at, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _paths(v, (*at, i))
+    return out
+
+
+_GOOD = {
+    1: {"u1": V1_CLAIMS["u1"]},
+    2: json.loads(encode(Checkpoint(BOOT).started(PLAN).completed("u1", DEVICES)))["claims"],
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(version=st.sampled_from([1, 2]), data=st.data(), value=_JSON)
+def test_any_checksummed_layout_is_read_or_refused_as_a_checkpoint_error(
+    version: int, data: st.DataObject, value: object
+) -> None:
+    # Past the checksum the plan is parsed now (version 1 kept it as an untyped mapping): any
+    # field of a good record replaced by any JSON is read or a CheckpointError, nothing else.
+    import hashlib
+
+    claims = json.loads(json.dumps(_GOOD[version]))
+    path = data.draw(st.sampled_from(_paths(claims)[1:]))
+    target = claims
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    body: dict[str, object] = {"version": version, "bootId": BOOT, "claims": claims}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    body["checksum"] = hashlib.sha256(canonical).hexdigest()
+    with contextlib.suppress(CheckpointError):
+        decode(json.dumps(body).encode())
