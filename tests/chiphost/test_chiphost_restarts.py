@@ -15,7 +15,9 @@ from pathlib import Path
 from darwin_dra.chiphost.client import ChipHostClient, RemotePorts
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubelet.preparer import ClaimRef
-from darwin_dra.plugin.driver import Driver, DriverConfig, lost_devices
+from darwin_dra.plugin.driver import Driver
+from darwin_dra.plugin.node import DriverConfig
+from darwin_dra.plugin.recovery import lost_devices
 
 from tests.chiphost.conftest import NODE, Host
 from tests.chiphost.workload import WINDOW, Stepper
@@ -31,7 +33,8 @@ PLUGIN = textwrap.dedent(
     from darwin_dra.chiphost.client import ChipHostClient, RemotePorts
     from darwin_dra.hardware.profiles import load_profiles
     from darwin_dra.kubelet.preparer import ClaimRef
-    from darwin_dra.plugin.driver import Driver, DriverConfig
+    from darwin_dra.plugin.driver import Driver
+    from darwin_dra.plugin.node import DriverConfig
     from tests.plugin.claims import ClaimStore, claim, result
 
     state, cdi, sock, marker = (Path(a) for a in sys.argv[1:5])

@@ -17,7 +17,8 @@ from darwin_dra.chiphost.client import ChipHostClient, RemotePorts
 from darwin_dra.engine import Network, NeuronGroup, synapses
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubelet.preparer import ClaimRef
-from darwin_dra.plugin.driver import Driver, DriverConfig
+from darwin_dra.plugin.driver import Driver
+from darwin_dra.plugin.node import DriverConfig
 from darwin_dra.runtime.stage import save_stage
 
 from tests.chiphost.conftest import NODE, Host, write_inventory

@@ -9,7 +9,8 @@ from darwin_dra.controller.deviceclasses import (
     device_classes,
 )
 from darwin_dra.hardware.model import ChipProfile
-from darwin_dra.plugin.slices import ChipView, DomainView, partitions
+from darwin_dra.resources.chips import ChipView, DomainView
+from darwin_dra.resources.partitions import partitions
 
 
 def _by_name() -> dict[str, dict]:  # type: ignore[type-arg]

@@ -3,7 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from darwin_dra.controller.fabric import (
+from darwin_dra.hardware.inventory import load_inventory
+from darwin_dra.hardware.model import ChipEntry, Inventory, NodeEntry
+from darwin_dra.hardware.profiles import load_profiles
+from darwin_dra.resources.fabric import (
     Fabric,
     FabricError,
     FabricSettings,
@@ -11,9 +14,6 @@ from darwin_dra.controller.fabric import (
     fabric_slices,
     fabrics,
 )
-from darwin_dra.hardware.inventory import load_inventory
-from darwin_dra.hardware.model import ChipEntry, Inventory, NodeEntry
-from darwin_dra.hardware.profiles import load_profiles
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "inventory.yaml"
 

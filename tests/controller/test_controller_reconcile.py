@@ -3,7 +3,6 @@ from __future__ import annotations
 import copy
 
 from darwin_dra.controller.deviceclasses import device_classes
-from darwin_dra.controller.fabric import Fabric, FabricSettings, fabric_slice
 from darwin_dra.controller.reconcile import (
     Action,
     matches,
@@ -13,6 +12,7 @@ from darwin_dra.controller.reconcile import (
 )
 from darwin_dra.kubetypes import Obj
 from darwin_dra.quantity import quantity_or_none as quantity
+from darwin_dra.resources.fabric import Fabric, FabricSettings, fabric_slice
 
 
 def _stored(obj: Obj, version: str = "1") -> Obj:

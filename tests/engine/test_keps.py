@@ -14,7 +14,8 @@ from darwin_dra.engine import keps as kepsdef
 from darwin_dra.engine.calibrate import calibrate
 from darwin_dra.hardware.model import ChipEntry, ChipProfile
 from darwin_dra.hardware.profiles import load_profiles
-from darwin_dra.plugin.slices import ChipView, build_slices
+from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.slices import build_slices
 
 HEADER = Path(__file__).resolve().parents[2] / "native" / "include" / "darwin_engine.h"
 

@@ -16,7 +16,9 @@ from darwin_dra.fleet.layout import (
 )
 from darwin_dra.hardware.inventory import load_inventory
 from darwin_dra.hardware.profiles import load_profiles
-from darwin_dra.plugin.slices import ChipView, build_slices, check_limits
+from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.limits import check_limits
+from darwin_dra.resources.slices import build_slices
 
 PROFILES = load_profiles()
 

@@ -32,8 +32,8 @@ with atheris.instrument_imports(include=["darwin_dra"]):
     from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2 as spb
     from darwin_dra.models.compile import compile_graph
     from darwin_dra.models.errors import ModelError
-    from darwin_dra.plugin import checkpoint, config, state
-    from darwin_dra.plugin.slices import ChipView
+    from darwin_dra.plugin import checkpoint, config, plan
+    from darwin_dra.resources.chips import ChipView
     from darwin_dra.runtime.spikeport import SpikePortServicer
     from google.protobuf.message import DecodeError
 
@@ -92,8 +92,8 @@ def claim(data: bytes) -> None:
     if isinstance(doc, dict):
         doc.setdefault("metadata", {"uid": UID, "namespace": "ns", "name": "c"})
     chips = {i: ChipView.nominal(i, _entry(i), DARWIN3) for i in range(2)}
-    with contextlib.suppress(state.ClaimError):
-        state.plan_claim(doc if isinstance(doc, dict) else {"status": doc}, UID, NODE, chips)
+    with contextlib.suppress(plan.ClaimError):
+        plan.plan_claim(doc if isinstance(doc, dict) else {"status": doc}, UID, NODE, chips)
 
 
 def opaque_config(data: bytes) -> None:

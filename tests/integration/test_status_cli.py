@@ -15,7 +15,8 @@ from darwin_dra.cluster import launcher
 from darwin_dra.cluster.nodes import NodeAgent
 from darwin_dra.fleet.layout import FleetShape, chip_views, fleet_inventory
 from darwin_dra.hardware.profiles import load_profiles
-from darwin_dra.plugin.slices import Health, build_slices
+from darwin_dra.resources.chips import Health
+from darwin_dra.resources.slices import build_slices
 
 pytestmark = pytest.mark.integration
 

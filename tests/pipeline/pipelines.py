@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from darwin_dra import DRIVER_NAME
-from darwin_dra.controller.fabric import FabricSettings, fabric_slices
 from darwin_dra.hardware.model import ChipEntry, Inventory, NodeEntry
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline.plan import EdgeLoad, PlanView, StageLoad
-from darwin_dra.plugin.slices import ChipView, build_slices
+from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.fabric import FabricSettings, fabric_slices
+from darwin_dra.resources.slices import build_slices
 
 
 def inventory(nodes: int = 2, chips: int = 2, shared_fabric: bool = False) -> Inventory:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from darwin_dra.controller.fabric import FabricSettings, fabric_slices
 from darwin_dra.hardware.errors import HardwareFileError
 from darwin_dra.hardware.model import ChipEntry, ChipProfile, Inventory, NodeEntry
 from darwin_dra.planner.topology import TopologyError, parse_slices
 from darwin_dra.planner.topology_file import chip_view, load_topology
-from darwin_dra.plugin.slices import DomainView, Health, build_slices
+from darwin_dra.resources.chips import DomainView, Health
+from darwin_dra.resources.fabric import FabricSettings, fabric_slices
+from darwin_dra.resources.slices import build_slices
 
 
 def _slices(darwin3: ChipProfile, chips: int = 2, node: str = "node-a") -> list[dict]:

@@ -14,27 +14,25 @@ from darwin_dra.plugin.cdi import (
     VENDOR,
     VENDOR_RE,
     CDIWriter,
-    PartitionDevice,
     build_spec,
     cdi_device_id,
     cdi_device_name,
     compact_ranges,
 )
+from darwin_dra.plugin.config import PartitionConfig
+from darwin_dra.plugin.records import DeviceIntent, Prepared
 from hypothesis import given
 from hypothesis import strategies as st
 
 UID = "5f0c2a1e-9d5b-4c1e-8a77-0d9c6b1f2e3a"
 
 
-def dev(request: str = "snn", device: str = "chip-0-quad-4", pid: int = 3) -> PartitionDevice:
-    return PartitionDevice(
-        request=request,
-        device=device,
-        partition_id=pid,
-        cores=(16, 17, 18, 19, 40, 41, 42),
-        keps=250,
-        socket_dir=Path(f"/run/darwin/partitions/{pid}"),
-    )
+SOCKETS = Path("/run/darwin/partitions")
+
+
+def dev(request: str = "snn", device: str = "chip-0-quad-4", pid: int = 3) -> Prepared:
+    intent = DeviceIntent(request, device, 0, (4,), False, 250, None, PartitionConfig())
+    return Prepared(intent, partition_id=pid, cores=(16, 17, 18, 19, 40, 41, 42))
 
 
 def test_vendor_and_class_follow_cdi_rules() -> None:
@@ -86,7 +84,7 @@ def test_compact_ranges() -> None:
 
 
 def test_spec_content() -> None:
-    spec = build_spec(UID, [dev(), dev("train", "chip-1", 4)])
+    spec = build_spec(UID, [dev(), dev("train", "chip-1", 4)], SOCKETS)
     assert spec["cdiVersion"] == "0.6.0"
     assert spec["kind"] == "darwin.snn.io/partition"
     first = spec["devices"][0]
@@ -103,7 +101,7 @@ def test_spec_content() -> None:
         f"DARWIN_SNN_{k}": v for k, v in fields.items()
     }
     [mount] = first["containerEdits"]["mounts"]
-    assert mount["hostPath"] == "/run/darwin/partitions/3"
+    assert mount["hostPath"] == f"/run/darwin/partitions/{UID}-snn-chip-0-quad-4"
     assert mount["containerPath"] == container_dir
     assert spec["devices"][1]["name"] == f"{UID}-train-chip-1"
 
@@ -113,7 +111,9 @@ def test_several_devices_in_one_container_keep_their_own_variables() -> None:
     # hide the others', so each device also names its variables after its request (and its
     # index within the request from the second device on).
     spec = build_spec(
-        UID, [dev("encoder", "chip-0", 1), dev("stage-2", "chip-1", 2), dev("stage-2", "chip-2", 7)]
+        UID,
+        [dev("encoder", "chip-0", 1), dev("stage-2", "chip-1", 2), dev("stage-2", "chip-2", 7)],
+        SOCKETS,
     )
     merged: dict[str, str] = {}
     for device in spec["devices"]:
@@ -131,16 +131,16 @@ def test_several_devices_in_one_container_keep_their_own_variables() -> None:
 
 def test_colliding_names_refused() -> None:
     with pytest.raises(ValueError, match="same CDI name"):
-        build_spec(UID, [dev("a/b", "c"), dev("a-b", "c")])
+        build_spec(UID, [dev("a/b", "c"), dev("a-b", "c")], SOCKETS)
 
 
 def test_write_remove_list(tmp_path: Path) -> None:
-    writer = CDIWriter(tmp_path / "cdi")
+    writer = CDIWriter(tmp_path / "cdi", SOCKETS)
     assert writer.claims() == []
     ids = writer.write(UID, [dev()], namespace="ns")
     assert ids == [f"darwin.snn.io/partition={UID}-snn-chip-0-quad-4"]
     path = tmp_path / "cdi" / f"darwin.snn.io-{UID}.json"
-    assert json.loads(path.read_text()) == build_spec(UID, [dev()])
+    assert json.loads(path.read_text()) == build_spec(UID, [dev()], SOCKETS)
     assert path.stat().st_mode & 0o777 == 0o644
     # Rewriting replaces, never appends or leaves temp files around.
     writer.write(UID, [dev(pid=9)])
@@ -162,4 +162,4 @@ def test_write_remove_list(tmp_path: Path) -> None:
 
 def test_unsafe_claim_uid_cannot_escape_the_directory(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot name a CDI spec file"):
-        CDIWriter(tmp_path).write("../../etc/x", [dev()])
+        CDIWriter(tmp_path, SOCKETS).write("../../etc/x", [dev()])

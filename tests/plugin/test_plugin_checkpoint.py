@@ -3,7 +3,7 @@ corruption handling and the node-wide lock."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -18,28 +18,32 @@ from darwin_dra.plugin.checkpoint import (
     Checkpoint,
     CheckpointError,
     CheckpointStore,
-    DeviceRecord,
-    LockTimeoutError,
-    NodeLock,
     Phase,
     decode,
     encode,
 )
+from darwin_dra.plugin.config import PartitionConfig
+from darwin_dra.plugin.nodelock import LockTimeoutError, NodeLock
+from darwin_dra.plugin.records import ClaimPlan, DeviceIntent, Prepared
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 BOOT = "2b1f7c9e-aaaa-bbbb-cccc-000000000001"
-INTENT = {"chip": 0, "domains": [3, 4], "config": {"timestepUs": 100}}
-DEVICES = (
-    DeviceRecord(
-        ("snn",),
-        "node-a",
-        "chip-0-domain-3",
-        ("darwin.snn.io/partition=u1-snn-chip-0-domain-3",),
-        7,
-    ),
-    DeviceRecord(
-        ("snn",), "node-a", "chip-0-shared-0", ("darwin.snn.io/partition=x",), 8, "share-1"
-    ),
+DOMAIN = DeviceIntent("snn", "chip-0-domain-3", 0, (3,), False, 700, None, PartitionConfig(100))
+SHARE = DeviceIntent(
+    "snn", "chip-0-shared-0", 0, tuple(range(18)), True, 100, "share-1", PartitionConfig()
 )
+PLAN = ClaimPlan("u1", "ns", "c1", "node-a", (DOMAIN, SHARE))
+DEVICES = (
+    Prepared(DOMAIN, 7, (8, 9, 10), ("darwin.snn.io/partition=u1-snn-chip-0-domain-3",)),
+    Prepared(SHARE, 8, tuple(range(100)), ("darwin.snn.io/partition=x",)),
+)
+
+
+def plan(
+    uid: str = "u1", name: str = "c1", devices: tuple[DeviceIntent, ...] = PLAN.devices
+) -> ClaimPlan:
+    return ClaimPlan(uid, "ns", name, "node-a", devices)
 
 
 class CrashError(Exception):
@@ -83,7 +87,7 @@ STEPS = ["write", "write-half", "fsync", "rename", "fsync-dir"]
 
 @pytest.mark.parametrize("step", STEPS)
 def test_crash_at_every_step_of_a_save_leaves_old_or_new(tmp_path: Path, step: str) -> None:
-    old = Checkpoint(BOOT).started("u1", "ns", "c1", INTENT)
+    old = Checkpoint(BOOT).started(PLAN)
     store(tmp_path).save(old)
     new = old.completed("u1", DEVICES)
     with pytest.raises(CrashError):
@@ -98,7 +102,7 @@ def test_crash_at_every_step_of_a_save_leaves_old_or_new(tmp_path: Path, step: s
 @pytest.mark.parametrize("step", STEPS)
 def test_crash_on_the_very_first_save_leaves_no_file(tmp_path: Path, step: str) -> None:
     with pytest.raises(CrashError):
-        store(tmp_path, CrashAt(step)).save(Checkpoint(BOOT).started("u1", "ns", "c1", INTENT))
+        store(tmp_path, CrashAt(step)).save(Checkpoint(BOOT).started(PLAN))
     if step == "fsync-dir":
         assert store(tmp_path).load().claims["u1"].phase is Phase.PREPARE_STARTED
     else:
@@ -108,40 +112,40 @@ def test_crash_on_the_very_first_save_leaves_no_file(tmp_path: Path, step: str) 
 
 def test_two_phases_and_crash_between_them(tmp_path: Path) -> None:
     s = store(tmp_path)
-    s.update(lambda cp: cp.started("u1", "ns", "c1", INTENT))
+    s.update(lambda cp: cp.started(PLAN))
     # The plugin dies here, after the intent is on disk but before the engine finished.
     restarted = store(tmp_path).load()
     [half] = restarted.interrupted()
     assert (half.uid, half.namespace, half.name) == ("u1", "ns", "c1")
-    assert half.intent == INTENT  # enough to roll the half-done partition back
+    assert half.plan == PLAN  # enough to roll the half-done partition back
     # Roll back, then prepare again from scratch.
     s.update(lambda cp: cp.without("u1"))
-    s.update(lambda cp: cp.started("u1", "ns", "c1", INTENT))
+    s.update(lambda cp: cp.started(PLAN))
     done = s.update(lambda cp: cp.completed("u1", DEVICES))
     assert done.interrupted() == []
     loaded = store(tmp_path).load()
     assert loaded.claims["u1"].phase is Phase.PREPARE_COMPLETED
     assert loaded.claims["u1"].devices == DEVICES
-    assert [d.engine_partition for d in loaded.claims["u1"].devices] == [7, 8]
+    assert [d.partition_id for d in loaded.claims["u1"].devices] == [7, 8]
 
 
 def test_illegal_transitions(tmp_path: Path) -> None:
     cp = Checkpoint(BOOT)
     with pytest.raises(ValueError, match="no prepare in progress"):
         cp.completed("u1", DEVICES)
-    done = cp.started("u1", "ns", "c1", INTENT).completed("u1", DEVICES)
+    done = cp.started(PLAN).completed("u1", DEVICES)
     with pytest.raises(ValueError, match="already prepared"):
-        done.started("u1", "ns", "c1", INTENT)
+        done.started(PLAN)
     with pytest.raises(ValueError, match="no prepare in progress"):
         done.completed("u1", DEVICES)
+    with pytest.raises(ValueError, match="not those of its plan"):
+        cp.started(PLAN).completed("u1", DEVICES[:1])
     # Unprepare of something never prepared is fine and changes nothing.
     assert cp.without("never") == cp
 
 
 def test_other_boot_discards_state(tmp_path: Path) -> None:
-    store(tmp_path).save(
-        Checkpoint(BOOT).started("u1", "ns", "c1", INTENT).completed("u1", DEVICES)
-    )
+    store(tmp_path).save(Checkpoint(BOOT).started(PLAN).completed("u1", DEVICES))
     after_reboot = store(tmp_path, boot="another-boot").load()
     assert after_reboot == Checkpoint("another-boot")
 
@@ -166,14 +170,14 @@ def _rewrite(path: Path, change: dict[str, object]) -> None:
         (lambda p: p.write_text("[]"), "not a JSON object"),
         # Found by `make fuzz` (checkpoint): a RecursionError escaped the decoder.
         (lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "nested too deeply"),
-        (lambda p: _rewrite(p, {"version": 2}), "version 2; this plugin reads version 1"),
+        (lambda p: _rewrite(p, {"version": 3}), "version 3; this plugin reads versions 1, 2"),
         (lambda p: _rewrite(p, {"bootId": "tampered"}), "checksum does not match"),
         (lambda p: _rewrite(p, {"checksum": "0" * 64}), "checksum does not match"),
     ],
 )
 def test_corrupt_or_foreign_checkpoint(tmp_path: Path, damage: object, message: str) -> None:
     s = store(tmp_path)
-    s.save(Checkpoint(BOOT).started("u1", "ns", "c1", INTENT))
+    s.save(Checkpoint(BOOT).started(PLAN))
     assert callable(damage)
     damage(s.path)
     broken = s.path.read_bytes()
@@ -197,10 +201,87 @@ def test_layout_error_is_a_checkpoint_error() -> None:
 
 
 def test_encoding_is_canonical_and_round_trips() -> None:
-    a = Checkpoint(BOOT).started("u2", "ns", "c2", INTENT).started("u1", "ns", "c1", {})
-    b = Checkpoint(BOOT).started("u1", "ns", "c1", {}).started("u2", "ns", "c2", INTENT)
+    a = Checkpoint(BOOT).started(plan("u2", "c2")).started(plan(devices=()))
+    b = Checkpoint(BOOT).started(plan(devices=())).started(plan("u2", "c2"))
     assert encode(a) == encode(b)
     assert decode(encode(a)) == a
+
+
+# What the plugin before the typed plan wrote (version 1): the plan as an untyped "intent", and
+# per device the request, pool, device and share again beside the partition, without cores.
+V1_CLAIMS = {
+    "u1": {
+        "namespace": "ns",
+        "name": "c1",
+        "phase": "PrepareCompleted",
+        "intent": {"pool": "node-a", "devices": [DOMAIN.to_json(), SHARE.to_json()]},
+        "chipBoot": "chip-boot-1",
+        "devices": [
+            {
+                "requestNames": ["snn"],
+                "pool": "node-a",
+                "device": "chip-0-domain-3",
+                "cdiIds": ["darwin.snn.io/partition=u1-snn-chip-0-domain-3"],
+                "enginePartition": 7,
+                "shareId": None,
+            },
+            {
+                "requestNames": ["snn"],
+                "pool": "node-a",
+                "device": "chip-0-shared-0",
+                "cdiIds": ["darwin.snn.io/partition=x"],
+                "enginePartition": 8,
+                "shareId": "share-1",
+            },
+        ],
+    },
+    "u2": {
+        "namespace": "ns",
+        "name": "c2",
+        "phase": "PrepareStarted",
+        "intent": {"pool": "node-a", "devices": [DOMAIN.to_json()]},
+        "chipBoot": None,
+        "devices": [],
+    },
+}
+
+
+def _v1(claims: dict[str, object]) -> bytes:
+    import hashlib
+
+    body: dict[str, object] = {"version": 1, "bootId": BOOT, "claims": claims}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    body["checksum"] = hashlib.sha256(canonical).hexdigest()
+    return json.dumps(body, sort_keys=True, indent=1).encode()
+
+
+def test_a_version_1_checkpoint_is_read_and_written_back_as_version_2(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    s.path.write_bytes(_v1(V1_CLAIMS))
+    cp = s.load()
+    done, started = cp.claims["u1"], cp.claims["u2"]
+    assert done.plan == PLAN
+    assert (done.phase, done.chip_boot) == (Phase.PREPARE_COMPLETED, "chip-boot-1")
+    # The same devices, but no cores: version 1 did not keep them.
+    assert [(d.intent, d.partition_id, d.cdi_ids) for d in done.devices] == [
+        (d.intent, d.partition_id, d.cdi_ids) for d in DEVICES
+    ]
+    assert all(d.cores == () for d in done.devices)
+    assert (started.phase, started.plan.devices, started.devices) == (
+        Phase.PREPARE_STARTED,
+        (DOMAIN,),
+        (),
+    )
+    s.save(cp)
+    assert json.loads(s.path.read_text())["version"] == 2
+    assert s.load() == cp
+
+
+def test_a_version_1_device_that_is_not_its_intents_is_refused() -> None:
+    claims = json.loads(json.dumps(V1_CLAIMS))
+    claims["u1"]["devices"][1]["device"] = "chip-1"
+    with pytest.raises(CheckpointError, match="does not match its intent"):
+        decode(_v1(claims))
 
 
 def test_atomic_write_keeps_permissions_private(tmp_path: Path) -> None:
@@ -229,7 +310,7 @@ def test_lock_held_by_another_process(tmp_path: Path) -> None:
         f"""
         import sys, time
         from pathlib import Path
-        from darwin_dra.plugin.checkpoint import NodeLock
+        from darwin_dra.plugin.nodelock import NodeLock
         with NodeLock(Path({str(lock_path)!r})):
             print("held", flush=True)
             time.sleep(0.7)
@@ -248,18 +329,50 @@ def test_lock_held_by_another_process(tmp_path: Path) -> None:
         assert proc.wait(timeout=10) == 0
 
 
-def test_async_lock_serialises_coroutines(tmp_path: Path) -> None:
-    lock_path = tmp_path / "plugin.lock"
-    events: list[str] = []
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
-    async def worker(name: str) -> None:
-        async with NodeLock(lock_path, timeout_s=5, poll_s=0.01):
-            events.append(f"{name}-in")
-            await asyncio.sleep(0.05)
-            events.append(f"{name}-out")
 
-    async def main() -> None:
-        await asyncio.gather(worker("a"), worker("b"))
+def _paths(obj: object, at: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Every place in a JSON document (keys of objects, indexes of lists)."""
+    out = [at]
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, (*at, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _paths(v, (*at, i))
+    return out
 
-    asyncio.run(main())
-    assert events in (["a-in", "a-out", "b-in", "b-out"], ["b-in", "b-out", "a-in", "a-out"])
+
+_GOOD = {
+    1: {"u1": V1_CLAIMS["u1"]},
+    2: json.loads(encode(Checkpoint(BOOT).started(PLAN).completed("u1", DEVICES)))["claims"],
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(version=st.sampled_from([1, 2]), data=st.data(), value=_JSON)
+def test_any_checksummed_layout_is_read_or_refused_as_a_checkpoint_error(
+    version: int, data: st.DataObject, value: object
+) -> None:
+    # Past the checksum the plan is parsed now (version 1 kept it as an untyped mapping): any
+    # field of a good record replaced by any JSON is read or a CheckpointError, nothing else.
+    import hashlib
+
+    claims = json.loads(json.dumps(_GOOD[version]))
+    path = data.draw(st.sampled_from(_paths(claims)[1:]))
+    target = claims
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    body: dict[str, object] = {"version": version, "bootId": BOOT, "claims": claims}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    body["checksum"] = hashlib.sha256(canonical).hexdigest()
+    with contextlib.suppress(CheckpointError):
+        decode(json.dumps(body).encode())

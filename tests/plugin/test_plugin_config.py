@@ -62,7 +62,7 @@ def test_the_dataclass_has_exactly_the_schemas_fields() -> None:
 
 def test_a_checkpoint_written_before_the_removal_still_loads() -> None:
     # Checkpoints of older plugins carry the removed fields beside the live ones.
-    from darwin_dra.plugin.state import DeviceIntent
+    from darwin_dra.plugin.records import DeviceIntent
 
     intent = DeviceIntent.from_json(
         {

@@ -1,5 +1,5 @@
-"""plugin/driver.py with a real engine, a real checkpoint and CDI files in temp dirs; claims come
-from an in-memory store. gRPC tests go through real unix sockets."""
+"""plugin/driver.py and the modules it wires, with a real engine, a real checkpoint and CDI
+files in temp dirs; claims come from an in-memory store. gRPC tests go through real unix sockets."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ from darwin_dra.kubelet.proto_gen.dra_v1 import api_pb2 as v1
 from darwin_dra.kubelet.proto_gen.dra_v1 import api_pb2_grpc as v1_grpc
 from darwin_dra.kubelet.server import PluginServer, PluginServerConfig
 from darwin_dra.plugin.checkpoint import Phase
-from darwin_dra.plugin.driver import Driver, DriverConfig, lost_devices, spike_sockets
+from darwin_dra.plugin.driver import Driver
+from darwin_dra.plugin.node import DriverConfig
+from darwin_dra.plugin.recovery import lost_devices, spike_sockets
 
 from tests.plugin.claims import ClaimStore, claim, opaque, result
 
@@ -239,11 +241,11 @@ def test_reconcile_destroys_a_half_done_prepare_but_not_an_identical_completed_o
     kept = engine2.partitions()[0].id
     # "half" got as far as its partition and CDI spec when the process died.
     plan_driver = _driver(dirs, engine2, darwin3, store, after_started=lambda u: None)
-    from darwin_dra.plugin import state
+    from darwin_dra.plugin.plan import plan_claim
 
     body = store.get_claim("ns", "c-half")
-    plan = state.plan_claim(body, "half", NODE, plan_driver.views())
-    cp = plan_driver.store.load().started("half", "ns", "c-half", plan.intent())
+    plan = plan_claim(body, "half", NODE, plan_driver.views())
+    cp = plan_driver.store.load().started(plan)
     plan_driver.store.save(cp)
     engine2.create_partition(0, domains=list(range(18)), shared=True, keps_budget=100)
     (dirs.cdi_dir / "darwin.snn.io-half.json").write_text("{}")
@@ -269,13 +271,67 @@ def test_a_restarted_plugin_keeps_the_partitions_the_chip_still_holds(
     assert (dirs.cdi_dir / "darwin.snn.io-u1.json").read_bytes() == spec
 
 
+def _as_version_1(path: Path) -> None:
+    """Rewrite a checkpoint the way the plugin before the typed plan wrote it."""
+    import hashlib
+
+    body = json.loads(path.read_text())
+    body.pop("checksum")
+    for c in body["claims"].values():
+        plan = c.pop("plan")
+        c["intent"] = plan
+        c["devices"] = [
+            {
+                "requestNames": [i["request"]],
+                "pool": plan["pool"],
+                "device": i["device"],
+                "cdiIds": d["cdiIds"],
+                "enginePartition": d["partition"],
+                "shareId": i["shareId"],
+            }
+            for i, d in zip(plan["devices"], c["devices"], strict=True)
+        ]
+    body["version"] = 1
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    body["checksum"] = hashlib.sha256(canonical).hexdigest()
+    path.write_text(json.dumps(body))
+
+
+def test_a_plugin_upgraded_over_a_version_1_checkpoint_keeps_its_claims(
+    dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
+) -> None:
+    share = {"consumedCapacity": {"keps": "100"}, "shareID": "s"}
+    store = ClaimStore(
+        claim("u1", [result("chip-1-domain-7", NODE), result("chip-0-shared-0", NODE, **share)])
+    )
+    first = _prepare(_driver(dirs, engine2, darwin3, store), "u1")["u1"]
+    assert first.error is None
+    before = engine2.partitions()
+    _as_version_1(dirs.checkpoint_path)
+
+    upgraded = _driver(dirs, engine2, darwin3, store)
+    report = upgraded.reconcile()
+    assert (report.kept, report.recreated, report.released, report.failed) == (2, 0, [], {})
+    assert engine2.partitions() == before
+    written = json.loads(dirs.checkpoint_path.read_text())
+    assert written["version"] == 2
+    assert [len(d["cores"]) for d in written["claims"]["u1"]["devices"]] == [
+        len(p.cores) for p in before
+    ]
+    # The same answer, and the same status: cores come from the chips where v1 kept none.
+    assert _prepare(upgraded, "u1")["u1"] == first
+    assert store.status_writes == 1
+    assert _unprepare(upgraded, "u1") == {"u1": None}
+    assert engine2.partitions() == []
+
+
 def test_a_missing_partition_is_recreated_and_a_stray_one_released(
     dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
 ) -> None:
     store = ClaimStore(claim("u1", [result("chip-1-domain-7", NODE), result("chip-0", NODE, "b")]))
     driver = _driver(dirs, engine2, darwin3, store)
     assert _prepare(driver, "u1")["u1"].error is None
-    first, second = (d.engine_partition for d in driver.store.load().claims["u1"].devices)
+    first, second = (d.partition_id for d in driver.store.load().claims["u1"].devices)
     assert first is not None
     engine2.destroy_partition(first)
     stray = engine2.create_partition(1, domains=[30])
@@ -284,12 +340,12 @@ def test_a_missing_partition_is_recreated_and_a_stray_one_released(
     assert (report.kept, report.recreated, report.released) == (1, 1, [stray])
     record = driver.store.load().claims["u1"]
     parts = {p.id for p in engine2.partitions()}
-    assert {d.engine_partition for d in record.devices} == parts
+    assert {d.partition_id for d in record.devices} == parts
     assert second in parts
     assert all(p.cores != stray_cores for p in engine2.partitions())  # ids are reused
     spec = json.loads((dirs.cdi_dir / "darwin.snn.io-u1.json").read_text())
     env = spec["devices"][0]["containerEdits"]["env"]
-    assert f"DARWIN_PARTITION={record.devices[0].engine_partition}" in env
+    assert f"DARWIN_PARTITION={record.devices[0].partition_id}" in env
 
 
 def test_a_chip_reset_loses_the_claim_until_it_is_unprepared(
@@ -301,7 +357,7 @@ def test_a_chip_reset_loses_the_claim_until_it_is_unprepared(
     )
     with _engine(darwin3) as eng:
         assert _prepare(_driver(dirs, eng, darwin3, store), "u1")["u1"].error is None
-        old = {d.engine_partition for d in _driver(dirs, eng, darwin3, store)
+        old = {d.partition_id for d in _driver(dirs, eng, darwin3, store)
                .store.load().claims["u1"].devices}  # fmt: skip
     with _engine(darwin3) as eng:  # the chip host restarted: a new boot, nothing on the chips
         driver = _driver(dirs, eng, darwin3, store)

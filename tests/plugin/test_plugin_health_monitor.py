@@ -8,7 +8,7 @@ from darwin_dra.engine import Engine
 from darwin_dra.hardware.model import ChipEntry, ChipProfile
 from darwin_dra.kubelet.health_service import Health, HealthHub
 from darwin_dra.plugin.health import HealthMonitor, Snapshot
-from darwin_dra.plugin.slices import ChipView
+from darwin_dra.resources.chips import ChipView
 
 
 def test_changes_are_seen_once_and_an_absent_chip_host_keeps_the_last_state(

@@ -18,7 +18,8 @@ from darwin_dra.engine import Engine
 from darwin_dra.hardware.model import ChipEntry, ChipProfile
 from darwin_dra.kubelet.preparer import ClaimRef
 from darwin_dra.plugin.checkpoint import CheckpointStore, Phase
-from darwin_dra.plugin.driver import Chips, Driver, DriverConfig
+from darwin_dra.plugin.driver import Driver
+from darwin_dra.plugin.node import Chips, DriverConfig
 
 from tests.chiphost.conftest import Host, write_inventory
 from tests.plugin.claims import ClaimStore, claim, result
@@ -35,7 +36,8 @@ CHILD = textwrap.dedent(
     from darwin_dra.hardware.model import ChipEntry
     from darwin_dra.hardware.profiles import load_profiles
     from darwin_dra.kubelet.preparer import ClaimRef
-    from darwin_dra.plugin.driver import Driver, DriverConfig
+    from darwin_dra.plugin.driver import Driver
+    from darwin_dra.plugin.node import DriverConfig
     from tests.plugin.claims import ClaimStore, claim, result
 
     state, cdi, marker = (Path(a) for a in sys.argv[1:4])

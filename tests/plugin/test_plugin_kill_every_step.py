@@ -26,7 +26,8 @@ from darwin_dra.chiphost.client import ChipHostClient
 from darwin_dra.hardware.model import ChipProfile
 from darwin_dra.kubelet.preparer import ClaimRef
 from darwin_dra.plugin.checkpoint import Phase
-from darwin_dra.plugin.driver import Driver, DriverConfig
+from darwin_dra.plugin.driver import Driver
+from darwin_dra.plugin.node import DriverConfig
 
 from tests.chiphost.conftest import Host, write_inventory
 from tests.plugin.claims import ClaimStore, claim, result
@@ -44,7 +45,8 @@ CHILD = textwrap.dedent(
     from darwin_dra.chiphost.client import ChipHostClient
     from darwin_dra.hardware.profiles import load_profiles
     from darwin_dra.kubelet.preparer import ClaimRef
-    from darwin_dra.plugin.driver import Driver, DriverConfig
+    from darwin_dra.plugin.driver import Driver
+    from darwin_dra.plugin.node import DriverConfig
     from tests.plugin.claims import ClaimStore, claim, result
 
     state, cdi, socket = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
@@ -114,9 +116,9 @@ def _steps(tmp_path_factory: pytest.TempPathFactory, host: Host) -> dict[str, li
 def _assert_prepared(driver: Driver, chip: ChipHostClient, cdi: Path) -> None:
     record = driver.store.load().claims["u1"]
     assert record.phase is Phase.PREPARE_COMPLETED
-    assert sorted(d.device for d in record.devices) == sorted(DEVICES)
+    assert sorted(d.intent.device for d in record.devices) == sorted(DEVICES)
     held = {p.id for p in chip.partitions()}
-    assert held == {d.engine_partition for d in record.devices}  # exactly the claim's, none twice
+    assert held == {d.partition_id for d in record.devices}  # exactly the claim's, none twice
     assert [p.name for p in cdi.iterdir()] == ["darwin.snn.io-u1.json"]
 
 

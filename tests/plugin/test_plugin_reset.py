@@ -6,7 +6,9 @@ from darwin_dra.engine import Engine
 from darwin_dra.hardware.model import ChipEntry, ChipProfile
 from darwin_dra.kubelet.health_service import Health
 from darwin_dra.plugin.health import device_states
-from darwin_dra.plugin.slices import ChipView, build_slices, with_reset_taints
+from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.partitions import with_reset_taints
+from darwin_dra.resources.slices import build_slices
 
 
 def _views(darwin3: ChipProfile) -> dict[int, ChipView]:

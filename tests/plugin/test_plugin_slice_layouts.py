@@ -7,14 +7,9 @@ from darwin_dra.cli.kubelet_plugin import options
 from darwin_dra.cli.main import build_parser
 from darwin_dra.fleet.layout import FleetShape, chip_views, fleet_inventory
 from darwin_dra.hardware.profiles import load_profiles
-from darwin_dra.plugin.slices import (
-    LIGHT_PARTITIONS,
-    PARTITION_KINDS,
-    SliceLayout,
-    build_slices,
-    check_limits,
-    parse_partitions,
-)
+from darwin_dra.resources.limits import check_limits
+from darwin_dra.resources.partitions import LIGHT_PARTITIONS, PARTITION_KINDS, parse_partitions
+from darwin_dra.resources.slices import SliceLayout, build_slices
 
 INV = fleet_inventory(FleetShape(nodes=1))
 VIEWS = chip_views(INV, load_profiles(), INV.nodes[0].name)

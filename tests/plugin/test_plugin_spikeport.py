@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from darwin_dra.engine import Engine
 from darwin_dra.hardware.model import ChipProfile
-from darwin_dra.plugin.driver import Driver, DriverConfig
+from darwin_dra.plugin.driver import Driver
+from darwin_dra.plugin.node import DriverConfig
 from darwin_dra.runtime.client import SpikePortClient
 from darwin_dra.runtime.spikeport import SpikePorts
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from darwin_dra.engine import Engine
 from darwin_dra.hardware.model import ChipEntry, ChipProfile
 from darwin_dra.kubelet.preparer import ClaimRef
-from darwin_dra.plugin.driver import Driver, DriverConfig
+from darwin_dra.plugin.driver import Driver
+from darwin_dra.plugin.node import DriverConfig
 
 from tests.plugin.claims import ClaimStore, claim, result
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from darwin_dra.fleet.layout import FleetShape, chip_views, fleet_inventory
 from darwin_dra.hardware.profiles import load_profiles
-from darwin_dra.plugin.slices import Health, build_slices
+from darwin_dra.resources.chips import Health
+from darwin_dra.resources.slices import build_slices
 from darwin_dra.status.usage import human, node_usage
 
 INV = fleet_inventory(FleetShape(nodes=1))

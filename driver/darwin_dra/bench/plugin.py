@@ -29,9 +29,11 @@ from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubelet.health_service import HealthHub
 from darwin_dra.kubelet.server import PluginServer, PluginServerConfig
 from darwin_dra.kubetypes import Obj
-from darwin_dra.plugin.driver import Driver, DriverConfig
+from darwin_dra.plugin.driver import Driver
+from darwin_dra.plugin.node import DriverConfig
 from darwin_dra.plugin.publisher import publish_once
-from darwin_dra.plugin.slices import ChipView, build_slices
+from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.slices import build_slices
 from darwin_dra.runtime.spikeport import SpikePorts
 from darwin_dra.testing.claims import MemoryClaims
 from darwin_dra.unixsock import grpc_target

@@ -82,9 +82,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def options(args: argparse.Namespace) -> ControllerOptions:
     from darwin_dra.controller.app import ControllerOptions
     from darwin_dra.controller.deviceclasses import ClassSettings
-    from darwin_dra.controller.fabric import FabricSettings
     from darwin_dra.controller.leader import LeaseConfig
     from darwin_dra.pipeline.objects import StageSettings
+    from darwin_dra.resources.fabric import FabricSettings
 
     if not args.inventory:
         raise ValueError("--inventory required (or DARWIN_INVENTORY)")
@@ -121,7 +121,7 @@ def options(args: argparse.Namespace) -> ControllerOptions:
 def run(args: argparse.Namespace) -> int:
     from darwin_dra import logs
     from darwin_dra.controller.app import run_until_signal
-    from darwin_dra.controller.fabric import FabricError
+    from darwin_dra.resources.fabric import FabricError
 
     logs.configure(args.log_level.upper())
     try:

@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def options(args: argparse.Namespace) -> Any:
     from darwin_dra.plugin.app import PluginOptions
-    from darwin_dra.plugin.slices import parse_partitions
+    from darwin_dra.resources.partitions import parse_partitions
 
     if not args.node_name:
         raise ValueError("--node-name required (or NODE_NAME)")

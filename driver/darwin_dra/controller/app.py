@@ -21,7 +21,6 @@ import structlog
 from darwin_dra import kubeapi
 from darwin_dra.controller import binding
 from darwin_dra.controller.deviceclasses import ClassSettings, device_classes
-from darwin_dra.controller.fabric import FabricSettings, fabric_slices
 from darwin_dra.controller.leader import LeaderElector, LeaseConfig
 from darwin_dra.controller.metrics import ControllerMetrics
 from darwin_dra.controller.pipelines import PipelineWorker
@@ -30,6 +29,7 @@ from darwin_dra.hardware.inventory import load_inventory
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline.objects import StageSettings
+from darwin_dra.resources.fabric import FabricSettings, fabric_slices
 
 log = structlog.get_logger(__name__)
 

@@ -1,6 +1,6 @@
 """Binding conditions (KEP-5007): devices that need slow setup before a pod may bind.
 
-Which devices: the fabric devices (fabric.py publishes them with ``bindingConditions``
+Which devices: the fabric devices (resources/fabric.py publishes them with ``bindingConditions``
 [RoutesProgrammed] and ``bindingFailureConditions`` [RoutesFailed]). A claim using fabric
 bandwidth needs cross-chip routes programmed between its chips before the pod starts, and
 that takes time the kubelet's 45-second prepare call should not spend. Node partitions need
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from darwin_dra import DRIVER_NAME
-from darwin_dra.controller.fabric import ROUTES_FAILED, ROUTES_READY
 from darwin_dra.kubetime import seconds_time
 from darwin_dra.kubetypes import Obj
+from darwin_dra.resources.fabric import ROUTES_FAILED, ROUTES_READY
 
 # Set on a claim (or in a claim template's metadata) to make route setup fail with this text.
 FAIL_ANNOTATION = "darwin.snn.io/fail-route-setup"

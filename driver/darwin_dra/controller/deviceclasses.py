@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from darwin_dra import DRIVER_NAME
+from darwin_dra.resources import API_VERSION, MANAGED_BY, OWNER_LABEL
 
-API_VERSION = "resource.k8s.io/v1"
-MANAGED_BY = "darwin-dra-controller"
-OWNER_LABEL = "app.kubernetes.io/managed-by"
 EXCLUSIVE_PARTITIONS = ("chip", "half", "quad", "domain")
 
 

@@ -12,9 +12,9 @@ from typing import Any, Literal, Protocol
 import structlog
 
 from darwin_dra import DRIVER_NAME
-from darwin_dra.controller.deviceclasses import MANAGED_BY, OWNER_LABEL
 from darwin_dra.kubetypes import Obj
 from darwin_dra.quantity import quantity_or_none
+from darwin_dra.resources import MANAGED_BY, OWNER_LABEL
 
 log = structlog.get_logger(__name__)
 

@@ -92,7 +92,7 @@ def allocation(claim: Mapping[str, Any]) -> list[Given]:
 
 def extent(kind: str, profile: ChipProfile) -> tuple[int, int]:
     """Tiles (width, height) a partition of `kind` covers on its chip's mesh, as the slice
-    builder cuts them (plugin/slices.py: a quad is 2 x 2 domains, a half or a shared device
+    builder cuts them (resources/slices.py: a quad is 2 x 2 domains, a half or a shared device
     the top or bottom half, a chip all of it)."""
     if kind == "domain":
         return profile.domain_w, profile.domain_h

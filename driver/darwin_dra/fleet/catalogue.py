@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from darwin_dra.engine import keps as kepsdef
-from darwin_dra.plugin.slices import ChipView, chip_devices
+from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.slices import chip_devices
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import yaml
 
 from darwin_dra import DRIVER_NAME
 from darwin_dra.hardware.model import ChipEntry, ChipProfile, Inventory, NodeEntry
-from darwin_dra.plugin.slices import ChipView
+from darwin_dra.resources.chips import ChipView
 
 FLEET_NODE_PREFIX = "fleet-node-"
 

@@ -32,8 +32,9 @@ from darwin_dra.fleet.claims import Unit
 from darwin_dra.fleet.metrics import Allocated, UnitRecord
 from darwin_dra.fleet.trace import Job
 from darwin_dra.kubetypes import Obj
-from darwin_dra.plugin.slices import ChipView, build_slices
 from darwin_dra.quantity import parse_quantity
+from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.slices import build_slices
 
 log = structlog.get_logger(__name__)
 

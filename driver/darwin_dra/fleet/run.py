@@ -23,7 +23,7 @@ from darwin_dra.fleet.metrics import Summary, summarise
 from darwin_dra.fleet.trace import Job, TraceConfig, generate
 from darwin_dra.hardware.model import Inventory
 from darwin_dra.hardware.profiles import load_profiles
-from darwin_dra.plugin.slices import ChipView
+from darwin_dra.resources.chips import ChipView
 
 NAMESPACE = "fleet"
 

@@ -27,13 +27,9 @@ from darwin_dra.fleet import claims, replay
 from darwin_dra.fleet.layout import FleetShape, fleet_inventory, plain_slices
 from darwin_dra.fleet.run import bench_cluster, fleet_views
 from darwin_dra.kubetypes import Obj
-from darwin_dra.plugin.slices import (
-    LIGHT_PARTITIONS,
-    PARTITION_KINDS,
-    ChipView,
-    SliceLayout,
-    build_slices,
-)
+from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.partitions import LIGHT_PARTITIONS, PARTITION_KINDS
+from darwin_dra.resources.slices import SliceLayout, build_slices
 
 NAMESPACE = "sched"
 GATE = "darwin.snn.io/bench"

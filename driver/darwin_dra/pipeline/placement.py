@@ -29,7 +29,7 @@ from darwin_dra.pipeline.plan import PlanView, StageLoad
 
 Link = Literal["chip", "fabric", "network"]
 HOSTNAME_LABEL = "kubernetes.io/hostname"
-FABRIC_KEPS_STEP = 10  # the fabric device's request step and minimum (controller/fabric.py)
+FABRIC_KEPS_STEP = 10  # the fabric device's request step and minimum (resources/fabric.py)
 
 
 class PlacementError(ValueError):

@@ -23,13 +23,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from darwin_dra.controller.fabric import FabricSettings, fabric_slices
 from darwin_dra.hardware.errors import HardwareFileError
 from darwin_dra.hardware.fields import load_yaml
 from darwin_dra.hardware.inventory import node_entries
 from darwin_dra.hardware.model import ChipEntry, ChipProfile, Inventory
 from darwin_dra.planner.topology import Topology, parse_slices, without_domains
-from darwin_dra.plugin.slices import ChipView, build_slices
+from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.fabric import FabricSettings, fabric_slices
+from darwin_dra.resources.slices import build_slices
 
 SCHEMA_FILE = "topology.schema.json"
 

@@ -22,11 +22,14 @@ from darwin_dra.kubelet.health_service import HealthHub
 from darwin_dra.kubelet.server import PluginServer, PluginServerConfig
 from darwin_dra.lifecycle import serve_until_signal
 from darwin_dra.plugin.checkpoint import CheckpointError
-from darwin_dra.plugin.driver import Driver, DriverConfig, lost_devices
+from darwin_dra.plugin.driver import Driver
 from darwin_dra.plugin.health import HealthMonitor, Snapshot, state_counts
 from darwin_dra.plugin.metrics import PluginMetrics
+from darwin_dra.plugin.node import DriverConfig
 from darwin_dra.plugin.publisher import Publisher, PublishResult
-from darwin_dra.plugin.slices import PARTITION_KINDS, SliceLayout, build_slices, with_reset_taints
+from darwin_dra.plugin.recovery import lost_devices
+from darwin_dra.resources.partitions import PARTITION_KINDS, with_reset_taints
+from darwin_dra.resources.slices import SliceLayout, build_slices
 
 log = structlog.get_logger(__name__)
 

@@ -12,7 +12,6 @@ import contextlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import structlog
 
 from darwin_dra import DRIVER_NAME
 from darwin_dra.atomicfile import atomic_write
+from darwin_dra.plugin.records import DeviceIntent, Prepared
 
 log = structlog.get_logger(__name__)
 
@@ -28,7 +28,6 @@ CDI_VERSION = "0.6.0"
 VENDOR = DRIVER_NAME  # the CDI vendor is the driver name
 CLASS = "partition"
 KIND = f"{VENDOR}/{CLASS}"
-DEFAULT_CDI_DIR = Path("/var/run/cdi")
 SPEC_PREFIX = f"{VENDOR}-"
 # Where the partition's socket directory appears inside the container.
 CONTAINER_ROOT = "/var/run/darwin/partitions"
@@ -40,18 +39,6 @@ CLASS_RE = VENDOR_RE
 DEVICE_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?$")
 
 
-@dataclass(frozen=True)
-class PartitionDevice:
-    """One prepared device of a claim, as far as the container needs to know."""
-
-    request: str
-    device: str  # the DRA device name, e.g. chip-0-quad-4
-    partition_id: int  # the engine's partition id
-    cores: tuple[int, ...]
-    keps: int  # granted event throughput, thousands of events per second
-    socket_dir: Path  # host directory holding the partition's spike socket
-
-
 def cdi_device_name(claim_uid: str, request: str, device: str) -> str:
     """``<claimUID>-<request>-<device>`` reduced to the characters CDI allows."""
     raw = f"{claim_uid}-{request}-{device}"
@@ -60,6 +47,11 @@ def cdi_device_name(claim_uid: str, request: str, device: str) -> str:
     if not name:
         raise ValueError(f"no valid CDI device name can be made from {raw!r}")
     return name
+
+
+def socket_dir(root: Path, claim_uid: str, intent: DeviceIntent) -> Path:
+    """The host directory of a device's spike socket, which its container mounts."""
+    return root / cdi_device_name(claim_uid, intent.request, intent.device)
 
 
 def cdi_device_id(name: str) -> str:
@@ -90,36 +82,37 @@ def env_scope(request: str, index: int) -> str:
     return base if index == 0 else f"{base}_{index}"
 
 
-def device_env(dev: PartitionDevice, container_dir: str, scope: str) -> list[str]:
+def device_env(dev: Prepared, container_dir: str, scope: str) -> list[str]:
     fields = {
         "PARTITION": str(dev.partition_id),
         "CORES": compact_ranges(dev.cores),
         "SPIKE_ENDPOINT": f"unix://{container_dir}/{SPIKE_SOCKET}",
-        "KEPS": str(dev.keps),
+        "KEPS": str(dev.intent.keps),
     }
     plain = [f"DARWIN_{k}={v}" for k, v in fields.items()]
     return plain + [f"DARWIN_{scope}_{k}={v}" for k, v in fields.items()]
 
 
-def build_spec(claim_uid: str, devices: Sequence[PartitionDevice]) -> dict[str, Any]:
-    """The CDI spec of one claim (pure)."""
+def build_spec(claim_uid: str, devices: Sequence[Prepared], socket_root: Path) -> dict[str, Any]:
+    """The CDI spec of one claim (pure); each device mounts its socket dir under socket_root."""
     entries = []
     seen: dict[str, int] = {}
     for dev in devices:
-        name = cdi_device_name(claim_uid, dev.request, dev.device)
+        request = dev.intent.request
+        name = cdi_device_name(claim_uid, request, dev.intent.device)
         container_dir = f"{CONTAINER_ROOT}/{name}"
-        index = seen.get(dev.request, 0)
-        seen[dev.request] = index + 1
+        index = seen.get(request, 0)
+        seen[request] = index + 1
         entries.append(
             {
                 "name": name,
                 "containerEdits": {
-                    "env": device_env(dev, container_dir, env_scope(dev.request, index)),
+                    "env": device_env(dev, container_dir, env_scope(request, index)),
                     # A directory, not the socket itself: the engine may recreate the socket
                     # and a bind mount of the old inode would go stale.
                     "mounts": [
                         {
-                            "hostPath": str(dev.socket_dir),
+                            "hostPath": str(socket_dir(socket_root, claim_uid, dev.intent)),
                             "containerPath": container_dir,
                             "options": ["rbind", "rw", "nosuid", "nodev", "noexec"],
                         }
@@ -133,19 +126,18 @@ def build_spec(claim_uid: str, devices: Sequence[PartitionDevice]) -> dict[str, 
 
 
 class CDIWriter:
-    def __init__(self, cdi_dir: Path = DEFAULT_CDI_DIR) -> None:
+    def __init__(self, cdi_dir: Path, socket_root: Path) -> None:
         self.cdi_dir = cdi_dir
+        self.socket_root = socket_root
 
     def spec_path(self, claim_uid: str) -> Path:
         if not DEVICE_RE.match(claim_uid):
             raise ValueError(f"claim UID {claim_uid!r} cannot name a CDI spec file")
         return self.cdi_dir / f"{SPEC_PREFIX}{claim_uid}.json"
 
-    def write(
-        self, claim_uid: str, devices: Sequence[PartitionDevice], namespace: str = ""
-    ) -> list[str]:
+    def write(self, claim_uid: str, devices: Sequence[Prepared], namespace: str = "") -> list[str]:
         """Write (or replace) the claim's spec; returns the CDI device ids, in device order."""
-        spec = build_spec(claim_uid, devices)
+        spec = build_spec(claim_uid, devices, self.socket_root)
         self.cdi_dir.mkdir(parents=True, exist_ok=True)
         path = self.spec_path(claim_uid)
         data = json.dumps(spec, indent=2, sort_keys=True).encode()

@@ -1,21 +1,19 @@
 """What this node prepared, kept on disk so unprepare and restarts know it.
 
 Each claim goes through two phases: ``PrepareStarted`` is written before any side effect (with
-the partition intent, enough to undo a half-done prepare), ``PrepareCompleted`` after all of
-them (with the devices, CDI ids and engine partition ids the kubelet gets back). A claim found
-in ``PrepareStarted`` after a restart was interrupted and must be rolled back.
+the claim's plan, enough to undo a half-done prepare), ``PrepareCompleted`` after all of them
+(with the prepared devices: engine partition ids, cores and the CDI ids the kubelet gets back).
+A claim found in ``PrepareStarted`` after a restart was interrupted and must be rolled back.
 
 The file is versioned and carries the sha256 of its canonical JSON; it is replaced atomically
 (temp file, fsync, rename, fsync of the directory). State from an earlier boot is discarded:
-partitions and sockets did not survive the reboot.
+partitions and sockets did not survive the reboot. Version 1 files (written by plugins before
+the typed plan) are read as well; they are written back as version 2.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -23,16 +21,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import structlog
 
 from darwin_dra.atomicfile import FileOps, atomic_write
+from darwin_dra.plugin.records import ClaimPlan, DeviceIntent, Prepared
 
 log = structlog.get_logger(__name__)
 
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)  # 1: the untyped intent and the per-device copies of its fields
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 
 
@@ -46,25 +45,24 @@ class Phase(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class DeviceRecord:
-    request_names: tuple[str, ...]
-    pool: str
-    device: str
-    cdi_ids: tuple[str, ...]
-    engine_partition: int | None = None
-    share_id: str | None = None
-
-
-@dataclass(frozen=True)
 class ClaimRecord:
-    uid: str
-    namespace: str
-    name: str
+    plan: ClaimPlan  # what prepare set out to do
     phase: Phase
-    intent: Mapping[str, Any]  # JSON-able: what prepare set out to do
-    devices: tuple[DeviceRecord, ...] = ()
+    devices: tuple[Prepared, ...] = ()  # PrepareCompleted: one per device of the plan
     # The chip host's boot its partitions live in; None in records of older plugins.
     chip_boot: str | None = None
+
+    @property
+    def uid(self) -> str:
+        return self.plan.uid
+
+    @property
+    def namespace(self) -> str:
+        return self.plan.namespace
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
 
 
 @dataclass(frozen=True)
@@ -72,21 +70,23 @@ class Checkpoint:
     boot_id: str
     claims: Mapping[str, ClaimRecord] = field(default_factory=dict)
 
-    def started(self, uid: str, namespace: str, name: str, intent: Mapping[str, Any]) -> Checkpoint:
+    def started(self, plan: ClaimPlan) -> Checkpoint:
         """Record the start of a prepare. Restarting an interrupted one is allowed (the caller
         rolled it back first); a completed claim must be reused, not prepared again."""
-        current = self.claims.get(uid)
+        current = self.claims.get(plan.uid)
         if current is not None and current.phase is Phase.PREPARE_COMPLETED:
-            raise ValueError(f"claim {uid} is already prepared")
-        record = ClaimRecord(uid, namespace, name, Phase.PREPARE_STARTED, dict(intent))
-        return replace(self, claims={**self.claims, uid: record})
+            raise ValueError(f"claim {plan.uid} is already prepared")
+        record = ClaimRecord(plan, Phase.PREPARE_STARTED)
+        return replace(self, claims={**self.claims, plan.uid: record})
 
     def completed(
-        self, uid: str, devices: tuple[DeviceRecord, ...], chip_boot: str | None = None
+        self, uid: str, devices: tuple[Prepared, ...], chip_boot: str | None = None
     ) -> Checkpoint:
         current = self.claims.get(uid)
         if current is None or current.phase is not Phase.PREPARE_STARTED:
             raise ValueError(f"claim {uid} has no prepare in progress")
+        if [d.intent for d in devices] != list(current.plan.devices):
+            raise ValueError(f"claim {uid}: the prepared devices are not those of its plan")
         record = replace(
             current, phase=Phase.PREPARE_COMPLETED, devices=devices, chip_boot=chip_boot
         )
@@ -110,23 +110,39 @@ def _to_json(cp: Checkpoint) -> dict[str, Any]:
             "namespace": c.namespace,
             "name": c.name,
             "phase": c.phase.value,
-            "intent": c.intent,
+            "plan": c.plan.intent(),
             "chipBoot": c.chip_boot,
             "devices": [
-                {
-                    "requestNames": list(d.request_names),
-                    "pool": d.pool,
-                    "device": d.device,
-                    "cdiIds": list(d.cdi_ids),
-                    "enginePartition": d.engine_partition,
-                    "shareId": d.share_id,
-                }
+                {"partition": d.partition_id, "cores": list(d.cores), "cdiIds": list(d.cdi_ids)}
                 for d in c.devices
             ],
         }
         for uid, c in sorted(cp.claims.items())
     }
     return {"version": VERSION, "bootId": cp.boot_id, "claims": claims}
+
+
+def _device(intent: DeviceIntent, d: Mapping[str, Any], version: int) -> Prepared:
+    if version == 1:
+        # Version 1 repeated the intent's request, pool, device and share per device, and kept
+        # no cores: the plugin reads them from its hardware view when it needs them.
+        if d["device"] != intent.device or d["enginePartition"] is None:
+            raise ValueError(f"device {d['device']!r} does not match its intent or partition")
+        return Prepared(intent, int(d["enginePartition"]), (), tuple(d["cdiIds"]))
+    cores = tuple(int(c) for c in d["cores"])
+    return Prepared(intent, int(d["partition"]), cores, tuple(d["cdiIds"]))
+
+
+def _record(uid: str, c: Mapping[str, Any], version: int) -> ClaimRecord:
+    plan = ClaimPlan.from_intent(
+        uid, c["namespace"], c["name"], c["plan" if version > 1 else "intent"]
+    )
+    devices: tuple[Prepared, ...] = ()
+    if c["devices"]:
+        devices = tuple(
+            _device(i, d, version) for i, d in zip(plan.devices, c["devices"], strict=True)
+        )
+    return ClaimRecord(plan, Phase(c["phase"]), devices, c.get("chipBoot"))
 
 
 def encode(cp: Checkpoint) -> bytes:
@@ -144,36 +160,17 @@ def decode(data: bytes, source: str = "checkpoint") -> Checkpoint:
         raise CheckpointError(f"{source} is nested too deeply to be a checkpoint") from None
     if not isinstance(body, dict):
         raise CheckpointError(f"{source} is not a JSON object")
-    if body.get("version") != VERSION:
+    version = body.get("version")
+    if version not in READABLE:
         raise CheckpointError(
-            f"{source} has version {body.get('version')!r}; this plugin reads version {VERSION}"
+            f"{source} has version {version!r}; this plugin reads versions "
+            f"{', '.join(map(str, READABLE))}"
         )
     checksum = body.pop("checksum", None)
     if checksum != hashlib.sha256(_canonical(body)).hexdigest():
         raise CheckpointError(f"{source} checksum does not match its content")
     try:
-        claims = {
-            uid: ClaimRecord(
-                uid=uid,
-                namespace=c["namespace"],
-                name=c["name"],
-                phase=Phase(c["phase"]),
-                intent=c["intent"],
-                devices=tuple(
-                    DeviceRecord(
-                        request_names=tuple(d["requestNames"]),
-                        pool=d["pool"],
-                        device=d["device"],
-                        cdi_ids=tuple(d["cdiIds"]),
-                        engine_partition=d["enginePartition"],
-                        share_id=d["shareId"],
-                    )
-                    for d in c["devices"]
-                ),
-                chip_boot=c.get("chipBoot"),
-            )
-            for uid, c in body["claims"].items()
-        }
+        claims = {uid: _record(uid, c, version) for uid, c in body["claims"].items()}
         return Checkpoint(boot_id=str(body["bootId"]), claims=claims)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{source} has an unexpected layout: {exc!r}") from exc
@@ -240,86 +237,3 @@ class CheckpointStore:
         cp = change(self.load())
         self.save(cp)
         return cp
-
-
-class LockTimeoutError(TimeoutError):
-    pass
-
-
-class NodeLock:
-    """Node-wide exclusive lock (flock) serialising prepare/unprepare across plugin instances.
-
-    flock belongs to the open file, so two instances in one process exclude each other too; the
-    kernel drops it when the process dies, so a crash never leaves the node locked.
-    """
-
-    def __init__(self, path: Path, timeout_s: float = 30.0, poll_s: float = 0.05) -> None:
-        self.path = path
-        self.timeout_s = timeout_s
-        self.poll_s = poll_s
-        self._fd: int | None = None
-
-    def _try(self) -> bool:
-        assert self._fd is not None
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
-            raise
-        return True
-
-    def _open(self) -> None:
-        if self._fd is not None:
-            raise RuntimeError(f"{self.path} is already held by this NodeLock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-
-    def _give_up(self) -> None:
-        self.release()
-        raise LockTimeoutError(f"could not lock {self.path} within {self.timeout_s} s")
-
-    def acquire(self) -> None:
-        self._open()
-        deadline = time.monotonic() + self.timeout_s
-        while not self._try():
-            if time.monotonic() >= deadline:
-                self._give_up()
-            time.sleep(self.poll_s)
-
-    async def acquire_async(self) -> None:
-        self._open()
-        deadline = time.monotonic() + self.timeout_s
-        while not self._try():
-            if time.monotonic() >= deadline:
-                self._give_up()
-            await asyncio.sleep(self.poll_s)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)  # closing drops the flock
-
-    def __enter__(self) -> NodeLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
-    async def __aenter__(self) -> NodeLock:
-        await self.acquire_async()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()

@@ -12,8 +12,9 @@ import structlog
 
 from darwin_dra.engine import EngineError
 from darwin_dra.kubelet.health_service import DeviceHealthState, Health, HealthHub
-from darwin_dra.plugin.slices import ChipView, partition_health, partitions
-from darwin_dra.plugin.slices import Health as PartHealth
+from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.chips import Health as PartHealth
+from darwin_dra.resources.partitions import partition_health, partitions
 
 log = structlog.get_logger(__name__)
 

@@ -1,4 +1,4 @@
-"""Keeps this node's ResourceSlices on the API server equal to what slices.py says.
+"""Keeps this node's ResourceSlices on the API server equal to what resources/slices.py says.
 
 ``plan`` is the decision (pure): desired slices and the ones the server holds in, actions out.
 ``Publisher`` is the loop around it: list, act, back off while the server is away, and go

@@ -16,7 +16,7 @@ from typing import Any
 
 from darwin_dra import DRIVER_NAME
 from darwin_dra.kubetypes import ReadOnlyObj as Obj
-from darwin_dra.plugin.slices import TAINT_KEY
+from darwin_dra.resources.partitions import TAINT_KEY
 
 KINDS = ("domain", "quad", "half", "chip")
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from darwin_dra import DRIVER_NAME
-from darwin_dra.controller.deviceclasses import API_VERSION, MANAGED_BY, OWNER_LABEL
 from darwin_dra.hardware.model import Inventory
+from darwin_dra.resources import API_VERSION, MANAGED_BY, OWNER_LABEL
 
 FABRIC_LABEL = "darwin.snn.io/fabric"
 ROUTES_READY = "RoutesProgrammed"

@@ -16,15 +16,10 @@ from typing import Any
 
 import pytest
 from darwin_dra.hardware.model import ChipInfo, ChipProfile, DomainInfo
-from darwin_dra.plugin.slices import (
-    ChipView,
-    DomainView,
-    Health,
-    SliceLimitError,
-    build_slices,
-    check_limits,
-    device_taints,
-)
+from darwin_dra.resources.chips import ChipView, DomainView, Health
+from darwin_dra.resources.limits import SliceLimitError, check_limits
+from darwin_dra.resources.partitions import device_taints
+from darwin_dra.resources.slices import build_slices
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -1,4 +1,4 @@
-"""What a claim gets on this node, decided without side effects.
+"""What a claim gets on this node, decided without side effects (pure).
 
 From the claim's allocation (results of driver darwin.snn.io in this node's pool) to partition
 intents for the engine, then from the engine's answer to CDI devices and ``status.devices``
@@ -8,9 +8,7 @@ entries. Every problem is a ClaimError whose message tells the user what to chan
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from darwin_dra import DRIVER_NAME
@@ -19,104 +17,17 @@ from darwin_dra.engine import Routing
 from darwin_dra.engine import keps as kepsdef
 from darwin_dra.kubetypes import Obj
 from darwin_dra.plugin import cdi
-from darwin_dra.plugin.config import (
-    REMOVED,
-    ConfigError,
-    PartitionConfig,
-    entries_from_allocation,
-    merge_for_requests,
-    parse_partition_config,
-)
-from darwin_dra.plugin.slices import ChipView, partitions
+from darwin_dra.plugin.config import ConfigError, entries_from_allocation, merge_for_requests
+from darwin_dra.plugin.records import ClaimPlan, DeviceIntent, Prepared
 from darwin_dra.quantity import parse_quantity
+from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.partitions import partitions
 
 READY = "Ready"
 
 
 class ClaimError(ValueError):
     """This claim cannot be prepared here; the message is what the user sees."""
-
-
-@dataclass(frozen=True)
-class DeviceIntent:
-    """One allocated device turned into an engine partition request."""
-
-    request: str
-    device: str
-    chip: int
-    domains: tuple[int, ...]
-    shared: bool
-    keps: int  # thousands of events/s: the grant (shared) or the partition's share (exclusive)
-    share_id: str | None
-    config: PartitionConfig
-    neurons: int = 0  # a share's granted neurons (consumedCapacity.neurons); 0: not limited
-    synapses: int = 0  # a share's granted synapses (consumedCapacity.synapses); 0: not limited
-
-    def to_json(self) -> Obj:
-        return {
-            "request": self.request,
-            "device": self.device,
-            "chip": self.chip,
-            "domains": list(self.domains),
-            "shared": self.shared,
-            "keps": self.keps,
-            "shareId": self.share_id,
-            "config": self.config.to_dict(),
-            "neurons": self.neurons,
-            "synapses": self.synapses,
-        }
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> DeviceIntent:
-        return cls(
-            request=str(obj["request"]),
-            device=str(obj["device"]),
-            chip=int(obj["chip"]),
-            domains=tuple(int(d) for d in obj["domains"]),
-            shared=bool(obj["shared"]),
-            keps=int(obj["keps"]),
-            share_id=obj.get("shareId"),
-            # checkpoints written before REMOVED fields were refused may still carry them
-            config=parse_partition_config(
-                {k: v for k, v in obj["config"].items() if k not in REMOVED}, "intent.config"
-            ),
-            neurons=int(obj.get("neurons", 0)),
-            synapses=int(obj.get("synapses", 0)),
-        )
-
-
-@dataclass(frozen=True)
-class ClaimPlan:
-    uid: str
-    namespace: str
-    name: str
-    pool: str
-    devices: tuple[DeviceIntent, ...]
-
-    def intent(self) -> Obj:
-        """The checkpoint's PrepareStarted payload: enough to redo or undo the prepare."""
-        return {"pool": self.pool, "devices": [d.to_json() for d in self.devices]}
-
-    @classmethod
-    def from_intent(
-        cls, uid: str, namespace: str, name: str, intent: Mapping[str, Any]
-    ) -> ClaimPlan:
-        return cls(
-            uid=uid,
-            namespace=namespace,
-            name=name,
-            pool=str(intent["pool"]),
-            devices=tuple(DeviceIntent.from_json(d) for d in intent["devices"]),
-        )
-
-
-@dataclass(frozen=True)
-class PreparedPartition:
-    """The engine's answer for one device intent."""
-
-    intent: DeviceIntent
-    partition_id: int
-    cores: tuple[int, ...]
 
 
 # ---- devices ----
@@ -239,7 +150,9 @@ def plan_claim(
                 "learning; set learning: false or select a model with onChipLearning"
             )
         keps = _granted_keps(result, at) if shared else _exclusive_keps(chip, domains)
-        neurons, synapses = (_granted(result, "neurons", at), _granted(result, "synapses", at))
+        # Neurons and synapses absent: 0, not limited.
+        neurons = _granted(result, "neurons", at) or 0
+        synapses = _granted(result, "synapses", at) or 0
         intents.append(
             DeviceIntent(
                 request,
@@ -258,19 +171,13 @@ def plan_claim(
 
 
 def _granted_keps(result: Obj, at: str) -> int:
-    consumed = _object(result.get("consumedCapacity"), f"{at}: consumedCapacity")
-    raw = consumed.get("keps")
-    if raw is None:
+    # Rounded up: a share is never given less throughput than it was allocated.
+    keps = _granted(result, "keps", at, math.ceil)
+    if keps is None:
         raise ClaimError(
             f"{at}: a shared device needs consumedCapacity.keps in the allocation; is the "
             "DRAConsumableCapacity feature enabled on the scheduler?"
         )
-    try:
-        keps = math.ceil(parse_quantity(raw))
-    except ValueError as exc:
-        raise ClaimError(f"{at}: consumedCapacity.keps: {exc}") from None
-    if keps <= 0:
-        raise ClaimError(f"{at}: consumedCapacity.keps must be positive, got {raw}")
     return keps
 
 
@@ -284,13 +191,15 @@ def engine_config(intent: DeviceIntent) -> EnginePartitionConfig:
     )
 
 
-def _granted(result: Obj, name: str, at: str) -> int:
-    """A share's grant of `name` from consumedCapacity; 0 (not limited) when absent."""
-    raw = (result.get("consumedCapacity") or {}).get(name)
+def _granted(
+    result: Obj, name: str, at: str, rounding: Callable[[Any], int] = math.floor
+) -> int | None:
+    """A share's grant of ``name`` from consumedCapacity, rounded; None when absent."""
+    raw = _object(result.get("consumedCapacity"), f"{at}: consumedCapacity").get(name)
     if raw is None:
-        return 0
+        return None
     try:
-        value = math.floor(parse_quantity(raw))
+        value = rounding(parse_quantity(raw))
     except ValueError as exc:
         raise ClaimError(f"{at}: consumedCapacity.{name}: {exc}") from None
     if value <= 0:
@@ -301,33 +210,13 @@ def _granted(result: Obj, name: str, at: str) -> int:
 # ---- results: CDI and status ----
 
 
-def socket_dir(root: Path, claim_uid: str, intent: DeviceIntent) -> Path:
-    return root / cdi.cdi_device_name(claim_uid, intent.request, intent.device)
-
-
-def cdi_devices(
-    plan: ClaimPlan, prepared: Sequence[PreparedPartition], socket_root: Path
-) -> list[cdi.PartitionDevice]:
-    return [
-        cdi.PartitionDevice(
-            request=p.intent.request,
-            device=p.intent.device,
-            partition_id=p.partition_id,
-            cores=p.cores,
-            keps=p.intent.keps,
-            socket_dir=socket_dir(socket_root, plan.uid, p.intent),
-        )
-        for p in prepared
-    ]
-
-
 def spike_endpoint(claim_uid: str, intent: DeviceIntent) -> str:
     name = cdi.cdi_device_name(claim_uid, intent.request, intent.device)
     return f"unix://{cdi.CONTAINER_ROOT}/{name}/{cdi.SPIKE_SOCKET}"
 
 
 def status_entries(
-    plan: ClaimPlan, prepared: Sequence[PreparedPartition], chips: Mapping[int, ChipView], now: str
+    plan: ClaimPlan, prepared: Sequence[Prepared], chips: Mapping[int, ChipView], now: str
 ) -> list[Obj]:
     """``status.devices`` entries for this claim's devices on this node."""
     out: list[Obj] = []

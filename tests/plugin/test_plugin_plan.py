@@ -1,4 +1,4 @@
-"""plugin/state.py: allocation results to partition intents, CDI devices and status entries."""
+"""plugin/plan.py: allocation results to partition intents and status entries."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from darwin_dra.engine import Engine
 from darwin_dra.hardware.model import ChipProfile
-from darwin_dra.plugin import state
-from darwin_dra.plugin.slices import ChipView
+from darwin_dra.plugin.cdi import build_spec
+from darwin_dra.plugin.plan import ClaimError, plan_claim, status_entries, with_status
+from darwin_dra.plugin.records import ClaimPlan, Prepared
+from darwin_dra.resources.chips import ChipView
 
 from tests.plugin.claims import claim, opaque, result
 
@@ -20,10 +22,8 @@ def views(engine: Engine, darwin3: ChipProfile) -> dict[int, ChipView]:
     return {c.id: ChipView.from_info(c, darwin3) for c in engine.chips()}
 
 
-def _plan(
-    views: dict[int, ChipView], *results: dict, config: list | None = None
-) -> state.ClaimPlan:
-    return state.plan_claim(claim("u1", list(results), config), "u1", NODE, views)
+def _plan(views: dict[int, ChipView], *results: dict, config: list | None = None) -> ClaimPlan:
+    return plan_claim(claim("u1", list(results), config), "u1", NODE, views)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +108,7 @@ def test_claim_config_wins_over_class_config_field_by_field(views: dict[int, Chi
 def test_bad_allocations_give_actionable_errors(
     views: dict[int, ChipView], results: list, config: list | None, message: str
 ) -> None:
-    with pytest.raises(state.ClaimError, match=message):
+    with pytest.raises(ClaimError, match=message):
         _plan(views, *results, config=config)
 
 
@@ -122,18 +122,18 @@ def test_learning_needs_a_chip_with_on_chip_learning(views: dict[int, ChipView])
             {"apiVersion": "darwin.snn.io/v1alpha1", "kind": "PartitionConfig", "learning": True},
         )
     ]
-    with pytest.raises(state.ClaimError, match="no on-chip learning"):
+    with pytest.raises(ClaimError, match="no on-chip learning"):
         _plan(no_learning, result("chip-0", NODE), config=config)
     assert _plan(views, result("chip-0", NODE), config=config).devices[0].config.learning
 
 
 def test_uid_mismatch_and_missing_allocation(views: dict[int, ChipView]) -> None:
     body = claim("u1", [result("chip-0", NODE)])
-    with pytest.raises(state.ClaimError, match="recreated"):
-        state.plan_claim(body, "u2", NODE, views)
+    with pytest.raises(ClaimError, match="recreated"):
+        plan_claim(body, "u2", NODE, views)
     del body["status"]["allocation"]
-    with pytest.raises(state.ClaimError, match="not allocated"):
-        state.plan_claim(body, "u1", NODE, views)
+    with pytest.raises(ClaimError, match="not allocated"):
+        plan_claim(body, "u1", NODE, views)
 
 
 def test_intent_round_trips_through_json(views: dict[int, ChipView]) -> None:
@@ -142,7 +142,7 @@ def test_intent_round_trips_through_json(views: dict[int, ChipView]) -> None:
         result("chip-0-quad-0", NODE, "a"),
         result("chip-1-shared-0", NODE, "b", consumedCapacity={"keps": "2k"}, shareID="z"),
     )
-    again = state.ClaimPlan.from_intent(plan.uid, plan.namespace, plan.name, plan.intent())
+    again = ClaimPlan.from_intent(plan.uid, plan.namespace, plan.name, plan.intent())
     assert again == plan
     assert again.devices[1].keps == 2000
 
@@ -152,8 +152,8 @@ def test_status_entries_and_merge_keep_other_drivers(
 ) -> None:
     plan = _plan(views, result("chip-0-domain-1", NODE))
     cores = tuple(range(15, 31))
-    prepared = [state.PreparedPartition(plan.devices[0], 7, cores)]
-    [entry] = state.status_entries(plan, prepared, views, "2026-01-01T00:00:00Z")
+    prepared = [Prepared(plan.devices[0], 7, cores)]
+    [entry] = status_entries(plan, prepared, views, "2026-01-01T00:00:00Z")
     assert entry["data"]["cores"] == 16
     assert entry["data"]["coreList"] == "15-30"
     assert entry["data"]["spikeEndpoint"].startswith(
@@ -165,18 +165,21 @@ def test_status_entries_and_merge_keep_other_drivers(
     body = claim("u1", [result("chip-0-domain-1", NODE)])
     foreign = {"driver": "gpu.example.com", "pool": NODE, "device": "gpu-0"}
     body["status"]["devices"] = [foreign]
-    updated = state.with_status(body, NODE, [entry])
+    updated = with_status(body, NODE, [entry])
     assert updated is not None
     assert updated["status"]["devices"] == [foreign, entry]
     later = {
         **entry,
         "conditions": [{**entry["conditions"][0], "lastTransitionTime": "2027-01-01T00:00:00Z"}],
     }
-    assert state.with_status(updated, NODE, [later]) is None
+    assert with_status(updated, NODE, [later]) is None
 
-    [cdi_dev] = state.cdi_devices(plan, prepared, tmp_path)
-    assert cdi_dev.socket_dir == tmp_path / "u1-r-chip-0-domain-1"
-    assert (cdi_dev.partition_id, cdi_dev.cores) == (7, cores)
+    # The CDI spec is written from the same record: its socket dir, partition and cores.
+    [cdi_dev] = build_spec(plan.uid, prepared, tmp_path)["devices"]
+    [mount] = cdi_dev["containerEdits"]["mounts"]
+    assert mount["hostPath"] == str(tmp_path / "u1-r-chip-0-domain-1")
+    env = dict(e.split("=", 1) for e in cdi_dev["containerEdits"]["env"])
+    assert (env["DARWIN_PARTITION"], env["DARWIN_CORES"]) == ("7", "15-30")
 
 
 @pytest.mark.parametrize(
@@ -213,5 +216,5 @@ def test_a_claim_of_the_wrong_shape_is_refused_naming_the_field(
     bad = claim("u1", [result("chip-0-domain-2", NODE)])
     assert callable(field)
     field(bad)
-    with pytest.raises(state.ClaimError, match=message):
-        state.plan_claim(bad, "u1", NODE, views)
+    with pytest.raises(ClaimError, match=message):
+        plan_claim(bad, "u1", NODE, views)

@@ -1,0 +1,120 @@
+"""Which partitions of a chip are published as devices, and how healthy each is (pure).
+
+A chip's devices are its single domains, its 2 x 2 quads, its halves, the whole chip and one
+shared device per half; their names (``chip-c-quad-q`` ...) are what a claim's allocation
+names, so the plugin maps a device back to its domains with the same table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from darwin_dra.resources.chips import ChipView, Health
+
+TAINT_KEY = "darwin.snn.io/unhealthy"
+
+
+def partition_health(chip: ChipView, domains: Sequence[int]) -> Health:
+    """The worst of the chip's own state and that of the domains the partition spans."""
+    by_index = {d.index: d for d in chip.domains}
+    return max([chip.health, *(by_index[i].health for i in domains)])
+
+
+def device_taints(chip: ChipView, domains: Sequence[int]) -> list[dict[str, str]]:
+    """Taints of a partition: NoSchedule when degraded, NoExecute when failed (pure)."""
+    health = partition_health(chip, domains)
+    if health is Health.OK:
+        return []
+    effect = "NoExecute" if health is Health.FAILED else "NoSchedule"
+    return [{"key": TAINT_KEY, "value": health.name.lower(), "effect": effect}]
+
+
+RESET_TAINT = {"key": TAINT_KEY, "value": "reset", "effect": "NoExecute"}
+
+
+def with_reset_taints(
+    slices: Sequence[dict[str, Any]], lost: frozenset[str]
+) -> list[dict[str, Any]]:
+    """The slices with a NoExecute ``reset`` taint on every device in ``lost`` (pure): their
+    claims' partitions died in a chip reset, so the pods using them must leave."""
+    if not lost:
+        return list(slices)
+    out = []
+    for sl in slices:
+        devices = sl["spec"].get("devices")
+        if devices is None or not any(d["name"] in lost for d in devices):
+            out.append(sl)
+            continue
+        marked = [
+            {**d, "taints": [*d.get("taints", []), dict(RESET_TAINT)]} if d["name"] in lost else d
+            for d in devices
+        ]
+        out.append({**sl, "spec": {**sl["spec"], "devices": marked}})
+    return out
+
+
+@dataclass(frozen=True)
+class Partition:
+    name: str
+    kind: str  # chip | half | quad | domain | shared
+    domains: tuple[int, ...]
+    origin: tuple[int, int]  # domain grid coordinates of the top-left domain
+    size: tuple[int, int]  # in domains
+    shared: bool = False
+
+
+PARTITION_KINDS = ("domain", "quad", "half", "chip", "shared")
+# A lighter layout for large clusters: no single domains, so a chip publishes 14 devices
+# instead of 50 (the scheduler checks every device of every node it filters; see docs/fleet.md).
+LIGHT_PARTITIONS = ("quad", "half", "chip", "shared")
+
+
+def parse_partitions(text: str) -> tuple[str, ...]:
+    """A comma-separated list of partition kinds, checked (ValueError names the bad kind)."""
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    if text.strip() == "light":
+        return LIGHT_PARTITIONS
+    if text.strip() in ("all", "full"):
+        return PARTITION_KINDS
+    bad = [k for k in kinds if k not in PARTITION_KINDS]
+    if bad or not kinds:
+        raise ValueError(
+            f"partitions: unknown kind(s) {bad or [text]}; use a list of "
+            f"{', '.join(PARTITION_KINDS)}, or 'full' or 'light'"
+        )
+    return tuple(k for k in PARTITION_KINDS if k in kinds)
+
+
+def partitions(chip: ChipView, kinds: Sequence[str] = PARTITION_KINDS) -> list[Partition]:
+    """The chip's partitions of ``kinds`` in publishing order: smallest first, shared last."""
+    return [p for p in _all_partitions(chip) if p.kind in kinds]
+
+
+def _all_partitions(chip: ChipView) -> list[Partition]:
+    dx, dy = chip.domains_x, chip.domains_y
+    c = chip.chip
+    out: list[Partition] = []
+    for d in range(dx * dy):
+        out.append(Partition(f"chip-{c}-domain-{d}", "domain", (d,), (d % dx, d // dx), (1, 1)))
+    qx = dx // 2
+    for q in range(qx * (dy // 2)):
+        x0, y0 = (q % qx) * 2, (q // qx) * 2
+        members = tuple(y * dx + x for y in (y0, y0 + 1) for x in (x0, x0 + 1))
+        out.append(Partition(f"chip-{c}-quad-{q}", "quad", members, (x0, y0), (2, 2)))
+    half_rows = dy // 2
+    for h in (0, 1):
+        members = tuple(range(h * half_rows * dx, (h + 1) * half_rows * dx))
+        out.append(
+            Partition(f"chip-{c}-half-{h}", "half", members, (0, h * half_rows), (dx, half_rows))
+        )
+    out.append(Partition(f"chip-{c}", "chip", tuple(range(dx * dy)), (0, 0), (dx, dy)))
+    for h in (0, 1):
+        members = tuple(range(h * half_rows * dx, (h + 1) * half_rows * dx))
+        out.append(
+            Partition(
+                f"chip-{c}-shared-{h}", "shared", members, (0, h * half_rows), (dx, half_rows), True
+            )
+        )
+    return out
