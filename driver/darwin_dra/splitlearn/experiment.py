@@ -4,12 +4,13 @@ sample, for each."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from darwin_dra.splitlearn.ann import train_ann
-from darwin_dra.splitlearn.data import load
+from darwin_dra.splitlearn.data import Split, load
 from darwin_dra.splitlearn.nirexport import export_and_check
 from darwin_dra.splitlearn.parts import Config, EdgePart, ServerPart, load_weights
 from darwin_dra.splitlearn.run import run_split
@@ -48,6 +49,11 @@ def trained_parts(work: Path, cfg: Config, seed: int) -> tuple[EdgePart, ServerP
     return edge, server
 
 
+# Trains the split model somewhere (two processes, two pods): (edge report, server report),
+# each party's weights left in work/<role>/<role>.npz.
+SplitRunner = Callable[[Path, Config, int, Split], tuple[dict[str, Any], dict[str, Any]]]
+
+
 def split_learn(
     work: Path,
     cfg: Config,
@@ -55,10 +61,15 @@ def split_learn(
     limit: int | None = None,
     ann_epochs: int = 30,
     export: Path | None = None,
+    runner: SplitRunner | None = None,
 ) -> Report:
+    """``runner``: where the two parties run; by default two processes on this machine."""
     cfg.check()
     data = load(limit=limit)
-    edge, server = run_split(work, cfg, seed, limit)
+    if runner is None:
+        edge, server = run_split(work, cfg, seed, limit)
+    else:
+        edge, server = runner(work, cfg, seed, data)
     check = None
     if export is not None:
         e_part, s_part = trained_parts(work, cfg, seed)
@@ -89,10 +100,13 @@ def split_learn(
 
 def format_report(r: Report) -> str:
     c = r.config
+    where = "2 processes, mTLS"
+    if r.edge.get("node"):
+        where = f"pods on {r.edge['node']} and {r.server['node']}, mTLS"
     rows = [
         ("model", "held-out accuracy", "cut bytes/sample (forward)", "bytes/sample back (train)"),
         (
-            "SNN split (2 processes, mTLS)",
+            f"SNN split ({where})",
             f"{100 * r.split_accuracy:.2f}%",
             f"{r.split_bytes_per_sample:.1f} ({r.spikes_per_sample:.1f} spikes)",
             f"{r.split_grad_bytes_per_sample:.0f}",

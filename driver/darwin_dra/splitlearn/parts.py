@@ -42,6 +42,7 @@ class Config:
     batch: int = 32
     cut_noise: float = 0.0  # the defence knob (noise.py): share of spikes moved at the cut
     rate_penalty: float = 1.0  # the edge adds rate_penalty x (its mean firing rate) to the loss
+    cut_rate_limit: int = 16  # the other knob (ratelimit.py): spikes per cut neuron and sample
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -52,6 +53,8 @@ class Config:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.decay < 1:
             raise ValueError(f"decay must lie in (0, 1), got {self.decay}")
+        if self.cut_rate_limit < 1:
+            raise ValueError(f"cut_rate_limit must be >= 1, got {self.cut_rate_limit}")
         if not 0 <= self.cut_noise <= 1:
             raise ValueError(f"cut_noise must lie in [0, 1], got {self.cut_noise}")
 
