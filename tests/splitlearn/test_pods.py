@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from darwin_dra.splitlearn import pods
-from darwin_dra.splitlearn.data import Split, read, save
+from darwin_dra.splitlearn.data import Split, load, read, save
 from darwin_dra.splitlearn.parts import Config
 
 S = pods.PodSettings("run1", "darwin-dra:test", edge_node="node-a")
@@ -100,3 +100,18 @@ def test_the_data_file_round_trips_and_names_what_is_missing(tmp_path: Path) -> 
     assert json.loads(json.dumps(pods.claim(S, "edge")))["spec"]["devices"]["requests"][0][
         "exactly"
     ] == {"deviceClassName": "darwin-domain.snn.io"}
+
+
+def test_mnist1d_is_made_offline_on_the_rate_codes_grid_and_its_sets_are_disjoint() -> None:
+    d = load(dataset="mnist1d")
+    assert d.train_x.shape[1] == d.test_x.shape[1] == d.aux_x.shape[1] == 40
+    assert (len(d.train_x), len(d.aux_x), len(d.test_x)) == (3000, 1000, 1000)
+    for x in (d.train_x, d.test_x, d.aux_x):
+        assert x.min() >= 0
+        assert x.max() <= 16
+    assert set(np.unique(d.train_y)) == set(range(10))
+    rows = {r.tobytes() for r in d.train_x}
+    assert not rows & {r.tobytes() for r in d.aux_x}
+    assert not rows & {r.tobytes() for r in d.test_x}
+    with pytest.raises(ValueError, match="no data set 'cifar'"):
+        load(dataset="cifar")

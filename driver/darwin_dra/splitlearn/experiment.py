@@ -5,7 +5,7 @@ sample, for each."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from darwin_dra.splitlearn.train import train_unsplit
 
 @dataclass
 class Report:
+    dataset: str
     config: dict[str, float | int]
     seed: int
     train_samples: int
@@ -62,14 +63,13 @@ def split_learn(
     ann_epochs: int = 30,
     export: Path | None = None,
     runner: SplitRunner | None = None,
+    dataset: str = "digits",
 ) -> Report:
     """``runner``: where the two parties run; by default two processes on this machine."""
+    data = load(limit=limit, dataset=dataset)
+    cfg = replace(cfg, inputs=int(data.train_x.shape[1]))
     cfg.check()
-    data = load(limit=limit)
-    if runner is None:
-        edge, server = run_split(work, cfg, seed, limit)
-    else:
-        edge, server = runner(work, cfg, seed, data)
+    edge, server = (runner or run_split)(work, cfg, seed, data)
     check = None
     if export is not None:
         e_part, s_part = trained_parts(work, cfg, seed)
@@ -78,6 +78,7 @@ def split_learn(
     _, ann_acc = train_ann(data, seed, cfg.hidden, cfg.hidden2, epochs=ann_epochs)
     trained = cfg.epochs * len(data.train_x)
     return Report(
+        dataset=dataset,
         config=cfg.to_dict(),
         seed=seed,
         train_samples=len(data.train_x),
@@ -113,7 +114,7 @@ def format_report(r: Report) -> str:
         ),
         ("SNN unsplit (1 process)", f"{100 * r.unsplit_accuracy:.2f}%", "-", "-"),
         (
-            f"ANN 64-{c['hidden']}-{c['hidden2']}-10 (ReLU)",
+            f"ANN {c['inputs']}-{c['hidden']}-{c['hidden2']}-10 (ReLU)",
             f"{100 * r.ann_accuracy:.2f}%",
             f"{r.ann_bytes_per_sample:.0f} (dense float32)",
             f"{r.ann_grad_bytes_per_sample:.0f}",
@@ -125,7 +126,7 @@ def format_report(r: Report) -> str:
     ratio = r.ann_bytes_per_sample / max(r.split_bytes_per_sample, 1e-9)
     lines += [
         "",
-        f"digits: {r.train_samples} training, {r.test_samples} held out; rate code, "
+        f"{r.dataset}: {r.train_samples} training, {r.test_samples} held out; rate code, "
         f"{c['steps']} steps; cut = {c['hidden']} LIF neurons; seed {r.seed}; "
         f"{c['epochs']} epochs; rate penalty {c['rate_penalty']}; cut noise {c['cut_noise']}",
         f"split - unsplit accuracy: {100 * (r.split_accuracy - r.unsplit_accuracy):+.2f} points; "

@@ -42,7 +42,7 @@ def split_graph(edge: EdgePart, server: ServerPart) -> Any:
     cfg = edge.cfg
     f64 = np.float64
     nodes = {
-        "input": nir.Input(input_type={"input": np.array([64])}),
+        "input": nir.Input(input_type={"input": np.array([cfg.inputs])}),
         "fc_edge": nir.Affine(weight=edge.layer.w.T.astype(f64), bias=edge.layer.b.astype(f64)),
         CUT: _neurons("LIF", cfg.hidden, cfg),
         "fc_server": nir.Affine(weight=server.l2.w.T.astype(f64), bias=server.l2.b.astype(f64)),
