@@ -19,7 +19,7 @@ network (``extract_stage``) is pipeline/stagepart.py's; both are re-exported her
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -168,6 +168,52 @@ def plan_split(
     )
 
 
+def split_at_layers(
+    model: CompiledModel,
+    layers: Sequence[Sequence[str]],
+    *,
+    steps_per_s: float = 1000.0,
+    rates_hz: Mapping[str, float] | None = None,
+    default_rate_hz: float = DEFAULT_RATE_HZ,
+) -> SplitPlan:
+    """A split the user gives: engine stage j holds the model layers ``layers[j]`` (every
+    neuron layer named once), e.g. a split-learning model deployed with its training cut.
+    Refused when a projection goes back a stage (the runtime needs a DAG)."""
+    net = model.network
+    names = [x.name for x in model.neuron_layers]
+    stage_of_layer: dict[str, int] = {}
+    for j, held in enumerate(layers):
+        if not held:
+            raise SplitError(f"split at layers: stage s{j} holds no layer")
+        for name in held:
+            if name not in names:
+                raise SplitError(f"split at layers: no neuron layer {name!r} ({', '.join(names)})")
+            if name in stage_of_layer:
+                raise SplitError(f"split at layers: layer {name!r} named twice")
+            stage_of_layer[name] = j
+    if missing := [n for n in names if n not in stage_of_layer]:
+        raise SplitError(f"split at layers: no stage holds layer(s) {', '.join(missing)}")
+    tile = max(1, math.ceil(net.n_neurons / TARGET_GROUPS))
+    graph, members = model_graph_tiles(model, max_group_neurons=tile)
+    layer_of = np.zeros(net.n_neurons, np.int64)
+    for x in model.neuron_layers:
+        layer_of[x.first : x.first + x.count] = stage_of_layer[x.name]
+    stage_of_group = np.array([layer_of[members[g.name][0]] for g in graph.groups], np.int64)
+    src, dst = net.src.astype(np.int64), net.dst.astype(np.int64)
+    inner = src < net.n_neurons
+    back = layer_of[src[inner]] > layer_of[dst[inner]]
+    if back.any():
+        i = int(np.flatnonzero(back)[0])
+        raise SplitError(
+            f"split at layers: neuron {int(src[inner][i])} feeds neuron {int(dst[inner][i])} "
+            "of an earlier stage"
+        )
+    rates = dict(rates_hz or {})
+    return _plan(
+        model, graph.groups, members, stage_of_group, tile, steps_per_s, rates, default_rate_hz
+    )
+
+
 def naive_split(
     model: CompiledModel,
     stages: int,
@@ -289,5 +335,6 @@ __all__ = [
     "naive_split",
     "plan_split",
     "spiking_output_ids",
+    "split_at_layers",
     "stage_of_neurons",
 ]
