@@ -142,4 +142,10 @@ def format_report(r: Report) -> str:
             f"({100 * (n['engine_accuracy'] - n['training_accuracy']):+.2f} points; same class "
             f"for {100 * n['agreement']:.1f}% of {n['samples']} digits)"
         )
+        lines.append(
+            "the same digits as one stream on the engine (no reset; gap steps between): "
+            + ", ".join(
+                f"gap {g}: {100 * acc:.2f}%" for g, acc in sorted(n["stream_accuracy"].items())
+            )
+        )
     return "\n".join(lines)
