@@ -12,40 +12,44 @@ every upstream has finished it.
 Besides the engine stages ``s0``, ``s1``..., a plan has an ``input`` stage (it sends the
 model's input spikes to the stages that read them) and an ``output`` stage (it collects the
 spikes of the model's spiking outputs), so where the input comes from and where the outputs go
-are placeable like the rest. ``extract_stage`` gives one stage's network: its neurons (in global
-order, renumbered), their synapses, and one engine input per remote neuron or model input that
-feeds it, with the delay of the cut synapse (the engine treats an injected spike for step s as
-fired at s, so the delay is kept exactly). Wire ids on an edge are indices into the edge's
-sorted list of global ids, which both ends derive from the plan.
+are placeable like the rest. The plan's types and JSON are pipeline/splitplan.py's; one stage's
+network (``extract_stage``) is pipeline/stagepart.py's; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import heapq
-import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
-from darwin_dra.engine.network import Network
 from darwin_dra.models.compile import CompiledModel
 from darwin_dra.models.traffic import DEFAULT_RATE_HZ, model_graph_tiles
+from darwin_dra.pipeline.cutorder import breadth_order, condense, cuts, depth_order
+from darwin_dra.pipeline.splitplan import (
+    INPUT,
+    OUTPUT,
+    PLAN_VERSION,
+    ModelRef,
+    SplitError,
+    SplitPlan,
+    StageEdge,
+    StageSpec,
+    model_digest,
+)
+from darwin_dra.pipeline.stagepart import (
+    StagePart,
+    check_plan,
+    extract_stage,
+    spiking_output_ids,
+    stage_of_neurons,
+)
 
 I64 = npt.NDArray[np.int64]
-U32 = npt.NDArray[np.uint32]
 F64 = npt.NDArray[np.float64]
 
-PLAN_VERSION = 1
-INPUT = "input"
-OUTPUT = "output"
 # Default capacity of an engine stage: one darwin3 chip (profiles/darwin3.yaml: 575 cores of
 # 4096 neurons, 1e8 synapses). The planner's topology decides the real partitions; this only
 # bounds what one stage is asked to hold.
@@ -53,291 +57,6 @@ DEFAULT_STAGE_NEURONS = 575 * 4096
 DEFAULT_STAGE_SYNAPSES = 100_000_000
 # Planner groups the dynamic program orders: enough to cut a layer, few enough to stay fast.
 TARGET_GROUPS = 512
-# How far above an equal share a stage may be; relaxed step by step when nothing fits.
-IMBALANCES = (0.25, 0.5, 1.0, 2.0, math.inf)
-
-
-class SplitError(ValueError):
-    """A model that cannot be split as asked, or a plan that does not fit the model."""
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    name: str
-    kind: str  # "input", "engine" or "output"
-    neurons: int
-    synapses: int  # synapses onto the stage's neurons (the cut's are held at its inputs)
-    keps: int  # estimated thousands of synaptic events per second at the plan's steps_per_s
-    groups: tuple[str, ...] = ()  # the planner groups it holds (engine stages)
-
-
-@dataclass(frozen=True)
-class StageEdge:
-    src: str
-    dst: str
-    spikes_per_step: float  # estimated
-    spikes_per_s: float  # estimated, at the plan's steps_per_s
-    neurons: int  # distinct global ids sent on this edge
-    synapses: int  # synapses the edge feeds (0 into the output stage)
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    name: str
-    neurons: int
-    synapses: int
-    inputs: int
-    digest: str
-
-
-def model_digest(model: CompiledModel) -> str:
-    """A digest of the compiled network: a plan made for another model is refused."""
-    net = model.network
-    h = hashlib.sha256()
-    h.update(f"{net.n_neurons}:{net.n_inputs}:{net.n_synapses}:{len(net.groups)}".encode())
-    for col in (net.src, net.dst, net.delay, net.weight):
-        h.update(np.ascontiguousarray(col).tobytes())
-    for g in net.groups:
-        h.update(repr(dataclasses.astuple(g)).encode())
-    return h.hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class SplitPlan:
-    model: ModelRef
-    steps_per_s: float
-    max_group_neurons: int
-    stages: tuple[StageSpec, ...]
-    edges: tuple[StageEdge, ...]
-    version: int = PLAN_VERSION
-
-    def stage(self, name: str) -> StageSpec:
-        for s in self.stages:
-            if s.name == name:
-                return s
-        raise SplitError(f"the plan has no stage {name!r} (stages: {self.names()})")
-
-    def names(self) -> str:
-        return ", ".join(s.name for s in self.stages)
-
-    def engine_stages(self) -> tuple[StageSpec, ...]:
-        return tuple(s for s in self.stages if s.kind == "engine")
-
-    def downstream(self, name: str) -> list[str]:
-        return [e.dst for e in self.edges if e.src == name]
-
-    def upstream(self, name: str) -> list[str]:
-        return [e.src for e in self.edges if e.dst == name]
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
-
-    @staticmethod
-    def from_json(text: str) -> SplitPlan:
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SplitError(f"the plan is not JSON: {exc}") from exc
-        return _plan_from(raw)
-
-
-def _field(raw: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
-    if not isinstance(raw, Mapping) or key not in raw:
-        raise SplitError(f"plan: {where} lacks {key!r}")
-    value = raw[key]
-    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok = float(value), True
-    if not ok:
-        raise SplitError(f"plan: {where}.{key} must be {kind.__name__}, got {value!r}")
-    return value
-
-
-def _plan_from(raw: Any) -> SplitPlan:
-    if not isinstance(raw, Mapping):
-        raise SplitError("plan: the top level must be an object")
-    version = _field(raw, "version", int, "plan")
-    if version != PLAN_VERSION:
-        raise SplitError(f"plan: version {version} is not {PLAN_VERSION}")
-    m = _field(raw, "model", dict, "plan")
-    model = ModelRef(
-        _field(m, "name", str, "model"),
-        _field(m, "neurons", int, "model"),
-        _field(m, "synapses", int, "model"),
-        _field(m, "inputs", int, "model"),
-        _field(m, "digest", str, "model"),
-    )
-    stages = []
-    for i, s in enumerate(_field(raw, "stages", list, "plan")):
-        w = f"stages[{i}]"
-        groups = _field(s, "groups", list, w)
-        if not all(isinstance(g, str) for g in groups):
-            raise SplitError(f"plan: {w}.groups must be strings")
-        kind = _field(s, "kind", str, w)
-        if kind not in ("input", "engine", "output"):
-            raise SplitError(f"plan: {w}.kind {kind!r} is not input, engine or output")
-        stages.append(
-            StageSpec(
-                _field(s, "name", str, w),
-                kind,
-                _field(s, "neurons", int, w),
-                _field(s, "synapses", int, w),
-                _field(s, "keps", int, w),
-                tuple(groups),
-            )
-        )
-    names = [s.name for s in stages]
-    if len(set(names)) != len(names):
-        raise SplitError(f"plan: stage names repeat: {names}")
-    edges = []
-    for i, e in enumerate(_field(raw, "edges", list, "plan")):
-        w = f"edges[{i}]"
-        edge = StageEdge(
-            _field(e, "src", str, w),
-            _field(e, "dst", str, w),
-            _field(e, "spikes_per_step", float, w),
-            _field(e, "spikes_per_s", float, w),
-            _field(e, "neurons", int, w),
-            _field(e, "synapses", int, w),
-        )
-        for end in (edge.src, edge.dst):
-            if end not in names:
-                raise SplitError(f"plan: {w} names unknown stage {end!r}")
-        edges.append(edge)
-    return SplitPlan(
-        model,
-        _field(raw, "steps_per_s", float, "plan"),
-        _field(raw, "max_group_neurons", int, "plan"),
-        tuple(stages),
-        tuple(edges),
-        version,
-    )
-
-
-# ---- the split ----
-
-
-def _condense(n: int, src: I64, dst: I64) -> tuple[I64, int, list[list[int]], I64]:
-    """Strongly connected parts of the group graph (a loop is never cut): each group's part,
-    their count, the parts' successors, and each part's lowest group index."""
-    if n == 0:
-        return np.zeros(0, np.int64), 0, [], np.zeros(0, np.int64)
-    adj = coo_matrix((np.ones(src.size), (src, dst)), shape=(n, n)).tocsr()
-    k, label = connected_components(adj, directed=True, connection="strong")
-    lab = label.astype(np.int64)
-    cs, cd = lab[src], lab[dst]
-    keep = cs != cd
-    pairs = np.unique(cs[keep] * k + cd[keep]) if keep.any() else np.zeros(0, np.int64)
-    succ: list[list[int]] = [[] for _ in range(k)]
-    for p in pairs.tolist():
-        a, b = divmod(p, k)
-        succ[a].append(b)
-    first = np.full(k, n, np.int64)
-    np.minimum.at(first, lab, np.arange(n, dtype=np.int64))
-    for lst in succ:
-        lst.sort(key=lambda c: int(first[c]))
-    return lab, k, succ, first
-
-
-def _breadth_order(k: int, succ: list[list[int]], first: I64) -> I64:
-    """A topological rank of each part: among the ready parts, the lowest group index first,
-    so layers come in the model's order (a layer's tiles together)."""
-    indeg = np.zeros(k, np.int64)
-    for lst in succ:
-        for b in lst:
-            indeg[b] += 1
-    ready = [(int(first[c]), c) for c in range(k) if indeg[c] == 0]
-    heapq.heapify(ready)
-    rank = np.zeros(k, np.int64)
-    at = 0
-    while ready:
-        _, c = heapq.heappop(ready)
-        rank[c] = at
-        at += 1
-        for b in succ[c]:
-            indeg[b] -= 1
-            if indeg[b] == 0:
-                heapq.heappush(ready, (int(first[b]), b))
-    return rank
-
-
-def _depth_order(k: int, succ: list[list[int]], first: I64) -> I64:
-    """A topological rank in reverse DFS postorder: a branch is followed to its end before
-    the next starts, so parallel pathways come one after the other."""
-    indeg = np.zeros(k, np.int64)
-    for lst in succ:
-        for b in lst:
-            indeg[b] += 1
-    seen = np.zeros(k, bool)
-    post: list[int] = []
-    roots = sorted((c for c in range(k) if indeg[c] == 0), key=lambda c: -int(first[c]))
-    for r in roots:
-        if seen[r]:
-            continue
-        stack: list[tuple[int, int]] = [(r, 0)]
-        seen[r] = True
-        while stack:
-            c, i = stack[-1]
-            kids = succ[c]
-            # children in reverse index order, so the reversed postorder visits low ones first
-            j = len(kids) - 1 - i
-            if i < len(kids):
-                stack[-1] = (c, i + 1)
-                b = kids[j]
-                if not seen[b]:
-                    seen[b] = True
-                    stack.append((b, 0))
-                continue
-            stack.pop()
-            post.append(c)
-    rank = np.zeros(k, np.int64)
-    rank[np.array(post[::-1], np.int64)] = np.arange(k)
-    return rank
-
-
-def _cuts(
-    traffic: F64, neurons: I64, synapses: I64, k: int, cap_n: int, cap_s: int
-) -> tuple[list[int], float] | None:
-    """Boundaries 0 = b0 < b1 < ... < bk = m of k contiguous runs of m units minimising the
-    traffic between runs (traffic[a, b]: a -> b, a < b), each run within the capacities and the
-    first imbalance of IMBALANCES that admits a split; None if none does."""
-    m = neurons.size
-    if k > m:
-        return None
-    # X[s, e]: traffic into units [s, e) from units before s.
-    above = np.cumsum(traffic, axis=0)  # above[s-1, b] = sum_{a < s} traffic[a, b]
-    p = np.vstack([np.zeros((1, m)), above[:-1]])  # p[s, b] = sum_{a<s} traffic[a, b]
-    q = np.hstack([np.zeros((m, 1)), np.cumsum(p, axis=1)])  # q[s, e] = sum_{b<e} p[s, b]
-    x = q - np.diag(q)[:, None]  # sum_{s<=b<e} p[s, b]; row s, column e
-    x = np.vstack([x, np.zeros((1, m + 1))])
-    cn = np.concatenate([[0], np.cumsum(neurons)])
-    cs = np.concatenate([[0], np.cumsum(synapses)])
-    load_n = cn[None, :] - cn[:, None]
-    load_s = cs[None, :] - cs[:, None]
-    order = np.arange(m + 1)
-    nonempty = order[None, :] > order[:, None]
-    for imb in IMBALANCES:
-        lim_n = min(cap_n, (1 + imb) * cn[-1] / k) if math.isfinite(imb) else cap_n
-        lim_s = min(cap_s, (1 + imb) * cs[-1] / k) if math.isfinite(imb) else cap_s
-        # a single unit always fits its own run if it fits the capacity
-        ok = nonempty & (
-            ((load_n <= lim_n) & (load_s <= lim_s))
-            | ((order[None, :] == order[:, None] + 1) & (load_n <= cap_n) & (load_s <= cap_s))
-        )
-        cost = np.where(ok, x, np.inf)
-        f = np.full(m + 1, np.inf)
-        f[0] = 0.0
-        back = np.zeros((k + 1, m + 1), np.int64)
-        for j in range(1, k + 1):
-            tot = f[:, None] + cost
-            back[j] = np.argmin(tot, axis=0)
-            f = tot[back[j], order]
-        if math.isfinite(f[m]):
-            bounds = [m]
-            for j in range(k, 0, -1):
-                bounds.append(int(back[j][bounds[-1]]))
-            return bounds[::-1], float(f[m])
-    return None
 
 
 def _rate_per_source(model: CompiledModel, rates: Mapping[str, float], default: float) -> F64:
@@ -348,18 +67,6 @@ def _rate_per_source(model: CompiledModel, rates: Mapping[str, float], default: 
         base = layer.first + (net.n_neurons if layer.is_input else 0)
         out[base : base + layer.count] = rates.get(layer.name, default)
     return out
-
-
-def spiking_output_ids(model: CompiledModel) -> U32:
-    """Global ids of the neurons the model's spiking Outputs read, ascending."""
-    net = model.network
-    ids: list[I64] = []
-    for layer_name in sorted(set(model.outputs.values())):
-        layer = model.layer(layer_name)
-        group = net.groups[model.groups_of[layer.name][0]]
-        if group.model.spiking:
-            ids.append(np.arange(layer.first, layer.first + layer.count, dtype=np.int64))
-    return np.unique(np.concatenate([np.zeros(0, np.int64), *ids])).astype(np.uint32)
 
 
 def plan_split(
@@ -405,7 +112,7 @@ def plan_split(
     esrc = np.array([index[e.source] for e in graph.edges], np.int64)
     edst = np.array([index[e.target] for e in graph.edges], np.int64)
     espk = np.array([e.spikes_per_s for e in graph.edges], np.float64)
-    lab, m, succ, first = _condense(n_groups, esrc, edst)
+    lab, m, succ, first = condense(n_groups, esrc, edst)
     neurons = np.bincount(lab, weights=[g.neurons for g in graph.groups], minlength=m)
     dst_group = gid_of[net.dst.astype(np.int64)]
     in_syn = np.bincount(lab[dst_group], minlength=m) if dst_group.size else np.zeros(m)
@@ -431,7 +138,7 @@ def plan_split(
     # Cut two topological orders (layers in order; branches one after the other) and keep the
     # cheaper: any cut of a topological order is a DAG of stages.
     views = []
-    for rank in (_breadth_order(m, succ, first), _depth_order(m, succ, first)):
+    for rank in (breadth_order(m, succ, first), depth_order(m, succ, first)):
         traffic = np.zeros((m, m))
         us, ud = rank[lab[esrc]], rank[lab[edst]]
         cross = us != ud
@@ -441,7 +148,7 @@ def plan_split(
     best: tuple[float, I64, list[int]] | None = None
     for k in candidates:
         for rank, traffic, n_ord, s_ord in views:
-            got = _cuts(traffic, n_ord, s_ord, k, cap_n, cap_s)
+            got = cuts(traffic, n_ord, s_ord, k, cap_n, cap_s)
             if got is not None and (best is None or got[1] < best[0]):
                 best = (got[1], rank, got[0])
         if best is not None:
@@ -456,6 +163,52 @@ def plan_split(
     for j in range(len(bounds) - 1):
         stage_of_pos[bounds[j] : bounds[j + 1]] = j
     stage_of_group = stage_of_pos[rank[lab]]
+    return _plan(
+        model, graph.groups, members, stage_of_group, tile, steps_per_s, rates, default_rate_hz
+    )
+
+
+def split_at_layers(
+    model: CompiledModel,
+    layers: Sequence[Sequence[str]],
+    *,
+    steps_per_s: float = 1000.0,
+    rates_hz: Mapping[str, float] | None = None,
+    default_rate_hz: float = DEFAULT_RATE_HZ,
+) -> SplitPlan:
+    """A split the user gives: engine stage j holds the model layers ``layers[j]`` (every
+    neuron layer named once), e.g. a split-learning model deployed with its training cut.
+    Refused when a projection goes back a stage (the runtime needs a DAG)."""
+    net = model.network
+    names = [x.name for x in model.neuron_layers]
+    stage_of_layer: dict[str, int] = {}
+    for j, held in enumerate(layers):
+        if not held:
+            raise SplitError(f"split at layers: stage s{j} holds no layer")
+        for name in held:
+            if name not in names:
+                raise SplitError(f"split at layers: no neuron layer {name!r} ({', '.join(names)})")
+            if name in stage_of_layer:
+                raise SplitError(f"split at layers: layer {name!r} named twice")
+            stage_of_layer[name] = j
+    if missing := [n for n in names if n not in stage_of_layer]:
+        raise SplitError(f"split at layers: no stage holds layer(s) {', '.join(missing)}")
+    tile = max(1, math.ceil(net.n_neurons / TARGET_GROUPS))
+    graph, members = model_graph_tiles(model, max_group_neurons=tile)
+    layer_of = np.zeros(net.n_neurons, np.int64)
+    for x in model.neuron_layers:
+        layer_of[x.first : x.first + x.count] = stage_of_layer[x.name]
+    stage_of_group = np.array([layer_of[members[g.name][0]] for g in graph.groups], np.int64)
+    src, dst = net.src.astype(np.int64), net.dst.astype(np.int64)
+    inner = src < net.n_neurons
+    back = layer_of[src[inner]] > layer_of[dst[inner]]
+    if back.any():
+        i = int(np.flatnonzero(back)[0])
+        raise SplitError(
+            f"split at layers: neuron {int(src[inner][i])} feeds neuron {int(dst[inner][i])} "
+            "of an earlier stage"
+        )
+    rates = dict(rates_hz or {})
     return _plan(
         model, graph.groups, members, stage_of_group, tile, steps_per_s, rates, default_rate_hz
     )
@@ -493,21 +246,6 @@ def naive_split(
     return _plan(
         model, graph.groups, members, stage_of_group, tile, steps_per_s, rates, default_rate_hz
     )
-
-
-def stage_of_neurons(model: CompiledModel, plan: SplitPlan) -> I64:
-    """The engine stage index (into plan.engine_stages()) of every neuron."""
-    net = model.network
-    _, members = model_graph_tiles(model, max_group_neurons=plan.max_group_neurons)
-    out = np.full(net.n_neurons, -1, np.int64)
-    for j, s in enumerate(plan.engine_stages()):
-        for g in s.groups:
-            if g not in members:
-                raise SplitError(f"plan: stage {s.name} names group {g!r} the model lacks")
-            out[members[g]] = j
-    if (out < 0).any():
-        raise SplitError(f"plan: neuron {int(np.argmax(out < 0))} belongs to no stage")
-    return out
 
 
 def _plan(
@@ -581,103 +319,22 @@ def _plan(
     return SplitPlan(ref, float(steps_per_s), tile, tuple(specs), tuple(edges))
 
 
-# ---- one stage's part ----
-
-
-@dataclass(frozen=True)
-class StagePart:
-    """One stage's share of the model. Ids on the wire are indices into ``sends[peer]`` (the
-    sender) and ``receives[peer]`` (the receiver): the same sorted list of global ids (global
-    neuron id, or n_neurons + input index for model inputs)."""
-
-    name: str
-    kind: str
-    network: Network | None  # engine stages: neurons 0..L-1, inputs L..L+I-1
-    neurons: U32  # global id of each local neuron, ascending
-    inputs_from: U32  # global source id of each engine input, ascending
-    sends: Mapping[str, U32]
-    receives: Mapping[str, U32]
-
-
-def check_plan(model: CompiledModel, plan: SplitPlan) -> None:
-    net = model.network
-    digest = model_digest(model)
-    if plan.model.digest != digest:
-        raise SplitError(
-            f"plan is for model {plan.model.name!r} ({plan.model.neurons} neurons, digest "
-            f"{plan.model.digest}), not for {model.name!r} ({net.n_neurons} neurons, digest "
-            f"{digest})"
-        )
-
-
-def extract_stage(model: CompiledModel, plan: SplitPlan, name: str) -> StagePart:
-    """The part of the model that stage ``name`` runs, sends and receives."""
-    check_plan(model, plan)
-    spec = plan.stage(name)
-    net = model.network
-    n = net.n_neurons
-    engine = [s.name for s in plan.engine_stages()]
-    stage_of = stage_of_neurons(model, plan)
-    src = net.src.astype(np.int64)
-    dst = net.dst.astype(np.int64)
-    k = len(engine)
-    src_stage = np.where(src < n, stage_of[np.minimum(src, max(n - 1, 0))], k)
-    tgt = stage_of[dst]
-    outs = spiking_output_ids(model).astype(np.int64)
-
-    def feeds(a: int, b: int) -> U32:
-        """Global ids that engine stage (or input, k) a sends to engine stage b."""
-        sel = (src_stage == a) & (tgt == b)
-        return np.unique(src[sel]).astype(np.uint32)
-
-    def to_output(a: int) -> U32:
-        mine: I64 = outs[stage_of[outs] == a]
-        return mine.astype(np.uint32)
-
-    def index(stage: str) -> int:
-        return k if stage == INPUT else engine.index(stage)
-
-    sends: dict[str, U32] = {}
-    receives: dict[str, U32] = {}
-    for peer in plan.downstream(name):
-        out = peer == OUTPUT
-        sends[peer] = to_output(index(name)) if out else feeds(index(name), index(peer))
-    for peer in plan.upstream(name):
-        out = name == OUTPUT
-        receives[peer] = to_output(index(peer)) if out else feeds(index(peer), index(name))
-    if spec.kind != "engine":
-        empty = np.zeros(0, np.uint32)
-        return StagePart(name, spec.kind, None, empty, empty, sends, receives)
-    j = index(name)
-    neurons = np.flatnonzero(stage_of == j).astype(np.uint32)
-    sel = tgt == j
-    s_src, s_dst = src[sel], dst[sel]
-    local = (s_src < n) & (src_stage[sel] == j)
-    inputs_from = np.unique(s_src[~local]).astype(np.uint32)
-    nl = neurons.size
-    new_src = np.where(
-        local,
-        np.searchsorted(neurons, s_src),
-        nl + np.searchsorted(inputs_from, s_src),
-    ).astype(np.uint32)
-    new_dst = np.searchsorted(neurons, s_dst).astype(np.uint32)
-    groups = []
-    bounds = np.cumsum([0, *[g.count for g in net.groups]])
-    for gi, g in enumerate(net.groups):
-        c = int(((neurons >= bounds[gi]) & (neurons < bounds[gi + 1])).sum())
-        if c:
-            groups.append(dataclasses.replace(g, count=c))
-    bias = None if net.bias is None else net.bias[neurons.astype(np.int64)].copy()
-    part_net = Network(
-        tuple(groups),
-        new_src,
-        new_dst,
-        net.weight[sel].copy(),
-        net.delay[sel].copy(),
-        n_inputs=int(inputs_from.size),
-        dt_ms=net.dt_ms,
-        seed=net.seed,
-        name=f"{model.name}-{name}",
-        bias=bias,
-    )
-    return StagePart(name, "engine", part_net, neurons, inputs_from, sends, receives)
+__all__ = [
+    "INPUT",
+    "OUTPUT",
+    "PLAN_VERSION",
+    "ModelRef",
+    "SplitError",
+    "SplitPlan",
+    "StageEdge",
+    "StagePart",
+    "StageSpec",
+    "check_plan",
+    "extract_stage",
+    "model_digest",
+    "naive_split",
+    "plan_split",
+    "spiking_output_ids",
+    "split_at_layers",
+    "stage_of_neurons",
+]

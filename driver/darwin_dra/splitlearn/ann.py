@@ -22,10 +22,10 @@ class Ann:
     l3: Dense
 
     @staticmethod
-    def init(seed: int, hidden: int, hidden2: int) -> Ann:
+    def init(seed: int, hidden: int, hidden2: int, inputs: int = 64) -> Ann:
         rng = np.random.default_rng([seed, 5])
         return Ann(
-            Dense.init(rng, 64, hidden, np.sqrt(2)),
+            Dense.init(rng, inputs, hidden, np.sqrt(2)),
             Dense.init(rng, hidden, hidden2, np.sqrt(2)),
             Dense.init(rng, hidden2, 10, 1.0),
         )
@@ -49,7 +49,7 @@ def train_ann(
     data: Split, seed: int, hidden: int, hidden2: int, epochs: int = 30, batch: int = 32
 ) -> tuple[Ann, float]:
     """The trained ANN and its held-out accuracy."""
-    m = Ann.init(seed, hidden, hidden2)
+    m = Ann.init(seed, hidden, hidden2, data.train_x.shape[1])
     opt = Adam(lr=3e-3)
     rng = np.random.default_rng([seed, 6])
     x = (data.train_x.astype(np.float32) / np.float32(16)).astype(np.float32)

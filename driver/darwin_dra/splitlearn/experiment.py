@@ -4,12 +4,13 @@ sample, for each."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from darwin_dra.splitlearn.ann import train_ann
-from darwin_dra.splitlearn.data import load
+from darwin_dra.splitlearn.data import Split, load
 from darwin_dra.splitlearn.nirexport import export_and_check
 from darwin_dra.splitlearn.parts import Config, EdgePart, ServerPart, load_weights
 from darwin_dra.splitlearn.run import run_split
@@ -18,6 +19,7 @@ from darwin_dra.splitlearn.train import train_unsplit
 
 @dataclass
 class Report:
+    dataset: str
     config: dict[str, float | int]
     seed: int
     train_samples: int
@@ -48,6 +50,11 @@ def trained_parts(work: Path, cfg: Config, seed: int) -> tuple[EdgePart, ServerP
     return edge, server
 
 
+# Trains the split model somewhere (two processes, two pods): (edge report, server report),
+# each party's weights left in work/<role>/<role>.npz.
+SplitRunner = Callable[[Path, Config, int, Split], tuple[dict[str, Any], dict[str, Any]]]
+
+
 def split_learn(
     work: Path,
     cfg: Config,
@@ -55,10 +62,14 @@ def split_learn(
     limit: int | None = None,
     ann_epochs: int = 30,
     export: Path | None = None,
+    runner: SplitRunner | None = None,
+    dataset: str = "digits",
 ) -> Report:
+    """``runner``: where the two parties run; by default two processes on this machine."""
+    data = load(limit=limit, dataset=dataset)
+    cfg = replace(cfg, inputs=int(data.train_x.shape[1]))
     cfg.check()
-    data = load(limit=limit)
-    edge, server = run_split(work, cfg, seed, limit)
+    edge, server = (runner or run_split)(work, cfg, seed, data)
     check = None
     if export is not None:
         e_part, s_part = trained_parts(work, cfg, seed)
@@ -67,6 +78,7 @@ def split_learn(
     _, ann_acc = train_ann(data, seed, cfg.hidden, cfg.hidden2, epochs=ann_epochs)
     trained = cfg.epochs * len(data.train_x)
     return Report(
+        dataset=dataset,
         config=cfg.to_dict(),
         seed=seed,
         train_samples=len(data.train_x),
@@ -89,17 +101,20 @@ def split_learn(
 
 def format_report(r: Report) -> str:
     c = r.config
+    where = "2 processes, mTLS"
+    if r.edge.get("node"):
+        where = f"pods on {r.edge['node']} and {r.server['node']}, mTLS"
     rows = [
         ("model", "held-out accuracy", "cut bytes/sample (forward)", "bytes/sample back (train)"),
         (
-            "SNN split (2 processes, mTLS)",
+            f"SNN split ({where})",
             f"{100 * r.split_accuracy:.2f}%",
             f"{r.split_bytes_per_sample:.1f} ({r.spikes_per_sample:.1f} spikes)",
             f"{r.split_grad_bytes_per_sample:.0f}",
         ),
         ("SNN unsplit (1 process)", f"{100 * r.unsplit_accuracy:.2f}%", "-", "-"),
         (
-            f"ANN 64-{c['hidden']}-{c['hidden2']}-10 (ReLU)",
+            f"ANN {c['inputs']}-{c['hidden']}-{c['hidden2']}-10 (ReLU)",
             f"{100 * r.ann_accuracy:.2f}%",
             f"{r.ann_bytes_per_sample:.0f} (dense float32)",
             f"{r.ann_grad_bytes_per_sample:.0f}",
@@ -111,7 +126,7 @@ def format_report(r: Report) -> str:
     ratio = r.ann_bytes_per_sample / max(r.split_bytes_per_sample, 1e-9)
     lines += [
         "",
-        f"digits: {r.train_samples} training, {r.test_samples} held out; rate code, "
+        f"{r.dataset}: {r.train_samples} training, {r.test_samples} held out; rate code, "
         f"{c['steps']} steps; cut = {c['hidden']} LIF neurons; seed {r.seed}; "
         f"{c['epochs']} epochs; rate penalty {c['rate_penalty']}; cut noise {c['cut_noise']}",
         f"split - unsplit accuracy: {100 * (r.split_accuracy - r.unsplit_accuracy):+.2f} points; "
@@ -126,5 +141,11 @@ def format_report(r: Report) -> str:
             f"{100 * n['training_accuracy']:.2f}% "
             f"({100 * (n['engine_accuracy'] - n['training_accuracy']):+.2f} points; same class "
             f"for {100 * n['agreement']:.1f}% of {n['samples']} digits)"
+        )
+        lines.append(
+            "the same digits as one stream on the engine (no reset; gap steps between): "
+            + ", ".join(
+                f"gap {g}: {100 * acc:.2f}%" for g, acc in sorted(n["stream_accuracy"].items())
+            )
         )
     return "\n".join(lines)

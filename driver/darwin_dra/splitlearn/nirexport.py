@@ -9,7 +9,7 @@ potential at the last model step. The two halves' weights meet only here, at dep
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from darwin_dra.splitlearn.parts import Config, EdgePart, ServerPart
 
 DT_S = 1e-3
 CUT = "edge"  # the NIR node whose spikes cross the training cut
+STREAM_GAPS = (0, 16, 48)  # silent steps between samples in the one-stream check
 
 
 def _neurons(kind: str, n: int, cfg: Config) -> Any:
@@ -42,7 +43,7 @@ def split_graph(edge: EdgePart, server: ServerPart) -> Any:
     cfg = edge.cfg
     f64 = np.float64
     nodes = {
-        "input": nir.Input(input_type={"input": np.array([64])}),
+        "input": nir.Input(input_type={"input": np.array([cfg.inputs])}),
         "fc_edge": nir.Affine(weight=edge.layer.w.T.astype(f64), bias=edge.layer.b.astype(f64)),
         CUT: _neurons("LIF", cfg.hidden, cfg),
         "fc_server": nir.Affine(weight=server.l2.w.T.astype(f64), bias=server.l2.b.astype(f64)),
@@ -63,6 +64,9 @@ class EngineCheck:
     training_accuracy: float  # the training code's forward, same digits, no cut noise
     agreement: float  # share of digits where both predict the same class
     samples: int
+    # the engine's accuracy when the samples come as one stream (as into a pipeline), one
+    # every steps + gap steps, the state decaying in the gap instead of reset: gap -> accuracy
+    stream_accuracy: dict[int, float] = field(default_factory=dict)
 
 
 def engine_accuracy(
@@ -82,6 +86,25 @@ def engine_accuracy(
     return np.asarray(preds, np.int64)
 
 
+def stream_predictions(
+    model: CompiledModel, pixels: npt.NDArray[np.int64], steps: int, gap: int
+) -> npt.NDArray[np.int64]:
+    """The engine's class per sample when all samples run as one stream, sample n from step
+    n x (steps + gap) on: the readout's argmax at each sample's last step (no reset between)."""
+    x = rate_code(pixels, steps)
+    period = steps + gap
+    dense = np.zeros((len(x) * period, x.shape[2]), np.int64)
+    for n, sample in enumerate(x):
+        dense[n * period : n * period + steps] = sample
+    in_steps, ids = dense_to_aer(dense)
+    with LocalRunner(model) as runner:
+        out = runner.run(len(dense), in_steps, ids).outputs["output"]
+    if out.potentials is None or len(out.potentials) != len(dense):
+        raise ValueError("the readout's potentials did not come back for every step")
+    last = np.arange(len(x)) * period + steps - 1
+    return np.asarray(np.argmax(out.potentials[last], axis=1), np.int64)
+
+
 def export_and_check(
     path: Path, edge: EdgePart, server: ServerPart, pixels: npt.NDArray[np.int64],
     labels: npt.NDArray[np.int64],
@@ -93,9 +116,14 @@ def export_and_check(
     steps = edge.cfg.steps
     eng = engine_accuracy(model, pixels, labels, steps)
     ours = server.predict(edge.forward(rate_code(pixels, steps).astype(np.float32)))
+    stream = {
+        gap: float(np.mean(stream_predictions(model, pixels, steps, gap) == labels))
+        for gap in STREAM_GAPS
+    }
     return EngineCheck(
         float(np.mean(eng == labels)),
         float(np.mean(ours == labels)),
         float(np.mean(eng == ours)),
         len(labels),
+        stream,
     )

@@ -31,6 +31,7 @@ I64 = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class Config:
+    inputs: int = 64  # the data's features (digits: 64 pixels; MNIST-1D: 40 samples)
     hidden: int = 64  # edge LIF neurons: the width of the cut
     hidden2: int = 64  # server LIF neurons
     steps: int = 16  # model steps per sample (the rate code's)
@@ -42,16 +43,19 @@ class Config:
     batch: int = 32
     cut_noise: float = 0.0  # the defence knob (noise.py): share of spikes moved at the cut
     rate_penalty: float = 1.0  # the edge adds rate_penalty x (its mean firing rate) to the loss
+    cut_rate_limit: int = 16  # the other knob (ratelimit.py): spikes per cut neuron and sample
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
 
     def check(self) -> None:
-        for name in ("hidden", "hidden2", "steps", "epochs", "batch"):
+        for name in ("inputs", "hidden", "hidden2", "steps", "epochs", "batch"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.decay < 1:
             raise ValueError(f"decay must lie in (0, 1), got {self.decay}")
+        if self.cut_rate_limit < 1:
+            raise ValueError(f"cut_rate_limit must be >= 1, got {self.cut_rate_limit}")
         if not 0 <= self.cut_noise <= 1:
             raise ValueError(f"cut_noise must lie in [0, 1], got {self.cut_noise}")
 
@@ -66,7 +70,8 @@ def load_weights(path: Path) -> dict[str, F32]:
 
 
 class EdgePart:
-    def __init__(self, cfg: Config, seed: int, n_in: int = 64) -> None:
+    def __init__(self, cfg: Config, seed: int, n_in: int | None = None) -> None:
+        n_in = cfg.inputs if n_in is None else n_in
         rng = np.random.default_rng([seed, 1])
         self.cfg = cfg
         self.layer = Dense.init(rng, n_in, cfg.hidden, gain=2.0)

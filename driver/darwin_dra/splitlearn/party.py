@@ -8,7 +8,11 @@ stream, and writes its own weights. Each prints one JSON report line on stdout."
 from __future__ import annotations
 
 import argparse
+import base64
+import errno
+import io
 import json
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -19,14 +23,37 @@ import numpy as np
 from darwin_dra.runtime.framing import FrameError
 from darwin_dra.runtime.tls import TlsFiles
 from darwin_dra.splitlearn import wire
-from darwin_dra.splitlearn.data import load, spikes
+from darwin_dra.splitlearn.data import load, read, spikes
 from darwin_dra.splitlearn.parts import Config, ServerPart, save_weights
+from darwin_dra.splitlearn.snn import F32
 from darwin_dra.splitlearn.train import cut_traffic, train_edge
 from darwin_dra.splitlearn.transport import StreamLink, accept_edge, connect_server, listen
 
 
 def _tls(args: argparse.Namespace) -> TlsFiles:
     return TlsFiles(Path(args.tls_ca), Path(args.tls_cert), Path(args.tls_key))
+
+
+def _own_weights(args: argparse.Namespace, name: str, weights: dict[str, F32]) -> dict[str, str]:
+    """Writes this party's weights; with --report-weights also puts them (an .npz, base64) in
+    the report, which is how a pod hands them to whoever collects its log."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_weights(out / f"{name}.npz", weights)
+    if not args.report_weights:
+        return {}
+    buf = io.BytesIO()
+    np.savez(buf, **weights)  # type: ignore[arg-type]
+    return {"weights_npz_b64": base64.b64encode(buf.getvalue()).decode()}
+
+
+def _not_up_yet(exc: OSError) -> bool:
+    """The server's pod may have its IP before it listens: refused, unreachable, timed out."""
+    if isinstance(exc, ssl.SSLError):
+        return False
+    if isinstance(exc, (ConnectionRefusedError, TimeoutError)):
+        return True
+    return exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNRESET)
 
 
 def run_server(args: argparse.Namespace) -> dict[str, Any]:
@@ -59,10 +86,9 @@ def run_server(args: argparse.Namespace) -> dict[str, Any]:
                 stream.send(wire.encode_pred(server.predict(b.spikes)))
     finally:
         stream.close()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_weights(out / "server.npz", server.weights())
+    weights = _own_weights(args, "server", server.weights())
     return {
+        **weights,
         "role": "server",
         "batches": batches,
         "samples": samples,
@@ -73,15 +99,15 @@ def run_server(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_edge(args: argparse.Namespace) -> dict[str, Any]:
     cfg = Config(**json.loads(args.config))
-    data = load(limit=args.limit)
+    data = read(Path(args.data)) if args.data else load(limit=args.limit)
     host, port = args.connect.rsplit(":", 1)
     deadline = time.monotonic() + args.timeout
     while True:
         try:
             stream = connect_server(host, int(port), _tls(args), args.timeout)
             break
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
+        except OSError as exc:
+            if not _not_up_yet(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
     link = StreamLink(stream)
@@ -100,11 +126,10 @@ def run_edge(args: argparse.Namespace) -> dict[str, Any]:
         stream.send(wire.envelope(wire.END, b""))
     finally:
         stream.close()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_weights(out / "edge.npz", edge.weights())
+    weights = _own_weights(args, "edge", edge.weights())
     n_test = len(data.test_x)
     return {
+        **weights,
         "role": "edge",
         "accuracy": result.accuracy,
         "train_accuracy": result.train_accuracy,
@@ -133,6 +158,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port-file", help="server: where to write the port it listens on")
     p.add_argument("--connect", help="edge: the server's HOST:PORT")
     p.add_argument("--limit", type=int, default=None, help="edge: at most this many samples")
+    p.add_argument("--data", help="edge: the digits split as an .npz (data.save); else sklearn's")
+    p.add_argument(
+        "--report-weights", action="store_true", help="put this party's weights in its report"
+    )
     p.add_argument("--timeout", type=float, default=120.0)
     return p
 

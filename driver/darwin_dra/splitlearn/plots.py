@@ -3,12 +3,13 @@ and the defence curve."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from darwin_dra.splitlearn.privacy import Curve, SeedResult
+from darwin_dra.splitlearn.privacy import KNOBS, Curve, SeedResult
 
 
 def rebuilt_digits(path: Path, truth: npt.NDArray[np.int64], result: SeedResult) -> None:
@@ -38,21 +39,26 @@ def rebuilt_digits(path: Path, truth: npt.NDArray[np.int64], result: SeedResult)
     plt.close(fig)
 
 
-def defence_curve(path: Path, curve: Curve, ann: list[SeedResult]) -> None:
+def defence_curve(path: Path, curves: Sequence[Curve], ann: list[SeedResult]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    acc = np.array(curve.accuracy) * 100
-    ss = np.array(curve.ssim)
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.errorbar(
-        ss.mean(axis=1), acc.mean(axis=1), xerr=ss.std(axis=1, ddof=1),
-        yerr=acc.std(axis=1, ddof=1), marker="o", capsize=3, label="SNN, spike-count noise p",
-    )  # fmt: skip
-    for p, x, y in zip(curve.noise, ss.mean(axis=1), acc.mean(axis=1), strict=True):
-        ax.annotate(f"p={p:g}", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    for n, curve in enumerate(curves):
+        acc = np.array(curve.accuracy) * 100
+        ss = np.array(curve.ssim)
+        ddof = 1 if ss.shape[1] > 1 else 0
+        ax.errorbar(
+            ss.mean(axis=1), acc.mean(axis=1), xerr=ss.std(axis=1, ddof=ddof),
+            yerr=acc.std(axis=1, ddof=ddof), marker="o^"[n % 2], capsize=3, color=f"C{n}",
+            label=f"SNN, {KNOBS[curve.knob]}",
+        )  # fmt: skip
+        tag = "p" if curve.knob == "cut_noise" else "k"
+        for p, x, y in zip(curve.levels, ss.mean(axis=1), acc.mean(axis=1), strict=True):
+            ax.annotate(f"{tag}={p:g}", (x, y), textcoords="offset points", xytext=(5, 5),
+                        fontsize=8)  # fmt: skip
     a_ss = np.array([r.ann.quality.ssim for r in ann])
     a_acc = np.array([r.ann.accuracy for r in ann]) * 100
     ax.errorbar(

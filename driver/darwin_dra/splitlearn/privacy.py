@@ -38,9 +38,13 @@ class SeedResult:
     mean_image: Quality  # the auxiliary set's mean digit for every victim: no information
 
 
+KNOBS = {"cut_noise": "spike-count noise p", "cut_rate_limit": "rate limit k spikes/neuron"}
+
+
 @dataclass
 class Curve:
-    noise: list[float] = field(default_factory=list)
+    knob: str = "cut_noise"  # a Config field of KNOBS
+    levels: list[float] = field(default_factory=list)
     accuracy: list[list[float]] = field(default_factory=list)  # [level][seed]
     ssim: list[list[float]] = field(default_factory=list)
     mse: list[list[float]] = field(default_factory=list)
@@ -117,18 +121,23 @@ def per_seed(
 
 def defence_curve(
     data: Split, cfg: Config, levels: Sequence[float], seeds: Sequence[int],
-    decoder_epochs: int = 300,
+    decoder_epochs: int = 300, knob: str = "cut_noise",
 ) -> Curve:  # fmt: skip
-    c = Curve()
+    """The SNN retrained at each level of ``knob`` (a Config field of KNOBS), per seed."""
+    if knob not in KNOBS:
+        raise ValueError(f"no defence knob {knob!r}: one of {', '.join(KNOBS)}")
+    c = Curve(knob)
     for p in levels:
         acc, ss, mse, spk = [], [], [], []
+        at = replace(cfg, cut_rate_limit=int(p)) if knob == "cut_rate_limit" else None
+        at = at or replace(cfg, cut_noise=float(p))
         for s in seeds:
-            side, n = snn_side(data, replace(cfg, cut_noise=p), s, decoder_epochs)
+            side, n = snn_side(data, at, s, decoder_epochs)
             acc.append(side.accuracy)
             ss.append(side.quality.ssim)
             mse.append(side.quality.mse)
             spk.append(n)
-        c.noise.append(p)
+        c.levels.append(p)
         c.accuracy.append(acc)
         c.ssim.append(ss)
         c.mse.append(mse)
@@ -141,7 +150,7 @@ def _ms(values: Sequence[float]) -> str:
     return f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.4f}"
 
 
-def format_privacy(results: list[SeedResult], curve: Curve | None) -> str:
+def format_privacy(results: list[SeedResult], curves: Sequence[Curve] = ()) -> str:
     rows = [("traffic at the cut", "accuracy", "MSE", "PSNR (dB)", "SSIM", "membership AUC")]
     for name in ("snn", "ann"):
         sides = [getattr(r, name) for r in results]
@@ -161,10 +170,10 @@ def format_privacy(results: list[SeedResult], curve: Curve | None) -> str:
     lines = [" | ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows]
     lines.insert(1, "-+-".join("-" * n for n in w))
     lines.append(f"mean ± sample std over seeds {[r.seed for r in results]}")
-    if curve is not None:
-        lines += ["", "defence (spike-count noise at the cut):",
-                  "noise | accuracy | reconstruction SSIM | MSE | spikes/sample"]  # fmt: skip
-        for i, p in enumerate(curve.noise):
+    for curve in curves:
+        lines += ["", f"defence ({KNOBS[curve.knob]} at the cut):",
+                  "level | accuracy | reconstruction SSIM | MSE | spikes/sample"]  # fmt: skip
+        for i, p in enumerate(curve.levels):
             lines.append(
                 f"{p:.2f} | {_ms(curve.accuracy[i])} | {_ms(curve.ssim[i])} | "
                 f"{_ms(curve.mse[i])} | {np.mean(curve.spikes[i]):.1f}"

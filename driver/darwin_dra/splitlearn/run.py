@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from darwin_dra.cluster.pki import CertificateAuthority
+from darwin_dra.splitlearn.data import Split, save
 from darwin_dra.splitlearn.parts import Config
 from darwin_dra.splitlearn.transport import EDGE, SERVER
 
@@ -34,10 +35,14 @@ def _party(
 
 
 def run_split(
-    work: Path, cfg: Config, seed: int, limit: int | None = None, timeout_s: float = 900.0
+    work: Path, cfg: Config, seed: int, data: Split, timeout_s: float = 900.0
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Trains the split model with two processes; returns (edge report, server report)."""
+    """Trains the split model with two processes; returns (edge report, server report). The
+    data goes to the edge alone, as a file in its own directory."""
     work.mkdir(parents=True, exist_ok=True)
+    (work / EDGE).mkdir(exist_ok=True)
+    data_file = work / EDGE / "data.npz"
+    save(data_file, data)
     ca = CertificateAuthority(work / "pki")
     e_pair = ca.issue(EDGE, EDGE)
     s_pair = ca.issue(SERVER, SERVER, server=True)
@@ -54,9 +59,7 @@ def run_split(
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not listen:\n{s_err.read_text()[-2000:]}")
             time.sleep(0.05)
-        extra = ["--connect", f"127.0.0.1:{port_file.read_text()}"]
-        if limit is not None:
-            extra += ["--limit", str(limit)]
+        extra = ["--connect", f"127.0.0.1:{port_file.read_text()}", "--data", str(data_file)]
         edge, e_out, e_err = _party(
             EDGE, work, ca.cert_path, e_pair.cert, e_pair.key, extra, cfg, seed
         )

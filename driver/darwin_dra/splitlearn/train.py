@@ -15,6 +15,7 @@ import numpy.typing as npt
 from darwin_dra.splitlearn.data import Split, spikes
 from darwin_dra.splitlearn.noise import spike_noise
 from darwin_dra.splitlearn.parts import Config, EdgePart, ServerPart
+from darwin_dra.splitlearn.ratelimit import rate_limit
 from darwin_dra.splitlearn.snn import F32
 
 I64 = npt.NDArray[np.int64]
@@ -46,8 +47,19 @@ class EdgeResult:
     seconds: float = 0.0
 
 
+def cut_and_mask(
+    edge: EdgePart, x: F32, cfg: Config, rng: np.random.Generator
+) -> tuple[F32, F32 | None]:
+    """What the edge sends (its spikes, the noise, then the rate limit) and the mask the
+    gradient at the cut passes through (None: all of it)."""
+    cut = spike_noise(edge.forward(x), cfg.cut_noise, rng)
+    if cfg.cut_rate_limit >= cfg.steps:
+        return cut, None
+    return rate_limit(cut, cfg.cut_rate_limit)
+
+
 def cut_traffic(edge: EdgePart, x: F32, cfg: Config, rng: np.random.Generator) -> F32:
-    return spike_noise(edge.forward(x), cfg.cut_noise, rng)
+    return cut_and_mask(edge, x, cfg, rng)[0]
 
 
 def evaluate(
@@ -75,9 +87,9 @@ def train_edge(
         total = 0.0
         for i in range(0, len(order), cfg.batch):
             idx = order[i : i + cfg.batch]
-            cut = cut_traffic(edge, xtr[idx], cfg, rng)
+            cut, mask = cut_and_mask(edge, xtr[idx], cfg, rng)
             loss, g = link.train(cut, data.train_y[idx])
-            edge.backward(g)
+            edge.backward(g if mask is None else (g * mask).astype(np.float32))
             total += loss * len(idx)
         losses.append(total / len(order))
     train_acc, _ = evaluate(edge, link, xtr, data.train_y, cfg, rng)
