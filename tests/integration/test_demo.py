@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from darwin_dra.cluster import hostdeps, launcher, nodehost
+from darwin_dra.demo import pipeline_pictures
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +77,11 @@ def test_demo_end_to_end() -> None:
     assert re.search(r"given:\s+input on darwin-node-0.*s2 on darwin-node-1", spiking, re.S)
     assert re.search(r"spikes across nodes [\d,]+/s", spiking)
     assert '"output_digest"' in spiking  # the output stage finished its run
+    # the streams between stages, as the receivers counted them, the cross-node ones marked
+    assert re.search(r"stream:\s+s0 -> s1: [\d,]+ spikes, [\d,]+/s \(across nodes", spiking)
+    assert re.search(r"stream:\s+input -> s0: [1-9][\d,]* spikes, .*within darwin-node-0", spiking)
+    assert re.search(r"measured over the run .*: across nodes [1-9][\d,]*/s", spiking)
+    assert re.search(r"spikes:\s+output \(output, darwin-node-1\): [1-9][\d,]* in", spiking)
     fault = _section(text, "A chip fails")
     assert "darwin.snn.io/unhealthy=failed:NoExecute" in fault
     assert re.search(r"kube-controller-manager evicts (\S+, )*resilient-", fault)
@@ -112,7 +118,11 @@ def _render(page: Path) -> None:
     assert "<h1>Darwin DRA demo report</h1>" in dom
     assert 'id="placement"' in dom
     assert 'id="timeline"' in dom
-    subprocess.run([*base, "--window-size=1300,1400", f"--screenshot={shot}", page.as_uri()],
+    assert 'id="raster"' in dom
+    assert 'id="traffic"' in dom
+    assert 'id="streams"' in dom
+    # the whole page in one screenshot (the pipeline's pictures are far down)
+    subprocess.run([*base, "--window-size=1300,9000", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=180, check=True)  # fmt: skip
     shutil.rmtree(profile, ignore_errors=True)
     import matplotlib.image
@@ -121,3 +131,7 @@ def _render(page: Path) -> None:
     for colour in ("#d62728", "#9467bd"):  # the fault's and the MEPS scenario's partitions
         close = np.abs(pixels - _blended(colour, 0.6)).max(axis=-1) < 0.06
         assert close.sum() > 200, f"{colour} not drawn in {shot}"
+    # the pipeline's raster bars and the traffic picture's boxes of the second node
+    for colour in (pipeline_pictures.RASTER, pipeline_pictures.NODE_FILLS[1]):
+        close = np.abs(pixels - _blended(colour, 1.0)).max(axis=-1) < 0.06
+        assert close.sum() > 500, f"{colour} not drawn in {shot}"

@@ -55,6 +55,7 @@ log = structlog.get_logger(__name__)
 I64 = npt.NDArray[np.int64]
 PRODUCER = "producer"  # the sender's name on a socket input
 MAX_INPUT_QUEUE = 1 << 24
+MAX_RASTER = 20_000  # the finish line carries every output spike up to this many
 
 
 def plan_digest(plan: SplitPlan) -> str:
@@ -120,6 +121,8 @@ class PipelineReport:
     received: dict[str, PeerCounts] = field(default_factory=dict)
     outputs: dict[str, tuple[I64, I64]] | None = None
     output_digest: str | None = None
+    # per window, the spikes it sent (input, engine: what its neurons fired) or got (output)
+    window_spikes: list[int] = field(default_factory=list)
 
     @property
     def bytes_out(self) -> int:
@@ -145,10 +148,15 @@ class PipelineReport:
             "bytes_out": self.bytes_out,
             "sent": {p: vars(c) for p, c in self.sent.items()},
             "received": {p: vars(c) for p, c in self.received.items()},
+            "window_spikes": self.window_spikes,
         }
         if self.outputs is not None:
             out["output_spikes"] = outs.count(self.outputs)
             out["output_digest"] = self.output_digest
+            if out["output_spikes"] <= MAX_RASTER:  # each output's (steps, indices)
+                out["output_raster"] = {
+                    n: [t.tolist(), i.tolist()] for n, (t, i) in self.outputs.items()
+                }
         return out
 
 
@@ -373,6 +381,7 @@ class PipelineStage:
     ) -> None:
         """The window's spikes (global ids) to every downstream, each the ids it reads."""
         lookahead = self.config.lookahead * self.config.window
+        self.report.window_spikes.append(int(np.size(gids)))
         for peer, ob in downs.items():
             space = self.part.sends[peer]
             at = np.searchsorted(space, gids)
@@ -540,6 +549,7 @@ class PipelineStage:
                 else:
                     collected_t.append(t)
                     collected_g.append(g)
+                    self.report.window_spikes.append(int(g.size))
                 for ib in ups.values():
                     await ib.ack(now + n)
                 now += n
