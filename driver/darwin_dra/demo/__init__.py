@@ -77,7 +77,7 @@ def run(
     work = (directory or Path(tempfile.mkdtemp(prefix="darwin-demo-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     console = Console(width=None if Console().is_terminal else 180)
-    story = Story(console)
+    story = Story(console, follow=work / "logs" / "demo.log")
     bringup.configure_logs(work / "logs" / "demo.log")
     signal.signal(signal.SIGTERM, _terminate)
     specs = manifests.FULL
