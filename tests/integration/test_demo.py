@@ -78,7 +78,8 @@ def test_demo_end_to_end() -> None:
     assert re.search(r"spikes across nodes [\d,]+/s", spiking)
     assert '"output_digest"' in spiking  # the output stage finished its run
     # the streams between stages, as the receivers counted them, the cross-node ones marked
-    assert re.search(r"stream:\s+s0 -> s1: [\d,]+ spikes, [\d,]+/s \(across nodes", spiking)
+    across = r"stream:\s+\w+ -> \w+: [1-9][\d,]* spikes, [\d,]+/s \(across nodes darwin-node-0 ->"
+    assert re.search(across + " darwin-node-1", spiking)
     assert re.search(r"stream:\s+input -> s0: [1-9][\d,]* spikes, .*within darwin-node-0", spiking)
     assert re.search(r"measured over the run .*: across nodes [1-9][\d,]*/s", spiking)
     assert re.search(r"spikes:\s+output \(output, darwin-node-1\): [1-9][\d,]* in", spiking)
