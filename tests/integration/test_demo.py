@@ -5,6 +5,7 @@ screenshot is kept as a test artifact), and nothing left running afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -98,6 +99,11 @@ def test_demo_end_to_end() -> None:
 
     page = Path(re.search(r"report: (\S+index\.html)", text).group(1))  # type: ignore[union-attr]
     assert page.is_file()
+    # the pipeline's stages drawn on the chips they ran on (their pods name their claims)
+    record = json.loads((page.parent / "record.json").read_text())
+    staged = {p["workload"] for p in record["placements"] if p["scenario"] == "pipeline"}
+    assert "digits-s0" in staged, staged
+    assert staged & {"digits-s1", "digits-s2"}, staged
     _render(page)
     shutil.copytree(page.parent, ARTIFACTS / "demo-report", dirs_exist_ok=True)
     shutil.rmtree(work, ignore_errors=True)
@@ -129,7 +135,8 @@ def _render(page: Path) -> None:
     import matplotlib.image
 
     pixels = matplotlib.image.imread(str(shot))[..., :3]
-    for colour in ("#d62728", "#9467bd"):  # the fault's and the MEPS scenario's partitions
+    # the fault's, the MEPS scenario's and the pipeline's partitions
+    for colour in ("#d62728", "#9467bd", "#ff7f0e"):
         close = np.abs(pixels - _blended(colour, 0.6)).max(axis=-1) < 0.06
         assert close.sum() > 200, f"{colour} not drawn in {shot}"
     # the pipeline's raster bars and the traffic picture's boxes of the second node

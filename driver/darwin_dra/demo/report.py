@@ -51,15 +51,24 @@ def placement_picture(record: Record, path: Path) -> Path:
         here = [p for p in record.placements if p.chip_key == (chip.node, chip.chip)]
         by_device: dict[str, list[Placement]] = defaultdict(list)
         for p in here:
-            by_device[f"{p.device}/{p.workload if p.kind != 'shared' else ''}"].append(p)
-        for group in by_device.values():
+            by_device[f"{p.device}/{p.workload if p.kind != 'shared' else p.scenario}"].append(p)
+        # a shared device's sharers from several scenarios: one band of its half each
+        bands: dict[str, list[str]] = defaultdict(list)
+        for key, group in by_device.items():
+            if group[0].kind == "shared":
+                bands[group[0].device].append(key)
+        for key, group in by_device.items():
             p = group[0]
+            x, y, w, h = float(p.x), float(p.y), float(p.width), float(p.height)
+            if p.kind == "shared":
+                h = p.height / len(bands[p.device])
+                y = p.y + bands[p.device].index(key) * h
             gone = any((q.workload, q.device) in evicted for q in group)
             if p.kind != "shared":  # a partition over a share shows its own colour, not a mix
-                ax.add_patch(Rectangle((p.x, p.y), p.width, p.height, facecolor="white",
+                ax.add_patch(Rectangle((x, y), w, h, facecolor="white",
                                        edgecolor="none", zorder=1.5))  # fmt: skip
             ax.add_patch(
-                Rectangle((p.x, p.y), p.width, p.height, facecolor=COLOURS.get(p.scenario, "grey"),
+                Rectangle((x, y), w, h, facecolor=COLOURS.get(p.scenario, "grey"),
                           alpha=0.25 if gone else 0.6, edgecolor="black",
                           hatch="//" if gone else None, linewidth=1.2,
                           # a share spans its half: partitions drawn over it stay visible
@@ -67,7 +76,7 @@ def placement_picture(record: Record, path: Path) -> Path:
             )  # fmt: skip
             wide = p.width >= 2 * chip.domain_w
             text = _label(group) + ("\n(evicted)" if gone and wide else "")
-            ax.text(p.x + p.width / 2, p.y + p.height / 2, text, ha="center", va="center",
+            ax.text(x + w / 2, y + h / 2, text, ha="center", va="center",
                     fontsize=7 if wide else 5, rotation=0 if wide else 90)  # fmt: skip
         failed = record.failed_chip == (chip.node, chip.chip)
         title = f"{chip.node} chip {chip.chip}\n{chip.model}" + ("  FAILED" if failed else "")
