@@ -16,11 +16,17 @@ all: build
 venv: $(STAMP)
 
 # A fresh virtual environment, the package installed in editable mode, the C engine built by cffi.
+# Each step timed by deploy/step.sh: its output in $(SETUP_LOGS), a live line while it runs.
+SETUP_LOGS := out/setup-logs
+STEP := deploy/step.sh
 $(STAMP): pyproject.toml setup.py native/build_engine.py $(NATIVE_SRC)
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
-	touch $@
+	@$(STEP) "the virtual environment ($(VENV))" $(SETUP_LOGS)/venv.log \
+		bash -c 'test -x $(PY) || $(PYTHON) -m venv $(VENV)'
+	@$(STEP) "pip, upgraded" $(SETUP_LOGS)/pip.log \
+		$(PY) -m pip install --progress-bar off --upgrade pip
+	@$(STEP) "the package (editable) and its dependencies; the C engine built by cffi" \
+		$(SETUP_LOGS)/install.log $(PY) -m pip install --progress-bar off -e '.[test,bench]'
+	@touch $@
 
 build: $(STAMP)
 

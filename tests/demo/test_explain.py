@@ -109,8 +109,10 @@ def test_meps_by_model_and_pending_reason() -> None:
         {"type": "PodScheduled", "status": "True"}]}}) == ""  # fmt: skip
 
 
-def test_claim_of_finds_template_and_extended_resource_claims() -> None:
+def test_claim_of_finds_named_template_and_extended_resource_claims() -> None:
     claims = [{"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}]
+    named = {"spec": {"resourceClaims": [{"name": "s1", "resourceClaimName": "b"}]}}
+    assert explain.claim_of(named, claims) == claims[1]
     by_template = {"status": {"resourceClaimStatuses": [{"name": "x", "resourceClaimName": "b"}]}}
     by_limits = {"status": {"extendedResourceClaimStatus": {"resourceClaimName": "a"}}}
     assert explain.claim_of(by_template, claims) == claims[1]

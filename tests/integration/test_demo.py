@@ -5,6 +5,7 @@ screenshot is kept as a test artifact), and nothing left running afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from darwin_dra.cluster import hostdeps, launcher, nodehost
+from darwin_dra.demo import pipeline_pictures
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +78,12 @@ def test_demo_end_to_end() -> None:
     assert re.search(r"given:\s+input on darwin-node-0.*s2 on darwin-node-1", spiking, re.S)
     assert re.search(r"spikes across nodes [\d,]+/s", spiking)
     assert '"output_digest"' in spiking  # the output stage finished its run
+    # the streams between stages, as the receivers counted them, the cross-node ones marked
+    across = r"stream:\s+\w+ -> \w+: [1-9][\d,]* spikes, [\d,]+/s \(across nodes darwin-node-0 ->"
+    assert re.search(across + " darwin-node-1", spiking)
+    assert re.search(r"stream:\s+input -> s0: [1-9][\d,]* spikes, .*within darwin-node-0", spiking)
+    assert re.search(r"measured over the run .*: across nodes [1-9][\d,]*/s", spiking)
+    assert re.search(r"spikes:\s+output \(output, darwin-node-1\): [1-9][\d,]* in", spiking)
     fault = _section(text, "A chip fails")
     assert "darwin.snn.io/unhealthy=failed:NoExecute" in fault
     assert re.search(r"kube-controller-manager evicts (\S+, )*resilient-", fault)
@@ -91,6 +99,11 @@ def test_demo_end_to_end() -> None:
 
     page = Path(re.search(r"report: (\S+index\.html)", text).group(1))  # type: ignore[union-attr]
     assert page.is_file()
+    # the pipeline's stages drawn on the chips they ran on (their pods name their claims)
+    record = json.loads((page.parent / "record.json").read_text())
+    staged = {p["workload"] for p in record["placements"] if p["scenario"] == "pipeline"}
+    assert "digits-s0" in staged, staged
+    assert staged & {"digits-s1", "digits-s2"}, staged
     _render(page)
     shutil.copytree(page.parent, ARTIFACTS / "demo-report", dirs_exist_ok=True)
     shutil.rmtree(work, ignore_errors=True)
@@ -112,12 +125,21 @@ def _render(page: Path) -> None:
     assert "<h1>Darwin DRA demo report</h1>" in dom
     assert 'id="placement"' in dom
     assert 'id="timeline"' in dom
-    subprocess.run([*base, "--window-size=1300,1400", f"--screenshot={shot}", page.as_uri()],
+    assert 'id="raster"' in dom
+    assert 'id="traffic"' in dom
+    assert 'id="streams"' in dom
+    # the whole page in one screenshot (the pipeline's pictures are far down)
+    subprocess.run([*base, "--window-size=1300,9000", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=180, check=True)  # fmt: skip
     shutil.rmtree(profile, ignore_errors=True)
     import matplotlib.image
 
     pixels = matplotlib.image.imread(str(shot))[..., :3]
-    for colour in ("#d62728", "#9467bd"):  # the fault's and the MEPS scenario's partitions
+    # the fault's, the MEPS scenario's and the pipeline's partitions
+    for colour in ("#d62728", "#9467bd", "#ff7f0e"):
         close = np.abs(pixels - _blended(colour, 0.6)).max(axis=-1) < 0.06
         assert close.sum() > 200, f"{colour} not drawn in {shot}"
+    # the pipeline's raster bars and the traffic picture's boxes of the second node
+    for colour in (pipeline_pictures.RASTER, pipeline_pictures.NODE_FILLS[1]):
+        close = np.abs(pixels - _blended(colour, 1.0)).max(axis=-1) < 0.06
+        assert close.sum() > 500, f"{colour} not drawn in {shot}"

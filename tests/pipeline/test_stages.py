@@ -108,6 +108,19 @@ def test_split_outputs_equal_the_unsplit_model(engine: Engine, tmp_path: Path, s
     for r in reports.values():
         for peer, c in r.sent.items():
             assert reports[peer].received[r.stage].spikes == c.spikes
+    # spikes per window: one count a window; what the input made, what the output got, and
+    # an engine stage's at least what it sent its busiest downstream, at most what it sent all
+    assert all(len(r.window_spikes) == r.windows for r in reports.values())
+    assert sum(reports["input"].window_spikes) == input_spikes(spec, m, total)[0].size
+    assert sum(out.window_spikes) == out.spikes_in
+    for r in reports.values():
+        if r.kind == "engine":
+            sent = [c.spikes for c in r.sent.values()]
+            assert max(sent) <= sum(r.window_spikes) <= sum(sent)
+    # and the output stage's finish line carries its outputs spike for spike
+    raster = out.summary()["output_raster"]
+    for name, (t, i) in want.items():
+        assert raster[name] == [t.tolist(), i.tolist()]
     # and the metrics say the same
     s0 = next(x for x in stages_run if x.name == "s0")
     text = generate_latest(s0.metrics.registry).decode()

@@ -21,7 +21,7 @@ from rich.console import Console
 from darwin_dra import kubeapi
 from darwin_dra.cluster import launcher
 from darwin_dra.cluster.errors import ClusterError
-from darwin_dra.demo import bringup, manifests, report, scenarios
+from darwin_dra.demo import bringup, context, manifests, report, scenarios
 from darwin_dra.demo.record import Chip
 from darwin_dra.demo.story import Story
 from darwin_dra.demo.tools import ToolError
@@ -77,7 +77,7 @@ def run(
     work = (directory or Path(tempfile.mkdtemp(prefix="darwin-demo-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     console = Console(width=None if Console().is_terminal else 180)
-    story = Story(console)
+    story = Story(console, follow=work / "logs" / "demo.log")
     bringup.configure_logs(work / "logs" / "demo.log")
     signal.signal(signal.SIGTERM, _terminate)
     specs = manifests.FULL
@@ -99,13 +99,13 @@ def run(
         state = bringup.start_cluster(story, cluster, specs)
         running = bringup.install_driver(story, cluster, state, specs, tar, image, work)
         profiles = load_profiles()
-        ctx = scenarios.Context(story, running, profiles)
+        ctx = context.Context(story, running, profiles)
         ctx.record.setup = list(story.timings)
         ctx.record.chips = _chips(running, specs, profiles)
 
         story.chapter("What the cluster offers: every chip as DRA devices")
         show_status(story, cluster.kubeconfig)
-        scenarios.setup_namespace(ctx)
+        context.setup_namespace(ctx)
         scenarios.run_all(ctx, only)
 
         story.chapter("After the scenarios")

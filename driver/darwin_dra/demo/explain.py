@@ -190,9 +190,13 @@ def tainted(known: Mapping[tuple[str, str], Device], node: str) -> dict[str, tup
 def claim_of(
     pod: Mapping[str, Any], claims: Iterable[Mapping[str, Any]]
 ) -> Mapping[str, Any] | None:
-    """The claim a pod's claim template (or its extended resource) produced."""
+    """The claim a pod names (a SpikingPipeline's stage pods do), or the one its claim template
+    (or its extended resource) produced."""
     status = pod.get("status") or {}
     names = {s.get("resourceClaimName") for s in status.get("resourceClaimStatuses") or []}
+    names |= {
+        c.get("resourceClaimName") for c in (pod.get("spec") or {}).get("resourceClaims") or []
+    }
     ext = status.get("extendedResourceClaimStatus") or {}
     if ext.get("resourceClaimName"):
         names.add(ext["resourceClaimName"])

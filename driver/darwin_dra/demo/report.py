@@ -1,6 +1,7 @@
 """The demo's report: one HTML page with its pictures (matplotlib), written from the Record:
-every workload's placement on its chip's mesh of tiles, the fault's timeline, each scenario's
-question, answer and reason, and how long each set-up step took."""
+every workload's placement on its chip's mesh of tiles, the SpikingPipeline's spike raster and
+traffic between stages (pipeline_pictures.py), the fault's timeline, each scenario's question,
+answer and reason, and how long each set-up step took."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from darwin_dra.demo.explain import Placement
-from darwin_dra.demo.record import Chip, Record
+from darwin_dra.demo.pipeline_pictures import raster_picture, traffic_picture
+from darwin_dra.demo.record import Chip, PipelineRun, Record
 
 COLOURS = {
     "examples": "#1f77b4",
     "shared": "#2ca02c",
     "meps": "#9467bd",
+    "pipeline": "#ff7f0e",
     "fault": "#d62728",
 }
 
@@ -48,15 +51,24 @@ def placement_picture(record: Record, path: Path) -> Path:
         here = [p for p in record.placements if p.chip_key == (chip.node, chip.chip)]
         by_device: dict[str, list[Placement]] = defaultdict(list)
         for p in here:
-            by_device[f"{p.device}/{p.workload if p.kind != 'shared' else ''}"].append(p)
-        for group in by_device.values():
+            by_device[f"{p.device}/{p.workload if p.kind != 'shared' else p.scenario}"].append(p)
+        # a shared device's sharers from several scenarios: one band of its half each
+        bands: dict[str, list[str]] = defaultdict(list)
+        for key, group in by_device.items():
+            if group[0].kind == "shared":
+                bands[group[0].device].append(key)
+        for key, group in by_device.items():
             p = group[0]
+            x, y, w, h = float(p.x), float(p.y), float(p.width), float(p.height)
+            if p.kind == "shared":
+                h = p.height / len(bands[p.device])
+                y = p.y + bands[p.device].index(key) * h
             gone = any((q.workload, q.device) in evicted for q in group)
             if p.kind != "shared":  # a partition over a share shows its own colour, not a mix
-                ax.add_patch(Rectangle((p.x, p.y), p.width, p.height, facecolor="white",
+                ax.add_patch(Rectangle((x, y), w, h, facecolor="white",
                                        edgecolor="none", zorder=1.5))  # fmt: skip
             ax.add_patch(
-                Rectangle((p.x, p.y), p.width, p.height, facecolor=COLOURS.get(p.scenario, "grey"),
+                Rectangle((x, y), w, h, facecolor=COLOURS.get(p.scenario, "grey"),
                           alpha=0.25 if gone else 0.6, edgecolor="black",
                           hatch="//" if gone else None, linewidth=1.2,
                           # a share spans its half: partitions drawn over it stay visible
@@ -64,7 +76,7 @@ def placement_picture(record: Record, path: Path) -> Path:
             )  # fmt: skip
             wide = p.width >= 2 * chip.domain_w
             text = _label(group) + ("\n(evicted)" if gone and wide else "")
-            ax.text(p.x + p.width / 2, p.y + p.height / 2, text, ha="center", va="center",
+            ax.text(x + w / 2, y + h / 2, text, ha="center", va="center",
                     fontsize=7 if wide else 5, rotation=0 if wide else 90)  # fmt: skip
         failed = record.failed_chip == (chip.node, chip.chip)
         title = f"{chip.node} chip {chip.chip}\n{chip.model}" + ("  FAILED" if failed else "")
@@ -122,6 +134,32 @@ def timeline_picture(record: Record, path: Path) -> Path:
     return path
 
 
+def _pipeline_section(run: PipelineRun, directory: Path) -> list[str]:
+    """The pipeline's raster and traffic pictures and the table of its streams."""
+    e = html.escape
+    raster = raster_picture(run, directory / "pipeline-raster.png")
+    traffic = traffic_picture(run, directory / "pipeline-traffic.png")
+    rows = []
+    for st in run.streams():
+        planned = "" if st.planned_per_second is None else f"{st.planned_per_second:,.0f}"
+        where = "<b>across nodes</b>" if st.cross_node else "same node"
+        rows.append(
+            f"<tr><td>{e(st.source)} &rarr; {e(st.target)}</td><td>{e(st.source_node)} &rarr; "
+            f"{e(st.target_node)}</td><td>{where}</td><td>{st.spikes:,}</td>"
+            f"<td>{st.per_second:,.0f}</td><td>{planned}</td></tr>"
+        )
+    return [
+        f"<h3>Spike raster</h3><img id='raster' src='{raster.name}' alt='spike raster'>",
+        f"<h3>Traffic between stages</h3><img id='traffic' src='{traffic.name}' alt='traffic'>",
+        "<table id='streams'><tr><th>stream</th><th>nodes</th><th></th><th>spikes</th>"
+        "<th>spikes/s (measured)</th><th>spikes/s (planned)</th></tr>",
+        *rows,
+        "</table><p>Measured: the spikes each stage counted from each upstream (its "
+        "<code>stage finished</code> log line) over its run. Planned: the controller's figure "
+        "at the pipeline's target rate.</p>",
+    ]
+
+
 def write(record: Record, directory: Path) -> Path:
     """The report's index.html (and its pictures) in `directory`; returns the page's path."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -154,6 +192,8 @@ def write(record: Record, directory: Path) -> Path:
         parts.append("</dl>")
         if sc.logs:
             parts.append("<pre>" + e("\n".join(sc.logs)) + "</pre>")
+        if sc.key == "pipeline" and record.pipeline is not None:
+            parts += _pipeline_section(record.pipeline, directory)
         if sc.key == "fault" and len(pictures) > 1:
             parts.append(f"<img id='timeline' src='{pictures[1].name}' alt='fault timeline'>")
     parts.append("<h2>Set-up</h2><table><tr><th>step</th><th>seconds</th></tr>")

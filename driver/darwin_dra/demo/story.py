@@ -1,12 +1,18 @@
 """The demo's console: chapters, timed steps with a live progress display, and what each step
-took. Component logs never come here (they go to files, see logs.py); only the story does."""
+took. Component logs never come here (they go to files, see logs.py); only the story does. On a
+terminal a running step also shows the last event of the demo's own JSON log (the builders' and
+the launcher's: "building kubernetes binaries", "image: wheel built"), so a long step says
+what it is doing."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.console import Console, RenderableType
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -23,6 +29,7 @@ class Story:
     console: Console
     timings: list[tuple[str, float]] = field(default_factory=list)
     chapters: int = 0
+    follow: Path | None = None  # the demo's JSON log, its last event shown by a running step
 
     def chapter(self, title: str) -> None:
         self.chapters += 1
@@ -68,12 +75,23 @@ class Story:
         def tick(done: int, of: int) -> None:
             progress.update(task, completed=done, total=of)
 
+        stop = threading.Event()
+
+        def follow() -> None:
+            while not stop.wait(0.5):
+                event = last_event(self.follow) if self.follow else ""
+                progress.update(task, description=f"{title}  [dim]{event}[/]" if event else title)
+
+        watcher = threading.Thread(target=follow, daemon=True)
         try:
             with progress:
+                watcher.start()
                 yield tick
         except BaseException as exc:
             self._failed(title, started, exc)
             raise
+        finally:
+            stop.set()
         self._done(title, started)
 
     def _failed(self, title: str, started: float, exc: BaseException) -> None:
@@ -84,3 +102,21 @@ class Story:
         seconds = time.monotonic() - started
         self.timings.append((title, seconds))
         self.console.print(f"  [green]done[/] {title} [dim]({seconds:.1f} s)[/]", highlight=False)
+
+
+def last_event(path: Path, tail: int = 4096) -> str:
+    """The `event` of the last JSON line of a structlog file ("" if there is none yet)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, f.seek(0, 2) - tail))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        try:
+            got = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(got, dict) and isinstance(got.get("event"), str):
+            return str(got["event"])
+    return ""

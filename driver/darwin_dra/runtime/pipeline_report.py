@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter
 from darwin_dra.pipeline import outputs as outs
 
 I64 = npt.NDArray[np.int64]
+MAX_RASTER = 20_000  # the finish line carries every output spike up to this many
 
 
 @dataclass
@@ -42,6 +43,8 @@ class PipelineReport:
     received: dict[str, PeerCounts] = field(default_factory=dict)
     outputs: dict[str, tuple[I64, I64]] | None = None
     output_digest: str | None = None
+    # per window, the spikes it sent (input, engine: what its neurons fired) or got (output)
+    window_spikes: list[int] = field(default_factory=list)
 
     @property
     def bytes_out(self) -> int:
@@ -67,10 +70,15 @@ class PipelineReport:
             "bytes_out": self.bytes_out,
             "sent": {p: vars(c) for p, c in self.sent.items()},
             "received": {p: vars(c) for p, c in self.received.items()},
+            "window_spikes": self.window_spikes,
         }
         if self.outputs is not None:
             out["output_spikes"] = outs.count(self.outputs)
             out["output_digest"] = self.output_digest
+            if out["output_spikes"] <= MAX_RASTER:  # each output's (steps, indices)
+                out["output_raster"] = {
+                    n: [t.tolist(), i.tolist()] for n, (t, i) in self.outputs.items()
+                }
         return out
 
 

@@ -143,6 +143,7 @@ class PipelineStage(StageConnections):
     ) -> None:
         """The window's spikes (global ids) to every downstream, each the ids it reads."""
         lookahead = self.config.lookahead * self.config.window
+        self.report.window_spikes.append(int(np.size(gids)))
         for peer, ob in downs.items():
             space = self.part.sends[peer]
             at = np.searchsorted(space, gids)
@@ -310,6 +311,7 @@ class PipelineStage(StageConnections):
                 else:
                     collected_t.append(t)
                     collected_g.append(g)
+                    self.report.window_spikes.append(int(g.size))
                 for ib in ups.values():
                     await ib.ack(now + n)
                 now += n
