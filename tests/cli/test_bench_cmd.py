@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 # `darwin-dra bench engine` on a tiny network, engine only.
 BENCH = [sys.executable, "-m", "darwin_dra.cli.main", "bench", "engine", "--scale", "0.05"]
 
@@ -25,6 +27,7 @@ def test_bench_engine_json_without_peers() -> None:
     assert rows[1]["ratio_first_to_this"]["events_per_s"] > 0
 
 
+@pytest.mark.slow
 def test_bench_engine_table_and_bad_threads() -> None:
     out = _bench("--threads", "1")
     assert out.returncode == 0, out.stderr

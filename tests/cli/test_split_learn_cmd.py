@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_split_learn_trains_and_reports(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "darwin_dra.cli.main", "split-learn", "--limit", "300",
@@ -60,6 +61,7 @@ def test_split_learn_refuses_bad_flags(flags: list[str], says: str) -> None:
     assert says in out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_rate_limit_bounds_the_spikes_at_the_cut(tmp_path: Path) -> None:
     """--cut-rate-limit 1: at most one spike per cut neuron and digit, split equal to unsplit."""

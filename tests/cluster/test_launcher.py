@@ -60,6 +60,7 @@ def test_a_component_dying_on_start_stops_everything_already_started(
     assert not stale.exists(), "data of an earlier cluster must not be reused"
 
 
+@pytest.mark.slow
 def test_down_stops_a_cluster_from_its_record(tmp_path: Path, make_exe: MakeExe) -> None:
     # A half-started cluster (its apiserver hangs) is still recorded, and `down` clears it.
     make_exe("kube-apiserver", "#!/bin/sh\nexec sleep 60\n")

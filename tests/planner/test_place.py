@@ -128,6 +128,7 @@ def exhaustive_cross_node(graph: ModelGraph, topo: Topology) -> float:
     return best
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graph=graphs(max_groups=6, max_synapses=1200), method=st.sampled_from(METHODS))
 def test_on_tiny_instances_the_planner_matches_exhaustive_search(

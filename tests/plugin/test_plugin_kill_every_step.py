@@ -128,6 +128,7 @@ def _assert_nothing_held(driver: Driver, chip: ChipHostClient, cdi: Path) -> Non
     assert not cdi.exists() or list(cdi.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_kill_9_at_every_step_of_prepare_and_unprepare_loses_nothing(
     host: Host, tmp_path_factory: pytest.TempPathFactory, darwin3: ChipProfile
 ) -> None:

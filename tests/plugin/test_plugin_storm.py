@@ -11,6 +11,7 @@ import os
 import resource
 from pathlib import Path
 
+import pytest
 from darwin_dra.engine import Engine
 from darwin_dra.hardware.model import ChipEntry, ChipProfile
 from darwin_dra.kubelet.preparer import ClaimRef
@@ -46,6 +47,7 @@ def _assert_nothing_held(driver: Driver, engine: Engine, cfg: DriverConfig) -> N
         assert not directory.exists() or list(directory.iterdir()) == [], directory
 
 
+@pytest.mark.slow
 def test_a_hundred_claims_in_one_call_then_a_thousand_in_churn_leak_nothing(
     tmp_path: Path, darwin3: ChipProfile
 ) -> None:
