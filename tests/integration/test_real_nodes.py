@@ -414,6 +414,72 @@ def test_pods_on_different_nodes_reach_each_other(
     assert _logs(kube, namespace, "client").strip() == "pong-server"
 
 
+def _node_uid(kube: Kube, node: str) -> str | None:
+    try:
+        return str(kube.core.read_node(node).metadata.uid)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def _owners(plugin: Plugin) -> set[str]:
+    """The node uids the plugin's slices are owned by."""
+    refs = [r for s in plugin.slices() for r in s["metadata"].get("ownerReferences") or []]
+    return {r["uid"] for r in refs if r["kind"] == "Node" and r["name"] == plugin.node.name}
+
+
+def test_a_removed_node_takes_its_slices_and_its_pods_claims_are_released(
+    plugin: Plugin, real_cluster: LocalCluster, real_kube: Kube, real_namespace: str, test_id: str
+) -> None:
+    """The Node object deleted under a running claim pod: the garbage collector deletes the
+    slices it owns and the plugin withdraws them, the pod garbage collector deletes the pod,
+    the claim controller deletes its claim, and the node's kubelet unprepares it. The kubelet
+    restarted registers the node again, and its slices come back owned by the new Node."""
+    assert real_cluster.state is not None
+    kube, namespace, node = real_kube, real_namespace, plugin.node.name
+    image = real_cluster.state.images["busybox"]
+    uid = _node_uid(kube, node)
+    wait_for("the slices owned by the node", lambda: _owners(plugin) == {uid}, 60)
+    _start_claim_pod(kube, namespace, image, test_id, "domain", "snn", "app")
+    wait_for("the container's report", lambda: "ready" in _logs(kube, namespace, "app"), 120)
+    claim_name = kube.pod_claim_name(namespace, "app", "snn") or ""
+    claim = kube.get_ns(namespace, "resourceclaims", claim_name)
+    assert claim is not None
+    spec_file = Path(plugin.node.cdi_dir) / f"darwin.snn.io-{claim['metadata']['uid']}.json"
+    assert spec_file.exists()
+
+    kube.core.delete_node(node)
+    try:
+        wait_for("the node's slices gone", lambda: plugin.slices() == [], 120)
+        wait_for("the pod collected", lambda: kube.pod(namespace, "app") is None, 240)
+        wait_for(
+            "the claim released and deleted",
+            lambda: kube.get_ns(namespace, "resourceclaims", claim_name) is None,
+            120,
+        )
+        wait_for("the claim unprepared on the node", lambda: not spec_file.exists(), 120)
+        assert plugin.proc.poll() is None
+    finally:
+        # The kubelet registers its node again when it starts.
+        real_cluster.restart(f"kubelet[{node}]")
+        wait_for("the node registered again", lambda: _node_uid(kube, node), 120)
+        wait_for(
+            "the node Ready again",
+            lambda: (
+                {c.type: c.status for c in kube.core.read_node(node).status.conditions or []}.get(
+                    "Ready"
+                )
+                == "True"
+            ),
+            180,
+        )
+    new_uid = _node_uid(kube, node)
+    assert new_uid != uid
+    wait_for("the slices back, owned by the new Node", lambda: _owners(plugin) == {new_uid}, 120)
+    assert len(plugin.slices()) == 3
+
+
 def test_a_crashed_cluster_leaves_nothing_after_the_next_clean_up(
     real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

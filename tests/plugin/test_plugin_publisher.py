@@ -92,6 +92,21 @@ def test_in_sync_means_no_action_even_when_the_server_normalised_fields() -> Non
     assert plan(desired, list(server.objects.values())) == ([], None)
 
 
+def test_a_new_owner_rewrites_slices_whose_content_is_unchanged() -> None:
+    # Slices of a version that set no owner, then of a Node deleted and registered again.
+    server = FakeServer()
+    publish_once(server, "d", "n", [_slice("a", 1)])
+    owned = _slice("a", 1)
+    owned["metadata"]["ownerReferences"] = [{"kind": "Node", "name": "n", "uid": "u1"}]
+    actions, generation = plan([owned], list(server.objects.values()))
+    assert ([(a.op, a.name) for a in actions], generation) == ([(Op.UPDATE, "a")], 2)
+    publish_once(server, "d", "n", [owned])
+    assert plan([owned], list(server.objects.values())) == ([], None)
+    again = copy.deepcopy(owned)
+    again["metadata"]["ownerReferences"][0]["uid"] = "u2"
+    assert plan([again], list(server.objects.values()))[1] == 3
+
+
 def test_changed_content_rewrites_all_slices_under_a_new_generation_and_deletes_extras() -> None:
     server = FakeServer()
     publish_once(server, "d", "n", [_slice("a", 3), _slice("b", 3), _slice("c", 3)])

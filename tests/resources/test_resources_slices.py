@@ -19,7 +19,7 @@ from darwin_dra.hardware.model import ChipInfo, ChipProfile, DomainInfo
 from darwin_dra.resources.chips import ChipView, DomainView, Health
 from darwin_dra.resources.limits import SliceLimitError, check_limits
 from darwin_dra.resources.partitions import device_taints
-from darwin_dra.resources.slices import build_slices
+from darwin_dra.resources.slices import build_slices, node_owner
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -97,6 +97,21 @@ def check_golden(name: str, slices: list[dict[str, Any]]) -> None:
 
 def test_golden_one_chip() -> None:
     check_golden("one-chip.json", build_slices("node-a", [view(chip_info(0))]))
+
+
+def test_slices_are_owned_by_their_node_when_its_uid_is_known() -> None:
+    owner = node_owner("node-a", "6c1d")
+    owned = build_slices("node-a", [view(chip_info(0)), view(chip_info(1))], owner=owner)
+    assert [s["metadata"]["ownerReferences"] for s in owned] == [[owner]] * len(owned)
+    assert owner == {
+        "apiVersion": "v1", "kind": "Node", "name": "node-a", "uid": "6c1d", "controller": True
+    }  # fmt: skip
+    # Otherwise the same slices, and without an owner no reference at all.
+    plain = build_slices("node-a", [view(chip_info(0)), view(chip_info(1))])
+    assert all("ownerReferences" not in s["metadata"] for s in plain)
+    for s in owned:
+        del s["metadata"]["ownerReferences"]
+    assert owned == plain
 
 
 def test_golden_two_chips_one_degraded() -> None:

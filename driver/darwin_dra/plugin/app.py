@@ -29,7 +29,7 @@ from darwin_dra.plugin.node import DriverConfig
 from darwin_dra.plugin.publisher import Publisher, PublishResult
 from darwin_dra.plugin.recovery import lost_devices
 from darwin_dra.resources.partitions import PARTITION_KINDS, with_reset_taints
-from darwin_dra.resources.slices import SliceLayout, build_slices
+from darwin_dra.resources.slices import SliceLayout, build_slices, node_owner
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +56,10 @@ class PluginOptions:
     partitions: tuple[str, ...] = PARTITION_KINDS  # the slice layout (--partitions)
 
 
+class NodeGone(Exception):
+    """The plugin's Node object existed and is gone: the node was removed from the cluster."""
+
+
 class PluginApp:
     def __init__(self, opts: PluginOptions, kube: kubeapi.Kube | None = None) -> None:
         self.opts = opts
@@ -76,6 +80,7 @@ class PluginApp:
                 raise ValueError(f"the chip host reports chip models without a profile: {unknown}")
             self.hub = HealthHub()
             self._last_desired: list[dict[str, Any]] = []
+            self._node_seen = False  # the Node object has existed (its absence is a removal)
             self._tasks: list[asyncio.Task[None]] = []
             self.server: PluginServer | None = None
             self.driver = Driver(
@@ -119,6 +124,14 @@ class PluginApp:
         return views, self._lost()
 
     def _desired_now(self) -> list[dict[str, Any]]:
+        try:
+            owner = self._node_owner()
+        except NodeGone:
+            # The node was removed: its slices go with it (the garbage collector deletes the
+            # owned ones; this deletes the rest) until it registers again.
+            log.warning("the Node object was removed: withdrawing this node's slices")
+            self._last_desired = []
+            return []
         info = self.chip.info()
         self.metrics.faults.set(len(info.faults))
         views, lost = self._snapshot()
@@ -128,10 +141,27 @@ class PluginApp:
                 self.opts.node,
                 list(views.values()),
                 layout=SliceLayout(partitions=self.opts.partitions),
+                owner=owner,
             ),
             lost,
         )
         return self._last_desired
+
+    def _node_owner(self) -> dict[str, Any] | None:
+        """The node as its slices' owner, read at every publish: a node deleted and registered
+        again has a new uid, and slices owned by the old one would be collected. Before the
+        Node object first exists the slices go out unowned (and get it at the next publish);
+        once it has existed, its absence means the node was removed (``NodeGone``). An API
+        error goes to the publisher's backoff."""
+        try:
+            uid = self.kube.get_node(self.opts.node)["metadata"]["uid"]
+        except kubeapi.NotFound:
+            if self._node_seen:
+                raise NodeGone(self.opts.node) from None
+            log.warning("no Node object yet: slices published without an owner")
+            return None
+        self._node_seen = True
+        return node_owner(self.opts.node, str(uid))
 
     def _desired(self) -> list[dict[str, Any]]:
         try:

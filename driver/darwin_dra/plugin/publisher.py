@@ -56,6 +56,11 @@ def content_hash(body: Obj) -> str:
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
+def _owners(obj: Obj) -> list[tuple[str, str, str]]:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return sorted((r.get("kind", ""), r.get("name", ""), r.get("uid", "")) for r in refs)
+
+
 def _generation(obj: Obj) -> int:
     return int(obj.get("spec", {}).get("pool", {}).get("generation", 0))
 
@@ -74,6 +79,8 @@ def plan(desired: Sequence[Obj], existing: Sequence[Obj]) -> tuple[list[Action],
         and all(
             have[n].get("metadata", {}).get("annotations", {}).get(HASH_ANNOTATION) == hashes[n]
             and have[n]["spec"]["pool"].get("resourceSliceCount") == len(want)
+            # the owner too: slices of a version that set none, or of a Node since recreated
+            and _owners(have[n]) == _owners(want[n])
             for n in want
         )
     )

@@ -260,14 +260,22 @@ class SliceLayout:
     partitions: tuple[str, ...] = PARTITION_KINDS  # which partition kinds to publish
 
 
+def node_owner(node: str, uid: str) -> dict[str, Any]:
+    """The Node object as the owner of its slices: when the node is deleted, the garbage
+    collector deletes them with it (what upstream's kubelet plugin helper does too)."""
+    return {"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid, "controller": True}
+
+
 def build_slices(
     node: str,
     chips: Sequence[ChipView],
     generation: int = 1,
     measured_keps: Mapping[int, int] | None = None,
     layout: SliceLayout | None = None,
+    owner: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """All ResourceSlices of the node's pool (pool name = node name), sorted by name.
+    """All ResourceSlices of the node's pool (pool name = node name), sorted by name; each
+    owned by ``owner`` (``node_owner``) when given.
 
     ``measured_keps`` (chip id -> thousands of events/s from calibration) replaces the chip's
     nominal figure and marks it ``kepsSource: measured``. Names are
@@ -295,5 +303,8 @@ def build_slices(
         specs.append((f"{node}-darwin-b-devices-{rank:02d}", {"devices": devices}))
     pool = {"name": node, "generation": generation, "resourceSliceCount": len(specs)}
     slices = [_slice(node, name, {"pool": dict(pool), **spec}) for name, spec in specs]
+    if owner is not None:
+        for body in slices:
+            body["metadata"]["ownerReferences"] = [dict(owner)]
     check_limits(slices)
     return slices
