@@ -215,11 +215,13 @@ def driver_image(root: Path, version: str, *, python: str) -> DriverImage:
 
     work = images_dir()
     work.mkdir(parents=True, exist_ok=True)
-    key = source_key(root)
-    image = Image(f"{DRIVER_NAME}:{key}", work / f"darwin-dra-{key}.tar")
     version_name = f"{DRIVER_NAME}:{version}"
     with (work / ".driver.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # The key is read under the lock, after any wait for another build: the wheel is built
+        # from the tree as it is now, and the tag must name that tree.
+        key = source_key(root)
+        image = Image(f"{DRIVER_NAME}:{key}", work / f"darwin-dra-{key}.tar")
         if image.tar.is_file():
             return DriverImage(image, version_name, built=False, seconds=0.0)
         hostdeps.ensure(hostdeps.IMAGE_PACKAGES)
@@ -233,6 +235,11 @@ def driver_image(root: Path, version: str, *, python: str) -> DriverImage:
             if wheel.returncode != 0:
                 raise ToolchainError(f"building the project's wheel failed:\n{wheel.stderr}")
             [whl] = dist.glob("darwin_dra-*.whl")
+            if source_key(root) != key:
+                raise ToolchainError(
+                    f"the source tree {root} changed while its wheel was built: the image "
+                    "would not be the tree its tag names; build it again"
+                )
             log.info("image: wheel built", seconds=round(time.monotonic() - started, 1))
             _base_root(work, rootfs)
             log.info("image: bookworm root ready", seconds=round(time.monotonic() - started, 1))
