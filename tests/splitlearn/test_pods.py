@@ -31,6 +31,14 @@ def test_the_parties_repel_each_other_and_only_the_edge_mounts_the_data() -> Non
         ]
     assert edge["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "node-a"}
     assert "nodeSelector" not in server["spec"]
+    # The server, scheduled before the edge exists, keeps off the edge's node.
+    [term] = server["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
+    assert term["matchExpressions"] == [
+        {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": ["node-a"]}
+    ]
+    assert "nodeAffinity" not in edge["spec"]["affinity"]
     volumes = {v["name"]: v for v in server["spec"]["volumes"]}
     assert set(volumes) == {"tls"}
     assert volumes["tls"]["secret"]["secretName"] == "run1-server-tls"

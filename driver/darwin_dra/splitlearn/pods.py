@@ -4,7 +4,9 @@ different nodes, each holding a claim on a Darwin device, and what each pod moun
 - Each party's Secret holds the run's CA and that party's own certificate and key; the
   ConfigMap with the digits is mounted by the edge pod only (the server never sees a pixel).
 - The pods carry the run's label and a required anti-affinity on it per hostname, so the
-  scheduler puts them on two nodes; ``--edge-node``/``--server-node`` pin them further.
+  scheduler puts them on two nodes; ``--edge-node``/``--server-node`` pin them further, and
+  the party not pinned keeps off the other's node (the server, created first, would not see
+  the edge's anti-affinity yet).
 - The edge reaches the server by its pod IP (the local cluster has no DNS and no kube-proxy),
   over the mutual-TLS stream of transport.py; nothing else passes between them.
 - Each party prints one JSON report line, its own weights included (``--report-weights``);
@@ -133,6 +135,15 @@ def pod(s: PodSettings, role: str, cfg: Config, seed: int, server_ip: str | None
         spec["containers"][0]["ports"] = [{"containerPort": PORT, "name": "cut"}]
     if node:
         spec["nodeSelector"] = {"kubernetes.io/hostname": node}
+    elif other := (s.server_node if role == EDGE else s.edge_node):
+        # The server is created first: its anti-affinity finds no edge yet, so without this it
+        # may take the node the edge is pinned to and leave the edge nowhere to go.
+        away = {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": [other]}
+        spec["affinity"]["nodeAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [away]}]
+            }
+        }
     return {
         "apiVersion": "v1",
         "kind": "Pod",
