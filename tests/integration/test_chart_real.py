@@ -49,6 +49,12 @@ class Release:
     kubeconfig: Path
     values: Path
 
+    @property
+    def image(self) -> str:
+        """The driver's image the release runs (its repository:tag)."""
+        image = json.loads(self.values.read_text())["image"]
+        return f"{image['repository']}:{image['tag']}"
+
     def helm(self, *args: str) -> str:
         where = ("--kubeconfig", str(self.kubeconfig), "-n", self.namespace)
         out = helm_chart.helm(*args, *where, timeout=400)
@@ -304,8 +310,7 @@ def test_the_driver_runs_with_least_privilege_and_a_non_root_workload_needs_the_
         if command == "chip-host":
             assert all(str(SPIKE_GROUP) in _status(p)["Groups"].split() for p in pids)
 
-    values = json.loads(release.values.read_text())["image"]
-    image = f"{values['repository']}:{values['tag']}"
+    image = release.image
     _template(real_kube, real_namespace, "domain-nr", "darwin-domain.snn.io")
     for name, groups in (("member", [SPIKE_GROUP]), ("stranger", [])):
         pod = _workload(name, image, "domain-nr")

@@ -229,6 +229,11 @@ def test_a_claim_is_prepared_by_the_real_kubelet_and_cdi_reaches_the_container(
     wait_for("the CDI spec removed by unprepare", lambda: not spec_file.exists(), timeout=30)
 
 
+def _ready(kube: Kube, node: str) -> bool:
+    conditions = kube.core.read_node(node).status.conditions or []
+    return {c.type: c.status for c in conditions}.get("Ready") == "True"
+
+
 def _registrations(plugin: Plugin) -> int:
     log = plugin.state_dir.parent / "plugin.log"
     return log.read_text(errors="replace").count("registered with the kubelet")
@@ -262,14 +267,7 @@ def test_kubelet_and_containerd_restarts_keep_the_prepared_claim_and_the_running
     # container it started is not restarted.
     real_cluster.restart(f"kubelet[{node}]")
     wait_for("the plugin registered again", lambda: _registrations(plugin) > registered, 120)
-    wait_for(
-        "the node Ready again",
-        lambda: (
-            {c.type: c.status for c in kube.core.read_node(node).status.conditions}["Ready"]
-            == "True"
-        ),
-        120,
-    )
+    wait_for("the node Ready again", lambda: _ready(kube, node), 120)
     assert spec_file.exists()
     assert _container(kube, namespace, "app") == before
 
@@ -464,16 +462,7 @@ def test_a_removed_node_takes_its_slices_and_its_pods_claims_are_released(
         # The kubelet registers its node again when it starts.
         real_cluster.restart(f"kubelet[{node}]")
         wait_for("the node registered again", lambda: _node_uid(kube, node), 120)
-        wait_for(
-            "the node Ready again",
-            lambda: (
-                {c.type: c.status for c in kube.core.read_node(node).status.conditions or []}.get(
-                    "Ready"
-                )
-                == "True"
-            ),
-            180,
-        )
+        wait_for("the node Ready again", lambda: _ready(kube, node), 180)
     new_uid = _node_uid(kube, node)
     assert new_uid != uid
     wait_for("the slices back, owned by the new Node", lambda: _owners(plugin) == {new_uid}, 120)

@@ -23,11 +23,6 @@ pytestmark = pytest.mark.integration
 __all__ = ["release"]
 
 
-def _image(rel: Release) -> str:
-    image = json.loads(rel.values.read_text())["image"]
-    return f"{image['repository']}:{image['tag']}"
-
-
 def test_the_edge_and_the_server_train_as_pods_on_two_nodes(
     release: Release,
     real_cluster: launcher.LocalCluster,
@@ -42,7 +37,7 @@ def test_the_edge_and_the_server_train_as_pods_on_two_nodes(
     cmd = [
         sys.executable, "-m", "darwin_dra.cli.main", "split-learn", "--cluster",
         "--kubeconfig", str(real_cluster.kubeconfig), "--namespace", real_namespace,
-        "--image", _image(release), "--pull-policy", "Never", "--edge-node", nodes[0],
+        "--image", release.image, "--pull-policy", "Never", "--edge-node", nodes[0],
         "--limit", "300", "--epochs", "8", "--ann-epochs", "10", "--pod-timeout", "600",
         "--work", str(tmp_path / "work"), "--export", str(tmp_path / "split.nir"), "--json",
     ]  # fmt: skip
