@@ -74,20 +74,28 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
 
     async def _call(self, method: str, context: Ctx, work: Callable[[], Awaitable[T]]) -> T:
         started = time.perf_counter()
-        code = grpc.StatusCode.OK
         try:
-            return await work()
+            result = await work()
         except (errors.EngineError, ValueError) as exc:
             code = status_code(exc)
             message = exc.message if isinstance(exc, errors.EngineError) else str(exc)
             if isinstance(exc, errors.EngineError):
                 context.set_trailing_metadata(((ENGINE_CODE_KEY, str(exc.code)),))
             log.warning("chip host call failed", method=method, code=code.name, error=message)
+            # Counted before the status leaves: a client that reads the metrics right after its
+            # error must find the call there.
+            self._observe(method, code, started)
             await context.abort(code, message)
             raise  # abort raised already; this satisfies the type checker
-        finally:
-            self.metrics.requests.labels(method, code.name).inc()
-            self.metrics.seconds.labels(method).observe(time.perf_counter() - started)
+        except BaseException:
+            self._observe(method, grpc.StatusCode.UNKNOWN, started)
+            raise
+        self._observe(method, grpc.StatusCode.OK, started)
+        return result
+
+    def _observe(self, method: str, code: grpc.StatusCode, started: float) -> None:
+        self.metrics.requests.labels(method, code.name).inc()
+        self.metrics.seconds.labels(method).observe(time.perf_counter() - started)
 
     def _count(self, partitions: int = 0) -> None:
         # Counted, not listed: a prepare of many claims must not list them all once per claim.
