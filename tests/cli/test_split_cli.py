@@ -3,24 +3,17 @@ from the output the way the controller reads the pod's log; a bad file is one cl
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from darwin_dra.pipeline.plan import from_split_json
 from darwin_dra.pipeline.splitter import plan_from_log
+from darwin_dra.testing.cli import Ran, run_cli
 
 MODEL = Path(__file__).resolve().parents[1] / "data" / "digits_snntorch.nir"
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "darwin_dra.cli.main", "split", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def _cli(*args: str) -> Ran:
+    return run_cli("split", *args)
 
 
 def test_split_prints_the_plan_the_controller_reads() -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from darwin_dra.testing.cli import run_cli
 
 
 @pytest.mark.slow
@@ -55,8 +56,7 @@ def test_split_learn_trains_and_reports(tmp_path: Path) -> None:
     ],
 )
 def test_split_learn_refuses_bad_flags(flags: list[str], says: str) -> None:
-    cmd = [sys.executable, "-m", "darwin_dra.cli.main", "split-learn", *flags]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    out = run_cli("split-learn", *flags)
     assert out.returncode == 1
     assert says in out.stderr
 
