@@ -223,6 +223,33 @@ def test_v1_prepare_and_unprepare(tmp_path: Path) -> None:
     run_with_server(tmp_path, body, preparer=preparer)
 
 
+def test_a_uid_named_twice_in_one_call_is_prepared_once_or_refused(tmp_path: Path) -> None:
+    # Found by the dra fuzz target: the same uid three times in one call made the driver
+    # prepare it, then undo the first preparation while "retrying" the second.
+    preparer = MemoryPreparer()
+
+    async def body(server: PluginServer) -> None:
+        async with channel(server.paths.dra) as ch:
+            stub = v1_grpc.DRAPluginStub(ch)
+            same = v1.Claim(namespace="ns", uid="uid-1", name="c1")
+            other = v1.Claim(namespace="ns", uid="uid-2", name="c2")
+            renamed = v1.Claim(namespace="ns", uid="uid-2", name="c2-again")
+            req = v1.NodePrepareResourcesRequest(claims=[same, same, other, renamed])
+            resp = await stub.NodePrepareResources(req)
+            assert resp.claims["uid-1"].error == ""
+            assert "named twice in one request, as ns/c2 and ns/c2-again" in (
+                resp.claims["uid-2"].error
+            )
+            un = await stub.NodeUnprepareResources(
+                v1.NodeUnprepareResourcesRequest(claims=[same, same, other, renamed])
+            )
+            assert un.claims["uid-1"].error == ""
+            assert "named twice" in un.claims["uid-2"].error
+
+    run_with_server(tmp_path, body, preparer=preparer)
+    assert preparer.calls == [("prepare", ["uid-1"]), ("unprepare", ["uid-1"])]
+
+
 def test_v1beta1_drops_share_id_but_keeps_the_rest(tmp_path: Path) -> None:
     preparer = MemoryPreparer(shared={"uid-9"})
 
