@@ -110,6 +110,7 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
         self.engine = engine
         self.partition = partition
         self._capacity = DEFAULT_EXPORT_CAPACITY
+        self._readout = np.zeros(0, np.int64)  # neurons whose potentials Step returns
         # inject, run and drain of one Step belong together; two clients must not interleave.
         self._lock = asyncio.Lock()
 
@@ -138,6 +139,13 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
     def _load(self, req: pb.LoadRequest) -> pb.LoadResponse:
         net = network_from(req)
         export = wire.column(req.export_neurons, "u4", "export_neurons")
+        readout = wire.column(req.readout_neurons, "u4", "readout_neurons").astype(np.int64)
+        if readout.size and int(readout.max()) >= net.n_neurons:
+            raise wire.WireError(
+                f"readout_neurons: neuron {int(readout.max())} is not in the network's "
+                f"{net.n_neurons}"
+            )
+        self._readout = np.zeros(0, np.int64)
         with contextlib.suppress(errors.StateError):  # nothing loaded yet
             self.engine.unload(self.partition)
         self.engine.load(self.partition, net)
@@ -146,6 +154,7 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
         capacity = req.export_capacity or DEFAULT_EXPORT_CAPACITY
         self.engine.record(self.partition, (int(i) for i in export), capacity)
         self._capacity = capacity
+        self._readout = readout
         t = self.engine.telemetry(self.partition)
         return pb.LoadResponse(
             neurons=net.n_neurons,
@@ -159,7 +168,7 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
         if steps.size:
             # On overflow the earliest spikes stay queued and nothing runs: the caller decides.
             self.engine.inject(self.partition, steps, ids)
-        self.engine.run(self.partition, req.steps)
+        readout = self._run(req.steps)
         out_steps: list[np.ndarray] = []
         out_ids: list[np.ndarray] = []
         while True:
@@ -173,8 +182,25 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
             ids=wire.pack(np.concatenate(out_ids), "u4"),
         )
         return pb.StepResponse(
-            exported=exported, telemetry=step_telemetry(self.engine.telemetry(self.partition))
+            exported=exported,
+            telemetry=step_telemetry(self.engine.telemetry(self.partition)),
+            readout=readout,
         )
+
+    def _run(self, steps: int) -> bytes:
+        """Runs the steps; with readout neurons, one step at a time, their potentials after
+        each (packed f32, steps x neurons)."""
+        ro = self._readout
+        if not ro.size:
+            self.engine.run(self.partition, steps)
+            return b""
+        lo = int(ro.min())
+        span = int(ro.max()) - lo + 1
+        rows = np.empty((steps, ro.size), np.float32)
+        for k in range(steps):
+            self.engine.run(self.partition, 1)
+            rows[k] = self.engine.potentials(self.partition, lo, span)[0][ro - lo]
+        return wire.pack(rows.reshape(-1), "f4")
 
     def _unload(self) -> pb.UnloadResponse:
         self.engine.unload(self.partition)
