@@ -13,6 +13,7 @@ from darwin_dra.models.errors import ModelError
 from darwin_dra.pipeline.readout import Readout, ReadoutLayer, held_readout, summary
 from darwin_dra.pipeline.samples import SampleLayout, lay_out, load_samples
 from darwin_dra.pipeline.split import split_at_layers, stage_of_neurons
+from darwin_dra.runtime.pipeline_config import check_reset
 from darwin_dra.splitlearn.nirexport import CUT, DT_S, split_graph
 from darwin_dra.splitlearn.parts import Config, EdgePart, ServerPart
 from hypothesis import given
@@ -30,7 +31,17 @@ def test_layout_parses_and_refuses_by_flag() -> None:
     assert SampleLayout.parse("16+48") == SampleLayout(16, 48)
     assert SampleLayout.parse("16") == SampleLayout(16, 0)
     assert str(SampleLayout(16, 4)) == "16+4"
-    for bad in ("x", "16+y", "0+3", "4+-1"):
+    reset = SampleLayout.parse("16+16,reset")
+    assert reset == SampleLayout(16, 16, reset=True)
+    assert str(reset) == "16+16,reset"
+    assert [s for s in range(100) if reset.resets_at(s)] == [32, 64, 96]
+    assert not any(SampleLayout(16, 16).resets_at(s) for s in range(100))
+    check_reset(reset, 16, 16)
+    with pytest.raises(ValueError, match="not a multiple of --window 10"):
+        check_reset(reset, 10, 3)
+    with pytest.raises(ValueError, match=r"at least the model's latency \(17 steps\)"):
+        check_reset(reset, 16, 17)
+    for bad in ("x", "16+y", "0+3", "4+-1", "16+2,rest"):
         with pytest.raises(ValueError, match="--samples"):
             SampleLayout.parse(bad)
 

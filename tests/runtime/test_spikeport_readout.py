@@ -14,7 +14,7 @@ from darwin_dra.engine import Engine
 from darwin_dra.engine.network import Reset
 from darwin_dra.models.compile import CompiledModel, compile_graph
 from darwin_dra.models.run import run_model
-from darwin_dra.runtime.client import SpikePortClient
+from darwin_dra.runtime.client import SpikePortClient, Stepped
 from darwin_dra.runtime.spikeport import SpikePortServer
 from darwin_dra.splitlearn.nirexport import DT_S, split_graph
 from darwin_dra.splitlearn.parts import Config, EdgePart, ServerPart
@@ -89,3 +89,50 @@ def test_a_readout_neuron_outside_the_network_is_refused(
             await server.stop()
 
     asyncio.run(main())
+
+
+def test_a_reset_runs_the_next_sample_as_if_loaded_afresh(
+    engine: Engine, model: CompiledModel, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(5)
+    n_in, period = model.network.n_inputs, 32
+    layer = model.layer(model.outputs["output"])
+    readout = list(range(layer.first, layer.first + layer.count))
+    export = range(model.layer("server").first, layer.first)
+    a_t, a_i = np.nonzero(rng.random((16, n_in)) < 0.3)
+    b_t, b_i = np.nonzero(rng.random((16, n_in)) < 0.3)
+    part = engine.create_partition(1, domains=list(range(engine.chip(1).n_domains)))
+    sock = tmp_path / "spike.sock"
+    seen: dict[str, object] = {}
+
+    async def main() -> None:
+        server = SpikePortServer(engine, part, sock)
+        await server.start()
+        try:
+            async with SpikePortClient(f"unix://{sock}") as port:
+                await port.load(model.network, export=export, readout=readout)
+                first = await port.step(period, a_t, a_i)
+                again = await port.step(period, b_t + period, b_i, reset=True)
+                seen["counters"] = (first.counters, again.counters)
+                seen["stream"] = again
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await port.step(1, [period - 1], [0])
+                assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert "before the last reset (step 32)" in str(err.value.details())
+                await port.load(model.network, export=export, readout=readout)
+                seen["fresh"] = await port.step(period, b_t, b_i)
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
+    stream, fresh = seen["stream"], seen["fresh"]
+    assert isinstance(stream, Stepped)
+    assert isinstance(fresh, Stepped)
+    assert fresh.ids.size > 0
+    np.testing.assert_array_equal(stream.readout, fresh.readout)
+    np.testing.assert_array_equal(stream.steps, fresh.steps + period)
+    np.testing.assert_array_equal(stream.ids, fresh.ids)
+    first, after = seen["counters"]  # type: ignore[misc]
+    assert after.steps == 2 * period
+    assert after.input_spikes == a_t.size + b_t.size
+    assert after.spikes == first.spikes + fresh.counters.spikes

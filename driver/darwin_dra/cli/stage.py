@@ -68,8 +68,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--samples",
-        help="STEPS[+GAP]: the input file holds samples of STEPS steps, run one after another "
-        "GAP steps apart; a readout is read at each sample's last step",
+        help="STEPS[+GAP][,reset]: the input file holds samples of STEPS steps, run one after "
+        "another GAP steps apart (with reset: engine stages start each from rest); a readout "
+        "is read at each sample's last step",
     )
     p.add_argument(
         "--connect-timeout", type=float, help="seconds to reach the downstream (default 120)"

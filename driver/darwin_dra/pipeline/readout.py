@@ -111,6 +111,15 @@ class Readout:
         v = np.stack(rows) if rows else np.zeros((0, self.layer.count), np.float32)
         return steps, v.astype(np.float32)
 
+    def finish(self, model_steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The report's summary and the arrays of the --output file (``<output>.steps``,
+        ``.potentials``, ``.classes``)."""
+        at, v = self.result(model_steps)
+        s = summary(self.layer, at, v)
+        o = self.layer.output
+        classes = np.asarray(s["classes"], np.int64)
+        return s, {f"{o}.steps": at, f"{o}.potentials": v, f"{o}.classes": classes}
+
 
 def summary(layer: ReadoutLayer, steps: I64, potentials: F32) -> dict[str, Any]:
     """What the stage's report says of its readout: the class (argmax) of every sample."""

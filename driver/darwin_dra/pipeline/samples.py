@@ -1,9 +1,10 @@
 """Many samples in one stream (pure): a pipeline runs one continuous stream of steps, so samples
 go in one after another, sample n over model steps [n x period, n x period + steps), followed
-by ``gap`` silent steps in which the state decays (the engine is not reset between samples:
-docs/split-learning.md measures what the gap costs). A readout is read at each sample's last
-step. The input stage and the stage holding the readout are both given the same layout
-(``--samples STEPS+GAP``)."""
+by ``gap`` silent steps in which the state decays; with ``reset`` every engine stage also loads
+its network afresh at each sample's first step (the SpikePort's Step.reset), so each sample
+runs from rest as it does on its own (docs/split-learning.md measures both). A readout is read
+at each sample's last step. Every stage is given the same layout (``--samples
+STEPS+GAP[,reset]``)."""
 
 from __future__ import annotations
 
@@ -23,13 +24,14 @@ I64 = npt.NDArray[np.int64]
 class SampleLayout:
     steps: int  # model steps of one sample
     gap: int = 0  # silent model steps after each sample
+    reset: bool = False  # engine stages start each sample from rest
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.gap < 0:
             raise ValueError(f"--samples {self}: steps must be >= 1 and the gap >= 0")
 
     def __str__(self) -> str:
-        return f"{self.steps}+{self.gap}"
+        return f"{self.steps}+{self.gap}" + (",reset" if self.reset else "")
 
     @property
     def period(self) -> int:
@@ -37,13 +39,20 @@ class SampleLayout:
 
     @staticmethod
     def parse(text: str) -> SampleLayout:
-        """``STEPS`` or ``STEPS+GAP``, as the --samples flag takes it."""
-        head, _, tail = text.partition("+")
+        """``STEPS``, ``STEPS+GAP`` or either with ``,reset``, as the --samples flag takes it."""
+        body, comma, mode = text.partition(",")
+        head, _, tail = body.partition("+")
         try:
+            if comma and mode != "reset":
+                raise ValueError(mode)
             steps, gap = int(head), int(tail or 0)
         except ValueError:
-            raise ValueError(f"--samples {text!r}: expected STEPS or STEPS+GAP") from None
-        return SampleLayout(steps, gap)
+            raise ValueError(f"--samples {text!r}: expected STEPS[+GAP][,reset]") from None
+        return SampleLayout(steps, gap, bool(comma))
+
+    def resets_at(self, step: int) -> bool:
+        """Whether engine stages load afresh before running ``step`` (a later sample's first)."""
+        return self.reset and step > 0 and step % self.period == 0
 
     def last_steps(self, model_steps: int) -> I64:
         """The model step of every sample's last step that a run of ``model_steps`` reaches."""

@@ -133,8 +133,10 @@ class SpikePortClient:
         steps: int,
         input_steps: npt.ArrayLike = (),
         input_ids: npt.ArrayLike = (),
+        reset: bool = False,
     ) -> Stepped:
-        """Injects (timestep, input) spikes, runs ``steps`` steps, returns the exported spikes."""
+        """Injects (timestep, input) spikes, runs ``steps`` steps, returns the exported spikes
+        (and the readout); ``reset`` first loads the network afresh (StepRequest.reset)."""
         s = np.asarray(input_steps)
         i = np.asarray(input_ids)
         if s.shape != i.shape or s.ndim != 1:
@@ -142,7 +144,9 @@ class SpikePortClient:
         if s.size and (s.min() < 0 or i.min() < 0 or i.max() >= 2**32):
             raise ValueError("input steps must be >= 0 and input ids in [0, 2^32)")
         req = pb.StepRequest(
-            inputs=pb.Spikes(steps=wire.pack(s, "u8"), ids=wire.pack(i, "u4")), steps=steps
+            inputs=pb.Spikes(steps=wire.pack(s, "u8"), ids=wire.pack(i, "u4")),
+            steps=steps,
+            reset=reset,
         )
         r = await self._stub.Step(req, timeout=self.timeout_s)
         out_s, out_i = wire.spikes(r.exported.steps, r.exported.ids)

@@ -96,6 +96,21 @@ def check_stage(
         raise ValueError(f"--output is for the output stage or a readout, not {kind} stage {name}")
 
 
+def check_reset(samples: SampleLayout, window: int, latency: int) -> None:
+    """Samples that start from rest: every sample must begin a window (the stages load afresh
+    between two windows) and its outputs must come out before the next one begins."""
+    if samples.period % window:
+        raise ValueError(
+            f"--samples {samples}: a period of {samples.period} steps is not a multiple of "
+            f"--window {window}"
+        )
+    if samples.gap < latency:
+        raise ValueError(
+            f"--samples {samples}: the gap must be at least the model's latency ({latency} "
+            "steps), or the last outputs of a sample are lost in the reset"
+        )
+
+
 def admit(
     h: framing.Hello,
     cn: str | None,

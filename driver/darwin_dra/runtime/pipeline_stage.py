@@ -44,12 +44,16 @@ from darwin_dra.models.nirfile import load_model
 from darwin_dra.pipeline import outputs as outs
 from darwin_dra.pipeline.inputs import InputSource
 from darwin_dra.pipeline.readout import Readout, held_readout
-from darwin_dra.pipeline.readout import summary as readout_summary
 from darwin_dra.pipeline.split import INPUT, SplitPlan, StagePart, extract_stage
 from darwin_dra.runtime import framing, links
 from darwin_dra.runtime.client import SpikePortClient
 from darwin_dra.runtime.framing import FrameError
-from darwin_dra.runtime.pipeline_config import PRODUCER, PipelineStageConfig, plan_digest
+from darwin_dra.runtime.pipeline_config import (
+    PRODUCER,
+    PipelineStageConfig,
+    check_reset,
+    plan_digest,
+)
 from darwin_dra.runtime.pipeline_connect import StageConnections
 from darwin_dra.runtime.pipeline_report import Metrics, PeerCounts, PipelineReport
 from darwin_dra.runtime.stage import next_window
@@ -90,6 +94,8 @@ class PipelineStage(StageConnections):
             self.readout = Readout(held, config.samples, config.steps, self.model.latency)
         elif config.output is not None and self.kind == "engine":
             raise ValueError(f"--output: engine stage {config.stage} holds no readout to save")
+        if config.samples is not None and config.samples.reset:
+            check_reset(config.samples, config.window, self.model.latency)
         super().__init__(config, plan, part, report, self.model.network.n_inputs)
 
     # ---- running ----
@@ -313,7 +319,9 @@ class PipelineStage(StageConnections):
                 t, g = t[order], g[order]
                 if port is not None:
                     e0 = time.monotonic()
-                    stepped = await port.step(n, t, np.searchsorted(part.inputs_from, g))
+                    reset = cfg.samples is not None and cfg.samples.resets_at(now)
+                    g_in = np.searchsorted(part.inputs_from, g)
+                    stepped = await port.step(n, t, g_in, reset=reset)
                     self.report.engine_s += time.monotonic() - e0
                     c = stepped.counters
                     dropped = (
@@ -372,17 +380,9 @@ class PipelineStage(StageConnections):
         steps = self.config.steps
         if steps is None:
             steps = max(0, self.report.steps - self.model.latency)
-        at, v = self.readout.result(steps)
-        summary = readout_summary(self.readout.layer, at, v)
+        summary, arrays = self.readout.finish(steps)
         self.report.readout = summary
         if self.config.output is not None:
-            o = summary["output"]
-            classes = np.asarray(summary["classes"], np.int64)
-            arrays: dict[str, Any] = {
-                f"{o}.steps": at,
-                f"{o}.potentials": v,
-                f"{o}.classes": classes,
-            }
             np.savez(self.config.output, **arrays)
 
 

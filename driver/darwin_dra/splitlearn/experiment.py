@@ -165,13 +165,16 @@ def format_report(r: Report) -> str:
         )
     if r.deploy is not None:
         d, n = r.deploy, r.nir or {}
-        lines.append(
+        lines += [
             f"deployed as a pipeline cut at the training cut ({' -> '.join(d['stages'])}, "
-            f"mTLS), one stream, gap {d['gap']}: {100 * d['pipeline_accuracy']:.2f}% "
-            f"(one piece on the engine, same stream: {100 * d['one_piece_accuracy']:.2f}%; "
-            f"same class for {100 * d['agreement']:.1f}%; training code "
-            f"{100 * n.get('training_accuracy', float('nan')):.2f}%); "
-            f"{d['cut_bytes_per_sample']:.1f} bytes per sample across the cut; "
-            f"{d['seconds']:.1f} s"
-        )
+            f"mTLS), {d['samples']} samples in one stream {d['gap']} steps apart, "
+            f"{d['cut_bytes_per_sample']:.1f} bytes per sample across the cut, "
+            f"{d['seconds']:.1f} s:",
+            f"  each sample from rest: {100 * d['pipeline_accuracy']:.2f}% (training code "
+            f"{100 * n.get('training_accuracy', float('nan')):.2f}%, one piece on the engine "
+            f"{100 * d['one_piece_accuracy']:.2f}%, same class for {100 * d['agreement']:.1f}%)",
+            f"  state decaying in the gap: {100 * d['decay_accuracy']:.2f}% (one piece, same "
+            f"stream: {100 * d['decay_one_piece_accuracy']:.2f}%, same class for "
+            f"{100 * d['decay_agreement']:.1f}%)",
+        ]
     return "\n".join(lines)

@@ -229,7 +229,14 @@ class StepRequest(_message.Message):
 
     INPUTS_FIELD_NUMBER: _builtins.int
     STEPS_FIELD_NUMBER: _builtins.int
+    RESET_FIELD_NUMBER: _builtins.int
     steps: _builtins.int
+    reset: _builtins.bool
+    """First return the partition to its state right after Load: the network loaded afresh
+    (neurons at rest, no spike in flight, the queues empty), as between two samples. Steps
+    and the telemetry counters go on counting from where they were; inputs must not be
+    for a step before the reset.
+    """
     @_builtins.property
     def inputs(self) -> Global___Spikes: ...
     def __init__(
@@ -237,10 +244,11 @@ class StepRequest(_message.Message):
         *,
         inputs: Global___Spikes | None = ...,
         steps: _builtins.int = ...,
+        reset: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs", "steps", b"steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs", "reset", b"reset", "steps", b"steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
