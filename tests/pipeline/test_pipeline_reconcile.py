@@ -305,6 +305,18 @@ def test_a_model_on_a_volume_is_split_by_a_pod_and_mounted_read_only_by_the_stag
         "readOnly": True,
     }
     assert split["metadata"]["labels"][objects.ROLE_LABEL] == "split"
+    # stageLayers: the split pod makes the user's split (darwin-dra split --layers)
+    by_layers = pipeline_obj(
+        model={"volume": {"claimName": "models", "path": "/big/brain.nir"}},
+        stages="auto",
+        stageLayers=[["edge"], ["server", "readout"]],
+    )
+    [lc] = objects.split_pod_body(by_layers, parse_spec(by_layers), SETTINGS, "h2")["spec"][
+        "containers"
+    ]
+    cmd = lc["command"]
+    assert cmd[cmd.index("--stages") + 1] == "2"
+    assert cmd[cmd.index("--layers") + 1] == "edge;server,readout"
     d = decide(obj, spec, plan, placement, Observed(), SETTINGS)
     [pod] = _created(d, "Pod")
     cmd = pod["spec"]["containers"][0]["command"]
