@@ -68,6 +68,9 @@ def test_samples_are_laid_out_one_after_another(tmp_path: Path) -> None:
         load_samples(tmp_path / "s.npy", 6, SampleLayout(5, 3))
     with pytest.raises(ModelError, match="7 inputs"):
         load_samples(tmp_path / "s.npy", 7, layout)
+    (tmp_path / "s.npz").rename(tmp_path / "input")  # as a pod mounts a ConfigMap key
+    got = load_samples(tmp_path / "input", 6, layout)
+    assert np.array_equal(got[0], steps)
     np.savez(tmp_path / "bad.npz", other=x)
     with pytest.raises(ModelError, match="'samples'"):
         load_samples(tmp_path / "bad.npz", 6, layout)

@@ -190,6 +190,8 @@ def stage_args(
         args += ["--downstream", f"{name}=tcp://{ip}:{settings.port}"]
     if spec.steps is not None:
         args += ["--steps", str(spec.steps)]
+    if spec.input.samples is not None:  # every stage alike (pipeline/samples.py)
+        args += ["--samples", spec.input.samples]
     if plan.stage(stage).kind == "input":
         inp = spec.input
         if inp.source == "poisson":

@@ -79,13 +79,14 @@ def load_samples(path: Path, n_inputs: int, layout: SampleLayout) -> tuple[I64, 
     """A samples file: .npy of (samples, steps, inputs) spike counts, or .npz with such an
     array ``samples``; laid out as ``lay_out`` does."""
     try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
+        got = np.load(path, allow_pickle=False)  # .npy or .npz, whatever the file's name
+        if isinstance(got, np.lib.npyio.NpzFile):
+            with got as z:
                 if "samples" not in z:
                     raise ModelError(f"{path}: a samples .npz needs an array 'samples'")
                 x = np.asarray(z["samples"])
         else:
-            x = np.load(path, allow_pickle=False)
+            x = np.asarray(got)
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path}: cannot read samples: {exc}") from exc
     if x.ndim != 3 or x.shape[2] != n_inputs or x.shape[1] != layout.steps:

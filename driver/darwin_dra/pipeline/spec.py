@@ -50,6 +50,7 @@ class InputSource:
     seed: int = 1
     file: ConfigMapKey | None = None
     port: int = 7800
+    samples: str | None = None  # the file's samples layout, every stage's --samples
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,9 @@ def _model(value: Any) -> ModelSource:
     )
 
 
+SAMPLES = re.compile(r"[1-9][0-9]{0,5}(\+[0-9]{1,6})?(,reset)?")  # as the schema's pattern
+
+
 def _input(value: Any) -> InputSource:
     obj = _obj(value, "spec.input")
     source = obj.get("source")
@@ -129,14 +133,19 @@ def _input(value: Any) -> InputSource:
         raise SpecError(f"spec.input.poisson.rateHz: {rate!r} must be a number from 0 to 10000")
     seed = _int(poisson.get("seed", 1), "spec.input.poisson.seed", 0, 2**32 - 1)
     file = None
+    samples = None
     if source == "file":
         if "file" not in obj:
             raise SpecError("spec.input.file: required when spec.input.source is file")
         file_obj = _obj(obj["file"], "spec.input.file")
         file = _config_map_key(file_obj.get("configMap"), "spec.input.file.configMap")
+        if "samples" in file_obj:
+            samples = _str(file_obj["samples"], "spec.input.file.samples")
+            if not SAMPLES.fullmatch(samples):
+                raise SpecError(f"spec.input.file.samples: {samples!r} is not STEPS[+GAP][,reset]")
     socket = _obj(obj.get("socket", {}), "spec.input.socket")
     port = _int(socket.get("port", 7800), "spec.input.socket.port", 1024, 65535)
-    return InputSource(source, float(rate), seed, file, port)
+    return InputSource(source, float(rate), seed, file, port, samples)
 
 
 def _stages(value: Any) -> int | None:
