@@ -301,6 +301,15 @@ int dk_link_stats(dk_engine *e, uint32_t part, uint64_t *carried, uint64_t *drop
 int dk_core_events(dk_engine *e, uint32_t part, uint64_t *events, uint32_t n);
 int dk_spike_counts(dk_engine *e, uint32_t part, uint64_t *counts, uint32_t n);
 
+/* Calibration (docs/engine.md, "Calibration"): the synaptic events per second of model time
+ * that `cores` of `chip` (NULL and 0: every core) route under uniform traffic (every core's
+ * spikes multicast to every core of the set) at the rate where the busiest link, or a core's
+ * port into the mesh, reaches its bandwidth (routerEventsPerSecond over the directed links).
+ * The traffic and so the rate are those of the healthy set; only deliveries that still arrive
+ * count (a failed core, link or domain lowers it; a failed chip gives 0). Deterministic. */
+int dk_saturation(dk_engine *e, uint32_t chip, const uint32_t *cores, uint32_t n_cores,
+                  double *events_per_s);
+
 /* Faults. kind: a DK_FAULT_* (enum dk_fault_kind). */
 int dk_fault_inject(dk_engine *e, uint32_t chip, int32_t kind, uint32_t index);
 int dk_fault_clear(dk_engine *e, uint32_t chip, int32_t kind, uint32_t index);

@@ -13,10 +13,15 @@
 
 #include "internal.h"
 
+/* The directed links between neighbouring tiles of a w x h mesh. */
+static double mesh_links(uint32_t mesh_w, uint32_t mesh_h) {
+    const double w = (double)mesh_w, h = (double)mesh_h;
+    return 2.0 * ((w > 0 ? w - 1 : 0) * h + w * (h > 0 ? h - 1 : 0));
+}
+
 uint64_t dk_link_capacity(double router_events_per_s, double dt_ms, uint32_t mesh_w,
                           uint32_t mesh_h) {
-    const double w = (double)mesh_w, h = (double)mesh_h;
-    const double links = 2.0 * ((w > 0 ? w - 1 : 0) * h + w * (h > 0 ? h - 1 : 0));
+    const double links = mesh_links(mesh_w, mesh_h);
     const double per = links > 0 ? floor(router_events_per_s * dt_ms * 1e-3 / links) : 0.0;
     if (!(per >= 1.0)) return 1; /* also NaN */
     return per >= 2147483648.0 ? 2147483648ull : (uint64_t)per;
@@ -174,4 +179,83 @@ double dk_router_peak(dk_network *n) {
     for (uint32_t l = 0; l < n->rt.n_links; l++)
         if (n->link_events[l] > most) most = n->link_events[l];
     return cap > 0 ? (double)most / cap : 0.0;
+}
+
+/* Calibration: loads of the uniform traffic on the healthy mesh, and what still arrives. */
+typedef struct {
+    const dk_chip *c;
+    uint32_t *count, *mark; /* per link: trees crossing it; the stamp of the last tree */
+    uint32_t stamp;
+    bool broken;            /* the route being walked crosses a failed link */
+} saturation_walk;
+
+static void saturation_visit(void *ctx, int32_t link) {
+    saturation_walk *w = ctx;
+    if (link < 0) return;
+    w->broken |= w->c->link_failed[link] != 0;
+    if (w->mark[link] == w->stamp) return; /* a multicast tree crosses a link once */
+    w->mark[link] = w->stamp;
+    w->count[link]++;
+}
+
+/* Walks every source's tree over the set; returns the deliveries that arrive in one round. */
+static uint64_t saturation_rounds(saturation_walk *w, const uint32_t *cores, uint32_t n) {
+    const dk_chip *c = w->c;
+    uint64_t arrive = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint32_t s = cores[i];
+        w->stamp = i + 1;
+        for (uint32_t j = 0; j < n; j++) {
+            const uint32_t d = cores[j];
+            w->broken = false;
+            dk_route_xy(c, c->core_x[s], c->core_y[s], c->core_x[d], c->core_y[d],
+                        saturation_visit, w);
+            arrive += !w->broken && !c->core_failed[s] && !c->core_failed[d];
+        }
+    }
+    return arrive;
+}
+
+static int saturation_locked(const dk_chip *c, const uint32_t *cores, uint32_t n, double *out) {
+    for (uint32_t i = 0; i < n; i++)
+        if (cores[i] >= c->n_cores)
+            return dk_fail(DK_E_INVALID, "saturation: core %u does not exist (the chip has %u)",
+                           cores[i], c->n_cores);
+    saturation_walk w = {.c = c};
+    w.count = dk_alloc((size_t)c->n_tiles * 4 * sizeof *w.count);
+    w.mark = dk_alloc((size_t)c->n_tiles * 4 * sizeof *w.mark);
+    if (!w.count || !w.mark) {
+        dk_free(w.count);
+        dk_free(w.mark);
+        return DK_E_NOMEM;
+    }
+    const uint64_t arrive = saturation_rounds(&w, cores, n);
+    uint32_t busiest = 1; /* a core's port into the mesh carries one packet a round */
+    for (uint32_t l = 0; l < c->n_tiles * 4; l++) busiest = w.count[l] > busiest ? w.count[l] : busiest;
+    dk_free(w.count);
+    dk_free(w.mark);
+    const double links = mesh_links(c->prof.mesh_w, c->prof.mesh_h);
+    const double per_link = links > 0 ? c->prof.router_events_per_s / links
+                                      : c->prof.router_events_per_s;
+    *out = c->failed ? 0.0 : per_link / (double)busiest * (double)arrive;
+    return DK_OK;
+}
+
+int dk_saturation(dk_engine *e, uint32_t chip, const uint32_t *cores, uint32_t n_cores,
+                  double *events_per_s) {
+    if (!e || !events_per_s || (n_cores && !cores))
+        return dk_fail(DK_E_INVALID, "dk_saturation: NULL argument");
+    dk_chip *c;
+    int rc = dk_chip_lock(e, chip, &c);
+    if (rc) return rc;
+    uint32_t *all = NULL;
+    if (!n_cores) {
+        all = dk_alloc((size_t)c->n_cores * sizeof *all);
+        if (!all) rc = DK_E_NOMEM;
+        for (uint32_t i = 0; all && i < c->n_cores; i++) all[i] = i;
+    }
+    if (!rc) rc = saturation_locked(c, all ? all : cores, all ? c->n_cores : n_cores, events_per_s);
+    pthread_mutex_unlock(&e->lock);
+    dk_free(all);
+    return rc;
 }

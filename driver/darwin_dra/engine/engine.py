@@ -365,6 +365,13 @@ class Engine:
         link_index gives."""
         return self._u64s(lib.dk_link_events, part, self.link_count(self.partition(part).chip))
 
+    def saturation(self, chip: int, cores: Sequence[int] = ()) -> float:
+        """Events per second of model time `cores` of `chip` (all if empty) route before their
+        links saturate (dk_saturation; engine/keps.py)."""
+        out, ids = ffi.new("double *"), ffi.new("uint32_t[]", list(cores) or [0])
+        check(lib.dk_saturation(self._p(), chip, ids if cores else ffi.NULL, len(cores), out))
+        return float(out[0])
+
     def link_stats(self, part: int) -> LinkStats:
         """The router's bandwidth per link: carried, dropped, waiting (docs/engine.md)."""
         n = self.link_count(self.partition(part).chip)
