@@ -41,6 +41,13 @@ enum { DK_MAX_GROUPS = 64, DK_MAX_WEIGHTS = 256, DK_MAX_DELAY = 255 };
  * partition's grant and its enforcement all use it; how fast this host simulates is a separate
  * figure (dk_telemetry.host_keps). */
 enum { DK_EVENTS_PER_KEPS = 1000 };
+/* The router's bandwidth (docs/engine.md, "Router bandwidth"): every directed mesh link carries
+ * at most dk_link_capacity() packets (a spike crossing the link) per timestep. A spike whose
+ * route would overfill a link waits, whole, in that link's backlog and enters the mesh at a later
+ * step (its synaptic delays then count from that step); a link's backlog holds at most
+ * DK_LINK_BACKLOG_STEPS steps of its capacity, and a spike that finds it full is dropped and
+ * counted at that link. */
+enum { DK_LINK_BACKLOG_STEPS = 4 };
 /* Neuron models. IAF_PSC_DELTA is NEST's iaf_psc_delta (the default, zero). The others follow
  * the NIR definitions (see docs/models.md), integrated exactly over a step for an input held
  * constant during the step; they fire when v > v_th (strictly) and have no refractoriness. */
@@ -202,7 +209,21 @@ typedef struct {
     double quant_error_mv;            /* largest weight quantisation error */
     uint32_t cores_used;
     uint32_t threads;
+    /* The router's bandwidth (dk_link_capacity); per-link figures come from dk_link_stats. */
+    uint64_t routed_spikes;           /* spikes (neurons' and injected) that entered the mesh */
+    uint64_t deferred;                /* spike-steps spent waiting in link backlogs */
+    uint64_t backlog;                 /* spikes waiting in link backlogs now */
+    uint64_t dropped_link_spikes;     /* spikes dropped at a full link backlog */
+    uint64_t dropped_link;            /* synaptic events those spikes would have delivered */
+    uint64_t link_capacity;           /* packets one mesh link carries per timestep */
+    double link_util_peak;            /* the busiest link: packets carried / (capacity x steps) */
 } dk_telemetry;
+
+/* Packets one directed mesh link carries per timestep of `dt_ms`: the chip's router throughput
+ * (events per second of model time) over a step, spread evenly over its directed mesh links
+ * (2 ((w - 1) h + w (h - 1))), rounded down, at least 1, at most 2^31. */
+uint64_t dk_link_capacity(double router_events_per_s, double dt_ms, uint32_t mesh_w,
+                          uint32_t mesh_h);
 
 /* KEPS of `events` delivered over `steps` of `dt_ms`: events / (steps dt) / DK_EVENTS_PER_KEPS;
  * 0 when no model time passed. */
@@ -273,8 +294,21 @@ int dk_input_capacity(dk_engine *e, uint32_t part, uint32_t capacity);
 /* Telemetry. */
 int dk_telemetry_get(dk_engine *e, uint32_t part, dk_telemetry *out);
 int dk_link_events(dk_engine *e, uint32_t part, uint64_t *events, uint32_t n);
+/* Per chip link (n = dk_link_count): packets carried (as dk_link_events), spikes dropped at a
+ * full backlog, and spikes waiting in its backlog now. Any pointer may be NULL. */
+int dk_link_stats(dk_engine *e, uint32_t part, uint64_t *carried, uint64_t *dropped,
+                  uint64_t *backlog, uint32_t n);
 int dk_core_events(dk_engine *e, uint32_t part, uint64_t *events, uint32_t n);
 int dk_spike_counts(dk_engine *e, uint32_t part, uint64_t *counts, uint32_t n);
+
+/* Calibration (docs/engine.md, "Calibration"): the synaptic events per second of model time
+ * that `cores` of `chip` (NULL and 0: every core) route under uniform traffic (every core's
+ * spikes multicast to every core of the set) at the rate where the busiest link, or a core's
+ * port into the mesh, reaches its bandwidth (routerEventsPerSecond over the directed links).
+ * The traffic and so the rate are those of the healthy set; only deliveries that still arrive
+ * count (a failed core, link or domain lowers it; a failed chip gives 0). Deterministic. */
+int dk_saturation(dk_engine *e, uint32_t chip, const uint32_t *cores, uint32_t n_cores,
+                  double *events_per_s);
 
 /* Faults. kind: a DK_FAULT_* (enum dk_fault_kind). */
 int dk_fault_inject(dk_engine *e, uint32_t chip, int32_t kind, uint32_t index);

@@ -89,6 +89,31 @@ typedef struct {
 
 typedef struct dk_thread_ctx dk_thread_ctx;
 
+/* Spike sources (neuron ids, then n_neurons + input ids) of one step. */
+typedef struct {
+    uint32_t *ids;
+    uint32_t n;
+} spike_list;
+
+/* The router's bandwidth (router.c): per-link packet limits, backlogs and drops. */
+typedef struct {
+    uint32_t n_links;       /* chip links, n_tiles * 4 (tile * 4 + dir) */
+    uint32_t cap;           /* packets a link carries per step (dk_link_capacity) */
+    uint32_t backlog_cap;   /* spikes one link's backlog holds */
+    uint32_t mult;          /* most packets one spike puts on one link (1 when multicast) */
+    uint32_t *load;         /* packets on each link in the step being routed */
+    uint32_t *backlog;      /* spikes waiting at each link */
+    uint64_t *dropped;      /* spikes dropped at each link */
+    uint32_t *pend_src, *pend_link; /* waiting spikes, oldest first, and where they wait */
+    size_t cap_src, cap_link;
+    uint32_t pend_n;
+    uint32_t pend_seen[2];  /* pend_n after the last step of each parity (read by every thread) */
+    spike_list routed;      /* the spikes that enter the mesh in a step that needed routing */
+    size_t cap_routed;
+    uint32_t *ktgt;         /* scratch: a dropped spike's kernel targets */
+    float *kw;
+} dk_router;
+
 typedef struct {
     uint32_t n_neurons, n_inputs, n_src, n_groups;
     float dt_ms;
@@ -145,6 +170,7 @@ typedef struct {
     uint64_t fault_epoch;   /* of the chip, when reach and core_dead were computed */
     uint64_t step;
     dk_telemetry tel;
+    dk_router rt;
     /* ports */
     uint8_t *recorded;      /* per neuron */
     dk_spike_ring out;
@@ -198,6 +224,22 @@ void dk_route_xy(const dk_chip *c, uint32_t x0, uint32_t y0, uint32_t x1, uint32
 /* Targets of local source `s` (0 .. c_in h_in w_in - 1) of a kernel, ascending, with their
  * weights (zero weights skipped); returns how many (at most k->fan). */
 uint32_t dk_kernel_targets(const dk_kernel_rt *k, uint32_t s, uint32_t *tgt, float *w);
+
+/* router bandwidth (router.c) */
+int dk_router_init(dk_network *n, const dk_chip *c);
+void dk_router_free(dk_router *r);
+/* Whether step `step`, whose new spikes number `total`, must be routed one spike at a time:
+ * spikes wait from the step before, or they could overfill a link. Every worker asks, after the
+ * step's barrier, and all get the same answer. */
+bool dk_router_needed(const dk_network *n, uint64_t step, uint64_t total);
+/* Thread 0: routes the waiting spikes, then the new ones of `lists` in order, into n->rt.routed
+ * (what the workers then deliver), keeping or dropping what does not fit. */
+void dk_router_step(dk_network *n, uint64_t step, const spike_list *const *lists,
+                    uint32_t n_lists);
+/* Thread 0, on a step routed in bulk: the step's `total` spikes all entered the mesh. */
+void dk_router_bulk(dk_network *n, uint64_t step, uint64_t total);
+/* The busiest link's packets carried over capacity x steps (links folded first). */
+double dk_router_peak(dk_network *n);
 
 /* network internals */
 void dk_network_free(dk_network *n);

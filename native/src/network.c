@@ -21,6 +21,7 @@ void dk_network_free(dk_network *n) {
                     n->link_events, n->core_events, n->reach, n->core_dead, n->recorded,
                     n->out.steps, n->out.ids, n->in.steps, n->in.ids};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dk_free(ptrs[i]);
+    dk_router_free(&n->rt);
     if (n->kernels)
         for (uint32_t k = 0; k < n->n_kernels; k++) dk_free(n->kernels[k].wts);
     dk_free(n->kernels);
@@ -989,6 +990,7 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
         n->src_core[s] = (uint16_t)(s < n->n_neurons ? s / n->per_core : n->cores_used);
     rc = build_trees(n, c, p);
     if (!rc) rc = alloc_state(n, c, d, max_delay);
+    if (!rc) rc = dk_router_init(n, c);
     if (!rc) rc = init_state(n, d);
     if (rc) return rc;
     n->tel.synapse_bytes = store_bytes + kernel_bytes;

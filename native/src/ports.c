@@ -205,6 +205,7 @@ int dk_membrane_set(dk_engine *e, uint32_t part, const float *v, uint32_t count)
 int dk_telemetry_get(dk_engine *e, uint32_t part, dk_telemetry *out) {
     if (!e || !out) return dk_fail(DK_E_INVALID, "dk_telemetry_get: NULL argument");
     WITH_NET(e, part, {
+        n->tel.link_util_peak = dk_router_peak(n);
         *out = n->tel;
         out->network_bytes = n->bytes;
     });
@@ -223,6 +224,23 @@ int dk_link_events(dk_engine *e, uint32_t part, uint64_t *events, uint32_t count
         } else {
             dk_network_fold_links(n);
             memcpy(events, n->link_events, (size_t)links * sizeof *events);
+        }
+    });
+}
+
+int dk_link_stats(dk_engine *e, uint32_t part, uint64_t *carried, uint64_t *dropped,
+                  uint64_t *backlog, uint32_t count) {
+    if (!e) return dk_fail(DK_E_INVALID, "dk_link_stats: NULL engine");
+    WITH_NET(e, part, {
+        const dk_router *r = &n->rt;
+        if (count != r->n_links) {
+            rc_ = dk_fail(DK_E_INVALID, "link stats: buffers hold %u values, the chip has %u links",
+                          count, r->n_links);
+        } else {
+            dk_network_fold_links(n);
+            if (carried) memcpy(carried, n->link_events, (size_t)count * sizeof *carried);
+            if (dropped) memcpy(dropped, r->dropped, (size_t)count * sizeof *dropped);
+            for (uint32_t l = 0; backlog && l < count; l++) backlog[l] = r->backlog[l];
         }
     });
 }

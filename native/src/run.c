@@ -38,11 +38,6 @@ static void barrier_wait(barrier_t *b, uint32_t *local_sense) {
     }
 }
 
-typedef struct {
-    uint32_t *ids;
-    uint32_t n;
-} spike_list;
-
 struct dk_thread_ctx {
     dk_network *net;
     dk_partition *part;
@@ -53,6 +48,7 @@ struct dk_thread_ctx {
     double rate, credit;           /* KEPS share as events per step, and the unspent part */
     spike_list lists[2];
     barrier_t *barrier;
+    uint32_t *sense;               /* this worker's barrier sense */
     atomic_uint *go;               /* 0 wait, 1 run, 2 abort */
     struct dk_thread_ctx *all;
     spike_list inputs[2];          /* injected spikes of the step, filled by thread 0 */
@@ -369,10 +365,33 @@ static uint32_t take_inputs(dk_network *n, uint64_t step, spike_list *out) {
     return out->n;
 }
 
+/* The router's bandwidth for the step (router.c): false when its spikes go in bulk (they cannot
+ * overfill a link); true when thread 0 routed them one by one into n->rt.routed, which every
+ * worker then delivers (after a second barrier). */
+static bool route_step(dk_thread_ctx *t, uint64_t step, uint32_t par) {
+    dk_network *n = t->net;
+    const spike_list *lists[DK_MAX_THREADS + 1];
+    uint64_t total = 0;
+    for (uint32_t j = 0; j < t->n_threads; j++) {
+        lists[j] = &t->all[j].lists[par];
+        total += lists[j]->n;
+    }
+    lists[t->n_threads] = &t->all[0].inputs[par];
+    total += lists[t->n_threads]->n;
+    if (!dk_router_needed(n, step, total)) {
+        if (t->tid == 0) dk_router_bulk(n, step, total);
+        return false;
+    }
+    if (t->tid == 0) dk_router_step(n, step, lists, t->n_threads + 1);
+    barrier_wait(t->barrier, t->sense);
+    return true;
+}
+
 static void *thread_main(void *arg) {
     dk_thread_ctx *t = arg;
     dk_network *n = t->net;
     uint32_t sense = 0;
+    t->sense = &sense;
     uint64_t step0 = n->step;
     unsigned go;
     while ((go = atomic_load_explicit(t->go, memory_order_acquire)) == 0) sched_yield();
@@ -398,8 +417,13 @@ static void *thread_main(void *arg) {
         }
         /* Same order for any thread count: neurons in ascending order, then inputs. */
         uint64_t used = 0;
-        for (uint32_t j = 0; j < t->n_threads; j++) deliver_list(t, &t->all[j].lists[par], step, &used);
-        deliver_list(t, &t->all[0].inputs[par], step, &used);
+        if (route_step(t, step, par)) {
+            deliver_list(t, &n->rt.routed, step, &used);
+        } else {
+            for (uint32_t j = 0; j < t->n_threads; j++)
+                deliver_list(t, &t->all[j].lists[par], step, &used);
+            deliver_list(t, &t->all[0].inputs[par], step, &used);
+        }
         t->events += used;
         if (t->rate > 0) t->credit -= (double)used;
         uint64_t t3 = now_ns();
@@ -530,6 +554,7 @@ static int run_locked(dk_engine *e, dk_partition *p, uint64_t steps, uint32_t th
     const uint64_t cap = c->prof.core_queue_events;
     pthread_mutex_unlock(&e->lock);
     if (steps == 0) return DK_OK;
+    n->rt.pend_seen[(n->step + 1) & 1] = n->rt.pend_n; /* what the first step finds waiting */
     const uint32_t nt = threads < n->cores_used ? threads : n->cores_used;
     dk_thread_ctx *ctx = dk_alloc(nt * sizeof *ctx);
     if (!ctx) return DK_E_NOMEM;

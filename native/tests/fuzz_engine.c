@@ -215,6 +215,8 @@ static void query(dk_engine *e, slot *s, uint32_t chip, uint32_t n_links, reader
         if (!buf || !v) abort();
         CALL(dk_spike_counts(e, s->id, buf, s->n_src));
         CALL(dk_link_events(e, s->id, buf, n_links));
+        CALL(dk_link_stats(e, s->id, u8(r) & 1 ? buf : NULL, buf, u8(r) & 1 ? buf : NULL,
+                           u8(r) < 250 ? n_links : n_links + 1));
         CALL(dk_membrane(e, s->id, v, s->n_neurons));
         float cur[8];
         uint32_t first = u8(r) % (s->n_neurons + 2u), cnt8 = u8(r) % 9u;
@@ -230,6 +232,10 @@ static void query(dk_engine *e, slot *s, uint32_t chip, uint32_t n_links, reader
     CALL(dk_partition_cores(e, s->id, &ch, cores, u8(r) % 17u, &cnt, &mode, &budget));
     CALL(dk_partition_ids(e, ids, u8(r) % 5u, &cnt));
     CALL(dk_partition_count(e, &cnt));
+    uint32_t some[2] = {u8(r), u8(r)};
+    double sat = 0;
+    CALL(dk_saturation(e, chip, some, u8(r) % 3u, &sat));
+    if (sat < 0) fail("saturation below zero", 0);
     dk_chip_info ci;
     dk_domain_info di;
     dk_core_info ki;
@@ -409,7 +415,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     prof.neurons_per_core = u8(&r) % 65u;
     prof.synapses_per_chip = u8(&r) < 240 ? 1 + u16(&r) * 16ull : u64(&r);
     prof.core_queue_events = u8(&r) < 240 ? 1u + u16(&r) : u64(&r);
-    prof.router_events_per_s = 1e9;
+    /* mostly a router that saturates (1 packet a link a step), so backpressure is fuzzed */
+    prof.router_events_per_s = u8(&r) < 64 ? 1e9 : (1.0 + u8(&r)) * 1e3;
     prof.energy_pj_per_op = 4.9;
     dk_chip_desc desc;
     memset(&desc, 0, sizeof desc);

@@ -1028,6 +1028,65 @@ static void test_queue_capacity(void) {
     dk_engine_destroy(e);
 }
 
+/* The router's bandwidth: a link carries dk_link_capacity packets a step; what does not fit
+ * waits in the backlog of the link, one step at a time; past DK_LINK_BACKLOG_STEPS steps of
+ * capacity it is dropped and counted there. And the saturation calibration's errors. */
+static void test_link_bandwidth(void) {
+    dk_chip_profile prof = darwin3();
+    CHECK_U64(dk_link_capacity(prof.router_events_per_s, 0.1, 24, 24), 45289);
+    CHECK_U64(dk_link_capacity(1.0, 0.1, 24, 24), 1);
+    CHECK_U64(dk_link_capacity(1e12, 0.1, 1, 1), 1); /* a one-tile mesh has no links */
+    prof.router_events_per_s = 1.5 * 2208 / 1e-3;   /* one packet a link a step of 1 ms */
+    dk_engine *e = engine_with(&prof);
+    uint32_t c1[] = {40};
+    uint32_t p = part_of(e, c1, 1, DK_PART_EXCLUSIVE);
+    net_t n;
+    net_init(&n, 1, 1, 1);
+    net_syn(&n, 1, 0, 1.f, 1);
+    OK(dk_network_load(e, p, &n.desc));
+    uint64_t st[12] = {0};
+    uint32_t in[12] = {0}, acc = 0;
+    OK(dk_inject(e, p, st, in, 12, &acc));
+    OK(dk_run(e, p, 1, 1));
+    dk_telemetry t = tel(e, p);
+    CHECK_U64(t.link_capacity, 1);
+    CHECK_U64(t.routed_spikes, 1);
+    CHECK_U64(t.backlog, DK_LINK_BACKLOG_STEPS);
+    CHECK_U64(t.dropped_link_spikes, 12 - 1 - DK_LINK_BACKLOG_STEPS);
+    CHECK_U64(t.dropped_link, 12 - 1 - DK_LINK_BACKLOG_STEPS);
+    OK(dk_run(e, p, 5, 2));
+    t = tel(e, p);
+    CHECK_U64(t.routed_spikes, 1 + DK_LINK_BACKLOG_STEPS);
+    CHECK_U64(t.backlog, 0);
+    CHECK_U64(t.deferred, 4 + 3 + 2 + 1);
+    CHECK_U64(t.events, 1 + DK_LINK_BACKLOG_STEPS);
+    CHECK(t.link_util_peak > 0.8 && t.link_util_peak <= 1.0); /* 5 packets in 6 steps */
+    uint32_t links = 0;
+    OK(dk_link_count(e, 0, &links));
+    uint64_t *carried = calloc(links, sizeof *carried), *dropped = calloc(links, sizeof *dropped);
+    if (!carried || !dropped) abort();
+    OK(dk_link_stats(e, p, carried, dropped, NULL, links));
+    uint64_t most = 0, lost = 0;
+    for (uint32_t l = 0; l < links; l++) {
+        most = carried[l] > most ? carried[l] : most;
+        lost += dropped[l];
+    }
+    CHECK_U64(most, 1 + DK_LINK_BACKLOG_STEPS);
+    CHECK_U64(lost, 12 - 1 - DK_LINK_BACKLOG_STEPS);
+    CHECK_RC(dk_link_stats(e, p, NULL, NULL, NULL, links + 1), DK_E_INVALID);
+    double sat = -1;
+    uint32_t two[] = {1, 2}, bad[] = {99999};
+    OK(dk_saturation(e, 0, two, 2, &sat));
+    CHECK(sat > 0);
+    CHECK_RC(dk_saturation(e, 0, bad, 1, &sat), DK_E_INVALID);
+    CHECK_RC(dk_saturation(e, 3, NULL, 0, &sat), DK_E_NOT_FOUND);
+    CHECK_RC(dk_saturation(e, 0, NULL, 2, &sat), DK_E_INVALID);
+    free(carried);
+    free(dropped);
+    net_free(&n);
+    dk_engine_destroy(e);
+}
+
 /* The KEPS share limits the events delivered per step; the excess is counted. */
 static void test_budget(void) {
     dk_engine *e = engine_darwin3();
@@ -1535,6 +1594,7 @@ int main(void) {
         {"nir_models", test_nir_models},
         {"ports", test_ports},
         {"queue_capacity", test_queue_capacity},
+        {"link_bandwidth", test_link_bandwidth},
         {"budget", test_budget},
         {"partition_config", test_partition_config},
         {"fault_health", test_fault_health},

@@ -17,8 +17,9 @@ from pathlib import Path
 import grpc
 import pytest
 from darwin_dra.chiphost import faults
-from darwin_dra.chiphost.client import ChipHostUnavailable
-from darwin_dra.cluster.chiphost import chip_host_args
+from darwin_dra.chiphost.app import default_socket
+from darwin_dra.chiphost.client import ChipHostClient, ChipHostUnavailable
+from darwin_dra.cluster.chiphost import chip_host_args, start_chip_host
 from darwin_dra.engine.errors import Conflict, InvalidArgument, NotFound
 from darwin_dra.runtime.client import SpikePortClient
 from darwin_dra.unixsock import grpc_target
@@ -197,3 +198,34 @@ def test_a_negative_spike_socket_group_is_refused_by_name(tmp_path: Path) -> Non
     done = subprocess.run([*cmd, "--spike-socket-group", "-1"], capture_output=True, text=True)
     assert done.returncode == 2
     assert "--spike-socket-group must be a group id >= 0, not -1" in done.stderr
+
+
+@pytest.mark.slow
+def test_calibrated_capacity_follows_the_faults(tmp_path: Path) -> None:
+    """`--calibrate`: each chip's KEPS measured on the chip model (where its links saturate);
+    a failed domain lowers that chip's figure in the next Info (what the plugin republishes),
+    the other chip's stays, and clearing the fault restores it."""
+    state, log = tmp_path / "state", tmp_path / "ch.log"
+    inventory = write_inventory(tmp_path / "inventory.yaml")
+    proc = start_chip_host(NODE, inventory, state, log, calibrate=True, timeout_s=180)
+    path = faults.fault_path(state)
+    try:
+        with ChipHostClient(default_socket(state)) as chip:
+            healthy = dict(chip.info().measured_keps)
+            assert healthy[0] == healthy[1] > 0
+            faults.edit(path, add=[faults.Fault(1, faults.Kind.DOMAIN, 5)])
+            deadline = time.monotonic() + 30
+            while chip.chips()[1].domains[5].healthy:
+                assert time.monotonic() < deadline, "the fault never reached the chip"
+                time.sleep(0.1)
+            degraded = dict(chip.info().measured_keps)
+            assert degraded[0] == healthy[0]
+            assert 0 < degraded[1] < healthy[1]
+            faults.edit(path, remove=[faults.Fault(1, faults.Kind.DOMAIN, 5)])
+            while not chip.chips()[1].domains[5].healthy:
+                assert time.monotonic() < deadline, "the fault was never cleared"
+                time.sleep(0.1)
+            assert dict(chip.info().measured_keps) == healthy
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0, log.read_text()[-3000:]

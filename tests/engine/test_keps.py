@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from darwin_dra.engine import Engine, FaultKind, Network, NeuronGroup
+from darwin_dra.engine import Direction, Engine, FaultKind, Network, NeuronGroup
 from darwin_dra.engine import keps as kepsdef
 from darwin_dra.engine.calibrate import calibrate
 from darwin_dra.hardware.model import ChipEntry, ChipProfile
@@ -93,30 +93,49 @@ def test_calibration_is_the_chip_models_capacity_not_the_hosts_speed(engine: Eng
     part = engine.create_partition(1, domains=list(range(36)))
     first = calibrate(engine, part, steps=100)
     second = calibrate(engine, part, steps=100)
-    nominal = kepsdef.chip_keps(engine.chip(1).router_events_per_s)
-    assert first.keps == second.keps == nominal  # deterministic, whatever the host did
+    measured = kepsdef.chip_capacity(engine, 1)
+    assert first.keps == second.keps == measured  # deterministic, whatever the host did
+    # the links saturate before the router's nominal throughput is reached
+    assert 0 < measured < kepsdef.chip_keps(engine.chip(1).router_events_per_s)
     assert first.host_keps > 0
     assert first.realtime_factor > 0
     assert first.load_keps == pytest.approx(
         kepsdef.keps_of(first.events, first.steps, 0.1), rel=1e-12
     )
-    assert kepsdef.chip_capacity(engine.chip(1)) == nominal
     engine.inject_fault(1, FaultKind.DOMAIN, 7)
     degraded = calibrate(engine, part, steps=50).keps
-    assert degraded == kepsdef.share(nominal, 575 - 16, 575)
-    assert kepsdef.chip_capacity(engine.chip(1)) == degraded
-    link = engine.link_index(1, 5, 5, 0)
+    assert degraded == kepsdef.chip_capacity(engine, 1) < measured
+    link = engine.link_index(1, 5, 5, Direction.EAST)
     assert link is not None
     engine.inject_fault(1, FaultKind.LINK, link)
-    assert kepsdef.chip_capacity(engine.chip(1)) < degraded
+    assert kepsdef.chip_capacity(engine, 1) < degraded
     engine.inject_fault(1, FaultKind.CHIP)
-    assert kepsdef.chip_capacity(engine.chip(1)) == 0
+    assert kepsdef.chip_capacity(engine, 1) == 0
+    assert kepsdef.chip_capacity(engine, 0) == measured  # the other chip is untouched
+
+
+def test_saturation_is_where_the_busiest_link_fills(engine: Engine, darwin3: ChipProfile) -> None:
+    """By hand on a 2 x 1 block of tiles: each core multicasts to both; the one link each way
+    carries one packet a round, as does each core's port, so a round is as fast as one link:
+    routerEventsPerSecond / links rounds a second, 4 deliveries each."""
+    a, b = engine.core(0, 1), engine.core(0, 2)
+    assert (a.y, b.y, b.x - a.x) == (0, 0, 1)
+    w, h = darwin3.mesh_w, darwin3.mesh_h
+    per_link = darwin3.router_events_per_s / (2 * ((w - 1) * h + w * (h - 1)))
+    assert engine.saturation(0, [1, 2]) == pytest.approx(4 * per_link, rel=1e-12)
+    assert kepsdef.saturation_keps(engine, 0, [1]) == int(per_link // 1000)  # its port alone
+    # a partition far from the controller routes what the same shape routes anywhere
+    assert engine.saturation(0, [1, 2]) == engine.saturation(1, [1, 2])
 
 
 def test_a_weaker_router_publishes_less() -> None:
     profiles = load_profiles()
     fast = kepsdef.chip_keps(profiles["darwin3-fastroute"].router_events_per_s)
     assert fast > kepsdef.chip_keps(profiles["darwin3"].router_events_per_s)
+    with Engine() as eng:  # and measured: the weaker router saturates at a lower rate
+        for model in ("darwin3", "darwin3-fastroute"):
+            eng.add_chip(profiles[model], ChipEntry(model=model, serial=model, fabric="f"))
+        assert kepsdef.chip_capacity(eng, 1) > kepsdef.chip_capacity(eng, 0) > 0
 
 
 def test_the_engine_benchmark_reports_both_figures() -> None:

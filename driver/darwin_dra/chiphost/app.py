@@ -83,7 +83,7 @@ def calibrate_keps(engine: Engine, metrics: ChipHostMetrics | None = None) -> di
                 )
             finally:
                 engine.destroy_partition(part)
-        out[chip.id] = kepsdef.chip_capacity(chip)
+        out[chip.id] = kepsdef.chip_capacity(engine, chip.id)
     return out
 
 

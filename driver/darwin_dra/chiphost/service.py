@@ -18,10 +18,11 @@ import grpc
 import structlog
 
 from darwin_dra.chiphost import convert
-from darwin_dra.chiphost.faults import FaultApplier
+from darwin_dra.chiphost.faults import Fault, FaultApplier
 from darwin_dra.chiphost.metrics import ChipHostMetrics
 from darwin_dra.engine import Engine, PartitionConfig, Routing, errors
 from darwin_dra.engine import keps as kepsdef
+from darwin_dra.hardware.model import ChipInfo
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2 as pb
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2_grpc as pb_grpc
 from darwin_dra.runtime.spikeport import SpikePorts
@@ -64,6 +65,7 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
         self.faults = faults
         self.metrics = metrics
         self.measured_keps = dict(measured_keps or {})
+        self._capacity: dict[tuple[int, frozenset[Fault]], int] = {}  # by chip and its faults
         self.started = time.time()
         # Create and destroy change which cores are free; one at a time keeps answers exact.
         self._lock = asyncio.Lock()
@@ -103,9 +105,23 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
         self.metrics.ports.set(len(self.ports.serving))
         self.metrics.faults.set(len(self.faults.applied))
 
+    def _chips_and_capacity(self) -> tuple[list[ChipInfo], dict[int, int]]:
+        """The chips, and (when calibrated) each one's KEPS measured on the chip model as it is
+        now: they follow the faults (engine/keps.py), so a fault republishes them."""
+        chips = self.engine.chips()
+        if not self.measured_keps:
+            return chips, {}
+        out: dict[int, int] = {}
+        for c in chips:
+            key = (c.id, frozenset(f for f in self.faults.applied if f.chip == c.id))
+            if key not in self._capacity:
+                self._capacity[key] = kepsdef.chip_capacity(self.engine, c.id)
+            out[c.id] = self._capacity[key]
+        return chips, out
+
     async def Info(self, request: pb.InfoRequest, context: Ctx) -> pb.InfoResponse:  # noqa: N802
         async def work() -> pb.InfoResponse:
-            chips = await asyncio.to_thread(self.engine.chips)
+            chips, measured = await asyncio.to_thread(self._chips_and_capacity)
             return pb.InfoResponse(
                 boot_id=self.boot_id,
                 node=self.node,
@@ -116,10 +132,7 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
                     pb.Fault(chip=f.chip, kind=f.kind.value, index=f.index)
                     for f in sorted(self.faults.applied)
                 ],
-                # Calibrated KEPS follow the faults (engine/keps.py), so a fault republishes them.
-                measured_keps={c.id: kepsdef.chip_capacity(c) for c in chips}
-                if self.measured_keps
-                else {},
+                measured_keps=measured,
             )
 
         return await self._call("Info", context, work)

@@ -14,7 +14,7 @@ from darwin_dra.engine.errors import (
 )
 from darwin_dra.engine.native import Direction, FaultKind, PartitionConfig, Routing
 from darwin_dra.engine.network import Kernel, Model, Network, NeuronGroup, Reset, synapses
-from darwin_dra.engine.records import PartitionInfo, Telemetry
+from darwin_dra.engine.records import LinkStats, PartitionInfo, Telemetry
 
 __all__ = [
     "CapacityExceeded",
@@ -26,6 +26,7 @@ __all__ = [
     "InternalError",
     "InvalidArgument",
     "Kernel",
+    "LinkStats",
     "Model",
     "Network",
     "NeuronGroup",

@@ -1,8 +1,9 @@
 """Calibration of a partition: its capacity in KEPS (engine/keps.py) and this host's speed.
 
-The capacity is what the partition routes in real time, from the chip model
-(`keps.partition_capacity`): deterministic, the same on any host, lower with failed cores or
-links. The plugin publishes it (kepsSource: measured). The host's speed is measured apart: a
+The capacity is what the partition routes in real time, measured on the chip model
+(`keps.partition_capacity`: uniform traffic among its cores at the rate where its busiest link
+saturates, dk_saturation): deterministic, the same on any host, lower with failed cores, domains
+or links. The plugin publishes it (kepsSource: measured). The host's speed is measured apart: a
 synthetic random network spread over the partition's cores, driven hard enough that delivery
 dominates, run on this host; it says how much slower (or faster) than real time this host
 simulates such a load, and is reported as a metric, never as capacity."""

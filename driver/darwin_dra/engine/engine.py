@@ -31,7 +31,7 @@ from darwin_dra.engine.native import (
     text,
 )
 from darwin_dra.engine.network import Network
-from darwin_dra.engine.records import PartitionInfo, Telemetry
+from darwin_dra.engine.records import LinkStats, PartitionInfo, Telemetry
 from darwin_dra.hardware.model import (
     ChipEntry,
     ChipInfo,
@@ -364,6 +364,22 @@ class Engine:
         """Events (multicast packets) that crossed each link of the chip's mesh, indexed as
         link_index gives."""
         return self._u64s(lib.dk_link_events, part, self.link_count(self.partition(part).chip))
+
+    def saturation(self, chip: int, cores: Sequence[int] = ()) -> float:
+        """Events per second of model time `cores` of `chip` (all if empty) route before their
+        links saturate (dk_saturation; engine/keps.py)."""
+        out, ids = ffi.new("double *"), ffi.new("uint32_t[]", list(cores) or [0])
+        check(lib.dk_saturation(self._p(), chip, ids if cores else ffi.NULL, len(cores), out))
+        return float(out[0])
+
+    def link_stats(self, part: int) -> LinkStats:
+        """The router's bandwidth per link: carried, dropped, waiting (docs/engine.md)."""
+        n = self.link_count(self.partition(part).chip)
+        carried, dropped, backlog = (np.zeros(n, dtype=np.uint64) for _ in range(3))
+        ptrs = (buf("uint64_t *", a) for a in (carried, dropped, backlog))
+        check(lib.dk_link_stats(self._p(), part, *ptrs, n))
+        tel = self.telemetry(part)
+        return LinkStats(carried, dropped, backlog, tel.link_capacity, tel.steps)
 
     def core_events(self, part: int) -> U64:
         """Events delivered to each core the network uses (partition cores in ascending order)."""

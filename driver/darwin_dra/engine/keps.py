@@ -11,22 +11,23 @@ wall second / 1000), reported as a metric and never published as capacity.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from darwin_dra.engine.engine import Engine
 from darwin_dra.engine.native import EVENTS_PER_KEPS, keps_events_per_step, keps_of
-from darwin_dra.hardware.model import ChipInfo
 
 KEPS_PER_MEPS = 1000  # maxMeps, the attribute DeviceClasses select on, is KEPS / 1000
 
 __all__ = [
     "EVENTS_PER_KEPS",
     "KEPS_PER_MEPS",
-    "capacity",
     "chip_capacity",
     "chip_keps",
     "keps_events_per_step",
     "keps_of",
     "meps",
     "partition_capacity",
+    "saturation_keps",
     "share",
 ]
 
@@ -47,26 +48,20 @@ def meps(keps: int) -> int:
     return keps // KEPS_PER_MEPS
 
 
-def capacity(chip: ChipInfo, working_cores: int) -> int:
-    """What `working_cores` of `chip` route in real time, from the chip model: the chip's KEPS,
-    shared by its cores, scaled by the fraction of its mesh links that work. Deterministic (the
-    same on any host), lower with failed cores or links, 0 on a failed chip."""
-    if not chip.healthy:
-        return 0  # the whole chip is down
-    w, h = chip.mesh_w, chip.mesh_h
-    n_links = 2 * ((w - 1) * h + w * (h - 1))  # directed links between neighbouring tiles
-    ok_links = max(n_links - chip.failed_links, 0)
-    keps = share(chip_keps(chip.router_events_per_s), working_cores, chip.n_cores)
-    return keps * ok_links // max(n_links, 1)
+def saturation_keps(engine: Engine, chip: int, cores: Sequence[int] = ()) -> int:
+    """What `cores` of `chip` (all if empty) route in real time, measured on the chip model:
+    the KEPS of uniform traffic among them at the rate where their busiest link saturates
+    (dk_saturation; docs/engine.md, "Calibration"). Deterministic (the same on any host), lower
+    with a failed core, domain or link, 0 on a failed chip."""
+    return int(engine.saturation(chip, cores) // EVENTS_PER_KEPS)
 
 
-def chip_capacity(chip: ChipInfo) -> int:
-    """A whole chip's calibrated KEPS (`capacity` of its working cores)."""
-    return capacity(chip, chip.n_cores - chip.failed_cores)
+def chip_capacity(engine: Engine, chip: int) -> int:
+    """A whole chip's calibrated KEPS (`saturation_keps` of all its cores)."""
+    return saturation_keps(engine, chip)
 
 
 def partition_capacity(engine: Engine, part: int) -> int:
-    """A partition's calibrated KEPS (`capacity` of its working cores)."""
+    """A partition's calibrated KEPS (`saturation_keps` of its cores)."""
     info = engine.partition(part)
-    chip = engine.chip(info.chip)
-    return capacity(chip, sum(1 for c in info.cores if engine.core(info.chip, c).healthy))
+    return saturation_keps(engine, info.chip, info.cores)

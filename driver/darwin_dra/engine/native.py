@@ -24,6 +24,7 @@ from darwin_dra.engine._engine_cffi import lib as lib
 EVENTS_PER_KEPS: int = int(lib.DK_EVENTS_PER_KEPS)  # synaptic events per KEPS (engine/keps.py)
 MAX_GROUPS: int = int(lib.DK_MAX_GROUPS)
 MAX_DELAY: int = int(lib.DK_MAX_DELAY)  # timesteps
+LINK_BACKLOG_STEPS: int = int(lib.DK_LINK_BACKLOG_STEPS)  # a link's backlog: steps of capacity
 # Every error code of the header's enum dk_error becomes its own exception.
 errors.bind_codes(ffi.typeof("enum dk_error").relements)
 
@@ -86,6 +87,12 @@ def keps_of(events: int, steps: int, dt_ms: float) -> float:
 def keps_events_per_step(keps: float, dt_ms: float) -> float:
     """The events per step of `dt_ms` that `keps` stands for (how the engine enforces a grant)."""
     return float(lib.dk_keps_events_per_step(keps, float(np.float32(dt_ms))))
+
+
+def link_capacity(router_events_per_s: float, dt_ms: float, mesh_w: int, mesh_h: int) -> int:
+    """Packets one directed mesh link carries per timestep of `dt_ms` (dk_link_capacity)."""
+    rate, dt = float(router_events_per_s), float(np.float32(dt_ms))
+    return int(lib.dk_link_capacity(rate, dt, mesh_w, mesh_h))
 
 
 def check(rc: int, accepted: int = 0) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 
 @dataclass(frozen=True)
 class PartitionInfo:
@@ -39,6 +42,14 @@ class Telemetry:
     quant_error_mv: float
     cores_used: int
     threads: int
+    # The router's bandwidth (docs/engine.md, "Router bandwidth"); per link: Engine.link_stats.
+    routed_spikes: int  # spikes (neurons' and injected) that entered the mesh
+    deferred: int  # spike-steps spent waiting in link backlogs
+    backlog: int  # spikes waiting in link backlogs now
+    dropped_link_spikes: int  # spikes dropped at a full link backlog
+    dropped_link: int  # the synaptic events those spikes would have delivered
+    link_capacity: int  # packets one mesh link carries per timestep
+    link_util_peak: float  # the busiest link: packets carried / (capacity x steps)
 
     @property
     def dropped(self) -> int:
@@ -48,4 +59,23 @@ class Telemetry:
             + self.dropped_budget
             + self.dropped_input
             + self.dropped_output
+            + self.dropped_link
         )
+
+
+@dataclass(frozen=True)
+class LinkStats:
+    """Per link of a partition's chip (indexed as Engine.link_index gives): packets carried,
+    spikes dropped at its full backlog, spikes waiting in it now; and what a link carries."""
+
+    carried: npt.NDArray[np.uint64]
+    dropped: npt.NDArray[np.uint64]
+    backlog: npt.NDArray[np.uint64]
+    capacity: int  # packets per timestep
+    steps: int  # timesteps run since the network was loaded
+
+    @property
+    def utilisation(self) -> npt.NDArray[np.float64]:
+        """Packets carried over what the link could carry in the steps run (0 before a step)."""
+        room = float(self.capacity) * float(self.steps)
+        return self.carried.astype(np.float64) / room if room else np.zeros(self.carried.size)

@@ -134,6 +134,8 @@ class PluginApp:
             return []
         info = self.chip.info()
         self.metrics.faults.set(len(info.faults))
+        if info.measured_keps:  # calibrated: a fault changes them, and this republishes them
+            self.driver.set_measured_keps(dict(info.measured_keps))
         views, lost = self._snapshot()
         self.metrics.set_device_states(state_counts(views))
         self._last_desired = with_reset_taints(

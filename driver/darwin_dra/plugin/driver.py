@@ -63,6 +63,10 @@ class Driver:
     def views(self) -> dict[int, ChipView]:
         return self.node.views()
 
+    def set_measured_keps(self, keps: Mapping[int, int]) -> None:
+        """The chip host's calibrated KEPS as they are now (they follow its faults)."""
+        self.node.measured_keps = dict(keps)
+
     # ---- Preparer ----
     async def prepare(self, claims: Sequence[ClaimRef]) -> Mapping[str, PrepareResult]:
         started = time.perf_counter()
