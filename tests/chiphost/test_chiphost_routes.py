@@ -11,11 +11,17 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from darwin_dra.chiphost.client import RemotePorts
 from darwin_dra.engine import errors
+from darwin_dra.hardware.profiles import load_profiles
+from darwin_dra.kubelet.preparer import ClaimRef
+from darwin_dra.plugin.driver import Driver
+from darwin_dra.plugin.node import DriverConfig
 from darwin_dra.runtime.client import SpikePortClient
 from darwin_dra.runtime.routes import RouteSpec
 
-from tests.chiphost.conftest import Host
+from tests.chiphost.conftest import NODE, Host
+from tests.plugin.claims import ClaimStore, claim, result
 from tests.runtime.nets import relay, sort_aer
 
 
@@ -132,3 +138,28 @@ def test_a_network_too_small_for_its_route_is_refused(host: Host, tmp_path: Path
                 return "loaded"
 
         assert "feeds input 9, but the network has 4 inputs" in asyncio.run(load())
+
+
+def test_the_plugin_makes_a_claims_partitions_one_owner(host: Host, tmp_path: Path) -> None:
+    """The plugin prepares two claims on the chip host; a route may join the two partitions of
+    one claim (a pipeline's group on a chip) but not partitions of two claims."""
+    store = ClaimStore(
+        claim(
+            "u1",
+            [result("chip-0-domain-3", NODE, "s0"), result("chip-0-domain-4", NODE, "s1")],
+        ),
+        claim("u2", [result("chip-0-domain-5", NODE)]),
+    )
+    with host.client() as chip:
+        config = DriverConfig(NODE, host.state_dir, tmp_path / "cdi", lock_timeout_s=5)
+        driver = Driver(config, chip, load_profiles(), store, boot_id=lambda: "boot-1",
+                        spike_ports=RemotePorts(chip))  # fmt: skip
+        refs = [ClaimRef("ns", "u1", "c-u1"), ClaimRef("ns", "u2", "c-u2")]
+        done = asyncio.run(driver.prepare(refs))
+        assert all(r.error is None for r in done.values()), done
+        s0, s1, other = sorted(p.id for p in chip.partitions())  # made in this order
+        assert chip.program_route(spec(s0, s1, [0], [0])).owner == "u1"
+        with pytest.raises(errors.InvalidArgument, match="do not belong to one owner"):
+            chip.program_route(spec(s1, other, [0], [0]))
+        assert asyncio.run(driver.unprepare(refs)) == {"u1": None, "u2": None}
+        assert chip.routes() == []  # the partitions went, and their route with them

@@ -168,6 +168,7 @@ class PipelineStage(StageConnections):
             n_peer = int(self._mine(peer, gids)[1].sum())
             self.on_chip.sent[peer] += n_peer
             self.metrics.routed.labels(peer, "out").inc(n_peer)
+            self.metrics.spikes_out.labels(peer).inc(n_peer)
             self.report.spikes_out += n_peer
         for peer, ob in downs.items():
             at, mine = self._mine(peer, gids)
