@@ -67,6 +67,7 @@ class Routing:
     edges: Collection[tuple[str, str]]
     lookahead_steps: int
     owner: str = "local/pipeline"
+    prefix: str = ""  # the slots' names are prefix + stage name
 
 
 @contextlib.contextmanager
@@ -112,14 +113,15 @@ def chip_hosts(
                 wanted[sock] = part
                 endpoints[name] = f"unix://{sock}"
             for src, dst in routing.edges if routing is not None else ():
-                if src in parts and dst in parts:
-                    assert routing is not None
+                assert routing is not None
+                a, b = routing.prefix + src, routing.prefix + dst
+                if a in parts and b in parts:
                     neurons, inputs = route_map(routing.model, routing.plan, src, dst)
                     client.program_route(
                         RouteSpec(
                             name=f"{src}->{dst}",
-                            src=parts[src],
-                            dst=parts[dst],
+                            src=parts[a],
+                            dst=parts[b],
                             src_neurons=neurons.astype(np.int64),
                             dst_inputs=inputs.astype(np.int64),
                             lookahead=routing.lookahead_steps,
