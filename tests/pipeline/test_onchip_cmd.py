@@ -9,18 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from darwin_dra.chiphost.client import ChipHostClient
-from darwin_dra.models.nirfile import load_model, write_graph
-from darwin_dra.models.run import run_model
-from darwin_dra.pipeline.inputs import InputSpec, input_spikes
 from darwin_dra.pipeline.local import Routing, Slot, chip_hosts, launch, on_chip_edges
-from darwin_dra.pipeline.outputs import of_result, output_digest
-from darwin_dra.pipeline.split import plan_split
+from darwin_dra.pipeline.outputs import output_digest
 
-from tests.pipeline.graphs import input_spikes as random_input
-from tests.pipeline.graphs import layered
+from tests.pipeline.threestage import three_stages
 
 STEPS = 120
 WINDOW = 8
@@ -37,21 +31,9 @@ ARGS: dict[str, Any] = {
 def test_two_stages_on_one_chip_route_on_the_chip_and_equal_the_socket_path(
     tmp_path: Path,
 ) -> None:
-    graph = layered([24, 30, 20, 12], n_in=10, skips=2, seed=4)
-    nir_file = tmp_path / "model.nir"
-    write_graph(nir_file, graph)
-    model = load_model(nir_file, dt=1e-3)
-    plan = plan_split(model, 3, max_group_neurons=6)
-    plan_file = tmp_path / "plan.json"
-    plan_file.write_text(plan.to_json())
-    t, i = random_input(10, STEPS, seed=5)
-    spikes = tmp_path / "input.npz"
-    np.savez(spikes, steps=t, ids=i)
-    want = output_digest(
-        of_result(
-            run_model(model, STEPS, *input_spikes(InputSpec("file", path=spikes), model, STEPS))
-        )
-    )
+    x = three_stages(tmp_path, STEPS)
+    nir_file, model, plan, plan_file, spikes = x.nir_file, x.model, x.plan, x.plan_file, x.spikes
+    want = output_digest(x.want)
     # s0 and s1 share chip 0 (a domain each), s2 has chip 1
     slots = {
         "s0": Slot("node-a", 0, (0,)),

@@ -156,8 +156,7 @@ class RouteTable:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def _until(self, ready: object) -> None:
-        assert callable(ready)
+    async def _until(self, ready: Callable[[], bool]) -> None:
         while not ready():
             await self._changed.wait()
 
