@@ -1,6 +1,7 @@
-"""`darwin-dra bench pipeline` at a small size: three runs of the same model (unsplit, the
-planner's split, the naive split) give the same outputs, and the planner's cut carries fewer
-spikes between nodes than the naive one."""
+"""`darwin-dra bench pipeline --on-chip` at a small size: four runs of the same model
+(unsplit, the planner's split, the naive split, the split on one chip with its edges routed)
+give the same outputs, and the planner's cut carries fewer spikes between nodes than the naive
+one."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 @pytest.mark.slow  # runs the CLI in subprocesses, tens of seconds on a loaded machine
 def test_bench_pipeline_runs_and_agrees() -> None:
     cmd = [sys.executable, "-m", "darwin_dra.cli.main", "bench", "pipeline", "--json"]
-    cmd += ["--size", "16", "--depth", "2", "--steps", "40", "--window", "10"]
+    cmd += ["--size", "16", "--depth", "2", "--steps", "40", "--window", "10", "--on-chip"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout)
@@ -24,6 +25,11 @@ def test_bench_pipeline_runs_and_agrees() -> None:
     assert rows["split"]["engine_stages"] == rows["naive"]["engine_stages"] == 2
     assert rows["split"]["output_spikes"] > 0
     assert rows["split"]["cross_node_engine_spikes"] < rows["naive"]["cross_node_engine_spikes"]
+    # the same split with its engine stages on one chip: the edge between them on the route
+    on_chip = rows["split-on-chip"]
+    assert on_chip["routed_spikes"] == rows["split"]["between_stage_spikes"] > 0
+    assert on_chip["cross_node_engine_spikes"] == 0
+    assert rows["split"]["routed_spikes"] == 0
     for r in rows.values():
         assert r["dropped"] == 0
         assert 0 < r["bytes_per_spike"] < 2

@@ -16,15 +16,13 @@ import numpy as np
 import pytest
 from darwin_dra.cluster.pki import CertificateAuthority
 from darwin_dra.models.nirfile import load_model, write_graph
-from darwin_dra.models.run import run_model
-from darwin_dra.pipeline.inputs import InputSpec, input_spikes
 from darwin_dra.pipeline.local import Slot, chip_hosts, launch, stage_certificates
-from darwin_dra.pipeline.outputs import of_result, output_digest
+from darwin_dra.pipeline.outputs import output_digest
 from darwin_dra.pipeline.split import plan_split
 from darwin_dra.runtime import framing
 
-from tests.pipeline.graphs import input_spikes as random_input
 from tests.pipeline.graphs import layered
+from tests.pipeline.threestage import three_stages
 
 STEPS = 150
 
@@ -50,18 +48,14 @@ def _stranger(address: str, ca: Path, cert: Path | None, key: Path | None) -> st
 
 @pytest.mark.slow  # runs stages or the CLI in subprocesses (10-25 s)
 def test_three_stages_over_mutual_tls_equal_the_unsplit_model(tmp_path: Path) -> None:
-    graph = layered([24, 30, 20, 12], n_in=10, skips=2, seed=4)
-    nir_file = tmp_path / "model.nir"
-    write_graph(nir_file, graph)
-    model = load_model(nir_file, dt=1e-3)
-    plan = plan_split(model, 3, max_group_neurons=6)
-    plan_file = tmp_path / "plan.json"
-    plan_file.write_text(plan.to_json())
-    t, i = random_input(10, STEPS, seed=5)
-    spikes = tmp_path / "input.npz"
-    np.savez(spikes, steps=t, ids=i)
-    want = of_result(
-        run_model(model, STEPS, *input_spikes(InputSpec("file", path=spikes), model, STEPS))
+    x = three_stages(tmp_path, STEPS)
+    nir_file, model, plan, plan_file, spikes, want = (
+        x.nir_file,
+        x.model,
+        x.plan,
+        x.plan_file,
+        x.spikes,
+        x.want,
     )
     assert sum(x.size for x, _ in want.values()) > 50
 

@@ -17,14 +17,8 @@ from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2 as pb
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2_grpc as pb_grpc
 from darwin_dra.runtime import wire
 from darwin_dra.runtime.client import SpikePortClient, load_request
-from darwin_dra.runtime.spikeport import (
-    SocketAccess,
-    SpikePorts,
-    SpikePortServer,
-    network_from,
-    port_change,
-    status_code,
-)
+from darwin_dra.runtime.portmessages import network_from, status_code
+from darwin_dra.runtime.spikeport import SocketAccess, SpikePorts, SpikePortServer, port_change
 from darwin_dra.unixsock import grpc_target
 
 from tests.runtime.nets import relay, sort_aer

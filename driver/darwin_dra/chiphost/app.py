@@ -26,6 +26,7 @@ from darwin_dra.hardware.inventory import load_inventory
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2_grpc as pb_grpc
 from darwin_dra.lifecycle import serve_until_signal
+from darwin_dra.runtime.routes import RouteTable
 from darwin_dra.runtime.spikeport import SocketAccess, SpikePorts
 from darwin_dra.unixsock import grpc_target, remove_stale_socket
 
@@ -95,7 +96,10 @@ class ChipHostApp:
         self.engine = Engine.for_node(inventory, profiles, opts.node)
         self.metrics = ChipHostMetrics()
         measured = calibrate_keps(self.engine, self.metrics) if opts.calibrate else None
-        self.ports = SpikePorts(self.engine, access=SocketAccess(opts.spike_socket_gid))
+        self.routes = RouteTable(lambda kind, n: self.metrics.routed.labels(kind).inc(n))
+        self.ports = SpikePorts(
+            self.engine, access=SocketAccess(opts.spike_socket_gid), routes=self.routes
+        )
         self.faults = FaultApplier(self.engine, fault_path(opts.state_dir))
         self.servicer = ChipHostServicer(
             self.engine, opts.node, self.ports, self.faults, self.metrics, measured

@@ -25,6 +25,8 @@ from darwin_dra.engine import PartitionConfig, PartitionInfo, errors
 from darwin_dra.hardware.model import ChipInfo, CoreInfo
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2 as pb
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2_grpc as pb_grpc
+from darwin_dra.runtime import wire
+from darwin_dra.runtime.routes import RouteSpec
 from darwin_dra.unixsock import grpc_target
 
 log = structlog.get_logger(__name__)
@@ -178,6 +180,7 @@ class ChipHostClient:
         shared: bool = False,
         keps_budget: int = 0,
         config: PartitionConfig | None = None,
+        owner: str = "",
     ) -> int:
         if (cores is None) == (domains is None):
             raise ValueError("give either cores or domains")
@@ -193,6 +196,7 @@ class ChipHostClient:
             by_cores=cores is not None,
             shared=shared,
             keps_budget=keps_budget,
+            owner=owner,
         )
         reply = self._call(self._stub.CreatePartition, req)
         info = convert.partition_from_pb(reply.partition)
@@ -212,6 +216,29 @@ class ChipHostClient:
         ports = [pb.Port(socket=str(p), partition=n) for p, n in sorted(wanted.items())]
         reply = self._call(self._stub.ServePorts, pb.ServePortsRequest(ports=ports))
         return {Path(f.socket): f.error for f in reply.failed}
+
+    # ---- routes between partitions of a chip (runtime/routes.py) ----
+    def program_route(self, route: RouteSpec) -> pb.Route:
+        req = pb.ProgramRouteRequest(
+            name=route.name,
+            src_partition=route.src,
+            dst_partition=route.dst,
+            src_neurons=wire.pack(route.src_neurons, "u4"),
+            dst_inputs=wire.pack(route.dst_inputs, "u4"),
+            lookahead_steps=route.lookahead,
+            src_name=route.src_name,
+            dst_name=route.dst_name,
+            capacity=route.capacity,
+        )
+        reply: pb.ProgramRouteResponse = self._call(self._stub.ProgramRoute, req)
+        return reply.route
+
+    def delete_route(self, name: str) -> None:
+        self._call(self._stub.DeleteRoute, pb.DeleteRouteRequest(name=name))
+
+    def routes(self) -> list[pb.Route]:
+        reply: pb.ListRoutesResponse = self._call(self._stub.ListRoutes, pb.ListRoutesRequest())
+        return list(reply.routes)
 
 
 class RemotePorts:

@@ -33,6 +33,16 @@ class ChipHostMetrics:
             ["model"],
             registry=r,
         )
+        self.routes = Gauge(
+            "darwin_chiphost_routes", "Routes programmed between partitions of a chip", registry=r
+        )
+        self.routed = Counter(
+            "darwin_chiphost_routed_spikes_total",
+            "Spikes on the chips' routes between partitions: moved onto a route, delivered "
+            "into the destination's input queue, dropped",
+            ["kind"],
+            registry=r,
+        )
         self.requests = Counter(
             "darwin_chiphost_requests_total",
             "ChipHost calls, by method and gRPC status code",

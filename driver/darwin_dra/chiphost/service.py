@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import grpc
+import numpy as np
 import structlog
 
 from darwin_dra.chiphost import convert
@@ -25,6 +26,8 @@ from darwin_dra.engine import keps as kepsdef
 from darwin_dra.hardware.model import ChipInfo
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2 as pb
 from darwin_dra.kubelet.proto_gen.chiphost_v1alpha1 import chiphost_pb2_grpc as pb_grpc
+from darwin_dra.runtime import wire
+from darwin_dra.runtime.routes import DEFAULT_CAPACITY, Route, RouteSpec, RouteTable
 from darwin_dra.runtime.spikeport import SpikePorts
 
 log = structlog.get_logger(__name__)
@@ -67,6 +70,7 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
         self.measured_keps = dict(measured_keps or {})
         self._capacity: dict[tuple[int, frozenset[Fault]], int] = {}  # by chip and its faults
         self.started = time.time()
+        self.routes = ports.routes if ports.routes is not None else RouteTable()
         # Create and destroy change which cores are free; one at a time keeps answers exact.
         self._lock = asyncio.Lock()
 
@@ -104,6 +108,7 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
         self.metrics.partitions.inc(partitions)
         self.metrics.ports.set(len(self.ports.serving))
         self.metrics.faults.set(len(self.faults.applied))
+        self.metrics.routes.set(len(self.routes.routes))
 
     def _chips_and_capacity(self) -> tuple[list[ChipInfo], dict[int, int]]:
         """The chips, and (when calibrated) each one's KEPS measured on the chip model as it is
@@ -151,9 +156,10 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
     ) -> pb.ListPartitionsResponse:
         async def work() -> pb.ListPartitionsResponse:
             parts = await asyncio.to_thread(self.engine.partitions)
-            return pb.ListPartitionsResponse(
-                boot_id=self.boot_id, partitions=[convert.partition_to_pb(p) for p in parts]
-            )
+            out = [convert.partition_to_pb(p) for p in parts]
+            for msg in out:
+                msg.owner = self.routes.owners.get(msg.id, "")
+            return pb.ListPartitionsResponse(boot_id=self.boot_id, partitions=out)
 
         return await self._call("ListPartitions", context, work)
 
@@ -183,6 +189,8 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
         async def work() -> pb.CreatePartitionResponse:
             async with self._lock:
                 out = await asyncio.to_thread(create)
+                self.routes.own(out.partition.id, request.owner)
+                out.partition.owner = request.owner
                 self._count(+1)
             log.info(
                 "partition created",
@@ -204,8 +212,9 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
                 keep = {p: part for p, part in self.ports.serving.items() if part != request.id}
                 await self.ports.sync(keep)
                 await asyncio.to_thread(self.engine.destroy_partition, request.id)
+                gone = self.routes.forget(request.id)
                 self._count(-1)
-            log.info("partition destroyed", partition=request.id)
+            log.info("partition destroyed", partition=request.id, routes_removed=gone)
             return pb.DestroyPartitionResponse(boot_id=self.boot_id)
 
         return await self._call("DestroyPartition", context, work)
@@ -240,3 +249,79 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
             )
 
         return await self._call("ServePorts", context, work)
+
+    async def ProgramRoute(  # noqa: N802
+        self, request: pb.ProgramRouteRequest, context: Ctx
+    ) -> pb.ProgramRouteResponse:
+        async def work() -> pb.ProgramRouteResponse:
+            spec = RouteSpec(
+                name=request.name,
+                src=request.src_partition,
+                dst=request.dst_partition,
+                src_neurons=wire.column(request.src_neurons, "u4", "src_neurons").astype(np.int64),
+                dst_inputs=wire.column(request.dst_inputs, "u4", "dst_inputs").astype(np.int64),
+                lookahead=request.lookahead_steps,
+                src_name=request.src_name,
+                dst_name=request.dst_name,
+                capacity=request.capacity or DEFAULT_CAPACITY,
+            )
+            async with self._lock:
+                parts = await asyncio.to_thread(self.engine.partitions)
+                route = self.routes.program(spec, {p.id: p.chip for p in parts})
+                self._count()
+            log.info(
+                "route programmed",
+                route=spec.name,
+                src=spec.src,
+                dst=spec.dst,
+                chip=route.chip,
+                pairs=int(spec.src_neurons.size),
+            )
+            return pb.ProgramRouteResponse(boot_id=self.boot_id, route=self._route_pb(route))
+
+        return await self._call("ProgramRoute", context, work)
+
+    async def DeleteRoute(  # noqa: N802
+        self, request: pb.DeleteRouteRequest, context: Ctx
+    ) -> pb.DeleteRouteResponse:
+        async def work() -> pb.DeleteRouteResponse:
+            async with self._lock:
+                if request.name not in self.routes.routes:
+                    raise errors.NotFound(f"no route named {request.name!r}")
+                self.routes.delete(request.name)
+                self._count()
+            log.info("route deleted", route=request.name)
+            return pb.DeleteRouteResponse(boot_id=self.boot_id)
+
+        return await self._call("DeleteRoute", context, work)
+
+    async def ListRoutes(  # noqa: N802
+        self, request: pb.ListRoutesRequest, context: Ctx
+    ) -> pb.ListRoutesResponse:
+        async def work() -> pb.ListRoutesResponse:
+            routes = sorted(self.routes.routes.values(), key=lambda r: r.spec.name)
+            return pb.ListRoutesResponse(
+                boot_id=self.boot_id, routes=[self._route_pb(r) for r in routes]
+            )
+
+        return await self._call("ListRoutes", context, work)
+
+    def _route_pb(self, r: Route) -> pb.Route:
+        return pb.Route(
+            name=r.spec.name,
+            src_partition=r.spec.src,
+            dst_partition=r.spec.dst,
+            chip=r.chip,
+            owner=r.owner,
+            pairs=int(r.spec.src_neurons.size),
+            lookahead_steps=r.spec.lookahead,
+            src_name=r.spec.src_name,
+            dst_name=r.spec.dst_name,
+            src_steps=self.routes.steps.get(r.spec.src, 0),
+            dst_steps=self.routes.steps.get(r.spec.dst, 0),
+            ended=r.ended,
+            spikes=r.spikes,
+            delivered=r.delivered,
+            dropped=r.dropped,
+            queued=r.queued,
+        )

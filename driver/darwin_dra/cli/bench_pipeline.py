@@ -21,11 +21,12 @@ from typing import Any
 from darwin_dra.cli.bench import bench_subparsers
 from darwin_dra.models.nirfile import load_model, write_graph
 from darwin_dra.pipeline.benchmodel import two_pathway
-from darwin_dra.pipeline.local import Slot, chip_hosts, launch
+from darwin_dra.pipeline.local import Routing, Slot, chip_hosts, launch, on_chip_edges
 from darwin_dra.pipeline.split import INPUT, OUTPUT, SplitPlan, naive_split, plan_split
 
 DT_S = 1e-3
 CONFIGS = ("unsplit", "split", "naive")
+ON_CHIP = "split-on-chip"  # --on-chip: the split's engine stages on one chip, edges routed
 NODES = ("node-a", "node-b")
 
 
@@ -44,32 +45,41 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--input-rate-hz", type=float, default=50.0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--plot", type=Path, help="draw the stages and their traffic (PNG)")
+    p.add_argument(
+        "--on-chip",
+        action="store_true",
+        help=f"a fourth run ({ON_CHIP}): the split's engine stages on one chip of node-a, a "
+        "share of its domains each, their edges on the chip host's routes",
+    )
     p.set_defaults(func=run)
 
 
-def _nodes(plan: SplitPlan) -> dict[str, str]:
+def _nodes(plan: SplitPlan, one_node: bool = False) -> dict[str, str]:
     """The node of every stage: engine stages alternate over the nodes (all on node-a when
-    unsplit); the input on node-a, the output on the last engine stage's node."""
+    unsplit or ``one_node``); the input on node-a, the output on the last engine stage's node."""
     engine = [s.name for s in plan.engine_stages()]
-    where = {n: NODES[j % len(NODES)] for j, n in enumerate(engine)}
+    where = {n: NODES[0 if one_node else j % len(NODES)] for j, n in enumerate(engine)}
     where[INPUT] = NODES[0]
     where[OUTPUT] = where[engine[-1]]
     return where
 
 
-def measure(plan: SplitPlan, reports: dict[str, dict[str, Any]], steps: int) -> dict[str, Any]:
-    nodes = _nodes(plan)
+def measure(
+    plan: SplitPlan, reports: dict[str, dict[str, Any]], steps: int, one_node: bool = False
+) -> dict[str, Any]:
+    nodes = _nodes(plan, one_node)
     out = reports[OUTPUT]
     run_s = max(r["run_s"] for r in reports.values())
     engine_steps = out["steps"]
     events = sum(reports[s.name]["events"] for s in plan.engine_stages())
     edges = []
     spikes = wire = cross_spikes = cross_bytes = dense = between = between_bytes = 0
-    cross_engine = 0
+    cross_engine = routed = 0
     for e in plan.edges:
         sent = reports[e.src]["sent"][e.dst]
         edges.append((e.src, e.dst, int(sent["spikes"])))
         spikes += sent["spikes"]
+        routed += reports[e.src].get("routed", {}).get(e.dst, 0)
         wire += sent["bytes"]
         dense += 4 * e.neurons * engine_steps
         if nodes[e.src] != nodes[e.dst]:
@@ -91,7 +101,8 @@ def measure(plan: SplitPlan, reports: dict[str, dict[str, Any]], steps: int) -> 
         "events_per_s": events / run_s,
         "edge_spikes": spikes,
         "edge_bytes": wire,
-        "bytes_per_spike": wire / spikes if spikes else 0.0,
+        # on the wire: the spikes of the edges over sockets only
+        "bytes_per_spike": wire / (spikes - routed) if spikes > routed else 0.0,
         "dense_bytes": dense,
         "between_stage_spikes": between,
         "between_stage_bytes_per_spike": between_bytes / between if between else 0.0,
@@ -99,6 +110,7 @@ def measure(plan: SplitPlan, reports: dict[str, dict[str, Any]], steps: int) -> 
         "cross_node_bytes": cross_bytes,
         "cross_node_engine_spikes": cross_engine,
         "dropped": sum(r["dropped"] for r in reports.values()),
+        "routed_spikes": routed,
         "output_spikes": out["output_spikes"],
         "output_digest": out["output_digest"],
         "stages": [(s.name, nodes[s.name]) for s in plan.stages],
@@ -122,11 +134,24 @@ def run(args: argparse.Namespace) -> int:
             "split": plan_split(model, args.stages, rates_hz=rates),
             "naive": naive_split(model, args.stages, rates_hz=rates),
         }
+        configs = (*CONFIGS, ON_CHIP) if args.on_chip else CONFIGS
+        plans[ON_CHIP] = plans["split"]
         slots: dict[str, Slot] = {}
-        for c, config in enumerate(CONFIGS):
-            where = _nodes(plans[config])
-            for s in plans[config].engine_stages():
-                slots[f"{config}-{s.name}"] = Slot(where[s.name], c, tuple(range(36)))
+        for c, config in enumerate(configs):
+            where = _nodes(plans[config], config == ON_CHIP)
+            engine = plans[config].engine_stages()
+            for j, s in enumerate(engine):
+                share = 36 // len(engine) if config == ON_CHIP else 36
+                first = j * share if config == ON_CHIP else 0
+                domains = tuple(range(first, first + share))
+                slots[f"{config}-{s.name}"] = Slot(where[s.name], c, domains)
+        routed = on_chip_edges(
+            plans["split"],
+            {n[len(ON_CHIP) + 1 :]: s for n, s in slots.items() if n.startswith(ON_CHIP + "-")},
+        )
+        routing = Routing(
+            model, plans["split"], routed, args.lookahead * args.window, prefix=f"{ON_CHIP}-"
+        )
         if not args.json:
             print(
                 f"model: two-pathway conv SNN, {model.network.n_neurons} neurons, "
@@ -134,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.window}, Poisson input {args.input_rate_hz} Hz",
                 file=sys.stderr,
             )
-        with chip_hosts(work, slots, chips_per_node=len(CONFIGS)) as endpoints:
-            for config in CONFIGS:
+        with chip_hosts(work, slots, len(configs), routing if args.on_chip else None) as endpoints:
+            for config in configs:
                 plan = plans[config]
                 plan_file = work / f"{config}-plan.json"
                 plan_file.write_text(plan.to_json())
@@ -155,8 +180,9 @@ def run(args: argparse.Namespace) -> int:
                     window=args.window,
                     lookahead=args.lookahead,
                     extra=["--dt", str(DT_S)],
+                    on_chip=routed if config == ON_CHIP else (),
                 )
-                rows[config] = measure(plan, launched.wait(1800), args.steps)
+                rows[config] = measure(plan, launched.wait(1800), args.steps, config == ON_CHIP)
     split, naive, unsplit = rows["split"], rows["naive"], rows["unsplit"]
     summary = {
         "neurons": model.network.n_neurons,
@@ -171,6 +197,10 @@ def run(args: argparse.Namespace) -> int:
         "split_over_unsplit_steps_per_s": split["steps_per_s"] / unsplit["steps_per_s"],
         "same_outputs": len({r["output_digest"] for r in rows.values()}) == 1,
     }
+    if args.on_chip:
+        summary["on_chip_over_split_steps_per_s"] = (
+            rows[ON_CHIP]["steps_per_s"] / split["steps_per_s"]
+        )
     if args.plot is not None:
         from darwin_dra.bench.pipeline_plot import plot_pipeline
 
@@ -189,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
         ("cross-node spikes", "cross_node_spikes", "{:d}"),
         ("of which engine->engine", "cross_node_engine_spikes", "{:d}"),
         ("dropped", "dropped", "{:d}"),
+        ("on-chip routed spikes", "routed_spikes", "{:d}"),
         ("digest", "output_digest", "{}"),
     ]
     print("| run | stages | " + " | ".join(c[0] for c in cols) + " |")
@@ -208,4 +239,9 @@ def run(args: argparse.Namespace) -> int:
         f"dense / wire bytes (split): {summary['dense_over_wire_split']:.0f}x; "
         f"outputs equal: {summary['same_outputs']}"
     )
+    if args.on_chip:
+        print(
+            f"{ON_CHIP} / split timesteps/s: {summary['on_chip_over_split_steps_per_s']:.2f} "
+            "(the same stages, one chip host and routes instead of two hosts and TCP)"
+        )
     return 0

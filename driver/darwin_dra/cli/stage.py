@@ -49,6 +49,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=[],
         help="NAME=ADDRESS of a downstream stage (repeat per edge); chain mode: ADDRESS",
     )
+    p.add_argument(
+        "--on-chip",
+        action="append",
+        default=[],
+        metavar="PEER",
+        help="a neighbour stage whose partition is on this stage's chip: the chip host's route "
+        "carries that edge, no stream (repeat per peer; the route must be programmed)",
+    )
     p.add_argument("--tls-ca", type=Path, help="the pipeline's CA certificate (PEM)")
     p.add_argument("--tls-cert", type=Path, help="this stage's certificate (PEM)")
     p.add_argument("--tls-key", type=Path, help="this stage's key (PEM)")
@@ -125,6 +133,7 @@ def _pipeline(args: argparse.Namespace) -> int:
             dt=args.dt,
             reset=Reset[args.reset.upper()] if args.reset else None,
             samples=SampleLayout.parse(args.samples) if args.samples else None,
+            on_chip=frozenset(args.on_chip),
         )
         report = asyncio.run(run_pipeline_stage(config))
     except argparse.ArgumentTypeError as exc:

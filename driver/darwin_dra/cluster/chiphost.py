@@ -55,11 +55,24 @@ def start_chip_host(
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout_s
-    with ChipHostClient(default_socket(state_dir)) as client:
+    socket = default_socket(state_dir)
+
+    def exited() -> RuntimeError | None:
+        if proc.poll() is None:
+            return None
+        tail = log.read_text(errors="replace")[-2000:]
+        return RuntimeError(f"chip host of {node} exited with {proc.returncode}:\n{tail}")
+
+    # A socket path too long for an address is reached through its directory's descriptor
+    # (unixsock), so the directory the chip host makes must exist before the client does.
+    while not socket.parent.is_dir() and time.monotonic() < deadline:
+        if (error := exited()) is not None:
+            raise error
+        time.sleep(0.05)
+    with ChipHostClient(socket) as client:
         while True:
-            if proc.poll() is not None:
-                tail = log.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"chip host of {node} exited with {proc.returncode}:\n{tail}")
+            if (error := exited()) is not None:
+                raise error
             try:
                 client.wait_ready(min(1.0, max(0.1, deadline - time.monotonic())))
                 return proc

@@ -12,16 +12,21 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from darwin_dra.chiphost.app import default_socket
 from darwin_dra.chiphost.client import ChipHostClient
 from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.cluster.pki import CertificateAuthority
+from darwin_dra.models.compile import CompiledModel
 from darwin_dra.pipeline.split import SplitPlan
+from darwin_dra.pipeline.stagepart import route_map
+from darwin_dra.runtime.routes import RouteSpec
 from darwin_dra.runtime.tls import TlsFiles
 
 
@@ -40,11 +45,40 @@ class Slot:
     domains: tuple[int, ...]
 
 
+def on_chip_edges(plan: SplitPlan, slots: Mapping[str, Slot]) -> list[tuple[str, str]]:
+    """The edges between engine stages whose partitions are on one chip of one node: the
+    chip's router carries them (pure)."""
+    return [
+        (e.src, e.dst)
+        for e in plan.edges
+        if e.src in slots
+        and e.dst in slots
+        and (slots[e.src].node, slots[e.src].chip) == (slots[e.dst].node, slots[e.dst].chip)
+    ]
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What chip_hosts programs on the chips' routers: a route per on-chip edge, each with the
+    neuron map the plan gives it, the partitions owned by ``owner``."""
+
+    model: CompiledModel
+    plan: SplitPlan
+    edges: Collection[tuple[str, str]]
+    lookahead_steps: int
+    owner: str = "local/pipeline"
+    prefix: str = ""  # the slots' names are prefix + stage name
+
+
 @contextlib.contextmanager
 def chip_hosts(
-    work: Path, slots: Mapping[str, Slot], chips_per_node: int = 2
+    work: Path,
+    slots: Mapping[str, Slot],
+    chips_per_node: int = 2,
+    routing: Routing | None = None,
 ) -> Iterator[dict[str, str]]:
-    """One chip host per node named in ``slots``; yields each stage's SpikePort endpoint."""
+    """One chip host per node named in ``slots``; yields each stage's SpikePort endpoint.
+    With ``routing``, programs its routes as the plugin would before the stages start."""
     nodes = sorted({s.node for s in slots.values()})
     procs: list[subprocess.Popen[bytes]] = []
     clients: list[ChipHostClient] = []
@@ -65,13 +99,36 @@ def chip_hosts(
             client = ChipHostClient(default_socket(state))
             clients.append(client)
             wanted: dict[Path, int] = {}
+            parts: dict[str, int] = {}
             for name, slot in slots.items():
                 if slot.node != node:
                     continue
-                part = client.create_partition(slot.chip, domains=list(slot.domains))
+                part = client.create_partition(
+                    slot.chip,
+                    domains=list(slot.domains),
+                    owner=routing.owner if routing is not None else "",
+                )
+                parts[name] = part
                 sock = state / "partitions" / name / "spike.sock"
                 wanted[sock] = part
                 endpoints[name] = f"unix://{sock}"
+            for src, dst in routing.edges if routing is not None else ():
+                assert routing is not None
+                a, b = routing.prefix + src, routing.prefix + dst
+                if a in parts and b in parts:
+                    neurons, inputs = route_map(routing.model, routing.plan, src, dst)
+                    client.program_route(
+                        RouteSpec(
+                            name=f"{src}->{dst}",
+                            src=parts[a],
+                            dst=parts[b],
+                            src_neurons=neurons.astype(np.int64),
+                            dst_inputs=inputs.astype(np.int64),
+                            lookahead=routing.lookahead_steps,
+                            src_name=src,
+                            dst_name=dst,
+                        )
+                    )
             failed = client.serve_ports(wanted)
             if failed:
                 raise RuntimeError(f"chip host {node} could not serve {failed}")
@@ -146,13 +203,16 @@ def launch(
     extra: Sequence[str] = (),
     output: Path | None = None,
     stage_outputs: Mapping[str, Path] | None = None,
+    on_chip: Collection[tuple[str, str]] = (),
 ) -> Launched:
-    """Starts every stage of the plan, downstream first, each listening on a free port;
-    ``output`` is the output stage's --output, ``stage_outputs`` other stages' (a readout's)."""
+    """Starts every stage of the plan, downstream first, each listening on a free port (if it
+    has an upstream over a socket); ``output`` is the output stage's --output, ``stage_outputs``
+    other stages' (a readout's); the ``on_chip`` edges go over their chip's route."""
     launched = Launched()
     names = [s.name for s in plan.stages]
+    routed = set(on_chip)
     for n in names:
-        if plan.upstream(n):
+        if any((u, n) not in routed for u in plan.upstream(n)):
             launched.listen[n] = f"tcp://127.0.0.1:{free_port()}"
     for n in reversed(names):
         cmd = [sys.executable, "-m", "darwin_dra.cli.main", "stage", "--json"]
@@ -164,7 +224,11 @@ def launch(
         if n in launched.listen:
             cmd += ["--listen", launched.listen[n]]
         for d in plan.downstream(n):
-            cmd += ["--downstream", f"{d}={launched.listen[d]}"]
+            if (n, d) in routed:
+                cmd += ["--on-chip", d]
+            else:
+                cmd += ["--downstream", f"{d}={launched.listen[d]}"]
+        cmd += [arg for u in plan.upstream(n) if (u, n) in routed for arg in ("--on-chip", u)]
         if tls is not None:
             f = tls[n]
             cmd += ["--tls-ca", str(f.ca), "--tls-cert", str(f.cert), "--tls-key", str(f.key)]

@@ -18,12 +18,14 @@ class Sample:
     steps: float
     dropped: float
     spikes_out: Mapping[str, float] = field(default_factory=dict)  # per downstream stage
+    routed: Mapping[str, float] = field(default_factory=dict)  # of those, on the chip's router
 
 
 def parse_sample(text: str, at: float) -> Sample:
     """The counters of one scrape; a counter the stage does not export reads 0."""
     steps = dropped = 0.0
     out: dict[str, float] = {}
+    routed: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             if s.name == "darwin_stage_steps_total":
@@ -33,7 +35,12 @@ def parse_sample(text: str, at: float) -> Sample:
             elif s.name == "darwin_stage_spikes_out_total":
                 peer = s.labels.get("peer", "")
                 out[peer] = out.get(peer, 0.0) + float(s.value)
-    return Sample(at, steps, dropped, out)
+            elif (
+                s.name == "darwin_stage_routed_spikes_total" and s.labels.get("direction") == "out"
+            ):
+                peer = s.labels.get("peer", "")
+                routed[peer] = routed.get(peer, 0.0) + float(s.value)
+    return Sample(at, steps, dropped, out, routed)
 
 
 def stage_rates(before: Sample, after: Sample) -> StageRates | None:
@@ -52,4 +59,8 @@ def stage_rates(before: Sample, after: Sample) -> StageRates | None:
         spikes_out_per_s=max(0.0, spikes / dt),
         dropped=int(after.dropped),
         spikes_to=per_peer,
+        routed_to={
+            peer: max(0.0, (v - before.routed.get(peer, 0.0)) / dt)
+            for peer, v in after.routed.items()
+        },
     )

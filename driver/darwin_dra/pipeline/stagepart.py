@@ -147,3 +147,18 @@ def extract_stage(model: CompiledModel, plan: SplitPlan, name: str) -> StagePart
         bias=bias,
     )
     return StagePart(name, "engine", part_net, neurons, inputs_from, sends, receives)
+
+
+def route_map(model: CompiledModel, plan: SplitPlan, src: str, dst: str) -> tuple[U32, U32]:
+    """The neuron map of the edge src -> dst as a chip's route carries it (ChipHost
+    ProgramRoute): the source stage's local neuron and the destination stage's engine input of
+    each id the edge carries, in the edge's order. Both must be engine stages."""
+    a, b = extract_stage(model, plan, src), extract_stage(model, plan, dst)
+    if a.kind != "engine" or b.kind != "engine":
+        raise SplitError(f"a route joins two engine stages, not {a.kind} {src} and {b.kind} {dst}")
+    if dst not in a.sends:
+        raise SplitError(f"the plan has no edge {src} -> {dst}")
+    space = a.sends[dst]
+    neurons = np.searchsorted(a.neurons, space).astype(np.uint32)
+    inputs = np.searchsorted(b.inputs_from, space).astype(np.uint32)
+    return neurons, inputs

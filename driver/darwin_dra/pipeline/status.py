@@ -42,6 +42,8 @@ class StageRates:
     spikes_out_per_s: float
     dropped: int = 0
     spikes_to: Mapping[str, float] = field(default_factory=dict)  # per downstream stage
+    # of those, the peers the chip host's route carries them to (runtime/routes.py)
+    routed_to: Mapping[str, float] = field(default_factory=dict)
 
 
 def _stamp(now: datetime) -> str:
@@ -180,12 +182,16 @@ def pipeline_status(
         stages.append(item)
     status["stages"] = stages
     edges = []
-    cross_chip, cross_node = 0.0, 0.0
+    cross_chip, cross_node, routed = 0.0, 0.0, 0.0
     # Measured where the sending stage reports its spikes per peer, else planned.
     measured = bool(rates) and all(a in rates for a, _ in placement.links)
     for (a, b), link in sorted(placement.links.items()):
         rate = rates[a].spikes_to.get(b, 0.0) if measured else placement.spikes_per_s[(a, b)]
-        edges.append({"from": a, "to": b, "spikesPerSecond": round(rate, 3), "link": link})
+        edge: Obj = {"from": a, "to": b, "spikesPerSecond": round(rate, 3), "link": link}
+        if measured and b in rates[a].routed_to:
+            edge["routedOnChip"] = True
+            routed += rates[a].routed_to[b]
+        edges.append(edge)
         # Spikes to or from a stage on no chip leave the chips; between engine stages, they
         # cross when the chips differ.
         if chip_of[a] != chip_of[b] or None in (chip_of[a][1], chip_of[b][1]):
@@ -196,6 +202,7 @@ def pipeline_status(
     status["traffic"] = {
         "crossChipSpikesPerSecond": int(cross_chip),
         "crossNodeSpikesPerSecond": int(cross_node),
+        "onChipRoutedSpikesPerSecond": int(routed),
         "droppedSpikes": sum(r.dropped for r in rates.values()),
         "source": "measured" if measured else "planned",
     }

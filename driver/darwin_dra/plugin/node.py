@@ -18,6 +18,7 @@ from typing import Protocol
 
 import structlog
 
+from darwin_dra.chiphost.client import ChipHostClient
 from darwin_dra.engine import EngineError, PartitionInfo
 from darwin_dra.engine import PartitionConfig as EnginePartitionConfig
 from darwin_dra.hardware.model import ChipInfo, ChipProfile, CoreInfo
@@ -137,15 +138,28 @@ class Node:
         with self._local, NodeLock(self.config.lock_path, self.config.lock_timeout_s):
             yield
 
-    def create_partition(self, intent: DeviceIntent) -> Prepared:
-        part = self.engine.create_partition(
-            intent.chip,
-            domains=list(intent.domains),
-            shared=intent.shared,
-            # Exclusive partitions own their router share outright: no budget to enforce.
-            keps_budget=intent.keps if intent.shared else 0,
-            config=plan.engine_config(intent),
-        )
+    def create_partition(self, intent: DeviceIntent, owner: str) -> Prepared:
+        """``owner``: the claim's uid. A chip host joins partitions by routes only within one
+        owner (runtime/routes.py), so the stages of one claim (a pipeline's group on a chip)
+        may be routed to each other and nothing else; an in-process engine has no routes."""
+        shared = intent.shared
+        # Exclusive partitions own their router share outright: no budget to enforce.
+        budget = intent.keps if intent.shared else 0
+        cfg = plan.engine_config(intent)
+        domains = list(intent.domains)
+        if isinstance(self.engine, ChipHostClient):
+            part = self.engine.create_partition(
+                intent.chip,
+                domains=domains,
+                shared=shared,
+                keps_budget=budget,
+                config=cfg,
+                owner=owner,
+            )
+        else:
+            part = self.engine.create_partition(
+                intent.chip, domains=domains, shared=shared, keps_budget=budget, config=cfg
+            )
         return Prepared(intent, part, tuple(self.engine.partition(part).cores))
 
     def destroy_quietly(self, parts: Iterable[int]) -> None:

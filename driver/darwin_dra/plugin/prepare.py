@@ -136,7 +136,7 @@ def _make(node: Node, claim: ClaimPlan) -> tuple[Prepared, ...]:
     made: list[Prepared] = []
     try:
         for intent in claim.devices:
-            made.append(node.create_partition(intent))
+            made.append(node.create_partition(intent, claim.uid))
         node.make_socket_dirs(claim)
         ids = node.cdi.write(claim.uid, made, claim.namespace) if made else []
     except BaseException:

@@ -109,7 +109,7 @@ def _restore(
             devices.append(node.with_cores(dev))
             kept += 1
             continue
-        fresh = node.create_partition(dev.intent)
+        fresh = node.create_partition(dev.intent, record.uid)
         devices.append(Prepared(dev.intent, fresh.partition_id, fresh.cores, dev.cdi_ids))
         made += 1
     if made:

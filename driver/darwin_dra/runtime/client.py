@@ -90,7 +90,7 @@ class SpikePortClient:
     """``async with SpikePortClient(endpoint) as port: ...``; gRPC errors surface as
     grpc.aio.AioRpcError with the server's status code and the engine's message."""
 
-    def __init__(self, endpoint: str | Path, timeout_s: float = 60.0) -> None:
+    def __init__(self, endpoint: str | Path, timeout_s: float | None = 60.0) -> None:
         path = endpoint if isinstance(endpoint, Path) else parse_endpoint(endpoint)
         self.timeout_s = timeout_s
         self._exit = contextlib.ExitStack()
@@ -163,3 +163,16 @@ class SpikePortClient:
 
     async def unload(self) -> None:
         await self._stub.Unload(pb.UnloadRequest(), timeout=self.timeout_s)
+
+    async def routes(self, wait_steps: int = 0) -> list[pb.PortRoute]:
+        """The chip host's routes into and out of this partition; with ``wait_steps``, once
+        every route into it has its source through that step or ended (no deadline: the
+        source may be held by its own upstreams for as long as they take)."""
+        r = await self._stub.Routes(
+            pb.RoutesRequest(wait_steps=wait_steps), timeout=None if wait_steps else self.timeout_s
+        )
+        return list(r.routes)
+
+    async def end_routes(self) -> None:
+        """This partition runs no more steps: its routes' destinations stop waiting for it."""
+        await self._stub.EndRoutes(pb.EndRoutesRequest(), timeout=self.timeout_s)

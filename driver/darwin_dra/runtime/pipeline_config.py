@@ -45,6 +45,9 @@ class PipelineStageConfig:
     dt: float | None = None
     reset: Reset | None = None
     samples: SampleLayout | None = None  # the input file's samples, and where a readout is read
+    # neighbours whose partitions are on this stage's chip: their edges go over the chip's
+    # router (runtime/pipeline_routes.py), no stream
+    on_chip: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -66,7 +69,22 @@ def check_stage(
     """The flags of stage ``cfg.stage`` (of ``kind``) against the plan's ``downstream`` and
     ``upstreams`` of it; ValueError naming the flag."""
     name = cfg.stage
-    downs = set(downstream)
+    ups = list(upstreams)
+    routed = set(cfg.on_chip)
+    if routed - set(downstream) - set(ups):
+        raise ValueError(
+            f"stage {name}: --on-chip {', '.join(sorted(routed - set(downstream) - set(ups)))} "
+            "is not a neighbour of it in the plan"
+        )
+    if routed and kind != "engine":
+        raise ValueError(f"--on-chip is for engine stages, not {kind} stage {name}")
+    if routed & set(cfg.downstream):
+        raise ValueError(
+            f"stage {name}: {', '.join(sorted(routed & set(cfg.downstream)))} is --on-chip, "
+            "so it takes no --downstream"
+        )
+    downs = set(downstream) - routed
+    ups = [u for u in ups if u not in routed]
     given = set(cfg.downstream)
     if downs - given:
         raise ValueError(
@@ -78,7 +96,6 @@ def check_stage(
             f"stage {name}: --downstream {', '.join(sorted(given - downs))} is not a "
             f"downstream of it in the plan ({', '.join(sorted(downs)) or 'none'})"
         )
-    ups = list(upstreams)
     if ups and not cfg.listen:
         raise ValueError(f"stage {name} has upstreams ({', '.join(ups)}): give --listen")
     if kind == "engine" and not cfg.endpoint:

@@ -50,7 +50,7 @@ class StageConnections:
         self._servers: list[asyncio.Server] = []
         self._unix: list[Path] = []
         loop = asyncio.get_running_loop()
-        ups = plan.upstream(self.name)
+        ups = [u for u in plan.upstream(self.name) if u not in config.on_chip]
         # upstream -> the id space it sends (what the plan says it must)
         self._wanted: dict[str, int] = {u: int(part.receives[u].size) for u in ups}
         if part.kind == "input" and config.input is not None and config.input.kind == "socket":
@@ -62,7 +62,7 @@ class StageConnections:
             config,
             part.kind,
             plan.downstream(self.name),
-            [u for u in self._wanted if u != PRODUCER],
+            plan.upstream(self.name),
         )
 
     async def _serve(self, address: str, tls: ssl.SSLContext | None) -> str:
@@ -132,6 +132,8 @@ class StageConnections:
         tls = client_context(cfg.tls) if cfg.tls else None
         out: dict[str, links.Outbound] = {}
         for peer in self.plan.downstream(self.name):
+            if peer in cfg.on_chip:
+                continue  # the chip host moves its spikes
             reader, writer = await links.connect(
                 cfg.downstream[peer], cfg.connect_timeout_s, tls, peer
             )

@@ -41,6 +41,7 @@ class PipelineReport:
     events: int = 0
     sent: dict[str, PeerCounts] = field(default_factory=dict)
     received: dict[str, PeerCounts] = field(default_factory=dict)
+    routed: dict[str, int] = field(default_factory=dict)  # peer -> spikes on the chip's router
     outputs: dict[str, tuple[I64, I64]] | None = None
     output_digest: str | None = None
     # per window, the spikes it sent (input, engine: what its neurons fired) or got (output)
@@ -72,6 +73,7 @@ class PipelineReport:
             "bytes_out": self.bytes_out,
             "sent": {p: vars(c) for p, c in self.sent.items()},
             "received": {p: vars(c) for p, c in self.received.items()},
+            "routed": dict(self.routed),
             "window_spikes": self.window_spikes,
         }
         if self.readout is not None:
@@ -98,5 +100,11 @@ class Metrics:
         )
         self.wire = Counter(
             "darwin_stage_wire_bytes", "Bytes on the wire", ["peer", "direction"], registry=r
+        )
+        self.routed = Counter(
+            "darwin_stage_routed_spikes",
+            "Spikes to or from a neighbour on this stage's chip, moved by the chip host",
+            ["peer", "direction"],
+            registry=r,
         )
         self.stage = stage

@@ -56,6 +56,7 @@ from darwin_dra.runtime.pipeline_config import (
 )
 from darwin_dra.runtime.pipeline_connect import StageConnections
 from darwin_dra.runtime.pipeline_report import Metrics, PeerCounts, PipelineReport
+from darwin_dra.runtime.pipeline_routes import OnChipEdges
 from darwin_dra.runtime.stage import next_window
 
 __all__ = [
@@ -97,6 +98,7 @@ class PipelineStage(StageConnections):
         if config.samples is not None and config.samples.reset:
             check_reset(config.samples, config.window, self.model.latency)
         super().__init__(config, plan, part, report, self.model.network.n_inputs)
+        self.on_chip = OnChipEdges(config.stage, plan, part, config.on_chip)
 
     # ---- running ----
 
@@ -119,8 +121,17 @@ class PipelineStage(StageConnections):
                 await self._run_input(ups.get(PRODUCER), downs)
             elif self.kind == "engine":
                 assert cfg.endpoint is not None
-                async with SpikePortClient(cfg.endpoint) as port:
-                    await self._consume(ups, downs, port)
+                # a Step on a route may wait for its peer as long as the peer's upstreams take
+                timeout = None if self.on_chip else 60.0
+                async with SpikePortClient(cfg.endpoint, timeout_s=timeout) as port:
+                    try:
+                        await self._consume(ups, downs, port)
+                    finally:
+                        if self.on_chip.downs:  # its destinations must not wait any longer
+                            with contextlib.suppress(Exception):
+                                await port.end_routes()
+                    if self.on_chip:
+                        await self.on_chip.settle(port)
             else:
                 await self._consume(ups, downs, None)
             for ob in downs.values():
@@ -147,6 +158,15 @@ class PipelineStage(StageConnections):
             r.sent[peer] = PeerCounts(ob.spikes_out, ob.bytes_out)
         for peer, ib in ups.items():
             r.received[peer] = PeerCounts(ib.spikes_in, ib.bytes_in)
+        for peer, n in self.on_chip.sent.items():  # on the chip's router: no byte on a socket
+            r.sent[peer] = PeerCounts(n, 0)
+            r.routed[peer] = n
+        for peer, n in self.on_chip.delivered.items():
+            r.received[peer] = PeerCounts(n, 0)
+            r.routed[peer] = n
+            r.spikes_in += n
+            self.metrics.routed.labels(peer, "in").inc(n)
+        r.dropped += self.on_chip.dropped
         if self.kind == "output":
             self._finish_outputs()
         if self.readout is not None:
@@ -164,11 +184,14 @@ class PipelineStage(StageConnections):
         """The window's spikes (global ids) to every downstream, each the ids it reads."""
         lookahead = self.config.lookahead * self.config.window
         self.report.window_spikes.append(int(np.size(gids)))
+        for peer in self.on_chip.downs:  # the chip host moves these; counted here
+            n_peer = int(self._mine(peer, gids)[1].sum())
+            self.on_chip.sent[peer] += n_peer
+            self.metrics.routed.labels(peer, "out").inc(n_peer)
+            self.metrics.spikes_out.labels(peer).inc(n_peer)
+            self.report.spikes_out += n_peer
         for peer, ob in downs.items():
-            space = self.part.sends[peer]
-            at = np.searchsorted(space, gids)
-            at_c = np.minimum(at, max(space.size - 1, 0))
-            mine = (at < space.size) & (space[at_c] == gids) if space.size else at < 0
+            at, mine = self._mine(peer, gids)
             self.report.held_s += await ob.wait_credit(start + n, lookahead)
             await ob.send(
                 framing.Data(start, n, steps[mine].astype(np.uint64), at[mine].astype(np.uint32))
@@ -176,6 +199,13 @@ class PipelineStage(StageConnections):
             self._sync_wire(ob)
             self.metrics.spikes_out.labels(peer).inc(int(mine.sum()))
             self.report.spikes_out += int(mine.sum())
+
+    def _mine(self, peer: str, gids: Any) -> tuple[Any, Any]:
+        """Where each global id is in the edge's id space, and whether it is in it."""
+        space = self.part.sends[peer]
+        at = np.searchsorted(space, gids)
+        at_c = np.minimum(at, max(space.size - 1, 0))
+        return at, (at < space.size) & (space[at_c] == gids) if space.size else at < 0
 
     def _sync_wire(self, ob: links.Outbound) -> None:
         """The bytes sent to ob so far (hello and end included) into the metric."""
@@ -272,7 +302,11 @@ class PipelineStage(StageConnections):
                 await queue.put((ib.peer, exc))
 
         pumps = [asyncio.create_task(pump(ib)) for ib in ups.values()]
-        horizon = dict.fromkeys(ups, 0)
+        if self.on_chip and port is not None:
+            await self.on_chip.check(port)
+        chip_ups = self.on_chip.ups
+        all_ups = [*ups, *chip_ups]
+        horizon = dict.fromkeys(all_ups, 0)
         ended: set[str] = set()
         seen_in = dict.fromkeys(ups, 0)
         pend_t: list[I64] = []
@@ -282,11 +316,18 @@ class PipelineStage(StageConnections):
         now = 0
         try:
             while True:
-                live = [horizon[p] for p in ups if p not in ended]
+                target = now + cfg.window if total is None else min(now + cfg.window, total)
+                if port is not None and any(
+                    horizon[u] < target for u in chip_ups if u not in ended
+                ):
+                    w0 = time.monotonic()
+                    await self.on_chip.refresh(port, target, horizon, ended)
+                    self.report.starved_s += time.monotonic() - w0
+                live = [horizon[p] for p in all_ups if p not in ended]
                 end = min(live) if live else math.inf
-                if not live and ups and total is None:
+                if not live and all_ups and total is None:
                     end = max(horizon.values())  # every upstream ended: run to their end
-                if not ups and total is None:
+                if not all_ups and total is None:
                     end = now + cfg.window
                 if total is not None:
                     end = min(end, total)

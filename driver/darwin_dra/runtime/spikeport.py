@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import os
 import stat
@@ -22,11 +21,13 @@ import grpc
 import numpy as np
 import structlog
 
-from darwin_dra.engine import Engine, Model, Network, NeuronGroup, Reset, Telemetry, errors
+from darwin_dra.engine import Engine, errors
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2 as pb
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2_grpc as pb_grpc
 from darwin_dra.runtime import wire
+from darwin_dra.runtime.portmessages import network_from, status_code, step_telemetry
 from darwin_dra.runtime.portstate import PortState
+from darwin_dra.runtime.routes import RouteTable, merge_inputs, port_routes
 from darwin_dra.unixsock import grpc_target, remove_stale_socket
 
 log = structlog.get_logger(__name__)
@@ -41,76 +42,13 @@ MESSAGE_OPTIONS = (
 )
 
 
-def status_code(exc: BaseException) -> grpc.StatusCode:
-    """The gRPC status a failed engine call is reported with."""
-    if isinstance(exc, errors.QueueOverflow | errors.CapacityExceeded | errors.OutOfMemory):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED
-    if isinstance(exc, errors.StateError):
-        return grpc.StatusCode.FAILED_PRECONDITION
-    if isinstance(exc, errors.NotFound):
-        return grpc.StatusCode.NOT_FOUND
-    if isinstance(exc, ValueError):  # InvalidArgument, WireError, the wrappers' own checks
-        return grpc.StatusCode.INVALID_ARGUMENT
-    return grpc.StatusCode.INTERNAL
-
-
-def network_from(req: pb.LoadRequest) -> Network:
-    # the proto's NeuronGroup fields are named as the dataclass's
-    names = [f.name for f in dataclasses.fields(NeuronGroup)]
-    groups = []
-    for i, g in enumerate(req.groups):
-        fields = {n: getattr(g, n) for n in names}
-        try:
-            fields["model"], fields["reset"] = Model(g.model), Reset(g.reset)
-        except ValueError as exc:
-            raise wire.WireError(f"groups[{i}]: {exc}") from exc
-        groups.append(NeuronGroup(**fields))
-    cols = (
-        wire.column(req.src, "u4", "src"),
-        wire.column(req.dst, "u4", "dst"),
-        wire.column(req.weight, "f4", "weight"),
-        wire.column(req.delay, "u2", "delay"),
-    )
-    if len({c.size for c in cols}) != 1:
-        raise wire.WireError(
-            "src, dst, weight and delay must hold the same number of synapses, got "
-            + ", ".join(str(c.size) for c in cols)
-        )
-    bias = wire.column(req.bias, "f4", "bias") if req.bias else None
-    return Network(
-        groups=tuple(groups),
-        bias=None if bias is None else bias.astype(np.float32),
-        src=cols[0].astype(np.uint32),
-        dst=cols[1].astype(np.uint32),
-        weight=cols[2].astype(np.float32),
-        delay=cols[3].astype(np.uint16),
-        n_inputs=req.n_inputs,
-        dt_ms=req.dt_ms or 0.1,
-        seed=req.seed,
-        name=req.name or "network",
-    )
-
-
-def step_telemetry(t: Telemetry) -> pb.StepTelemetry:
-    return pb.StepTelemetry(
-        steps=t.steps,
-        spikes=t.spikes,
-        input_spikes=t.input_spikes,
-        events=t.events,
-        dropped_queue=t.dropped_queue,
-        dropped_fault=t.dropped_fault,
-        dropped_budget=t.dropped_budget,
-        dropped_input=t.dropped_input,
-        dropped_output=t.dropped_output,
-        keps=t.keps,
-    )
-
-
 class SpikePortServicer(pb_grpc.SpikePortServicer):
-    def __init__(self, engine: Engine, partition: int) -> None:
+    def __init__(self, engine: Engine, partition: int, routes: RouteTable | None = None) -> None:
         self.engine = engine
         self.partition = partition
         self._state: PortState | None = None  # the loaded network, for readout and reset
+        # The chip host's routes (runtime/routes.py); None in the plugin's in-process ports.
+        self.routes = routes
         # inject, run and drain of one Step belong together; two clients must not interleave.
         self._lock = asyncio.Lock()
 
@@ -136,11 +74,14 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
         # climbing by hundreds of MB between collections (tests/chiphost/test_spike_flood.py).
         return empty()
 
-    def _load(self, req: pb.LoadRequest) -> pb.LoadResponse:
+    def _load(self, req: pb.LoadRequest, routed: np.ndarray | None = None) -> pb.LoadResponse:
         net = network_from(req)
+        export = wire.column(req.export_neurons, "u4", "export_neurons").astype(np.int64)
+        if routed is not None and routed.size:  # the routes' neurons are recorded too
+            export = np.union1d(export, routed)
         state = PortState(
             net,
-            wire.column(req.export_neurons, "u4", "export_neurons").astype(np.int64),
+            export,
             req.export_capacity or DEFAULT_EXPORT_CAPACITY,
             req.input_capacity,
             wire.column(req.readout_neurons, "u4", "readout_neurons").astype(np.int64),
@@ -156,16 +97,22 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
             quant_error_mv=t.quant_error_mv,
         )
 
-    def _step(self, req: pb.StepRequest) -> pb.StepResponse:
+    def _step(
+        self, req: pb.StepRequest, routed: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> pb.StepResponse:
+        steps: np.ndarray
+        ids: np.ndarray
         steps, ids = wire.spikes(req.inputs.steps, req.inputs.ids)
         state = self._state
         if state is None:
             raise errors.StateError("no network loaded")
         if req.reset:
             state.reset(self.engine, self.partition)
+        if routed is not None and routed[0].size:
+            steps, ids = merge_inputs(steps, ids, *routed)
         if steps.size:
             # On overflow the earliest spikes stay queued and nothing runs: the caller decides.
-            self.engine.inject(self.partition, state.to_engine(steps), ids)
+            self.engine.inject(self.partition, state.to_engine(steps.astype(np.uint64)), ids)
         readout = state.run(self.engine, self.partition, req.steps)
         out_steps: list[np.ndarray] = []
         out_ids: list[np.ndarray] = []
@@ -204,12 +151,57 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
     async def Load(  # noqa: N802 (gRPC method)
         self, request: pb.LoadRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.LoadResponse:
-        return await self._answer(context, functools.partial(self._load, request), pb.LoadResponse)
+        if self.routes is None:
+            work = functools.partial(self._load, request)
+            return await self._answer(context, work, pb.LoadResponse)
+        refused = self.routes.refuse_load(self.partition, request)
+        if refused:
+            context.set_code(grpc.StatusCode.INVALID_ARGUMENT)
+            context.set_details(refused)
+            return pb.LoadResponse()
+        routed = self.routes.exported(self.partition)
+        work = functools.partial(self._load, request, routed)
+        out = await self._answer(context, work, pb.LoadResponse)
+        if out.neurons:
+            self.routes.loaded(self.partition)
+        return out
 
     async def Step(  # noqa: N802 (gRPC method)
         self, request: pb.StepRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.StepResponse:
-        return await self._answer(context, functools.partial(self._step, request), pb.StepResponse)
+        if self.routes is None:
+            work = functools.partial(self._step, request)
+            return await self._answer(context, work, pb.StepResponse)
+        # lockstep with the routes' other ends, then their spikes due in this window
+        await self.routes.wait_turn(self.partition, request.steps)
+        routed = self.routes.take_due(self.partition, request.steps)
+        out = await self._answer(
+            context, functools.partial(self._step, request, routed), pb.StepResponse
+        )
+        if out.HasField("telemetry"):
+            s, i = wire.spikes(out.exported.steps, out.exported.ids)
+            self.routes.stepped(
+                self.partition, out.telemetry.steps, s.astype(np.int64), i.astype(np.int64)
+            )
+        return out
+
+    async def Routes(  # noqa: N802 (gRPC method)
+        self, request: pb.RoutesRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.RoutesResponse:
+        if self.routes is None:
+            context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+            context.set_details("this spike port has no chip host, so no routes")
+            return pb.RoutesResponse()
+        if request.wait_steps:
+            await self.routes.wait_sources(self.partition, request.wait_steps)
+        return pb.RoutesResponse(routes=port_routes(self.routes, self.partition))
+
+    async def EndRoutes(  # noqa: N802 (gRPC method)
+        self, request: pb.EndRoutesRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.EndRoutesResponse:
+        if self.routes is not None:
+            self.routes.end(self.partition)
+        return pb.EndRoutesResponse()
 
     async def Telemetry(  # noqa: N802 (gRPC method)
         self, request: pb.TelemetryRequest, context: grpc.aio.ServicerContext[object, object]
@@ -219,7 +211,10 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
     async def Unload(  # noqa: N802 (gRPC method)
         self, request: pb.UnloadRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.UnloadResponse:
-        return await self._answer(context, self._unload, pb.UnloadResponse)
+        out = await self._answer(context, self._unload, pb.UnloadResponse)
+        if self.routes is not None:  # its destinations must not wait for it
+            self.routes.end(self.partition)
+        return out
 
 
 @dataclass(frozen=True)
@@ -255,13 +250,15 @@ class SpikePortServer:
         path: Path,
         grace_s: float = 2.0,
         access: SocketAccess = SocketAccess(),
+        routes: RouteTable | None = None,
     ) -> None:
         self.partition = partition
         self.path = path
         self.grace_s = grace_s
         self.access = access
         self._server = grpc.aio.server(options=MESSAGE_OPTIONS)
-        pb_grpc.add_SpikePortServicer_to_server(SpikePortServicer(engine, partition), self._server)
+        servicer = SpikePortServicer(engine, partition, routes)
+        pb_grpc.add_SpikePortServicer_to_server(servicer, self._server)
 
     async def start(self) -> None:
         directory = self.path.parent
@@ -305,10 +302,12 @@ class SpikePorts:
         engine: Engine,
         grace_s: float = 2.0,
         access: SocketAccess = SocketAccess(),
+        routes: RouteTable | None = None,
     ) -> None:
         self.engine = engine
         self.grace_s = grace_s
         self.access = access
+        self.routes = routes
         self._servers: dict[Path, SpikePortServer] = {}
         self._lock = asyncio.Lock()
 
@@ -325,7 +324,9 @@ class SpikePorts:
                 await self._servers.pop(path).stop()
                 log.info("spike port stopped", socket=os.fspath(path))
             for path, part in sorted(change.start.items()):
-                server = SpikePortServer(self.engine, part, path, self.grace_s, self.access)
+                server = SpikePortServer(
+                    self.engine, part, path, self.grace_s, self.access, self.routes
+                )
                 try:
                     await server.start()
                 except Exception as exc:  # one bad socket must not keep the others down

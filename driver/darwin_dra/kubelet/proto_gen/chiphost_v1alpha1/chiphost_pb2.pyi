@@ -337,10 +337,13 @@ class Partition(_message.Message):
     CORES_FIELD_NUMBER: _builtins.int
     SHARED_FIELD_NUMBER: _builtins.int
     KEPS_BUDGET_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     chip: _builtins.int
     shared: _builtins.bool
     keps_budget: _builtins.int
+    owner: _builtins.str
+    """as created (CreatePartitionRequest.owner)"""
     @_builtins.property
     def cores(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     def __init__(
@@ -351,10 +354,11 @@ class Partition(_message.Message):
         cores: _abc.Iterable[_builtins.int] | None = ...,
         shared: _builtins.bool = ...,
         keps_budget: _builtins.int = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chip", b"chip", "cores", b"cores", "id", b"id", "keps_budget", b"keps_budget", "shared", b"shared"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chip", b"chip", "cores", b"cores", "id", b"id", "keps_budget", b"keps_budget", "owner", b"owner", "shared", b"shared"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -412,6 +416,7 @@ class CreatePartitionRequest(_message.Message):
     ROUTING_MODE_FIELD_NUMBER: _builtins.int
     MAX_NEURONS_FIELD_NUMBER: _builtins.int
     MAX_SYNAPSES_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     chip: _builtins.int
     by_cores: _builtins.bool
     shared: _builtins.bool
@@ -427,6 +432,11 @@ class CreatePartitionRequest(_message.Message):
     """a share's granted neurons"""
     max_synapses: _builtins.int
     """a share's granted synapses"""
+    owner: _builtins.str
+    """Who the partition belongs to, opaque to the chip host: routes join only partitions of one
+    owner. The plugin passes the claim's pipeline ("<namespace>/<pipeline>", from the claim's
+    darwin.snn.io/pipeline label) or else the claim's uid. "": no routes at all.
+    """
     @_builtins.property
     def domains(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Exactly one of the two: whole domains, or explicit cores."""
@@ -446,10 +456,11 @@ class CreatePartitionRequest(_message.Message):
         routing_mode: _builtins.str = ...,
         max_neurons: _builtins.int = ...,
         max_synapses: _builtins.int = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_cores", b"by_cores", "chip", b"chip", "cores", b"cores", "domains", b"domains", "keps_budget", b"keps_budget", "max_neurons", b"max_neurons", "max_synapses", b"max_synapses", "routing_mode", b"routing_mode", "shared", b"shared", "timestep_us", b"timestep_us"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_cores", b"by_cores", "chip", b"chip", "cores", b"cores", "domains", b"domains", "keps_budget", b"keps_budget", "max_neurons", b"max_neurons", "max_synapses", b"max_synapses", "owner", b"owner", "routing_mode", b"routing_mode", "shared", b"shared", "timestep_us", b"timestep_us"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -607,3 +618,226 @@ class ServePortsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ServePortsResponse: _TypeAlias = ServePortsResponse  # noqa: Y015
+
+@_typing.final
+class ProgramRouteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SRC_PARTITION_FIELD_NUMBER: _builtins.int
+    DST_PARTITION_FIELD_NUMBER: _builtins.int
+    SRC_NEURONS_FIELD_NUMBER: _builtins.int
+    DST_INPUTS_FIELD_NUMBER: _builtins.int
+    LOOKAHEAD_STEPS_FIELD_NUMBER: _builtins.int
+    SRC_NAME_FIELD_NUMBER: _builtins.int
+    DST_NAME_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """unique on the chip host, e.g. "<pipeline>/<src stage>-><dst stage>" """
+    src_partition: _builtins.int
+    dst_partition: _builtins.int
+    src_neurons: _builtins.bytes
+    """The neuron map, one pair per item: the spikes of source neuron src_neurons[k] (a neuron of
+    the source partition's network) arrive at destination input dst_inputs[k], at the step
+    they were fired (the input's synapse carries the delay). u32 each, packed, equal lengths.
+    """
+    dst_inputs: _builtins.bytes
+    lookahead_steps: _builtins.int
+    """Lockstep: the destination runs steps [t, t + n) only once the source has run through
+    t + n; the source runs at most lookahead_steps past the destination's steps (backpressure).
+    """
+    src_name: _builtins.str
+    """the stages' names, for whoever reads the routes back"""
+    dst_name: _builtins.str
+    capacity: _builtins.int
+    """spikes buffered on the route; more are dropped and counted (0: 1 << 24)"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        src_partition: _builtins.int = ...,
+        dst_partition: _builtins.int = ...,
+        src_neurons: _builtins.bytes = ...,
+        dst_inputs: _builtins.bytes = ...,
+        lookahead_steps: _builtins.int = ...,
+        src_name: _builtins.str = ...,
+        dst_name: _builtins.str = ...,
+        capacity: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "dst_inputs", b"dst_inputs", "dst_name", b"dst_name", "dst_partition", b"dst_partition", "lookahead_steps", b"lookahead_steps", "name", b"name", "src_name", b"src_name", "src_neurons", b"src_neurons", "src_partition", b"src_partition"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProgramRouteRequest: _TypeAlias = ProgramRouteRequest  # noqa: Y015
+
+@_typing.final
+class Route(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SRC_PARTITION_FIELD_NUMBER: _builtins.int
+    DST_PARTITION_FIELD_NUMBER: _builtins.int
+    CHIP_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    PAIRS_FIELD_NUMBER: _builtins.int
+    LOOKAHEAD_STEPS_FIELD_NUMBER: _builtins.int
+    SRC_NAME_FIELD_NUMBER: _builtins.int
+    DST_NAME_FIELD_NUMBER: _builtins.int
+    SRC_STEPS_FIELD_NUMBER: _builtins.int
+    DST_STEPS_FIELD_NUMBER: _builtins.int
+    ENDED_FIELD_NUMBER: _builtins.int
+    SPIKES_FIELD_NUMBER: _builtins.int
+    DELIVERED_FIELD_NUMBER: _builtins.int
+    DROPPED_FIELD_NUMBER: _builtins.int
+    QUEUED_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    src_partition: _builtins.int
+    dst_partition: _builtins.int
+    chip: _builtins.int
+    owner: _builtins.str
+    pairs: _builtins.int
+    """items of the neuron map"""
+    lookahead_steps: _builtins.int
+    src_name: _builtins.str
+    dst_name: _builtins.str
+    src_steps: _builtins.int
+    """steps the source has run since its Load"""
+    dst_steps: _builtins.int
+    ended: _builtins.bool
+    """the source said it runs no more steps (SpikePort EndRoutes)"""
+    spikes: _builtins.int
+    """moved onto the route since it was programmed"""
+    delivered: _builtins.int
+    """injected into the destination"""
+    dropped: _builtins.int
+    """over capacity, or due before the destination's step"""
+    queued: _builtins.int
+    """on the route now"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        src_partition: _builtins.int = ...,
+        dst_partition: _builtins.int = ...,
+        chip: _builtins.int = ...,
+        owner: _builtins.str = ...,
+        pairs: _builtins.int = ...,
+        lookahead_steps: _builtins.int = ...,
+        src_name: _builtins.str = ...,
+        dst_name: _builtins.str = ...,
+        src_steps: _builtins.int = ...,
+        dst_steps: _builtins.int = ...,
+        ended: _builtins.bool = ...,
+        spikes: _builtins.int = ...,
+        delivered: _builtins.int = ...,
+        dropped: _builtins.int = ...,
+        queued: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chip", b"chip", "delivered", b"delivered", "dropped", b"dropped", "dst_name", b"dst_name", "dst_partition", b"dst_partition", "dst_steps", b"dst_steps", "ended", b"ended", "lookahead_steps", b"lookahead_steps", "name", b"name", "owner", b"owner", "pairs", b"pairs", "queued", b"queued", "spikes", b"spikes", "src_name", b"src_name", "src_partition", b"src_partition", "src_steps", b"src_steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Route: _TypeAlias = Route  # noqa: Y015
+
+@_typing.final
+class ProgramRouteResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOT_ID_FIELD_NUMBER: _builtins.int
+    ROUTE_FIELD_NUMBER: _builtins.int
+    boot_id: _builtins.str
+    @_builtins.property
+    def route(self) -> Global___Route: ...
+    def __init__(
+        self,
+        *,
+        boot_id: _builtins.str = ...,
+        route: Global___Route | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["route", b"route"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["boot_id", b"boot_id", "route", b"route"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProgramRouteResponse: _TypeAlias = ProgramRouteResponse  # noqa: Y015
+
+@_typing.final
+class DeleteRouteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteRouteRequest: _TypeAlias = DeleteRouteRequest  # noqa: Y015
+
+@_typing.final
+class DeleteRouteResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOT_ID_FIELD_NUMBER: _builtins.int
+    boot_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        boot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["boot_id", b"boot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteRouteResponse: _TypeAlias = DeleteRouteResponse  # noqa: Y015
+
+@_typing.final
+class ListRoutesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRoutesRequest: _TypeAlias = ListRoutesRequest  # noqa: Y015
+
+@_typing.final
+class ListRoutesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BOOT_ID_FIELD_NUMBER: _builtins.int
+    ROUTES_FIELD_NUMBER: _builtins.int
+    boot_id: _builtins.str
+    @_builtins.property
+    def routes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Route]: ...
+    def __init__(
+        self,
+        *,
+        boot_id: _builtins.str = ...,
+        routes: _abc.Iterable[Global___Route] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["boot_id", b"boot_id", "routes", b"routes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRoutesResponse: _TypeAlias = ListRoutesResponse  # noqa: Y015

@@ -65,6 +65,21 @@ class ChipHostStub:
                 request_serializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.ServePortsRequest.SerializeToString,
                 response_deserializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.ServePortsResponse.FromString,
                 _registered_method=True)
+        self.ProgramRoute = channel.unary_unary(
+                '/darwin.chiphost.v1alpha1.ChipHost/ProgramRoute',
+                request_serializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.ProgramRouteRequest.SerializeToString,
+                response_deserializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.ProgramRouteResponse.FromString,
+                _registered_method=True)
+        self.DeleteRoute = channel.unary_unary(
+                '/darwin.chiphost.v1alpha1.ChipHost/DeleteRoute',
+                request_serializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.DeleteRouteRequest.SerializeToString,
+                response_deserializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.DeleteRouteResponse.FromString,
+                _registered_method=True)
+        self.ListRoutes = channel.unary_unary(
+                '/darwin.chiphost.v1alpha1.ChipHost/ListRoutes',
+                request_serializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.ListRoutesRequest.SerializeToString,
+                response_deserializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.ListRoutesResponse.FromString,
+                _registered_method=True)
 
 
 class ChipHostServicer:
@@ -111,6 +126,31 @@ class ChipHostServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ProgramRoute(self, request, context):
+        """Programs a route on the chip's router: the spikes of some neurons of one partition become
+        spikes of some inputs of another partition of the same chip, moved by the chip host and
+        never through a socket (docs/pipeline.md, "Between partitions of one chip"). Refused
+        (INVALID_ARGUMENT) unless both partitions exist, sit on one chip and carry the same
+        non-empty owner; replaces a route of the same name (its counters restart).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRoute(self, request, context):
+        """Removes a route; NOT_FOUND when there is none of that name. Destroying either partition
+        removes its routes too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRoutes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChipHostServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +183,21 @@ def add_ChipHostServicer_to_server(servicer, server):
                     servicer.ServePorts,
                     request_deserializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.ServePortsRequest.FromString,
                     response_serializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.ServePortsResponse.SerializeToString,
+            ),
+            'ProgramRoute': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProgramRoute,
+                    request_deserializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.ProgramRouteRequest.FromString,
+                    response_serializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.ProgramRouteResponse.SerializeToString,
+            ),
+            'DeleteRoute': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRoute,
+                    request_deserializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.DeleteRouteRequest.FromString,
+                    response_serializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.DeleteRouteResponse.SerializeToString,
+            ),
+            'ListRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoutes,
+                    request_deserializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.ListRoutesRequest.FromString,
+                    response_serializer=chiphost_dot_v1alpha1_dot_chiphost__pb2.ListRoutesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -307,6 +362,87 @@ class ChipHost:
             '/darwin.chiphost.v1alpha1.ChipHost/ServePorts',
             chiphost_dot_v1alpha1_dot_chiphost__pb2.ServePortsRequest.SerializeToString,
             chiphost_dot_v1alpha1_dot_chiphost__pb2.ServePortsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProgramRoute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/darwin.chiphost.v1alpha1.ChipHost/ProgramRoute',
+            chiphost_dot_v1alpha1_dot_chiphost__pb2.ProgramRouteRequest.SerializeToString,
+            chiphost_dot_v1alpha1_dot_chiphost__pb2.ProgramRouteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRoute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/darwin.chiphost.v1alpha1.ChipHost/DeleteRoute',
+            chiphost_dot_v1alpha1_dot_chiphost__pb2.DeleteRouteRequest.SerializeToString,
+            chiphost_dot_v1alpha1_dot_chiphost__pb2.DeleteRouteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/darwin.chiphost.v1alpha1.ChipHost/ListRoutes',
+            chiphost_dot_v1alpha1_dot_chiphost__pb2.ListRoutesRequest.SerializeToString,
+            chiphost_dot_v1alpha1_dot_chiphost__pb2.ListRoutesResponse.FromString,
             options,
             channel_credentials,
             insecure,

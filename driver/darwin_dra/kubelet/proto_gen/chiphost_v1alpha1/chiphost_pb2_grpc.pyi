@@ -57,6 +57,18 @@ class ChipHostStub:
     """Declarative: afterwards the chip host serves exactly these spike ports. A port already
     serving the same partition on the same socket is left alone (its clients never notice).
     """
+    ProgramRoute: _grpc.UnaryUnaryMultiCallable[_chiphost_pb2.ProgramRouteRequest, _chiphost_pb2.ProgramRouteResponse]
+    """Programs a route on the chip's router: the spikes of some neurons of one partition become
+    spikes of some inputs of another partition of the same chip, moved by the chip host and
+    never through a socket (docs/pipeline.md, "Between partitions of one chip"). Refused
+    (INVALID_ARGUMENT) unless both partitions exist, sit on one chip and carry the same
+    non-empty owner; replaces a route of the same name (its counters restart).
+    """
+    DeleteRoute: _grpc.UnaryUnaryMultiCallable[_chiphost_pb2.DeleteRouteRequest, _chiphost_pb2.DeleteRouteResponse]
+    """Removes a route; NOT_FOUND when there is none of that name. Destroying either partition
+    removes its routes too.
+    """
+    ListRoutes: _grpc.UnaryUnaryMultiCallable[_chiphost_pb2.ListRoutesRequest, _chiphost_pb2.ListRoutesResponse]
 
 @_typing.type_check_only
 class ChipHostAsyncStub(ChipHostStub):
@@ -73,6 +85,18 @@ class ChipHostAsyncStub(ChipHostStub):
     """Declarative: afterwards the chip host serves exactly these spike ports. A port already
     serving the same partition on the same socket is left alone (its clients never notice).
     """
+    ProgramRoute: _aio.UnaryUnaryMultiCallable[_chiphost_pb2.ProgramRouteRequest, _chiphost_pb2.ProgramRouteResponse]  # type: ignore[assignment]
+    """Programs a route on the chip's router: the spikes of some neurons of one partition become
+    spikes of some inputs of another partition of the same chip, moved by the chip host and
+    never through a socket (docs/pipeline.md, "Between partitions of one chip"). Refused
+    (INVALID_ARGUMENT) unless both partitions exist, sit on one chip and carry the same
+    non-empty owner; replaces a route of the same name (its counters restart).
+    """
+    DeleteRoute: _aio.UnaryUnaryMultiCallable[_chiphost_pb2.DeleteRouteRequest, _chiphost_pb2.DeleteRouteResponse]  # type: ignore[assignment]
+    """Removes a route; NOT_FOUND when there is none of that name. Destroying either partition
+    removes its routes too.
+    """
+    ListRoutes: _aio.UnaryUnaryMultiCallable[_chiphost_pb2.ListRoutesRequest, _chiphost_pb2.ListRoutesResponse]  # type: ignore[assignment]
 
 class ChipHostServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -122,5 +146,35 @@ class ChipHostServicer(metaclass=_abc_1.ABCMeta):
         """Declarative: afterwards the chip host serves exactly these spike ports. A port already
         serving the same partition on the same socket is left alone (its clients never notice).
         """
+
+    @_abc_1.abstractmethod
+    def ProgramRoute(
+        self,
+        request: _chiphost_pb2.ProgramRouteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chiphost_pb2.ProgramRouteResponse, _abc.Awaitable[_chiphost_pb2.ProgramRouteResponse]]:
+        """Programs a route on the chip's router: the spikes of some neurons of one partition become
+        spikes of some inputs of another partition of the same chip, moved by the chip host and
+        never through a socket (docs/pipeline.md, "Between partitions of one chip"). Refused
+        (INVALID_ARGUMENT) unless both partitions exist, sit on one chip and carry the same
+        non-empty owner; replaces a route of the same name (its counters restart).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteRoute(
+        self,
+        request: _chiphost_pb2.DeleteRouteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chiphost_pb2.DeleteRouteResponse, _abc.Awaitable[_chiphost_pb2.DeleteRouteResponse]]:
+        """Removes a route; NOT_FOUND when there is none of that name. Destroying either partition
+        removes its routes too.
+        """
+
+    @_abc_1.abstractmethod
+    def ListRoutes(
+        self,
+        request: _chiphost_pb2.ListRoutesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chiphost_pb2.ListRoutesResponse, _abc.Awaitable[_chiphost_pb2.ListRoutesResponse]]: ...
 
 def add_ChipHostServicer_to_server(servicer: ChipHostServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -417,3 +417,122 @@ class UnloadResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UnloadResponse: _TypeAlias = UnloadResponse  # noqa: Y015
+
+@_typing.final
+class RoutesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WAIT_STEPS_FIELD_NUMBER: _builtins.int
+    wait_steps: _builtins.int
+    """0: answer at once"""
+    def __init__(
+        self,
+        *,
+        wait_steps: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["wait_steps", b"wait_steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoutesRequest: _TypeAlias = RoutesRequest  # noqa: Y015
+
+@_typing.final
+class PortRoute(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SRC_NAME_FIELD_NUMBER: _builtins.int
+    DST_NAME_FIELD_NUMBER: _builtins.int
+    OUTBOUND_FIELD_NUMBER: _builtins.int
+    PAIRS_FIELD_NUMBER: _builtins.int
+    SRC_STEPS_FIELD_NUMBER: _builtins.int
+    ENDED_FIELD_NUMBER: _builtins.int
+    SPIKES_FIELD_NUMBER: _builtins.int
+    DELIVERED_FIELD_NUMBER: _builtins.int
+    DROPPED_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    src_name: _builtins.str
+    dst_name: _builtins.str
+    outbound: _builtins.bool
+    """this partition is the source"""
+    pairs: _builtins.int
+    src_steps: _builtins.int
+    """the source's steps since its Load: the destination's horizon"""
+    ended: _builtins.bool
+    spikes: _builtins.int
+    """moved onto the route"""
+    delivered: _builtins.int
+    dropped: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        src_name: _builtins.str = ...,
+        dst_name: _builtins.str = ...,
+        outbound: _builtins.bool = ...,
+        pairs: _builtins.int = ...,
+        src_steps: _builtins.int = ...,
+        ended: _builtins.bool = ...,
+        spikes: _builtins.int = ...,
+        delivered: _builtins.int = ...,
+        dropped: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivered", b"delivered", "dropped", b"dropped", "dst_name", b"dst_name", "ended", b"ended", "name", b"name", "outbound", b"outbound", "pairs", b"pairs", "spikes", b"spikes", "src_name", b"src_name", "src_steps", b"src_steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PortRoute: _TypeAlias = PortRoute  # noqa: Y015
+
+@_typing.final
+class RoutesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROUTES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def routes(self) -> _containers.RepeatedCompositeFieldContainer[Global___PortRoute]: ...
+    def __init__(
+        self,
+        *,
+        routes: _abc.Iterable[Global___PortRoute] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["routes", b"routes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoutesResponse: _TypeAlias = RoutesResponse  # noqa: Y015
+
+@_typing.final
+class EndRoutesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndRoutesRequest: _TypeAlias = EndRoutesRequest  # noqa: Y015
+
+@_typing.final
+class EndRoutesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndRoutesResponse: _TypeAlias = EndRoutesResponse  # noqa: Y015

@@ -55,6 +55,16 @@ class SpikePortStub:
                 request_serializer=runtime_dot_v1alpha1_dot_spikeport__pb2.UnloadRequest.SerializeToString,
                 response_deserializer=runtime_dot_v1alpha1_dot_spikeport__pb2.UnloadResponse.FromString,
                 _registered_method=True)
+        self.Routes = channel.unary_unary(
+                '/darwin.runtime.v1alpha1.SpikePort/Routes',
+                request_serializer=runtime_dot_v1alpha1_dot_spikeport__pb2.RoutesRequest.SerializeToString,
+                response_deserializer=runtime_dot_v1alpha1_dot_spikeport__pb2.RoutesResponse.FromString,
+                _registered_method=True)
+        self.EndRoutes = channel.unary_unary(
+                '/darwin.runtime.v1alpha1.SpikePort/EndRoutes',
+                request_serializer=runtime_dot_v1alpha1_dot_spikeport__pb2.EndRoutesRequest.SerializeToString,
+                response_deserializer=runtime_dot_v1alpha1_dot_spikeport__pb2.EndRoutesResponse.FromString,
+                _registered_method=True)
 
 
 class SpikePortServicer:
@@ -87,6 +97,23 @@ class SpikePortServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Routes(self, request, context):
+        """The chip host's routes into and out of this partition (ChipHost.ProgramRoute). With
+        wait_steps, first waits until every route into it has its source through wait_steps or
+        ended. UNIMPLEMENTED where the port has no chip host (the plugin's in-process ports).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndRoutes(self, request, context):
+        """This partition runs no more steps: the routes out of it end at its present step, so their
+        destinations stop waiting for it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SpikePortServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +136,16 @@ def add_SpikePortServicer_to_server(servicer, server):
                     servicer.Unload,
                     request_deserializer=runtime_dot_v1alpha1_dot_spikeport__pb2.UnloadRequest.FromString,
                     response_serializer=runtime_dot_v1alpha1_dot_spikeport__pb2.UnloadResponse.SerializeToString,
+            ),
+            'Routes': grpc.unary_unary_rpc_method_handler(
+                    servicer.Routes,
+                    request_deserializer=runtime_dot_v1alpha1_dot_spikeport__pb2.RoutesRequest.FromString,
+                    response_serializer=runtime_dot_v1alpha1_dot_spikeport__pb2.RoutesResponse.SerializeToString,
+            ),
+            'EndRoutes': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndRoutes,
+                    request_deserializer=runtime_dot_v1alpha1_dot_spikeport__pb2.EndRoutesRequest.FromString,
+                    response_serializer=runtime_dot_v1alpha1_dot_spikeport__pb2.EndRoutesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +256,60 @@ class SpikePort:
             '/darwin.runtime.v1alpha1.SpikePort/Unload',
             runtime_dot_v1alpha1_dot_spikeport__pb2.UnloadRequest.SerializeToString,
             runtime_dot_v1alpha1_dot_spikeport__pb2.UnloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Routes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/darwin.runtime.v1alpha1.SpikePort/Routes',
+            runtime_dot_v1alpha1_dot_spikeport__pb2.RoutesRequest.SerializeToString,
+            runtime_dot_v1alpha1_dot_spikeport__pb2.RoutesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndRoutes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/darwin.runtime.v1alpha1.SpikePort/EndRoutes',
+            runtime_dot_v1alpha1_dot_spikeport__pb2.EndRoutesRequest.SerializeToString,
+            runtime_dot_v1alpha1_dot_spikeport__pb2.EndRoutesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,15 @@ class SpikePortStub:
     """
     Telemetry: _grpc.UnaryUnaryMultiCallable[_spikeport_pb2.TelemetryRequest, _spikeport_pb2.TelemetryResponse]
     Unload: _grpc.UnaryUnaryMultiCallable[_spikeport_pb2.UnloadRequest, _spikeport_pb2.UnloadResponse]
+    Routes: _grpc.UnaryUnaryMultiCallable[_spikeport_pb2.RoutesRequest, _spikeport_pb2.RoutesResponse]
+    """The chip host's routes into and out of this partition (ChipHost.ProgramRoute). With
+    wait_steps, first waits until every route into it has its source through wait_steps or
+    ended. UNIMPLEMENTED where the port has no chip host (the plugin's in-process ports).
+    """
+    EndRoutes: _grpc.UnaryUnaryMultiCallable[_spikeport_pb2.EndRoutesRequest, _spikeport_pb2.EndRoutesResponse]
+    """This partition runs no more steps: the routes out of it end at its present step, so their
+    destinations stop waiting for it.
+    """
 
 @_typing.type_check_only
 class SpikePortAsyncStub(SpikePortStub):
@@ -64,6 +73,15 @@ class SpikePortAsyncStub(SpikePortStub):
     """
     Telemetry: _aio.UnaryUnaryMultiCallable[_spikeport_pb2.TelemetryRequest, _spikeport_pb2.TelemetryResponse]  # type: ignore[assignment]
     Unload: _aio.UnaryUnaryMultiCallable[_spikeport_pb2.UnloadRequest, _spikeport_pb2.UnloadResponse]  # type: ignore[assignment]
+    Routes: _aio.UnaryUnaryMultiCallable[_spikeport_pb2.RoutesRequest, _spikeport_pb2.RoutesResponse]  # type: ignore[assignment]
+    """The chip host's routes into and out of this partition (ChipHost.ProgramRoute). With
+    wait_steps, first waits until every route into it has its source through wait_steps or
+    ended. UNIMPLEMENTED where the port has no chip host (the plugin's in-process ports).
+    """
+    EndRoutes: _aio.UnaryUnaryMultiCallable[_spikeport_pb2.EndRoutesRequest, _spikeport_pb2.EndRoutesResponse]  # type: ignore[assignment]
+    """This partition runs no more steps: the routes out of it end at its present step, so their
+    destinations stop waiting for it.
+    """
 
 class SpikePortServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -97,5 +115,26 @@ class SpikePortServicer(metaclass=_abc_1.ABCMeta):
         request: _spikeport_pb2.UnloadRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_spikeport_pb2.UnloadResponse, _abc.Awaitable[_spikeport_pb2.UnloadResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Routes(
+        self,
+        request: _spikeport_pb2.RoutesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_spikeport_pb2.RoutesResponse, _abc.Awaitable[_spikeport_pb2.RoutesResponse]]:
+        """The chip host's routes into and out of this partition (ChipHost.ProgramRoute). With
+        wait_steps, first waits until every route into it has its source through wait_steps or
+        ended. UNIMPLEMENTED where the port has no chip host (the plugin's in-process ports).
+        """
+
+    @_abc_1.abstractmethod
+    def EndRoutes(
+        self,
+        request: _spikeport_pb2.EndRoutesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_spikeport_pb2.EndRoutesResponse, _abc.Awaitable[_spikeport_pb2.EndRoutesResponse]]:
+        """This partition runs no more steps: the routes out of it end at its present step, so their
+        destinations stop waiting for it.
+        """
 
 def add_SpikePortServicer_to_server(servicer: SpikePortServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
