@@ -1,5 +1,6 @@
-"""plugin/crashpoints.py: the test-only SIGKILL hook is off by default, fires only at the step
-its file names (once), and a prepare and an unprepare reach every step in the documented order.
+"""plugin/crashpoints.py: the test-only crash hook is off by default, holds the process (to be
+killed with SIGKILL) only at the step its file names, once, and a prepare and an unprepare
+reach every step in the documented order.
 The kill itself under the real kubelet is tests/integration/test_plugin_kill_real.py."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from darwin_dra.plugin import crashpoints
 from darwin_dra.plugin.crashpoints import CrashPoints
 from darwin_dra.plugin.driver import Driver
 from darwin_dra.plugin.node import DriverConfig
+from darwin_dra.polling import wait_for
 
 from tests.plugin.claims import ClaimStore, claim, result
 
@@ -67,8 +70,11 @@ def test_off_without_a_file_and_silent_at_other_steps(tmp_path: Path) -> None:
         CrashPoints(armed).reached("nowhere")
 
 
-def test_the_named_step_kills_the_process_with_sigkill_once(tmp_path: Path) -> None:
+def test_the_named_step_holds_the_process_until_it_is_killed_and_only_once(
+    tmp_path: Path,
+) -> None:
     armed = tmp_path / "crash-point"
+    reached = tmp_path / "crash-point.reached"
     child = textwrap.dedent(
         """
         import sys
@@ -78,22 +84,23 @@ def test_the_named_step_kills_the_process_with_sigkill_once(tmp_path: Path) -> N
         points.reached("prepare-started-saved")
         print("passed prepare-started-saved", flush=True)
         points.reached("cdi-written")
-        print("not reached", flush=True)
+        print("passed cdi-written", flush=True)
         """
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for expect_kill in (True, False):
-        if expect_kill:
-            armed.write_text("cdi-written")
-        run = subprocess.run(
-            [sys.executable, "-c", child, str(armed)],
-            capture_output=True, text=True, timeout=60, check=False, env=env,
-        )  # fmt: skip
-        assert "passed prepare-started-saved" in run.stdout
-        if expect_kill:
-            assert run.returncode == -signal.SIGKILL, run.stderr
-            assert "not reached" not in run.stdout
-            assert not armed.exists()  # removed before the kill: the restart passes the step
-        else:
-            assert run.returncode == 0, run.stderr
-            assert "not reached" in run.stdout
+    cmd = [sys.executable, "-c", child, str(armed)]
+    armed.write_text("cdi-written")
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) as proc:
+        wait_for("the child at its crash point", reached.exists, timeout=60, every=0.05)
+        assert reached.read_text() == "cdi-written\n"
+        assert not armed.exists()  # removed first: the restarted plugin passes the step
+        time.sleep(0.2)
+        assert proc.poll() is None  # held there
+        proc.kill()  # SIGKILL, as the tests on real nodes do from the host
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert "passed prepare-started-saved" in out
+    assert "passed cdi-written" not in out
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert again.returncode == 0, again.stderr  # the file is gone: every step passes
+    assert "passed cdi-written" in again.stdout

@@ -20,6 +20,7 @@ SUBCOMMANDS = (
     "darwin_dra.cli.fault",
     "darwin_dra.cli.bench_plugin",
     "darwin_dra.cli.bench_run",
+    "darwin_dra.cli.bench_pod",
     "darwin_dra.cli.bench_pipeline",
     "darwin_dra.cli.fleet",
     "darwin_dra.cli.status",

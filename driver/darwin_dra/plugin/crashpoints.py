@@ -1,19 +1,22 @@
-"""Crash points, for tests only: the plugin SIGKILLs itself at a named step of prepare or unprepare.
+"""Crash points, for tests only: the plugin stops at a named step of prepare or unprepare, to be
+killed there with SIGKILL.
 
 Off unless the plugin is started with ``--crash-points-file PATH`` (env
 ``DARWIN_CRASH_POINTS_FILE``; the chart's ``kubeletPlugin.crashPointsFile``, empty by default).
 Then, at each step below, the plugin reads that file; when it names the step, the plugin removes
-the file (so the restarted plugin goes on) and kills itself with SIGKILL, as a node's OOM killer
-or a power cut would: no handler, no flush, no clean-up. A test on real nodes writes the file
-through the node's hostPath and watches the kubelet restart the plugin's container and retry.
-The steps are PREPARE and UNPREPARE below, in the order a prepare and an unprepare reach them,
-each just after its side effect (tests/integration/test_plugin_kill_real.py kills at each).
+it (so the restarted plugin passes the step), writes ``PATH.reached`` naming the step, and holds
+there, the node lock taken and the kubelet's call unanswered, until it is killed. The killer is
+the test, from outside: in its container the plugin is its PID namespace's init, and the kernel
+ignores a SIGKILL that init sends itself. A test on real nodes writes the file through the
+node's hostPath, waits for ``.reached``, kills the plugin's process with SIGKILL and watches the
+kubelet restart its container and retry. The steps are PREPARE and UNPREPARE below, in the order
+a prepare and an unprepare reach them, each just after its side effect
+(tests/integration/test_plugin_kill_real.py kills at each).
 """
 
 from __future__ import annotations
 
-import os
-import signal
+import time
 from pathlib import Path
 
 import structlog
@@ -42,6 +45,14 @@ class CrashPoints:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
 
+    @property
+    def reached_path(self) -> Path | None:
+        return None if self.path is None else self.path.with_name(self.path.name + ".reached")
+
+    def hold(self) -> None:
+        while True:  # until SIGKILL
+            time.sleep(3600)
+
     def reached(self, point: str) -> None:
         if point not in POINTS:
             raise ValueError(f"unknown crash point {point!r}; known: {', '.join(POINTS)}")
@@ -58,5 +69,7 @@ class CrashPoints:
         if armed != point:
             return
         self.path.unlink()  # one shot: the restarted plugin passes this step
-        log.warning("crash point reached: killing this process with SIGKILL", point=point)
-        os.kill(os.getpid(), signal.SIGKILL)
+        assert self.reached_path is not None
+        self.reached_path.write_text(f"{point}\n")
+        log.warning("crash point reached: holding here until killed", point=point)
+        self.hold()
