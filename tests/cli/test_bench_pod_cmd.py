@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from darwin_dra.bench.brunel import BrunelConfig
-from darwin_dra.cli import bench_pod
+from darwin_dra.cli import bench_pod, bench_run
 from darwin_dra.cli.bench_run import Measured
 from darwin_dra.runtime.run import load_network
 
@@ -39,7 +39,7 @@ def test_the_pod_claims_a_whole_chip_and_runs_once() -> None:
 
 def test_summary_takes_medians_and_the_spread() -> None:
     runs = [Measured(e, 10.0, 1.0, 5) for e in (3e6, 1e6, 2e6)]
-    row = bench_pod.summary({"pod": runs})["pod"]
+    row = bench_run.summary({"pod": runs})["pod"]
     assert (row["events_per_s"], row["events_per_s_min"], row["events_per_s_max"]) == (
         pytest.approx(2e6),
         pytest.approx(1e6),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from rich.console import Console
 from darwin_dra.bench.brunel import DEFAULT_SEED, BrunelConfig
 from darwin_dra.bench.peer_engine import brunel_network
 from darwin_dra.cli.bench import bench_subparsers
-from darwin_dra.cli.bench_run import Measured, direct
+from darwin_dra.cli.bench_run import Measured, direct, print_table, summary
 from darwin_dra.cluster import launcher
 from darwin_dra.demo import bringup, manifests
 from darwin_dra.demo.story import Story, wait_for
@@ -144,20 +143,6 @@ def measure(args: argparse.Namespace, work: Path, story: Story) -> dict[str, lis
         cluster.down()
 
 
-def summary(sides: dict[str, list[Measured]]) -> dict[str, dict[str, float]]:
-    rows = {}
-    for name, runs in sides.items():
-        eps = sorted(r.events_per_s for r in runs)
-        rows[name] = {
-            "events_per_s": statistics.median(eps),
-            "events_per_s_min": eps[0],
-            "events_per_s_max": eps[-1],
-            "rate_hz": statistics.median(r.rate_hz for r in runs),
-            "wall_s": statistics.median(r.wall_s for r in runs),
-        }
-    return rows
-
-
 def run(args: argparse.Namespace) -> int:
     if min(args.steps, args.window, args.repeat) < 1 or args.warmup_steps < 0:
         print("--steps, --window and --repeat must be >= 1", file=sys.stderr)
@@ -174,16 +159,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"network": cfg.to_dict(), "sides": rows, "ratio": ratio}, indent=2))
         return 0
-    print(f"\n{'path':<44}{'M events/s':>12}{'min..max':>16}{'rate Hz':>9}{'wall s':>8}{'x':>7}")
-    for name, label in (
-        ("host", "engine on the host, own process"),
-        ("pod", "darwin-dra run in a pod -> chip host"),
-    ):
-        r = rows[name]
-        spread = f"{r['events_per_s_min'] / 1e6:.1f}..{r['events_per_s_max'] / 1e6:.1f}"
-        x = r["events_per_s"] / rows["host"]["events_per_s"]
-        print(f"{label:<44}{r['events_per_s'] / 1e6:>12.2f}{spread:>16}{r['rate_hz']:>9.2f}"
-              f"{r['wall_s']:>8.3f}{x:>7.3f}")  # fmt: skip
+    print_table(
+        rows,
+        (
+            ("host", "engine on the host, own process"),
+            ("pod", "darwin-dra run in a pod -> chip host"),
+        ),
+        "host",
+    )
     print(
         f"\nnetwork: Brunel N={cfg.n}, {cfg.n_synapses:,} synapses; {args.steps} steps timed "
         f"after {args.warmup_steps}, {args.window} per call, {args.repeat} runs per side, "
