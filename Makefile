@@ -57,7 +57,7 @@ CLANG ?= clang-14
 FUZZ_RUNS ?= 1000000
 FUZZ_RUNS_SHORT ?= 5000
 FUZZ_C_RUNS_SHORT ?= 50000
-FUZZ_TARGETS := claim opaque-config inventory profile fault-file checkpoint nir-graph spikeport
+FUZZ_TARGETS := claim opaque-config inventory profile fault-file checkpoint nir-graph spikeport dra
 FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 
 fuzz-deps:
@@ -118,9 +118,9 @@ $(HELM): | $(STAMP)
 browser: $(STAMP)
 	$(PY) -c 'from darwin_dra.cluster import hostdeps as h; h.ensure(h.BROWSER_PACKAGES)'
 
-# The fast tests: neither integration (a cluster) nor slow. UNIT_ARGS adds pytest options
-# (e.g. UNIT_ARGS="-n 2" with pytest-xdist installed).
-UNIT_ARGS ?=
+# The fast tests: neither integration (a cluster) nor slow, on every core (pytest-xdist).
+# UNIT_ARGS replaces the worker option (UNIT_ARGS="-n 0" runs them in one process).
+UNIT_ARGS ?= -n auto
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not slow" $(UNIT_ARGS)
 

@@ -3,12 +3,20 @@ test that starts a cluster carries the `integration` marker (so `make unit` neve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
 
-import pytest
-from darwin_dra.engine import Engine
-from darwin_dra.hardware.model import ChipEntry, ChipProfile
-from darwin_dra.hardware.profiles import load_profiles
+# One BLAS thread per test process, set before numpy loads: the tests' matrices are small, and
+# with pytest-xdist workers and chip-host subprocesses sharing two cores, OpenBLAS's spinning
+# threads made a 60-epoch decoder test take 10 s instead of 0.4 s. A caller's setting wins.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+from darwin_dra.engine import Engine  # noqa: E402
+from darwin_dra.hardware.model import ChipEntry, ChipProfile  # noqa: E402
+from darwin_dra.hardware.profiles import load_profiles  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from darwin_dra.testing.cli import Ran, run_cli
 
 # `darwin-dra bench engine` on a tiny network, engine only.
-BENCH = [sys.executable, "-m", "darwin_dra.cli.main", "bench", "engine", "--scale", "0.05"]
+BENCH = ("bench", "engine", "--scale", "0.05")
 
 
-def _bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    cmd = [*BENCH, "--peers", "none", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+def _bench(*args: str) -> Ran:
+    return run_cli(*BENCH, "--peers", "none", *args)
 
 
 def test_bench_engine_json_without_peers() -> None:
@@ -33,6 +31,6 @@ def test_bench_engine_table_and_bad_threads() -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0].split()[:3] == ["simulator", "thr", "build"]
     assert "darwin engine" in out.stdout
-    bad = _bench("--threads", "one", timeout=60)
+    bad = _bench("--threads", "one")
     assert bad.returncode == 2
     assert "--threads" in bad.stderr

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
+from darwin_dra.testing.cli import Ran, run_cli
 
-def _demo(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "darwin_dra.cli.main", "demo", *args],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+
+def _demo(*args: str) -> Ran:
+    return run_cli("demo", *args)
 
 
 def test_an_unknown_scenario_is_named_with_the_known_ones() -> None:

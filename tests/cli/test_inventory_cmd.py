@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from darwin_dra.testing.cli import Ran, run_cli
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "inventory.yaml"
 
 
-def darwin_dra(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "darwin_dra.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def darwin_dra(*args: str) -> Ran:
+    return run_cli(*args)
 
 
 def test_inventory_json_on_the_example() -> None:

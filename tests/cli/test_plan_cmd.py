@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 from darwin_dra.engine import Network, NeuronGroup, synapses
 from darwin_dra.runtime.stage import save_stage
+from darwin_dra.testing.cli import Ran, run_cli
 
 TOPOLOGY = """\
 apiVersion: darwin.snn.io/v1alpha1
@@ -29,14 +28,8 @@ nodes:
 """
 
 
-def darwin_dra(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "darwin_dra.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def darwin_dra(*args: str) -> Ran:
+    return run_cli(*args)
 
 
 def _topology(tmp_path: Path, text: str = TOPOLOGY) -> str:

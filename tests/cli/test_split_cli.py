@@ -3,24 +3,18 @@ from the output the way the controller reads the pod's log; a bad file is one cl
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from darwin_dra.pipeline.plan import from_split_json
+from darwin_dra.pipeline.split import SplitPlan
 from darwin_dra.pipeline.splitter import plan_from_log
+from darwin_dra.testing.cli import Ran, run_cli
 
 MODEL = Path(__file__).resolve().parents[1] / "data" / "digits_snntorch.nir"
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "darwin_dra.cli.main", "split", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def _cli(*args: str) -> Ran:
+    return run_cli("split", *args)
 
 
 def test_split_prints_the_plan_the_controller_reads() -> None:
@@ -41,3 +35,31 @@ def test_split_of_a_bad_file_or_count_says_which() -> None:
     bad = _cli("--model", str(MODEL), "--stages", "lots")
     assert bad.returncode == 2
     assert "'lots': a number from 1 to 64, or auto" in bad.stderr
+
+
+def test_split_by_layers_makes_the_training_cut(tmp_path: Path) -> None:
+    """The split-learning model split where training cut it (as a SpikingPipeline's
+    stageLayers asks its split pod to): s0 holds the edge's layer alone."""
+    from darwin_dra.models.nirfile import write_graph
+    from darwin_dra.splitlearn.nirexport import split_graph
+    from darwin_dra.splitlearn.parts import Config, EdgePart, ServerPart
+
+    cfg = Config()
+    nir_file = tmp_path / "split.nir"
+    write_graph(nir_file, split_graph(EdgePart(cfg, 0), ServerPart(cfg, 0)))
+    out = _cli("--model", str(nir_file), "--layers", "edge;server,readout")
+    assert out.returncode == 0, out.stderr
+    text = plan_from_log(out.stdout)
+    assert text is not None
+    assert [s.name for s in from_split_json(text).stages] == ["input", "s0", "s1"]
+    plan = SplitPlan.from_json(text)
+    cut = next(e for e in plan.edges if (e.src, e.dst) == ("s0", "s1"))
+    assert cut.neurons == cfg.hidden
+    for args, says in [
+        (["--layers", "edge;nope"], "no neuron layer 'nope'"),
+        (["--layers", "edge;;server"], "expected LAYER[,LAYER...] per stage"),
+        (["--layers", "edge;server,readout", "--stages", "3"], "--layers names 2 stages"),
+    ]:
+        bad = _cli("--model", str(nir_file), *args)
+        assert bad.returncode == 1, bad.stdout
+        assert says in bad.stderr

@@ -1,5 +1,6 @@
 """`darwin-dra split-learn` as a user runs it: two processes over mutual TLS train a small
-split model; it must learn, match the unsplit model, and send fewer bytes than the ANN."""
+split model; it must learn, match the unsplit model, send fewer bytes than the ANN, and, deployed
+as a pipeline cut where training cut, give the training code's accuracy within 1 point."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from darwin_dra.testing.cli import run_cli
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 def test_split_learn_trains_and_reports(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "darwin_dra.cli.main", "split-learn", "--limit", "300",
            "--epochs", "8", "--ann-epochs", "10", "--work", str(tmp_path), "--json",
-           "--export", str(tmp_path / "split.nir")]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=280, check=False)
+           "--export", str(tmp_path / "split.nir"), "--deploy"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=400, check=False)
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     assert r["test_samples"] == 150
@@ -37,6 +39,23 @@ def test_split_learn_trains_and_reports(tmp_path: Path) -> None:
     # as one stream (what a pipeline gets), 48 silent steps between digits, the state left to
     # decay instead of reset: within 1 point of the engine's digit-by-digit run
     assert abs(nir["stream_accuracy"]["48"] - nir["engine_accuracy"]) <= 0.01, nir
+    # deployed as a pipeline cut at the training cut (input -> s0 -> s1: the edge's layer,
+    # then the server's and the readout), the classes read from s1's readout, each digit from
+    # rest (the stages load afresh between digits): within 1 point of the training code, and
+    # the very classes of the unsplit engine digit by digit
+    d = r["deploy"]
+    assert d["stages"] == ["input", "s0", "s1"]
+    assert d["samples"] == 150
+    assert d["gap"] == 16
+    assert abs(d["pipeline_accuracy"] - nir["training_accuracy"]) <= 0.01, d
+    assert d["one_piece_accuracy"] == nir["engine_accuracy"]
+    assert d["agreement"] == 1.0, d
+    # the state left to decay in the gap instead: the unsplit engine's one-stream classes
+    assert d["decay_one_piece_accuracy"] == nir["stream_accuracy"]["16"]
+    assert d["decay_agreement"] == 1.0, d
+    # the cut carries the edge's spikes (frames, hellos, end): less than the bitmap of
+    # 64 neurons x 32 steps, and some
+    assert 0 < d["cut_bytes_per_sample"] < 64 * 32 / 8, d
     # each party kept its own weights, and only its own
     edge = set(__import__("numpy").load(tmp_path / "edge" / "edge.npz").files)
     server = set(__import__("numpy").load(tmp_path / "server" / "server.npz").files)
@@ -51,12 +70,13 @@ def test_split_learn_trains_and_reports(tmp_path: Path) -> None:
         (["--cut-rate-limit", "0"], "cut_rate_limit must be >= 1"),
         (["--attack", "--dataset", "mnist1d"], "not for --dataset mnist1d"),
         (["--cluster"], "--cluster needs --image"),
+        (["--deploy"], "--deploy runs the export: give --export FILE.nir"),
+        (["--deploy", "--export", "x.nir", "--deploy-gap", "-1"], "--deploy-gap -1"),
         (["--cluster", "--image", "x", "--edge-node", "a", "--server-node", "a"], "same node"),
     ],
 )
 def test_split_learn_refuses_bad_flags(flags: list[str], says: str) -> None:
-    cmd = [sys.executable, "-m", "darwin_dra.cli.main", "split-learn", *flags]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    out = run_cli("split-learn", *flags)
     assert out.returncode == 1
     assert says in out.stderr
 

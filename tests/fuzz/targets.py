@@ -37,6 +37,8 @@ with atheris.instrument_imports(include=["darwin_dra"]):
     from darwin_dra.runtime.spikeport import SpikePortServicer
     from google.protobuf.message import DecodeError
 
+from tests.fuzz.dra_target import dra
+
 PROFILES = load_profiles()
 DARWIN3 = PROFILES["darwin3"]
 NODE = "node-a"
@@ -306,4 +308,5 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "checkpoint": checkpoint_file,
     "nir-graph": nir_graph,
     "spikeport": spikeport,
+    "dra": dra,
 }

@@ -221,6 +221,63 @@ def _start(cluster: launcher.LocalCluster, ns: str, manifest: str) -> tuple[str,
     return edge, core
 
 
+# A stranger in the cluster: TLS to a stage's spike port with no client certificate (and no
+# check of the server's, as an attacker would not bother). It prints what it got.
+STRANGER = """
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+try:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20) as raw:
+        with ctx.wrap_socket(raw) as tls:
+            tls.sendall(b"DSPK" + bytes(60))
+            got = tls.recv(64)
+            print("stranger-result=" + ("answered" if got else "closed"))
+except (ssl.SSLError, OSError) as exc:
+    print("stranger-result=refused", type(exc).__name__, exc)
+"""
+
+
+def _stranger_at(kube: Kube, ns: str, image: str, stage_pod: str) -> str:
+    """Runs STRANGER in a pod of the driver's image against ``stage_pod``'s spike port;
+    returns its output line."""
+    pod = kube.pod(ns, stage_pod)
+    assert pod is not None
+    ip = pod["status"]["podIP"]
+    [port] = [
+        p["containerPort"]
+        for c in pod["spec"]["containers"]
+        for p in c.get("ports", [])
+        if p.get("name") == "spikes"
+    ]
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "stranger"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "stranger",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "command": ["python3", "-c", STRANGER, ip, str(port)],
+                }
+            ],
+        },
+    }
+    kube.core.create_namespaced_pod(ns, body)
+
+    def done() -> str | None:
+        p = kube.pod(ns, "stranger")
+        if p is None or p["status"].get("phase") not in ("Succeeded", "Failed"):
+            return None
+        return str(kube.core.read_namespaced_pod_log("stranger", ns) or "")
+
+    return wait_for("the stranger's attempt", done, timeout=180, every=1.0)
+
+
 def _all_running(kube: Kube, ns: str, name: str) -> Any:
     def check() -> dict[str, Any] | None:
         obj = _pipeline(kube, ns, name)
@@ -270,6 +327,17 @@ def test_a_pipeline_is_split_placed_replaced_off_a_failed_chip_and_removed(
     edges = {(e["from"], e["to"]): e["link"] for e in status["edges"]}
     assert edges[("s1", "s2")] == "chip"
     assert edges[("s0", "s2")] == "network"
+
+    # A stranger connecting to a stage's spike port is refused, and the stage says so.
+    said = _stranger_at(kube, ns, release.image, "digits-s2")
+    print(f"stranger at digits-s2: {said.strip()}")
+    assert "stranger-result=refused" in said or "stranger-result=closed" in said, said
+    wait_for(
+        "the stage's log of the refusal",
+        lambda: "refused a peer" in (kube.core.read_namespaced_pod_log("digits-s2", ns) or ""),
+        timeout=60,
+    )
+    assert _all_running(kube, ns, "digits")() is not None  # the stages run on, untouched
 
     # The chip under s1 and s2 fails: Degraded, placed again on the core node's healthy chip.
     failed = _chip(alloc["s1"])

@@ -27,6 +27,7 @@ from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.cluster.launcher import LocalCluster
 from darwin_dra.cluster.state import NodeRecord
 from k8s_helpers import Kube, allocated_devices, claim_template, device_class, wait_for
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.integration
@@ -532,3 +533,86 @@ def _cmdline(proc: Path) -> bytes:
         return proc.joinpath("cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def _device_taints(plugin: Plugin) -> dict[str, list[dict[str, Any]]]:
+    return {
+        d["name"]: d["taints"]
+        for s in plugin.slices()
+        for d in s["spec"].get("devices", [])
+        if d.get("taints")
+    }
+
+
+def test_a_failed_domain_sends_a_deployments_pod_to_a_healthy_domain_and_clearing_restores_it(
+    plugin: Plugin, real_cluster: LocalCluster, real_kube: Kube, real_namespace: str, test_id: str
+) -> None:
+    """A domain fails under a Deployment's running pod: the domain and every partition over it
+    are tainted NoExecute, the real kube-controller-manager evicts the pod, the Deployment's
+    next pod gets a new claim that the real scheduler allocates on a healthy domain (never one
+    that is tainted), it runs; clearing the fault takes the taints away."""
+    assert real_cluster.state is not None
+    kube, namespace = real_kube, real_namespace
+    image = real_cluster.state.images["busybox"]
+    cls = f"darwin-domain-{test_id}"
+    kube.create(
+        "deviceclasses",
+        device_class(cls, DRIVER_NAME, f'device.attributes["{DRIVER_NAME}"].partition == "domain"'),
+    )
+    template = {"name": "snn", "exactly": {"deviceClassName": cls}}
+    kube.create_ns(namespace, "resourceclaimtemplates", claim_template("domain", [template]))
+    pod = _pod("worker", image, PROBE, node=plugin.node.name, claim="domain")
+    labels = {"app": f"worker-{test_id}"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "worker"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod["spec"]},
+        },
+    }
+    apps = client.AppsV1Api(kube.api)
+    apps.create_namespaced_deployment(namespace, deployment)
+    selector = f"app={labels['app']}"
+
+    def running_pod() -> tuple[str, str] | None:
+        """(pod, device) of the Deployment's one pod that has printed `ready`, if any."""
+        for p in kube.core.list_namespaced_pod(namespace, label_selector=selector).items:
+            name = p.metadata.name
+            if p.metadata.deletion_timestamp is None and "ready" in _logs(kube, namespace, name):
+                claim_name = kube.pod_claim_name(namespace, name, "snn")
+                if claim_name is not None:
+                    obj = kube.get_ns(namespace, "resourceclaims", claim_name)
+                    [alloc] = allocated_devices(obj)
+                    return name, str(alloc["device"])
+        return None
+
+    first, device = wait_for("the Deployment's pod running", running_pod, timeout=180)
+    # chip-<c>-domain-<d>
+    _, chip, _, domain = device.split("-")
+    try:
+        plugin.fault("inject", "--chip", chip, "--domain", domain)
+        taints = wait_for(
+            "NoExecute on the failed domain",
+            lambda: (t := _device_taints(plugin)).get(device) and t,
+            timeout=60,
+        )
+        assert taints[device][0]["effect"] == "NoExecute"
+        assert f"chip-{chip}" in taints  # the whole chip is over the domain too
+
+        def replaced() -> tuple[str, str] | None:
+            now = running_pod()
+            return now if now is not None and now[0] != first else None
+
+        _, new_device = wait_for("a new pod running elsewhere", replaced, timeout=240)
+        assert new_device != device
+        assert new_device not in _device_taints(plugin), (new_device, _device_taints(plugin))
+        assert kube.pod(namespace, first) is None or kube.pod(namespace, first)["metadata"].get(
+            "deletionTimestamp"
+        )
+    finally:
+        plugin.fault("clear", "--all", "--chip", chip)
+    wait_for("the taints cleared", lambda: _device_taints(plugin) == {}, timeout=60)
+    apps.delete_namespaced_deployment("worker", namespace)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import stat
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from darwin_dra.kubelet.proto_gen.dra_v1beta1 import api_pb2_grpc as v1beta1_grp
 from darwin_dra.kubelet.proto_gen.pluginregistration_v1 import api_pb2 as reg
 from darwin_dra.kubelet.proto_gen.pluginregistration_v1 import api_pb2_grpc as reg_grpc
 from darwin_dra.kubelet.server import PluginServer, PluginServerConfig, socket_paths
-from darwin_dra.unixsock import SocketInUseError, remove_stale_socket
+from darwin_dra.unixsock import SocketInUseError, grpc_target, remove_stale_socket
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 POOL = "node-a"
@@ -97,8 +98,12 @@ def run_with_server(
     asyncio.run(main())
 
 
-def channel(path: Path) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(f"unix:{path}")
+@contextlib.asynccontextmanager
+async def channel(path: Path) -> AsyncIterator[grpc.aio.Channel]:
+    # the kubelet's way to a socket would be its name; a test's tmp dir may be too long for that
+    with grpc_target(path) as target:
+        async with grpc.aio.insecure_channel(target) as ch:
+            yield ch
 
 
 def test_registration_get_info_and_notify(tmp_path: Path) -> None:
@@ -216,6 +221,33 @@ def test_v1_prepare_and_unprepare(tmp_path: Path) -> None:
         assert set(preparer.prepared) == {"uid-2"}
 
     run_with_server(tmp_path, body, preparer=preparer)
+
+
+def test_a_uid_named_twice_in_one_call_is_prepared_once_or_refused(tmp_path: Path) -> None:
+    # Found by the dra fuzz target: the same uid three times in one call made the driver
+    # prepare it, then undo the first preparation while "retrying" the second.
+    preparer = MemoryPreparer()
+
+    async def body(server: PluginServer) -> None:
+        async with channel(server.paths.dra) as ch:
+            stub = v1_grpc.DRAPluginStub(ch)
+            same = v1.Claim(namespace="ns", uid="uid-1", name="c1")
+            other = v1.Claim(namespace="ns", uid="uid-2", name="c2")
+            renamed = v1.Claim(namespace="ns", uid="uid-2", name="c2-again")
+            req = v1.NodePrepareResourcesRequest(claims=[same, same, other, renamed])
+            resp = await stub.NodePrepareResources(req)
+            assert resp.claims["uid-1"].error == ""
+            assert "named twice in one request, as ns/c2 and ns/c2-again" in (
+                resp.claims["uid-2"].error
+            )
+            un = await stub.NodeUnprepareResources(
+                v1.NodeUnprepareResourcesRequest(claims=[same, same, other, renamed])
+            )
+            assert un.claims["uid-1"].error == ""
+            assert "named twice" in un.claims["uid-2"].error
+
+    run_with_server(tmp_path, body, preparer=preparer)
+    assert preparer.calls == [("prepare", ["uid-1"]), ("unprepare", ["uid-1"])]
 
 
 def test_v1beta1_drops_share_id_but_keeps_the_rest(tmp_path: Path) -> None:
@@ -444,8 +476,8 @@ def test_start_replaces_a_stale_socket_of_a_crashed_instance(tmp_path: Path) -> 
     reg_dir = tmp_path / "plugins_registry"
     reg_dir.mkdir()
     leftover = reg_dir / "darwin.snn.io-reg.sock"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.bind(os.fspath(leftover))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s, grpc_target(leftover) as t:
+        s.bind(t.removeprefix("unix:"))
 
     async def body(server: PluginServer) -> None:
         async with channel(server.paths.registration) as ch:

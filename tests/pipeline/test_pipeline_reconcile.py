@@ -305,9 +305,34 @@ def test_a_model_on_a_volume_is_split_by_a_pod_and_mounted_read_only_by_the_stag
         "readOnly": True,
     }
     assert split["metadata"]["labels"][objects.ROLE_LABEL] == "split"
+    # stageLayers: the split pod makes the user's split (darwin-dra split --layers)
+    by_layers = pipeline_obj(
+        model={"volume": {"claimName": "models", "path": "/big/brain.nir"}},
+        stages="auto",
+        stageLayers=[["edge"], ["server", "readout"]],
+    )
+    [lc] = objects.split_pod_body(by_layers, parse_spec(by_layers), SETTINGS, "h2")["spec"][
+        "containers"
+    ]
+    cmd = lc["command"]
+    assert cmd[cmd.index("--stages") + 1] == "2"
+    assert cmd[cmd.index("--layers") + 1] == "edge;server,readout"
     d = decide(obj, spec, plan, placement, Observed(), SETTINGS)
     [pod] = _created(d, "Pod")
     cmd = pod["spec"]["containers"][0]["command"]
     assert cmd[cmd.index("--model") + 1] == "/var/run/darwin-pipeline/model/big/brain.nir"
     model = next(v for v in pod["spec"]["volumes"] if v["name"] == "model")
     assert model["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
+
+
+def test_samples_go_to_every_stage_and_the_file_to_the_input_stage() -> None:
+    _, _, plan, placement = _setup()
+    cm = {"configMap": {"name": "digits", "key": "samples.npy"}, "samples": "16+16,reset"}
+    obj = pipeline_obj(hints=HINTS, input={"source": "file", "file": cm})
+    _, pods = _converge(obj, parse_spec(obj), plan, placement)
+    assert len(pods) == len(plan.stages)
+    for pod in pods:
+        cmd = pod["spec"]["containers"][0]["command"]
+        assert cmd[cmd.index("--samples") + 1] == "16+16,reset"
+        reads = "--input" in cmd
+        assert reads == pod["metadata"]["name"].endswith("-input")

@@ -42,6 +42,23 @@ def test_defaults_and_auto() -> None:
     assert (spec.window, spec.steps, spec.input.rate_hz, spec.input.seed) == (10, None, 200.0, 3)
 
 
+def test_stage_layers_give_the_split_and_its_stage_count() -> None:
+    obj = pipeline_obj(stages="auto", stageLayers=[["edge"], ["server", "readout"]])
+    _validate(obj)
+    spec = parse_spec(obj)
+    assert spec.stage_layers == (("edge",), ("server", "readout"))
+    assert spec.stages == 2
+    with pytest.raises(jsonschema.ValidationError):
+        _validate(pipeline_obj(stageLayers=[["edge"], []]))
+    # the held-out samples as the input file, from rest
+    cm = {"configMap": {"name": "digits", "key": "samples.npy"}, "samples": "16+16,reset"}
+    obj = pipeline_obj(input={"source": "file", "file": cm})
+    _validate(obj)
+    assert parse_spec(obj).input.samples == "16+16,reset"
+    with pytest.raises(jsonschema.ValidationError):
+        _validate(pipeline_obj(input={"source": "file", "file": {**cm, "samples": "0+3"}}))
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -64,6 +81,27 @@ def test_defaults_and_auto() -> None:
                 ]
             },
             r"spec.hints\[1\].stage: stage s0 has two hints",
+        ),
+        ({"stageLayers": []}, "spec.stageLayers: a list of 1 to 64"),
+        (
+            {
+                "input": {
+                    "source": "file",
+                    "file": {"configMap": {"name": "a", "key": "b"}, "samples": "16+x"},
+                }
+            },
+            r"spec.input.file.samples: '16\+x' is not STEPS",
+        ),
+        ({"stageLayers": [["edge"], []]}, r"spec.stageLayers\[1\]: a non-empty list"),
+        ({"stageLayers": [["edge"], [3]]}, r"spec.stageLayers\[1\]\[0\]"),
+        ({"stages": 3, "stageLayers": [["a"], ["b"]]}, "spec.stageLayers names 2 stages"),
+        (
+            {
+                "stages": "auto",
+                "stageLayers": [["a"], ["b"]],
+                "hints": [{"stage": "s2", "nodeSelector": {"a": "b"}}],
+            },
+            "stage s2 does not exist",
         ),
     ],
 )

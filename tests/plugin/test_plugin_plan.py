@@ -136,6 +136,29 @@ def test_uid_mismatch_and_missing_allocation(views: dict[int, ChipView]) -> None
         plan_claim(body, "u1", NODE, views)
 
 
+@pytest.mark.parametrize("uid", ["", "-a", "a b", "../x"])
+def test_a_uid_that_cannot_name_files_is_refused_before_anything_is_made(
+    views: dict[int, ChipView], uid: str
+) -> None:
+    # Found by the dra fuzz target: an empty UID got its spike socket directory made, then the
+    # CDI writer refused the name and the rollback left the directory behind.
+    with pytest.raises(ClaimError, match="cannot name the claim's CDI spec"):
+        plan_claim(claim(uid, [result("chip-0", NODE)]), uid, NODE, views)
+
+
+@pytest.mark.parametrize("share_id", [7, "", ["s"]])
+def test_a_share_id_that_is_no_string_is_refused(
+    views: dict[int, ChipView], share_id: object
+) -> None:
+    # Found by the dra fuzz target: an int shareID reached the gRPC answer, whose building
+    # raised, so the kubelet got no answer for any claim of the call.
+    with pytest.raises(ClaimError, match="shareID must be a non-empty string"):
+        _plan(
+            views,
+            result("chip-1-shared-0", NODE, consumedCapacity={"keps": "2k"}, shareID=share_id),
+        )
+
+
 def test_intent_round_trips_through_json(views: dict[int, ChipView]) -> None:
     plan = _plan(
         views,

@@ -110,6 +110,7 @@ def test_the_data_file_round_trips_and_names_what_is_missing(tmp_path: Path) -> 
     ] == {"deviceClassName": "darwin-domain.snn.io"}
 
 
+@pytest.mark.slow  # makes the whole data set with mnist1d's generator: about 8 s
 def test_mnist1d_is_made_offline_on_the_rate_codes_grid_and_its_sets_are_disjoint() -> None:
     d = load(dataset="mnist1d")
     assert d.train_x.shape[1] == d.test_x.shape[1] == d.aux_x.shape[1] == 40

@@ -26,14 +26,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--input-rate-hz", type=float, help="the input's firing rate (default: the split's)"
     )
+    p.add_argument(
+        "--layers",
+        help="the split to make, by layer: LAYER[,LAYER...] per engine stage, ';' between "
+        "(e.g. 'edge;server,readout'); instead of --stages",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from darwin_dra.pipeline.splitter import PLAN_PREFIX, ModelError, split_model
+    from darwin_dra.pipeline.splitter import PLAN_PREFIX, ModelError, parse_layers, split_model
 
     try:
-        text = split_model(args.model, args.stages, args.input_rate_hz)
+        layers = None if args.layers is None else parse_layers(args.layers)
+        if layers is not None and args.stages is not None and args.stages != len(layers):
+            raise ModelError(f"--stages {args.stages} but --layers names {len(layers)} stages")
+        text = split_model(args.model, args.stages, args.input_rate_hz, layers)
     except ModelError as exc:
         print(f"darwin-dra split: {exc}", file=sys.stderr)
         return 1

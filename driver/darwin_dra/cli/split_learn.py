@@ -52,6 +52,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="write the split-trained model to this .nir file and check it on the engine",
     )
     p.add_argument(
+        "--deploy",
+        action="store_true",
+        help="with --export: also run the export as a 2-stage pipeline cut at the training cut "
+        "(chip hosts and stage processes here, mutual TLS) and report its accuracy",
+    )
+    p.add_argument(
+        "--deploy-gap",
+        type=int,
+        default=16,
+        help="--deploy: silent steps between samples in the pipeline's stream (default 16)",
+    )
+    p.add_argument(
         "--attack",
         action="store_true",
         help="also measure reconstruction and membership inference at the cut (slow)",
@@ -99,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
         cfg.check()
         if args.attack and args.dataset != "digits":
             raise ValueError(f"--attack rebuilds 8 x 8 digits: not for --dataset {args.dataset}")
+        if args.deploy and args.export is None:
+            raise ValueError("--deploy runs the export: give --export FILE.nir")
+        if args.deploy_gap < 0:
+            raise ValueError(f"--deploy-gap {args.deploy_gap}: must be >= 0")
         if args.limit is not None and args.limit < 20:
             raise ValueError(f"--limit {args.limit}: at least 20 digits")
         runner = _cluster_runner(args) if args.cluster else None
@@ -113,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 args.export,
                 runner,
                 args.dataset,
+                args.deploy_gap if args.deploy else None,
             )
     except (ValueError, RuntimeError, OSError, ModelError, KubeApiError) as exc:
         print(f"split-learn: {exc}", file=sys.stderr)

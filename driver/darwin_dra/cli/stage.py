@@ -22,6 +22,7 @@ from darwin_dra.engine.network import Reset
 from darwin_dra.logs import configure
 from darwin_dra.models.errors import ModelError
 from darwin_dra.pipeline.inputs import InputSpec
+from darwin_dra.pipeline.samples import SampleLayout
 from darwin_dra.runtime.pipeline_stage import PipelineStageConfig, run_pipeline_stage
 from darwin_dra.runtime.stage import StageConfig, run_stage
 from darwin_dra.runtime.tls import TlsFiles
@@ -62,7 +63,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--rate", type=float, help="input stage: timesteps per second to pace to")
     p.add_argument("--steps", type=int, help="model steps to run (chain mode: engine steps)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
-    p.add_argument("--output", type=Path, help="save the output spikes (.npz)")
+    p.add_argument(
+        "--output", type=Path, help="save the output spikes, or a stage's readout (.npz)"
+    )
+    p.add_argument(
+        "--samples",
+        help="STEPS[+GAP][,reset]: the input file holds samples of STEPS steps, run one after "
+        "another GAP steps apart (with reset: engine stages start each from rest); a readout "
+        "is read at each sample's last step",
+    )
     p.add_argument(
         "--connect-timeout", type=float, help="seconds to reach the downstream (default 120)"
     )
@@ -115,6 +124,7 @@ def _pipeline(args: argparse.Namespace) -> int:
             connect_timeout_s=120.0 if args.connect_timeout is None else args.connect_timeout,
             dt=args.dt,
             reset=Reset[args.reset.upper()] if args.reset else None,
+            samples=SampleLayout.parse(args.samples) if args.samples else None,
         )
         report = asyncio.run(run_pipeline_stage(config))
     except argparse.ArgumentTypeError as exc:

@@ -196,6 +196,7 @@ def run(opts: ControllerOptions, stop: threading.Event) -> int:
     work_stop = threading.Event()
     threads: list[threading.Thread] = []
     binder = BindingWorker(api, metrics, opts.setup_s, opts.watch_s, opts.resync_s)
+    pipe_api: kubeapi.PipelineKube | None = None
     code = 0
     try:
         while not stop.is_set():
@@ -236,6 +237,8 @@ def run(opts: ControllerOptions, stop: threading.Event) -> int:
         if code == 0:
             elector.release()
         metrics.leader.set(0)
+        if pipe_api is not None:  # its own connection, so its watch cannot stall the others
+            pipe_api.close()
         api.close()
     log.info("controller stopped", exit_code=code)
     return code

@@ -30,7 +30,7 @@ from darwin_dra.pipeline.placement import Placement, PlacementError, place, plac
 from darwin_dra.pipeline.plan import PlanError, PlanView, from_split_json
 from darwin_dra.pipeline.reconcile import Action, Observed, decide
 from darwin_dra.pipeline.spec import PipelineSpec, SpecError, parse_spec
-from darwin_dra.pipeline.splitter import ModelError, plan_from_log, split_model
+from darwin_dra.pipeline.splitter import Layers, ModelError, plan_from_log, split_model
 from darwin_dra.pipeline.status import Outcome, StageRates, pipeline_status
 
 log = structlog.get_logger(__name__)
@@ -66,6 +66,7 @@ class PipelineWorker:
     watch_s: int = 30
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     split: Callable[[Path, int | None, float | None], str] = split_model
+    split_layers: Callable[[Path, int | None, float | None, Layers], str] = split_model
     _dirty: threading.Event = field(default_factory=threading.Event)
     _plans: dict[str, _Cached] = field(default_factory=dict)
     _meter: StageMeter = field(init=False)
@@ -226,12 +227,15 @@ class PipelineWorker:
         uid = str(meta["uid"])
         with tempfile.TemporaryDirectory(prefix="darwin-model-") as tmp:
             path, version = self._model_file(p, spec, Path(tmp))
-            key = (version, spec.model, spec.stages, spec.input)
+            key = (version, spec.model, spec.stages, spec.input, spec.stage_layers)
             cached = self._plans.get(uid)
             if cached is not None and cached.key == key:
                 return cached.text, cached.plan
             rate = spec.input.rate_hz if spec.input.source == "poisson" else None
-            text = self.split(path, spec.stages, rate)
+            if spec.stage_layers is not None:
+                text = self.split_layers(path, spec.stages, rate, spec.stage_layers)
+            else:
+                text = self.split(path, spec.stages, rate)
         plan = from_split_json(text)
         self._plans[uid] = _Cached(key, text, plan)
         log.info(
@@ -248,7 +252,9 @@ class PipelineWorker:
         not); its log carries the plan. Raises ModelPending until it is done."""
         meta = p["metadata"]
         ns, uid = meta["namespace"], str(meta["uid"])
-        key = ("volume", spec.model, spec.stages, spec.input)
+        key: tuple[object, ...] = ("volume", spec.model, spec.stages, spec.input)
+        if spec.stage_layers is not None:  # (absent: the key, and its pod's hash, as before)
+            key += (spec.stage_layers,)
         cached = self._plans.get(uid)
         if cached is not None and cached.key == key:
             return cached.text, cached.plan

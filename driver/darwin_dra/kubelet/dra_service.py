@@ -28,8 +28,21 @@ V1_SERVICE = "v1.DRAPlugin"
 V1BETA1_SERVICE = "v1beta1.DRAPlugin"
 
 
-def claim_refs(claims: Iterable[v1.Claim | v1beta1.Claim]) -> list[ClaimRef]:
-    return [ClaimRef(namespace=c.namespace, uid=c.uid, name=c.name) for c in claims]
+def claim_refs(claims: Iterable[v1.Claim | v1beta1.Claim]) -> tuple[list[ClaimRef], dict[str, str]]:
+    """The claims of a request, each uid once, and the error of every uid the request names
+    more than once under different names (the kubelet never does; a malformed call may, and
+    preparing a uid twice in one call would let the second undo the first)."""
+    first: dict[str, ClaimRef] = {}
+    twice: dict[str, str] = {}
+    for c in claims:
+        ref = ClaimRef(namespace=c.namespace, uid=c.uid, name=c.name)
+        seen = first.setdefault(ref.uid, ref)
+        if seen != ref:
+            twice[ref.uid] = (
+                f"claim UID {ref.uid!r} is named twice in one request, as "
+                f"{seen.namespace}/{seen.name} and {ref.namespace}/{ref.name}"
+            )
+    return [r for uid, r in first.items() if uid not in twice], twice
 
 
 async def _prepare(preparer: Preparer, claims: Sequence[ClaimRef]) -> dict[str, PrepareResult]:
@@ -92,13 +105,16 @@ class DRAPlugin:
     async def NodePrepareResources(  # noqa: N802 (gRPC method)
         self, request: Any, context: Context
     ) -> Any:
-        results = await _prepare(self._preparer, claim_refs(request.claims))
+        claims, twice = claim_refs(request.claims)
+        results = await _prepare(self._preparer, claims)
+        results.update({uid: PrepareResult(error=e) for uid, e in twice.items()})
         return _prepare_response(self._pb, results, self._share_ids)
 
     async def NodeUnprepareResources(  # noqa: N802 (gRPC method)
         self, request: Any, context: Context
     ) -> Any:
-        results = await _unprepare(self._preparer, claim_refs(request.claims))
+        claims, twice = claim_refs(request.claims)
+        results: dict[str, str | None] = {**await _unprepare(self._preparer, claims), **twice}
         response = self._pb.NodeUnprepareResourcesResponse()
         for uid, error in results.items():
             response.claims[uid].error = error or ""

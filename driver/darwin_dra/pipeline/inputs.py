@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from darwin_dra.models.compile import CompiledModel
 from darwin_dra.models.run import load_spikes
+from darwin_dra.pipeline.samples import SampleLayout, load_samples
 
 I64 = npt.NDArray[np.int64]
 
@@ -61,18 +62,26 @@ def poisson_window(
 
 
 class InputSource:
-    """Windows of the model's input, in model steps (the engine's, for inputs)."""
+    """Windows of the model's input, in model steps (the engine's, for inputs). With
+    ``samples``, the file holds samples (pipeline/samples.py), laid out one after another."""
 
-    def __init__(self, spec: InputSpec, model: CompiledModel) -> None:
+    def __init__(
+        self, spec: InputSpec, model: CompiledModel, samples: SampleLayout | None = None
+    ) -> None:
         if spec.kind not in ("poisson", "file"):
             raise InputError(f"input {spec.kind!r} is not read from here")
+        if samples is not None and spec.kind != "file":
+            raise InputError(f"--samples {samples} reads a file of samples, not {spec.kind}")
         self.spec = spec
         self.model = model
         self.n_inputs = model.network.n_inputs
         self.steps: int | None = None
         if spec.kind == "file":
             assert spec.path is not None
-            t, i, n = load_spikes(spec.path, model)
+            if samples is None:
+                t, i, n = load_spikes(spec.path, model)
+            else:
+                t, i, n = load_samples(spec.path, self.n_inputs, samples)
             order = np.lexsort((i, t))
             self._t, self._i = t[order], i[order]
             self.steps = n

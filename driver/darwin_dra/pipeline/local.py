@@ -145,8 +145,10 @@ def launch(
     tls: Mapping[str, TlsFiles] | None = None,
     extra: Sequence[str] = (),
     output: Path | None = None,
+    stage_outputs: Mapping[str, Path] | None = None,
 ) -> Launched:
-    """Starts every stage of the plan, downstream first, each listening on a free port."""
+    """Starts every stage of the plan, downstream first, each listening on a free port;
+    ``output`` is the output stage's --output, ``stage_outputs`` other stages' (a readout's)."""
     launched = Launched()
     names = [s.name for s in plan.stages]
     for n in names:
@@ -170,6 +172,8 @@ def launch(
             cmd += list(input_args)
         if plan.stage(n).kind == "output" and output is not None:
             cmd += ["--output", str(output)]
+        if stage_outputs and n in stage_outputs:
+            cmd += ["--output", str(stage_outputs[n])]
         log = work / f"stage-{n}.log"
         launched.logs[n] = log
         with log.open("wb") as err, log.with_suffix(".out").open("wb") as out:

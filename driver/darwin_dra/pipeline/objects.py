@@ -18,6 +18,7 @@ from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline.placement import Group, Host, Placement, placement_json
 from darwin_dra.pipeline.plan import PlanView
 from darwin_dra.pipeline.spec import API_VERSION, KIND, PipelineSpec
+from darwin_dra.pipeline.splitter import layers_flag
 
 PIPELINE_LABEL = "darwin.snn.io/pipeline"
 STAGE_LABEL = "darwin.snn.io/stage"
@@ -189,6 +190,8 @@ def stage_args(
         args += ["--downstream", f"{name}=tcp://{ip}:{settings.port}"]
     if spec.steps is not None:
         args += ["--steps", str(spec.steps)]
+    if spec.input.samples is not None:  # every stage alike (pipeline/samples.py)
+        args += ["--samples", spec.input.samples]
     if plan.stage(stage).kind == "input":
         inp = spec.input
         if inp.source == "poisson":
@@ -345,6 +348,8 @@ def split_pod_body(
         "--stages",
         "auto" if spec.stages is None else str(spec.stages),
     ]
+    if spec.stage_layers is not None:
+        command += ["--layers", layers_flag(spec.stage_layers)]
     if spec.input.source == "poisson":
         command += ["--input-rate-hz", f"{spec.input.rate_hz:g}"]  # fmt: skip
     return {

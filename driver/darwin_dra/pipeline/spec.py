@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from darwin_dra import DRIVER_NAME
@@ -50,6 +50,7 @@ class InputSource:
     seed: int = 1
     file: ConfigMapKey | None = None
     port: int = 7800
+    samples: str | None = None  # the file's samples layout, every stage's --samples
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class PipelineSpec:
     steps: int | None = None  # None: run until deleted
     window: int = 10
     hints: tuple[Hint, ...] = field(default=())
+    # the layers of each engine stage, for a split the user gives (split_at_layers)
+    stage_layers: tuple[tuple[str, ...], ...] | None = None
 
     def hint_map(self) -> dict[str, Mapping[str, str]]:
         return {h.stage: h.node_selector for h in self.hints}
@@ -116,6 +119,9 @@ def _model(value: Any) -> ModelSource:
     )
 
 
+SAMPLES = re.compile(r"[1-9][0-9]{0,5}(\+[0-9]{1,6})?(,reset)?")  # as the schema's pattern
+
+
 def _input(value: Any) -> InputSource:
     obj = _obj(value, "spec.input")
     source = obj.get("source")
@@ -127,14 +133,19 @@ def _input(value: Any) -> InputSource:
         raise SpecError(f"spec.input.poisson.rateHz: {rate!r} must be a number from 0 to 10000")
     seed = _int(poisson.get("seed", 1), "spec.input.poisson.seed", 0, 2**32 - 1)
     file = None
+    samples = None
     if source == "file":
         if "file" not in obj:
             raise SpecError("spec.input.file: required when spec.input.source is file")
         file_obj = _obj(obj["file"], "spec.input.file")
         file = _config_map_key(file_obj.get("configMap"), "spec.input.file.configMap")
+        if "samples" in file_obj:
+            samples = _str(file_obj["samples"], "spec.input.file.samples")
+            if not SAMPLES.fullmatch(samples):
+                raise SpecError(f"spec.input.file.samples: {samples!r} is not STEPS[+GAP][,reset]")
     socket = _obj(obj.get("socket", {}), "spec.input.socket")
     port = _int(socket.get("port", 7800), "spec.input.socket.port", 1024, 65535)
-    return InputSource(source, float(rate), seed, file, port)
+    return InputSource(source, float(rate), seed, file, port, samples)
 
 
 def _stages(value: Any) -> int | None:
@@ -170,6 +181,20 @@ def _hints(value: Any) -> tuple[Hint, ...]:
     return tuple(out)
 
 
+def _stage_layers(value: Any) -> tuple[tuple[str, ...], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_STAGES:
+        raise SpecError(f"spec.stageLayers: a list of 1 to {MAX_STAGES} lists of layer names")
+    out = []
+    for j, held in enumerate(value):
+        where = f"spec.stageLayers[{j}]"
+        if not isinstance(held, list) or not held:
+            raise SpecError(f"{where}: a non-empty list of layer names (stage s{j})")
+        out.append(tuple(_str(x, f"{where}[{i}]") for i, x in enumerate(held)))
+    return tuple(out)
+
+
 def parse_spec(pipeline: Mapping[str, Any]) -> PipelineSpec:
     """The typed spec of a SpikingPipeline object; SpecError names the first bad field."""
     spec = _obj(pipeline.get("spec"), "spec")
@@ -181,7 +206,13 @@ def parse_spec(pipeline: Mapping[str, Any]) -> PipelineSpec:
         steps=None if spec.get("steps") is None else _int(spec["steps"], "spec.steps", 1),
         window=_int(spec.get("window", 10), "spec.window", 1, 10_000),
         hints=_hints(spec.get("hints")),
+        stage_layers=_stage_layers(spec.get("stageLayers")),
     )
+    if out.stage_layers is not None:
+        n = len(out.stage_layers)
+        if out.stages is not None and out.stages != n:
+            raise SpecError(f"spec.stages is {out.stages}, spec.stageLayers names {n} stages")
+        out = replace(out, stages=n)
     if out.stages is not None:
         for h in out.hints:
             if h.stage.startswith("s") and int(h.stage[1:]) >= out.stages:

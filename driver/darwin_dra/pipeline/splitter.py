@@ -13,25 +13,47 @@ class ModelError(ValueError):
     """The model cannot be read or split; the message says which object or file and why."""
 
 
-def split_model(path: Path, stages: int | None, rate_hz: float | None = None) -> str:
+Layers = tuple[tuple[str, ...], ...]  # the neuron layers of each engine stage, in order
+
+
+def split_model(
+    path: Path, stages: int | None, rate_hz: float | None = None, layers: Layers | None = None
+) -> str:
     """The SplitPlan JSON of the NIR file at ``path``, ``stages`` engine stages (None: auto).
 
     Its KEPS are estimated at real time (one model step per ``dt``), not at the pipeline's
     target rate: a partition's KEPS grant is events per second of model time (the resource
     model's definition), and the engine enforces it per step. ``rate_hz``: the input's firing
     rate (a Poisson input's), also taken for the layers (an estimate on the high side); None:
-    the split's default."""
+    the split's default. ``layers``: the split the user gives (``split_at_layers``), not the
+    traffic-driven one."""
     from darwin_dra.models.nirfile import load_model
     from darwin_dra.models.traffic import DEFAULT_RATE_HZ
-    from darwin_dra.pipeline.split import plan_split
+    from darwin_dra.pipeline.split import plan_split, split_at_layers
 
     try:
         model = load_model(path)
         rate = DEFAULT_RATE_HZ if rate_hz is None else max(DEFAULT_RATE_HZ, rate_hz)
-        plan = plan_split(model, stages, steps_per_s=1.0 / model.dt_s, default_rate_hz=rate)
+        steps_per_s = 1.0 / model.dt_s
+        if layers is not None:
+            plan = split_at_layers(model, layers, steps_per_s=steps_per_s, default_rate_hz=rate)
+        else:
+            plan = plan_split(model, stages, steps_per_s=steps_per_s, default_rate_hz=rate)
     except (ValueError, OSError, KeyError) as exc:
         raise ModelError(f"splitting {path.name}: {exc}") from None
     return plan.to_json()
+
+
+def layers_flag(layers: Layers) -> str:
+    """The --layers value of ``darwin-dra split``: stages by ';', layers by ','."""
+    return ";".join(",".join(held) for held in layers)
+
+
+def parse_layers(text: str) -> Layers:
+    held = [tuple(x.strip() for x in part.split(",") if x.strip()) for part in text.split(";")]
+    if not held or any(not h for h in held):
+        raise ModelError(f"--layers {text!r}: expected LAYER[,LAYER...] per stage, ';' between")
+    return tuple(held)
 
 
 def plan_from_log(log: str) -> str | None:

@@ -164,11 +164,11 @@ class Node:
             )
 
     def remove_files(self, claim: ClaimPlan) -> None:
-        self.cdi.remove(claim.uid, claim.namespace)
         for intent in claim.devices:
             shutil.rmtree(
                 socket_dir(self.config.socket_root, claim.uid, intent), ignore_errors=True
             )
+        self.cdi.remove(claim.uid, claim.namespace)
 
     def count_prepared(self, cp: Checkpoint) -> None:
         self.metrics.prepared_devices.set(

@@ -101,6 +101,10 @@ def plan_claim(
             f"{where} has UID {meta.get('uid')!r} but the kubelet asked for {uid!r}: the claim "
             "was deleted and recreated; the kubelet will retry with the new one"
         )
+    if not cdi.DEVICE_RE.match(uid):  # checked before anything is made in the claim's name
+        raise ClaimError(
+            f"{where}: UID {uid!r} cannot name the claim's CDI spec and spike socket directories"
+        )
     allocation = _allocation(claim, where)
     at_devices = f"{where}: status.allocation.devices"
     devices = _object(allocation.get("devices"), at_devices)
@@ -128,6 +132,8 @@ def plan_claim(
         request, device = str(result.get("request", "")), str(result.get("device", ""))
         share_id = result.get("shareID")
         at = f"{where}: status.allocation.devices.results[{i}] ({request} -> {device})"
+        if share_id is not None and not (isinstance(share_id, str) and share_id):
+            raise ClaimError(f"{at}: shareID must be a non-empty string, got {share_id!r}")
         if result.get("adminAccess"):
             raise ClaimError(
                 f"{at}: adminAccess is not supported by {DRIVER_NAME}; request the device "

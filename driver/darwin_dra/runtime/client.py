@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -56,6 +56,8 @@ class Stepped:
     steps: wire.U64
     ids: wire.U32
     counters: Counters
+    # steps x readout neurons: their potentials after each step (Load's ``readout``)
+    readout: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
 
 def load_request(
@@ -63,6 +65,7 @@ def load_request(
     export: Iterable[int] = (),
     export_capacity: int = 0,
     input_capacity: int = 0,
+    readout: Iterable[int] = (),
 ) -> pb.LoadRequest:
     return pb.LoadRequest(
         name=net.name,
@@ -79,6 +82,7 @@ def load_request(
         export_neurons=wire.pack(np.fromiter(export, dtype=np.int64), "u4"),
         export_capacity=export_capacity,
         input_capacity=input_capacity,
+        readout_neurons=wire.pack(np.fromiter(readout, dtype=np.int64), "u4"),
     )
 
 
@@ -94,6 +98,7 @@ class SpikePortClient:
         target = self._exit.enter_context(grpc_target(path))
         self._channel = grpc.aio.insecure_channel(target, options=MESSAGE_OPTIONS)
         self._stub = pb_grpc.SpikePortStub(self._channel)
+        self._readout = 0  # readout neurons of the loaded network
 
     async def __aenter__(self) -> SpikePortClient:
         return self
@@ -113,8 +118,13 @@ class SpikePortClient:
         export: Iterable[int] = (),
         export_capacity: int = 0,
         input_capacity: int = 0,
+        readout: Iterable[int] = (),
     ) -> Loaded:
-        req = load_request(net, export, export_capacity, input_capacity)
+        """Loads ``net``; Step then returns the spikes of ``export`` and the potentials of
+        ``readout`` (neuron ids) after every step."""
+        ro = [int(i) for i in readout]
+        self._readout = len(ro)
+        req = load_request(net, export, export_capacity, input_capacity, ro)
         r = await self._stub.Load(req, timeout=self.timeout_s)
         return Loaded(r.neurons, r.cores_used, r.synapse_bytes, r.quant_error_mv)
 
@@ -123,8 +133,10 @@ class SpikePortClient:
         steps: int,
         input_steps: npt.ArrayLike = (),
         input_ids: npt.ArrayLike = (),
+        reset: bool = False,
     ) -> Stepped:
-        """Injects (timestep, input) spikes, runs ``steps`` steps, returns the exported spikes."""
+        """Injects (timestep, input) spikes, runs ``steps`` steps, returns the exported spikes
+        (and the readout); ``reset`` first loads the network afresh (StepRequest.reset)."""
         s = np.asarray(input_steps)
         i = np.asarray(input_ids)
         if s.shape != i.shape or s.ndim != 1:
@@ -132,11 +144,19 @@ class SpikePortClient:
         if s.size and (s.min() < 0 or i.min() < 0 or i.max() >= 2**32):
             raise ValueError("input steps must be >= 0 and input ids in [0, 2^32)")
         req = pb.StepRequest(
-            inputs=pb.Spikes(steps=wire.pack(s, "u8"), ids=wire.pack(i, "u4")), steps=steps
+            inputs=pb.Spikes(steps=wire.pack(s, "u8"), ids=wire.pack(i, "u4")),
+            steps=steps,
+            reset=reset,
         )
         r = await self._stub.Step(req, timeout=self.timeout_s)
         out_s, out_i = wire.spikes(r.exported.steps, r.exported.ids)
-        return Stepped(out_s, out_i, Counters.from_pb(r.telemetry))
+        ro = wire.column(r.readout, "f4", "readout").astype(np.float32)
+        if ro.size != steps * self._readout:
+            raise wire.WireError(
+                f"readout: {ro.size} potentials for {steps} steps x {self._readout} neurons"
+            )
+        rows = ro.reshape(steps, self._readout)
+        return Stepped(out_s, out_i, Counters.from_pb(r.telemetry), rows)
 
     async def telemetry(self) -> pb.TelemetryResponse:
         return await self._stub.Telemetry(pb.TelemetryRequest(), timeout=self.timeout_s)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from darwin_dra.engine.network import Reset
 from darwin_dra.pipeline.inputs import InputSpec
+from darwin_dra.pipeline.samples import SampleLayout
 from darwin_dra.pipeline.split import SplitPlan
 from darwin_dra.runtime import framing
 from darwin_dra.runtime.tls import TlsFiles
@@ -43,6 +44,7 @@ class PipelineStageConfig:
     connect_timeout_s: float = 120.0
     dt: float | None = None
     reset: Reset | None = None
+    samples: SampleLayout | None = None  # the input file's samples, and where a readout is read
 
     def __post_init__(self) -> None:
         if self.window < 1:
@@ -84,10 +86,29 @@ def check_stage(
     if kind == "input":
         if cfg.input is None:
             raise ValueError("the input stage needs --input")
+        if cfg.samples is not None and cfg.input.kind != "file":
+            raise ValueError(
+                f"--samples {cfg.samples} reads a file of samples, not {cfg.input.kind}"
+            )
     elif cfg.input is not None:
         raise ValueError(f"--input is for the input stage, not {kind} stage {name}")
-    if cfg.output is not None and kind != "output":
-        raise ValueError(f"--output is for the output stage, not {kind} stage {name}")
+    if cfg.output is not None and kind not in ("output", "engine"):
+        raise ValueError(f"--output is for the output stage or a readout, not {kind} stage {name}")
+
+
+def check_reset(samples: SampleLayout, window: int, latency: int) -> None:
+    """Samples that start from rest: every sample must begin a window (the stages load afresh
+    between two windows) and its outputs must come out before the next one begins."""
+    if samples.period % window:
+        raise ValueError(
+            f"--samples {samples}: a period of {samples.period} steps is not a multiple of "
+            f"--window {window}"
+        )
+    if samples.gap < latency:
+        raise ValueError(
+            f"--samples {samples}: the gap must be at least the model's latency ({latency} "
+            "steps), or the last outputs of a sample are lost in the reset"
+        )
 
 
 def admit(

@@ -45,6 +45,8 @@ class PipelineReport:
     output_digest: str | None = None
     # per window, the spikes it sent (input, engine: what its neurons fired) or got (output)
     window_spikes: list[int] = field(default_factory=list)
+    # a stage holding an LI / CubaLI readout: its Output, layer, samples and their classes
+    readout: dict[str, Any] | None = None
 
     @property
     def bytes_out(self) -> int:
@@ -72,6 +74,8 @@ class PipelineReport:
             "received": {p: vars(c) for p, c in self.received.items()},
             "window_spikes": self.window_spikes,
         }
+        if self.readout is not None:
+            out["readout"] = self.readout
         if self.outputs is not None:
             out["output_spikes"] = outs.count(self.outputs)
             out["output_digest"] = self.output_digest

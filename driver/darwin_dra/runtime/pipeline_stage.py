@@ -11,6 +11,10 @@ ends of an edge agree on what it carries. Three kinds:
   acknowledges the window upstream and sends what its neurons fired downstream.
 - ``output`` collects the model's spiking outputs, in model time, with their digest.
 
+An engine stage that holds a non-spiking Output (an LI or CubaLI readout) reads its potentials
+after every step through the SpikePort and reports them at each sample's last step, with the
+class of each sample (pipeline/readout.py; the samples' layout is ``--samples``).
+
 Synchronisation is per window of ``window`` steps. A sender runs at most ``lookahead`` windows
 ahead of what each of its receivers has acknowledged, so every buffer on the way is bounded
 (backpressure); a slow stage slows those before it instead of filling memory. Nothing is
@@ -39,11 +43,17 @@ from darwin_dra.models.compile import CompiledModel
 from darwin_dra.models.nirfile import load_model
 from darwin_dra.pipeline import outputs as outs
 from darwin_dra.pipeline.inputs import InputSource
+from darwin_dra.pipeline.readout import Readout, held_readout
 from darwin_dra.pipeline.split import INPUT, SplitPlan, StagePart, extract_stage
 from darwin_dra.runtime import framing, links
 from darwin_dra.runtime.client import SpikePortClient
 from darwin_dra.runtime.framing import FrameError
-from darwin_dra.runtime.pipeline_config import PRODUCER, PipelineStageConfig, plan_digest
+from darwin_dra.runtime.pipeline_config import (
+    PRODUCER,
+    PipelineStageConfig,
+    check_reset,
+    plan_digest,
+)
 from darwin_dra.runtime.pipeline_connect import StageConnections
 from darwin_dra.runtime.pipeline_report import Metrics, PeerCounts, PipelineReport
 from darwin_dra.runtime.stage import next_window
@@ -78,6 +88,14 @@ class PipelineStage(StageConnections):
         report = PipelineReport(config.stage, self.kind)
         self.metrics = Metrics(config.stage)
         self._wire_out: dict[str, int] = {}
+        self.readout: Readout | None = None
+        held = held_readout(self.model, config.stage, part.neurons) if part.network else None
+        if held is not None:
+            self.readout = Readout(held, config.samples, config.steps, self.model.latency)
+        elif config.output is not None and self.kind == "engine":
+            raise ValueError(f"--output: engine stage {config.stage} holds no readout to save")
+        if config.samples is not None and config.samples.reset:
+            check_reset(config.samples, config.window, self.model.latency)
         super().__init__(config, plan, part, report, self.model.network.n_inputs)
 
     # ---- running ----
@@ -131,6 +149,8 @@ class PipelineStage(StageConnections):
             r.received[peer] = PeerCounts(ib.spikes_in, ib.bytes_in)
         if self.kind == "output":
             self._finish_outputs()
+        if self.readout is not None:
+            self._finish_readout()
         log.info("stage finished", **{k: v for k, v in r.summary().items() if k != "sent"})
         return r
 
@@ -171,7 +191,7 @@ class PipelineStage(StageConnections):
         source = None
         if producer is None:
             assert cfg.input is not None
-            source = InputSource(cfg.input, self.model)
+            source = InputSource(cfg.input, self.model, cfg.samples)
         total = self._total(source.steps if source is not None else None)
         start_wall = time.monotonic()
         now = 0
@@ -229,7 +249,13 @@ class PipelineStage(StageConnections):
             send_ids = np.unique(np.concatenate([np.zeros(0, np.uint32), *part.sends.values()]))
             export = np.searchsorted(part.neurons, send_ids)
             cap = min(MAX_INPUT_QUEUE, max(1, part.network.n_inputs * cfg.window))
-            await port.load(part.network, export=export.tolist(), input_capacity=cap)
+            readout: list[int] = []
+            if self.readout is not None:  # its neurons' local ids (a stage holds it whole)
+                ro = self.readout.layer
+                readout = np.searchsorted(part.neurons, ro.first + np.arange(ro.count)).tolist()
+            await port.load(
+                part.network, export=export.tolist(), input_capacity=cap, readout=readout
+            )
         total = self._total(None)
         queue: asyncio.Queue[tuple[str, framing.Data | BaseException | None]] = asyncio.Queue(
             maxsize=(cfg.lookahead + 1) * max(1, len(ups))
@@ -293,7 +319,9 @@ class PipelineStage(StageConnections):
                 t, g = t[order], g[order]
                 if port is not None:
                     e0 = time.monotonic()
-                    stepped = await port.step(n, t, np.searchsorted(part.inputs_from, g))
+                    reset = cfg.samples is not None and cfg.samples.resets_at(now)
+                    g_in = np.searchsorted(part.inputs_from, g)
+                    stepped = await port.step(n, t, g_in, reset=reset)
                     self.report.engine_s += time.monotonic() - e0
                     c = stepped.counters
                     dropped = (
@@ -306,6 +334,8 @@ class PipelineStage(StageConnections):
                     self.metrics.dropped.inc(dropped - self.report.dropped)
                     self.report.dropped = dropped
                     self.report.events = c.events
+                    if self.readout is not None:
+                        self.readout.add(now, stepped.readout)
                     out_g = part.neurons[stepped.ids.astype(np.int64)].astype(np.int64)
                     await self._send(downs, now, n, stepped.steps.astype(np.int64), out_g)
                 else:
@@ -343,6 +373,16 @@ class PipelineStage(StageConnections):
             for name, (tt, ii) in o.items():
                 arrays[f"{name}.steps"] = tt
                 arrays[f"{name}.ids"] = ii
+            np.savez(self.config.output, **arrays)
+
+    def _finish_readout(self) -> None:
+        assert self.readout is not None
+        steps = self.config.steps
+        if steps is None:
+            steps = max(0, self.report.steps - self.model.latency)
+        summary, arrays = self.readout.finish(steps)
+        self.report.readout = summary
+        if self.config.output is not None:
             np.savez(self.config.output, **arrays)
 
 

@@ -26,6 +26,7 @@ from darwin_dra.engine import Engine, Model, Network, NeuronGroup, Reset, Teleme
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2 as pb
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2_grpc as pb_grpc
 from darwin_dra.runtime import wire
+from darwin_dra.runtime.portstate import PortState
 from darwin_dra.unixsock import grpc_target, remove_stale_socket
 
 log = structlog.get_logger(__name__)
@@ -109,7 +110,7 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
     def __init__(self, engine: Engine, partition: int) -> None:
         self.engine = engine
         self.partition = partition
-        self._capacity = DEFAULT_EXPORT_CAPACITY
+        self._state: PortState | None = None  # the loaded network, for readout and reset
         # inject, run and drain of one Step belong together; two clients must not interleave.
         self._lock = asyncio.Lock()
 
@@ -137,15 +138,16 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
 
     def _load(self, req: pb.LoadRequest) -> pb.LoadResponse:
         net = network_from(req)
-        export = wire.column(req.export_neurons, "u4", "export_neurons")
-        with contextlib.suppress(errors.StateError):  # nothing loaded yet
-            self.engine.unload(self.partition)
-        self.engine.load(self.partition, net)
-        if req.input_capacity:
-            self.engine.set_input_capacity(self.partition, req.input_capacity)
-        capacity = req.export_capacity or DEFAULT_EXPORT_CAPACITY
-        self.engine.record(self.partition, (int(i) for i in export), capacity)
-        self._capacity = capacity
+        state = PortState(
+            net,
+            wire.column(req.export_neurons, "u4", "export_neurons").astype(np.int64),
+            req.export_capacity or DEFAULT_EXPORT_CAPACITY,
+            req.input_capacity,
+            wire.column(req.readout_neurons, "u4", "readout_neurons").astype(np.int64),
+        )
+        self._state = None
+        state.load(self.engine, self.partition)
+        self._state = state
         t = self.engine.telemetry(self.partition)
         return pb.LoadResponse(
             neurons=net.n_neurons,
@@ -156,32 +158,38 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
 
     def _step(self, req: pb.StepRequest) -> pb.StepResponse:
         steps, ids = wire.spikes(req.inputs.steps, req.inputs.ids)
+        state = self._state
+        if state is None:
+            raise errors.StateError("no network loaded")
+        if req.reset:
+            state.reset(self.engine, self.partition)
         if steps.size:
             # On overflow the earliest spikes stay queued and nothing runs: the caller decides.
-            self.engine.inject(self.partition, steps, ids)
-        self.engine.run(self.partition, req.steps)
+            self.engine.inject(self.partition, state.to_engine(steps), ids)
+        readout = state.run(self.engine, self.partition, req.steps)
         out_steps: list[np.ndarray] = []
         out_ids: list[np.ndarray] = []
         while True:
-            s, i = self.engine.read_spikes(self.partition, self._capacity)
+            s, i = self.engine.read_spikes(self.partition, state.capacity)
             out_steps.append(s)
             out_ids.append(i)
-            if s.size < self._capacity:
+            if s.size < state.capacity:
                 break
         exported = pb.Spikes(
-            steps=wire.pack(np.concatenate(out_steps), "u8"),
+            steps=wire.pack(np.concatenate(out_steps) + np.uint64(state.offset), "u8"),
             ids=wire.pack(np.concatenate(out_ids), "u4"),
         )
-        return pb.StepResponse(
-            exported=exported, telemetry=step_telemetry(self.engine.telemetry(self.partition))
-        )
+        t = state.counters(self.engine.telemetry(self.partition))
+        return pb.StepResponse(exported=exported, telemetry=step_telemetry(t), readout=readout)
 
     def _unload(self) -> pb.UnloadResponse:
+        self._state = None
         self.engine.unload(self.partition)
         return pb.UnloadResponse()
 
     def _telemetry(self) -> pb.TelemetryResponse:
         t = self.engine.telemetry(self.partition)
+        t = t if self._state is None else self._state.counters(t)
         return pb.TelemetryResponse(
             counters=step_telemetry(t),
             drive_events=t.drive_events,

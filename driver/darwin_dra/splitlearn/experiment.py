@@ -37,6 +37,7 @@ class Report:
     edge: dict[str, Any] = field(default_factory=dict)
     server: dict[str, Any] = field(default_factory=dict)
     nir: dict[str, Any] | None = None  # export_and_check of the split run's weights
+    deploy: dict[str, Any] | None = None  # deploy_and_check: the export as a 2-stage pipeline
 
 
 def trained_parts(work: Path, cfg: Config, seed: int) -> tuple[EdgePart, ServerPart]:
@@ -64,8 +65,11 @@ def split_learn(
     export: Path | None = None,
     runner: SplitRunner | None = None,
     dataset: str = "digits",
+    deploy_gap: int | None = None,
 ) -> Report:
-    """``runner``: where the two parties run; by default two processes on this machine."""
+    """``runner``: where the two parties run; by default two processes on this machine.
+    ``deploy_gap``: also run the export as a pipeline cut at the training cut, samples this
+    many steps apart (splitlearn/deploy.py)."""
     data = load(limit=limit, dataset=dataset)
     cfg = replace(cfg, inputs=int(data.train_x.shape[1]))
     cfg.check()
@@ -74,6 +78,16 @@ def split_learn(
     if export is not None:
         e_part, s_part = trained_parts(work, cfg, seed)
         check = asdict(export_and_check(export, e_part, s_part, data.test_x, data.test_y))
+    deployed = None
+    if deploy_gap is not None:
+        from darwin_dra.splitlearn.deploy import deploy_and_check
+
+        if export is None:
+            raise ValueError("deploying needs the export (--export FILE.nir)")
+        pipe = deploy_and_check(
+            export, work / "deploy", data.test_x, data.test_y, cfg.steps, deploy_gap
+        )
+        deployed = asdict(pipe)
     _, _, unsplit = train_unsplit(data, cfg, seed)
     _, ann_acc = train_ann(data, seed, cfg.hidden, cfg.hidden2, epochs=ann_epochs)
     trained = cfg.epochs * len(data.train_x)
@@ -96,6 +110,7 @@ def split_learn(
         edge=edge,
         server=server,
         nir=check,
+        deploy=deployed,
     )
 
 
@@ -148,4 +163,18 @@ def format_report(r: Report) -> str:
                 f"gap {g}: {100 * acc:.2f}%" for g, acc in sorted(n["stream_accuracy"].items())
             )
         )
+    if r.deploy is not None:
+        d, n = r.deploy, r.nir or {}
+        lines += [
+            f"deployed as a pipeline cut at the training cut ({' -> '.join(d['stages'])}, "
+            f"mTLS), {d['samples']} samples in one stream {d['gap']} steps apart, "
+            f"{d['cut_bytes_per_sample']:.1f} bytes per sample across the cut, "
+            f"{d['seconds']:.1f} s:",
+            f"  each sample from rest: {100 * d['pipeline_accuracy']:.2f}% (training code "
+            f"{100 * n.get('training_accuracy', float('nan')):.2f}%, one piece on the engine "
+            f"{100 * d['one_piece_accuracy']:.2f}%, same class for {100 * d['agreement']:.1f}%)",
+            f"  state decaying in the gap: {100 * d['decay_accuracy']:.2f}% (one piece, same "
+            f"stream: {100 * d['decay_one_piece_accuracy']:.2f}%, same class for "
+            f"{100 * d['decay_agreement']:.1f}%)",
+        ]
     return "\n".join(lines)

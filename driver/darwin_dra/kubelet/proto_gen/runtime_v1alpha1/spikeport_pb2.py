@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n runtime/v1alpha1/spikeport.proto\x12\x17\x64\x61rwin.runtime.v1alpha1\"\x90\x02\n\x0bNeuronGroup\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\r\n\x05tau_m\x18\x02 \x01(\x02\x12\x0c\n\x04v_th\x18\x03 \x01(\x02\x12\x0f\n\x07v_reset\x18\x04 \x01(\x02\x12\x0b\n\x03\x65_l\x18\x05 \x01(\x02\x12\x0b\n\x03i_e\x18\x06 \x01(\x02\x12\r\n\x05t_ref\x18\x07 \x01(\x02\x12\x0e\n\x06v_init\x18\x08 \x01(\x02\x12\x17\n\x0fpoisson_rate_hz\x18\t \x01(\x02\x12\x16\n\x0epoisson_weight\x18\n \x01(\x02\x12\r\n\x05model\x18\x0b \x01(\x05\x12\r\n\x05reset\x18\x0c \x01(\x05\x12\x0f\n\x07tau_syn\x18\r \x01(\x02\x12\t\n\x01r\x18\x0e \x01(\x02\x12\x0c\n\x04w_in\x18\x0f \x01(\x02\x12\x12\n\nbias_start\x18\x10 \x01(\r\"\x90\x02\n\x0bLoadRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x06groups\x18\x02 \x03(\x0b\x32$.darwin.runtime.v1alpha1.NeuronGroup\x12\x0b\n\x03src\x18\x03 \x01(\x0c\x12\x0b\n\x03\x64st\x18\x04 \x01(\x0c\x12\x0e\n\x06weight\x18\x05 \x01(\x0c\x12\r\n\x05\x64\x65lay\x18\x06 \x01(\x0c\x12\x10\n\x08n_inputs\x18\x07 \x01(\r\x12\r\n\x05\x64t_ms\x18\x08 \x01(\x01\x12\x0c\n\x04seed\x18\t \x01(\x04\x12\x16\n\x0e\x65xport_neurons\x18\n \x01(\x0c\x12\x17\n\x0f\x65xport_capacity\x18\x0b \x01(\r\x12\x16\n\x0einput_capacity\x18\x0c \x01(\r\x12\x0c\n\x04\x62ias\x18\r \x01(\x0c\"b\n\x0cLoadResponse\x12\x0f\n\x07neurons\x18\x01 \x01(\r\x12\x12\n\ncores_used\x18\x02 \x01(\r\x12\x15\n\rsynapse_bytes\x18\x03 \x01(\x04\x12\x16\n\x0equant_error_mv\x18\x04 \x01(\x01\"$\n\x06Spikes\x12\r\n\x05steps\x18\x01 \x01(\x0c\x12\x0b\n\x03ids\x18\x02 \x01(\x0c\"M\n\x0bStepRequest\x12/\n\x06inputs\x18\x01 \x01(\x0b\x32\x1f.darwin.runtime.v1alpha1.Spikes\x12\r\n\x05steps\x18\x02 \x01(\x04\"\xd7\x01\n\rStepTelemetry\x12\r\n\x05steps\x18\x01 \x01(\x04\x12\x0e\n\x06spikes\x18\x02 \x01(\x04\x12\x14\n\x0cinput_spikes\x18\x03 \x01(\x04\x12\x0e\n\x06\x65vents\x18\x04 \x01(\x04\x12\x15\n\rdropped_queue\x18\x05 \x01(\x04\x12\x15\n\rdropped_fault\x18\x06 \x01(\x04\x12\x16\n\x0e\x64ropped_budget\x18\x07 \x01(\x04\x12\x15\n\rdropped_input\x18\x08 \x01(\x04\x12\x16\n\x0e\x64ropped_output\x18\t \x01(\x04\x12\x0c\n\x04keps\x18\n \x01(\x01\"|\n\x0cStepResponse\x12\x31\n\x08\x65xported\x18\x01 \x01(\x0b\x32\x1f.darwin.runtime.v1alpha1.Spikes\x12\x39\n\ttelemetry\x18\x02 \x01(\x0b\x32&.darwin.runtime.v1alpha1.StepTelemetry\"\x12\n\x10TelemetryRequest\"\xdb\x01\n\x11TelemetryResponse\x12\x38\n\x08\x63ounters\x18\x01 \x01(\x0b\x32&.darwin.runtime.v1alpha1.StepTelemetry\x12\x14\n\x0c\x64rive_events\x18\x02 \x01(\x04\x12\x0f\n\x07packets\x18\x03 \x01(\x04\x12\x12\n\nqueue_peak\x18\x04 \x01(\x04\x12\x0f\n\x07wall_ns\x18\x05 \x01(\x04\x12\x15\n\rnetwork_bytes\x18\x06 \x01(\x04\x12\x15\n\rsynapse_bytes\x18\x07 \x01(\x04\x12\x12\n\ncores_used\x18\x08 \x01(\r\"\x0f\n\rUnloadRequest\"\x10\n\x0eUnloadResponse2\xfc\x02\n\tSpikePort\x12U\n\x04Load\x12$.darwin.runtime.v1alpha1.LoadRequest\x1a%.darwin.runtime.v1alpha1.LoadResponse\"\x00\x12U\n\x04Step\x12$.darwin.runtime.v1alpha1.StepRequest\x1a%.darwin.runtime.v1alpha1.StepResponse\"\x00\x12\x64\n\tTelemetry\x12).darwin.runtime.v1alpha1.TelemetryRequest\x1a*.darwin.runtime.v1alpha1.TelemetryResponse\"\x00\x12[\n\x06Unload\x12&.darwin.runtime.v1alpha1.UnloadRequest\x1a\'.darwin.runtime.v1alpha1.UnloadResponse\"\x00\x42\x32Z0darwin.snn.io/runtime/v1alpha1;spikeportv1alpha1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n runtime/v1alpha1/spikeport.proto\x12\x17\x64\x61rwin.runtime.v1alpha1\"\x90\x02\n\x0bNeuronGroup\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\r\n\x05tau_m\x18\x02 \x01(\x02\x12\x0c\n\x04v_th\x18\x03 \x01(\x02\x12\x0f\n\x07v_reset\x18\x04 \x01(\x02\x12\x0b\n\x03\x65_l\x18\x05 \x01(\x02\x12\x0b\n\x03i_e\x18\x06 \x01(\x02\x12\r\n\x05t_ref\x18\x07 \x01(\x02\x12\x0e\n\x06v_init\x18\x08 \x01(\x02\x12\x17\n\x0fpoisson_rate_hz\x18\t \x01(\x02\x12\x16\n\x0epoisson_weight\x18\n \x01(\x02\x12\r\n\x05model\x18\x0b \x01(\x05\x12\r\n\x05reset\x18\x0c \x01(\x05\x12\x0f\n\x07tau_syn\x18\r \x01(\x02\x12\t\n\x01r\x18\x0e \x01(\x02\x12\x0c\n\x04w_in\x18\x0f \x01(\x02\x12\x12\n\nbias_start\x18\x10 \x01(\r\"\xa9\x02\n\x0bLoadRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x06groups\x18\x02 \x03(\x0b\x32$.darwin.runtime.v1alpha1.NeuronGroup\x12\x0b\n\x03src\x18\x03 \x01(\x0c\x12\x0b\n\x03\x64st\x18\x04 \x01(\x0c\x12\x0e\n\x06weight\x18\x05 \x01(\x0c\x12\r\n\x05\x64\x65lay\x18\x06 \x01(\x0c\x12\x10\n\x08n_inputs\x18\x07 \x01(\r\x12\r\n\x05\x64t_ms\x18\x08 \x01(\x01\x12\x0c\n\x04seed\x18\t \x01(\x04\x12\x16\n\x0e\x65xport_neurons\x18\n \x01(\x0c\x12\x17\n\x0f\x65xport_capacity\x18\x0b \x01(\r\x12\x16\n\x0einput_capacity\x18\x0c \x01(\r\x12\x0c\n\x04\x62ias\x18\r \x01(\x0c\x12\x17\n\x0freadout_neurons\x18\x0e \x01(\x0c\"b\n\x0cLoadResponse\x12\x0f\n\x07neurons\x18\x01 \x01(\r\x12\x12\n\ncores_used\x18\x02 \x01(\r\x12\x15\n\rsynapse_bytes\x18\x03 \x01(\x04\x12\x16\n\x0equant_error_mv\x18\x04 \x01(\x01\"$\n\x06Spikes\x12\r\n\x05steps\x18\x01 \x01(\x0c\x12\x0b\n\x03ids\x18\x02 \x01(\x0c\"\\\n\x0bStepRequest\x12/\n\x06inputs\x18\x01 \x01(\x0b\x32\x1f.darwin.runtime.v1alpha1.Spikes\x12\r\n\x05steps\x18\x02 \x01(\x04\x12\r\n\x05reset\x18\x03 \x01(\x08\"\xd7\x01\n\rStepTelemetry\x12\r\n\x05steps\x18\x01 \x01(\x04\x12\x0e\n\x06spikes\x18\x02 \x01(\x04\x12\x14\n\x0cinput_spikes\x18\x03 \x01(\x04\x12\x0e\n\x06\x65vents\x18\x04 \x01(\x04\x12\x15\n\rdropped_queue\x18\x05 \x01(\x04\x12\x15\n\rdropped_fault\x18\x06 \x01(\x04\x12\x16\n\x0e\x64ropped_budget\x18\x07 \x01(\x04\x12\x15\n\rdropped_input\x18\x08 \x01(\x04\x12\x16\n\x0e\x64ropped_output\x18\t \x01(\x04\x12\x0c\n\x04keps\x18\n \x01(\x01\"\x8d\x01\n\x0cStepResponse\x12\x31\n\x08\x65xported\x18\x01 \x01(\x0b\x32\x1f.darwin.runtime.v1alpha1.Spikes\x12\x39\n\ttelemetry\x18\x02 \x01(\x0b\x32&.darwin.runtime.v1alpha1.StepTelemetry\x12\x0f\n\x07readout\x18\x03 \x01(\x0c\"\x12\n\x10TelemetryRequest\"\xdb\x01\n\x11TelemetryResponse\x12\x38\n\x08\x63ounters\x18\x01 \x01(\x0b\x32&.darwin.runtime.v1alpha1.StepTelemetry\x12\x14\n\x0c\x64rive_events\x18\x02 \x01(\x04\x12\x0f\n\x07packets\x18\x03 \x01(\x04\x12\x12\n\nqueue_peak\x18\x04 \x01(\x04\x12\x0f\n\x07wall_ns\x18\x05 \x01(\x04\x12\x15\n\rnetwork_bytes\x18\x06 \x01(\x04\x12\x15\n\rsynapse_bytes\x18\x07 \x01(\x04\x12\x12\n\ncores_used\x18\x08 \x01(\r\"\x0f\n\rUnloadRequest\"\x10\n\x0eUnloadResponse2\xfc\x02\n\tSpikePort\x12U\n\x04Load\x12$.darwin.runtime.v1alpha1.LoadRequest\x1a%.darwin.runtime.v1alpha1.LoadResponse\"\x00\x12U\n\x04Step\x12$.darwin.runtime.v1alpha1.StepRequest\x1a%.darwin.runtime.v1alpha1.StepResponse\"\x00\x12\x64\n\tTelemetry\x12).darwin.runtime.v1alpha1.TelemetryRequest\x1a*.darwin.runtime.v1alpha1.TelemetryResponse\"\x00\x12[\n\x06Unload\x12&.darwin.runtime.v1alpha1.UnloadRequest\x1a\'.darwin.runtime.v1alpha1.UnloadResponse\"\x00\x42\x32Z0darwin.snn.io/runtime/v1alpha1;spikeportv1alpha1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,25 +36,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NEURONGROUP']._serialized_start=62
   _globals['_NEURONGROUP']._serialized_end=334
   _globals['_LOADREQUEST']._serialized_start=337
-  _globals['_LOADREQUEST']._serialized_end=609
-  _globals['_LOADRESPONSE']._serialized_start=611
-  _globals['_LOADRESPONSE']._serialized_end=709
-  _globals['_SPIKES']._serialized_start=711
-  _globals['_SPIKES']._serialized_end=747
-  _globals['_STEPREQUEST']._serialized_start=749
-  _globals['_STEPREQUEST']._serialized_end=826
-  _globals['_STEPTELEMETRY']._serialized_start=829
-  _globals['_STEPTELEMETRY']._serialized_end=1044
-  _globals['_STEPRESPONSE']._serialized_start=1046
-  _globals['_STEPRESPONSE']._serialized_end=1170
-  _globals['_TELEMETRYREQUEST']._serialized_start=1172
-  _globals['_TELEMETRYREQUEST']._serialized_end=1190
-  _globals['_TELEMETRYRESPONSE']._serialized_start=1193
-  _globals['_TELEMETRYRESPONSE']._serialized_end=1412
-  _globals['_UNLOADREQUEST']._serialized_start=1414
-  _globals['_UNLOADREQUEST']._serialized_end=1429
-  _globals['_UNLOADRESPONSE']._serialized_start=1431
-  _globals['_UNLOADRESPONSE']._serialized_end=1447
-  _globals['_SPIKEPORT']._serialized_start=1450
-  _globals['_SPIKEPORT']._serialized_end=1830
+  _globals['_LOADREQUEST']._serialized_end=634
+  _globals['_LOADRESPONSE']._serialized_start=636
+  _globals['_LOADRESPONSE']._serialized_end=734
+  _globals['_SPIKES']._serialized_start=736
+  _globals['_SPIKES']._serialized_end=772
+  _globals['_STEPREQUEST']._serialized_start=774
+  _globals['_STEPREQUEST']._serialized_end=866
+  _globals['_STEPTELEMETRY']._serialized_start=869
+  _globals['_STEPTELEMETRY']._serialized_end=1084
+  _globals['_STEPRESPONSE']._serialized_start=1087
+  _globals['_STEPRESPONSE']._serialized_end=1228
+  _globals['_TELEMETRYREQUEST']._serialized_start=1230
+  _globals['_TELEMETRYREQUEST']._serialized_end=1248
+  _globals['_TELEMETRYRESPONSE']._serialized_start=1251
+  _globals['_TELEMETRYRESPONSE']._serialized_end=1470
+  _globals['_UNLOADREQUEST']._serialized_start=1472
+  _globals['_UNLOADREQUEST']._serialized_end=1487
+  _globals['_UNLOADRESPONSE']._serialized_start=1489
+  _globals['_UNLOADRESPONSE']._serialized_end=1505
+  _globals['_SPIKEPORT']._serialized_start=1508
+  _globals['_SPIKEPORT']._serialized_end=1888
 # @@protoc_insertion_point(module_scope)

@@ -116,6 +116,7 @@ class LoadRequest(_message.Message):
     EXPORT_CAPACITY_FIELD_NUMBER: _builtins.int
     INPUT_CAPACITY_FIELD_NUMBER: _builtins.int
     BIAS_FIELD_NUMBER: _builtins.int
+    READOUT_NEURONS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     src: _builtins.bytes
     """u32 per synapse: source neuron or input (n_neurons + input index)"""
@@ -136,6 +137,10 @@ class LoadRequest(_message.Message):
     """input queue, spikes; 0 keeps the engine's default"""
     bias: _builtins.bytes
     """f32 per neuron (NIR models), or empty for none"""
+    readout_neurons: _builtins.bytes
+    """u32 per neuron whose membrane potential Step returns after every step (the readout of an
+    LI or CubaLI layer, which fires no spikes); empty for none. Each id < the network's neurons.
+    """
     @_builtins.property
     def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___NeuronGroup]: ...
     def __init__(
@@ -154,10 +159,11 @@ class LoadRequest(_message.Message):
         export_capacity: _builtins.int = ...,
         input_capacity: _builtins.int = ...,
         bias: _builtins.bytes = ...,
+        readout_neurons: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bias", b"bias", "delay", b"delay", "dst", b"dst", "dt_ms", b"dt_ms", "export_capacity", b"export_capacity", "export_neurons", b"export_neurons", "groups", b"groups", "input_capacity", b"input_capacity", "n_inputs", b"n_inputs", "name", b"name", "seed", b"seed", "src", b"src", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bias", b"bias", "delay", b"delay", "dst", b"dst", "dt_ms", b"dt_ms", "export_capacity", b"export_capacity", "export_neurons", b"export_neurons", "groups", b"groups", "input_capacity", b"input_capacity", "n_inputs", b"n_inputs", "name", b"name", "readout_neurons", b"readout_neurons", "seed", b"seed", "src", b"src", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -223,7 +229,14 @@ class StepRequest(_message.Message):
 
     INPUTS_FIELD_NUMBER: _builtins.int
     STEPS_FIELD_NUMBER: _builtins.int
+    RESET_FIELD_NUMBER: _builtins.int
     steps: _builtins.int
+    reset: _builtins.bool
+    """First return the partition to its state right after Load: the network loaded afresh
+    (neurons at rest, no spike in flight, the queues empty), as between two samples. Steps
+    and the telemetry counters go on counting from where they were; inputs must not be
+    for a step before the reset.
+    """
     @_builtins.property
     def inputs(self) -> Global___Spikes: ...
     def __init__(
@@ -231,10 +244,11 @@ class StepRequest(_message.Message):
         *,
         inputs: Global___Spikes | None = ...,
         steps: _builtins.int = ...,
+        reset: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs", "steps", b"steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs", "reset", b"reset", "steps", b"steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -294,6 +308,11 @@ class StepResponse(_message.Message):
 
     EXPORTED_FIELD_NUMBER: _builtins.int
     TELEMETRY_FIELD_NUMBER: _builtins.int
+    READOUT_FIELD_NUMBER: _builtins.int
+    readout: _builtins.bytes
+    """f32, row-major steps x len(readout_neurons): the readout neurons' membrane potentials
+    after each step run, in the order Load named them; empty when Load named none.
+    """
     @_builtins.property
     def exported(self) -> Global___Spikes: ...
     @_builtins.property
@@ -303,10 +322,11 @@ class StepResponse(_message.Message):
         *,
         exported: Global___Spikes | None = ...,
         telemetry: Global___StepTelemetry | None = ...,
+        readout: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["exported", b"exported", "telemetry", b"telemetry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["exported", b"exported", "telemetry", b"telemetry"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["exported", b"exported", "readout", b"readout", "telemetry", b"telemetry"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -68,7 +68,8 @@ class SpikePortServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Step(self, request, context):
-        """Queues the spikes, runs the steps, returns what the exported neurons fired.
+        """Queues the spikes, runs the steps, returns what the exported neurons fired (and the
+        readout neurons' potentials after each step).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

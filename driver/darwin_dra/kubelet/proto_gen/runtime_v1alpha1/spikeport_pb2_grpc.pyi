@@ -47,7 +47,9 @@ class SpikePortStub:
     Load: _grpc.UnaryUnaryMultiCallable[_spikeport_pb2.LoadRequest, _spikeport_pb2.LoadResponse]
     """Replaces any loaded network. Recording starts for export_neurons."""
     Step: _grpc.UnaryUnaryMultiCallable[_spikeport_pb2.StepRequest, _spikeport_pb2.StepResponse]
-    """Queues the spikes, runs the steps, returns what the exported neurons fired."""
+    """Queues the spikes, runs the steps, returns what the exported neurons fired (and the
+    readout neurons' potentials after each step).
+    """
     Telemetry: _grpc.UnaryUnaryMultiCallable[_spikeport_pb2.TelemetryRequest, _spikeport_pb2.TelemetryResponse]
     Unload: _grpc.UnaryUnaryMultiCallable[_spikeport_pb2.UnloadRequest, _spikeport_pb2.UnloadResponse]
 
@@ -57,7 +59,9 @@ class SpikePortAsyncStub(SpikePortStub):
     Load: _aio.UnaryUnaryMultiCallable[_spikeport_pb2.LoadRequest, _spikeport_pb2.LoadResponse]  # type: ignore[assignment]
     """Replaces any loaded network. Recording starts for export_neurons."""
     Step: _aio.UnaryUnaryMultiCallable[_spikeport_pb2.StepRequest, _spikeport_pb2.StepResponse]  # type: ignore[assignment]
-    """Queues the spikes, runs the steps, returns what the exported neurons fired."""
+    """Queues the spikes, runs the steps, returns what the exported neurons fired (and the
+    readout neurons' potentials after each step).
+    """
     Telemetry: _aio.UnaryUnaryMultiCallable[_spikeport_pb2.TelemetryRequest, _spikeport_pb2.TelemetryResponse]  # type: ignore[assignment]
     Unload: _aio.UnaryUnaryMultiCallable[_spikeport_pb2.UnloadRequest, _spikeport_pb2.UnloadResponse]  # type: ignore[assignment]
 
@@ -76,7 +80,9 @@ class SpikePortServicer(metaclass=_abc_1.ABCMeta):
         request: _spikeport_pb2.StepRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_spikeport_pb2.StepResponse, _abc.Awaitable[_spikeport_pb2.StepResponse]]:
-        """Queues the spikes, runs the steps, returns what the exported neurons fired."""
+        """Queues the spikes, runs the steps, returns what the exported neurons fired (and the
+        readout neurons' potentials after each step).
+        """
 
     @_abc_1.abstractmethod
     def Telemetry(
