@@ -60,6 +60,7 @@ def test_kubelet_configuration_for_these_machines(tmp_path: Path) -> None:
     assert cfg["authorization"] == {"mode": "AlwaysAllow"}
     assert cfg["authentication"]["anonymous"] == {"enabled": False}
     assert cfg["imageGCHighThresholdPercent"] == 100  # imported images are never collected
+    assert cfg["crashLoopBackOff"] == {"maxContainerRestartPeriod": "5s"}
     assert set(cfg["featureGates"]) == set(components.FEATURE_GATES)
 
 

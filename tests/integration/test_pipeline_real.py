@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chart_release import Release, _bridge_address, _forget_driver, _inventory
 from darwin_dra.cluster import launcher, realnode
 from k8s_helpers import Kube, wait_for
 from kubernetes.client.exceptions import ApiException
-from test_chart_real import Release, _bridge_address, _forget_driver, _inventory
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from chart_release import Release
 from darwin_dra.cluster import launcher
 from k8s_helpers import Kube
-from test_chart_real import Release
 from test_pipeline_real import release  # the chart with the controller, for this module
 
 pytestmark = pytest.mark.integration

@@ -77,6 +77,37 @@ def through_chip_host(path: Path, endpoint: str, steps: int, warmup: int, window
     return _json_run(cmd, {**os.environ, "DARWIN_SPIKE_ENDPOINT": endpoint})
 
 
+def summary(sides: dict[str, list[Measured]]) -> dict[str, dict[str, float]]:
+    """Per side: the median events/s with its spread, and the medians of the rest."""
+    rows = {}
+    for name, runs in sides.items():
+        eps = sorted(r.events_per_s for r in runs)
+        rows[name] = {
+            "events_per_s": statistics.median(eps),
+            "events_per_s_min": eps[0],
+            "events_per_s_max": eps[-1],
+            "rate_hz": statistics.median(r.rate_hz for r in runs),
+            "wall_s": statistics.median(r.wall_s for r in runs),
+            "events": statistics.median(r.events for r in runs),
+        }
+    return rows
+
+
+def print_table(
+    rows: dict[str, dict[str, float]], labels: tuple[tuple[str, str], ...], baseline: str
+) -> None:
+    """The table of `summary`'s rows; x is each side's events/s divided by the baseline's."""
+    width = max(34, *(len(label) + 2 for _, label in labels))
+    print(f"\n{'path':<{width}}{'M events/s':>12}{'min..max':>16}{'rate Hz':>9}{'wall s':>8}"
+          f"{'x':>7}")  # fmt: skip
+    for name, label in labels:
+        r = rows[name]
+        spread = f"{r['events_per_s_min'] / 1e6:.1f}..{r['events_per_s_max'] / 1e6:.1f}"
+        x = r["events_per_s"] / rows[baseline]["events_per_s"]
+        print(f"{label:<{width}}{r['events_per_s'] / 1e6:>12.2f}{spread:>16}{r['rate_hz']:>9.2f}"
+              f"{r['wall_s']:>8.3f}{x:>7.3f}")  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     if min(args.steps, args.window, args.repeat) < 1 or args.warmup_steps < 0:
         print("--steps, --window and --repeat must be >= 1", file=sys.stderr)
@@ -116,31 +147,16 @@ def run(args: argparse.Namespace) -> int:
         finally:
             host.terminate()
             host.wait(timeout=30)
-    rows = {}
-    for name, runs in sides.items():
-        eps = sorted(r.events_per_s for r in runs)
-        rows[name] = {
-            "events_per_s": statistics.median(eps),
-            "events_per_s_min": eps[0],
-            "events_per_s_max": eps[-1],
-            "rate_hz": statistics.median(r.rate_hz for r in runs),
-            "wall_s": statistics.median(r.wall_s for r in runs),
-            "events": statistics.median(r.events for r in runs),
-        }
+    rows = summary(sides)
     ratio = rows["chip host"]["events_per_s"] / rows["engine"]["events_per_s"]
     if args.json:
         print(json.dumps({"network": cfg.to_dict(), "sides": rows, "ratio": ratio}, indent=2))
         return 0
-    print(f"\n{'path':<34}{'M events/s':>12}{'min..max':>16}{'rate Hz':>9}{'wall s':>8}{'x':>7}")
-    for name, label in (
-        ("engine", "engine, own process"),
-        ("chip host", "darwin-dra run -> chip host"),
-    ):
-        r = rows[name]
-        spread = f"{r['events_per_s_min'] / 1e6:.1f}..{r['events_per_s_max'] / 1e6:.1f}"
-        x = r["events_per_s"] / rows["engine"]["events_per_s"]
-        print(f"{label:<34}{r['events_per_s'] / 1e6:>12.2f}{spread:>16}{r['rate_hz']:>9.2f}"
-              f"{r['wall_s']:>8.3f}{x:>7.3f}")  # fmt: skip
+    print_table(
+        rows,
+        (("engine", "engine, own process"), ("chip host", "darwin-dra run -> chip host")),
+        "engine",
+    )
     print(
         f"\nnetwork: Brunel N={cfg.n}, {cfg.n_synapses:,} synapses; {args.steps} steps timed "
         f"after {args.warmup_steps}, {args.window} per call, {args.repeat} runs per side, "

@@ -55,6 +55,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     env_option(p, "--partitions", "DARWIN_PARTITIONS", "partition kinds to publish: a list of "
                "domain,quad,half,chip,shared, or full, or light (no single domains: 14 devices "
                "a chip instead of 50, for large clusters)", default="full")  # fmt: skip
+    env_option(p, "--crash-points-file", "DARWIN_CRASH_POINTS_FILE", "for tests only: a file "
+               "naming a step of prepare or unprepare at which the plugin SIGKILLs itself "
+               "(plugin/crashpoints.py; default off)", type=Path)  # fmt: skip
     env_option(p, "--log-level", "LOG_LEVEL", "log level", default="INFO")
     p.set_defaults(func=run)
 
@@ -80,6 +83,7 @@ def options(args: argparse.Namespace) -> Any:
         fault_poll_s=args.fault_poll_seconds,
         drain_s=args.drain_seconds,
         partitions=parse_partitions(args.partitions),
+        crash_points=args.crash_points_file,
     )
 
 

@@ -15,7 +15,7 @@ from darwin_dra import __version__
 # tests/cli/test_main.py checks that each module registers exactly the command listed here.
 COMMANDS: dict[str, tuple[str, ...]] = {
     "inventory": ("inventory",),
-    "bench": ("bench", "bench_plugin", "bench_run", "bench_pipeline", "fleet"),
+    "bench": ("bench", "bench_plugin", "bench_run", "bench_pod", "bench_pipeline", "fleet"),
     "cluster": ("cluster",),
     "kubelet-plugin": ("kubelet_plugin",),
     "chip-host": ("chip_host",),

@@ -193,6 +193,10 @@ def kubelet_configuration(
         "serializeImagePulls": False,
         "makeIPTablesUtilChains": False,  # no iptables on these machines
         "nodeStatusUpdateFrequency": "10s",
+        # A crashed container is started again after at most 5 s, not after a back-off doubling
+        # up to 5 min (KubeletCrashLoopBackOffMax, beta and on in 1.37): the kill tests crash
+        # the plugin's container once per step of prepare and unprepare, eight times in a row.
+        "crashLoopBackOff": {"maxContainerRestartPeriod": "5s"},
         "featureGates": dict.fromkeys(feature_gates, True),
     }
 

@@ -54,6 +54,7 @@ class PluginOptions:
     grace_s: float = 5.0
     drain_s: float = 3.0  # see PluginServerConfig.drain_s
     partitions: tuple[str, ...] = PARTITION_KINDS  # the slice layout (--partitions)
+    crash_points: Path | None = None  # tests only (--crash-points-file): see crashpoints.py
 
 
 class NodeGone(Exception):
@@ -84,7 +85,9 @@ class PluginApp:
             self._tasks: list[asyncio.Task[None]] = []
             self.server: PluginServer | None = None
             self.driver = Driver(
-                DriverConfig(opts.node, opts.state_dir, opts.cdi_dir),
+                DriverConfig(
+                    opts.node, opts.state_dir, opts.cdi_dir, crash_points=opts.crash_points
+                ),
                 self.chip,
                 self.profiles,
                 self.kube,

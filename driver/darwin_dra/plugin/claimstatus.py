@@ -76,6 +76,7 @@ async def write_status(
         await asyncio.to_thread(
             claims.update_claim_status, claim.namespace, claim.name, change, current=fetched
         )
+        node.crash.reached("status-written")
     except KubeApiError as exc:
         # The status is for people and controllers; the pod can run without it.
         node.metrics.claim_status_errors.inc()

@@ -25,6 +25,7 @@ from darwin_dra.hardware.model import ChipInfo, ChipProfile, CoreInfo
 from darwin_dra.plugin import plan
 from darwin_dra.plugin.cdi import CDIWriter, socket_dir
 from darwin_dra.plugin.checkpoint import Checkpoint, CheckpointError, CheckpointStore, Phase
+from darwin_dra.plugin.crashpoints import CrashPoints
 from darwin_dra.plugin.metrics import PluginMetrics
 from darwin_dra.plugin.nodelock import NodeLock
 from darwin_dra.plugin.records import ClaimPlan, DeviceIntent, Prepared
@@ -66,6 +67,7 @@ class DriverConfig:
     state_dir: Path
     cdi_dir: Path
     lock_timeout_s: float = 30.0
+    crash_points: Path | None = None  # tests only: see crashpoints.py
 
     @property
     def checkpoint_path(self) -> Path:
@@ -98,6 +100,7 @@ class Node:
         self.store = CheckpointStore(config.checkpoint_path, boot_id)
         self.cdi = CDIWriter(config.cdi_dir, config.socket_root)
         self.log = log.bind(node=config.node)
+        self.crash = CrashPoints(config.crash_points)
         # flock excludes other instances; this excludes our own threads without polling.
         self._local = threading.Lock()
         self._domain_cores: dict[int, dict[int, frozenset[int]]] = {}

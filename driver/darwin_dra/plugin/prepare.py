@@ -85,6 +85,7 @@ def prepare_locked(
             for claim in todo:
                 out[claim.uid] = node.unsaved(claim, exc)
             return out
+        node.crash.reached("prepare-started-saved")
         if after_started is not None:
             after_started([p.uid for p in todo])
         cp = _make_all(node, todo, cp, out)
@@ -99,6 +100,7 @@ def prepare_locked(
                     _undo(node, item)
                     out[claim.uid] = node.unsaved(claim, exc)
             return out
+        node.crash.reached("prepare-completed-saved")
         node.count_prepared(cp)
     return out
 
@@ -137,8 +139,10 @@ def _make(node: Node, claim: ClaimPlan) -> tuple[Prepared, ...]:
     try:
         for intent in claim.devices:
             made.append(node.create_partition(intent, claim.uid))
+            node.crash.reached("partition-created")
         node.make_socket_dirs(claim)
         ids = node.cdi.write(claim.uid, made, claim.namespace) if made else []
+        node.crash.reached("cdi-written")
     except BaseException:
         node.destroy_quietly(p.partition_id for p in made)
         node.remove_files(claim)

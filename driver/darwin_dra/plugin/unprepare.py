@@ -23,7 +23,9 @@ def _release(node: Node, record: ClaimRecord) -> None:
             # Gone already (a restart that could not restore it): fine.
             with contextlib.suppress(EngineNotFound):
                 node.engine.destroy_partition(dev.partition_id)
+            node.crash.reached("partition-destroyed")
     node.remove_files(record.plan)
+    node.crash.reached("files-removed")
     node.metrics.drop_partitions(
         record.uid, ((d.intent.device, d.partition_id) for d in record.devices)
     )
@@ -80,5 +82,6 @@ def unprepare_locked(node: Node, claims: list[ClaimRef]) -> dict[str, str | None
                             f": {exc.strerror or exc}; the kubelet retries"
                         )
                 return out
+            node.crash.reached("unprepare-saved")
         node.count_prepared(cp)
     return out
