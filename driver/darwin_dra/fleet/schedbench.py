@@ -227,11 +227,17 @@ def run_layout(
     progress: Callable[[str], None],
     directory: Path | None = None,
     claim_kinds: Sequence[str] = CLAIM_KINDS[:3],
+    profile: Path | None = None,
+    profile_s: int = 30,
 ) -> LayoutResult:
+    """One layout on a fresh control plane; with ``profile`` (a file), kube-scheduler runs
+    with --profiling=true and a CPU profile of its first ``profile_s`` seconds after the
+    first ungate is written there (read it with `go tool pprof`)."""
     inventory = fleet_inventory(shape)
     fleet = fleet_views(inventory)
     workdir = directory or Path(tempfile.mkdtemp(prefix="sb-"))
-    cluster, binaries = bench_cluster(workdir)
+    extra = (("kube-scheduler", ("--profiling=true",)),) if profile else ()
+    cluster, binaries = bench_cluster(workdir, extra)
     t0 = time.monotonic()
     cluster.up()
     keeper: replay.LeaseKeeper | None = None
@@ -279,8 +285,22 @@ def run_layout(
         progress(f"{layout}: {n} claims ready after {setup:.0f} s; ungating")
         sched_pid = next(p.pid for p in cluster.processes if p.name == "kube-scheduler")
         cpu_before = _process_cpu(sched_pid)
+        profiler = None
+        if profile is not None:
+            assert cluster.state is not None
+            port = cluster.state.ports["kube-scheduler"]
+            url = f"https://127.0.0.1:{port}/debug/pprof/profile?seconds={profile_s}"
+            out = profile
+            profiler = threading.Thread(
+                target=lambda: out.write_bytes(cluster.fetch(url, profile_s + 60)),
+                name="pprof",
+                daemon=True,
+            )
+            profiler.start()
         ungated, bound, span = _measure(kube, names, timeout_s)
         cpu_used = _process_cpu(sched_pid) - cpu_before
+        if profiler is not None:
+            profiler.join(profile_s + 60)
         not_ready = keeper.not_ready(kube)
         lat = [bound[p] - ungated[p] for p in bound if p in ungated]
         first = min(ungated.values()) if ungated else 0.0
