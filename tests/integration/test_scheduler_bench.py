@@ -25,8 +25,10 @@ def test_scheduler_bench_binds_every_pod_and_profiles_the_scheduler(tmp_path: Pa
         timeout=1200,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-4000:]
-    head, _rule, *rows = run.stdout.split("\n\n")[0].splitlines()
-    assert head.rstrip().endswith("sched CPU ms/pod"), head
+    lines = run.stdout.splitlines()  # the logs go there too: the table is the last one
+    start = max(i for i, line in enumerate(lines) if line.split()[:2] == ["nodes", "layout"])
+    assert lines[start].rstrip().endswith("sched CPU ms/pod"), lines[start]
+    rows = lines[start + 2 : start + 4]
     by_layout = {r.split()[1]: r.split() for r in rows}
     assert set(by_layout) == {"darwin", "plain"}
     for layout, cells in by_layout.items():
