@@ -53,7 +53,7 @@ def test_classes_missing_are_created_and_an_unchanged_cluster_needs_nothing() ->
 def test_a_drifted_class_is_replaced_at_the_version_read() -> None:
     desired = device_classes()
     observed = [_stored(c, version="7") for c in desired]
-    observed[0]["spec"]["selectors"] = observed[0]["spec"]["selectors"][:1]
+    observed[0]["spec"]["selectors"] = [{"cel": {"expression": 'device.driver == "x"'}}]
     [action] = plan_classes(desired, observed)
     assert (action.verb, action.name, action.why) == (
         "update",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from darwin_dra.fleet.layout import FleetShape, chip_views, fleet_inventory
 from darwin_dra.fleet.schedbench import (
     GATE,
     LayoutResult,
+    cpu_seconds,
     darwin_claim,
     gated_pod,
     layout_slices,
@@ -59,3 +62,9 @@ def test_table_divides_by_the_plain_rate_of_the_same_node_count() -> None:
     text = table([r("darwin", 30.0), r("plain", 60.0)])
     darwin_row = next(line for line in text.splitlines() if "darwin" in line)
     assert "0.50" in darwin_row
+
+
+def test_cpu_seconds_reads_user_and_system_time_past_a_spaced_command_name() -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    rest = " ".join(["0"] * 10 + [str(3 * ticks), str(ticks)] + ["0"] * 30)
+    assert cpu_seconds(f"42 (kube scheduler) S {rest}") == 4.0

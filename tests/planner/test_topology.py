@@ -107,7 +107,8 @@ def test_no_darwin_slices_is_an_error_naming_the_source() -> None:
 
 def test_a_device_without_its_attributes_is_named(darwin3: ChipProfile) -> None:
     slices = _slices(darwin3, 1)
-    dev = next(s for s in slices if "devices" in s["spec"])["spec"]["devices"][0]
+    devices = next(s for s in slices if "devices" in s["spec"])["spec"]["devices"]
+    dev = next(d for d in devices if d["name"] == "chip-0-domain-0")
     del dev["attributes"]["meshX"]
     with pytest.raises(TopologyError, match="chip-0-domain-0: attribute 'meshX' is missing"):
         parse_slices(slices)

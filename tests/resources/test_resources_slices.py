@@ -144,9 +144,10 @@ def test_device_inventory_per_chip() -> None:
     slices = build_slices("n", [view(chip_info(0))])
     names = list(devices_of(slices))
     assert names == (
-        [f"chip-0-domain-{d}" for d in range(36)]
+        ["chip-0-shared-0", "chip-0-shared-1"]
+        + [f"chip-0-domain-{d}" for d in range(36)]
         + [f"chip-0-quad-{q}" for q in range(9)]
-        + ["chip-0-half-0", "chip-0-half-1", "chip-0", "chip-0-shared-0", "chip-0-shared-1"]
+        + ["chip-0-half-0", "chip-0-half-1", "chip-0"]
     )
 
 
@@ -256,7 +257,7 @@ def test_priority_order_puts_healthy_chips_first() -> None:
     slices = build_slices("n", chips)
     device_slices = [s for s in slices if "devices" in s["spec"]]
     firsts = [s["spec"]["devices"][0]["name"] for s in device_slices]
-    assert firsts == ["chip-2-domain-0", "chip-1-domain-0", "chip-0-domain-0"]
+    assert firsts == ["chip-2-shared-0", "chip-1-shared-0", "chip-0-shared-0"]
     names = [s["metadata"]["name"] for s in slices]
     assert names == sorted(names)
     assert names[0] == "n-darwin-a-counters-00"
@@ -330,7 +331,7 @@ def _mutated(change: Any) -> list[dict[str, Any]]:
             "over 64 chars",
         ),
         (
-            lambda s: s[1]["spec"]["devices"][-1].pop("allowMultipleAllocations"),
+            lambda s: s[1]["spec"]["devices"][0].pop("allowMultipleAllocations"),
             "requestPolicy needs allowMultipleAllocations",
         ),
         (lambda s: s[1]["spec"]["devices"][0].update(name="Chip_0"), "not a DNS label"),

@@ -66,6 +66,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         " quad, share, domain",
     )
     s.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for binds")
+    s.add_argument(
+        "--profile-dir",
+        type=Path,
+        help="run kube-scheduler with --profiling=true and write a CPU profile of each run's"
+        " measurement here (sched-<layout>-<nodes>.pprof; read with go tool pprof)",
+    )
+    s.add_argument("--profile-seconds", type=int, default=30, help="length of each profile")
     s.set_defaults(func=run_scheduler)
 
 
@@ -88,6 +95,11 @@ def run_scheduler(args: argparse.Namespace) -> int:
     if not kinds or any(k not in CLAIM_KINDS for k in kinds):
         print(f"--claims: known kinds are {', '.join(CLAIM_KINDS)}", file=sys.stderr)
         return 2
+    if args.profile_seconds < 1:
+        print("--profile-seconds must be positive", file=sys.stderr)
+        return 2
+    if args.profile_dir:
+        args.profile_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for n in counts:
         shape = _shape(n, args.chips)
@@ -100,6 +112,10 @@ def run_scheduler(args: argparse.Namespace) -> int:
                     args.timeout,
                     lambda line: print(line, file=sys.stderr, flush=True),
                     claim_kinds=kinds,
+                    profile=args.profile_dir / f"sched-{layout}-{n}.pprof"
+                    if args.profile_dir
+                    else None,
+                    profile_s=args.profile_seconds,
                 )
             )
             print(table(results), file=sys.stderr, flush=True)

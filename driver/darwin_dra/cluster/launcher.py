@@ -238,6 +238,13 @@ class LocalCluster:
         self.state.save()
         return proc
 
+    def fetch(self, url: str, timeout: float) -> bytes:
+        """GET a component's HTTPS endpoint as the cluster admin (e.g. kube-scheduler's
+        /debug/pprof when it runs with --profiling=true)."""
+        with urllib.request.urlopen(url, timeout=timeout, context=self._ssl) as resp:
+            body: bytes = resp.read()
+            return body
+
     def _get(self, url: str, *, tls: bool = True) -> bool:
         ctx = self._ssl if tls else None
         with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:

@@ -37,10 +37,13 @@ BENCH_FLAGS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def bench_cluster(directory: Path) -> tuple[launcher.LocalCluster, build.Binaries]:
-    """A local control plane with no nodes and the benchmark's rate limits."""
+def bench_cluster(
+    directory: Path, extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+) -> tuple[launcher.LocalCluster, build.Binaries]:
+    """A local control plane with no nodes, the benchmark's rate limits and ``extra`` flags
+    (by component; a flag given again wins over the default)."""
     binaries = build.ensure_binaries()
-    config = launcher.ClusterConfig(directory, nodes=0, extra_args=BENCH_FLAGS)
+    config = launcher.ClusterConfig(directory, nodes=0, extra_args=BENCH_FLAGS + extra)
     return launcher.LocalCluster(config, binaries), binaries
 
 

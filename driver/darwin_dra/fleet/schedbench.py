@@ -11,6 +11,8 @@ pods/s = bound pods / (last bind - first ungate); latency = bind seen - ungate r
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import shutil
 import statistics
 import tempfile
@@ -150,10 +152,23 @@ class LayoutResult:
     ungate_per_s: float
     setup_s: float
     not_ready: int = 0  # fleet nodes not Ready (or tainted) when the measurement ended
+    # kube-scheduler CPU time (user + system) from the first ungate to the end, per bound pod:
+    # what a pod costs the scheduler, whatever share of the loaded machine it got.
+    cpu_ms_per_pod: float = math.nan
 
     @property
     def complete(self) -> bool:
         return self.bound == self.pods
+
+
+def cpu_seconds(stat: str) -> float:
+    """User + system CPU seconds from the text of /proc/<pid>/stat (fields 14 and 15)."""
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> float:
+    return cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
 
 
 def _measure(
@@ -212,11 +227,17 @@ def run_layout(
     progress: Callable[[str], None],
     directory: Path | None = None,
     claim_kinds: Sequence[str] = CLAIM_KINDS[:3],
+    profile: Path | None = None,
+    profile_s: int = 30,
 ) -> LayoutResult:
+    """One layout on a fresh control plane; with ``profile`` (a file), kube-scheduler runs
+    with --profiling=true and a CPU profile of its first ``profile_s`` seconds after the
+    first ungate is written there (read it with `go tool pprof`)."""
     inventory = fleet_inventory(shape)
     fleet = fleet_views(inventory)
     workdir = directory or Path(tempfile.mkdtemp(prefix="sb-"))
-    cluster, binaries = bench_cluster(workdir)
+    extra = (("kube-scheduler", ("--profiling=true",)),) if profile else ()
+    cluster, binaries = bench_cluster(workdir, extra)
     t0 = time.monotonic()
     cluster.up()
     keeper: replay.LeaseKeeper | None = None
@@ -262,7 +283,24 @@ def run_layout(
             time.sleep(2)
         setup = time.monotonic() - t0
         progress(f"{layout}: {n} claims ready after {setup:.0f} s; ungating")
+        sched_pid = next(p.pid for p in cluster.processes if p.name == "kube-scheduler")
+        cpu_before = _process_cpu(sched_pid)
+        profiler = None
+        if profile is not None:
+            assert cluster.state is not None
+            port = cluster.state.ports["kube-scheduler"]
+            url = f"https://127.0.0.1:{port}/debug/pprof/profile?seconds={profile_s}"
+            out = profile
+            profiler = threading.Thread(
+                target=lambda: out.write_bytes(cluster.fetch(url, profile_s + 60)),
+                name="pprof",
+                daemon=True,
+            )
+            profiler.start()
         ungated, bound, span = _measure(kube, names, timeout_s)
+        cpu_used = _process_cpu(sched_pid) - cpu_before
+        if profiler is not None:
+            profiler.join(profile_s + 60)
         not_ready = keeper.not_ready(kube)
         lat = [bound[p] - ungated[p] for p in bound if p in ungated]
         first = min(ungated.values()) if ungated else 0.0
@@ -281,6 +319,7 @@ def run_layout(
             ungate_per_s=n / span if span > 0 else float("nan"),
             setup_s=setup,
             not_ready=not_ready,
+            cpu_ms_per_pod=1000 * cpu_used / len(bound) if bound else math.nan,
         )
     finally:
         if keeper is not None:
@@ -292,7 +331,7 @@ def run_layout(
 
 def table(results: Sequence[LayoutResult]) -> str:
     head = ["nodes", "layout", "slices", "devices", "pods", "bound", "pods/s",
-            "vs plain", "p50 s", "p99 s", "ungate/s", "not ready"]  # fmt: skip
+            "vs plain", "p50 s", "p99 s", "ungate/s", "not ready", "sched CPU ms/pod"]  # fmt: skip
     plain = {r.nodes: r.pods_per_s for r in results if r.layout == "plain"}
     rows = [head]
     for r in results:
@@ -311,6 +350,7 @@ def table(results: Sequence[LayoutResult]) -> str:
                 f"{r.latency_p99_s:.2f}",
                 f"{r.ungate_per_s:.0f}",
                 str(r.not_ready),
+                f"{r.cpu_ms_per_pod:.0f}",
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]

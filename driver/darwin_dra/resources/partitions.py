@@ -88,14 +88,23 @@ def parse_partitions(text: str) -> tuple[str, ...]:
 
 
 def partitions(chip: ChipView, kinds: Sequence[str] = PARTITION_KINDS) -> list[Partition]:
-    """The chip's partitions of ``kinds`` in publishing order: smallest first, shared last."""
+    """The chip's partitions of ``kinds`` in publishing order: the shared devices, then the
+    exclusive partitions smallest first."""
     return [p for p in _all_partitions(chip) if p.kind in kinds]
 
 
 def _all_partitions(chip: ChipView) -> list[Partition]:
     dx, dy = chip.domains_x, chip.domains_y
     c = chip.chip
-    out: list[Partition] = []
+    half_rows = dy // 2
+    # The shared devices lead: no class but the shared one selects them, so their place
+    # changes no allocation, while a share request no longer walks (and CEL-checks) all the
+    # chip's exclusive partitions first on every node the scheduler filters (docs/fleet.md).
+    halves = [tuple(range(h * half_rows * dx, (h + 1) * half_rows * dx)) for h in (0, 1)]
+    out = [
+        Partition(f"chip-{c}-shared-{h}", "shared", m, (0, h * half_rows), (dx, half_rows), True)
+        for h, m in enumerate(halves)
+    ]
     for d in range(dx * dy):
         out.append(Partition(f"chip-{c}-domain-{d}", "domain", (d,), (d % dx, d // dx), (1, 1)))
     qx = dx // 2
@@ -103,18 +112,9 @@ def _all_partitions(chip: ChipView) -> list[Partition]:
         x0, y0 = (q % qx) * 2, (q // qx) * 2
         members = tuple(y * dx + x for y in (y0, y0 + 1) for x in (x0, x0 + 1))
         out.append(Partition(f"chip-{c}-quad-{q}", "quad", members, (x0, y0), (2, 2)))
-    half_rows = dy // 2
-    for h in (0, 1):
-        members = tuple(range(h * half_rows * dx, (h + 1) * half_rows * dx))
+    for h, members in enumerate(halves):
         out.append(
             Partition(f"chip-{c}-half-{h}", "half", members, (0, h * half_rows), (dx, half_rows))
         )
     out.append(Partition(f"chip-{c}", "chip", tuple(range(dx * dy)), (0, 0), (dx, dy)))
-    for h in (0, 1):
-        members = tuple(range(h * half_rows * dx, (h + 1) * half_rows * dx))
-        out.append(
-            Partition(
-                f"chip-{c}-shared-{h}", "shared", members, (0, h * half_rows), (dx, half_rows), True
-            )
-        )
     return out

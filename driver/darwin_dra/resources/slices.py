@@ -9,7 +9,9 @@ API limits shape the layout: a slice holds devices or shared counters, never bot
 counter sets per slice (4 chips); at most 64 devices per slice when counters or taints are used
 (50 per chip, so one chip per device slice). The scheduler takes the first device that fits, so
 device slices are named in priority order (healthy chips first) and, within a chip, the
-smallest partitions come first so a generic request does not break up a whole chip.
+shared devices come first (only the shared class selects them, so a share request finds them
+without checking the exclusive ones), then the smallest exclusive partitions, so a generic
+request does not break up a whole chip.
 """
 
 from __future__ import annotations
