@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from darwin_dra.models.nirfile import load_model, write_graph
+from darwin_dra.models.run import LocalRunner, dense_to_aer
 from darwin_dra.pipeline.plan import from_split_json
 from darwin_dra.pipeline.splitter import ModelError, file_rate_hz, split_model
 from darwin_dra.splitlearn.nirexport import DT_S, split_graph
@@ -53,6 +55,20 @@ def test_the_rate_is_the_files_busiest_step_and_the_grant_covers_it(
     assert grant["s0"] * 1000 * DT_S >= events
     # what the split's default rate (10 Hz) would have asked: not enough
     assert _grants(split_model(model_file, None, None, LAYERS))["s0"] * 1000 * DT_S < events
+    # on the engine, the whole model held to both stages' grants drops nothing of the file's
+    # stream; held to the default rate's, it drops events
+    default = _grants(split_model(model_file, None, None, LAYERS))
+    assert _dropped(model_file, x, grant["s0"] + grant["s1"]) == 0
+    assert _dropped(model_file, x, default["s0"] + default["s1"]) > 0
+
+
+def _dropped(model_file: Path, x: npt.NDArray[np.uint8], keps: int) -> int:
+    steps, ids = dense_to_aer(x.reshape(-1, x.shape[2]))
+    with LocalRunner(load_model(model_file)) as runner:
+        runner.engine.set_budget(runner.part, keps)
+        got = runner.run(x.shape[0] * x.shape[1], steps, ids).telemetry
+    assert got.events > 0
+    return got.dropped_budget
 
 
 def _grants(plan: str) -> dict[str, int]:
