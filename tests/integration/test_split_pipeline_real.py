@@ -131,12 +131,12 @@ def test_the_split_model_as_a_pipeline_cut_at_the_training_cut(
     classes = np.asarray(readout["classes"], np.int64)
     accuracy = float(np.mean(classes == data.test_y))
     agreement = float(np.mean(classes == one_piece))
-    cut = reports["s0"]["sent"]["s1"]
+    cut = reports["s0"]["bytes_out"]  # s0 sends to s1 only: the cut's bytes (its log's)
     print(
         f"\n{len(samples)} held-out digits: training code {nir['training_accuracy']:.2%}, "
         f"unsplit engine {nir['engine_accuracy']:.2%}, SpikingPipeline input -> s0 ({edge}) "
         f"-> s1 ({core}) {accuracy:.2%}; same class as the unsplit engine for "
-        f"{agreement:.1%}; cut {cut['bytes'] / len(samples):.1f} bytes per digit; "
+        f"{agreement:.1%}; cut {cut / len(samples):.1f} bytes per digit; "
         f"deployed to Completed in {time.monotonic() - deployed:.1f}s, "
         f"{time.monotonic() - started:.1f}s in all"
     )
