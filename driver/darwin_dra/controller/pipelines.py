@@ -29,8 +29,14 @@ from darwin_dra.pipeline.cluster import cluster_view
 from darwin_dra.pipeline.placement import Placement, PlacementError, place, placement_from_json
 from darwin_dra.pipeline.plan import PlanError, PlanView, from_split_json
 from darwin_dra.pipeline.reconcile import Action, Observed, decide
-from darwin_dra.pipeline.spec import PipelineSpec, SpecError, parse_spec
-from darwin_dra.pipeline.splitter import Layers, ModelError, plan_from_log, split_model
+from darwin_dra.pipeline.spec import ConfigMapKey, PipelineSpec, SpecError, parse_spec
+from darwin_dra.pipeline.splitter import (
+    Layers,
+    ModelError,
+    file_rate_hz,
+    plan_from_log,
+    split_model,
+)
 from darwin_dra.pipeline.status import Outcome, StageRates, pipeline_status
 
 log = structlog.get_logger(__name__)
@@ -204,34 +210,50 @@ class PipelineWorker:
             )
         self._status(p, outcome, plan, placement, owned_claims, pods, rates)
 
-    def _model_file(self, p: Obj, spec: PipelineSpec, directory: Path) -> tuple[Path, str]:
-        ns = p["metadata"]["namespace"]
-        ref = spec.model.config_map
-        assert ref is not None
+    def _config_map_file(
+        self, ns: str, ref: ConfigMapKey, where: str, path: Path
+    ) -> tuple[Path, str]:
+        """``ref``'s bytes written to ``path``; the ConfigMap's resourceVersion."""
         try:
             cm = self.api.get_config_map(ns, ref.name)
         except kubeapi.NotFound:
-            raise ModelError(f"spec.model.configMap: ConfigMap {ns}/{ref.name} not found") from None
+            raise ModelError(f"{where}: ConfigMap {ns}/{ref.name} not found") from None
         raw = (cm.get("binaryData") or {}).get(ref.key)
         data = base64.b64decode(raw) if raw is not None else None
         if data is None and ref.key in (cm.get("data") or {}):
             data = str(cm["data"][ref.key]).encode()
         if data is None:
-            raise ModelError(f"spec.model.configMap: {ns}/{ref.name} has no key {ref.key!r}")
-        path = directory / "model.nir"
+            raise ModelError(f"{where}: {ns}/{ref.name} has no key {ref.key!r}")
         path.write_bytes(data)
         return path, str(cm["metadata"].get("resourceVersion", ""))
+
+    def _input_file(self, ns: str, spec: PipelineSpec, tmp: Path) -> tuple[Path | None, str]:
+        """A file input's file, written to ``tmp``, and its ConfigMap's resourceVersion."""
+        if spec.input.source != "file" or spec.input.file is None:
+            return None, ""
+        ref = spec.input.file
+        return self._config_map_file(ns, ref, "spec.input.file.configMap", tmp / "input")
 
     def _plan(self, p: Obj, spec: PipelineSpec) -> tuple[str, PlanView]:
         meta = p["metadata"]
         uid = str(meta["uid"])
         with tempfile.TemporaryDirectory(prefix="darwin-model-") as tmp:
-            path, version = self._model_file(p, spec, Path(tmp))
-            key = (version, spec.model, spec.stages, spec.input, spec.stage_layers)
+            assert spec.model.config_map is not None
+            path, version = self._config_map_file(
+                meta["namespace"],
+                spec.model.config_map,
+                "spec.model.configMap",
+                Path(tmp) / "model.nir",
+            )
+            inp, input_version = self._input_file(meta["namespace"], spec, Path(tmp))
+            key = (version, input_version, spec.model, spec.stages, spec.input, spec.stage_layers)
             cached = self._plans.get(uid)
             if cached is not None and cached.key == key:
                 return cached.text, cached.plan
+            # the input's rate: a Poisson input's, a file's busiest step; None: the default
             rate = spec.input.rate_hz if spec.input.source == "poisson" else None
+            if inp is not None:
+                rate = file_rate_hz(path, inp, spec.input.samples)
             if spec.stage_layers is not None:
                 text = self.split_layers(path, spec.stages, rate, spec.stage_layers)
             else:

@@ -86,6 +86,15 @@ class InputSource:
             self._t, self._i = t[order], i[order]
             self.steps = n
 
+    def peak_rate_hz(self) -> float:
+        """A file's firing rate per input at its busiest step (spikes in that step / inputs /
+        dt): the split's rate estimate for a file input, on the high side, because the engine
+        holds a stage to its KEPS grant step by step."""
+        if self.spec.kind != "file" or self._t.size == 0 or self.n_inputs == 0:
+            return 0.0
+        busiest = int(np.bincount(self._t).max())
+        return busiest / self.n_inputs / self.model.dt_s
+
     def window(self, start: int, steps: int) -> tuple[I64, I64]:
         if self.spec.kind == "poisson":
             return poisson_window(

@@ -44,6 +44,21 @@ def split_model(
     return plan.to_json()
 
 
+def file_rate_hz(model_path: Path, input_path: Path, samples: str | None) -> float:
+    """The firing rate a file input gives the split (``InputSource.peak_rate_hz``): the file
+    laid out as its stages read it (``samples``: the --samples layout, None: AER spikes)."""
+    from darwin_dra.models.nirfile import load_model
+    from darwin_dra.pipeline.inputs import InputSource, InputSpec
+    from darwin_dra.pipeline.samples import SampleLayout
+
+    try:
+        layout = SampleLayout.parse(samples) if samples is not None else None
+        source = InputSource(InputSpec("file", path=input_path), load_model(model_path), layout)
+    except (ValueError, OSError, KeyError) as exc:
+        raise ModelError(f"spec.input.file: {exc}") from None
+    return source.peak_rate_hz()
+
+
 def layers_flag(layers: Layers) -> str:
     """The --layers value of ``darwin-dra split``: stages by ';', layers by ','."""
     return ";".join(",".join(held) for held in layers)
