@@ -183,3 +183,13 @@ def allocated_devices(claim_obj: dict[str, Any] | None) -> list[dict[str, Any]]:
     alloc = claim_obj.get("status", {}).get("allocation") or {}
     results: list[dict[str, Any]] = alloc.get("devices", {}).get("results") or []
     return results
+
+
+def device_taints(slices: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The taints of every tainted device of ``slices``, by device name."""
+    return {
+        d["name"]: d["taints"]
+        for s in slices
+        for d in s["spec"].get("devices", [])
+        if d.get("taints")
+    }

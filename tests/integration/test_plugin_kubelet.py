@@ -29,6 +29,7 @@ from k8s_helpers import (
     allocated_devices,
     claim_template,
     device_class,
+    device_taints,
     exact_request,
     wait_for,
 )
@@ -126,12 +127,7 @@ def plugin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def _taints(plugin: Plugin) -> dict[str, list[dict[str, Any]]]:
-    return {
-        d["name"]: d["taints"]
-        for s in plugin.slices()
-        for d in s["spec"].get("devices", [])
-        if d.get("taints")
-    }
+    return device_taints(plugin.slices())
 
 
 def test_plugin_publishes_slices_the_api_server_stores(plugin: Plugin) -> None:

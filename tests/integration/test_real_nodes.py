@@ -26,7 +26,14 @@ from darwin_dra import DRIVER_NAME, kubeapi
 from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.cluster.launcher import LocalCluster
 from darwin_dra.cluster.state import NodeRecord
-from k8s_helpers import Kube, allocated_devices, claim_template, device_class, wait_for
+from k8s_helpers import (
+    Kube,
+    allocated_devices,
+    claim_template,
+    device_class,
+    device_taints,
+    wait_for,
+)
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -536,12 +543,7 @@ def _cmdline(proc: Path) -> bytes:
 
 
 def _device_taints(plugin: Plugin) -> dict[str, list[dict[str, Any]]]:
-    return {
-        d["name"]: d["taints"]
-        for s in plugin.slices()
-        for d in s["spec"].get("devices", [])
-        if d.get("taints")
-    }
+    return device_taints(plugin.slices())
 
 
 def test_a_failed_domain_sends_a_deployments_pod_to_a_healthy_domain_and_clearing_restores_it(
