@@ -14,6 +14,9 @@ import contextlib
 import ssl
 import struct
 import time
+from typing import Any
+
+import numpy as np
 
 from darwin_dra.runtime import framing
 from darwin_dra.runtime.address import parse_address
@@ -106,6 +109,13 @@ async def connect(
             if time.monotonic() >= deadline:
                 raise OSError(f"downstream {server_name} at {address}: {exc}") from exc
             await asyncio.sleep(0.1)
+
+
+def positions(space: Any, gids: Any) -> tuple[Any, Any]:
+    """Where each global id is in an edge's sorted id space, and whether it is in it (pure)."""
+    at = np.searchsorted(space, gids)
+    at_c = np.minimum(at, max(space.size - 1, 0))
+    return at, (at < space.size) & (space[at_c] == gids) if space.size else at < 0
 
 
 class Outbound:

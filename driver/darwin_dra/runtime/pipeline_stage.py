@@ -41,7 +41,6 @@ from prometheus_client import start_http_server
 
 from darwin_dra.models.compile import CompiledModel
 from darwin_dra.models.nirfile import load_model
-from darwin_dra.pipeline import outputs as outs
 from darwin_dra.pipeline.inputs import InputSource
 from darwin_dra.pipeline.readout import Readout, held_readout
 from darwin_dra.pipeline.split import INPUT, SplitPlan, StagePart, extract_stage
@@ -55,17 +54,10 @@ from darwin_dra.runtime.pipeline_config import (
     plan_digest,
 )
 from darwin_dra.runtime.pipeline_connect import StageConnections
+from darwin_dra.runtime.pipeline_finish import finish_outputs, finish_readout
 from darwin_dra.runtime.pipeline_report import Metrics, PeerCounts, PipelineReport
 from darwin_dra.runtime.pipeline_routes import OnChipEdges
 from darwin_dra.runtime.stage import next_window
-
-__all__ = [
-    "PipelineReport",
-    "PipelineStage",
-    "PipelineStageConfig",
-    "plan_digest",
-    "run_pipeline_stage",
-]
 
 log = structlog.get_logger(__name__)
 
@@ -168,9 +160,11 @@ class PipelineStage(StageConnections):
             self.metrics.routed.labels(peer, "in").inc(n)
         r.dropped += self.on_chip.dropped
         if self.kind == "output":
-            self._finish_outputs()
+            empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            finish_outputs(self.model, self.config, self.report, getattr(self, "_collected", empty))
         if self.readout is not None:
-            self._finish_readout()
+            assert self.readout is not None
+            finish_readout(self.readout, self.model, self.config, self.report)
         log.info("stage finished", **{k: v for k, v in r.summary().items() if k != "sent"})
         return r
 
@@ -185,13 +179,13 @@ class PipelineStage(StageConnections):
         lookahead = self.config.lookahead * self.config.window
         self.report.window_spikes.append(int(np.size(gids)))
         for peer in self.on_chip.downs:  # the chip host moves these; counted here
-            n_peer = int(self._mine(peer, gids)[1].sum())
+            n_peer = int(links.positions(self.part.sends[peer], gids)[1].sum())
             self.on_chip.sent[peer] += n_peer
             self.metrics.routed.labels(peer, "out").inc(n_peer)
             self.metrics.spikes_out.labels(peer).inc(n_peer)
             self.report.spikes_out += n_peer
         for peer, ob in downs.items():
-            at, mine = self._mine(peer, gids)
+            at, mine = links.positions(self.part.sends[peer], gids)
             self.report.held_s += await ob.wait_credit(start + n, lookahead)
             await ob.send(
                 framing.Data(start, n, steps[mine].astype(np.uint64), at[mine].astype(np.uint32))
@@ -199,13 +193,6 @@ class PipelineStage(StageConnections):
             self._sync_wire(ob)
             self.metrics.spikes_out.labels(peer).inc(int(mine.sum()))
             self.report.spikes_out += int(mine.sum())
-
-    def _mine(self, peer: str, gids: Any) -> tuple[Any, Any]:
-        """Where each global id is in the edge's id space, and whether it is in it."""
-        space = self.part.sends[peer]
-        at = np.searchsorted(space, gids)
-        at_c = np.minimum(at, max(space.size - 1, 0))
-        return at, (at < space.size) & (space[at_c] == gids) if space.size else at < 0
 
     def _sync_wire(self, ob: links.Outbound) -> None:
         """The bytes sent to ob so far (hello and end included) into the metric."""
@@ -401,31 +388,6 @@ class PipelineStage(StageConnections):
                 np.concatenate([np.zeros(0, np.int64), *collected_g]),
             )
 
-    def _finish_outputs(self) -> None:
-        t, g = getattr(self, "_collected", (np.zeros(0, np.int64), np.zeros(0, np.int64)))
-        steps = self.config.steps
-        if steps is None and self.report.steps:
-            steps = max(0, self.report.steps - self.model.latency)
-        o = outs.to_outputs(self.model, t, g, steps)
-        self.report.outputs = o
-        self.report.output_digest = outs.output_digest(o)
-        if self.config.output is not None:
-            arrays: dict[str, Any] = {}
-            for name, (tt, ii) in o.items():
-                arrays[f"{name}.steps"] = tt
-                arrays[f"{name}.ids"] = ii
-            np.savez(self.config.output, **arrays)
-
-    def _finish_readout(self) -> None:
-        assert self.readout is not None
-        steps = self.config.steps
-        if steps is None:
-            steps = max(0, self.report.steps - self.model.latency)
-        summary, arrays = self.readout.finish(steps)
-        self.report.readout = summary
-        if self.config.output is not None:
-            np.savez(self.config.output, **arrays)
-
 
 async def run_pipeline_stage(config: PipelineStageConfig) -> PipelineReport:
     stage = PipelineStage(config)
@@ -433,4 +395,5 @@ async def run_pipeline_stage(config: PipelineStageConfig) -> PipelineReport:
     return await stage.run()
 
 
-__all__ = ["INPUT", "PipelineReport", "PipelineStage", "PipelineStageConfig", "run_pipeline_stage"]
+__all__ = ["INPUT", "PipelineReport", "PipelineStage", "PipelineStageConfig", "plan_digest",
+           "run_pipeline_stage"]  # fmt: skip
