@@ -63,21 +63,26 @@ def start_chip_host(
         tail = log.read_text(errors="replace")[-2000:]
         return RuntimeError(f"chip host of {node} exited with {proc.returncode}:\n{tail}")
 
-    # A socket path too long for an address is reached through its directory's descriptor
-    # (unixsock), so the directory the chip host makes must exist before the client does.
-    while not socket.parent.is_dir() and time.monotonic() < deadline:
-        if (error := exited()) is not None:
-            raise error
-        time.sleep(0.05)
-    with ChipHostClient(socket) as client:
-        while True:
+    try:
+        # A socket path too long for an address is reached through its directory's descriptor
+        # (unixsock), so the directory the chip host makes must exist before the client does.
+        while not socket.parent.is_dir() and time.monotonic() < deadline:
             if (error := exited()) is not None:
                 raise error
-            try:
-                client.wait_ready(min(1.0, max(0.1, deadline - time.monotonic())))
-                return proc
-            except ChipHostUnavailable:
-                if time.monotonic() >= deadline:
-                    proc.kill()
-                    proc.wait()
-                    raise
+            time.sleep(0.05)
+        with ChipHostClient(socket) as client:
+            while True:
+                if (error := exited()) is not None:
+                    raise error
+                try:
+                    client.wait_ready(min(1.0, max(0.1, deadline - time.monotonic())))
+                    return proc
+                except ChipHostUnavailable:
+                    if time.monotonic() >= deadline:
+                        raise
+    except BaseException:
+        # whatever failed, the process is not left behind (a test run had leaked three)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
