@@ -13,6 +13,7 @@ answer is a finding, like an uncaught exception.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ with atheris.instrument_imports(include=["darwin_dra"]):
     from darwin_dra.plugin.node import DriverConfig
     from darwin_dra.testing.claims import MemoryClaims
     from google.protobuf.message import DecodeError
+
+from tests.plugin.invariant import assert_nothing_held
 
 NODE = "node-a"
 UIDS = ("u-0", "u-1", "u-2", "")
@@ -53,17 +56,14 @@ class _Node:
         for i in range(2):
             entry = ChipEntry(model="darwin3", serial=f"D-{i}", fabric="f0")
             self.engine.add_chip(profiles["darwin3"], entry)
-        root = Path(tempfile.mkdtemp(prefix="fuzz-dra-"))
+        # libFuzzer ends the process from C, past any Python clean-up: each run clears the last
+        # run's state and CDI directories instead of leaving one more behind
+        root = Path(tempfile.gettempdir()) / "darwin-fuzz-dra"
+        shutil.rmtree(root, ignore_errors=True)
         self.cfg = DriverConfig(NODE, root / "state", root / "cdi", lock_timeout_s=5)
         self.store = MemoryClaims()
         self.driver = Driver(self.cfg, self.engine, profiles, self.store, boot_id=lambda: "b")
         self.services = (DRAPlugin(self.driver, v1, True), DRAPlugin(self.driver, v1beta1, False))
-
-    def assert_empty(self) -> None:
-        assert self.engine.partitions() == [], self.engine.partitions()
-        assert self.driver.store.load().claims == {}
-        for directory in (self.cfg.cdi_dir, self.cfg.socket_root):
-            assert not directory.exists() or list(directory.iterdir()) == [], directory
 
 
 _NODE: _Node | None = None
@@ -147,4 +147,4 @@ def dra(data: bytes) -> None:
     assert set(unprepared.claims) == uids
     for uid, answer in unprepared.claims.items():
         assert (answer.error != "") == (uid in twice), (uid, answer)
-    node.assert_empty()
+    assert_nothing_held(node.driver, node.engine, node.cfg)

@@ -19,6 +19,7 @@ from darwin_dra.plugin.driver import Driver
 from darwin_dra.plugin.node import DriverConfig
 
 from tests.plugin.claims import ClaimStore, claim, result
+from tests.plugin.invariant import assert_nothing_held
 
 NODE = "node-a"
 CHIPS = 3  # 108 single domains: enough for 100 claims at once
@@ -38,13 +39,6 @@ def _rss_kib() -> int:
 
 def _domains(darwin3: ChipProfile) -> list[str]:
     return [f"chip-{c}-domain-{d}" for c in range(CHIPS) for d in range(darwin3.n_domains)]
-
-
-def _assert_nothing_held(driver: Driver, engine: Engine, cfg: DriverConfig) -> None:
-    assert engine.partitions() == []
-    assert driver.store.load().claims == {}
-    for directory in (cfg.cdi_dir, cfg.socket_root):  # CDI specs, spike socket directories
-        assert not directory.exists() or list(directory.iterdir()) == [], directory
 
 
 @pytest.mark.slow
@@ -83,13 +77,13 @@ def test_a_hundred_claims_in_one_call_then_a_thousand_in_churn_leak_nothing(
         assert len(driver.store.load().claims) == 100
         assert len({p.id for p in engine.partitions()}) == 100  # none granted twice
         unprepare(refs[:100])
-        _assert_nothing_held(driver, engine, cfg)
+        assert_nothing_held(driver, engine, cfg)
 
         # 1,000 claims in churn: batches of 10 prepared and unprepared, as pods come and go.
         for start in range(0, 1000, 10):
             prepare(refs[start : start + 10])
             unprepare(refs[start : start + 10])
-        _assert_nothing_held(driver, engine, cfg)
+        assert_nothing_held(driver, engine, cfg)
         gc.collect()
         assert _open_fds() <= fds, "file descriptors leaked"
         growth = _rss_kib() - rss
