@@ -9,7 +9,7 @@ CFLAGS_STRICT := -std=c11 -O1 -g -Wall -Wextra -Werror -Wshadow -Wconversion -Wn
 	-D_GNU_SOURCE -Inative/include -Inative/src -pthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all venv build demo test unit native-test fuzz fuzz-short fuzz-deps lint typecheck pytest bench clean k8s-bins helm-bin image browser
+.PHONY: all venv build demo test unit native-test fuzz fuzz-short fuzz-deps lint typecheck pytest bench clean k8s-bins helm-bin image browser host-packages
 
 all: build
 
@@ -118,16 +118,29 @@ $(HELM): | $(STAMP)
 browser: $(STAMP)
 	$(PY) -c 'from darwin_dra.cluster import hostdeps as h; h.ensure(h.BROWSER_PACKAGES)'
 
+# Every Debian package make test needs (the fuzzers' clang, real nodes, the image's mmdebstrap,
+# the browser), before the builds below run side by side and would race for apt's lock.
+host-packages: $(STAMP) fuzz-deps
+	$(PY) -c 'from darwin_dra.cluster import hostdeps as h; h.ensure(h.ALL_PACKAGES)'
+
 # The fast tests: neither integration (a cluster) nor slow, on every core (pytest-xdist).
 # UNIT_ARGS replaces the worker option (UNIT_ARGS="-n 0" runs them in one process).
 UNIT_ARGS ?= -n auto
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not slow" $(UNIT_ARGS)
 
-pytest: $(STAMP) k8s-bins helm-bin image browser
-	$(PY) -m pytest -q
+# Every test: first those that need no cluster, on every core; then the cluster tests one at a
+# time (they share session clusters, and two clusters at once would fight over the cores).
+pytest: $(STAMP) host-packages k8s-bins helm-bin image
+	$(PY) -m pytest -q -m "not integration" $(UNIT_ARGS)
+	$(PY) -m pytest -q -m integration --durations=25
 
-test: $(STAMP) native-test fuzz-short lint typecheck pytest
+# The checks and the builds side by side (the Go builds, mypy and the sanitizer build keep the
+# cores busy while mmdebstrap waits on Debian's mirror; each step's output shows when it ends),
+# then every test.
+test: $(STAMP) host-packages
+	$(MAKE) -j4 --output-sync=target native-test fuzz-short lint typecheck k8s-bins helm-bin image
+	$(MAKE) pytest
 
 bench: $(STAMP)
 	$(VENV)/bin/darwin-dra bench engine

@@ -30,6 +30,8 @@ IMAGE_PACKAGES: Mapping[str, str] = {
     "/usr/bin/mmdebstrap": "mmdebstrap",
     "/usr/bin/dpkg-deb": "dpkg",
 }
+# Everything `make test` needs, installed in one apt run before the builds that run side by side.
+ALL_PACKAGES: Mapping[str, str] = {**NODE_PACKAGES, **BROWSER_PACKAGES, **IMAGE_PACKAGES}
 
 
 def missing(packages: Mapping[str, str]) -> list[str]:
@@ -38,7 +40,8 @@ def missing(packages: Mapping[str, str]) -> list[str]:
 
 def apt(*args: str) -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["apt-get", "-q", "-y", *args]
+    # A fresh machine's apt-daily may hold dpkg's lock for a while: wait for it, do not fail.
+    cmd = ["apt-get", "-q", "-y", "-o", "DPkg::Lock::Timeout=600", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise ToolchainError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}{proc.stderr}")

@@ -39,7 +39,9 @@ def ensure_helm() -> Path:
         return helm_binary()
     target = build.cache_root() / f"helm-{HELM_VERSION}"
     target.mkdir(parents=True, exist_ok=True)
-    cmd = [str(build.find_go()), "install", f"{HELM_PACKAGE}@{HELM_VERSION}"]
+    # Without symbol tables and DWARF: the link, most of a cold build's wall time, is shorter.
+    cmd = [str(build.find_go()), "install", "-trimpath", "-ldflags=-s -w"]
+    cmd.append(f"{HELM_PACKAGE}@{HELM_VERSION}")
     env = dict(os.environ, GOBIN=str(target), CGO_ENABLED="0")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
