@@ -418,6 +418,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* mostly a router that saturates (1 packet a link a step), so backpressure is fuzzed */
     prof.router_events_per_s = u8(&r) < 64 ? 1e9 : (1.0 + u8(&r)) * 1e3;
     prof.energy_pj_per_op = 4.9;
+    prof.fabric_events_per_s = u8(&r) < 64 ? 1e10 : (1.0 + u8(&r)) * 1e3;
     dk_chip_desc desc;
     memset(&desc, 0, sizeof desc);
     snprintf(desc.serial, sizeof desc.serial, "F-1");
