@@ -108,6 +108,8 @@ def test_shared_links_against_reference(darwin3: ChipProfile, case: tuple) -> No
                 want = models[j].step(step, new)
                 carried = eng.link_stats(part).carried.astype(np.int64)
                 np.testing.assert_array_equal(carried - before[j], want)
+                for link, (k, _) in models[j].shares.items():  # the fairness bound
+                    assert carried[link] - before[j][link] <= -(-cap // k)
                 total += carried - before[j]
                 before[j] = carried
             assert total.max(initial=0) <= cap  # together, never over the link's capacity
