@@ -90,6 +90,7 @@ typedef struct {
     uint64_t core_queue_events;       /* per-core event queue capacity per timestep */
     double router_events_per_s;       /* nominal router throughput of the whole chip */
     double energy_pj_per_op;
+    double fabric_events_per_s;       /* spikes one direction of a fabric link carries a second */
 } dk_chip_profile;
 
 /* One physical chip of the inventory. */
@@ -219,6 +220,28 @@ typedef struct {
     double link_util_peak;            /* the busiest link: packets carried / (capacity x steps) */
 } dk_telemetry;
 
+/* Fabric links (docs/engine.md, "Chips on one fabric"): chips of one fabric (the same non-empty
+ * dk_chip_desc.fabric) are joined by a directed link for every ordered pair of them, which
+ * carries at most dk_fabric_capacity() spikes per timestep (of the slower end's
+ * fabric_events_per_s). A link is a FIFO: a spike goes at its step or, that step being full, at
+ * the first later step with room; one that would wait more than DK_LINK_BACKLOG_STEPS steps is
+ * dropped and counted at the link. */
+typedef struct {
+    uint32_t src_chip, dst_chip;
+    float dt_ms;                      /* the timestep of its steps (set by the first send) */
+    uint64_t capacity;                /* spikes per timestep */
+    uint64_t carried;                 /* spikes that crossed it */
+    uint64_t dropped;                 /* spikes dropped: they would have waited too long */
+    uint64_t deferred;                /* spike-steps spent waiting */
+    uint64_t peak;                    /* most spikes it carried in one step */
+    uint64_t busy_steps;              /* steps in which it carried a spike */
+    uint64_t last_step;               /* the latest step it carried a spike in */
+} dk_fabric_stats;
+
+/* Spikes one fabric link carries per timestep of `dt_ms`: rate x dt, rounded down, at least 1,
+ * at most 2^31. */
+uint64_t dk_fabric_capacity(double fabric_events_per_s, double dt_ms);
+
 /* Packets one directed mesh link carries per timestep of `dt_ms`: the chip's router throughput
  * (events per second of model time) over a step, spread evenly over its directed mesh links
  * (2 ((w - 1) h + w (h - 1))), rounded down, at least 1, at most 2^31. */
@@ -298,6 +321,22 @@ int dk_link_events(dk_engine *e, uint32_t part, uint64_t *events, uint32_t n);
  * full backlog, and spikes waiting in its backlog now. Any pointer may be NULL. */
 int dk_link_stats(dk_engine *e, uint32_t part, uint64_t *carried, uint64_t *dropped,
                   uint64_t *backlog, uint32_t n);
+/* Per chip link (n = dk_link_count): how many partitions with a network loaded on the chip route
+ * over it (this one included; 0 where this one does not). A link's capacity per step is shared
+ * among them (docs/engine.md, "Shared links"). */
+int dk_link_users(dk_engine *e, uint32_t part, uint32_t *users, uint32_t n);
+
+/* Sends spikes of partition src_part, for timesteps `steps` (>= dst's current step), to inputs
+ * `inputs` of partition dst_part on another chip of the same fabric, over their fabric link:
+ * each spike is injected into dst at the step the link carries it (at[i], UINT64_MAX when
+ * dropped at the link; `at` may be NULL). *sent counts the spikes the link carried; a full input
+ * queue at dst raises DK_E_OVERFLOW after accepting what fits (dst's dropped_input counts the
+ * rest). */
+int dk_fabric_send(dk_engine *e, uint32_t src_part, uint32_t dst_part, const uint64_t *steps,
+                   const uint32_t *inputs, uint32_t n, uint64_t *at, uint32_t *sent);
+/* The fabric link from src_chip to dst_chip (DK_E_INVALID unless they share a fabric). */
+int dk_fabric_link_stats(dk_engine *e, uint32_t src_chip, uint32_t dst_chip,
+                         dk_fabric_stats *out);
 int dk_core_events(dk_engine *e, uint32_t part, uint64_t *events, uint32_t n);
 int dk_spike_counts(dk_engine *e, uint32_t part, uint64_t *counts, uint32_t n);
 

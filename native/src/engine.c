@@ -100,6 +100,7 @@ void dk_engine_destroy(dk_engine *e) {
         dk_free(p);
     }
     dk_free(e->parts);
+    dk_free(e->fabric);
     for (uint32_t i = 0; i < e->n_chips; i++) chip_free(&e->chips[i]);
     dk_free(e->chips);
     pthread_mutex_destroy(&e->lock);
@@ -132,6 +133,9 @@ static int profile_check(const dk_chip_profile *p) {
     if (!(p->router_events_per_s > 0) || !(p->energy_pj_per_op >= 0))
         return dk_fail(DK_E_INVALID, "profile %s: router_events_per_s must be positive and "
                                      "energy_pj_per_op non-negative", p->model);
+    if (!(p->fabric_events_per_s > 0) || !(p->fabric_events_per_s <= 1e16))
+        return dk_fail(DK_E_INVALID, "profile %s: fabric_events_per_s must be in (0, 1e16]",
+                       p->model);
     return DK_OK;
 }
 

@@ -99,8 +99,15 @@ typedef struct {
 typedef struct {
     uint32_t n_links;       /* chip links, n_tiles * 4 (tile * 4 + dir) */
     uint32_t cap;           /* packets a link carries per step (dk_link_capacity) */
-    uint32_t backlog_cap;   /* spikes one link's backlog holds */
     uint32_t mult;          /* most packets one spike puts on one link (1 when multicast) */
+    /* Shared links (router.c, dk_router_shares): per link, the partitions of the chip routing
+     * over it (users, this one included) and how many of them have a lower id (rank); this
+     * one's share of a step's capacity (lcap) and the spikes its backlog there holds (bcap). */
+    uint8_t *uses;          /* per link: a tree of this network crosses it */
+    uint32_t *users, *rank, *lcap, *bcap;
+    uint32_t cap_min;       /* the least whole share of any link it uses (floor(cap / users)) */
+    bool shared;            /* some link it uses has another user */
+    uint64_t share_epoch;   /* the engine's share_epoch the shares were computed at */
     uint32_t *load;         /* packets on each link in the step being routed */
     uint32_t *backlog;      /* spikes waiting at each link */
     uint64_t *dropped;      /* spikes dropped at each link */
@@ -188,16 +195,27 @@ typedef struct dk_partition {
     uint32_t *cores;        /* chip core ids, ascending */
     pthread_mutex_t lock;   /* serialises run, inject, read, load */
     dk_network *net;
+    const uint8_t *link_uses; /* per chip link: its network routes over it (engine lock) */
     uint32_t refs;          /* guarded by the engine lock */
     bool dead;
 } dk_partition;
 
+/* A directed fabric link between two chips of one fabric (fabric.c): a FIFO of `capacity`
+ * spikes a step; `cursor` is the step being filled, holding `load` spikes. */
+typedef struct {
+    dk_fabric_stats st;
+    uint64_t cursor, load;
+} dk_fabric_link;
+
 struct dk_engine {
-    pthread_mutex_t lock;   /* chips, faults, the partition table */
+    pthread_mutex_t lock;   /* chips, faults, the partition table, fabric links, link users */
     dk_chip *chips;
     uint32_t n_chips, cap_chips;
     dk_partition **parts;
     uint32_t cap_parts;
+    dk_fabric_link *fabric; /* the fabric links used so far */
+    size_t n_fabric, cap_fabric;
+    uint64_t share_epoch;   /* bumped whenever a partition's link_uses changes */
 };
 
 enum { DK_FORM_COMPACT = 0, DK_FORM_MID = 1, DK_FORM_WIDE = 2 };
@@ -240,6 +258,17 @@ void dk_router_step(dk_network *n, uint64_t step, const spike_list *const *lists
 void dk_router_bulk(dk_network *n, uint64_t step, uint64_t total);
 /* The busiest link's packets carried over capacity x steps (links folded first). */
 double dk_router_peak(dk_network *n);
+
+/* Recomputes p's shares of the links it routes over from the partitions now using them;
+ * engine lock held, partition lock held. */
+void dk_router_shares(dk_engine *e, dk_partition *p);
+
+/* spike ports: DK_OK when every spike names an input of n at a step not yet past */
+int dk_inject_check(const dk_network *n, const uint64_t *steps, const uint32_t *inputs,
+                    uint32_t count);
+/* spike ports: queues `count` spikes into n's inputs (partition lock held); see dk_inject */
+int dk_inject_locked(dk_network *n, const uint64_t *steps, const uint32_t *inputs, uint32_t count,
+                     uint32_t *accepted);
 
 /* network internals */
 void dk_network_free(dk_network *n);

@@ -1027,6 +1027,9 @@ int dk_network_load(dk_engine *e, uint32_t part, const dk_network_desc *desc) {
     p->net = n;
     pthread_mutex_lock(&e->lock);
     dk_network_refresh_faults(&e->chips[p->chip], p);
+    p->link_uses = n->rt.uses; /* the chip's other partitions share links with it from now */
+    e->share_epoch++;
+    dk_router_shares(e, p);
     pthread_mutex_unlock(&e->lock);
 out:
     pthread_mutex_unlock(&p->lock);
@@ -1040,6 +1043,10 @@ int dk_network_unload(dk_engine *e, uint32_t part) {
     if (rc) return rc;
     pthread_mutex_lock(&p->lock);
     if (!p->net) rc = dk_fail(DK_E_STATE, "partition %u has no network loaded", part);
+    pthread_mutex_lock(&e->lock);
+    p->link_uses = NULL;
+    e->share_epoch++;
+    pthread_mutex_unlock(&e->lock);
     dk_network_free(p->net);
     p->net = NULL;
     pthread_mutex_unlock(&p->lock);

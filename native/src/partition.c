@@ -160,6 +160,8 @@ int dk_partition_destroy(dk_engine *e, uint32_t id) {
         else c->core_shared[p->cores[i]]--;
     }
     e->parts[id] = NULL;
+    p->link_uses = NULL; /* its links are no longer shared with it */
+    e->share_epoch++;
     p->dead = true;
     bool gone = p->refs == 0;
     pthread_mutex_unlock(&e->lock);

@@ -62,57 +62,68 @@ static int cmp_pending(const void *a, const void *b) {
     return (x->order > y->order) - (x->order < y->order);
 }
 
+int dk_inject_check(const dk_network *n, const uint64_t *steps, const uint32_t *inputs,
+                    uint32_t count) {
+    for (uint32_t i = 0; i < count; i++) {
+        if (inputs[i] >= n->n_inputs)
+            return dk_fail(DK_E_INVALID, "inject: spike %u names input %u but the network has %u",
+                           i, inputs[i], n->n_inputs);
+        if (steps[i] < n->step)
+            return dk_fail(DK_E_INVALID, "inject: spike %u is for step %llu, already past (now %llu)",
+                           i, (unsigned long long)steps[i], (unsigned long long)n->step);
+    }
+    return DK_OK;
+}
+
+int dk_inject_locked(dk_network *n, const uint64_t *steps, const uint32_t *inputs, uint32_t count,
+                     uint32_t *accepted) {
+    *accepted = 0;
+    int rc_ = dk_inject_check(n, steps, inputs, count);
+    dk_spike_ring *in = &n->in;
+    uint32_t room = in->cap - in->count;
+    uint32_t take = count < room ? count : room;
+    pending *all = NULL;
+    if (!rc_ && take) {
+        all = malloc(((size_t)in->count + count) * sizeof *all);
+        if (!all) rc_ = dk_fail(DK_E_NOMEM, "inject: out of memory");
+    }
+    if (!rc_ && take) {
+        /* the batch in time order; the earliest spikes are the ones accepted */
+        pending *batch = all + in->count;
+        for (uint32_t i = 0; i < count; i++)
+            batch[i] = (pending){.step = steps[i], .id = inputs[i], .order = in->count + i};
+        qsort(batch, count, sizeof *batch, cmp_pending);
+        for (uint32_t i = 0; i < in->count; i++) {
+            uint32_t at = (in->head + i) % in->cap;
+            all[i] = (pending){.step = in->steps[at], .id = in->ids[at], .order = i};
+        }
+        uint32_t total = in->count + take;
+        qsort(all, total, sizeof *all, cmp_pending);
+        for (uint32_t i = 0; i < total; i++) {
+            in->steps[i] = all[i].step;
+            in->ids[i] = all[i].id;
+        }
+        in->head = 0;
+        in->count = total;
+        *accepted = take;
+    }
+    free(all);
+    if (!rc_ && take < count) {
+        n->tel.dropped_input += count - take;
+        rc_ = dk_fail(DK_E_OVERFLOW,
+                      "inject: input queue full: accepted %u of %u spikes (capacity %u); %u "
+                      "dropped and counted",
+                      take, count, in->cap, count - take);
+    }
+    return rc_;
+}
+
 int dk_inject(dk_engine *e, uint32_t part, const uint64_t *steps, const uint32_t *inputs,
               uint32_t count, uint32_t *accepted) {
     if (!e || !accepted || (count && (!steps || !inputs)))
         return dk_fail(DK_E_INVALID, "dk_inject: NULL argument");
     *accepted = 0;
-    WITH_NET(e, part, {
-        for (uint32_t i = 0; i < count && !rc_; i++) {
-            if (inputs[i] >= n->n_inputs)
-                rc_ = dk_fail(DK_E_INVALID, "inject: spike %u names input %u but the network has %u",
-                              i, inputs[i], n->n_inputs);
-            else if (steps[i] < n->step)
-                rc_ = dk_fail(DK_E_INVALID, "inject: spike %u is for step %llu, already past (now %llu)",
-                              i, (unsigned long long)steps[i], (unsigned long long)n->step);
-        }
-        dk_spike_ring *in = &n->in;
-        uint32_t room = in->cap - in->count;
-        uint32_t take = count < room ? count : room;
-        pending *all = NULL;
-        if (!rc_ && take) {
-            all = malloc(((size_t)in->count + count) * sizeof *all);
-            if (!all) rc_ = dk_fail(DK_E_NOMEM, "inject: out of memory");
-        }
-        if (!rc_ && take) {
-            /* the batch in time order; the earliest spikes are the ones accepted */
-            pending *batch = all + in->count;
-            for (uint32_t i = 0; i < count; i++)
-                batch[i] = (pending){.step = steps[i], .id = inputs[i], .order = in->count + i};
-            qsort(batch, count, sizeof *batch, cmp_pending);
-            for (uint32_t i = 0; i < in->count; i++) {
-                uint32_t at = (in->head + i) % in->cap;
-                all[i] = (pending){.step = in->steps[at], .id = in->ids[at], .order = i};
-            }
-            uint32_t total = in->count + take;
-            qsort(all, total, sizeof *all, cmp_pending);
-            for (uint32_t i = 0; i < total; i++) {
-                in->steps[i] = all[i].step;
-                in->ids[i] = all[i].id;
-            }
-            in->head = 0;
-            in->count = total;
-            *accepted = take;
-        }
-        free(all);
-        if (!rc_ && take < count) {
-            n->tel.dropped_input += count - take;
-            rc_ = dk_fail(DK_E_OVERFLOW,
-                          "inject: input queue full: accepted %u of %u spikes (capacity %u); %u "
-                          "dropped and counted",
-                          take, count, in->cap, count - take);
-        }
-    });
+    WITH_NET(e, part, { rc_ = dk_inject_locked(n, steps, inputs, count, accepted); });
 }
 
 int dk_input_capacity(dk_engine *e, uint32_t part, uint32_t capacity) {

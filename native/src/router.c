@@ -42,14 +42,43 @@ static uint32_t route_mult(const dk_network *n, uint32_t *count) {
     return most;
 }
 
+/* The spikes a backlog holds at a link shared by `users`: DK_LINK_BACKLOG_STEPS steps of the
+ * larger share, at most UINT32_MAX. */
+static uint32_t backlog_of(uint32_t cap, uint32_t users) {
+    const uint64_t share = ((uint64_t)cap + users - 1) / users;
+    const uint64_t b = share * DK_LINK_BACKLOG_STEPS;
+    return b > UINT32_MAX ? UINT32_MAX : (uint32_t)b;
+}
+
+/* The links the network's trees cross, each with this network as its only user (the chip's
+ * other partitions join at dk_router_shares). */
+static int shares_init(dk_network *n) {
+    dk_router *r = &n->rt;
+    const size_t words = (size_t)r->n_links * sizeof(uint32_t);
+    r->uses = dk_alloc(r->n_links);
+    r->users = dk_alloc(words);
+    r->rank = dk_alloc(words);
+    r->lcap = dk_alloc(words);
+    r->bcap = dk_alloc(words);
+    if (!r->uses || !r->users || !r->rank || !r->lcap || !r->bcap) return DK_E_NOMEM;
+    const uint32_t n_tl = n->tree_link_ptr ? n->tree_link_ptr[n->n_trees] : 0;
+    for (uint32_t i = 0; i < n_tl; i++) r->uses[n->tree_links[i]] = 1;
+    for (uint32_t l = 0; l < r->n_links; l++) {
+        r->users[l] = r->uses[l];
+        r->lcap[l] = r->cap;
+        r->bcap[l] = backlog_of(r->cap, 1);
+    }
+    r->cap_min = r->cap;
+    r->share_epoch = UINT64_MAX;
+    return DK_OK;
+}
+
 int dk_router_init(dk_network *n, const dk_chip *c) {
     dk_router *r = &n->rt;
     r->n_links = c->n_tiles * 4u;
     const uint64_t cap = dk_link_capacity(c->prof.router_events_per_s, (double)n->dt_ms,
                                           c->prof.mesh_w, c->prof.mesh_h);
-    const uint64_t backlog = cap * DK_LINK_BACKLOG_STEPS;
     r->cap = (uint32_t)cap;
-    r->backlog_cap = backlog > UINT32_MAX ? UINT32_MAX : (uint32_t)backlog;
     r->load = dk_alloc((size_t)r->n_links * sizeof *r->load);
     r->backlog = dk_alloc((size_t)r->n_links * sizeof *r->backlog);
     r->dropped = dk_alloc((size_t)r->n_links * sizeof *r->dropped);
@@ -60,19 +89,20 @@ int dk_router_init(dk_network *n, const dk_chip *c) {
     }
     if (!r->load || !r->backlog || !r->dropped) return DK_E_NOMEM;
     r->mult = route_mult(n, r->load);
-    n->bytes += (size_t)r->n_links * 16;
+    if (shares_init(n)) return DK_E_NOMEM;
+    n->bytes += (size_t)r->n_links * 33;
     n->tel.link_capacity = cap;
     return DK_OK;
 }
 
 void dk_router_free(dk_router *r) {
     void *ptrs[] = {r->load, r->backlog, r->dropped, r->pend_src, r->pend_link, r->routed.ids,
-                    r->ktgt, r->kw};
+                    r->ktgt, r->kw, r->uses, r->users, r->rank, r->lcap, r->bcap};
     for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++) dk_free(ptrs[i]);
 }
 
 bool dk_router_needed(const dk_network *n, uint64_t step, uint64_t total) {
-    return n->rt.pend_seen[(step + 1) & 1] != 0 || total * n->rt.mult > n->rt.cap;
+    return n->rt.pend_seen[(step + 1) & 1] != 0 || total * n->rt.mult > n->rt.cap_min;
 }
 
 void dk_router_bulk(dk_network *n, uint64_t step, uint64_t total) {
@@ -87,7 +117,7 @@ static uint32_t try_route(dk_network *n, uint32_t s) {
     uint32_t *load = n->rt.load, blocked = UINT32_MAX;
     const uint32_t *links = n->tree_links;
     for (uint32_t i = a; i < b; i++)
-        if (++load[links[i]] > n->rt.cap && links[i] < blocked) blocked = links[i];
+        if (++load[links[i]] > n->rt.lcap[links[i]] && links[i] < blocked) blocked = links[i];
     if (blocked != UINT32_MAX)
         for (uint32_t i = a; i < b; i++) load[links[i]]--;
     return blocked;
@@ -131,7 +161,7 @@ static void admit(dk_network *n, uint32_t s, bool waited) {
  * full, is dropped there. Its links do not count it (the fold skips it) unless it enters. */
 static void hold(dk_network *n, uint32_t s, uint32_t link, uint32_t *keep) {
     dk_router *r = &n->rt;
-    if (r->backlog[link] >= r->backlog_cap) { drop(n, s, link); return; }
+    if (r->backlog[link] >= r->bcap[link]) { drop(n, s, link); return; }
     const size_t need = (size_t)*keep + 1;
     uint32_t *src = dk_grow(r->pend_src, &r->cap_src, need, sizeof *src, UINT32_MAX);
     if (src) r->pend_src = src;
@@ -145,10 +175,71 @@ static void hold(dk_network *n, uint32_t s, uint32_t link, uint32_t *keep) {
     n->tel.deferred++;
 }
 
+/* This step's share of each link: of a link's capacity B shared by k partitions, each gets
+ * floor(B / k) and the B mod k left over go to k consecutive ranks, rotating with the step, so
+ * the k shares of one step add up to B and over k steps every partition gets the same. */
+static void step_shares(dk_router *r, uint64_t step) {
+    for (uint32_t l = 0; l < r->n_links; l++) {
+        const uint32_t k = r->users[l];
+        if (k <= 1) continue;
+        const uint64_t turn = (r->rank[l] + step) % k;
+        r->lcap[l] = r->cap / k + (turn < r->cap % k);
+    }
+}
+
+void dk_router_shares(dk_engine *e, dk_partition *p) {
+    dk_router *r = &p->net->rt;
+    memset(r->users, 0, (size_t)r->n_links * sizeof *r->users);
+    memset(r->rank, 0, (size_t)r->n_links * sizeof *r->rank);
+    for (uint32_t i = 0; i < e->cap_parts; i++) {
+        const dk_partition *q = e->parts[i];
+        if (!q || q == p || q->chip != p->chip || !q->link_uses) continue;
+        for (uint32_t l = 0; l < r->n_links; l++) {
+            const uint32_t both = r->uses[l] & q->link_uses[l];
+            r->users[l] += both;
+            r->rank[l] += both & (q->id < p->id);
+        }
+    }
+    r->cap_min = r->cap;
+    r->shared = false;
+    for (uint32_t l = 0; l < r->n_links; l++) {
+        if (!r->uses[l]) continue;
+        const uint32_t k = ++r->users[l]; /* this partition too */
+        r->shared |= k > 1;
+        r->lcap[l] = r->cap / k;
+        r->bcap[l] = backlog_of(r->cap, k);
+        if (r->lcap[l] < r->cap_min) r->cap_min = r->lcap[l];
+    }
+    r->share_epoch = e->share_epoch;
+}
+
+int dk_link_users(dk_engine *e, uint32_t part, uint32_t *users, uint32_t n) {
+    if (!e || !users) return dk_fail(DK_E_INVALID, "dk_link_users: NULL argument");
+    dk_partition *p;
+    int rc = dk_part_get(e, part, &p);
+    if (rc) return rc;
+    pthread_mutex_lock(&p->lock);
+    dk_router *r = p->net ? &p->net->rt : NULL;
+    if (!r) rc = dk_fail(DK_E_STATE, "partition %u has no network loaded", part);
+    else if (n != r->n_links)
+        rc = dk_fail(DK_E_INVALID, "link users: buffer holds %u values, the chip has %u links", n,
+                     r->n_links);
+    if (!rc) {
+        pthread_mutex_lock(&e->lock);
+        if (r->share_epoch != e->share_epoch) dk_router_shares(e, p);
+        pthread_mutex_unlock(&e->lock);
+        for (uint32_t l = 0; l < n; l++) users[l] = r->uses[l] ? r->users[l] : 0;
+    }
+    pthread_mutex_unlock(&p->lock);
+    dk_part_put(e, p);
+    return rc;
+}
+
 void dk_router_step(dk_network *n, uint64_t step, const spike_list *const *lists,
                     uint32_t n_lists) {
     dk_router *r = &n->rt;
     memset(r->load, 0, (size_t)r->n_links * sizeof *r->load);
+    if (r->shared) step_shares(r, step);
     r->routed.n = 0;
     uint32_t keep = 0;
     const uint32_t waiting = r->pend_n;

@@ -551,6 +551,7 @@ static int run_locked(dk_engine *e, dk_partition *p, uint64_t steps, uint32_t th
     pthread_mutex_lock(&e->lock);
     const dk_chip *c = &e->chips[p->chip];
     if (n->fault_epoch != c->fault_epoch) dk_network_refresh_faults(c, p);
+    if (n->rt.share_epoch != e->share_epoch) dk_router_shares(e, p);
     const uint64_t cap = c->prof.core_queue_events;
     pthread_mutex_unlock(&e->lock);
     if (steps == 0) return DK_OK;

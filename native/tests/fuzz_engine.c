@@ -217,6 +217,12 @@ static void query(dk_engine *e, slot *s, uint32_t chip, uint32_t n_links, reader
         CALL(dk_link_events(e, s->id, buf, n_links));
         CALL(dk_link_stats(e, s->id, u8(r) & 1 ? buf : NULL, buf, u8(r) & 1 ? buf : NULL,
                            u8(r) < 250 ? n_links : n_links + 1));
+        uint32_t *users = calloc((size_t)n_links + 1, sizeof *users);
+        if (!users) abort();
+        if (CALL(dk_link_users(e, s->id, users, u8(r) < 250 ? n_links : n_links + 1)) == DK_OK)
+            for (uint32_t l = 0; l < n_links; l++)
+                if (users[l] > SLOTS) fail("link users", (int)users[l]);
+        free(users);
         CALL(dk_membrane(e, s->id, v, s->n_neurons));
         float cur[8];
         uint32_t first = u8(r) % (s->n_neurons + 2u), cnt8 = u8(r) % 9u;
@@ -244,6 +250,27 @@ static void query(dk_engine *e, slot *s, uint32_t chip, uint32_t n_links, reader
     CALL(dk_domain_info_get(e, chip, u8(r) % 40u, &di));
     CALL(dk_core_info_get(e, chip, u8(r), &ki));
     CALL(dk_link_index(e, chip, u8(r) % 8u, u8(r) % 8u, u8(r) % 5u, &li));
+}
+
+/* Spikes of slot `from` over the fabric link to slot `s` (chips of one fabric, or refused). */
+static void fabric_op(dk_engine *e, const slot *from, const slot *s, const uint64_t *steps,
+                      const uint32_t *inputs, uint32_t n) {
+    uint64_t at[24];
+    uint32_t sent = 0;
+    int rc = CALL(dk_fabric_send(e, from->id, s->id, steps, inputs, n, at, &sent));
+    if (sent > n) fail("fabric sent count", (int)sent);
+    uint32_t carried = 0;
+    for (uint32_t i = 0; rc != DK_E_INVALID && rc != DK_E_NOT_FOUND && rc != DK_E_STATE && i < n;
+         i++) {
+        if (at[i] == UINT64_MAX) continue;
+        carried++;
+        if (at[i] < steps[i] || at[i] - steps[i] > DK_LINK_BACKLOG_STEPS)
+            fail("fabric step", (int)i);
+    }
+    if ((rc == DK_OK || rc == DK_E_OVERFLOW) && carried != sent) fail("fabric carried", (int)sent);
+    dk_fabric_stats fs;
+    CALL(dk_fabric_link_stats(e, 0, 1, &fs));
+    if (fs.peak > fs.capacity) fail("fabric link over its capacity", (int)fs.peak);
 }
 
 static void run_ops(dk_engine *e, reader *r, net_buf *net, uint32_t chip, uint32_t n_cores,
@@ -283,10 +310,10 @@ static void run_ops(dk_engine *e, reader *r, net_buf *net, uint32_t chip, uint32
                 list[i] = u8(r) % (kind == 0 ? n_cores + 2 : n_domains + 2);
             int32_t mode = (int32_t)(u8(r) % 3u);
             uint64_t budget = u8(r) < 200 ? 0 : (u8(r) < 128 ? u8(r) : u64(r));
-            uint32_t id = 0;
+            uint32_t id = 0, on = u8(r) < 64 ? 1u - chip : chip; /* chip 1: the fabric's other */
             int rc = kind == 0
-                ? CALL(dk_partition_create(e, chip, list, n, mode, budget, &id))
-                : CALL(dk_partition_create_domains(e, chip, list, n, mode, budget, &id));
+                ? CALL(dk_partition_create(e, on, list, n, mode, budget, &id))
+                : CALL(dk_partition_create_domains(e, on, list, n, mode, budget, &id));
             if (rc == DK_OK) *s = (slot){.live = true, .id = id};
             break;
         }
@@ -331,6 +358,10 @@ static void run_ops(dk_engine *e, reader *r, net_buf *net, uint32_t chip, uint32
                 steps[i] = s->step + u8(r) % 12u;
                 if (steps[i] >= 2 && u8(r) < 8) steps[i] -= 2; /* sometimes in the past */
                 inputs[i] = u8(r) % 7u;
+            }
+            if (u8(r) < 64) { /* from another partition, over the fabric link if it crosses chips */
+                fabric_op(e, &slots[u8(r) % SLOTS], s, steps, inputs, n);
+                break;
             }
             int rc = CALL(dk_inject(e, s->id, steps, inputs, n, &acc));
             if (acc > n || (rc == DK_OK && acc != n)) fail("inject accepted count", (int)acc);
@@ -418,9 +449,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* mostly a router that saturates (1 packet a link a step), so backpressure is fuzzed */
     prof.router_events_per_s = u8(&r) < 64 ? 1e9 : (1.0 + u8(&r)) * 1e3;
     prof.energy_pj_per_op = 4.9;
+    prof.fabric_events_per_s = u8(&r) < 64 ? 1e10 : (1.0 + u8(&r)) * 1e3;
     dk_chip_desc desc;
     memset(&desc, 0, sizeof desc);
     snprintf(desc.serial, sizeof desc.serial, "F-1");
+    snprintf(desc.fabric, sizeof desc.fabric, "fz");
     uint32_t chip = 0;
     if (CALL(dk_chip_add(e, &prof, &desc, &chip)) != DK_OK) {
         /* an invalid profile was refused; go on with a valid one */
@@ -433,6 +466,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (CALL(dk_chip_add(e, &prof, &desc, &chip)) != DK_OK) fail("a valid chip", -1);
     }
     if (u8(&r) & 1) CALL(dk_chip_add(e, &prof, &desc, &chip)); /* duplicate serial */
+    dk_chip_desc other = desc; /* chip 1, on the same fabric */
+    uint32_t chip1 = 0;
+    snprintf(other.serial, sizeof other.serial, "F-2");
+    if (CALL(dk_chip_add(e, &prof, &other, &chip1)) != DK_OK || chip1 != 1) fail("chip 1", -1);
     dk_chip_info ci;
     if (CALL(dk_chip_info_get(e, chip, &ci)) != DK_OK) fail("chip info", -1);
     uint32_t n_links = 0;

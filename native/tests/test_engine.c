@@ -66,6 +66,7 @@ static dk_chip_profile darwin3(void) {
     p.core_queue_events = 1048576;
     p.router_events_per_s = 1e12;
     p.energy_pj_per_op = 4.9;
+    p.fabric_events_per_s = 1e10;
     return p;
 }
 
@@ -250,6 +251,8 @@ static void test_chip_add(void) {
     p = good; p.router_events_per_s = 0;
     CHECK_RC(dk_chip_add(e, &p, &d, &id), DK_E_INVALID);
     p = good; p.router_events_per_s = NAN;
+    CHECK_RC(dk_chip_add(e, &p, &d, &id), DK_E_INVALID);
+    p = good; p.fabric_events_per_s = 0;
     CHECK_RC(dk_chip_add(e, &p, &d, &id), DK_E_INVALID);
     p = good; p.energy_pj_per_op = -1;
     CHECK_RC(dk_chip_add(e, &p, &d, &id), DK_E_INVALID);
@@ -1087,6 +1090,108 @@ static void test_link_bandwidth(void) {
     dk_engine_destroy(e);
 }
 
+/* Chips of one fabric: a fabric link carries dk_fabric_capacity spikes a step, FIFO; a spike
+ * that would wait more than DK_LINK_BACKLOG_STEPS steps is dropped and counted at the link. */
+static void test_fabric_links(void) {
+    CHECK_U64(dk_fabric_capacity(2000.0, 1.0), 2);
+    CHECK_U64(dk_fabric_capacity(1.0, 0.1), 1);
+    dk_chip_profile prof = darwin3();
+    prof.fabric_events_per_s = 2000.0; /* 2 spikes a step of 1 ms */
+    dk_engine *e = engine_with(&prof);
+    dk_chip_desc d1 = chip_desc("D3-0002"), d2 = chip_desc("D3-0003");
+    snprintf(d2.fabric, sizeof d2.fabric, "fabric-1");
+    uint32_t id = 0, a = 0, b = 0, c = 0, core = 5;
+    OK(dk_chip_add(e, &prof, &d1, &id));
+    OK(dk_chip_add(e, &prof, &d2, &id));
+    OK(dk_partition_create(e, 0, &core, 1, DK_PART_EXCLUSIVE, 0, &a));
+    OK(dk_partition_create(e, 1, &core, 1, DK_PART_EXCLUSIVE, 0, &b));
+    OK(dk_partition_create(e, 2, &core, 1, DK_PART_EXCLUSIVE, 0, &c));
+    net_t n;
+    net_init(&n, 1, 12, 1);
+    net_syn(&n, 1, 0, 1.f, 1);
+    OK(dk_network_load(e, a, &n.desc));
+    OK(dk_network_load(e, b, &n.desc));
+    OK(dk_network_load(e, c, &n.desc));
+    uint64_t st[12] = {0}, at[12];
+    uint32_t in[12] = {0}, sent = 0;
+    for (uint32_t i = 0; i < 12; i++) in[i] = i;
+    OK(dk_fabric_send(e, a, b, st, in, 10, at, &sent));
+    CHECK_U64(sent, 10);
+    CHECK_U64(at[0], 0);
+    CHECK_U64(at[3], 1);
+    CHECK_U64(at[9], 4);
+    OK(dk_fabric_send(e, a, b, st, in + 10, 2, at, &sent)); /* would wait 5 steps: dropped */
+    CHECK_U64(sent, 0);
+    CHECK_U64(at[0], UINT64_MAX);
+    dk_fabric_stats fs;
+    OK(dk_fabric_link_stats(e, 0, 1, &fs));
+    CHECK_U64(fs.capacity, 2);
+    CHECK_U64(fs.carried, 10);
+    CHECK_U64(fs.dropped, 2);
+    CHECK_U64(fs.deferred, 0 + 0 + 1 + 1 + 2 + 2 + 3 + 3 + 4 + 4);
+    CHECK_U64(fs.peak, 2);
+    CHECK_U64(fs.busy_steps, 5);
+    OK(dk_fabric_link_stats(e, 1, 0, &fs)); /* the other direction: unused */
+    CHECK_U64(fs.carried + fs.capacity, 0);
+    OK(dk_run(e, b, 6, 1));
+    CHECK_U64(tel(e, b).input_spikes, 10);
+    CHECK_RC(dk_fabric_send(e, a, a, st, in, 1, NULL, &sent), DK_E_INVALID); /* one chip */
+    CHECK_RC(dk_fabric_send(e, b, c, st, in, 1, NULL, &sent), DK_E_INVALID); /* two fabrics */
+    CHECK_RC(dk_fabric_send(e, a, b, st, in, 1, NULL, &sent), DK_E_INVALID); /* step 0 is past */
+    uint64_t late = 7;
+    uint32_t bad = 12;
+    CHECK_RC(dk_fabric_send(e, a, b, &late, &bad, 1, NULL, &sent), DK_E_INVALID);
+    CHECK_RC(dk_fabric_send(e, a, 99, &late, in, 1, NULL, &sent), DK_E_NOT_FOUND);
+    CHECK_RC(dk_fabric_send(e, a, b, NULL, in, 1, NULL, &sent), DK_E_INVALID);
+    CHECK_RC(dk_fabric_link_stats(e, 0, 0, &fs), DK_E_INVALID);
+    CHECK_RC(dk_fabric_link_stats(e, 0, 7, &fs), DK_E_NOT_FOUND);
+    OK(dk_fault_inject(e, 1, DK_FAULT_CHIP, 0));
+    CHECK_RC(dk_fabric_send(e, a, b, &late, in, 1, NULL, &sent), DK_E_STATE);
+    net_free(&n);
+    dk_engine_destroy(e);
+}
+
+/* Two partitions whose routes share a link split its capacity each step; alone, one gets it all. */
+static void test_shared_links(void) {
+    dk_chip_profile prof = darwin3();
+    prof.router_events_per_s = 2.5 * 2208 / 1e-3; /* two packets a link a step of 1 ms */
+    dk_engine *e = engine_with(&prof);
+    uint32_t ca = core_at(3, 0), cb = core_at(5, 0); /* both fed east along row 0 */
+    uint32_t a = part_of(e, &ca, 1, DK_PART_EXCLUSIVE), b = part_of(e, &cb, 1, DK_PART_EXCLUSIVE);
+    net_t n;
+    net_init(&n, 1, 1, 1);
+    net_syn(&n, 1, 0, 1.f, 1);
+    OK(dk_network_load(e, a, &n.desc));
+    OK(dk_network_load(e, b, &n.desc));
+    uint32_t links = 0;
+    int32_t shared = -1;
+    OK(dk_link_count(e, 0, &links));
+    OK(dk_link_index(e, 0, 0, 0, DK_DIR_EAST, &shared));
+    uint32_t *users = calloc(links, sizeof *users);
+    if (!users || shared < 0) abort();
+    OK(dk_link_users(e, a, users, links));
+    CHECK_U64(users[shared], 2);
+    CHECK_RC(dk_link_users(e, a, users, links - 1), DK_E_INVALID);
+    uint64_t st[2] = {0, 0};
+    uint32_t in[2] = {0, 0}, acc = 0;
+    OK(dk_inject(e, a, st, in, 2, &acc));
+    OK(dk_inject(e, b, st, in, 2, &acc));
+    OK(dk_run(e, a, 1, 1));
+    OK(dk_run(e, b, 1, 1));
+    CHECK_U64(tel(e, a).routed_spikes + tel(e, b).routed_spikes, 2); /* one each: 2 = B */
+    CHECK_U64(tel(e, a).routed_spikes, 1);
+    OK(dk_network_unload(e, b));
+    OK(dk_link_users(e, a, users, links));
+    CHECK_U64(users[shared], 1);
+    st[0] = st[1] = 1;
+    OK(dk_inject(e, a, st, in, 2, &acc));
+    OK(dk_run(e, a, 1, 1)); /* alone: the waiting one and... B = 2 a step */
+    CHECK_U64(tel(e, a).routed_spikes, 3);
+    free(users);
+    net_free(&n);
+    dk_engine_destroy(e);
+}
+
 /* The KEPS share limits the events delivered per step; the excess is counted. */
 static void test_budget(void) {
     dk_engine *e = engine_darwin3();
@@ -1595,6 +1700,8 @@ int main(void) {
         {"ports", test_ports},
         {"queue_capacity", test_queue_capacity},
         {"link_bandwidth", test_link_bandwidth},
+        {"fabric_links", test_fabric_links},
+        {"shared_links", test_shared_links},
         {"budget", test_budget},
         {"partition_config", test_partition_config},
         {"fault_health", test_fault_health},

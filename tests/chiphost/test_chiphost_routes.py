@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -20,7 +21,8 @@ from darwin_dra.plugin.node import DriverConfig
 from darwin_dra.runtime.client import SpikePortClient
 from darwin_dra.runtime.routes import RouteSpec
 
-from tests.chiphost.conftest import NODE, Host
+from tests.chiphost.conftest import NODE, Host, write_inventory
+from tests.chiphost.test_chiphost_service import _free_port
 from tests.plugin.claims import ClaimStore, claim, result
 from tests.runtime.nets import relay, sort_aer
 
@@ -40,7 +42,7 @@ def spec(
     )
 
 
-def test_routes_join_only_partitions_of_one_chip_and_one_owner(host: Host) -> None:
+def test_routes_join_only_partitions_of_one_fabric_and_one_owner(host: Host) -> None:
     with host.client() as chip:
         a = chip.create_partition(0, domains=[0], owner="ns/p")
         b = chip.create_partition(0, domains=[1], owner="ns/p")
@@ -50,7 +52,6 @@ def test_routes_join_only_partitions_of_one_chip_and_one_owner(host: Host) -> No
         refusals = {
             "do not belong to one owner": spec(a, other, [0], [0]),
             "(owner none)": spec(a, nobody, [0], [0]),
-            "a route stays on one chip's router": spec(a, far, [0], [0]),
             "2 source neurons but 1 destination inputs": spec(a, b, [0, 1], [0]),
             "partition 77 does not exist": spec(a, 77, [0], [0]),
             "lookahead_steps must be at least 1": spec(a, b, [0], [0], lookahead=0),
@@ -59,6 +60,9 @@ def test_routes_join_only_partitions_of_one_chip_and_one_owner(host: Host) -> No
             with pytest.raises(errors.InvalidArgument, match=re.escape(why)):
                 chip.program_route(bad)
         assert chip.routes() == []
+        across = chip.program_route(spec(a, far, [0], [0]))  # chips 0 and 1: one fabric, f0
+        assert (across.chip, across.dst_partition) == (0, far)
+        chip.delete_route(f"{a}->{far}")
         made = chip.program_route(spec(a, b, [0, 1], [1, 0]))
         assert (made.src_partition, made.dst_partition, made.chip, made.owner) == (a, b, 0, "ns/p")
         assert made.pairs == 2
@@ -163,3 +167,49 @@ def test_the_plugin_makes_a_claims_partitions_one_owner(host: Host, tmp_path: Pa
             chip.program_route(spec(s1, other, [0], [0]))
         assert asyncio.run(driver.unprepare(refs)) == {"u1": None, "u2": None}
         assert chip.routes() == []  # the partitions went, and their route with them
+
+
+def test_a_route_between_two_chips_of_one_fabric_crosses_the_fabric_link(tmp_path: Path) -> None:
+    """Stages on chips 0 and 1 (one fabric) in one chip host: the route's spikes reach the
+    destination at their steps, over the engine's fabric link 0 -> 1, which counts them (the
+    chip host's metrics); the link back, unused, carried nothing."""
+    h = Host(tmp_path / "s", write_inventory(tmp_path / "i.yaml"), tmp_path / "ch.log",
+             metrics_port=_free_port())  # fmt: skip
+    h.start()
+    sockets = {n: h.state_dir / "partitions" / n / "spike.sock" for n in ("a", "b")}
+    try:
+        with h.client() as chip:
+            a = chip.create_partition(0, domains=[0], owner="ns/p")
+            b = chip.create_partition(1, domains=[0], owner="ns/p")
+            assert chip.serve_ports({sockets["a"]: a, sockets["b"]: b}) == {}
+            chip.program_route(spec(a, b, [0, 1, 2, 3], [3, 2, 1, 0]))
+
+            async def run() -> None:
+                async with SpikePortClient(sockets["a"]) as pa, SpikePortClient(sockets["b"]) as pb:
+                    for port in (pa, pb):
+                        await port.load(relay(4, 1), export=range(4))
+                    out_a = await pa.step(5, [0, 0, 0, 0], [0, 1, 2, 3])
+                    assert sort_aer(out_a.steps, out_a.ids) == [(1, i) for i in range(4)]
+                    out_b = await pb.step(5)  # at step 1 over the link -> b's neurons at 2
+                    assert sort_aer(out_b.steps, out_b.ids) == [(2, i) for i in range(4)]
+                    assert out_b.counters.input_spikes == 4
+
+            asyncio.run(run())
+            (route,) = chip.routes()
+            assert (route.spikes, route.delivered, route.dropped) == (4, 4, 0)
+        url = f"http://127.0.0.1:{h.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+        at = 'dst_chip="{}",fabric="f0",kind="{}",src_chip="{}"'
+        assert (
+            f"darwin_chiphost_fabric_link_spikes_total{{{at.format(1, 'carried', 0)}}} 4.0" in text
+        )
+        assert (
+            f"darwin_chiphost_fabric_link_spikes_total{{{at.format(1, 'dropped', 0)}}} 0.0" in text
+        )
+        assert (
+            f"darwin_chiphost_fabric_link_spikes_total{{{at.format(0, 'carried', 1)}}} 0.0" in text
+        )
+        assert 'darwin_chiphost_fabric_link_peak{dst_chip="1",fabric="f0",src_chip="0"} 4.0' in text
+    finally:
+        assert h.stop() == 0

@@ -5,7 +5,12 @@ Every step: the waiting spikes first (oldest first), then the step's new ones in
 order. A spike enters the mesh if each of its links (a multiset: unicast routes may cross a link
 more than once) has room for its packets within `cap` this step; else it waits, whole, at the
 lowest-indexed link it would overfill, or is dropped there when that link already holds
-`backlog_cap` waiting spikes."""
+`backlog_cap` waiting spikes.
+
+A link that k partitions route over (`shares`: link -> (k, how many of them have a lower
+partition id)) gives each a share of `cap` per step: cap // k, plus one for the cap % k ranks
+whose turn it is ((rank + step) % k < cap % k); its backlog holds `backlog_steps` of the larger
+share (docs/engine.md, "Shared links")."""
 
 from __future__ import annotations
 
@@ -26,6 +31,17 @@ class RouterModel:
     entered: list[tuple[int, int]] = field(default_factory=list)  # (source, step it entered)
     lost: list[int] = field(default_factory=list)  # sources of dropped spikes
     deferred: int = 0
+    shares: dict[int, tuple[int, int]] = field(default_factory=dict)
+    backlog_steps: int = 4
+
+    def limit(self, step: int, link: int) -> int:
+        """This partition's packets on `link` in `step`."""
+        k, rank = self.shares.get(link, (1, 0))
+        return self.cap // k + int((rank + step) % k < self.cap % k)
+
+    def backlog_limit(self, link: int) -> int:
+        k = self.shares.get(link, (1, 0))[0]
+        return self.backlog_cap if k == 1 else -(-self.cap // k) * self.backlog_steps
 
     def __post_init__(self) -> None:
         self.carried = [0] * self.n_links
@@ -47,13 +63,13 @@ class RouterModel:
 
     def _offer(self, step: int, src: int, load: Counter[int]) -> None:
         need = Counter(self.links_of[src])
-        over = [link for link, n in need.items() if load[link] + n > self.cap]
+        over = [link for link, n in need.items() if load[link] + n > self.limit(step, link)]
         if not over:
             load.update(need)
             self.entered.append((src, step))
             return
         link = min(over)
-        if self.backlog[link] >= self.backlog_cap:
+        if self.backlog[link] >= self.backlog_limit(link):
             self.dropped[link] += 1
             self.lost.append(src)
             return

@@ -36,6 +36,7 @@ PROFILE = ChipProfile(
     core_queue_events=4096,
     router_events_per_s=1.0e9,
     energy_pj_per_op=4.9,
+    fabric_events_per_s=1.0e10,
     max_fan_in=4096,
     max_fan_out=3072,
     on_chip_learning=True,

@@ -59,6 +59,11 @@ def test_a_route_request_is_checked_by_name() -> None:
         check_route(route([0], [0]), chips, {})
     with pytest.raises(ValueError, match="destination partition 2 does not exist"):
         check_route(route([0], [0]), {1: 0}, owners)
+    across = RouteSpec("r", 1, 3, np.zeros(1, np.int64), np.zeros(1, np.int64), 4)
+    check_route(across, chips, owners, {0: "board", 1: "board"})  # two chips of one fabric
+    for fabrics in ({0: "board", 1: "wafer"}, {0: "", 1: ""}, None):
+        with pytest.raises(ValueError, match="a route stays on one chip's router or one fabric"):
+            check_route(across, chips, owners, fabrics)
     with pytest.raises(ValueError, match="needs a name"):
         check_route(
             RouteSpec("", 1, 2, np.zeros(0, np.int64), np.zeros(0, np.int64), 1), chips, owners

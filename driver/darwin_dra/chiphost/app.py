@@ -95,6 +95,7 @@ class ChipHostApp:
         inventory = load_inventory(opts.inventory, profiles)
         self.engine = Engine.for_node(inventory, profiles, opts.node)
         self.metrics = ChipHostMetrics()
+        self.metrics.watch_fabric(self.engine)
         measured = calibrate_keps(self.engine, self.metrics) if opts.calibrate else None
         self.routes = RouteTable(lambda kind, n: self.metrics.routed.labels(kind).inc(n))
         self.ports = SpikePorts(

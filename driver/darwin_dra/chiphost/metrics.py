@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from darwin_dra.engine import Engine
+from darwin_dra.engine.fabric import fabric_link_stats
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
 
@@ -57,5 +64,47 @@ class ChipHostMetrics:
             registry=r,
         )
 
+    def watch_fabric(self, engine: Engine) -> None:
+        """Exports the engine's fabric links (read at each scrape)."""
+        self.registry.register(FabricLinks(engine))
+
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)
+
+
+class FabricLinks(Collector):
+    """The fabric links between the engine's chips of one fabric, as dk_fabric_link_stats
+    gives them: spikes carried, dropped and the spike-steps spent waiting; capacity and the
+    busiest step (engine/fabric.py)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        labels = ["src_chip", "dst_chip", "fabric"]
+        spikes = CounterMetricFamily(
+            "darwin_chiphost_fabric_link_spikes",
+            "Spikes on the fabric link between two chips: carried, dropped (they would have "
+            "waited too long), deferred (spike-steps spent waiting)",
+            labels=[*labels, "kind"],
+        )
+        capacity = GaugeMetricFamily(
+            "darwin_chiphost_fabric_link_capacity",
+            "Spikes the fabric link carries per timestep (0 before its first spike)",
+            labels=labels,
+        )
+        peak = GaugeMetricFamily(
+            "darwin_chiphost_fabric_link_peak", "Most spikes it carried in one step", labels=labels
+        )
+        chips = self.engine.chips()
+        for a in chips:
+            for b in chips:
+                if a.id == b.id or not a.fabric or a.fabric != b.fabric:
+                    continue
+                st = fabric_link_stats(self.engine, a.id, b.id)
+                at = [str(a.id), str(b.id), a.fabric]
+                for kind in ("carried", "dropped", "deferred"):
+                    spikes.add_metric([*at, kind], getattr(st, kind))
+                capacity.add_metric(at, st.capacity)
+                peak.add_metric(at, st.peak)
+        yield from (spikes, capacity, peak)

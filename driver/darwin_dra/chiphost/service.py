@@ -267,7 +267,9 @@ class ChipHostServicer(pb_grpc.ChipHostServicer):
             )
             async with self._lock:
                 parts = await asyncio.to_thread(self.engine.partitions)
-                route = self.routes.program(spec, {p.id: p.chip for p in parts})
+                chips = await asyncio.to_thread(self.engine.chips)
+                fabrics = {c.id: c.fabric for c in chips}
+                route = self.routes.program(spec, {p.id: p.chip for p in parts}, fabrics)
                 self._count()
             log.info(
                 "route programmed",

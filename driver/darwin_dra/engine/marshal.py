@@ -32,6 +32,7 @@ PROFILE_FIELDS = (
     "core_queue_events",
     "router_events_per_s",
     "energy_pj_per_op",
+    "fabric_events_per_s",
 )
 
 

@@ -22,6 +22,7 @@ class ChipProfile:
     core_queue_events: int
     router_events_per_s: float
     energy_pj_per_op: float
+    fabric_events_per_s: float  # spikes one direction of a chip-to-chip fabric link carries
     max_fan_in: int
     max_fan_out: int
     on_chip_learning: bool

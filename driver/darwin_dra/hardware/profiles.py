@@ -37,6 +37,7 @@ def load_profile(path: Path) -> ChipProfile:
         core_queue_events=doc["coreQueueEvents"],
         router_events_per_s=float(doc["routerEventsPerSecond"]),
         energy_pj_per_op=float(doc["energyPjPerOp"]),
+        fabric_events_per_s=float(doc["fabricEventsPerSecond"]),
         max_fan_in=doc["maxFanIn"],
         max_fan_out=doc["maxFanOut"],
         on_chip_learning=doc["onChipLearning"],

@@ -2,12 +2,15 @@
 partitions' SpikePort Steps drive (runtime/spikeport.py).
 
 A route maps neurons of a source partition to inputs of a destination partition on the same
-chip (the neuron map: pairs ``src_neurons[k] -> dst_inputs[k]``). When the source runs a window,
+chip, or on another chip of the same fabric (the neuron map: pairs ``src_neurons[k] ->
+dst_inputs[k]``). When the source runs a window,
 the spikes its mapped neurons fired go onto the route, each with the step it was fired at;
 when the destination runs a window, the route's spikes due in it are injected into its input
 queue together with (and ordered as) the spikes its client sent, at their own steps. Nothing
 crosses a socket. The simulated router keeps the spikes in the chip host, between the two
-partitions' steps; the engine moves no spikes between partitions itself.
+partitions' steps. A route between two chips of one fabric hands its due spikes to the engine's
+fabric link between them instead (engine/fabric.py: counted per link, at most its capacity a
+step, the excess later or dropped and counted there), after the client's spikes.
 
 Lockstep by window: the destination runs steps ``[t, t + n)`` only once the source has run
 through ``t + n`` (or ended, ``end``). Backpressure: a source that is ahead of a destination
@@ -15,9 +18,9 @@ runs at most ``lookahead`` steps past it; a source level with it always may run 
 size can deadlock the pair). What the route cannot hold (``capacity``) or what comes due before
 the destination's present step is dropped and counted.
 
-Isolation: a route joins two partitions of one chip with the same non-empty owner (the
-``owner`` of CreatePartition: the plugin passes the claim's pipeline, or the claim's uid), and
-only the mapped neurons' spikes flow. Destroying either partition removes its routes.
+Isolation: a route joins two partitions (of one chip or one fabric) with the same non-empty
+owner (the ``owner`` of CreatePartition: the plugin passes the claim's pipeline, or the claim's
+uid), and only the mapped neurons' spikes flow. Destroying either partition removes its routes.
 
 Everything here runs on the chip host's event loop; the engine's calls stay in the servicers.
 """
@@ -55,6 +58,7 @@ class Route:
     spec: RouteSpec
     chip: int
     owner: str
+    dst_chip: int = -1  # another chip of the fabric: the route crosses the fabric link
     ended: bool = False
     spikes: int = 0
     delivered: int = 0
@@ -66,14 +70,20 @@ class Route:
     def queued(self) -> int:
         return int(self.q_steps.size)
 
+    @property
+    def crosses_fabric(self) -> bool:
+        return self.dst_chip >= 0 and self.dst_chip != self.chip
+
 
 def check_route(
     spec: RouteSpec,
     chips: dict[int, int],
     owners: dict[int, str],
+    fabrics: dict[int, str] | None = None,
 ) -> None:
     """A route's request against the partitions (``chips``: partition -> chip of those that
-    exist; ``owners``: partition -> owner); ValueError naming what is wrong (pure)."""
+    exist; ``owners``: partition -> owner; ``fabrics``: chip -> its fabric); ValueError naming
+    what is wrong (pure)."""
     if not spec.name:
         raise ValueError("a route needs a name")
     for role, part in (("source", spec.src), ("destination", spec.dst)):
@@ -81,10 +91,12 @@ def check_route(
             raise ValueError(f"route {spec.name}: {role} partition {part} does not exist")
     if spec.src == spec.dst:
         raise ValueError(f"route {spec.name}: source and destination are partition {spec.src}")
-    if chips[spec.src] != chips[spec.dst]:
+    a_chip, b_chip, on = chips[spec.src], chips[spec.dst], fabrics or {}
+    if a_chip != b_chip and (not on.get(a_chip) or on.get(a_chip) != on.get(b_chip)):
         raise ValueError(
-            f"route {spec.name}: partition {spec.src} is on chip {chips[spec.src]}, partition "
-            f"{spec.dst} on chip {chips[spec.dst]}: a route stays on one chip's router"
+            f"route {spec.name}: partition {spec.src} is on chip {a_chip} (fabric "
+            f"{on.get(a_chip) or 'none'}), partition {spec.dst} on chip {b_chip} (fabric "
+            f"{on.get(b_chip) or 'none'}): a route stays on one chip's router or one fabric"
         )
     a, b = owners.get(spec.src, ""), owners.get(spec.dst, "")
     if not a or a != b:
@@ -171,9 +183,11 @@ class RouteTable:
     def own(self, part: int, owner: str) -> None:
         self.owners[part] = owner
 
-    def program(self, spec: RouteSpec, chips: dict[int, int]) -> Route:
-        check_route(spec, chips, self.owners)
-        route = Route(spec, chips[spec.src], self.owners[spec.src])
+    def program(
+        self, spec: RouteSpec, chips: dict[int, int], fabrics: dict[int, str] | None = None
+    ) -> Route:
+        check_route(spec, chips, self.owners, fabrics)
+        route = Route(spec, chips[spec.src], self.owners[spec.src], chips[spec.dst])
         self.routes[spec.name] = route
         self._wake()
         return route
@@ -236,23 +250,35 @@ class RouteTable:
     async def wait_sources(self, part: int, through: int) -> None:
         await self._until(lambda: all(self.horizon_ok(r, through) for r in self.into(part)))
 
+    def _take(self, r: Route, now: int, n: int) -> tuple[I64, I64]:
+        due = r.q_steps < now + n
+        late = r.q_steps < now
+        r.dropped += int(late.sum())
+        ok = due & ~late
+        r.delivered += int(ok.sum())
+        self._count("dropped", int(late.sum()))
+        self._count("delivered", int(ok.sum()))
+        got = r.q_steps[ok], r.q_inputs[ok]
+        r.q_steps, r.q_inputs = r.q_steps[~due], r.q_inputs[~due]
+        return got
+
     def take_due(self, part: int, n: int) -> tuple[I64, I64]:
-        """The routes' spikes due in ``part``'s next ``n`` steps, off the routes."""
+        """The on-chip routes' spikes due in ``part``'s next ``n`` steps, off the routes."""
         now = self.steps.get(part, 0)
         got_s: list[I64] = [np.zeros(0, np.int64)]
         got_i: list[I64] = [np.zeros(0, np.int64)]
         for r in self.into(part):
-            due = r.q_steps < now + n
-            late = r.q_steps < now
-            r.dropped += int(late.sum())
-            ok = due & ~late
-            r.delivered += int(ok.sum())
-            self._count("dropped", int(late.sum()))
-            self._count("delivered", int(ok.sum()))
-            got_s.append(r.q_steps[ok])
-            got_i.append(r.q_inputs[ok])
-            r.q_steps, r.q_inputs = r.q_steps[~due], r.q_inputs[~due]
+            if not r.crosses_fabric:
+                s, i = self._take(r, now, n)
+                got_s.append(s)
+                got_i.append(i)
         return np.concatenate(got_s), np.concatenate(got_i)
+
+    def take_fabric_due(self, part: int, n: int) -> list[tuple[int, I64, I64]]:
+        """The spikes due in ``part``'s next ``n`` steps of each route that reaches it over a
+        fabric link, off the routes: (source partition, steps, inputs) per route."""
+        now = self.steps.get(part, 0)
+        return [(r.spec.src, *self._take(r, now, n)) for r in self.into(part) if r.crosses_fabric]
 
     def stepped(self, part: int, through: int, steps: I64, ids: I64) -> int:
         """``part`` ran through step ``through`` and exported (steps, ids): onto its routes.

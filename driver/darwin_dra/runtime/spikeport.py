@@ -12,7 +12,7 @@ import contextlib
 import functools
 import os
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -22,6 +22,7 @@ import numpy as np
 import structlog
 
 from darwin_dra.engine import Engine, errors
+from darwin_dra.engine.fabric import fabric_send
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2 as pb
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2_grpc as pb_grpc
 from darwin_dra.runtime import wire
@@ -98,7 +99,10 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
         )
 
     def _step(
-        self, req: pb.StepRequest, routed: tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        req: pb.StepRequest,
+        routed: tuple[np.ndarray, np.ndarray] | None = None,
+        fabric: Sequence[tuple[int, np.ndarray, np.ndarray]] = (),
     ) -> pb.StepResponse:
         steps: np.ndarray
         ids: np.ndarray
@@ -113,6 +117,10 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
         if steps.size:
             # On overflow the earliest spikes stay queued and nothing runs: the caller decides.
             self.engine.inject(self.partition, state.to_engine(steps.astype(np.uint64)), ids)
+        for src, f_steps, f_ids in fabric:  # routes from another chip: over the fabric link
+            if f_steps.size:
+                at = state.to_engine(f_steps.astype(np.uint64))
+                fabric_send(self.engine, src, self.partition, at, f_ids)
         readout = state.run(self.engine, self.partition, req.steps)
         out_steps: list[np.ndarray] = []
         out_ids: list[np.ndarray] = []
@@ -175,8 +183,9 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
         # lockstep with the routes' other ends, then their spikes due in this window
         await self.routes.wait_turn(self.partition, request.steps)
         routed = self.routes.take_due(self.partition, request.steps)
+        fabric = self.routes.take_fabric_due(self.partition, request.steps)
         out = await self._answer(
-            context, functools.partial(self._step, request, routed), pb.StepResponse
+            context, functools.partial(self._step, request, routed, fabric), pb.StepResponse
         )
         if out.HasField("telemetry"):
             s, i = wire.spikes(out.exported.steps, out.exported.ids)

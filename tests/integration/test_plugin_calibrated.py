@@ -1,0 +1,101 @@
+"""The real `darwin-dra kubelet-plugin` with a calibrated chip host (`chip-host --calibrate`):
+the published capacity (each device's `keps` and `maxMeps`) is the chip model's measured one,
+and a fault that lowers it is republished to the real API server (the plugin reads the chip
+host's Info at every publish; the fault poll triggers one); clearing the fault restores it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from darwin_dra import DRIVER_NAME, kubeapi
+from darwin_dra.cluster.chiphost import start_chip_host
+from darwin_dra.cluster.launcher import LocalCluster
+from k8s_helpers import wait_for
+
+from tests.integration.test_plugin_kubelet import Plugin, _free_port, _inventory
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def calibrated(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plugin]:
+    assert cluster.state is not None
+    node = cluster.state.nodes[-1]
+    work = tmp_path_factory.mktemp("calibrated")
+    inventory = _inventory(work / "inventory.yaml", node.name)
+    chips = start_chip_host(
+        node.name, inventory, work / "state", work / "chip-host.log", calibrate=True,
+        timeout_s=240,
+    )  # fmt: skip
+    cmd = [
+        sys.executable, "-m", "darwin_dra.cli.main", "kubelet-plugin",
+        "--node-name", node.name,
+        "--kubeconfig", str(cluster.kubeconfig),
+        "--plugins-registry-dir", node.plugins_registry,
+        "--plugins-dir", node.plugins,
+        "--cdi-dir", str(work / "cdi"),
+        "--state-dir", str(work / "state"),
+        "--fault-poll-seconds", "0.2",
+        "--metrics-port", str(_free_port()),
+        "--health-port", "0",
+    ]  # fmt: skip
+    log = work / "plugin.log"
+    kube = kubeapi.connect(cluster.kubeconfig)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    plugin = Plugin(node.name, work / "state", work / "cdi", proc, log, kube, cmd, chips, inventory)
+    try:
+        wait_for("the plugin's slices", lambda: len(plugin.slices()) == 3, timeout=60)
+        yield plugin
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+        chips.send_signal(signal.SIGTERM)
+        chips_code = chips.wait(timeout=20)
+        for s in kube.list_slices(DRIVER_NAME, node.name):
+            kube.delete_slice(s["metadata"]["name"])
+        kube.close()
+        print(log.read_text()[-4000:])
+        assert code == 0, f"plugin exited with {code}"
+        assert chips_code == 0, f"chip host exited with {chips_code}"
+
+
+def _published(plugin: Plugin) -> dict[str, tuple[int, int, str]]:
+    """Each whole chip's published (keps, maxMeps, kepsSource)."""
+    out: dict[str, tuple[int, int, str]] = {}
+    for s in plugin.slices():
+        for d in s["spec"].get("devices", []):
+            if d["name"] in ("chip-0", "chip-1"):
+                attrs: dict[str, Any] = d["attributes"]
+                keps = int(d["capacity"]["keps"]["value"])
+                out[d["name"]] = (keps, attrs["maxMeps"]["int"], attrs["kepsSource"]["string"])
+    return out
+
+
+def test_a_fault_that_lowers_the_calibration_is_republished(calibrated: Plugin) -> None:
+    def fault(*args: str) -> None:
+        cli = [sys.executable, "-m", "darwin_dra.cli.main", "fault"]
+        where = ["--state-dir", str(calibrated.state_dir), "--chip", "1"]
+        subprocess.run([*cli, *args, *where], check=True, capture_output=True)
+
+    healthy = wait_for("both chips published", lambda: _published(calibrated) or None)
+    assert set(healthy) == {"chip-0", "chip-1"}
+    assert healthy["chip-0"] == healthy["chip-1"]
+    assert healthy["chip-1"][2] == "measured"
+    assert healthy["chip-1"][0] > 0
+
+    fault("inject", "--domain", "5")
+    degraded = wait_for(
+        "chip-1's lower capacity published",
+        lambda: (p := _published(calibrated)) and p["chip-1"][0] < healthy["chip-1"][0] and p,
+        timeout=60,
+    )
+    assert degraded["chip-0"] == healthy["chip-0"]  # the other chip's figure stays
+    assert 0 < degraded["chip-1"][1] < healthy["chip-1"][1]  # maxMeps went down with it
+    fault("clear", "--all")
+    wait_for("the healthy capacity again", lambda: _published(calibrated) == healthy, timeout=60)
