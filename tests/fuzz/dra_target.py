@@ -13,6 +13,7 @@ answer is a finding, like an uncaught exception.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -47,6 +48,20 @@ PARAMS = (
 )  # fmt: skip
 
 
+def _state_root() -> Path:
+    """This run's state and CDI directory, one per process (two runs at once must not share
+    it). libFuzzer ends the process from C, past any Python clean-up, so each run removes the
+    directories of runs whose process is gone instead of leaving one more behind."""
+    tmp = Path(tempfile.gettempdir())
+    for old in tmp.glob("darwin-fuzz-dra-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    root = tmp / f"darwin-fuzz-dra-{os.getpid()}"
+    shutil.rmtree(root, ignore_errors=True)
+    return root
+
+
 class _Node:
     """One plugin's state, made once: every input must leave it as it found it."""
 
@@ -56,10 +71,7 @@ class _Node:
         for i in range(2):
             entry = ChipEntry(model="darwin3", serial=f"D-{i}", fabric="f0")
             self.engine.add_chip(profiles["darwin3"], entry)
-        # libFuzzer ends the process from C, past any Python clean-up: each run clears the last
-        # run's state and CDI directories instead of leaving one more behind
-        root = Path(tempfile.gettempdir()) / "darwin-fuzz-dra"
-        shutil.rmtree(root, ignore_errors=True)
+        root = _state_root()
         self.cfg = DriverConfig(NODE, root / "state", root / "cdi", lock_timeout_s=5)
         self.store = MemoryClaims()
         self.driver = Driver(self.cfg, self.engine, profiles, self.store, boot_id=lambda: "b")
