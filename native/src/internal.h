@@ -134,7 +134,7 @@ typedef struct {
     uint16_t *seg_rel;
     uint32_t *src_seg;
     uint32_t *seg;          /* n_seg segment words (layout above) */
-    uint32_t *src_syn;      /* n_src + 1: each source's first synapse */
+    uint32_t *src_syn;      /* n_src + 1: each source's first synapse (NULL: none listed) */
     uint32_t seg_lbits;     /* bits of a segment's length: 23 minus those its core needs */
     uint64_t n_syn, n_seg;
     dk_kernel_rt *kernels;  /* projections kept once per kernel */
@@ -163,13 +163,15 @@ typedef struct {
      * into the input sums (`ring`, one per neuron) just before it updates, so the sums are
      * those a ring of n_slots x n_neurons sums would hold, bit for bit, but only one slot of
      * them is ever in cache. Per core event counts per slot beside them. */
-    uint32_t n_slots;       /* power of two > max delay */
+    uint32_t n_slots;       /* max delay + 1: step s uses slot s mod n_slots */
+    uint32_t qstride;       /* n_slots, at least 16: one core's queues and counts fill whole
+                             * cache lines, so threads owning other cores never share them */
     float *ring;            /* n_neurons input sums of the step being updated */
-    uint32_t **qbuf;        /* n_slots x cores_used queues */
+    uint32_t **qbuf;        /* cores_used x qstride queues (dk_queue_index) */
     uint32_t *qlen;         /* their words in use */
     size_t *qcap;           /* and their capacities (they grow while runs need them) */
     uint64_t qbytes;        /* the queues' bytes */
-    uint32_t *core_slot_events; /* n_slots x cores_used */
+    uint32_t *core_slot_events; /* cores_used x qstride, like the queues */
     /* counters */
     uint64_t *spike_count;  /* per source, since load */
     uint64_t *tree_spikes_folded; /* per source: spikes already folded into link counters */
@@ -223,6 +225,11 @@ static inline uint32_t dk_seg_delay(const dk_network *n, uint32_t w) {
 }
 static inline uint32_t dk_seg_core(const dk_network *n, uint32_t w) {
     return w >> (n->seg_lbits + 1u + DK_SEG_DELAY_BITS);
+}
+
+/* The queue (and event count) of used core `core` for ring slot `sl`. */
+static inline uint32_t dk_queue_index(const dk_network *n, uint32_t sl, uint32_t core) {
+    return core * n->qstride + sl;
 }
 
 static inline uint32_t dk_first_seg(const dk_network *n, uint32_t s) {

@@ -22,7 +22,7 @@ void dk_network_free(dk_network *n) {
                     n->out.steps, n->out.ids, n->in.steps, n->in.ids};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dk_free(ptrs[i]);
     if (n->qbuf)
-        for (size_t i = 0; i < (size_t)n->n_slots * n->cores_used; i++) dk_free(n->qbuf[i]);
+        for (size_t i = 0; i < (size_t)n->qstride * n->cores_used; i++) dk_free(n->qbuf[i]);
     dk_free(n->qbuf);
     dk_free(n->qlen);
     dk_free(n->qcap);
@@ -811,8 +811,9 @@ static int alloc_store(dk_network *n, uint64_t ns) {
     else ok = (n->syn16 = dk_alloc(ns * sizeof *n->syn16)) != NULL;
     if (n->form == DK_FORM_MID) ok = ok && (n->wid8 = dk_alloc(ns + 1)) != NULL;
     n->src_seg = dk_alloc(((size_t)n->n_src + 1) * sizeof *n->src_seg);
-    n->src_syn = dk_alloc(((size_t)n->n_src + 1) * sizeof *n->src_syn);
-    return ok && n->src_seg && n->src_syn ? DK_OK : DK_E_NOMEM;
+    /* a network of kernels only has no listed synapses to find */
+    if (ns) ok = ok && (n->src_syn = dk_alloc(((size_t)n->n_src + 1) * sizeof *n->src_syn)) != NULL;
+    return ok && n->src_seg ? DK_OK : DK_E_NOMEM;
 }
 
 /* Synapse i of the store: target `dst` on used core `core`, weight index `w`. */
@@ -848,7 +849,7 @@ static int build_segments(dk_network *n, const dk_network_desc *d, const uint32_
     if (!n->seg) return DK_E_NOMEM;
     for (uint32_t s = 0; s < n->n_src; s++) {
         n->src_seg[s] = (uint32_t)n_seg;
-        n->src_syn[s] = (uint32_t)i;
+        if (n->src_syn) n->src_syn[s] = (uint32_t)i;
         uint32_t last_core = UINT32_MAX, last_delay = 0, len = 0, w0 = 0;
         for (; i < ns && d->src[perm[i]] == s; i++) {
             const uint32_t j = perm[i];
@@ -873,7 +874,7 @@ static int build_segments(dk_network *n, const dk_network_desc *d, const uint32_
         }
     }
     n->src_seg[n->n_src] = (uint32_t)n_seg;
-    n->src_syn[n->n_src] = (uint32_t)i;
+    if (n->src_syn) n->src_syn[n->n_src] = (uint32_t)i;
     n->n_syn = ns;
     n->n_seg = n_seg;
     return DK_OK;
@@ -909,14 +910,14 @@ static int alloc_state(dk_network *n, const dk_chip *c, const dk_network_desc *d
                        uint8_t max_delay) {
     const uint32_t cu = n->cores_used;
     const size_t nn = d->n_neurons;
-    n->n_slots = 2;
-    while (n->n_slots <= max_delay) n->n_slots *= 2;
+    n->n_slots = (uint32_t)max_delay + 1;
     n->v = dk_alloc(nn * sizeof *n->v);
     n->refr = dk_alloc(nn * sizeof *n->refr);
     n->rng = dk_alloc(nn * sizeof *n->rng);
     n->flag = dk_alloc(nn + 8);
     n->groups = dk_alloc(d->n_groups * sizeof *n->groups);
-    const size_t nq = (size_t)n->n_slots * cu;
+    n->qstride = n->n_slots < 16 ? 16 : n->n_slots;
+    const size_t nq = (size_t)n->qstride * cu;
     n->ring = dk_alloc(nn * sizeof *n->ring);
     n->qbuf = dk_alloc(nq * sizeof *n->qbuf);
     n->qlen = dk_alloc(nq * sizeof *n->qlen);
@@ -1007,7 +1008,7 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
     if (rc) return rc;
     const size_t syn_bytes = n->form == DK_FORM_COMPACT ? 2 : n->form == DK_FORM_MID ? 3 : 4;
     const uint64_t store_bytes = ns * syn_bytes + index_bytes + n->n_seg * sizeof *n->seg +
-                                 ((size_t)n->n_src + 1) * sizeof *n->src_syn;
+                                 (ns ? ((size_t)n->n_src + 1) * sizeof *n->src_syn : 0);
     n->bytes += kernel_bytes + store_bytes;
     n->src_core = dk_alloc((size_t)n->n_src * sizeof *n->src_core);
     if (!n->src_core) return DK_E_NOMEM;

@@ -39,7 +39,7 @@ static void barrier_wait(barrier_t *b, uint32_t *local_sense) {
 }
 
 struct dk_thread_ctx {
-    dk_network *net;
+    _Alignas(DK_ALIGN) dk_network *net; /* workers' contexts on their own cache lines */
     dk_partition *part;
     uint32_t tid, n_threads;
     uint32_t c0, c1;               /* owned cores */
@@ -58,6 +58,8 @@ struct dk_thread_ctx {
     uint64_t spikes, inputs_taken, events, drive, packets, drop_q, drop_f, drop_b, queue_peak;
     uint64_t update_ns, deliver_ns;
     uint64_t qbytes;               /* bytes this worker's queues grew by */
+    uint64_t *core_ev;             /* events delivered to each owned core (c1 - c0) */
+    uint32_t slot0;                /* the ring slot of the step being run */
     bool nomem;                    /* a queue could not grow (its packet was dropped) */
 };
 
@@ -302,18 +304,24 @@ static bool queue_room(dk_thread_ctx *t, uint32_t qi, uint64_t words) {
     return true;
 }
 
+/* The ring slot `delay` steps after the step being run (delay < n_slots). */
+static inline uint32_t slot_after(const dk_thread_ctx *t, uint32_t delay) {
+    const uint32_t sl = t->slot0 + delay;
+    return sl >= t->net->n_slots ? sl - t->net->n_slots : sl;
+}
+
 static void thread_update(dk_thread_ctx *t, uint64_t step, spike_list *out) {
     dk_network *n = t->net;
     out->n = 0;
     float *slot = n->ring;
-    const uint32_t sl = (uint32_t)(step & (n->n_slots - 1));
+    const uint32_t sl = t->slot0;
     for (uint32_t core = t->c0; core < t->c1; core++) {
         uint32_t a = core * n->per_core, b = a + n->per_core;
         if (b > n->n_neurons) b = n->n_neurons;
-        uint32_t *cse = n->core_slot_events + (size_t)sl * n->cores_used;
-        if (cse[core] > t->queue_peak) t->queue_peak = cse[core];
-        cse[core] = 0;
-        const uint32_t qi = sl * n->cores_used + core;
+        const uint32_t qi = dk_queue_index(n, sl, core);
+        uint32_t *cse = n->core_slot_events + qi;
+        if (*cse > t->queue_peak) t->queue_peak = *cse;
+        *cse = 0;
         if (n->core_dead[core]) { /* a failed core neither integrates nor fires */
             n->qlen[qi] = 0;
             memset(slot + a, 0, (size_t)(b - a) * sizeof *slot);
@@ -339,9 +347,9 @@ static void thread_update(dk_thread_ctx *t, uint64_t step, spike_list *out) {
 /* The synapses a spike of `src` has through the kernels, computed from the kernels: each run
  * of targets on one core is one packet, checked like a segment (this thread's cores only,
  * reachability, queue capacity, the KEPS share). */
-static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t step, uint64_t *used) {
+static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t *used) {
     dk_network *n = t->net;
-    const uint32_t cu = n->cores_used, c0 = t->c0, c1 = t->c1, mask = n->n_slots - 1;
+    const uint32_t cu = n->cores_used, c0 = t->c0, c1 = t->c1;
     const uint32_t pc = n->per_core;
     const uint8_t *reach = n->reach + (size_t)n->src_core[src] * cu;
     for (uint32_t q = 0; q < n->n_kernels; q++) {
@@ -349,7 +357,7 @@ static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t step, uint6
         if (src < kr->k.src_first || src >= kr->src_end) continue;
         /* targets ascend, so this thread's cores are one contiguous stretch of them */
         const uint32_t m = dk_kernel_targets(kr, src - kr->k.src_first, t->ktgt, t->kw);
-        const uint32_t sl = (uint32_t)(step + kr->k.delay) & mask;
+        const uint32_t sl = slot_after(t, kr->k.delay);
         for (uint32_t i = 0; i < m;) {
             const uint32_t core = t->ktgt[i] / pc;
             uint32_t j = i + 1;
@@ -359,14 +367,14 @@ static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t step, uint6
             if (core < c0 || core >= c1) continue;
             t->packets++;
             if (!reach[core]) { t->drop_f += len; continue; }
-            uint32_t *qc = n->core_slot_events + (size_t)sl * cu + core;
+            const uint32_t qi = dk_queue_index(n, sl, core);
+            uint32_t *qc = n->core_slot_events + qi;
             if (*qc + (uint64_t)len > t->cap_per_core) { t->drop_q += len; continue; }
             if (t->rate > 0 && *used + len > t->budget) { t->drop_b += len; continue; }
-            const uint32_t qi = sl * cu + core;
             if (!queue_room(t, qi, 2 + 2 * (uint64_t)len)) { t->drop_q += len; continue; }
             *qc += len;
             *used += len;
-            n->core_events[core] += len;
+            t->core_ev[core - c0] += len;
             uint32_t *e = n->qbuf[qi] + n->qlen[qi];
             e[0] = len;
             e[1] = 0;
@@ -385,36 +393,36 @@ static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t step, uint6
  * slot and core, after the checks a packet gets (this thread's cores only, reachability, queue
  * capacity, the KEPS share). */
 static inline void deliver_segment(dk_thread_ctx *t, uint32_t sg, uint32_t off,
-                                   const uint8_t *reach, uint64_t step, uint64_t *used) {
+                                   const uint8_t *reach, uint64_t *used) {
     dk_network *n = t->net;
     const uint32_t core = dk_seg_core(n, sg), len = dk_seg_len(n, sg);
     if (core < t->c0 || core >= t->c1) return;
     t->packets++;
     if (!reach[core]) { t->drop_f += len; return; }
-    const uint32_t sl = (uint32_t)(step + dk_seg_delay(n, sg)) & (n->n_slots - 1);
-    const uint32_t qi = sl * n->cores_used + core;
+    const uint32_t sl = slot_after(t, dk_seg_delay(n, sg));
+    const uint32_t qi = dk_queue_index(n, sl, core);
     uint32_t *q = n->core_slot_events + qi;
     if (*q + (uint64_t)len > t->cap_per_core) { t->drop_q += len; return; }
     if (t->rate > 0 && *used + len > t->budget) { t->drop_b += len; return; }
     if (!queue_room(t, qi, 2)) { t->drop_q += len; return; }
     *q += len;
     *used += len;
-    n->core_events[core] += len;
+    t->core_ev[core - t->c0] += len;
     uint32_t *e = n->qbuf[qi] + n->qlen[qi];
     e[0] = off;
     e[1] = sg;
     n->qlen[qi] += 2;
 }
 
-static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t step, uint64_t *used) {
+static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t *used) {
     dk_network *n = t->net;
     for (uint32_t s = 0; s < list->n; s++) {
         const uint32_t src = list->ids[s];
         const uint32_t *sg = n->seg + dk_first_seg(n, src), *se = n->seg + dk_first_seg(n, src + 1);
         const uint8_t *reach = n->reach + (size_t)n->src_core[src] * n->cores_used;
-        for (uint32_t off = n->src_syn[src]; sg < se; off += dk_seg_len(n, *sg++))
-            deliver_segment(t, *sg, off, reach, step, used);
-        if (n->n_kernels) deliver_kernels(t, src, step, used);
+        for (uint32_t off = sg < se ? n->src_syn[src] : 0; sg < se; off += dk_seg_len(n, *sg++))
+            deliver_segment(t, *sg, off, reach, used);
+        if (n->n_kernels) deliver_kernels(t, src, used);
     }
 }
 
@@ -479,6 +487,7 @@ static void *thread_main(void *arg) {
         const uint64_t step = step0 + k;
         const uint32_t par = (uint32_t)(step & 1);
         uint64_t t0 = now_ns();
+        t->slot0 = (uint32_t)(step % n->n_slots);
         thread_update(t, step, &t->lists[par]);
         if (t->tid == 0) t->inputs_taken += take_inputs(n, step, &t->inputs[par]);
         uint64_t t1 = now_ns();
@@ -497,11 +506,11 @@ static void *thread_main(void *arg) {
         /* Same order for any thread count: neurons in ascending order, then inputs. */
         uint64_t used = 0;
         if (route_step(t, step, par)) {
-            deliver_list(t, &n->rt.routed, step, &used);
+            deliver_list(t, &n->rt.routed, &used);
         } else {
             for (uint32_t j = 0; j < t->n_threads; j++)
-                deliver_list(t, &t->all[j].lists[par], step, &used);
-            deliver_list(t, &t->all[0].inputs[par], step, &used);
+                deliver_list(t, &t->all[j].lists[par], &used);
+            deliver_list(t, &t->all[0].inputs[par], &used);
         }
         t->events += used;
         if (t->rate > 0) t->credit -= (double)used;
@@ -546,6 +555,8 @@ static int thread_setup(dk_thread_ctx *ctx, uint32_t j, uint32_t nt, dk_network 
         t->inputs[b].ids = dk_alloc(((size_t)(j == 0 ? n->in.cap : 0) + 1) * sizeof(uint32_t));
         if (!t->lists[b].ids || !t->inputs[b].ids) rc = DK_E_NOMEM;
     }
+    t->core_ev = dk_alloc(((size_t)(t->c1 - t->c0) + 1) * sizeof *t->core_ev);
+    if (!t->core_ev) rc = DK_E_NOMEM;
     if (n->n_kernels) {
         t->ktgt = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *t->ktgt);
         t->kw = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *t->kw);
@@ -562,6 +573,7 @@ static void threads_free(dk_thread_ctx *ctx, uint32_t nt) {
             dk_free(ctx[j].inputs[b].ids);
         }
         dk_free(ctx[j].ktgt);
+        dk_free(ctx[j].core_ev);
         dk_free(ctx[j].kw);
     }
     dk_free(ctx);
@@ -617,6 +629,7 @@ static void telemetry_add(dk_network *n, const dk_thread_ctx *ctx, uint32_t nt, 
         tel->dropped_budget += t->drop_b;
         if (t->queue_peak > tel->queue_peak) tel->queue_peak = t->queue_peak;
         n->qbytes += t->qbytes;
+        for (uint32_t c = t->c0; c < t->c1; c++) n->core_events[c] += t->core_ev[c - t->c0];
     }
     tel->keps = dk_keps_of(tel->events, tel->steps, (double)n->dt_ms);
     tel->host_keps = tel->wall_ns ? (double)tel->events / ((double)tel->wall_ns * 1e-9) /
