@@ -53,13 +53,12 @@ typedef struct {
 } dk_chip;
 
 /* ---- networks ---- */
-typedef struct {
-    uint32_t start;         /* its first synapse; it ends where the next segment starts */
-    uint16_t core;          /* target core, as an index into the partition's used cores */
-    uint8_t delay;          /* timesteps */
-    uint8_t uniform;        /* 1 + the weight index all its synapses share, or 0 */
-} dk_segment;
-
+/* A segment (a run of one source's synapses with one target core and one delay: one packet)
+ * is one 32-bit word: its length in the low `seg_lbits` bits, then a bit set when all its
+ * synapses share one weight (that of its first), then the delay (8 bits), then the target core
+ * (as an index into the partition's used cores) in the bits left. Its synapses start where
+ * the source's previous segments end (src_syn gives each source's first synapse). */
+#define DK_SEG_DELAY_BITS 8u
 typedef struct {
     uint32_t start, end;    /* neuron range */
     float p22, p20ie, e_l, v_th, v_reset, w_ext;
@@ -141,7 +140,9 @@ typedef struct {
     uint32_t *seg_blk;
     uint16_t *seg_rel;
     uint32_t *src_seg;
-    dk_segment *seg;        /* n_seg + 1: the last one only marks where the synapses end */
+    uint32_t *seg;          /* n_seg segment words (layout above) */
+    uint32_t *src_syn;      /* n_src + 1: each source's first synapse (NULL: none listed) */
+    uint32_t seg_lbits;     /* bits of a segment's length: 23 minus those its core needs */
     uint64_t n_syn, n_seg;
     dk_kernel_rt *kernels;  /* projections kept once per kernel */
     uint32_t n_kernels, kernel_fan; /* kernel_fan: the largest fan of any kernel */
@@ -163,10 +164,21 @@ typedef struct {
     uint32_t *rng;
     uint8_t *flag;
     dk_group_rt *groups;
-    /* delay rings: n_slots x n_neurons input sums, and per core event counts per slot */
-    uint32_t n_slots;       /* power of two > max delay */
-    float *ring;
-    uint32_t *core_slot_events; /* n_slots x cores_used */
+    /* Delay queues: per (slot, used core), the packets due in that slot, in delivery order
+     * (a segment packet: its first synapse and its segment word; a kernel packet: its event
+     * count, a zero word, then (target, weight bits) per event). A core's packets are added
+     * into the input sums (`ring`, one per neuron) just before it updates, so the sums are
+     * those a ring of n_slots x n_neurons sums would hold, bit for bit, but only one slot of
+     * them is ever in cache. Per core event counts per slot beside them. */
+    uint32_t n_slots;       /* max delay + 1: step s uses slot s mod n_slots */
+    uint32_t qstride;       /* n_slots, at least 16: one core's queues and counts fill whole
+                             * cache lines, so threads owning other cores never share them */
+    float *ring;            /* n_neurons input sums of the step being updated */
+    uint32_t **qbuf;        /* cores_used x qstride queues (dk_queue_index) */
+    uint32_t *qlen;         /* their words in use */
+    size_t *qcap;           /* and their capacities (they grow while runs need them) */
+    uint64_t qbytes;        /* the queues' bytes */
+    uint32_t *core_slot_events; /* cores_used x qstride, like the queues */
     /* counters */
     uint64_t *spike_count;  /* per source, since load */
     uint64_t *tree_spikes_folded; /* per source: spikes already folded into link counters */
@@ -219,6 +231,24 @@ struct dk_engine {
 };
 
 enum { DK_FORM_COMPACT = 0, DK_FORM_MID = 1, DK_FORM_WIDE = 2 };
+
+static inline uint32_t dk_seg_len(const dk_network *n, uint32_t w) {
+    return w & ((1u << n->seg_lbits) - 1u);
+}
+static inline bool dk_seg_uniform(const dk_network *n, uint32_t w) {
+    return (w >> n->seg_lbits) & 1u;
+}
+static inline uint32_t dk_seg_delay(const dk_network *n, uint32_t w) {
+    return (w >> (n->seg_lbits + 1u)) & ((1u << DK_SEG_DELAY_BITS) - 1u);
+}
+static inline uint32_t dk_seg_core(const dk_network *n, uint32_t w) {
+    return w >> (n->seg_lbits + 1u + DK_SEG_DELAY_BITS);
+}
+
+/* The queue (and event count) of used core `core` for ring slot `sl`. */
+static inline uint32_t dk_queue_index(const dk_network *n, uint32_t sl, uint32_t core) {
+    return core * n->qstride + sl;
+}
 
 static inline uint32_t dk_first_seg(const dk_network *n, uint32_t s) {
     return n->seg_rel ? n->seg_blk[s >> 6] + n->seg_rel[s] : n->src_seg[s];

@@ -15,12 +15,17 @@ static uint64_t splitmix64(uint64_t *s) {
 
 void dk_network_free(dk_network *n) {
     if (!n) return;
-    void *ptrs[] = {n->syn, n->syn16, n->wid8, n->seg_blk, n->seg_rel, n->src_seg, n->seg, n->src_tree, n->tree_link_ptr,
+    void *ptrs[] = {n->syn, n->syn16, n->wid8, n->seg_blk, n->seg_rel, n->src_seg, n->seg, n->src_syn, n->src_tree, n->tree_link_ptr,
                     n->tree_links, n->src_core, n->v, n->isyn, n->bias, n->refr, n->rng, n->flag, n->groups,
                     n->ring, n->core_slot_events, n->spike_count, n->tree_spikes_folded,
                     n->link_events, n->core_events, n->reach, n->core_dead, n->recorded,
                     n->out.steps, n->out.ids, n->in.steps, n->in.ids};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dk_free(ptrs[i]);
+    if (n->qbuf)
+        for (size_t i = 0; i < (size_t)n->qstride * n->cores_used; i++) dk_free(n->qbuf[i]);
+    dk_free(n->qbuf);
+    dk_free(n->qlen);
+    dk_free(n->qcap);
     dk_router_free(&n->rt);
     if (n->kernels)
         for (uint32_t k = 0; k < n->n_kernels; k++) dk_free(n->kernels[k].wts);
@@ -377,7 +382,7 @@ static uint32_t tree_targets(tree_build *tb, uint32_t s) {
     const dk_network *n = tb->n;
     uint32_t k = 0;
     for (uint32_t g = dk_first_seg(n, s), ge = dk_first_seg(n, s + 1); g < ge; g++)
-        add_target(tb, n->seg[g].core, &k);
+        add_target(tb, (uint16_t)dk_seg_core(n, n->seg[g]), &k);
     for (uint32_t q = 0; q < n->n_kernels; q++) {
         const dk_kernel_rt *kr = &n->kernels[q];
         if (s < kr->k.src_first || s >= kr->src_end) continue;
@@ -806,6 +811,8 @@ static int alloc_store(dk_network *n, uint64_t ns) {
     else ok = (n->syn16 = dk_alloc(ns * sizeof *n->syn16)) != NULL;
     if (n->form == DK_FORM_MID) ok = ok && (n->wid8 = dk_alloc(ns + 1)) != NULL;
     n->src_seg = dk_alloc(((size_t)n->n_src + 1) * sizeof *n->src_seg);
+    /* a network of kernels only has no listed synapses to find */
+    if (ns) ok = ok && (n->src_syn = dk_alloc(((size_t)n->n_src + 1) * sizeof *n->src_syn)) != NULL;
     return ok && n->src_seg ? DK_OK : DK_E_NOMEM;
 }
 
@@ -821,41 +828,53 @@ static void store_synapse(dk_network *n, uint64_t i, uint32_t dst, uint16_t core
         n->syn[i] = dst | (uint32_t)w << 24;
 }
 
+/* The bits a segment word keeps for its length: what the core index leaves of 23. */
+static uint32_t seg_len_bits(uint32_t cores_used) {
+    uint32_t cb = 1;
+    while (cb < 16 && (1u << cb) < cores_used) cb++;
+    return 23u - cb;
+}
+
 /* Segments: per source, the runs of its synapses with one target core and one delay (perm's
- * order), and the end marker. *max_delay becomes the longest delay. */
+ * order), a run longer than a segment holds continuing in the next. *max_delay becomes the
+ * longest delay. */
 static int build_segments(dk_network *n, const dk_network_desc *d, const uint32_t *perm,
                           const uint8_t *widx, uint8_t *max_delay) {
     const uint64_t ns = d->n_synapses;
+    n->seg_lbits = seg_len_bits(n->cores_used);
+    const uint32_t lb = n->seg_lbits, max_len = (1u << lb) - 1u;
     size_t cap = 0;
     uint64_t n_seg = 0, i = 0;
     n->seg = dk_grow(NULL, &cap, 1024, sizeof *n->seg, UINT32_MAX);
     if (!n->seg) return DK_E_NOMEM;
     for (uint32_t s = 0; s < n->n_src; s++) {
         n->src_seg[s] = (uint32_t)n_seg;
-        int last_core = -1, last_delay = -1;
+        if (n->src_syn) n->src_syn[s] = (uint32_t)i;
+        uint32_t last_core = UINT32_MAX, last_delay = 0, len = 0, w0 = 0;
         for (; i < ns && d->src[perm[i]] == s; i++) {
             const uint32_t j = perm[i];
-            const uint16_t core = (uint16_t)(d->dst[j] / n->per_core);
-            const uint8_t delay = (uint8_t)d->delay[j];
-            if (delay > *max_delay) *max_delay = delay;
-            if (core != last_core || delay != last_delay) {
-                /* room for this one and the end marker */
-                dk_segment *seg = dk_grow(n->seg, &cap, n_seg + 2, sizeof *seg, UINT32_MAX);
+            const uint32_t core = d->dst[j] / n->per_core, delay = d->delay[j];
+            if (delay > *max_delay) *max_delay = (uint8_t)delay;
+            if (core != last_core || delay != last_delay || len == max_len) {
+                uint32_t *seg = dk_grow(n->seg, &cap, n_seg + 1, sizeof *seg, UINT32_MAX);
                 if (!seg) return DK_E_NOMEM;
                 n->seg = seg;
-                n->seg[n_seg++] = (dk_segment){.start = (uint32_t)i, .core = core, .delay = delay,
-                                               .uniform = (uint8_t)(widx[j] < 255 ? widx[j] + 1 : 0)};
+                n->seg[n_seg++] = 1u << lb | delay << (lb + 1) | core << (lb + 1 + DK_SEG_DELAY_BITS);
                 last_core = core;
                 last_delay = delay;
+                len = 0;
+                w0 = widx[j];
             }
+            len++;
+            uint32_t *w = &n->seg[n_seg - 1];
+            *w = (*w & ~max_len) | len;
             /* one weight for the whole segment (per-population weights) saves a lookup */
-            if (n->seg[n_seg - 1].uniform != widx[j] + 1) n->seg[n_seg - 1].uniform = 0;
-            store_synapse(n, i, d->dst[j], core, widx[j]);
+            if (widx[j] != w0) *w &= ~(1u << lb);
+            store_synapse(n, i, d->dst[j], (uint16_t)core, widx[j]);
         }
     }
     n->src_seg[n->n_src] = (uint32_t)n_seg;
-    if (n_seg + 1 > cap) return dk_fail(DK_E_INTERNAL, "segment end marker");
-    n->seg[n_seg] = (dk_segment){.start = (uint32_t)i};
+    if (n->src_syn) n->src_syn[n->n_src] = (uint32_t)i;
     n->n_syn = ns;
     n->n_seg = n_seg;
     return DK_OK;
@@ -891,15 +910,19 @@ static int alloc_state(dk_network *n, const dk_chip *c, const dk_network_desc *d
                        uint8_t max_delay) {
     const uint32_t cu = n->cores_used;
     const size_t nn = d->n_neurons;
-    n->n_slots = 2;
-    while (n->n_slots <= max_delay) n->n_slots *= 2;
+    n->n_slots = (uint32_t)max_delay + 1;
     n->v = dk_alloc(nn * sizeof *n->v);
     n->refr = dk_alloc(nn * sizeof *n->refr);
     n->rng = dk_alloc(nn * sizeof *n->rng);
     n->flag = dk_alloc(nn + 8);
     n->groups = dk_alloc(d->n_groups * sizeof *n->groups);
-    n->ring = dk_alloc(n->n_slots * nn * sizeof *n->ring);
-    n->core_slot_events = dk_alloc((size_t)n->n_slots * cu * sizeof *n->core_slot_events);
+    n->qstride = n->n_slots < 16 ? 16 : n->n_slots;
+    const size_t nq = (size_t)n->qstride * cu;
+    n->ring = dk_alloc(nn * sizeof *n->ring);
+    n->qbuf = dk_alloc(nq * sizeof *n->qbuf);
+    n->qlen = dk_alloc(nq * sizeof *n->qlen);
+    n->qcap = dk_alloc(nq * sizeof *n->qcap);
+    n->core_slot_events = dk_alloc(nq * sizeof *n->core_slot_events);
     n->spike_count = dk_alloc((size_t)n->n_src * sizeof *n->spike_count);
     n->tree_spikes_folded = dk_alloc((size_t)n->n_src * sizeof *n->tree_spikes_folded);
     n->link_events = dk_alloc((size_t)c->n_tiles * 4 * sizeof *n->link_events);
@@ -923,11 +946,13 @@ static int alloc_state(dk_network *n, const dk_chip *c, const dk_network_desc *d
     n->in.cap = 65536;
     n->in.steps = dk_alloc(n->in.cap * sizeof *n->in.steps);
     n->in.ids = dk_alloc(n->in.cap * sizeof *n->in.ids);
-    if (!n->v || !n->refr || !n->rng || !n->flag || !n->groups || !n->ring ||
+    if (!n->v || !n->refr || !n->rng || !n->flag || !n->groups || !n->ring || !n->qbuf ||
+        !n->qlen || !n->qcap ||
         !n->core_slot_events || !n->spike_count || !n->tree_spikes_folded || !n->link_events ||
         !n->core_events || !n->reach || !n->core_dead || !n->recorded || !n->in.steps || !n->in.ids)
         return DK_E_NOMEM;
-    n->bytes += nn * (4 + 2 + 4 + 1 + 1) + n->n_slots * nn * 4 + (size_t)n->n_src * 16;
+    n->bytes += nn * (4 + 4 + 2 + 4 + 1 + 1) + nq * (sizeof *n->qbuf + 4 + sizeof *n->qcap + 4) +
+                (size_t)n->n_src * 16;
     return DK_OK;
 }
 
@@ -982,7 +1007,8 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
     rc = copy_kernels(n, d, kernel_syn, &kernel_bytes);
     if (rc) return rc;
     const size_t syn_bytes = n->form == DK_FORM_COMPACT ? 2 : n->form == DK_FORM_MID ? 3 : 4;
-    const uint64_t store_bytes = ns * syn_bytes + index_bytes + (n->n_seg + 1) * sizeof(dk_segment);
+    const uint64_t store_bytes = ns * syn_bytes + index_bytes + n->n_seg * sizeof *n->seg +
+                                 (ns ? ((size_t)n->n_src + 1) * sizeof *n->src_syn : 0);
     n->bytes += kernel_bytes + store_bytes;
     n->src_core = dk_alloc((size_t)n->n_src * sizeof *n->src_core);
     if (!n->src_core) return DK_E_NOMEM;

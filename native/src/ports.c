@@ -218,7 +218,7 @@ int dk_telemetry_get(dk_engine *e, uint32_t part, dk_telemetry *out) {
     WITH_NET(e, part, {
         n->tel.link_util_peak = dk_router_peak(n);
         *out = n->tel;
-        out->network_bytes = n->bytes;
+        out->network_bytes = n->bytes + n->qbytes;
     });
 }
 

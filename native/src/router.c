@@ -125,7 +125,7 @@ static uint32_t try_route(dk_network *n, uint32_t s) {
 
 /* The synaptic events a spike of `s` would deliver: its listed synapses and its kernels'. */
 static uint64_t spike_events(dk_network *n, uint32_t s) {
-    uint64_t ev = n->seg[dk_first_seg(n, s + 1)].start - n->seg[dk_first_seg(n, s)].start;
+    uint64_t ev = n->src_syn ? n->src_syn[s + 1] - n->src_syn[s] : 0;
     for (uint32_t q = 0; q < n->n_kernels; q++) {
         const dk_kernel_rt *kr = &n->kernels[q];
         if (s >= kr->k.src_first && s < kr->src_end)

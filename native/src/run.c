@@ -39,7 +39,7 @@ static void barrier_wait(barrier_t *b, uint32_t *local_sense) {
 }
 
 struct dk_thread_ctx {
-    dk_network *net;
+    _Alignas(DK_ALIGN) dk_network *net; /* workers' contexts on their own cache lines */
     dk_partition *part;
     uint32_t tid, n_threads;
     uint32_t c0, c1;               /* owned cores */
@@ -57,6 +57,10 @@ struct dk_thread_ctx {
     /* local counters, summed after the run */
     uint64_t spikes, inputs_taken, events, drive, packets, drop_q, drop_f, drop_b, queue_peak;
     uint64_t update_ns, deliver_ns;
+    uint64_t qbytes;               /* bytes this worker's queues grew by */
+    uint64_t *core_ev;             /* events delivered to each owned core (c1 - c0) */
+    uint32_t slot0;                /* the ring slot of the step being run */
+    bool nomem;                    /* a queue could not grow (its packet was dropped) */
 };
 
 /* xorshift32 on every lane: one independent stream per neuron, vectorisable. */
@@ -216,20 +220,114 @@ static void emit(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1, 
     }
 }
 
+/* The events of segment word `sg` (first synapse `off`, on used core `core`) into the sums. */
+static void add_segment(dk_network *n, uint32_t sg, uint32_t off, uint32_t core) {
+    float *restrict r = n->ring;
+    const float *wtab = n->wtab;
+    const uint32_t len = dk_seg_len(n, sg);
+    if (n->form == DK_FORM_WIDE) {
+        const uint32_t *restrict sy = n->syn + off;
+        for (uint32_t i = 0; i < len; i++) r[sy[i] & 0xFFFFFFu] += wtab[sy[i] >> 24];
+        return;
+    }
+    const uint16_t *restrict sy = n->syn16 + off;
+    r += (size_t)core * n->per_core;
+    if (dk_seg_uniform(n, sg)) {
+        const bool compact = n->form == DK_FORM_COMPACT;
+        const float w = wtab[compact ? sy[0] >> 12 : n->wid8[off]];
+        const uint32_t tm = compact ? 0xFFFu : 0xFFFFu;
+        for (uint32_t i = 0; i < len; i++) r[sy[i] & tm] += w;
+    } else if (n->form == DK_FORM_MID) {
+        const uint8_t *restrict wi = n->wid8 + off;
+        for (uint32_t i = 0; i < len; i++) r[sy[i]] += wtab[wi[i]];
+    } else {
+        for (uint32_t i = 0; i < len; i++) r[sy[i] & 0xFFFu] += wtab[sy[i] >> 12];
+    }
+}
+
+#define PREFETCH_AHEAD 8u
+
+/* Starts fetching the synapses of the queued packet at `e` (if it is a segment packet);
+ * returns the packet after it. */
+static const uint32_t *prefetch_packet(const dk_network *n, const uint32_t *e,
+                                       const uint32_t *end) {
+    if (e >= end) return e;
+    if (!e[1]) return e + 2 + 2 * (size_t)e[0];
+    if (n->form == DK_FORM_WIDE) {
+        __builtin_prefetch(n->syn + e[0]);
+    } else {
+        __builtin_prefetch(n->syn16 + e[0]);
+        if (n->wid8) __builtin_prefetch(n->wid8 + e[0]);
+    }
+    return e + 2;
+}
+
+/* Adds the packets queued for queue `qi` (one slot, used core `core`) into the input sums, in
+ * the order they were delivered, and empties the queue. */
+static void replay(dk_network *n, uint32_t qi, uint32_t core) {
+    const uint32_t *e = n->qbuf[qi], *end = e + n->qlen[qi], *ahead = e;
+    /* The packets of one queue come from many sources, so their synapses lie all over the
+     * store: fetch those of the packet PREFETCH_AHEAD places ahead while this one is added. */
+    for (uint32_t k = 0; k < PREFETCH_AHEAD; k++) ahead = prefetch_packet(n, ahead, end);
+    while (e < end) {
+        ahead = prefetch_packet(n, ahead, end);
+        if (e[1]) {
+            add_segment(n, e[1], e[0], core);
+            e += 2;
+            continue;
+        }
+        const uint32_t m = e[0];
+        e += 2;
+        for (uint32_t k = 0; k < m; k++, e += 2) {
+            float w;
+            memcpy(&w, &e[1], sizeof w);
+            n->ring[e[0]] += w;
+        }
+    }
+    n->qlen[qi] = 0;
+}
+
+/* Room for `words` more words in queue `qi`; false if it could not grow (t->nomem set). */
+static bool queue_room(dk_thread_ctx *t, uint32_t qi, uint64_t words) {
+    dk_network *n = t->net;
+    const uint64_t need = n->qlen[qi] + words;
+    if (need <= n->qcap[qi]) return true;
+    size_t cap = n->qcap[qi];
+    uint32_t *b = dk_grow(n->qbuf[qi], &cap, (size_t)need, sizeof *b, UINT32_MAX);
+    if (!b) {
+        t->nomem = true;
+        return false;
+    }
+    t->qbytes += (cap - n->qcap[qi]) * sizeof *b;
+    n->qbuf[qi] = b;
+    n->qcap[qi] = cap;
+    return true;
+}
+
+/* The ring slot `delay` steps after the step being run (delay < n_slots). */
+static inline uint32_t slot_after(const dk_thread_ctx *t, uint32_t delay) {
+    const uint32_t sl = t->slot0 + delay;
+    return sl >= t->net->n_slots ? sl - t->net->n_slots : sl;
+}
+
 static void thread_update(dk_thread_ctx *t, uint64_t step, spike_list *out) {
     dk_network *n = t->net;
     out->n = 0;
-    float *slot = n->ring + (size_t)(step & (n->n_slots - 1)) * n->n_neurons;
+    float *slot = n->ring;
+    const uint32_t sl = t->slot0;
     for (uint32_t core = t->c0; core < t->c1; core++) {
         uint32_t a = core * n->per_core, b = a + n->per_core;
         if (b > n->n_neurons) b = n->n_neurons;
-        uint32_t *cse = n->core_slot_events + (size_t)(step & (n->n_slots - 1)) * n->cores_used;
-        if (cse[core] > t->queue_peak) t->queue_peak = cse[core];
-        cse[core] = 0;
+        const uint32_t qi = dk_queue_index(n, sl, core);
+        uint32_t *cse = n->core_slot_events + qi;
+        if (*cse > t->queue_peak) t->queue_peak = *cse;
+        *cse = 0;
         if (n->core_dead[core]) { /* a failed core neither integrates nor fires */
+            n->qlen[qi] = 0;
             memset(slot + a, 0, (size_t)(b - a) * sizeof *slot);
             continue;
         }
+        replay(n, qi, core);
         for (uint32_t gi = 0; gi < n->n_groups; gi++) {
             const dk_group_rt *g = &n->groups[gi];
             uint32_t lo = a > g->start ? a : g->start, hi = b < g->end ? b : g->end;
@@ -249,9 +347,9 @@ static void thread_update(dk_thread_ctx *t, uint64_t step, spike_list *out) {
 /* The synapses a spike of `src` has through the kernels, computed from the kernels: each run
  * of targets on one core is one packet, checked like a segment (this thread's cores only,
  * reachability, queue capacity, the KEPS share). */
-static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t step, uint64_t *used) {
+static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t *used) {
     dk_network *n = t->net;
-    const uint32_t cu = n->cores_used, c0 = t->c0, c1 = t->c1, mask = n->n_slots - 1;
+    const uint32_t cu = n->cores_used, c0 = t->c0, c1 = t->c1;
     const uint32_t pc = n->per_core;
     const uint8_t *reach = n->reach + (size_t)n->src_core[src] * cu;
     for (uint32_t q = 0; q < n->n_kernels; q++) {
@@ -259,8 +357,7 @@ static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t step, uint6
         if (src < kr->k.src_first || src >= kr->src_end) continue;
         /* targets ascend, so this thread's cores are one contiguous stretch of them */
         const uint32_t m = dk_kernel_targets(kr, src - kr->k.src_first, t->ktgt, t->kw);
-        const uint32_t sl = (uint32_t)(step + kr->k.delay) & mask;
-        float *restrict r = n->ring + (size_t)sl * n->n_neurons;
+        const uint32_t sl = slot_after(t, kr->k.delay);
         for (uint32_t i = 0; i < m;) {
             const uint32_t core = t->ktgt[i] / pc;
             uint32_t j = i + 1;
@@ -270,72 +367,62 @@ static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t step, uint6
             if (core < c0 || core >= c1) continue;
             t->packets++;
             if (!reach[core]) { t->drop_f += len; continue; }
-            uint32_t *qc = n->core_slot_events + (size_t)sl * cu + core;
+            const uint32_t qi = dk_queue_index(n, sl, core);
+            uint32_t *qc = n->core_slot_events + qi;
             if (*qc + (uint64_t)len > t->cap_per_core) { t->drop_q += len; continue; }
             if (t->rate > 0 && *used + len > t->budget) { t->drop_b += len; continue; }
+            if (!queue_room(t, qi, 2 + 2 * (uint64_t)len)) { t->drop_q += len; continue; }
             *qc += len;
             *used += len;
-            n->core_events[core] += len;
-            for (uint32_t k = a; k < j; k++) r[t->ktgt[k]] += t->kw[k];
+            t->core_ev[core - c0] += len;
+            uint32_t *e = n->qbuf[qi] + n->qlen[qi];
+            e[0] = len;
+            e[1] = 0;
+            for (uint32_t k = a; k < j; k++) {
+                e[2 + 2 * (k - a)] = t->ktgt[k];
+                memcpy(&e[3 + 2 * (k - a)], &t->kw[k], sizeof(float));
+            }
+            n->qlen[qi] += 2 + 2 * len;
         }
     }
 }
 
-static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t step, uint64_t *used) {
+/* One packet: the synapses of segment `sg` (source reach row `reach`) into the ring, after the
+ * checks a packet gets (this thread's cores only, reachability, queue capacity, the KEPS share). */
+/* One packet: segment word `sg` (first synapse `off`, source reach row `reach`) queued for its
+ * slot and core, after the checks a packet gets (this thread's cores only, reachability, queue
+ * capacity, the KEPS share). */
+static inline void deliver_segment(dk_thread_ctx *t, uint32_t sg, uint32_t off,
+                                   const uint8_t *reach, uint64_t *used) {
     dk_network *n = t->net;
-    const uint32_t cu = n->cores_used, c0 = t->c0, c1 = t->c1, mask = n->n_slots - 1;
-    const uint64_t cap = t->cap_per_core, budget = t->budget;
-    const bool limited = t->rate > 0;
-    const float *wtab = n->wtab;
-    const int32_t form = n->form;
+    const uint32_t core = dk_seg_core(n, sg), len = dk_seg_len(n, sg);
+    if (core < t->c0 || core >= t->c1) return;
+    t->packets++;
+    if (!reach[core]) { t->drop_f += len; return; }
+    const uint32_t sl = slot_after(t, dk_seg_delay(n, sg));
+    const uint32_t qi = dk_queue_index(n, sl, core);
+    uint32_t *q = n->core_slot_events + qi;
+    if (*q + (uint64_t)len > t->cap_per_core) { t->drop_q += len; return; }
+    if (t->rate > 0 && *used + len > t->budget) { t->drop_b += len; return; }
+    if (!queue_room(t, qi, 2)) { t->drop_q += len; return; }
+    *q += len;
+    *used += len;
+    t->core_ev[core - t->c0] += len;
+    uint32_t *e = n->qbuf[qi] + n->qlen[qi];
+    e[0] = off;
+    e[1] = sg;
+    n->qlen[qi] += 2;
+}
+
+static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t *used) {
+    dk_network *n = t->net;
     for (uint32_t s = 0; s < list->n; s++) {
         const uint32_t src = list->ids[s];
-        const dk_segment *sg = n->seg + dk_first_seg(n, src), *se = n->seg + dk_first_seg(n, src + 1);
-        const uint8_t *reach = n->reach + (size_t)n->src_core[src] * cu;
-        for (; sg < se; sg++) {
-            const uint32_t core = sg->core, off = sg->start, len = sg[1].start - off;
-            if (core < c0 || core >= c1) continue;
-            t->packets++;
-            if (!reach[core]) { t->drop_f += len; continue; }
-            const uint32_t sl = (uint32_t)(step + sg->delay) & mask;
-            uint32_t *q = n->core_slot_events + (size_t)sl * cu + core;
-            if (*q + (uint64_t)len > cap) { t->drop_q += len; continue; }
-            if (limited && *used + len > budget) { t->drop_b += len; continue; }
-            *q += len;
-            *used += len;
-            n->core_events[core] += len;
-            float *restrict r = n->ring + (size_t)sl * n->n_neurons;
-            if (form == DK_FORM_MID) {
-                const uint16_t *restrict sy = n->syn16 + off;
-                r += (size_t)core * n->per_core;
-                if (sg->uniform) {
-                    const float w = wtab[sg->uniform - 1];
-                    for (uint32_t i = 0; i < len; i++) r[sy[i]] += w;
-                } else {
-                    const uint8_t *restrict wi = n->wid8 + off;
-                    for (uint32_t i = 0; i < len; i++) r[sy[i]] += wtab[wi[i]];
-                }
-            } else if (form == DK_FORM_COMPACT) {
-                const uint16_t *restrict sy = n->syn16 + off;
-                r += (size_t)core * n->per_core;
-                if (sg->uniform) {
-                    const float w = wtab[sg->uniform - 1];
-                    for (uint32_t i = 0; i < len; i++) r[sy[i] & 0xFFFu] += w;
-                } else {
-                    for (uint32_t i = 0; i < len; i++) {
-                        const uint32_t w = sy[i];
-                        r[w & 0xFFFu] += wtab[w >> 12];
-                    }
-                }
-            } else {
-                const uint32_t *restrict sy = n->syn + off;
-                for (uint32_t i = 0; i < len; i++) {
-                    const uint32_t w = sy[i];
-                    r[w & 0xFFFFFFu] += wtab[w >> 24];
-                }
-            }
-        }
-        if (n->n_kernels) deliver_kernels(t, src, step, used);
+        const uint32_t *sg = n->seg + dk_first_seg(n, src), *se = n->seg + dk_first_seg(n, src + 1);
+        const uint8_t *reach = n->reach + (size_t)n->src_core[src] * n->cores_used;
+        for (uint32_t off = sg < se ? n->src_syn[src] : 0; sg < se; off += dk_seg_len(n, *sg++))
+            deliver_segment(t, *sg, off, reach, used);
+        if (n->n_kernels) deliver_kernels(t, src, used);
     }
 }
 
@@ -400,6 +487,7 @@ static void *thread_main(void *arg) {
         const uint64_t step = step0 + k;
         const uint32_t par = (uint32_t)(step & 1);
         uint64_t t0 = now_ns();
+        t->slot0 = (uint32_t)(step % n->n_slots);
         thread_update(t, step, &t->lists[par]);
         if (t->tid == 0) t->inputs_taken += take_inputs(n, step, &t->inputs[par]);
         uint64_t t1 = now_ns();
@@ -418,11 +506,11 @@ static void *thread_main(void *arg) {
         /* Same order for any thread count: neurons in ascending order, then inputs. */
         uint64_t used = 0;
         if (route_step(t, step, par)) {
-            deliver_list(t, &n->rt.routed, step, &used);
+            deliver_list(t, &n->rt.routed, &used);
         } else {
             for (uint32_t j = 0; j < t->n_threads; j++)
-                deliver_list(t, &t->all[j].lists[par], step, &used);
-            deliver_list(t, &t->all[0].inputs[par], step, &used);
+                deliver_list(t, &t->all[j].lists[par], &used);
+            deliver_list(t, &t->all[0].inputs[par], &used);
         }
         t->events += used;
         if (t->rate > 0) t->credit -= (double)used;
@@ -467,6 +555,8 @@ static int thread_setup(dk_thread_ctx *ctx, uint32_t j, uint32_t nt, dk_network 
         t->inputs[b].ids = dk_alloc(((size_t)(j == 0 ? n->in.cap : 0) + 1) * sizeof(uint32_t));
         if (!t->lists[b].ids || !t->inputs[b].ids) rc = DK_E_NOMEM;
     }
+    t->core_ev = dk_alloc(((size_t)(t->c1 - t->c0) + 1) * sizeof *t->core_ev);
+    if (!t->core_ev) rc = DK_E_NOMEM;
     if (n->n_kernels) {
         t->ktgt = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *t->ktgt);
         t->kw = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *t->kw);
@@ -483,6 +573,7 @@ static void threads_free(dk_thread_ctx *ctx, uint32_t nt) {
             dk_free(ctx[j].inputs[b].ids);
         }
         dk_free(ctx[j].ktgt);
+        dk_free(ctx[j].core_ev);
         dk_free(ctx[j].kw);
     }
     dk_free(ctx);
@@ -537,6 +628,8 @@ static void telemetry_add(dk_network *n, const dk_thread_ctx *ctx, uint32_t nt, 
         tel->dropped_fault += t->drop_f;
         tel->dropped_budget += t->drop_b;
         if (t->queue_peak > tel->queue_peak) tel->queue_peak = t->queue_peak;
+        n->qbytes += t->qbytes;
+        for (uint32_t c = t->c0; c < t->c1; c++) n->core_events[c] += t->core_ev[c - t->c0];
     }
     tel->keps = dk_keps_of(tel->events, tel->steps, (double)n->dt_ms);
     tel->host_keps = tel->wall_ns ? (double)tel->events / ((double)tel->wall_ns * 1e-9) /
@@ -570,6 +663,9 @@ static int run_locked(dk_engine *e, dk_partition *p, uint64_t steps, uint32_t th
         uint64_t t0 = now_ns();
         rc = threads_run(ctx, nt);
         if (!rc) telemetry_add(n, ctx, nt, steps, now_ns() - t0);
+        for (uint32_t j = 0; j < nt && !rc; j++)
+            if (ctx[j].nomem)
+                rc = dk_fail(DK_E_NOMEM, "out of memory growing a delay queue (packets dropped)");
     }
     threads_free(ctx, nt);
     return rc;
