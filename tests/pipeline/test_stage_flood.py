@@ -33,6 +33,7 @@ WINDOW, LOOKAHEAD = 7, 2
 CREDIT = WINDOW * LOOKAHEAD
 BUDGET_KEPS = 100  # the flooded partition's share of the router: the flood needs ~600
 
+POISSON = InputSpec("poisson", rate_hz=200.0, seed=3)  # both pipelines' input (the neighbour's)
 Flooder = Callable[[links.Outbound, int], Awaitable[None]]
 
 
@@ -146,6 +147,36 @@ def _space(plan: SplitPlan, m: CompiledModel, peer: str) -> int:
     return int(extract_stage(m, plan, peer).receives["input"].size)
 
 
+Reports = dict[str, PipelineReport | BaseException]
+
+
+def beside_a_neighbour(
+    engine: Engine,
+    tmp: Path,
+    m: CompiledModel,
+    plan: SplitPlan,
+    steps: int,
+    parts: tuple[int, int],
+    flood: Flooder,
+) -> tuple[Reports, Reports, list[PipelineStage], int]:
+    """The flooded pipeline on parts[0] and a neighbour on parts[1], at once, traced: their
+    reports, the flooded one's stages and the process's peak of traced bytes."""
+
+    async def both() -> tuple[Reports, Reports, list[PipelineStage]]:
+        a = run_pipeline(engine, tmp / "a", m, plan, POISSON, steps, parts[0], flood)
+        b = run_pipeline(engine, tmp / "b", m, plan, POISSON, steps, parts[1])
+        (ra, stages_a), (rb, _) = await asyncio.gather(a, b)
+        return ra, rb, stages_a
+
+    tracemalloc.start()
+    try:
+        ra, rb, stages_a = asyncio.run(both())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return ra, rb, stages_a, peak
+
+
 def test_a_flood_within_the_credit_is_held_to_it_counted_and_spares_the_neighbour(
     engine: Engine, tmp_path: Path
 ) -> None:
@@ -153,25 +184,14 @@ def test_a_flood_within_the_credit_is_held_to_it_counted_and_spares_the_neighbou
     plan = plan_split(m, 1)
     assert plan.downstream("input") == ["s0"]
     steps = 2_000
-    poisson = InputSpec("poisson", rate_hz=200.0, seed=3)
     flooded = engine.create_partition(0, domains=[0], shared=True, keps_budget=BUDGET_KEPS)
     neighbour = engine.create_partition(0, domains=[0], shared=True)
 
-    async def both() -> tuple[dict[str, PipelineReport | BaseException], ...]:
-        a = run_pipeline(engine, tmp_path / "a", m, plan, poisson, steps, flooded, keeps_credit)
-        b = run_pipeline(engine, tmp_path / "b", m, plan, poisson, steps, neighbour)
-        (ra, stages_a), (rb, _) = await asyncio.gather(a, b)
-        s0 = next(s for s in stages_a if s.name == "s0")
-        dropped = s0.metrics.registry.get_sample_value("darwin_stage_dropped_spikes_total")
-        ra["metric"] = RuntimeError(dropped)
-        return ra, rb
-
-    tracemalloc.start()
-    try:
-        ra, rb = asyncio.run(both())
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    ra, rb, stages_a, peak = beside_a_neighbour(
+        engine, tmp_path, m, plan, steps, (flooded, neighbour), keeps_credit
+    )
+    s0_stage = next(s for s in stages_a if s.name == "s0")
+    metric = s0_stage.metrics.registry.get_sample_value("darwin_stage_dropped_spikes_total")
     s0, out_b = ra["s0"], rb["output"]
     assert isinstance(s0, PipelineReport), s0
     assert isinstance(out_b, PipelineReport), out_b
@@ -184,14 +204,14 @@ def test_a_flood_within_the_credit_is_held_to_it_counted_and_spares_the_neighbou
     assert s0.steps == total
     # the flood overran the partition's KEPS budget: the partition dropped, the stage counted
     assert s0.dropped > 0
-    assert ra["metric"].args == (float(s0.dropped),)  # darwin_stage_dropped_spikes_total
+    assert metric == float(s0.dropped)  # darwin_stage_dropped_spikes_total
     # held to its credit: the 1.4 million spikes decoded are 17 MB; the whole process (both
     # pipelines, their partitions' SpikePort and engine) peaked at a few credits' worth (14
     # steps x the ids, 12 bytes a spike: 116 kB)
     print(f"flood: {sent} spikes, {s0.dropped} dropped by the partition; peak {peak} B")
     assert peak < 4 * 2**20, peak
     # the neighbour on the same cores: its outputs spike for spike as the model's alone
-    assert out_b.output_digest == output_digest(unsplit_steps(m, poisson, steps))
+    assert out_b.output_digest == output_digest(unsplit_steps(m, POISSON, steps))
     assert rb["s0"].dropped == 0  # type: ignore[union-attr]
 
 
@@ -220,22 +240,12 @@ def test_a_peer_that_breaks_the_bound_is_refused_by_name_before_its_payload_is_r
     m = model()
     plan = plan_split(m, 1)
     steps = 400
-    poisson = InputSpec("poisson", rate_hz=200.0, seed=3)
     flooded = engine.create_partition(0, domains=[0], shared=True)
     neighbour = engine.create_partition(0, domains=[0], shared=True)
 
-    async def both() -> tuple[dict[str, PipelineReport | BaseException], ...]:
-        a = run_pipeline(engine, tmp_path / "a", m, plan, poisson, steps, flooded, flood)
-        b = run_pipeline(engine, tmp_path / "b", m, plan, poisson, steps, neighbour)
-        (ra, _), (rb, _) = await asyncio.gather(a, b)
-        return ra, rb
-
-    tracemalloc.start()
-    try:
-        ra, rb = asyncio.run(both())
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    ra, rb, _, peak = beside_a_neighbour(
+        engine, tmp_path, m, plan, steps, (flooded, neighbour), flood
+    )
     failed = ra["s0"]
     assert isinstance(failed, ConnectionError), failed
     assert str(failed).startswith("upstream input: ")
@@ -244,4 +254,4 @@ def test_a_peer_that_breaks_the_bound_is_refused_by_name_before_its_payload_is_r
     assert peak < 4 * 2**20, peak  # the 256 MiB claimed, or the frames sent unasked, not read
     out_b = rb["output"]
     assert isinstance(out_b, PipelineReport), out_b
-    assert out_b.output_digest == output_digest(unsplit_steps(m, poisson, steps))
+    assert out_b.output_digest == output_digest(unsplit_steps(m, POISSON, steps))
