@@ -133,6 +133,9 @@ class Engine:
         c = ffi.new("dk_chip_info *")
         check(lib.dk_chip_info_get(self._p(), chip, c))
         entry = self._extra.get(chip)
+        links = np.zeros(self.link_count(chip) if c.failed_links else 0, np.uint8)
+        if links.size:  # which links failed (dk_links_failed: 1 for a failed one)
+            check(lib.dk_links_failed(self._p(), chip, buf("uint8_t *", links), links.size))
         return from_struct(
             ChipInfo,
             c,
@@ -140,14 +143,8 @@ class Engine:
             domains=tuple(self.domain(chip, d) for d in range(c.n_domains)),
             pcie_root=entry.pcie_root if entry else "",
             firmware=entry.firmware if entry else "",
-            failed_link_ids=self.failed_links(chip) if c.failed_links else (),
+            failed_link_ids=tuple(int(i) for i in np.flatnonzero(links)),
         )
-
-    def failed_links(self, chip: int) -> tuple[int, ...]:
-        """The chip's failed links, by link index (dk_links_failed)."""
-        out = np.zeros(self.link_count(chip), dtype=np.uint8)
-        check(lib.dk_links_failed(self._p(), chip, buf("uint8_t *", out), out.size))
-        return tuple(int(i) for i in np.flatnonzero(out))
 
     def chips(self) -> list[ChipInfo]:
         return [self.chip(i) for i in range(self.chip_count())]
