@@ -272,6 +272,9 @@ int dk_core_info_get(dk_engine *e, uint32_t chip, uint32_t core, dk_core_info *o
 /* Link (tile, dir) of the chip mesh; -1 if it does not exist (mesh edge). */
 int dk_link_index(dk_engine *e, uint32_t chip, uint32_t x, uint32_t y, uint32_t dir, int32_t *index);
 int dk_link_count(dk_engine *e, uint32_t chip, uint32_t *count);
+/* Which links of the chip are failed (dk_fault_inject): failed[i] is 1 for a failed link i,
+ * else 0, for i < n; n must be dk_link_count. */
+int dk_links_failed(dk_engine *e, uint32_t chip, uint8_t *failed, uint32_t n);
 
 /* Partitions: a set of cores of one chip. Exclusive partitions never overlap anything; shared
  * partitions may overlap other shared partitions but never an exclusive one. */

@@ -354,6 +354,21 @@ int dk_link_count(dk_engine *e, uint32_t chip, uint32_t *count) {
     return DK_OK;
 }
 
+int dk_links_failed(dk_engine *e, uint32_t chip, uint8_t *failed, uint32_t n) {
+    if (!e || !failed) return dk_fail(DK_E_INVALID, "dk_links_failed: NULL argument");
+    dk_chip *c;
+    int rc = dk_chip_lock(e, chip, &c);
+    if (rc) return rc;
+    if (n != c->n_tiles * 4u) {
+        pthread_mutex_unlock(&e->lock);
+        return dk_fail(DK_E_INVALID, "dk_links_failed: n is %u, chip %u has %u links", n, chip,
+                       c->n_tiles * 4u);
+    }
+    memcpy(failed, c->link_failed, n);
+    pthread_mutex_unlock(&e->lock);
+    return DK_OK;
+}
+
 /* ---- faults ---- */
 
 static int fault_set(dk_engine *e, uint32_t chip, int32_t kind, uint32_t index, uint8_t value) {

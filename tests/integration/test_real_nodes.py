@@ -26,6 +26,11 @@ from darwin_dra import DRIVER_NAME, kubeapi
 from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.cluster.launcher import LocalCluster
 from darwin_dra.cluster.state import NodeRecord
+from darwin_dra.engine import Direction
+from darwin_dra.hardware.model import ChipEntry
+from darwin_dra.hardware.profiles import load_profiles
+from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.partitions import partitions
 from k8s_helpers import (
     Kube,
     allocated_devices,
@@ -546,13 +551,39 @@ def _device_taints(plugin: Plugin) -> dict[str, list[dict[str, Any]]]:
     return device_taints(plugin.slices())
 
 
-def test_a_failed_domain_sends_a_deployments_pod_to_a_healthy_domain_and_clearing_restores_it(
-    plugin: Plugin, real_cluster: LocalCluster, real_kube: Kube, real_namespace: str, test_id: str
+def _link_inside(chip: int, domain: int) -> list[str]:
+    """`darwin-dra fault` arguments of a link between two tiles of the domain, on a row no
+    route from the controller takes: a fault of that link fails the domain's partitions only."""
+    profile = load_profiles()["darwin3"]
+    x0 = (domain % profile.domains_x) * profile.domain_w
+    y0 = (domain // profile.domains_x) * profile.domain_h
+    x, y = x0 + 1, y0 + 1
+    assert y != profile.controller_y
+    link = (y * profile.mesh_w + x) * 4 + int(Direction.EAST)
+    return ["--chip", str(chip), "--link", str(link)]
+
+
+def _partitions_over(chip: int, domain: int) -> set[str]:
+    profile = load_profiles()["darwin3"]
+    entry = ChipEntry(model="darwin3", serial="x", fabric="f")
+    view = ChipView.nominal(chip, entry, profile)
+    return {p.name for p in partitions(view) if domain in p.domains}
+
+
+@pytest.mark.parametrize("fault", ["domain", "link"])
+def test_a_failed_domain_or_link_moves_a_deployments_pod_to_healthy_hardware_until_cleared(
+    plugin: Plugin,
+    real_cluster: LocalCluster,
+    real_kube: Kube,
+    real_namespace: str,
+    test_id: str,
+    fault: str,
 ) -> None:
-    """A domain fails under a Deployment's running pod: the domain and every partition over it
-    are tainted NoExecute, the real kube-controller-manager evicts the pod, the Deployment's
-    next pod gets a new claim that the real scheduler allocates on a healthy domain (never one
-    that is tainted), it runs; clearing the fault takes the taints away."""
+    """A domain, or a link inside it, fails under a Deployment's running pod: every partition
+    over it (the domain, its quad, half, shared half and the chip) and no other is tainted
+    NoExecute, the real kube-controller-manager evicts the pod, the Deployment's next pod gets
+    a new claim that the real scheduler allocates on a healthy domain (never one that is
+    tainted), it runs; clearing the fault takes the taints away."""
     assert real_cluster.state is not None
     kube, namespace = real_kube, real_namespace
     image = real_cluster.state.images["busybox"]
@@ -594,15 +625,18 @@ def test_a_failed_domain_sends_a_deployments_pod_to_a_healthy_domain_and_clearin
     first, device = wait_for("the Deployment's pod running", running_pod, timeout=180)
     # chip-<c>-domain-<d>
     _, chip, _, domain = device.split("-")
+    args = ["--chip", chip, "--domain", domain]
+    if fault == "link":
+        args = _link_inside(int(chip), int(domain))
     try:
-        plugin.fault("inject", "--chip", chip, "--domain", domain)
+        plugin.fault("inject", *args)
         taints = wait_for(
-            "NoExecute on the failed domain",
+            f"NoExecute on the partitions over the failed {fault}",
             lambda: (t := _device_taints(plugin)).get(device) and t,
             timeout=60,
         )
-        assert taints[device][0]["effect"] == "NoExecute"
-        assert f"chip-{chip}" in taints  # the whole chip is over the domain too
+        assert set(taints) == _partitions_over(int(chip), int(domain)), sorted(taints)
+        assert all(t[0]["effect"] == "NoExecute" for t in taints.values()), taints
 
         def replaced() -> tuple[str, str] | None:
             now = running_pod()

@@ -117,3 +117,62 @@ def test_hellos_round_trip_and_refuse_garbage() -> None:
         framing.decode_hello(b"\x09" + raw[2:])
     with pytest.raises(FrameError, match="ends"):
         framing.decode_hello(raw[1:-6])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.integers(1, 40),
+    space=st.integers(1, 400),
+    fill=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_no_frame_the_encoder_writes_exceeds_the_payload_limit(
+    steps: int, space: int, fill: float, seed: int
+) -> None:
+    cells = steps * space
+    pos = np.random.default_rng(seed).permutation(cells)[: round(fill * cells)]
+    t, i = np.divmod(np.sort(pos), space)
+    raw = encode_data(Data(0, steps, t.astype(np.uint64), i.astype(np.uint32)), space)
+    head = framing.decode_data_head(_head_of(raw), space)
+    assert head.payload_bytes <= framing.payload_limit(cells)
+    frames, _ = decode_stream(raw, space)
+    assert frames[0].steps.size == pos.size
+
+
+def _head_of(raw: bytes) -> bytes:
+    """The header of one encoded DATA frame (after its type byte), crc included."""
+    at = 1
+    for i in range(4):
+        if i == 2:
+            at += 1
+            continue
+        _, at = framing.read_varint(raw, at, "test")
+    return raw[1 : at + 4]
+
+
+def test_the_payload_limit_bounds_every_count_the_decoder_accepts() -> None:
+    """For every spike count of a frame, the largest payload the decoder lets its header claim
+    with the encoder's Rice parameter fits the limit: the limit is never below a real frame."""
+    for cells in [*range(1, 700), 4_000, 40_000, 123_457]:
+        counts = np.unique(np.linspace(0, cells, min(cells + 1, 2_000)).astype(np.int64))
+        for count in counts.tolist():
+            k = framing.rice_k(count, cells)
+            unary = (count + ((cells - count) >> k) + 7) // 8
+            assert unary + (count * k + 7) // 8 <= framing.payload_limit(cells), (cells, count)
+
+
+def test_a_header_claiming_more_payload_than_its_cells_can_need_is_refused() -> None:
+    # 40 steps x 1,000 ids, every cell a spike, with the largest Rice parameter: 205 kB of
+    # remainders where at most 7.5 kB can be needed
+    count, k = 40_000, framing.MAX_K
+    head = framing.varint(40) + framing.varint(count) + bytes([k]) + framing.varint(5_000)
+    with pytest.raises(FrameError, match="more than 40 steps x 1000 ids can need"):
+        framing.decode_data_head(head + b"\0\0\0\0", 1_000)
+
+
+def test_a_frame_past_the_credit_the_receiver_granted_is_refused() -> None:
+    framing.check_credit("s0", start=30, steps=10, acked=0, credit_steps=40)  # up to the credit
+    with pytest.raises(FrameError, match="s0 sent a frame of 11 steps ending at step 41: past"):
+        framing.check_credit("s0", start=30, steps=11, acked=0, credit_steps=40)
+    with pytest.raises(FrameError, match="acknowledged step 0 and grants 40 steps more"):
+        framing.check_credit("s0", start=0, steps=1 << 20, acked=0, credit_steps=40)

@@ -22,6 +22,7 @@ def chip_to_pb(info: ChipInfo) -> pb.Chip:
 
 def chip_from_pb(msg: pb.Chip) -> ChipInfo:
     fields = {n: getattr(msg, n) for n in _names(ChipInfo) if n != "domains"}
+    fields["failed_link_ids"] = tuple(msg.failed_link_ids)
     domains = tuple(
         DomainInfo(**{n: getattr(d, n) for n in _names(DomainInfo)}) for d in msg.domains
     )

@@ -133,6 +133,9 @@ class Engine:
         c = ffi.new("dk_chip_info *")
         check(lib.dk_chip_info_get(self._p(), chip, c))
         entry = self._extra.get(chip)
+        links = np.zeros(self.link_count(chip) if c.failed_links else 0, np.uint8)
+        if links.size:  # which links failed (dk_links_failed: 1 for a failed one)
+            check(lib.dk_links_failed(self._p(), chip, buf("uint8_t *", links), links.size))
         return from_struct(
             ChipInfo,
             c,
@@ -140,6 +143,7 @@ class Engine:
             domains=tuple(self.domain(chip, d) for d in range(c.n_domains)),
             pcie_root=entry.pcie_root if entry else "",
             firmware=entry.firmware if entry else "",
+            failed_link_ids=tuple(int(i) for i in np.flatnonzero(links)),
         )
 
     def chips(self) -> list[ChipInfo]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -111,15 +112,27 @@ def text(value: Any) -> str:
     return str(ffi.string(value).decode("utf-8", "replace"))
 
 
+@functools.cache
+def _shared_fields(cls: Any, ctype: Any) -> tuple[tuple[str, bool], ...]:
+    """The fields dataclass `cls` shares with C struct type `ctype`, each with whether it is a
+    char array (the pair's answer never changes: worked out once, not at every record)."""
+    c_fields = dict(ctype.item.fields)
+    return tuple(
+        (f.name, c_fields[f.name].type.kind == "array")
+        for f in dataclasses.fields(cls)
+        if f.name in c_fields
+    )
+
+
 def from_struct(cls: type[T], c: Any, **given: Any) -> T:
     """Dataclass `cls` from the same-named fields of C struct `c` (text from char arrays);
     `given` sets the others."""
-    c_fields = dict(ffi.typeof(c).item.fields)
     values = dict(given)
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name not in values and f.name in c_fields:
-            raw = getattr(c, f.name)
-            values[f.name] = text(raw) if c_fields[f.name].type.kind == "array" else raw
+    key: Any = cls  # a class is hashable; mypy sees type[T] as possibly not
+    for name, is_text in _shared_fields(key, ffi.typeof(c)):
+        if name not in values:
+            raw = getattr(c, name)
+            values[name] = text(raw) if is_text else raw
     return cls(**values)
 
 

@@ -123,3 +123,4 @@ class ChipInfo:
     domains: tuple[DomainInfo, ...] = field(default=())
     pcie_root: str = ""
     firmware: str = ""
+    failed_link_ids: tuple[int, ...] = ()  # the engine's link indices (dk_link_index)

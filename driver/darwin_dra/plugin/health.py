@@ -14,6 +14,7 @@ from darwin_dra.engine import EngineError
 from darwin_dra.kubelet.health_service import DeviceHealthState, Health, HealthHub
 from darwin_dra.resources.chips import ChipView
 from darwin_dra.resources.chips import Health as PartHealth
+from darwin_dra.resources.meshlinks import links_crossed
 from darwin_dra.resources.partitions import partition_health, partitions
 
 log = structlog.get_logger(__name__)
@@ -39,9 +40,12 @@ def device_states(
                 state, message = Health.HEALTHY, ""
             else:
                 hurt = [d.index for d in chip.domains if d.index in part.domains and d.health.value]
+                links = links_crossed(chip, part.domains, chip.failed_links)
                 state = Health.UNHEALTHY
                 message = f"{health.name.lower()}: chip {chip.chip} ({chip.serial})"
-                message += f" domains {hurt}" if hurt else " links or controller"
+                message += f" domains {hurt}" if hurt else ""
+                message += f" links {links}" if links else ""
+                message += "" if hurt or links else " links or controller"
             out.append(DeviceHealthState(node, part.name, state, now, timeout_s, message))
     return out
 

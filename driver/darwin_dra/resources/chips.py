@@ -53,6 +53,8 @@ class ChipView:
     firmware: str = ""
     health: Health = Health.OK
     keps_measured: bool = False
+    controller: tuple[int, int] = (0, 0)  # the tile where the host's spikes enter the mesh
+    failed_links: frozenset[int] = frozenset()  # link indices (resources/meshlinks.py)
 
     @property
     def n_cores(self) -> int:
@@ -91,6 +93,7 @@ class ChipView:
             numa_node=entry.numa_node,
             pcie_root=entry.pcie_root,
             firmware=entry.firmware,
+            controller=(profile.controller_x, profile.controller_y),
         )
 
     @classmethod
@@ -109,11 +112,13 @@ class ChipView:
             DomainView(d.domain, d.n_cores, domain_health(d.healthy, d.failed_cores, d.n_cores))
             for d in sorted(info.domains, key=lambda d: d.domain)
         )
-        # Failed cores are a domain's business (its devices get tainted); failed links can
-        # slow routes anywhere on the chip, so they degrade the chip as a whole.
+        # Failed cores are a domain's business (its devices get tainted), failed links that of
+        # the partitions whose spikes cross them (partitions.partition_health); links failed
+        # but not named (an engine that does not say which) degrade the chip as a whole.
+        failed_links = frozenset(info.failed_link_ids)
         if not info.healthy:
             health = Health.FAILED
-        elif info.failed_links:
+        elif info.failed_links > len(failed_links):
             health = Health.DEGRADED
         else:
             health = Health.OK
@@ -140,4 +145,6 @@ class ChipView:
             firmware=info.firmware,
             health=health,
             keps_measured=measured_keps is not None,
+            controller=(profile.controller_x, profile.controller_y),
+            failed_links=failed_links,
         )

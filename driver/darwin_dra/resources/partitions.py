@@ -12,14 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from darwin_dra.resources.chips import ChipView, Health
+from darwin_dra.resources.meshlinks import links_crossed
 
 TAINT_KEY = "darwin.snn.io/unhealthy"
 
 
 def partition_health(chip: ChipView, domains: Sequence[int]) -> Health:
-    """The worst of the chip's own state and that of the domains the partition spans."""
+    """The worst of the chip's own state and that of the domains the partition spans; failed
+    when its spikes may cross a failed link (the engine drops them there)."""
     by_index = {d.index: d for d in chip.domains}
-    return max([chip.health, *(by_index[i].health for i in domains)])
+    links = Health.FAILED if links_crossed(chip, domains, chip.failed_links) else Health.OK
+    return max([chip.health, links, *(by_index[i].health for i in domains)])
 
 
 def device_taints(chip: ChipView, domains: Sequence[int]) -> list[dict[str, str]]:

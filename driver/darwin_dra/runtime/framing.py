@@ -36,10 +36,11 @@ U32 = npt.NDArray[np.uint32]
 
 HELLO, DATA, END, ACK = b"H", b"D", b"E", b"A"
 VERSION = 1
-# Bounds on what a peer can make us allocate or compute.
+# Bounds on what a peer can make us allocate or compute. A frame's payload is bounded by what
+# its own steps x ids can need (payload_limit), and a receiving stage bounds its steps by the
+# credit it grants (check_credit).
 MAX_WINDOW_STEPS = 1 << 20
 MAX_SPACE = 1 << 32
-MAX_PAYLOAD = 1 << 28
 MAX_K = 40
 
 
@@ -151,6 +152,29 @@ def rice_k(count: int, cells: int) -> int:
     return min(MAX_K, math.floor(math.log2(mean_gap * math.log(2))))
 
 
+def payload_limit(cells: int) -> int:
+    """The most payload bytes a DATA frame over ``cells`` positions (steps x ids) can need as
+    ``encode_data`` writes it, whatever its spikes (pure). With the Rice parameter of
+    ``rice_k`` a frame costs at most about 1.37 bits a cell (every cell a spike: one unary bit
+    each), so 1.5 bits a cell and a byte of padding for each of its two parts bound it; a
+    header that claims more is refused before a byte of its payload is read."""
+    return (3 * cells) // 16 + 2
+
+
+def check_credit(peer: str, start: int, steps: int, acked: int, credit_steps: int) -> None:
+    """A frame from ``peer`` of ``steps`` steps from ``start`` against what its receiver
+    granted: a sender may run at most ``credit_steps`` steps past the receiver's last
+    acknowledgement ``acked`` (``Outbound.wait_credit``), so a frame past that is a sender that
+    ignores the backpressure, refused before its payload is read (pure)."""
+    end = start + steps
+    if end - acked > credit_steps:
+        raise FrameError(
+            f"{peer} sent a frame of {steps} steps ending at step {end}: past its credit, "
+            f"this stage acknowledged step {acked} and grants {credit_steps} steps more "
+            "(--lookahead x --window)"
+        )
+
+
 def _crc(head: bytes, payload: bytes) -> int:
     return zlib.crc32(payload, zlib.crc32(head))
 
@@ -188,8 +212,8 @@ def encode_data(d: Data, space: int) -> bytes:
     else:
         rbytes = b""
     payload = ubytes + rbytes
-    if len(payload) > MAX_PAYLOAD:
-        raise FrameError(f"{len(payload)} payload bytes exceed a frame; use a shorter window")
+    if len(payload) > payload_limit(cells):  # cannot happen (test_framing); never sent if so
+        raise FrameError(f"{len(payload)} payload bytes exceed {payload_limit(cells)}")
     head = varint(d.window_steps) + varint(n) + bytes([k]) + varint(len(ubytes))
     return DATA + head + struct.pack("<I", _crc(head, payload)) + payload
 
@@ -226,12 +250,17 @@ def decode_data_head(buf: bytes, space: int) -> DataHead:
         raise FrameError(f"data: {count} spikes in {steps} steps x {space} ids")
     if k > MAX_K:
         raise FrameError(f"data: Rice parameter {k} exceeds {MAX_K}")
-    # the unary part holds count zeros and at most (cells >> k) + 7 ones
-    if ub > (count + ((steps * space) >> k) + 8) // 8 + 1:
+    # the unary part holds count zeros and the gaps' quotients, whose sum is at most
+    # (cells - count) >> k, padded to a byte
+    cells = steps * space
+    if ub > (count + ((cells - count) >> k) + 7) // 8:
         raise FrameError(f"data: {ub} unary bytes for {count} spikes is more than can be")
     head = DataHead(steps, count, k, ub, int(crc), bytes(buf[:at]))
-    if head.payload_bytes > MAX_PAYLOAD:
-        raise FrameError(f"data: {head.payload_bytes} payload bytes exceed a frame")
+    if head.payload_bytes > payload_limit(cells):
+        raise FrameError(
+            f"data: {head.payload_bytes} payload bytes, more than {steps} steps x {space} ids "
+            f"can need ({payload_limit(cells)})"
+        )
     return head
 
 

@@ -14,6 +14,7 @@ import contextlib
 import ssl
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -54,9 +55,14 @@ async def read_hello(reader: asyncio.StreamReader) -> framing.Hello:
 
 
 async def read_data(
-    reader: asyncio.StreamReader, space: int, start: int
+    reader: asyncio.StreamReader,
+    space: int,
+    start: int,
+    check: Callable[[framing.DataHead], None] | None = None,
 ) -> tuple[framing.Data | None, int]:
-    """The next frame (None after END) and the bytes it took on the wire."""
+    """The next frame (None after END) and the bytes it took on the wire. ``check`` sees the
+    frame's header once it is in (Inbound's credit); a frame it refuses, or one whose header
+    claims more than its steps x ids can need, is refused before its payload is read."""
     try:
         kind = await reader.readexactly(1)
     except asyncio.IncompleteReadError as exc:
@@ -71,6 +77,8 @@ async def read_data(
     head += await _varint(reader, "a frame header")
     head += await _exactly(reader, 4, "a frame header")
     h = framing.decode_data_head(head, space)
+    if check is not None:
+        check(h)
     payload = await _exactly(reader, h.payload_bytes, "a frame body")
     return framing.decode_data_body(h, payload, start, space), 1 + len(head) + len(payload)
 
@@ -201,22 +209,31 @@ class Outbound:
 
 
 class Inbound:
-    """The receiving end of an edge."""
+    """The receiving end of an edge. ``credit_steps``: how far past this end's last
+    acknowledgement the sender may run (the stage's lookahead x window, the same number the
+    stage's own senders wait for); what it buffers of this edge is bounded by it."""
 
     def __init__(
-        self, peer: str, space: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        peer: str,
+        space: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        credit_steps: int,
     ) -> None:
         self.peer = peer
         self.space = space
         self.reader = reader
         self.writer = writer
+        self.credit_steps = credit_steps
         self.horizon = 0  # steps the sender has finished
+        self.acked = 0  # steps this end has acknowledged
         self.ended = False
         self.bytes_in = 0
         self.spikes_in = 0
 
     async def next(self) -> framing.Data | None:
-        d, n = await read_data(self.reader, self.space, self.horizon)
+        d, n = await read_data(self.reader, self.space, self.horizon, self._check_credit)
         self.bytes_in += n
         if d is None:
             self.ended = True
@@ -225,7 +242,13 @@ class Inbound:
         self.spikes_in += int(d.steps.size)
         return d
 
+    def _check_credit(self, h: framing.DataHead) -> None:
+        """When the header is in: what this end has acknowledged by then is what the sender
+        may have seen before it sent the frame."""
+        framing.check_credit(self.peer, self.horizon, h.window_steps, self.acked, self.credit_steps)
+
     async def ack(self, steps: int) -> None:
+        self.acked = max(self.acked, steps)
         self.writer.write(framing.encode_ack(steps))
         with contextlib.suppress(ConnectionError):
             await self.writer.drain()

@@ -18,6 +18,14 @@ from darwin_dra.runtime import framing
 from darwin_dra.runtime.tls import TlsFiles
 
 PRODUCER = "producer"  # the sender's name on a socket input
+MAX_INPUT_QUEUE = 1 << 24
+
+
+def step_capacities(n_inputs: int, n_export: int, window: int) -> tuple[int, int]:
+    """(export, input) capacity of an engine stage's partition, in spikes: what one Step of at
+    most ``window`` steps can carry, each neuron or input at most once a step (pure). The
+    chip's side holds buffers of these sizes for the stage, so a stage asks for no more."""
+    return max(1, n_export * window), min(MAX_INPUT_QUEUE, max(1, n_inputs * window))
 
 
 def plan_digest(plan: SplitPlan) -> str:
@@ -48,6 +56,12 @@ class PipelineStageConfig:
     # neighbours whose partitions are on this stage's chip: their edges go over the chip's
     # router (runtime/pipeline_routes.py), no stream
     on_chip: frozenset[str] = frozenset()
+
+    @property
+    def credit_steps(self) -> int:
+        """How far a sender may run past a receiver's acknowledgement: what a stage's senders
+        wait for and what it refuses a frame beyond (so what it buffers of an edge)."""
+        return self.lookahead * self.window
 
     def __post_init__(self) -> None:
         if self.window < 1:

@@ -121,7 +121,7 @@ class StageConnections:
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
                 return
-            ib = links.Inbound(hello.sender, hello.space, reader, writer)
+            ib = links.Inbound(hello.sender, hello.space, reader, writer, self.config.credit_steps)
             self._inbound[hello.sender].set_result(ib)
             log.info("upstream connected", stage=self.name, peer=hello.sender)
 

@@ -52,6 +52,7 @@ from darwin_dra.runtime.pipeline_config import (
     PipelineStageConfig,
     check_reset,
     plan_digest,
+    step_capacities,
 )
 from darwin_dra.runtime.pipeline_connect import StageConnections
 from darwin_dra.runtime.pipeline_finish import finish_outputs, finish_readout
@@ -62,7 +63,6 @@ from darwin_dra.runtime.stage import next_window
 log = structlog.get_logger(__name__)
 
 I64 = npt.NDArray[np.int64]
-MAX_INPUT_QUEUE = 1 << 24
 
 
 class PipelineStage(StageConnections):
@@ -176,7 +176,7 @@ class PipelineStage(StageConnections):
         self, downs: Mapping[str, links.Outbound], start: int, n: int, steps: Any, gids: Any
     ) -> None:
         """The window's spikes (global ids) to every downstream, each the ids it reads."""
-        lookahead = self.config.lookahead * self.config.window
+        lookahead = self.config.credit_steps
         self.report.window_spikes.append(int(np.size(gids)))
         for peer in self.on_chip.downs:  # the chip host moves these; counted here
             n_peer = int(links.positions(self.part.sends[peer], gids)[1].sum())
@@ -265,14 +265,12 @@ class PipelineStage(StageConnections):
             assert part.network is not None
             send_ids = np.unique(np.concatenate([np.zeros(0, np.uint32), *part.sends.values()]))
             export = np.searchsorted(part.neurons, send_ids)
-            cap = min(MAX_INPUT_QUEUE, max(1, part.network.n_inputs * cfg.window))
+            caps = step_capacities(part.network.n_inputs, export.size, cfg.window)
             readout: list[int] = []
             if self.readout is not None:  # its neurons' local ids (a stage holds it whole)
                 ro = self.readout.layer
                 readout = np.searchsorted(part.neurons, ro.first + np.arange(ro.count)).tolist()
-            await port.load(
-                part.network, export=export.tolist(), input_capacity=cap, readout=readout
-            )
+            await port.load(part.network, export.tolist(), *caps, readout=readout)
         total = self._total(None)
         queue: asyncio.Queue[tuple[str, framing.Data | BaseException | None]] = asyncio.Queue(
             maxsize=(cfg.lookahead + 1) * max(1, len(ups))

@@ -110,6 +110,7 @@ class Chip(_message.Message):
     DOMAINS_FIELD_NUMBER: _builtins.int
     PCIE_ROOT_FIELD_NUMBER: _builtins.int
     FIRMWARE_FIELD_NUMBER: _builtins.int
+    FAILED_LINK_IDS_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     model: _builtins.str
     serial: _builtins.str
@@ -130,6 +131,10 @@ class Chip(_message.Message):
     firmware: _builtins.str
     @_builtins.property
     def domains(self) -> _containers.RepeatedCompositeFieldContainer[Global___Domain]: ...
+    @_builtins.property
+    def failed_link_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """the engine's link indices of its failed links"""
+
     def __init__(
         self,
         *,
@@ -152,10 +157,11 @@ class Chip(_message.Message):
         domains: _abc.Iterable[Global___Domain] | None = ...,
         pcie_root: _builtins.str = ...,
         firmware: _builtins.str = ...,
+        failed_link_ids: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["domains", b"domains", "energy_pj_per_op", b"energy_pj_per_op", "fabric", b"fabric", "failed_cores", b"failed_cores", "failed_links", b"failed_links", "firmware", b"firmware", "healthy", b"healthy", "id", b"id", "mesh_h", b"mesh_h", "mesh_w", b"mesh_w", "model", b"model", "n_cores", b"n_cores", "n_domains", b"n_domains", "neurons_per_core", b"neurons_per_core", "numa_node", b"numa_node", "pcie_root", b"pcie_root", "router_events_per_s", b"router_events_per_s", "serial", b"serial", "synapses_per_chip", b"synapses_per_chip"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["domains", b"domains", "energy_pj_per_op", b"energy_pj_per_op", "fabric", b"fabric", "failed_cores", b"failed_cores", "failed_link_ids", b"failed_link_ids", "failed_links", b"failed_links", "firmware", b"firmware", "healthy", b"healthy", "id", b"id", "mesh_h", b"mesh_h", "mesh_w", b"mesh_w", "model", b"model", "n_cores", b"n_cores", "n_domains", b"n_domains", "neurons_per_core", b"neurons_per_core", "numa_node", b"numa_node", "pcie_root", b"pcie_root", "router_events_per_s", b"router_events_per_s", "serial", b"serial", "synapses_per_chip", b"synapses_per_chip"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
