@@ -24,8 +24,10 @@ RUNTIME_CONFIG = ",".join(
     f"resource.k8s.io/{v}=true" for v in ("v1", "v1beta2", "v1beta1", "v1alpha3")
 )
 # What DRA needs (claims from templates, device taints, garbage collection of generated claims),
-# what keeps simulated nodes honest (node lifecycle, taint eviction) and what pods and the demo's
-# workloads need. Cloud, volume, certificate and IPAM controllers have nothing to do here.
+# what keeps simulated nodes honest (node lifecycle, taint eviction), what pods and the demo's
+# workloads need, and the binding and protection of pre-bound volumes (a SpikingPipeline's
+# model on a volume; without the protection controllers a deleted claim never goes).
+# Cloud, provisioning, attach, certificate and IPAM controllers have nothing to do here.
 CONTROLLERS = (
     "namespace-controller",
     "garbage-collector-controller",
@@ -41,6 +43,9 @@ CONTROLLERS = (
     "deployment-controller",
     "daemonset-controller",
     "job-controller",
+    "persistentvolume-binder-controller",
+    "persistentvolume-protection-controller",
+    "persistentvolumeclaim-protection-controller",
 )
 LOOPBACK = "127.0.0.1"
 
