@@ -311,7 +311,7 @@ def run_layout(
 
 
 def table(results: Sequence[LayoutResult]) -> str:
-    head = ["nodes", "score %", "start", "layout", "slices", "devices", "pods", "bound", "pods/s",
+    head = ["nodes", "score%", "start", "layout", "slices", "devices", "pods", "bound", "pods/s",
             "vs plain", "p50 s", "p99 s", "ungate/s", "not ready", "sched CPU ms/pod"]  # fmt: skip
     plain = {r.nodes: r.pods_per_s for r in results if r.layout == "plain"}
     rows = [head]
