@@ -143,7 +143,8 @@ def run_scheduler(args: argparse.Namespace) -> int:
         f"\n{args.chips} chips a node; Darwin pods rotate 2 domains (matchAttribute chip), a quad,"
         " a 10 k Meps KEPS share (capacity layout: domains 2, 4 with maxMeps >= 100 k, or 1,"
         " each with a KEPS request); plain pods take one chip each (at most one pod a chip)."
-        " pods/s = bound / (last bind - first ungate); latency = bind seen - ungate."
+        " pods/s = bound / (last bind - first ungate); latency = bind seen - ungate (with"
+        " --backlog both count from the scheduler's continue); binding/s = first to last bind."
     )
     return 0 if all(r.complete for r in results) else 1
 
