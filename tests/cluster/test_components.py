@@ -60,3 +60,30 @@ def test_apiserver_serves_every_resource_version_and_dra_controllers_run() -> No
         "namespace-controller",
     ):
         assert needed in controllers
+
+
+def test_scheduler_with_a_config_file_drops_the_flags_it_would_ignore() -> None:
+    kubeconfig = Path("/c/k")
+    plain = components.scheduler(PKI, kubeconfig, PORTS)
+    assert _flag(plain, "kubeconfig") == str(kubeconfig)
+    assert _flag(plain, "config") is None
+    with_config = components.scheduler(PKI, kubeconfig, PORTS, Path("/c/s.json"))
+    assert _flag(with_config, "config") == "/c/s.json"
+    # kube-scheduler ignores these with --config: their values must come from the file.
+    assert _flag(with_config, "kubeconfig") is None
+    assert _flag(with_config, "profiling") is None
+    assert _flag(with_config, "secure-port") == str(PORTS.scheduler)
+    assert _flag(with_config, "authentication-kubeconfig") == str(kubeconfig)
+
+
+def test_scheduler_configuration_merges_settings_over_the_launcher_defaults() -> None:
+    body = components.scheduler_configuration(
+        Path("/c/k"),
+        {"percentageOfNodesToScore": 10, "clientConnection": {"qps": 500}, "enableProfiling": True},
+    )
+    assert body["apiVersion"] == "kubescheduler.config.k8s.io/v1"
+    assert body["kind"] == "KubeSchedulerConfiguration"
+    assert body["percentageOfNodesToScore"] == 10
+    assert body["clientConnection"] == {"kubeconfig": "/c/k", "qps": 500}
+    assert body["leaderElection"] == {"leaderElect": False}
+    assert body["enableProfiling"] is True

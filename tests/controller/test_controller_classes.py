@@ -10,7 +10,7 @@ from darwin_dra.controller.deviceclasses import (
 )
 from darwin_dra.hardware.model import ChipProfile
 from darwin_dra.resources.chips import ChipView, DomainView
-from darwin_dra.resources.partitions import partitions
+from darwin_dra.resources.partitions import ALL_KINDS, partitions
 
 
 def _by_name() -> dict[str, dict]:  # type: ignore[type-arg]
@@ -41,6 +41,7 @@ def _chip(profile: ChipProfile) -> ChipView:
 def test_the_classes_and_their_extended_resource_names() -> None:
     classes = _by_name()
     assert sorted(classes) == [
+        "darwin-capacity.snn.io",
         "darwin-chip.snn.io",
         "darwin-domain.snn.io",
         "darwin-fabric.snn.io",
@@ -50,6 +51,7 @@ def test_the_classes_and_their_extended_resource_names() -> None:
     ]
     extended = {n: c["spec"].get("extendedResourceName") for n, c in classes.items()}
     assert extended == {
+        "darwin-capacity.snn.io": None,
         "darwin-chip.snn.io": "darwin.snn.io/chip",
         "darwin-domain.snn.io": "darwin.snn.io/domain",
         "darwin-fabric.snn.io": None,
@@ -73,14 +75,14 @@ def test_every_class_checks_the_driver_before_reading_its_attributes() -> None:
 def test_partition_names_in_selectors_are_the_ones_the_slice_builder_publishes(
     darwin3: ChipProfile,
 ) -> None:
-    published = {p.kind for p in partitions(_chip(darwin3))} | {"fabric"}
+    published = {p.kind for p in partitions(_chip(darwin3), ALL_KINDS)} | {"fabric"}
     named: set[str] = set()
     for cls in device_classes():
         for sel in cls["spec"]["selectors"]:
             named |= set(re.findall(r'"([a-z]+)"', sel["cel"]["expression"].split("partition")[-1]))
     named.discard(DRIVER_NAME)
     assert named <= published
-    assert set(EXCLUSIVE_PARTITIONS) == published - {"shared", "fabric"}
+    assert set(EXCLUSIVE_PARTITIONS) == published - {"shared", "fabric", "capacity"}
 
 
 def test_any_partition_class_excludes_shared_and_fabric_devices() -> None:

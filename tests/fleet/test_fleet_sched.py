@@ -10,12 +10,12 @@ from darwin_dra.fleet.schedbench import (
     GATE,
     LayoutResult,
     cpu_seconds,
-    darwin_claim,
     gated_pod,
     layout_slices,
     percentile,
     table,
 )
+from darwin_dra.fleet.schedclaims import capacity_claim, darwin_claim
 from darwin_dra.hardware.profiles import load_profiles
 
 INV = fleet_inventory(FleetShape(nodes=1))
@@ -27,7 +27,22 @@ def devices(layout: str) -> int:
 
 
 def test_layouts_cost_different_device_counts() -> None:
-    assert (devices("darwin"), devices("light"), devices("plain")) == (150, 46, 4)
+    assert (devices("darwin"), devices("light"), devices("capacity"), devices("plain")) == (
+        150,
+        46,
+        4,
+        4,
+    )
+
+
+def test_capacity_claims_ask_domains_and_keps_of_one_device() -> None:
+    quad = capacity_claim("quad")["devices"]["requests"][0]["exactly"]
+    assert quad["deviceClassName"] == "darwin-capacity.snn.io"
+    assert quad["capacity"]["requests"] == {"domains": "4", "keps": "100000000"}
+    assert "maxMeps >= 100000" in quad["selectors"][0]["cel"]["expression"]
+    assert "selectors" not in capacity_claim("domains")["devices"]["requests"][0]["exactly"]
+    with pytest.raises(ValueError, match="unknown claim kind"):
+        capacity_claim("gpu")
 
 
 def test_claims_and_gated_pods() -> None:

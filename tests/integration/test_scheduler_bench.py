@@ -1,6 +1,8 @@
 """`darwin-dra bench scheduler` end to end on 3 simulated nodes, run the way a user runs it:
-every pod bound by the real kube-scheduler for both layouts, the scheduler's CPU cost per pod
-read, and a CPU profile of the scheduler written for each run."""
+every pod bound by the real kube-scheduler for each layout (the capacity layout's claims
+included), the scheduler's CPU cost per pod read, and a CPU profile of the scheduler written
+for each run; the scheduler runs from a KubeSchedulerConfiguration (--nodes-to-score) and
+drains a backlog (--backlog)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ def test_scheduler_bench_binds_every_pod_and_profiles_the_scheduler(tmp_path: Pa
     run = subprocess.run(
         [
             sys.executable, "-m", "darwin_dra.cli.main", "bench", "scheduler",
-            "--nodes", "3", "--pods", "9", "--layouts", "darwin,plain", "--timeout", "300",
-            "--profile-dir", str(tmp_path), "--profile-seconds", "3",
+            "--nodes", "3", "--pods", "9", "--layouts", "darwin,capacity,plain",
+            "--timeout", "300", "--profile-dir", str(tmp_path), "--profile-seconds", "3",
+            "--nodes-to-score", "50", "--backlog",
         ],
         capture_output=True,
         text=True,
@@ -26,13 +29,15 @@ def test_scheduler_bench_binds_every_pod_and_profiles_the_scheduler(tmp_path: Pa
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-4000:]
     lines = run.stdout.splitlines()  # the logs go there too: the table is the last one
-    start = max(i for i, line in enumerate(lines) if line.split()[:2] == ["nodes", "layout"])
+    head = ["nodes", "score%", "start", "layout"]
+    start = max(i for i, line in enumerate(lines) if line.split()[:4] == head)
     assert lines[start].rstrip().endswith("sched CPU ms/pod"), lines[start]
-    rows = lines[start + 2 : start + 4]
-    by_layout = {r.split()[1]: r.split() for r in rows}
-    assert set(by_layout) == {"darwin", "plain"}
+    rows = lines[start + 2 : start + 5]
+    by_layout = {r.split()[3]: r.split() for r in rows}
+    assert set(by_layout) == {"darwin", "capacity", "plain"}
     for layout, cells in by_layout.items():
-        assert cells[4] == cells[5], f"{layout}: not every pod was bound: {cells}"
+        assert cells[1:3] == ["50", "backlog"], cells
+        assert cells[6] == cells[7], f"{layout}: not every pod was bound: {cells}"
         # Darwin pods cost the scheduler CPU it can count (10 ms clock ticks); 9 plain pods on
         # 3 nodes may cost less than a tick.
         assert float(cells[-1]) > 0 if layout == "darwin" else float(cells[-1]) >= 0, cells

@@ -54,3 +54,39 @@ def test_plugin_flag_reaches_the_options() -> None:
     assert options(args).partitions == LIGHT_PARTITIONS
     args = build_parser().parse_args(["kubelet-plugin", "--node-name", "n"])
     assert options(args).partitions == PARTITION_KINDS
+
+
+def test_capacity_layout_publishes_one_counted_device_a_chip_in_one_slice() -> None:
+    import dataclasses
+
+    from darwin_dra.resources.chips import DomainView, Health
+    from darwin_dra.resources.partitions import CAPACITY_PARTITIONS
+
+    layout = SliceLayout(partitions=CAPACITY_PARTITIONS)
+    [only] = build_slices("n", VIEWS, layout=layout)
+    check_limits([only])
+    devices = only["spec"]["devices"]
+    assert [d["name"] for d in devices] == [f"chip-{c}-capacity" for c in range(4)]
+    assert all(d["allowMultipleAllocations"] for d in devices)
+    assert not any("consumesCounters" in d for d in devices)
+    assert [d["capacity"]["domains"]["value"] for d in devices] == ["36", "36", "16", "16"]
+    # A hurt domain shrinks the capacity and taints nothing; a degraded chip is tainted.
+    hurt = dataclasses.replace(
+        VIEWS[0],
+        domains=tuple(
+            DomainView(d.index, d.cores, Health.FAILED if d.index == 3 else Health.OK)
+            for d in VIEWS[0].domains
+        ),
+    )
+    sick = dataclasses.replace(VIEWS[1], health=Health.DEGRADED)
+    [again] = build_slices("n", [hurt, sick, *VIEWS[2:]], layout=layout)
+    by_name = {d["name"]: d for d in again["spec"]["devices"]}
+    assert by_name["chip-0-capacity"]["capacity"]["domains"]["value"] == "35"
+    assert "taints" not in by_name["chip-0-capacity"]
+    assert by_name["chip-1-capacity"]["taints"][0]["effect"] == "NoSchedule"
+    # Healthy chips first: the degraded one is published last.
+    assert list(by_name)[-1] == "chip-1-capacity"
+    args = build_parser().parse_args(
+        ["kubelet-plugin", "--node-name", "n", "--partitions", "capacity"]
+    )
+    assert options(args).partitions == CAPACITY_PARTITIONS

@@ -54,7 +54,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                type=float)  # fmt: skip
     env_option(p, "--partitions", "DARWIN_PARTITIONS", "partition kinds to publish: a list of "
                "domain,quad,half,chip,shared, or full, or light (no single domains: 14 devices "
-               "a chip instead of 50, for large clusters)", default="full")  # fmt: skip
+               "a chip instead of 50, for large clusters), or capacity (one device a chip, "
+               "allocated by domains and KEPS; the plugin picks the domains)",
+               default="full")  # fmt: skip
     env_option(p, "--crash-points-file", "DARWIN_CRASH_POINTS_FILE", "for tests only: a file "
                "naming a step of prepare or unprepare at which the plugin SIGKILLs itself "
                "(plugin/crashpoints.py; default off)", type=Path)  # fmt: skip

@@ -5,8 +5,10 @@ Kept apart from the launcher so the flags can be read (and tested) without start
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Explicit even where on by default, so a cluster of another version fails loudly instead of
 # silently dropping the fields the driver depends on.
@@ -162,8 +164,41 @@ def controller_manager(pki: Path, kubeconfig: Path, ports: Ports) -> list[str]:
     ]
 
 
-def scheduler(pki: Path, kubeconfig: Path, ports: Ports) -> list[str]:
-    return _controller_common("kube-scheduler", pki, kubeconfig, ports.scheduler)
+def scheduler(pki: Path, kubeconfig: Path, ports: Ports, config: Path | None = None) -> list[str]:
+    """kube-scheduler's flags; with ``config`` (a KubeSchedulerConfiguration file, see
+    ``scheduler_configuration``) --config, and without the flags it would then ignore
+    (--kubeconfig, --profiling, --kube-api-qps...: their values live in the file)."""
+    args = _controller_common("kube-scheduler", pki, kubeconfig, ports.scheduler)
+    if config is None:
+        return args
+    ignored = ("--kubeconfig=", "--profiling=")
+    return [a for a in args if not a.startswith(ignored)] + [f"--config={config}"]
+
+
+def scheduler_configuration(kubeconfig: Path, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1): the launcher's defaults
+    (its kubeconfig, no leader election, no profiling) with ``settings`` merged over them
+    (e.g. ``percentageOfNodesToScore``; a mapping merges into a mapping, anything else
+    replaces)."""
+    base: dict[str, Any] = {
+        "apiVersion": "kubescheduler.config.k8s.io/v1",
+        "kind": "KubeSchedulerConfiguration",
+        "clientConnection": {"kubeconfig": str(kubeconfig)},
+        "leaderElection": {"leaderElect": False},
+        "enableProfiling": False,
+    }
+    return _merged(base, settings)
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            out[key] = _merged(old, value)
+        else:
+            out[key] = value
+    return out
 
 
 def kubelet_harness(

@@ -7,13 +7,14 @@ not run pods, simulated ones (a node agent and one kubelet harness per node).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import socket
 import ssl
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -68,6 +69,9 @@ class ClusterConfig:
     # real: kubelet + containerd + runc per node, pods really run. harness: simulated nodes
     # (kubelet-harness + node agent), for many nodes that need not run pods.
     node_kind: NodeKind = "real"
+    # KubeSchedulerConfiguration fields (e.g. percentageOfNodesToScore): when given, the
+    # scheduler runs with --config of a file holding them (components.scheduler_configuration).
+    scheduler_config: Mapping[str, Any] | None = None
 
 
 class LocalCluster:
@@ -142,7 +146,12 @@ class LocalCluster:
 
         kcm_args = components.controller_manager(pki_dir, creds["kube-controller-manager"], ports)
         kcm = self.start_process("kube-controller-manager", kcm_args)
-        sched_args = components.scheduler(pki_dir, creds["kube-scheduler"], ports)
+        sched_config = None
+        if cfg.scheduler_config is not None:
+            body = components.scheduler_configuration(creds["kube-scheduler"], cfg.scheduler_config)
+            sched_config = self.dir / "kube-scheduler-config.json"
+            sched_config.write_text(json.dumps(body, indent=2) + "\n")
+        sched_args = components.scheduler(pki_dir, creds["kube-scheduler"], ports, sched_config)
         sched = self.start_process("kube-scheduler", sched_args)
         kcm_health = f"https://127.0.0.1:{ports.controller_manager}/healthz"
         kcm.wait_ready(lambda: self._get(kcm_health), 120)

@@ -74,6 +74,8 @@ def device_classes(settings: ClassSettings | None = None) -> list[dict[str, Any]
         _class("darwin-chip.snn.io", [_partition_in(["chip"])], f"{DRIVER_NAME}/chip"),
         _class("darwin-domain.snn.io", [_partition_in(["domain"])], f"{DRIVER_NAME}/domain"),
         _class("darwin-shared.snn.io", [_partition_in(["shared"])]),
+        # The capacity layout's chips (--partitions capacity): ask capacity domains and keps.
+        _class("darwin-capacity.snn.io", [_partition_in(["capacity"])]),
         _class("darwin-fabric.snn.io", [_partition_in(["fabric"])]),
         _class(
             "darwin-fast.snn.io",

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from darwin_dra import kubeapi
 from darwin_dra.cluster import build, launcher
@@ -37,13 +38,27 @@ BENCH_FLAGS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+# The same client limits as KubeSchedulerConfiguration fields: with --config, kube-scheduler
+# ignores its --kube-api-qps/--kube-api-burst flags.
+BENCH_SCHEDULER_CLIENT = {"clientConnection": {"qps": 500, "burst": 1000}}
+
+
 def bench_cluster(
-    directory: Path, extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    directory: Path,
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = (),
+    scheduler: Mapping[str, Any] | None = None,
 ) -> tuple[launcher.LocalCluster, build.Binaries]:
     """A local control plane with no nodes, the benchmark's rate limits and ``extra`` flags
-    (by component; a flag given again wins over the default)."""
+    (by component; a flag given again wins over the default). ``scheduler``:
+    KubeSchedulerConfiguration fields (e.g. ``{"percentageOfNodesToScore": 10}``); the
+    scheduler then runs with --config, its client limits in the file instead of flags."""
     binaries = build.ensure_binaries()
-    config = launcher.ClusterConfig(directory, nodes=0, extra_args=BENCH_FLAGS + extra)
+    flags = BENCH_FLAGS + extra
+    settings = None
+    if scheduler is not None:
+        flags = tuple((comp, more) for comp, more in flags if comp != "kube-scheduler")
+        settings = {**BENCH_SCHEDULER_CLIENT, **scheduler}
+    config = launcher.ClusterConfig(directory, nodes=0, extra_args=flags, scheduler_config=settings)
     return launcher.LocalCluster(config, binaries), binaries
 
 

@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 import shutil
+import signal
 import statistics
 import tempfile
 import threading
@@ -23,82 +24,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from darwin_dra import DRIVER_NAME, kubeapi
+from darwin_dra import kubeapi
 from darwin_dra.controller.deviceclasses import device_classes
 from darwin_dra.fleet import claims, replay
 from darwin_dra.fleet.layout import FleetShape, fleet_inventory, plain_slices
 from darwin_dra.fleet.run import bench_cluster, fleet_views
+from darwin_dra.fleet.schedclaims import CLAIM_KINDS, capacity_claim, darwin_claim, plain_mix
 from darwin_dra.kubetypes import Obj
 from darwin_dra.resources.chips import ChipView
-from darwin_dra.resources.partitions import LIGHT_PARTITIONS, PARTITION_KINDS
+from darwin_dra.resources.partitions import (
+    CAPACITY_PARTITIONS,
+    LIGHT_PARTITIONS,
+    PARTITION_KINDS,
+)
 from darwin_dra.resources.slices import SliceLayout, build_slices
 
 NAMESPACE = "sched"
 GATE = "darwin.snn.io/bench"
-LAYOUTS = ("darwin", "light", "plain")
-
-
-CLAIM_KINDS = ("domains", "quad", "share", "domain")
-
-
-def darwin_claim(kind: str) -> Obj:
-    """One Darwin claim spec: ``domains`` (two on one chip), ``quad``, ``share`` (10 k Meps),
-    ``domain`` (one, no constraint)."""
-    if kind not in CLAIM_KINDS:
-        raise ValueError(f"unknown claim kind {kind!r} (known: {', '.join(CLAIM_KINDS)})")
-    if kind == "domain":
-        return {"devices": {"requests": [{"name": "domain", "exactly": {
-            "deviceClassName": "darwin-domain.snn.io"}}]}}  # fmt: skip
-    return dict(zip(CLAIM_KINDS[:3], darwin_mix(), strict=True))[kind]
-
-
-def darwin_mix() -> list[Obj]:
-    """The Darwin claims, in rotation: two domains on one chip, a quad, a KEPS share."""
-    same_chip = {"requests": ["domains"], "matchAttribute": f"{DRIVER_NAME}/chip"}
-    quad = [{"cel": {"expression": f'device.attributes["{DRIVER_NAME}"].partition == "quad"'}}]
-    share = {"requests": {"keps": "10000000", "neurons": "4096"}}
-    return [
-        {
-            "devices": {
-                "requests": [
-                    {
-                        "name": "domains",
-                        "exactly": {"deviceClassName": "darwin-domain.snn.io", "count": 2},
-                    }
-                ],
-                "constraints": [same_chip],
-            }
-        },
-        {
-            "devices": {
-                "requests": [
-                    {"name": "quad", "exactly": {"deviceClassName": DRIVER_NAME, "selectors": quad}}
-                ]
-            }
-        },
-        {
-            "devices": {
-                "requests": [
-                    {
-                        "name": "share",
-                        "exactly": {"deviceClassName": "darwin-shared.snn.io", "capacity": share},
-                    }
-                ]
-            }
-        },
-    ]
-
-
-def plain_mix() -> list[Obj]:
-    return [
-        {
-            "devices": {
-                "requests": [
-                    {"name": "chip", "exactly": {"deviceClassName": claims.BLACKBOX_CLASS}}
-                ]
-            }
-        }
-    ]
+LAYOUTS = ("darwin", "light", "capacity", "plain")
 
 
 def gated_pod(name: str, template: str) -> Obj:
@@ -122,10 +65,13 @@ def gated_pod(name: str, template: str) -> Obj:
 
 
 def layout_slices(layout: str, node: str, views: Sequence[ChipView]) -> list[Obj]:
-    """``darwin``: the plugin's default slices; ``light``: its light layout; ``plain``."""
+    """``darwin``: the plugin's default slices; ``light`` and ``capacity``: its layouts of
+    those names (--partitions); ``plain``: one counted device a chip."""
     if layout == "plain":
         return plain_slices(node, views)
-    kinds = LIGHT_PARTITIONS if layout == "light" else PARTITION_KINDS
+    kinds = {"light": LIGHT_PARTITIONS, "capacity": CAPACITY_PARTITIONS}.get(
+        layout, PARTITION_KINDS
+    )
     return build_slices(node, views, layout=SliceLayout(partitions=kinds))
 
 
@@ -155,6 +101,11 @@ class LayoutResult:
     # kube-scheduler CPU time (user + system) from the first ungate to the end, per bound pod:
     # what a pod costs the scheduler, whatever share of the loaded machine it got.
     cpu_ms_per_pod: float = math.nan
+    nodes_to_score: int | None = None  # percentageOfNodesToScore; None: the flags' default
+    backlog: bool = False  # measured from a full queue (the scheduler paused while ungating)
+    # bound / (last bind - first bind): the rate once binding has started, without the time
+    # to the first bind (which, from a backlog, is the scheduler catching up on its watches)
+    binding_per_s: float = math.nan
 
     @property
     def complete(self) -> bool:
@@ -172,9 +123,14 @@ def _process_cpu(pid: int) -> float:
 
 
 def _measure(
-    kube: kubeapi.FleetKube, names: Sequence[str], timeout_s: float
+    kube: kubeapi.FleetKube,
+    names: Sequence[str],
+    timeout_s: float,
+    paused: Callable[[bool], None] | None = None,
 ) -> tuple[dict[str, float], dict[str, float], float]:
-    """Ungate every pod and watch the binds: (ungated at, bound at, ungate span)."""
+    """Ungate every pod and watch the binds: (ungated at, bound at, ungate span). With
+    ``paused`` (called True before the first gate goes, False once the last is gone), every
+    pod's "ungated at" is the moment the scheduler resumed: it found them all queued."""
     bound: dict[str, float] = {}
     ungated: dict[str, float] = {}
     lock = threading.Lock()
@@ -210,9 +166,17 @@ def _measure(
             ungated[name] = time.monotonic()
 
     start = time.monotonic()
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(ungate, names))
-    span = time.monotonic() - start
+    if paused is not None:
+        paused(True)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(ungate, names))
+        span = time.monotonic() - start
+    finally:
+        if paused is not None:
+            resumed = time.monotonic()
+            paused(False)
+            ungated = dict.fromkeys(ungated, resumed)
     done.wait(timeout_s)
     done.set()
     watcher.join(timeout=40)
@@ -229,15 +193,25 @@ def run_layout(
     claim_kinds: Sequence[str] = CLAIM_KINDS[:3],
     profile: Path | None = None,
     profile_s: int = 30,
+    nodes_to_score: int | None = None,
+    backlog: bool = False,
 ) -> LayoutResult:
     """One layout on a fresh control plane; with ``profile`` (a file), kube-scheduler runs
-    with --profiling=true and a CPU profile of its first ``profile_s`` seconds after the
-    first ungate is written there (read it with `go tool pprof`)."""
+    with profiling on and a CPU profile of its first ``profile_s`` seconds after the
+    first ungate is written there (read it with `go tool pprof`). ``nodes_to_score``: the
+    scheduler's percentageOfNodesToScore (0 is its adaptive default), set through a
+    KubeSchedulerConfiguration file; None runs it on flags alone, as before. ``backlog``:
+    the scheduler is stopped (SIGSTOP) while the gates are removed and continued (SIGCONT)
+    after the last, so pods/s measures it draining a full queue, whatever the bench's client
+    manages; latencies then count from that moment."""
     inventory = fleet_inventory(shape)
     fleet = fleet_views(inventory)
     workdir = directory or Path(tempfile.mkdtemp(prefix="sb-"))
     extra = (("kube-scheduler", ("--profiling=true",)),) if profile else ()
-    cluster, binaries = bench_cluster(workdir, extra)
+    settings: dict[str, object] | None = None
+    if nodes_to_score is not None:
+        settings = {"percentageOfNodesToScore": nodes_to_score, "enableProfiling": bool(profile)}
+    cluster, binaries = bench_cluster(workdir, extra, settings)
     t0 = time.monotonic()
     cluster.up()
     keeper: replay.LeaseKeeper | None = None
@@ -255,6 +229,8 @@ def run_layout(
                     kube.create_device_class(body)
         if layout == "plain":
             specs = plain_mix()
+        elif layout == "capacity":
+            specs = [capacity_claim(k) for k in claim_kinds]
         else:
             # The light layout has no single domains: its pods ask for a quad instead.
             kinds = [("quad" if k in ("domains", "domain") and layout == "light" else k)
@@ -297,7 +273,13 @@ def run_layout(
                 daemon=True,
             )
             profiler.start()
-        ungated, bound, span = _measure(kube, names, timeout_s)
+        pause = None
+        if backlog:
+
+            def pause(stop: bool) -> None:
+                os.kill(sched_pid, signal.SIGSTOP if stop else signal.SIGCONT)
+
+        ungated, bound, span = _measure(kube, names, timeout_s, pause)
         cpu_used = _process_cpu(sched_pid) - cpu_before
         if profiler is not None:
             profiler.join(profile_s + 60)
@@ -320,6 +302,11 @@ def run_layout(
             setup_s=setup,
             not_ready=not_ready,
             cpu_ms_per_pod=1000 * cpu_used / len(bound) if bound else math.nan,
+            nodes_to_score=nodes_to_score,
+            backlog=backlog,
+            binding_per_s=(len(bound) - 1) / (last - min(bound.values()))
+            if len(bound) > 1 and last > min(bound.values())
+            else math.nan,
         )
     finally:
         if keeper is not None:
@@ -330,8 +317,9 @@ def run_layout(
 
 
 def table(results: Sequence[LayoutResult]) -> str:
-    head = ["nodes", "layout", "slices", "devices", "pods", "bound", "pods/s",
-            "vs plain", "p50 s", "p99 s", "ungate/s", "not ready", "sched CPU ms/pod"]  # fmt: skip
+    head = ["nodes", "score%", "start", "layout", "slices", "devices", "pods", "bound", "pods/s",
+            "vs plain", "binding/s", "p50 s", "p99 s", "ungate/s", "not ready",
+            "sched CPU ms/pod"]  # fmt: skip
     plain = {r.nodes: r.pods_per_s for r in results if r.layout == "plain"}
     rows = [head]
     for r in results:
@@ -339,6 +327,8 @@ def table(results: Sequence[LayoutResult]) -> str:
         rows.append(
             [
                 str(r.nodes),
+                "default" if r.nodes_to_score is None else str(r.nodes_to_score),
+                "backlog" if r.backlog else "ungate",
                 r.layout,
                 f"{r.slices:,}",
                 f"{r.devices:,}",
@@ -346,6 +336,7 @@ def table(results: Sequence[LayoutResult]) -> str:
                 f"{r.bound:,}",
                 f"{r.pods_per_s:.1f}",
                 f"{r.pods_per_s / base:.2f}" if base else "-",
+                f"{r.binding_per_s:.1f}",
                 f"{r.latency_p50_s:.2f}",
                 f"{r.latency_p99_s:.2f}",
                 f"{r.ungate_per_s:.0f}",

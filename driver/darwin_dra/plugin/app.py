@@ -113,6 +113,7 @@ class PluginApp:
             self.publisher.trigger,
             poll_s=opts.fault_poll_s,
             resync_s=opts.health_resync_s,
+            kinds=opts.partitions,
         )
 
     def _lost(self) -> frozenset[str]:
@@ -140,7 +141,7 @@ class PluginApp:
         if info.measured_keps:  # calibrated: a fault changes them, and this republishes them
             self.driver.set_measured_keps(dict(info.measured_keps))
         views, lost = self._snapshot()
-        self.metrics.set_device_states(state_counts(views))
+        self.metrics.set_device_states(state_counts(views, self.opts.partitions))
         self._last_desired = with_reset_taints(
             build_slices(
                 self.opts.node,

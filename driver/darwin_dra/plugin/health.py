@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
@@ -15,7 +15,7 @@ from darwin_dra.kubelet.health_service import DeviceHealthState, Health, HealthH
 from darwin_dra.resources.chips import ChipView
 from darwin_dra.resources.chips import Health as PartHealth
 from darwin_dra.resources.meshlinks import links_crossed
-from darwin_dra.resources.partitions import partition_health, partitions
+from darwin_dra.resources.partitions import PARTITION_KINDS, health_of, partitions
 
 log = structlog.get_logger(__name__)
 
@@ -26,13 +26,14 @@ def device_states(
     now: int,
     timeout_s: int = 0,
     lost: frozenset[str] = frozenset(),
+    kinds: Sequence[str] = PARTITION_KINDS,
 ) -> list[DeviceHealthState]:
-    """Health of every published device (pure): UNHEALTHY when degraded or failed, or when
-    its claim's partitions died in a chip reset (``lost``)."""
+    """Health of every published device (of ``kinds``, the layout) (pure): UNHEALTHY when
+    degraded or failed, or when its claim's partitions died in a chip reset (``lost``)."""
     out = []
     for chip in views.values():
-        for part in partitions(chip):
-            health = partition_health(chip, part.domains)
+        for part in partitions(chip, kinds):
+            health = health_of(chip, part)
             if part.name in lost:
                 state = Health.UNHEALTHY
                 message = f"chip reset: the partitions on chip {chip.chip} ({chip.serial}) are gone"
@@ -50,12 +51,14 @@ def device_states(
     return out
 
 
-def state_counts(views: Mapping[int, ChipView]) -> dict[str, int]:
+def state_counts(
+    views: Mapping[int, ChipView], kinds: Sequence[str] = PARTITION_KINDS
+) -> dict[str, int]:
     counts = {"ok": 0, "degraded": 0, "failed": 0}
     names = {PartHealth.OK: "ok", PartHealth.DEGRADED: "degraded", PartHealth.FAILED: "failed"}
     for chip in views.values():
-        for part in partitions(chip):
-            counts[names[partition_health(chip, part.domains)]] += 1
+        for part in partitions(chip, kinds):
+            counts[names[health_of(chip, part)]] += 1
     return counts
 
 
@@ -75,8 +78,10 @@ class HealthMonitor:
         *,
         poll_s: float = 1.0,
         resync_s: float = 30.0,
+        kinds: Sequence[str] = PARTITION_KINDS,
     ) -> None:
         self.node = node
+        self.kinds = tuple(kinds)  # the published layout's partition kinds
         self._snapshot = snapshot
         self.hub = hub
         self._on_change = on_change
@@ -112,7 +117,7 @@ class HealthMonitor:
         # Fresh timestamps every resync keep the kubelet from timing devices out to UNKNOWN.
         timeout = int(self.resync_s * 3)
         views, lost = self.last
-        self.hub.publish(device_states(self.node, views, int(now), timeout, lost))
+        self.hub.publish(device_states(self.node, views, int(now), timeout, lost, self.kinds))
 
     async def run(self) -> None:
         self.publish(force=True)

@@ -146,8 +146,11 @@ class Node:
         owner (runtime/routes.py), so the stages of one claim (a pipeline's group on a chip)
         may be routed to each other and nothing else; an in-process engine has no routes."""
         shared = intent.shared
-        # Exclusive partitions own their router share outright: no budget to enforce.
-        budget = intent.keps if intent.shared else 0
+        # Exclusive partitions own their router share outright: no budget to enforce. A
+        # capacity grant's domains are its own, its KEPS a budget shared with the chip's others.
+        if intent.wanted_domains and not intent.picked:
+            raise ValueError(f"{intent.device}: no domains picked for the capacity grant")
+        budget = intent.keps if intent.shared or intent.wanted_domains else 0
         cfg = plan.engine_config(intent)
         domains = list(intent.domains)
         if isinstance(self.engine, ChipHostClient):

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from darwin_dra import DRIVER_NAME
 from darwin_dra.engine import PartitionConfig as EnginePartitionConfig
 from darwin_dra.engine import Routing
 from darwin_dra.engine import keps as kepsdef
 from darwin_dra.kubetypes import Obj
-from darwin_dra.plugin import cdi
-from darwin_dra.plugin.config import ConfigError, entries_from_allocation, merge_for_requests
+from darwin_dra.plugin import cdi, placement
+from darwin_dra.plugin.config import (
+    ConfigError,
+    PartitionConfig,
+    entries_from_allocation,
+    merge_for_requests,
+)
 from darwin_dra.plugin.records import ClaimPlan, DeviceIntent, Prepared
 from darwin_dra.quantity import parse_quantity
 from darwin_dra.resources.chips import ChipView
-from darwin_dra.resources.partitions import partitions
+from darwin_dra.resources.partitions import ALL_KINDS, CAPACITY, partitions
 
 READY = "Ready"
 
@@ -33,13 +38,22 @@ class ClaimError(ValueError):
 # ---- devices ----
 
 
-def device_domains(chips: Mapping[int, ChipView]) -> dict[str, tuple[int, tuple[int, ...], bool]]:
-    """Every device name this node publishes -> (chip, domains, shared), the same table the
-    slice builder publishes from, so a name can never mean two different core sets."""
-    out: dict[str, tuple[int, tuple[int, ...], bool]] = {}
+class Published(NamedTuple):
+    """What a device name means on this node."""
+
+    chip: int
+    domains: tuple[int, ...]  # a capacity device's: all the chip's (the plugin picks some)
+    shared: bool
+    capacity: bool = False  # the capacity layout's device: domains granted by number
+
+
+def device_domains(chips: Mapping[int, ChipView]) -> dict[str, Published]:
+    """Every device name this node can publish (any layout) -> what it means, the same table
+    the slice builder publishes from, so a name can never mean two different core sets."""
+    out: dict[str, Published] = {}
     for chip in chips.values():
-        for part in partitions(chip):
-            out[part.name] = (chip.chip, part.domains, part.shared)
+        for part in partitions(chip, ALL_KINDS):
+            out[part.name] = Published(chip.chip, part.domains, part.shared, part.kind == CAPACITY)
     return out
 
 
@@ -90,7 +104,7 @@ def plan_claim(
     uid: str,
     node: str,
     chips: Mapping[int, ChipView],
-    table: Mapping[str, tuple[int, tuple[int, ...], bool]] | None = None,
+    table: Mapping[str, Published] | None = None,
 ) -> ClaimPlan:
     """The partition intents of one claim on this node (pool = node name)."""
     meta = _object(claim.get("metadata"), "ResourceClaim metadata")
@@ -147,7 +161,7 @@ def plan_claim(
         if (device, share_id) in seen:
             raise ClaimError(f"{at}: device {device} is allocated twice to this claim")
         seen.add((device, share_id))
-        chip_id, domains, shared = table[device]
+        chip_id, domains, shared, by_number = table[device]
         chip = chips[chip_id]
         config = configs[request]
         if config.learning and not chip.on_chip_learning:
@@ -155,6 +169,9 @@ def plan_claim(
                 f"{at}: config asks for learning but chip model {chip.model} has no on-chip "
                 "learning; set learning: false or select a model with onChipLearning"
             )
+        if by_number:
+            intents.append(_capacity_intent(result, at, request, device, chip_id, config))
+            continue
         keps = _granted_keps(result, at) if shared else _exclusive_keps(chip, domains)
         # Neurons and synapses absent: 0, not limited.
         neurons = _granted(result, "neurons", at) or 0
@@ -176,12 +193,37 @@ def plan_claim(
     return ClaimPlan(uid, namespace, name, node, tuple(intents))
 
 
+def _capacity_intent(
+    result: Obj, at: str, request: str, device: str, chip: int, config: PartitionConfig
+) -> DeviceIntent:
+    """A capacity device's grant: a number of domains (picked at prepare time, under the node
+    lock: placement.py) and a KEPS budget the engine enforces."""
+    count = _granted(result, "domains", at)
+    if count is None:
+        raise ClaimError(
+            f"{at}: a capacity device needs consumedCapacity.domains in the allocation; is the "
+            "DRAConsumableCapacity feature enabled on the scheduler?"
+        )
+    return DeviceIntent(
+        request,
+        device,
+        chip,
+        (),
+        False,
+        _granted_keps(result, at),
+        result.get("shareID"),
+        config,
+        wanted_domains=count,
+    )
+
+
 def _granted_keps(result: Obj, at: str) -> int:
     # Rounded up: a share is never given less throughput than it was allocated.
     keps = _granted(result, "keps", at, math.ceil)
     if keps is None:
         raise ClaimError(
-            f"{at}: a shared device needs consumedCapacity.keps in the allocation; is the "
+            f"{at}: a shared or capacity device needs consumedCapacity.keps in the "
+            "allocation; is the "
             "DRAConsumableCapacity feature enabled on the scheduler?"
         )
     return keps
@@ -259,6 +301,12 @@ def status_entries(
                 "config": intent.config.to_dict(),
             },
         }
+        if intent.wanted_domains:  # a capacity grant: the domains the plugin picked
+            grid = (chip.domains_x, chip.domains_y)
+            entry["data"]["domains"] = list(intent.domains)
+            entry["data"]["placement"] = (
+                "block" if placement.connected(grid, intent.domains) else "scattered"
+            )
         if intent.share_id is not None:
             entry["shareID"] = intent.share_id
         out.append(entry)

@@ -14,11 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from darwin_dra.kubelet.preparer import PrepareResult
-from darwin_dra.plugin import recovery
+from darwin_dra.plugin import placement, recovery
 from darwin_dra.plugin.checkpoint import Checkpoint, CheckpointError, ClaimRecord, Phase
 from darwin_dra.plugin.node import Node
 from darwin_dra.plugin.records import ClaimPlan, Prepared
 from darwin_dra.plugin.rollback import roll_back
+from darwin_dra.resources.chips import ChipView
 
 # Crash-test hook: called after PrepareStarted is on disk, before any side effect.
 AfterStarted = Callable[[Sequence[str]], None]
@@ -58,6 +59,7 @@ def prepare_locked(
         except CheckpointError as exc:
             return dict.fromkeys((p.uid for p in plans), node.unusable(exc))
         todo: list[ClaimPlan] = []
+        views: dict[int, ChipView] | None = None
         for claim in plans:
             record = cp.claims.get(claim.uid)
             if record is not None and recovery.is_lost(record, node.engine.boot_id):
@@ -75,6 +77,16 @@ def prepare_locked(
                 )
                 roll_back(node, record, cp)
                 cp = cp.without(claim.uid)
+            if any(d.wanted_domains and not d.picked for d in claim.devices):
+                # Capacity grants: their domains are picked here, under the lock, against
+                # what every other claim of the checkpoint holds, and saved with the plan.
+                views = views if views is not None else node.views()
+                held = placement.held_domains(r.plan for r in cp.claims.values())
+                try:
+                    claim = placement.place_claim(claim, views, held)
+                except placement.NoRoom as exc:
+                    out[claim.uid] = str(exc)
+                    continue
             cp = cp.started(claim)
             todo.append(claim)
         if not todo:

@@ -32,6 +32,14 @@ class DeviceIntent:
     config: PartitionConfig
     neurons: int = 0  # a share's granted neurons (consumedCapacity.neurons); 0: not limited
     synapses: int = 0  # a share's granted synapses (consumedCapacity.synapses); 0: not limited
+    # A capacity device's granted domains (consumedCapacity.domains): the plugin picks which
+    # (placement.py) and ``domains`` holds them once picked; 0: a named partition.
+    wanted_domains: int = 0
+
+    @property
+    def picked(self) -> bool:
+        """A capacity grant whose domains are chosen (what the engine partition is made of)."""
+        return self.wanted_domains > 0 and len(self.domains) == self.wanted_domains
 
     def to_json(self) -> Obj:
         return {
@@ -45,6 +53,7 @@ class DeviceIntent:
             "config": self.config.to_dict(),
             "neurons": self.neurons,
             "synapses": self.synapses,
+            "wantedDomains": self.wanted_domains,
         }
 
     @classmethod
@@ -63,6 +72,7 @@ class DeviceIntent:
             ),
             neurons=int(obj.get("neurons", 0)),
             synapses=int(obj.get("synapses", 0)),
+            wanted_domains=int(obj.get("wantedDomains", 0)),
         )
 
 

@@ -27,7 +27,10 @@ def partition_health(chip: ChipView, domains: Sequence[int]) -> Health:
 
 def device_taints(chip: ChipView, domains: Sequence[int]) -> list[dict[str, str]]:
     """Taints of a partition: NoSchedule when degraded, NoExecute when failed (pure)."""
-    health = partition_health(chip, domains)
+    return _taints(partition_health(chip, domains))
+
+
+def _taints(health: Health) -> list[dict[str, str]]:
     if health is Health.OK:
         return []
     effect = "NoExecute" if health is Health.FAILED else "NoSchedule"
@@ -72,6 +75,14 @@ PARTITION_KINDS = ("domain", "quad", "half", "chip", "shared")
 # A lighter layout for large clusters: no single domains, so a chip publishes 14 devices
 # instead of 50 (the scheduler checks every device of every node it filters; see docs/fleet.md).
 LIGHT_PARTITIONS = ("quad", "half", "chip", "shared")
+# The capacity layout: one device a chip, allocated many times; each allocation consumes a
+# number of domains and a KEPS budget (consumable capacity), and the plugin picks which
+# domains at prepare time (plugin/placement.py). No counters: the scheduler counts domains
+# by capacity only, so it must never be published beside the counted partitions.
+CAPACITY = "capacity"
+CAPACITY_PARTITIONS = (CAPACITY,)
+# Every kind a device name can have: what the plugin resolves an allocation's device with.
+ALL_KINDS = (*PARTITION_KINDS, CAPACITY)
 
 
 def parse_partitions(text: str) -> tuple[str, ...]:
@@ -81,19 +92,51 @@ def parse_partitions(text: str) -> tuple[str, ...]:
         return LIGHT_PARTITIONS
     if text.strip() in ("all", "full"):
         return PARTITION_KINDS
-    bad = [k for k in kinds if k not in PARTITION_KINDS]
+    bad = [k for k in kinds if k not in ALL_KINDS]
     if bad or not kinds:
         raise ValueError(
             f"partitions: unknown kind(s) {bad or [text]}; use a list of "
-            f"{', '.join(PARTITION_KINDS)}, or 'full' or 'light'"
+            f"{', '.join(PARTITION_KINDS)}, or 'full', 'light' or 'capacity'"
         )
+    if CAPACITY in kinds and len(set(kinds)) > 1:
+        raise ValueError(
+            "partitions: 'capacity' cannot be combined with other kinds: its domains are "
+            "counted by consumable capacity, the others' by counters, so together the "
+            "scheduler could hand out one domain twice"
+        )
+    if CAPACITY in kinds:
+        return CAPACITY_PARTITIONS
     return tuple(k for k in PARTITION_KINDS if k in kinds)
 
 
 def partitions(chip: ChipView, kinds: Sequence[str] = PARTITION_KINDS) -> list[Partition]:
     """The chip's partitions of ``kinds`` in publishing order: the shared devices, then the
-    exclusive partitions smallest first."""
+    exclusive partitions smallest first, then the capacity device."""
     return [p for p in _all_partitions(chip) if p.kind in kinds]
+
+
+def usable_domains(chip: ChipView) -> tuple[int, ...]:
+    """The domains a capacity allocation may be placed on: healthy ones of a chip that is
+    not failed (a degraded domain takes no new work, as its partitions' NoSchedule says)."""
+    if chip.health is Health.FAILED:
+        return ()
+    return tuple(d.index for d in chip.domains if d.health is Health.OK)
+
+
+def health_of(chip: ChipView, part: Partition) -> Health:
+    """A device's health. The capacity device spans the chip but is placed on its usable
+    domains only, so hurt domains shrink its capacity instead; it is degraded when the chip
+    is, or when no domain is left to place anything on."""
+    if part.kind != CAPACITY:
+        return partition_health(chip, part.domains)
+    if chip.health is Health.OK and not usable_domains(chip):
+        return Health.DEGRADED
+    return chip.health
+
+
+def taints_of(chip: ChipView, part: Partition) -> list[dict[str, str]]:
+    """Taints of a device: NoSchedule when degraded, NoExecute when failed (pure)."""
+    return _taints(health_of(chip, part))
 
 
 def _all_partitions(chip: ChipView) -> list[Partition]:
@@ -120,4 +163,5 @@ def _all_partitions(chip: ChipView) -> list[Partition]:
             Partition(f"chip-{c}-half-{h}", "half", members, (0, h * half_rows), (dx, half_rows))
         )
     out.append(Partition(f"chip-{c}", "chip", tuple(range(dx * dy)), (0, 0), (dx, dy)))
+    out.append(Partition(f"chip-{c}-capacity", CAPACITY, tuple(range(dx * dy)), (0, 0), (dx, dy)))
     return out

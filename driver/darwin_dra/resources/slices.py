@@ -25,13 +25,19 @@ from darwin_dra import DRIVER_NAME
 from darwin_dra.engine import keps as kepsdef
 from darwin_dra.resources import API_VERSION
 from darwin_dra.resources.chips import ChipView, Health
-from darwin_dra.resources.limits import MAX_COUNTER_SETS_PER_SLICE, check_limits
+from darwin_dra.resources.limits import (
+    MAX_COUNTER_SETS_PER_SLICE,
+    MAX_DEVICES_PER_SLICE,
+    check_limits,
+)
 from darwin_dra.resources.partitions import (
+    CAPACITY,
     PARTITION_KINDS,
     Partition,
-    device_taints,
-    partition_health,
+    health_of,
     partitions,
+    taints_of,
+    usable_domains,
 )
 
 PCIE_ROOT = "resource.kubernetes.io/pcieRoot"
@@ -154,7 +160,7 @@ def _router_links(w: int, h: int) -> int:
 
 
 def _attributes(chip: ChipView, part: Partition, budget: _Budget) -> dict[str, Any]:
-    healthy = partition_health(chip, part.domains) is Health.OK
+    healthy = health_of(chip, part) is Health.OK
     attrs: dict[str, Any] = {
         "model": {"string": chip.model},
         "partition": {"string": part.kind},
@@ -216,6 +222,42 @@ def _capacity(
     return cap
 
 
+def _policy(default: int, minimum: int, step: int, maximum: int | None = None) -> dict[str, Any]:
+    valid = {"min": str(minimum), "step": str(step)}
+    if maximum is not None:
+        valid["max"] = str(maximum)
+    return {"default": str(default), "validRange": valid}
+
+
+def _capacity_device(
+    chip: ChipView, part: Partition, budget: _Budget, policy: SharePolicy
+) -> dict[str, Any]:
+    """The capacity layout's one device a chip: allocated many times, each allocation a number
+    of whole domains (the plugin picks which) and a KEPS budget the engine enforces. Domains
+    are counted over the usable ones (hurt domains shrink the capacity, see
+    partitions.health_of); a request that names no KEPS gets one domain's share."""
+    usable = len(usable_domains(chip))
+    one_domain = kepsdef.share(chip.keps, 1, max(len(chip.domains), 1))
+    step = policy.keps_step
+    keps_default = max(policy.keps_min, one_domain // step * step)
+    device: dict[str, Any] = {
+        "name": part.name,
+        "attributes": _attributes(chip, part, budget),
+        "capacity": {
+            "domains": {"value": str(usable), "requestPolicy": _policy(1, 1, 1, max(usable, 1))},
+            "keps": {
+                "value": str(budget.keps),
+                "requestPolicy": _policy(keps_default, policy.keps_min, step),
+            },
+        },
+        "allowMultipleAllocations": True,
+    }
+    taints = taints_of(chip, part)
+    if taints:
+        device["taints"] = taints
+    return device
+
+
 def chip_devices(
     chip: ChipView, policy: SharePolicy | None = None, kinds: Sequence[str] = PARTITION_KINDS
 ) -> list[dict[str, Any]]:
@@ -225,6 +267,9 @@ def chip_devices(
     devices = []
     for part in partitions(chip, kinds):
         budget = _sum(budgets[i] for i in part.domains)
+        if part.kind == CAPACITY:
+            devices.append(_capacity_device(chip, part, budget, policy))
+            continue
         device: dict[str, Any] = {
             "name": part.name,
             "attributes": _attributes(chip, part, budget),
@@ -233,7 +278,7 @@ def chip_devices(
         }
         if part.shared:
             device["allowMultipleAllocations"] = True
-        taints = device_taints(chip, part.domains)
+        taints = taints_of(chip, part)
         if taints:
             device["taints"] = taints
         devices.append(device)
@@ -297,12 +342,23 @@ def build_slices(
     by_id = sorted(views, key=lambda c: c.chip)
     per = layout.chips_per_counter_slice
     specs: list[tuple[str, dict[str, Any]]] = []
-    for i in range(0, len(by_id), per):
-        sets = [s for chip in by_id[i : i + per] for s in counter_sets(chip)]
-        specs.append((f"{node}-darwin-a-counters-{i // per:02d}", {"sharedCounters": sets}))
-    for rank, chip in enumerate(ordered):
-        devices = chip_devices(chip, layout.policy, layout.partitions)
-        specs.append((f"{node}-darwin-b-devices-{rank:02d}", {"devices": devices}))
+    if layout.partitions == (CAPACITY,):
+        # No counters; a device a chip, so one slice holds many chips (in priority order).
+        for i in range(0, len(ordered), MAX_DEVICES_PER_SLICE):
+            devices = [
+                d
+                for chip in ordered[i : i + MAX_DEVICES_PER_SLICE]
+                for d in chip_devices(chip, layout.policy, layout.partitions)
+            ]
+            name = f"{node}-darwin-b-devices-{i // MAX_DEVICES_PER_SLICE:02d}"
+            specs.append((name, {"devices": devices}))
+    else:
+        for i in range(0, len(by_id), per):
+            sets = [s for chip in by_id[i : i + per] for s in counter_sets(chip)]
+            specs.append((f"{node}-darwin-a-counters-{i // per:02d}", {"sharedCounters": sets}))
+        for rank, chip in enumerate(ordered):
+            devices = chip_devices(chip, layout.policy, layout.partitions)
+            specs.append((f"{node}-darwin-b-devices-{rank:02d}", {"devices": devices}))
     pool = {"name": node, "generation": generation, "resourceSliceCount": len(specs)}
     slices = [_slice(node, name, {"pool": dict(pool), **spec}) for name, spec in specs]
     if owner is not None:
