@@ -16,7 +16,7 @@ from darwin_dra.engine import PartitionConfig as EnginePartitionConfig
 from darwin_dra.engine import Routing
 from darwin_dra.engine import keps as kepsdef
 from darwin_dra.kubetypes import Obj
-from darwin_dra.plugin import cdi
+from darwin_dra.plugin import cdi, routeplan
 from darwin_dra.plugin.config import ConfigError, entries_from_allocation, merge_for_requests
 from darwin_dra.plugin.records import ClaimPlan, DeviceIntent, Prepared
 from darwin_dra.quantity import parse_quantity
@@ -173,7 +173,12 @@ def plan_claim(
                 synapses if shared else 0,
             )
         )
-    return ClaimPlan(uid, namespace, name, node, tuple(intents))
+    try:
+        routes = routeplan.claim_routes(meta, where)
+        routeplan.check_routes(routes, intents, where)
+    except routeplan.RouteError as exc:
+        raise ClaimError(str(exc)) from None
+    return ClaimPlan(uid, namespace, name, node, tuple(intents), routes)
 
 
 def _granted_keps(result: Obj, at: str) -> int:
@@ -259,6 +264,10 @@ def status_entries(
                 "config": intent.config.to_dict(),
             },
         }
+        routes, programmed = routeplan.status_routes(plan.uid, plan.routes, p)
+        if programmed is not None:
+            entry["conditions"].append({**programmed, "lastTransitionTime": now})
+            entry["data"]["routes"] = routes
         if intent.share_id is not None:
             entry["shareID"] = intent.share_id
         out.append(entry)
