@@ -31,6 +31,7 @@ EXAMPLE = ROOT / "deploy" / "examples" / "spikingpipeline.yaml"
 MODEL = ROOT / "tests" / "data" / "digits_snntorch.nir"
 GROUP, VERSION, PLURAL = "darwin.snn.io", "v1alpha1", "spikingpipelines"
 LABEL = "darwin.snn.io/pipeline"
+ROUTES = "darwin.snn.io/routes"
 
 
 @pytest.fixture(scope="module")
@@ -187,13 +188,17 @@ def _stage_finished(kube: Kube, ns: str, pod: str) -> dict[str, Any]:
     raise AssertionError(f"{pod} logged no 'stage finished' line:\n{logs[-3000:]}")
 
 
-def _claims(kube: Kube, ns: str, name: str) -> dict[str, dict[str, Any]]:
-    """request -> allocation result of the pipeline's allocated claims."""
-    items = kube.custom.list_namespaced_custom_object(
+def _claim_objects(kube: Kube, ns: str, name: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = kube.custom.list_namespaced_custom_object(
         "resource.k8s.io", "v1", ns, "resourceclaims", label_selector=f"{LABEL}={name}"
     )["items"]
+    return items
+
+
+def _claims(kube: Kube, ns: str, name: str) -> dict[str, dict[str, Any]]:
+    """request -> allocation result of the pipeline's allocated claims."""
     out = {}
-    for c in items:
+    for c in _claim_objects(kube, ns, name):
         for r in (
             ((c.get("status") or {}).get("allocation") or {}).get("devices", {}).get("results", [])
         ):
@@ -424,8 +429,31 @@ def test_spikes_flow_end_to_end_and_equal_the_unsplit_model(
     assert out["output_spikes"] > 0, text
     assert out["output_digest"] == _unsplit_digest(obj), text
     assert all(r["dropped"] == 0 for r in reports.values()), text
+    # s1 and s2 share a chip: their edge went on the chip host's router, programmed by the
+    # plugin from the claim's routes when it prepared the claim, and no socket carried it.
+    routed = reports["s1"]["routed"].get("s2", 0)
+    assert routed > 0, text
+    assert reports["s2"]["routed"].get("s1") == routed, text
+    assert reports["s2"]["received"]["s1"]["bytes"] == 0, text
+    assert reports["s2"]["received"]["s0"]["bytes"] > 0, text  # the other chip: the network
+    [group] = [
+        c
+        for c in _claim_objects(kube, ns, "digits")
+        if ROUTES in c["metadata"].get("annotations", {})
+    ]
+    assert [
+        r["source"] + "->" + r["destination"]
+        for r in json.loads(group["metadata"]["annotations"][ROUTES])["routes"]
+    ] == ["s1->s2"]
+    programmed = [
+        c for e in group["status"]["devices"] for c in e.get("conditions", [])
+        if c["type"] == "RoutesProgrammed" and c["status"] == "True"
+    ]  # fmt: skip
+    assert len(programmed) == 2, group["status"]["devices"]
     print(
         f"\nrun of {obj['spec']['steps']} steps: {out['output_spikes']} output spikes, "
-        f"digest {out['output_digest']} = unsplit; {time.monotonic() - started:.1f}s in all"
+        f"digest {out['output_digest']} = unsplit; {routed} spikes s1->s2 on chip "
+        f"{_chip(_claims(kube, ns, 'digits')['s1'])}'s router ({programmed[0]['message']}); "
+        f"{time.monotonic() - started:.1f}s in all"
     )
     _kubectl(real_cluster, "-n", ns, "delete", "spikingpipeline", "digits", "--wait=true")
