@@ -150,6 +150,8 @@ class RouteTable:
         self.routes: dict[str, Route] = {}
         self.owners: dict[int, str] = {}
         self.steps: dict[int, int] = {}
+        # what take_due gave each partition's Step, until settle says whether it ran
+        self._taken: dict[int, list[tuple[Route, I64, I64]]] = {}
         self._changed = asyncio.Event()
 
     def _wake(self) -> None:
@@ -190,6 +192,7 @@ class RouteTable:
             del self.routes[name]
         self.owners.pop(part, None)
         self.steps.pop(part, None)
+        self.settle(part, ran=False)  # its routes are gone: what it held is counted dropped
         self._wake()
         return gone
 
@@ -237,22 +240,42 @@ class RouteTable:
         await self._until(lambda: all(self.horizon_ok(r, through) for r in self.into(part)))
 
     def take_due(self, part: int, n: int) -> tuple[I64, I64]:
-        """The routes' spikes due in ``part``'s next ``n`` steps, off the routes."""
+        """The routes' spikes due in ``part``'s next ``n`` steps, off the routes; delivered
+        (or given back) by ``settle`` once the Step that takes them ran (or did not)."""
+        self.settle(part, ran=False)  # (a Step that never settled: its spikes are still due)
         now = self.steps.get(part, 0)
         got_s: list[I64] = [np.zeros(0, np.int64)]
         got_i: list[I64] = [np.zeros(0, np.int64)]
+        taken: list[tuple[Route, I64, I64]] = []
         for r in self.into(part):
             due = r.q_steps < now + n
             late = r.q_steps < now
             r.dropped += int(late.sum())
-            ok = due & ~late
-            r.delivered += int(ok.sum())
             self._count("dropped", int(late.sum()))
-            self._count("delivered", int(ok.sum()))
+            ok = due & ~late
+            taken.append((r, r.q_steps[ok], r.q_inputs[ok]))
             got_s.append(r.q_steps[ok])
             got_i.append(r.q_inputs[ok])
             r.q_steps, r.q_inputs = r.q_steps[~due], r.q_inputs[~due]
+        self._taken[part] = taken
         return np.concatenate(got_s), np.concatenate(got_i)
+
+    def settle(self, part: int, ran: bool) -> None:
+        """The Step given ``part``'s due spikes ran (they are delivered) or did not (an engine
+        error before it ran: they go back on their routes, ahead of the rest, due again at the
+        next Step; a route gone meanwhile counts them dropped). Never lost uncounted."""
+        for r, steps, inputs in self._taken.pop(part, []):
+            if not steps.size:
+                continue
+            if ran:
+                r.delivered += int(steps.size)
+                self._count("delivered", int(steps.size))
+            elif self.routes.get(r.spec.name) is r:
+                r.q_steps = np.concatenate([steps, r.q_steps])
+                r.q_inputs = np.concatenate([inputs, r.q_inputs])
+            else:
+                r.dropped += int(steps.size)
+                self._count("dropped", int(steps.size))
 
     def stepped(self, part: int, through: int, steps: I64, ids: I64) -> int:
         """``part`` ran through step ``through`` and exported (steps, ids): onto its routes.
