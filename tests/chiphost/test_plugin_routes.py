@@ -98,7 +98,9 @@ def test_a_route_across_chips_or_to_no_request_is_refused_by_name(
         out = asyncio.run(
             driver.prepare([ClaimRef("ns", "u2", "c-u2"), ClaimRef("ns", "u3", "c-u3")])
         )
-        assert "route s0->s1: s0 is on chip 0, s1 on chip 1" in str(out["u2"].error)
+        error = str(out["u2"].error)
+        assert "route s0->s1: the chip host refused it: route u2/s0->s1: partition" in error
+        assert "a route stays on one chip's router" in error
         assert "route s0->s9: its destination request 's9' has no device" in str(out["u3"].error)
         assert chip.partitions() == []
         assert chip.routes() == []

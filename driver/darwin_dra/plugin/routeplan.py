@@ -3,10 +3,11 @@ it (pure): the ``darwin.snn.io/routes`` annotation (pipeline/chiproutes.py, the 
 writes it) read and checked, each route turned into the chip host's ProgramRoute request once
 the partitions exist, and what the claim's ``status.devices`` says of them.
 
-A route joins two requests of the same claim allocated on this node, each one device, on one
-chip (the chip host refuses anything else too, runtime/routes.py: the plugin says it first, in
-the claim's words). The route is named after the claim's uid and the edge, so two claims never
-share a name on the chip host; destroying either partition removes it there.
+A route joins two requests of the same claim allocated on this node, each one device; the chip
+host decides whether their partitions may be joined (one chip, one owner: runtime/routes.py)
+and its refusal, with its reason, fails the prepare. The route is named after the claim's uid
+and the edge, so two claims never share a name on the chip host; destroying either partition
+removes it there.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ def claim_routes(meta: Obj, where: str) -> tuple[RouteEntry, ...]:
 
 
 def check_routes(routes: Sequence[RouteEntry], intents: Sequence[DeviceIntent], where: str) -> None:
-    """Each route between two requests of one device each on one chip of this node."""
+    """Each route between two requests of this claim with one device each on this node, given
+    once. Which partitions a route may join (one chip, one owner, not the same) is the chip
+    host's rule (runtime/routes.py ``check_route``): its refusal fails the prepare."""
     count = Counter(i.request for i in intents)
-    chip = {i.request: i.chip for i in intents}
     seen: set[tuple[str, str]] = set()
     for r in routes:
         at = f"{where}: route {r.edge}"
@@ -51,14 +53,6 @@ def check_routes(routes: Sequence[RouteEntry], intents: Sequence[DeviceIntent], 
                     f"{at}: its {role} request {request!r} has {have} allocated on this node; "
                     f"a route joins two requests of one device each, on one node"
                 )
-        if r.source == r.destination:
-            raise RouteError(f"{at}: source and destination are the same request")
-        if chip[r.source] != chip[r.destination]:
-            raise RouteError(
-                f"{at}: {r.source} is on chip {chip[r.source]}, {r.destination} on chip "
-                f"{chip[r.destination]}: a route stays on one chip's router (constrain the "
-                "requests with matchAttribute darwin.snn.io/chip)"
-            )
         if (r.source, r.destination) in seen:
             raise RouteError(f"{at}: given twice")
         seen.add((r.source, r.destination))
