@@ -410,6 +410,10 @@ def test_spikes_flow_end_to_end_and_equal_the_unsplit_model(
 
     def finished() -> dict[str, Any] | None:
         o = _pipeline(kube, ns, "digits")
+        for pod in kube.core.list_namespaced_pod(ns, label_selector=f"{LABEL}=digits").items:
+            if pod.status.phase == "Failed":  # the run would restart: say why, now
+                logs = kube.core.read_namespaced_pod_log(pod.metadata.name, ns)
+                raise AssertionError(f"{pod.metadata.name} failed:\n{logs[-4000:]}")
         reason = _condition(o, "Ready").get("reason")
         if reason == "Stalled":
             stalled_since.append(time.monotonic())
