@@ -213,3 +213,33 @@ def test_a_route_between_two_chips_of_one_fabric_crosses_the_fabric_link(tmp_pat
         assert 'darwin_chiphost_fabric_link_peak{dst_chip="1",fabric="f0",src_chip="0"} 4.0' in text
     finally:
         assert h.stop() == 0
+
+
+def test_a_step_that_fails_gives_the_routes_spikes_back(host: Host) -> None:
+    """The destination's Step takes the route's spikes due, then fails in the engine (a bad
+    input of its own): they go back on the route, and the next Step delivers them; nothing
+    is lost uncounted."""
+    sockets = {n: host.state_dir / "partitions" / n / "spike.sock" for n in ("a", "b")}
+    with host.client() as chip:
+        parts = {n: chip.create_partition(0, domains=[i], owner="ns/p") for i, n in enumerate("ab")}
+        assert chip.serve_ports({sockets[n]: parts[n] for n in parts}) == {}
+        chip.program_route(spec(parts["a"], parts["b"], [0, 1, 2, 3], [3, 2, 1, 0]))
+
+        async def run() -> None:
+            async with SpikePortClient(sockets["a"]) as a, SpikePortClient(sockets["b"]) as b:
+                for port in (a, b):
+                    await port.load(relay(4, 1), export=range(4))
+                await a.step(5, [0, 0, 0, 0], [0, 1, 2, 3])
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await b.step(5, [0], [99])  # input 99 of 4
+                assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                (held,) = await b.routes()
+                assert (held.spikes, held.delivered, held.dropped) == (4, 0, 0)
+                out_b = await b.step(5)
+                assert sort_aer(out_b.steps, out_b.ids) == [(2, 0), (2, 1), (2, 2), (2, 3)]
+                (seen,) = await b.routes()
+                assert (seen.spikes, seen.delivered, seen.dropped) == (4, 4, 0)
+
+        asyncio.run(run())
+        (route,) = chip.routes()
+        assert route.queued == 0

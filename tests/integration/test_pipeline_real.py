@@ -31,6 +31,7 @@ EXAMPLE = ROOT / "deploy" / "examples" / "spikingpipeline.yaml"
 MODEL = ROOT / "tests" / "data" / "digits_snntorch.nir"
 GROUP, VERSION, PLURAL = "darwin.snn.io", "v1alpha1", "spikingpipelines"
 LABEL = "darwin.snn.io/pipeline"
+ROUTES = "darwin.snn.io/routes"
 
 
 @pytest.fixture(scope="module")
@@ -187,13 +188,17 @@ def _stage_finished(kube: Kube, ns: str, pod: str) -> dict[str, Any]:
     raise AssertionError(f"{pod} logged no 'stage finished' line:\n{logs[-3000:]}")
 
 
-def _claims(kube: Kube, ns: str, name: str) -> dict[str, dict[str, Any]]:
-    """request -> allocation result of the pipeline's allocated claims."""
-    items = kube.custom.list_namespaced_custom_object(
+def _claim_objects(kube: Kube, ns: str, name: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = kube.custom.list_namespaced_custom_object(
         "resource.k8s.io", "v1", ns, "resourceclaims", label_selector=f"{LABEL}={name}"
     )["items"]
+    return items
+
+
+def _claims(kube: Kube, ns: str, name: str) -> dict[str, dict[str, Any]]:
+    """request -> allocation result of the pipeline's allocated claims."""
     out = {}
-    for c in items:
+    for c in _claim_objects(kube, ns, name):
         for r in (
             ((c.get("status") or {}).get("allocation") or {}).get("devices", {}).get("results", [])
         ):
@@ -402,9 +407,21 @@ def test_spikes_flow_end_to_end_and_equal_the_unsplit_model(
     started = time.monotonic()
     _start(real_cluster, ns, EXAMPLE.read_text())
     stalled_since: list[float] = []
+    programmed: list[dict[str, Any]] = []  # (while it runs: a finished claim is deallocated)
 
     def finished() -> dict[str, Any] | None:
         o = _pipeline(kube, ns, "digits")
+        for c in _claim_objects(kube, ns, "digits") if not programmed else []:
+            programmed.extend(
+                cond
+                for e in (c.get("status") or {}).get("devices") or []
+                for cond in e.get("conditions") or []
+                if cond["type"] == "RoutesProgrammed" and cond["status"] == "True"
+            )
+        for pod in kube.core.list_namespaced_pod(ns, label_selector=f"{LABEL}=digits").items:
+            if pod.status.phase == "Failed":  # the run would restart: say why, now
+                logs = kube.core.read_namespaced_pod_log(pod.metadata.name, ns)
+                raise AssertionError(f"{pod.metadata.name} failed:\n{logs[-4000:]}")
         reason = _condition(o, "Ready").get("reason")
         if reason == "Stalled":
             stalled_since.append(time.monotonic())
@@ -424,8 +441,27 @@ def test_spikes_flow_end_to_end_and_equal_the_unsplit_model(
     assert out["output_spikes"] > 0, text
     assert out["output_digest"] == _unsplit_digest(obj), text
     assert all(r["dropped"] == 0 for r in reports.values()), text
+    # s1 and s2 share a chip: their edge went on the chip host's router, programmed by the
+    # plugin from the claim's routes when it prepared the claim, and no socket carried it.
+    routed = reports["s1"]["routed"].get("s2", 0)
+    assert routed > 0, text
+    assert reports["s2"]["routed"].get("s1") == routed, text
+    assert reports["s2"]["received"]["s1"]["bytes"] == 0, text
+    assert reports["s2"]["received"]["s0"]["bytes"] > 0, text  # the other chip: the network
+    [group] = [
+        c
+        for c in _claim_objects(kube, ns, "digits")
+        if ROUTES in c["metadata"].get("annotations", {})
+    ]
+    assert [
+        r["source"] + "->" + r["destination"]
+        for r in json.loads(group["metadata"]["annotations"][ROUTES])["routes"]
+    ] == ["s1->s2"]
+    assert len(programmed) == 2, programmed  # s1's device and s2's
     print(
         f"\nrun of {obj['spec']['steps']} steps: {out['output_spikes']} output spikes, "
-        f"digest {out['output_digest']} = unsplit; {time.monotonic() - started:.1f}s in all"
+        f"digest {out['output_digest']} = unsplit; {routed} spikes s1->s2 on the route "
+        f"({programmed[0]['message']}); "
+        f"{time.monotonic() - started:.1f}s in all"
     )
     _kubectl(real_cluster, "-n", ns, "delete", "spikingpipeline", "digits", "--wait=true")

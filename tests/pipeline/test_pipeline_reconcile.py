@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from darwin_dra.kubetypes import Obj
-from darwin_dra.pipeline import objects
+from darwin_dra.pipeline import objects, splitpod
 from darwin_dra.pipeline.cluster import cluster_view
 from darwin_dra.pipeline.placement import place, placement_from_json, placement_json
 from darwin_dra.pipeline.reconcile import Decision, Observed, decide
@@ -288,7 +288,7 @@ def test_a_model_on_a_volume_is_split_by_a_pod_and_mounted_read_only_by_the_stag
         model={"volume": {"claimName": "models", "path": "/big/brain.nir"}}, hints=HINTS
     )
     spec = parse_spec(obj)
-    split = objects.split_pod_body(obj, spec, SETTINGS, "h1")
+    split = splitpod.split_pod_body(obj, spec, SETTINGS, "h1")
     [c] = split["spec"]["containers"]
     assert c["command"] == [
         "darwin-dra",
@@ -311,7 +311,7 @@ def test_a_model_on_a_volume_is_split_by_a_pod_and_mounted_read_only_by_the_stag
         stages="auto",
         stageLayers=[["edge"], ["server", "readout"]],
     )
-    [lc] = objects.split_pod_body(by_layers, parse_spec(by_layers), SETTINGS, "h2")["spec"][
+    [lc] = splitpod.split_pod_body(by_layers, parse_spec(by_layers), SETTINGS, "h2")["spec"][
         "containers"
     ]
     cmd = lc["command"]

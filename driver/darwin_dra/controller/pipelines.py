@@ -8,35 +8,26 @@ pipelines own (two watches), and every ``resync_s`` anyway. Runs only on the lea
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import structlog
 
 from darwin_dra import kubeapi
 from darwin_dra.controller.metrics import ControllerMetrics
+from darwin_dra.controller.plansource import ModelPending, PlanSource
 from darwin_dra.controller.stage_meter import StageMeter
 from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline import certs, objects
 from darwin_dra.pipeline.cluster import cluster_view
 from darwin_dra.pipeline.placement import Placement, PlacementError, place, placement_from_json
-from darwin_dra.pipeline.plan import PlanError, PlanView, from_split_json
+from darwin_dra.pipeline.plan import PlanError, PlanView
 from darwin_dra.pipeline.reconcile import Action, Observed, decide
-from darwin_dra.pipeline.spec import ConfigMapKey, PipelineSpec, SpecError, parse_spec
-from darwin_dra.pipeline.splitter import (
-    Layers,
-    ModelError,
-    file_rate_hz,
-    plan_from_log,
-    split_model,
-)
+from darwin_dra.pipeline.spec import PipelineSpec, SpecError, parse_spec
+from darwin_dra.pipeline.splitter import ModelError
 from darwin_dra.pipeline.status import Outcome, StageRates, pipeline_status
 
 log = structlog.get_logger(__name__)
@@ -52,17 +43,6 @@ def stalled(plan: PlanView, rates: dict[str, StageRates]) -> bool:
     return all(n in rates for n in names) and all(rates[n].timesteps_per_s == 0 for n in names)
 
 
-class ModelPending(Exception):
-    """The model is being split in its pod; the message says where."""
-
-
-@dataclass
-class _Cached:
-    key: tuple[Any, ...]
-    text: str
-    plan: PlanView
-
-
 @dataclass
 class PipelineWorker:
     api: kubeapi.PipelineKube
@@ -71,14 +51,13 @@ class PipelineWorker:
     resync_s: float = 10.0
     watch_s: int = 30
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    split: Callable[[Path, int | None, float | None], str] = split_model
-    split_layers: Callable[[Path, int | None, float | None, Layers], str] = split_model
     _dirty: threading.Event = field(default_factory=threading.Event)
-    _plans: dict[str, _Cached] = field(default_factory=dict)
     _meter: StageMeter = field(init=False)
+    _source: PlanSource = field(init=False)
 
     def __post_init__(self) -> None:
         self._meter = StageMeter(self.settings.metrics_port)
+        self._source = PlanSource(self.api, self.settings)
 
     # ---- the loop ----
     def run(self, stop: threading.Event) -> None:
@@ -151,10 +130,7 @@ class PipelineWorker:
         pods = [x for x in owned_pods if _role(x) != "split"]
         try:
             spec = parse_spec(p)
-            if spec.model.config_map is not None:
-                plan_text, plan = self._plan(p, spec)
-            else:
-                plan_text, plan = self._plan_from_volume(p, spec, split_pods)
+            sourced = self._source.plan(p, spec, split_pods)
         except (SpecError, ModelError, PlanError) as exc:
             reason = "InvalidSpec" if isinstance(exc, SpecError) else "ModelUnusable"
             self._status(p, Outcome("Error", reason, str(exc)))
@@ -162,6 +138,7 @@ class PipelineWorker:
         except ModelPending as exc:
             self._status(p, Outcome("Pending", "Splitting", str(exc)))
             return
+        plan_text, plan = sourced.text, sourced.plan
         mine = frozenset(str(c["metadata"].get("uid")) for c in owned_claims)
         view = cluster_view(slices, claims, nodes, ignore_claims=mine)
         tainted = frozenset(
@@ -178,7 +155,13 @@ class PipelineWorker:
             return
         self._secret(p, plan, renew=fresh)
         decision = decide(
-            p, spec, plan, placement, Observed(owned_claims, pods, tainted), self.settings
+            p,
+            spec,
+            plan,
+            placement,
+            Observed(owned_claims, pods, tainted),
+            self.settings,
+            sourced.maps,
         )
         self._apply(ns, decision.actions)
         if decision.needs_new_placement:
@@ -209,102 +192,6 @@ class PipelineWorker:
                 "timestep between the last two reads of its counters",
             )
         self._status(p, outcome, plan, placement, owned_claims, pods, rates)
-
-    def _config_map_file(
-        self, ns: str, ref: ConfigMapKey, where: str, path: Path
-    ) -> tuple[Path, str]:
-        """``ref``'s bytes written to ``path``; the ConfigMap's resourceVersion."""
-        try:
-            cm = self.api.get_config_map(ns, ref.name)
-        except kubeapi.NotFound:
-            raise ModelError(f"{where}: ConfigMap {ns}/{ref.name} not found") from None
-        raw = (cm.get("binaryData") or {}).get(ref.key)
-        data = base64.b64decode(raw) if raw is not None else None
-        if data is None and ref.key in (cm.get("data") or {}):
-            data = str(cm["data"][ref.key]).encode()
-        if data is None:
-            raise ModelError(f"{where}: {ns}/{ref.name} has no key {ref.key!r}")
-        path.write_bytes(data)
-        return path, str(cm["metadata"].get("resourceVersion", ""))
-
-    def _input_file(self, ns: str, spec: PipelineSpec, tmp: Path) -> tuple[Path | None, str]:
-        """A file input's file, written to ``tmp``, and its ConfigMap's resourceVersion."""
-        if spec.input.source != "file" or spec.input.file is None:
-            return None, ""
-        ref = spec.input.file
-        return self._config_map_file(ns, ref, "spec.input.file.configMap", tmp / "input")
-
-    def _plan(self, p: Obj, spec: PipelineSpec) -> tuple[str, PlanView]:
-        meta = p["metadata"]
-        uid = str(meta["uid"])
-        with tempfile.TemporaryDirectory(prefix="darwin-model-") as tmp:
-            assert spec.model.config_map is not None
-            path, version = self._config_map_file(
-                meta["namespace"],
-                spec.model.config_map,
-                "spec.model.configMap",
-                Path(tmp) / "model.nir",
-            )
-            inp, input_version = self._input_file(meta["namespace"], spec, Path(tmp))
-            key = (version, input_version, spec.model, spec.stages, spec.input, spec.stage_layers)
-            cached = self._plans.get(uid)
-            if cached is not None and cached.key == key:
-                return cached.text, cached.plan
-            # the input's rate: a Poisson input's, a file's busiest step; None: the default
-            rate = spec.input.rate_hz if spec.input.source == "poisson" else None
-            if inp is not None:
-                rate = file_rate_hz(path, inp, spec.input.samples)
-            if spec.stage_layers is not None:
-                text = self.split_layers(path, spec.stages, rate, spec.stage_layers)
-            else:
-                text = self.split(path, spec.stages, rate)
-        plan = from_split_json(text)
-        self._plans[uid] = _Cached(key, text, plan)
-        log.info(
-            "pipeline: model split",
-            pipeline=f"{meta['namespace']}/{meta['name']}",
-            stages=[s.name for s in plan.stages],
-        )
-        return text, plan
-
-    def _plan_from_volume(
-        self, p: Obj, spec: PipelineSpec, split_pods: list[Obj]
-    ) -> tuple[str, PlanView]:
-        """The model on a volume is split by a pod that mounts the claim (the controller does
-        not); its log carries the plan. Raises ModelPending until it is done."""
-        meta = p["metadata"]
-        ns, uid = meta["namespace"], str(meta["uid"])
-        key: tuple[object, ...] = ("volume", spec.model, spec.stages, spec.input)
-        if spec.stage_layers is not None:  # (absent: the key, and its pod's hash, as before)
-            key += (spec.stage_layers,)
-        cached = self._plans.get(uid)
-        if cached is not None and cached.key == key:
-            return cached.text, cached.plan
-        key_hash = objects.digest(key)
-        name = objects.split_pod_name(meta["name"])
-        pod = next((x for x in split_pods if x["metadata"]["name"] == name), None)
-        if (
-            pod is not None
-            and (pod["metadata"].get("labels") or {}).get(objects.HASH_LABEL) != key_hash
-        ):
-            self.api.delete(ns, "Pod", name)
-            raise ModelPending(f"replacing pod {name}: the model or its split changed")
-        if pod is None:
-            with contextlib.suppress(kubeapi.Conflict):  # an old one still terminating
-                self.api.create(ns, objects.split_pod_body(p, spec, self.settings, key_hash))
-            raise ModelPending(f"splitting the model in pod {ns}/{name}")
-        phase = (pod.get("status") or {}).get("phase")
-        if phase not in ("Succeeded", "Failed"):
-            raise ModelPending(f"splitting the model in pod {ns}/{name} ({phase or 'Pending'})")
-        text = self.api.read_pod_log(ns, name)
-        plan_text = plan_from_log(text) if phase == "Succeeded" else None
-        if plan_text is None:
-            tail = " | ".join(text.strip().splitlines()[-3:])
-            raise ModelError(f"spec.model.volume: pod {ns}/{name} {phase}: {tail}")
-        plan = from_split_json(plan_text)
-        self._plans[uid] = _Cached(key, plan_text, plan)
-        self.api.delete(ns, "Pod", name)
-        return plan_text, plan
 
     def _placement(
         self,

@@ -15,10 +15,10 @@ from typing import Any
 
 from darwin_dra import DRIVER_NAME
 from darwin_dra.kubetypes import Obj
+from darwin_dra.pipeline.chiproutes import ROUTES_ANNOTATION, RouteEntry, routes_annotation
 from darwin_dra.pipeline.placement import Group, Host, Placement, placement_json
 from darwin_dra.pipeline.plan import PlanView
 from darwin_dra.pipeline.spec import API_VERSION, KIND, PipelineSpec
-from darwin_dra.pipeline.splitter import layers_flag
 
 PIPELINE_LABEL = "darwin.snn.io/pipeline"
 STAGE_LABEL = "darwin.snn.io/stage"
@@ -31,6 +31,7 @@ FABRIC_REQUEST = "fabric-link"
 MOUNT = "/var/run/darwin-pipeline"
 PLAN_KEY = "plan.json"
 PLACEMENT_KEY = "placement.json"
+LOOKAHEAD_WINDOWS = 4  # a stage's --lookahead; its on-chip routes' lookahead is this many windows
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def owner_reference(pipeline: Mapping[str, Any]) -> Obj:
     }
 
 
-def _meta(pipeline: Mapping[str, Any], name: str, labels: Mapping[str, str]) -> Obj:
+def object_meta(pipeline: Mapping[str, Any], name: str, labels: Mapping[str, str]) -> Obj:
     meta = pipeline["metadata"]
     return {
         "name": name,
@@ -94,7 +95,7 @@ def plan_config_map(
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _meta(
+        "metadata": object_meta(
             pipeline, plan_name(pipeline["metadata"]["name"]), {HASH_LABEL: inputs_hash}
         ),
         "data": {PLAN_KEY: plan_text, PLACEMENT_KEY: placement_json(placement)},
@@ -106,11 +107,16 @@ def _fabric_selector(fabric: str) -> Obj:
 
 
 def claim_body(
-    pipeline: Mapping[str, Any], plan: PlanView, group: Group, placement_hash: str
+    pipeline: Mapping[str, Any],
+    plan: PlanView,
+    group: Group,
+    placement_hash: str,
+    routes: Sequence[RouteEntry] = (),
 ) -> Obj:
     """One request per stage on a shared half chip, KEPS, neurons and synapses asked as
     consumable capacity, all on the group's fabric and (several stages) on one chip; plus the
-    fabric bandwidth for the edges that reach the group from its fabric's other chips."""
+    fabric bandwidth for the edges that reach the group from its fabric's other chips; and the
+    ``routes`` between its stages for the chip's router (pipeline/chiproutes.py)."""
     requests: list[Obj] = []
     for name in group.stages:
         s = plan.stage(name)
@@ -147,10 +153,13 @@ def claim_body(
             {"requests": list(group.stages), "matchAttribute": f"{DRIVER_NAME}/chip"}
         ]
     name = claim_name(pipeline["metadata"]["name"], group)
+    meta = object_meta(pipeline, name, {HASH_LABEL: placement_hash})
+    if routes:
+        meta["annotations"] = {ROUTES_ANNOTATION: routes_annotation(routes)}
     return {
         "apiVersion": "resource.k8s.io/v1",
         "kind": "ResourceClaim",
-        "metadata": _meta(pipeline, name, {HASH_LABEL: placement_hash}),
+        "metadata": meta,
         "spec": {"devices": devices},
     }
 
@@ -161,9 +170,11 @@ def stage_args(
     stage: str,
     downstream: Mapping[str, str],
     settings: StageSettings,
+    on_chip: Sequence[str] = (),
 ) -> list[str]:
     """The ``darwin-dra stage`` command line of one stage (PIPELINE-CONTRACT.md, section 2);
-    ``downstream``: stage name -> pod IP of each stage this one sends to."""
+    ``downstream``: stage name -> pod IP of each stage this one sends to over a socket;
+    ``on_chip``: the neighbours it exchanges spikes with on its chip's router."""
     args = [
         "darwin-dra",
         "stage",
@@ -184,10 +195,15 @@ def stage_args(
         "--metrics-port",
         str(settings.metrics_port),
     ]
-    if plan.upstream(stage):
+    if on_chip:
+        args += ["--lookahead", str(LOOKAHEAD_WINDOWS)]
+    if listens(plan, stage, on_chip):
         args += ["--listen", f"tcp://0.0.0.0:{settings.port}"]
     for name, ip in sorted(downstream.items()):
-        args += ["--downstream", f"{name}=tcp://{ip}:{settings.port}"]
+        if name not in on_chip:
+            args += ["--downstream", f"{name}=tcp://{ip}:{settings.port}"]
+    for name in sorted(on_chip):
+        args += ["--on-chip", name]
     if spec.steps is not None:
         args += ["--steps", str(spec.steps)]
     if spec.input.samples is not None:  # every stage alike (pipeline/samples.py)
@@ -212,6 +228,11 @@ def stage_args(
     return args
 
 
+def listens(plan: PlanView, stage: str, on_chip: Sequence[str] = ()) -> bool:
+    """Whether the stage has an upstream over a socket (and so a port to listen on)."""
+    return any(u not in on_chip for u in plan.upstream(stage))
+
+
 def pod_body(
     pipeline: Mapping[str, Any],
     spec: PipelineSpec,
@@ -221,11 +242,12 @@ def pod_body(
     downstream: Mapping[str, str],
     settings: StageSettings,
     placement_hash: str,
+    on_chip: Sequence[str] = (),
 ) -> Obj:
     pname = pipeline["metadata"]["name"]
     group = placement.group_of(stage)
     host: Host | None = placement.hosts.get(stage)
-    args = stage_args(spec, plan, stage, downstream, settings)
+    args = stage_args(spec, plan, stage, downstream, settings, on_chip)
     model = spec.model
     volumes: list[Obj] = [
         {
@@ -282,12 +304,14 @@ def pod_body(
         )
         mounts.append({"name": "input", "mountPath": f"{MOUNT}/input", "readOnly": True})
     ports: list[Obj] = [{"name": "metrics", "containerPort": settings.metrics_port}]
-    if plan.upstream(stage):
+    if listens(plan, stage, on_chip):
         ports.append({"name": "spikes", "containerPort": settings.port})
     if is_input and spec.input.source == "socket":
         ports.append({"name": "input", "containerPort": spec.input.port})
     body_hash = digest(placement_hash, args)
-    meta = _meta(pipeline, pod_name(pname, stage), {STAGE_LABEL: stage, HASH_LABEL: body_hash})
+    meta = object_meta(
+        pipeline, pod_name(pname, stage), {STAGE_LABEL: stage, HASH_LABEL: body_hash}
+    )
     meta["annotations"] = {DOWNSTREAM_ANNOTATION: json.dumps(dict(sorted(downstream.items())))}
     pod_spec: Obj = {
         "restartPolicy": "Never",
@@ -325,64 +349,3 @@ def pod_body(
 
 def claim_names(pipeline: str, groups: Sequence[Group]) -> list[str]:
     return [claim_name(pipeline, g) for g in groups]
-
-
-def split_pod_name(pipeline: str) -> str:
-    return f"{pipeline}-split"
-
-
-def split_pod_body(
-    pipeline: Mapping[str, Any], spec: PipelineSpec, settings: StageSettings, key_hash: str
-) -> Obj:
-    """The pod that splits a model on a volume (`darwin-dra split`, the claim read-only)."""
-    model = spec.model
-    assert model.claim_name is not None
-    assert model.path is not None
-    pname = pipeline["metadata"]["name"]
-    meta = _meta(pipeline, split_pod_name(pname), {ROLE_LABEL: "split", HASH_LABEL: key_hash})
-    command = [
-        "darwin-dra",
-        "split",
-        "--model",
-        f"{MOUNT}/model/{model.path.lstrip('/')}",
-        "--stages",
-        "auto" if spec.stages is None else str(spec.stages),
-    ]
-    if spec.stage_layers is not None:
-        command += ["--layers", layers_flag(spec.stage_layers)]
-    if spec.input.source == "poisson":
-        command += ["--input-rate-hz", f"{spec.input.rate_hz:g}"]  # fmt: skip
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta,
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "containers": [
-                {
-                    "name": "split",
-                    "image": settings.image,
-                    "imagePullPolicy": settings.pull_policy,
-                    "command": command,
-                    "volumeMounts": [
-                        {"name": "model", "mountPath": f"{MOUNT}/model", "readOnly": True},
-                        {"name": "tmp", "mountPath": "/tmp"},
-                    ],
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-            "volumes": [
-                {
-                    "name": "model",
-                    "persistentVolumeClaim": {"claimName": model.claim_name, "readOnly": True},
-                },
-                {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-            ],
-        },
-    }

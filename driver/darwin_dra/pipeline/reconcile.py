@@ -23,6 +23,13 @@ from typing import Any, Literal
 from darwin_dra import DRIVER_NAME
 from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline import objects
+from darwin_dra.pipeline.chiproutes import (
+    ROUTES_ANNOTATION,
+    Edge,
+    group_routes,
+    on_chip_edges,
+    peers_on_chip,
+)
 from darwin_dra.pipeline.placement import Placement, placement_json
 from darwin_dra.pipeline.plan import PlanView
 from darwin_dra.pipeline.spec import PipelineSpec
@@ -83,6 +90,11 @@ def _ip(pod: Mapping[str, Any]) -> str | None:
     return str(ip) if ip and _phase(pod) == "Running" and not _deleting(pod) else None
 
 
+def _routes(claim: Mapping[str, Any]) -> str:
+    annotations = claim["metadata"].get("annotations") or {}
+    return str(annotations.get(ROUTES_ANNOTATION, ""))
+
+
 def allocated_devices(claim: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """(request, pool, device) of this driver's allocated devices."""
     alloc = (claim.get("status") or {}).get("allocation") or {}
@@ -100,7 +112,10 @@ def decide(
     placement: Placement,
     observed: Observed,
     settings: objects.StageSettings,
+    maps: Mapping[Edge, str] | None = None,
 ) -> Decision:
+    """``maps``: the neuron map of each edge between engine stages, where known; the edges
+    between stages of one group with a map go on their chip's router."""
     pname = pipeline["metadata"]["name"]
     placement_hash = objects.digest(placement_json(placement))
     claims = {_name(c): c for c in observed.claims}
@@ -133,9 +148,14 @@ def decide(
             failed,
         )
 
-    # Claims: one per group; a claim of another placement or another group is replaced.
+    # Claims: one per group (with its routes); a claim of another placement, another group
+    # or other routes is replaced.
+    routed = on_chip_edges(plan, placement, maps or {})
+    lookahead = objects.LOOKAHEAD_WINDOWS * spec.window
     want_claims = {
-        objects.claim_name(pname, g): objects.claim_body(pipeline, plan, g, placement_hash)
+        objects.claim_name(pname, g): objects.claim_body(
+            pipeline, plan, g, placement_hash, group_routes(g, routed, maps or {}, lookahead)
+        )
         for g in placement.groups
     }
     for name, claim in sorted(claims.items()):
@@ -143,6 +163,8 @@ def decide(
             continue
         if name not in want_claims or _hash(claim) != placement_hash:
             actions.append(Action("delete", "ResourceClaim", name, why="placement changed"))
+        elif _routes(claim) != _routes(want_claims[name]):
+            actions.append(Action("delete", "ResourceClaim", name, why="its routes changed"))
     stale_claims = {a.name for a in actions}
 
     # Pods: what each stage's pod would be given the pods running now.
@@ -165,13 +187,15 @@ def decide(
         recorded = json.loads(
             (pod["metadata"].get("annotations") or {}).get(objects.DOWNSTREAM_ANNOTATION, "{}")
         )
+        peers = peers_on_chip(s.name, routed)
         for d in plan.downstream(s.name):
             dpod = pods.get(stage_pod[d])
-            if phase in ("Pending", "Running") and (dpod is None or _ip(dpod) != recorded.get(d)):
+            gone = dpod is None or (d not in peers and _ip(dpod) != recorded.get(d))
+            if phase in ("Pending", "Running") and gone:
                 restart.append(f"stage {d} went away under stage {s.name}")
         group = placement.group_of(s.name)
         wanted = objects.pod_body(
-            pipeline, spec, plan, placement, s.name, recorded, settings, placement_hash
+            pipeline, spec, plan, placement, s.name, recorded, settings, placement_hash, peers
         )
         stale = group is not None and objects.claim_name(pname, group) in stale_claims
         if stale or _hash(pod) != _hash(wanted):
@@ -196,12 +220,14 @@ def decide(
         name = stage_pod[stage]
         if name in pods:
             continue
+        peers = peers_on_chip(stage, routed)
         ips = {
             d: _ip(pods[stage_pod[d]]) if stage_pod[d] in pods else None
             for d in plan.downstream(stage)
         }
         if any(ip is None for ip in ips.values()):
-            continue
+            continue  # (an on-chip downstream too: so one that goes away is noticed)
+        ips = {d: ip for d, ip in ips.items() if d not in peers}  # on the router: no address
         body = objects.pod_body(
             pipeline,
             spec,
@@ -211,6 +237,7 @@ def decide(
             {d: str(ip) for d, ip in ips.items()},
             settings,
             placement_hash,
+            peers,
         )
         actions.append(Action("create", "Pod", name, body, "missing"))
 

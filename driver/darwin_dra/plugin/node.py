@@ -22,7 +22,7 @@ from darwin_dra.chiphost.client import ChipHostClient
 from darwin_dra.engine import EngineError, PartitionInfo
 from darwin_dra.engine import PartitionConfig as EnginePartitionConfig
 from darwin_dra.hardware.model import ChipInfo, ChipProfile, CoreInfo
-from darwin_dra.plugin import plan
+from darwin_dra.plugin import plan, routeplan
 from darwin_dra.plugin.cdi import CDIWriter, socket_dir
 from darwin_dra.plugin.checkpoint import Checkpoint, CheckpointError, CheckpointStore, Phase
 from darwin_dra.plugin.crashpoints import CrashPoints
@@ -167,6 +167,21 @@ class Node:
                 intent.chip, domains=domains, shared=shared, keps_budget=budget, config=cfg
             )
         return Prepared(intent, part, tuple(self.engine.partition(part).cores))
+
+    def program_routes(self, claim: ClaimPlan, parts: Mapping[str, int]) -> None:
+        """The claim's routes on the chip host's router (``parts``: request -> partition);
+        RuntimeError naming the route when one cannot be programmed."""
+        for route in claim.routes:
+            if not isinstance(self.engine, ChipHostClient):
+                raise RuntimeError(
+                    f"route {route.edge}: the engine runs in the plugin's process on this node, "
+                    "and only the device process (chip host) has a router between partitions; "
+                    "run the plugin with the chip host (the chart's default)"
+                )
+            try:
+                self.engine.program_route(routeplan.route_spec(claim.uid, route, parts))
+            except EngineError as exc:
+                raise RuntimeError(f"route {route.edge}: the chip host refused it: {exc}") from exc
 
     def destroy_quietly(self, parts: Iterable[int]) -> None:
         """Destroy partitions while undoing: one that cannot be destroyed is no new error."""

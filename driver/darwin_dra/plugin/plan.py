@@ -16,7 +16,7 @@ from darwin_dra.engine import PartitionConfig as EnginePartitionConfig
 from darwin_dra.engine import Routing
 from darwin_dra.engine import keps as kepsdef
 from darwin_dra.kubetypes import Obj
-from darwin_dra.plugin import cdi, placement
+from darwin_dra.plugin import cdi, placement, routeplan
 from darwin_dra.plugin.config import (
     ConfigError,
     PartitionConfig,
@@ -190,7 +190,12 @@ def plan_claim(
                 synapses if shared else 0,
             )
         )
-    return ClaimPlan(uid, namespace, name, node, tuple(intents))
+    try:
+        routes = routeplan.claim_routes(meta, where)
+        routeplan.check_routes(routes, intents, where)
+    except routeplan.RouteError as exc:
+        raise ClaimError(str(exc)) from None
+    return ClaimPlan(uid, namespace, name, node, tuple(intents), routes)
 
 
 def _capacity_intent(
@@ -307,6 +312,10 @@ def status_entries(
             entry["data"]["placement"] = (
                 "block" if placement.connected(grid, intent.domains) else "scattered"
             )
+        routes, programmed = routeplan.status_routes(plan.uid, plan.routes, p)
+        if programmed is not None:
+            entry["conditions"].append({**programmed, "lastTransitionTime": now})
+            entry["data"]["routes"] = routes
         if intent.share_id is not None:
             entry["shareID"] = intent.share_id
         out.append(entry)

@@ -152,6 +152,8 @@ def _make(node: Node, claim: ClaimPlan) -> tuple[Prepared, ...]:
         for intent in claim.devices:
             made.append(node.create_partition(intent, claim.uid))
             node.crash.reached("partition-created")
+        # The routes between the claim's partitions (they go with the partitions on undo).
+        node.program_routes(claim, {p.intent.request: p.partition_id for p in made})
         node.make_socket_dirs(claim)
         ids = node.cdi.write(claim.uid, made, claim.namespace) if made else []
         node.crash.reached("cdi-written")

@@ -15,6 +15,7 @@ from typing import Any
 
 from darwin_dra.kubelet.preparer import PreparedDevice
 from darwin_dra.kubetypes import Obj
+from darwin_dra.pipeline.chiproutes import RouteEntry
 from darwin_dra.plugin.config import REMOVED, PartitionConfig, parse_partition_config
 
 
@@ -85,10 +86,14 @@ class ClaimPlan:
     name: str
     pool: str
     devices: tuple[DeviceIntent, ...]
+    routes: tuple[RouteEntry, ...] = ()  # on the chip's router, between the claim's devices
 
     def intent(self) -> Obj:
         """The JSON form the checkpoint keeps: enough to redo or undo the prepare."""
-        return {"pool": self.pool, "devices": [d.to_json() for d in self.devices]}
+        out: Obj = {"pool": self.pool, "devices": [d.to_json() for d in self.devices]}
+        if self.routes:  # (absent: as checkpoints written before routes)
+            out["routes"] = [r.to_json() for r in self.routes]
+        return out
 
     @classmethod
     def from_intent(
@@ -100,6 +105,7 @@ class ClaimPlan:
             name=name,
             pool=str(intent["pool"]),
             devices=tuple(DeviceIntent.from_json(d) for d in intent["devices"]),
+            routes=tuple(RouteEntry.from_json(r) for r in intent.get("routes") or ()),
         )
 
 

@@ -162,6 +162,8 @@ class RouteTable:
         self.routes: dict[str, Route] = {}
         self.owners: dict[int, str] = {}
         self.steps: dict[int, int] = {}
+        # what take_due gave each partition's Step, until settle says whether it ran
+        self._taken: dict[int, list[tuple[Route, I64, I64]]] = {}
         self._changed = asyncio.Event()
 
     def _wake(self) -> None:
@@ -204,6 +206,7 @@ class RouteTable:
             del self.routes[name]
         self.owners.pop(part, None)
         self.steps.pop(part, None)
+        self.settle(part, ran=False)  # its routes are gone: what it held is counted dropped
         self._wake()
         return gone
 
@@ -250,26 +253,30 @@ class RouteTable:
     async def wait_sources(self, part: int, through: int) -> None:
         await self._until(lambda: all(self.horizon_ok(r, through) for r in self.into(part)))
 
-    def _take(self, r: Route, now: int, n: int) -> tuple[I64, I64]:
+    def _take(self, part: int, r: Route, now: int, n: int) -> tuple[I64, I64]:
+        """``r``'s spikes due in ``part``'s next ``n`` steps, off the route; late ones are
+        dropped and counted, the rest are delivered (or given back) by ``settle``."""
         due = r.q_steps < now + n
         late = r.q_steps < now
         r.dropped += int(late.sum())
-        ok = due & ~late
-        r.delivered += int(ok.sum())
         self._count("dropped", int(late.sum()))
-        self._count("delivered", int(ok.sum()))
+        ok = due & ~late
         got = r.q_steps[ok], r.q_inputs[ok]
+        self._taken.setdefault(part, []).append((r, *got))
         r.q_steps, r.q_inputs = r.q_steps[~due], r.q_inputs[~due]
         return got
 
     def take_due(self, part: int, n: int) -> tuple[I64, I64]:
-        """The on-chip routes' spikes due in ``part``'s next ``n`` steps, off the routes."""
+        """The on-chip routes' spikes due in ``part``'s next ``n`` steps, off the routes;
+        delivered (or given back) by ``settle`` once the Step that takes them ran (or did
+        not). Called first in a Step: ``take_fabric_due`` adds that Step's fabric spikes."""
+        self.settle(part, ran=False)  # (a Step that never settled: its spikes are still due)
         now = self.steps.get(part, 0)
         got_s: list[I64] = [np.zeros(0, np.int64)]
         got_i: list[I64] = [np.zeros(0, np.int64)]
         for r in self.into(part):
             if not r.crosses_fabric:
-                s, i = self._take(r, now, n)
+                s, i = self._take(part, r, now, n)
                 got_s.append(s)
                 got_i.append(i)
         return np.concatenate(got_s), np.concatenate(got_i)
@@ -278,7 +285,25 @@ class RouteTable:
         """The spikes due in ``part``'s next ``n`` steps of each route that reaches it over a
         fabric link, off the routes: (source partition, steps, inputs) per route."""
         now = self.steps.get(part, 0)
-        return [(r.spec.src, *self._take(r, now, n)) for r in self.into(part) if r.crosses_fabric]
+        into = [r for r in self.into(part) if r.crosses_fabric]
+        return [(r.spec.src, *self._take(part, r, now, n)) for r in into]
+
+    def settle(self, part: int, ran: bool) -> None:
+        """The Step given ``part``'s due spikes ran (they are delivered) or did not (an engine
+        error before it ran: they go back on their routes, ahead of the rest, due again at the
+        next Step; a route gone meanwhile counts them dropped). Never lost uncounted."""
+        for r, steps, inputs in self._taken.pop(part, []):
+            if not steps.size:
+                continue
+            if ran:
+                r.delivered += int(steps.size)
+                self._count("delivered", int(steps.size))
+            elif self.routes.get(r.spec.name) is r:
+                r.q_steps = np.concatenate([steps, r.q_steps])
+                r.q_inputs = np.concatenate([inputs, r.q_inputs])
+            else:
+                r.dropped += int(steps.size)
+                self._count("dropped", int(steps.size))
 
     def stepped(self, part: int, through: int, steps: I64, ids: I64) -> int:
         """``part`` ran through step ``through`` and exported (steps, ids): onto its routes.

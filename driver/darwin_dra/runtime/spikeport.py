@@ -182,12 +182,26 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
             return await self._answer(context, work, pb.StepResponse)
         # lockstep with the routes' other ends, then their spikes due in this window
         await self.routes.wait_turn(self.partition, request.steps)
+        # Shielded: once the route's spikes are taken, the Step and its bookkeeping finish
+        # even if the caller goes (a worker thread's Step would run on anyway), so the spikes
+        # are delivered or given back and what the partition fired goes on its routes.
+        return await asyncio.shield(self._routed_step(request, context))
+
+    async def _routed_step(
+        self, request: pb.StepRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.StepResponse:
+        assert self.routes is not None
         routed = self.routes.take_due(self.partition, request.steps)
         fabric = self.routes.take_fabric_due(self.partition, request.steps)
-        out = await self._answer(
-            context, functools.partial(self._step, request, routed, fabric), pb.StepResponse
-        )
-        if out.HasField("telemetry"):
+        ran = False
+        try:
+            out = await self._answer(
+                context, functools.partial(self._step, request, routed, fabric), pb.StepResponse
+            )
+            ran = out.HasField("telemetry")
+        finally:
+            self.routes.settle(self.partition, ran)
+        if ran:
             s, i = wire.spikes(out.exported.steps, out.exported.ids)
             self.routes.stepped(
                 self.partition, out.telemetry.steps, s.astype(np.int64), i.astype(np.int64)
