@@ -21,6 +21,7 @@ from darwin_dra.models.compile import (
 )
 from darwin_dra.models.errors import MalformedFile, ModelError, UnsupportedNode
 from darwin_dra.models.export import META_DT, META_RESET, to_nir
+from darwin_dra.models.hdf5heap import check_global_heaps
 
 
 def _text(value: Any) -> str:
@@ -53,6 +54,7 @@ def read_graph(path: Path | str) -> Any:
     where = Path(path)
     if not where.is_file():
         raise MalformedFile(f"{where}: no such file")
+    check_global_heaps(where)  # before libhdf5 may loop forever on a corrupt one
     try:
         with h5py.File(where, "r") as f:
             if "node" not in f:
