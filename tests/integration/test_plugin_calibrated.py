@@ -5,19 +5,16 @@ host's Info at every publish; the fault poll triggers one); clearing the fault r
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from darwin_dra import DRIVER_NAME, kubeapi
-from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.cluster.launcher import LocalCluster
 from k8s_helpers import wait_for
 
-from tests.integration.test_plugin_kubelet import Plugin, _free_port, _inventory
+from tests.integration.test_plugin_kubelet import Plugin, running_plugin
 
 pytestmark = pytest.mark.integration
 
@@ -25,44 +22,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def calibrated(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plugin]:
     assert cluster.state is not None
-    node = cluster.state.nodes[-1]
     work = tmp_path_factory.mktemp("calibrated")
-    inventory = _inventory(work / "inventory.yaml", node.name)
-    chips = start_chip_host(
-        node.name, inventory, work / "state", work / "chip-host.log", calibrate=True,
-        timeout_s=240,
-    )  # fmt: skip
-    cmd = [
-        sys.executable, "-m", "darwin_dra.cli.main", "kubelet-plugin",
-        "--node-name", node.name,
-        "--kubeconfig", str(cluster.kubeconfig),
-        "--plugins-registry-dir", node.plugins_registry,
-        "--plugins-dir", node.plugins,
-        "--cdi-dir", str(work / "cdi"),
-        "--state-dir", str(work / "state"),
-        "--fault-poll-seconds", "0.2",
-        "--metrics-port", str(_free_port()),
-        "--health-port", "0",
-    ]  # fmt: skip
-    log = work / "plugin.log"
-    kube = kubeapi.connect(cluster.kubeconfig)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    plugin = Plugin(node.name, work / "state", work / "cdi", proc, log, kube, cmd, chips, inventory)
-    try:
-        wait_for("the plugin's slices", lambda: len(plugin.slices()) == 3, timeout=60)
+    with running_plugin(
+        cluster, cluster.state.nodes[-1], work,
+        calibrate=True, chip_host_timeout_s=240, ready_timeout_s=60,
+    ) as plugin:  # fmt: skip
         yield plugin
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=20)
-        chips.send_signal(signal.SIGTERM)
-        chips_code = chips.wait(timeout=20)
-        for s in kube.list_slices(DRIVER_NAME, node.name):
-            kube.delete_slice(s["metadata"]["name"])
-        kube.close()
-        print(log.read_text()[-4000:])
-        assert code == 0, f"plugin exited with {code}"
-        assert chips_code == 0, f"chip host exited with {chips_code}"
 
 
 def _published(plugin: Plugin) -> dict[str, tuple[int, int, str]]:

@@ -5,6 +5,7 @@ CEL, and the kubelet harness prepares and unprepares through the plugin's socket
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -23,6 +24,7 @@ import pytest
 from darwin_dra import DRIVER_NAME, kubeapi
 from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.cluster.launcher import LocalCluster
+from darwin_dra.cluster.state import NodeRecord
 from darwin_dra.runtime.client import SpikePortClient
 from k8s_helpers import (
     Kube,
@@ -85,14 +87,24 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def plugin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plugin]:
-    assert cluster.state is not None
-    node = cluster.state.nodes[0]
-    work = tmp_path_factory.mktemp("plugin")
+@contextlib.contextmanager
+def running_plugin(
+    cluster: LocalCluster,
+    node: NodeRecord,
+    work: Path,
+    *,
+    calibrate: bool = False,
+    chip_host_timeout_s: float = 60.0,
+    ready_timeout_s: float = 30.0,
+) -> Iterator[Plugin]:
+    """The real chip host and `darwin-dra kubelet-plugin` for ``node``, once its 3 slices are
+    published; stopped with SIGTERM (both must exit 0) and its slices deleted afterwards."""
     log = work / "plugin.log"
     inventory = _inventory(work / "inventory.yaml", node.name)
-    chips = start_chip_host(node.name, inventory, work / "state", work / "chip-host.log")
+    chips = start_chip_host(
+        node.name, inventory, work / "state", work / "chip-host.log",
+        timeout_s=chip_host_timeout_s, calibrate=calibrate,
+    )  # fmt: skip
     cmd = [
         sys.executable, "-m", "darwin_dra.cli.main", "kubelet-plugin",
         "--node-name", node.name,
@@ -111,7 +123,7 @@ def plugin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
     started = Plugin(node.name, work / "state", work / "cdi", proc, log, kube, cmd, chips,
                      inventory)  # fmt: skip
     try:
-        wait_for("the plugin's slices", lambda: len(started.slices()) == 3, timeout=30)
+        wait_for("the plugin's slices", lambda: len(started.slices()) == 3, ready_timeout_s)
         yield started
     finally:
         started.proc.send_signal(signal.SIGTERM)
@@ -124,6 +136,13 @@ def plugin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
         print(log.read_text()[-4000:])
         assert code == 0, f"plugin exited with {code}"
         assert chips_code == 0, f"chip host exited with {chips_code}"
+
+
+@pytest.fixture(scope="module")
+def plugin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plugin]:
+    assert cluster.state is not None
+    with running_plugin(cluster, cluster.state.nodes[0], tmp_path_factory.mktemp("plugin")) as p:
+        yield p
 
 
 def _taints(plugin: Plugin) -> dict[str, list[dict[str, Any]]]:
