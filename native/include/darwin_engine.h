@@ -32,8 +32,12 @@ enum dk_error {
 enum { DK_HEALTH_OK = 0, DK_HEALTH_FAILED = 1 };
 enum dk_direction { DK_DIR_EAST = 0, DK_DIR_WEST = 1, DK_DIR_NORTH = 2, DK_DIR_SOUTH = 3 };
 /* What dk_fault_inject and dk_fault_clear act on; the index is a core, a domain, a link (from
- * dk_link_index) or, for a whole chip, ignored. */
-enum dk_fault_kind { DK_FAULT_CORE = 0, DK_FAULT_DOMAIN = 1, DK_FAULT_LINK = 2, DK_FAULT_CHIP = 3 };
+ * dk_link_index), for a whole chip ignored, or for a fabric link the chip at its other end (the
+ * directed fabric link from `chip` to chip `index`, two neighbours of one fabric). */
+enum dk_fault_kind {
+    DK_FAULT_CORE = 0, DK_FAULT_DOMAIN = 1, DK_FAULT_LINK = 2, DK_FAULT_CHIP = 3,
+    DK_FAULT_FABRIC = 4
+};
 enum { DK_PART_EXCLUSIVE = 0, DK_PART_SHARED = 1 };
 enum { DK_MAX_GROUPS = 64, DK_MAX_WEIGHTS = 256, DK_MAX_DELAY = 255 };
 /* KEPS, the one unit of event throughput (docs/engine.md, "KEPS"): thousands of synaptic events
@@ -91,6 +95,8 @@ typedef struct {
     double router_events_per_s;       /* nominal router throughput of the whole chip */
     double energy_pj_per_op;
     double fabric_events_per_s;       /* spikes one direction of a fabric link carries a second */
+    uint32_t fabric_grid_w;           /* chips per row of the fabric's 2D grid (0: every pair of
+                                         chips of the fabric has a direct link) */
 } dk_chip_profile;
 
 /* One physical chip of the inventory. */
@@ -115,6 +121,8 @@ typedef struct {
     uint32_t failed_cores;
     uint32_t failed_links;
     int32_t health;
+    uint32_t fabric_links;            /* directed fabric links out of the chip (to neighbours) */
+    uint32_t failed_fabric_links;     /* of those, failed (DK_FAULT_FABRIC) */
 } dk_chip_info;
 
 typedef struct {
@@ -220,22 +228,33 @@ typedef struct {
     double link_util_peak;            /* the busiest link: packets carried / (capacity x steps) */
 } dk_telemetry;
 
-/* Fabric links (docs/engine.md, "Chips on one fabric"): chips of one fabric (the same non-empty
- * dk_chip_desc.fabric) are joined by a directed link for every ordered pair of them, which
- * carries at most dk_fabric_capacity() spikes per timestep (of the slower end's
- * fabric_events_per_s). A link is a FIFO: a spike goes at its step or, that step being full, at
- * the first later step with room; one that would wait more than DK_LINK_BACKLOG_STEPS steps is
- * dropped and counted at the link. */
+/* Fabric links (docs/engine.md, "Chips on one fabric"): the chips of one fabric (the same
+ * non-empty dk_chip_desc.fabric), in the order of their ids, sit on a 2D grid of the lowest-id
+ * chip's profile's fabric_grid_w chips a row (chip k of the fabric at column k mod w, row k / w),
+ * and a directed link joins each chip to each of its grid neighbours; with fabric_grid_w 0 every
+ * ordered pair of them has a direct link. A spike from one chip to another crosses the links of
+ * a shortest path: dimension-ordered (along the row, then the column) while that path works,
+ * else the first shortest path of a breadth-first search over the working links (neighbours
+ * tried east, west, south, north; by id with fabric_grid_w 0); with no working path it is
+ * dropped and counted (dropped_fault) at the first broken hop of the dimension-ordered path.
+ * Each link carries at most dk_fabric_capacity() spikes per timestep (of the slower end's
+ * fabric_events_per_s) and is a FIFO: a spike goes at the step it reaches the link or, that step
+ * being full, at the first later step with room; one that would wait there more than
+ * DK_LINK_BACKLOG_STEPS steps is dropped and counted at the link. A hop takes no step of its
+ * own: a spike arrives at the step its last hop carried it. */
 typedef struct {
     uint32_t src_chip, dst_chip;
     float dt_ms;                      /* the timestep of its steps (set by the first send) */
-    uint64_t capacity;                /* spikes per timestep */
+    uint64_t capacity;                /* spikes per timestep (0 until the first send) */
     uint64_t carried;                 /* spikes that crossed it */
     uint64_t dropped;                 /* spikes dropped: they would have waited too long */
     uint64_t deferred;                /* spike-steps spent waiting */
     uint64_t peak;                    /* most spikes it carried in one step */
     uint64_t busy_steps;              /* steps in which it carried a spike */
     uint64_t last_step;               /* the latest step it carried a spike in */
+    uint64_t dropped_fault;           /* spikes lost because it (or the chip behind it) failed
+                                         and no other path worked */
+    uint32_t failed;                  /* 1 while a DK_FAULT_FABRIC fault holds it */
 } dk_fabric_stats;
 
 /* Spikes one fabric link carries per timestep of `dt_ms`: rate x dt, rounded down, at least 1,
@@ -337,9 +356,14 @@ int dk_link_users(dk_engine *e, uint32_t part, uint32_t *users, uint32_t n);
  * rest). */
 int dk_fabric_send(dk_engine *e, uint32_t src_part, uint32_t dst_part, const uint64_t *steps,
                    const uint32_t *inputs, uint32_t n, uint64_t *at, uint32_t *sent);
-/* The fabric link from src_chip to dst_chip (DK_E_INVALID unless they share a fabric). */
+/* The fabric link from src_chip to dst_chip (DK_E_INVALID unless they share a fabric,
+ * DK_E_NOT_FOUND unless they are neighbours on its grid). */
 int dk_fabric_link_stats(dk_engine *e, uint32_t src_chip, uint32_t dst_chip,
                          dk_fabric_stats *out);
+/* The chips a spike from src_chip to dst_chip crosses now, both ends included, into chips (cap
+ * at least dk_chip_count); *n is 0 when no working path joins them (a failed link or chip). */
+int dk_fabric_route(dk_engine *e, uint32_t src_chip, uint32_t dst_chip, uint32_t *chips,
+                    uint32_t cap, uint32_t *n);
 int dk_core_events(dk_engine *e, uint32_t part, uint64_t *events, uint32_t n);
 int dk_spike_counts(dk_engine *e, uint32_t part, uint64_t *counts, uint32_t n);
 

@@ -136,6 +136,9 @@ static int profile_check(const dk_chip_profile *p) {
     if (!(p->fabric_events_per_s > 0) || !(p->fabric_events_per_s <= 1e16))
         return dk_fail(DK_E_INVALID, "profile %s: fabric_events_per_s must be in (0, 1e16]",
                        p->model);
+    if (p->fabric_grid_w > 4096)
+        return dk_fail(DK_E_INVALID, "profile %s: fabric_grid_w %u must be 0..4096", p->model,
+                       p->fabric_grid_w);
     return DK_OK;
 }
 
@@ -250,6 +253,7 @@ int dk_chip_info_get(dk_engine *e, uint32_t chip, dk_chip_info *out) {
     for (uint32_t i = 0; i < c->n_cores; i++) out->failed_cores += c->core_failed[i];
     out->failed_links = count_failed_links(c);
     out->health = c->failed ? DK_HEALTH_FAILED : DK_HEALTH_OK;
+    dk_fabric_chip_links(e, chip, &out->fabric_links, &out->failed_fabric_links);
     pthread_mutex_unlock(&e->lock);
     return DK_OK;
 }
@@ -405,9 +409,12 @@ static int fault_set(dk_engine *e, uint32_t chip, int32_t kind, uint32_t index, 
     case DK_FAULT_CHIP:
         c->failed = value != 0;
         break;
+    case DK_FAULT_FABRIC: /* between two chips: neither chip's mesh changes */
+        rc = dk_fabric_fault_locked(e, chip, index, value);
+        goto out;
     default:
-        rc = dk_fail(DK_E_INVALID, "fault: kind %d is not core (0), domain (1), link (2) or chip (3)",
-                     kind);
+        rc = dk_fail(DK_E_INVALID, "fault: kind %d is not core (0), domain (1), link (2), chip (3) "
+                                   "or fabric (4)", kind);
         goto out;
     }
     /* Loaded networks on this chip pick the change up at their next dk_run. */

@@ -212,8 +212,9 @@ typedef struct dk_partition {
     bool dead;
 } dk_partition;
 
-/* A directed fabric link between two chips of one fabric (fabric.c): a FIFO of `capacity`
- * spikes a step; `cursor` is the step being filled, holding `load` spikes. */
+/* A directed fabric link between two neighbouring chips of one fabric (fabric.c): a FIFO of
+ * `capacity` spikes a step; `cursor` is the step being filled, holding `load` spikes. Made at its
+ * first send or fault; st.dt_ms is 0 until its first send. */
 typedef struct {
     dk_fabric_stats st;
     uint64_t cursor, load;
@@ -299,6 +300,24 @@ int dk_inject_check(const dk_network *n, const uint64_t *steps, const uint32_t *
 /* spike ports: queues `count` spikes into n's inputs (partition lock held); see dk_inject */
 int dk_inject_locked(dk_network *n, const uint64_t *steps, const uint32_t *inputs, uint32_t count,
                      uint32_t *accepted);
+
+/* fabric links (fabric.c, fabric_topo.c); engine lock held */
+/* The link a -> b; made (unclocked, healthy) when absent and `create`; NULL if absent or out of
+ * memory. */
+dk_fabric_link *dk_fabric_find(dk_engine *e, uint32_t a, uint32_t b, bool create);
+/* DK_OK when chips a and b are two chips of one fabric (error message set otherwise). */
+int dk_fabric_pair(const dk_engine *e, uint32_t a, uint32_t b);
+/* DK_OK when chips a and b (of one fabric) are neighbours on its grid, else DK_E_NOT_FOUND. */
+int dk_fabric_adjacent(const dk_engine *e, uint32_t a, uint32_t b);
+/* The path a spike from chip a to chip b (one fabric) takes now: its chips into path (room for
+ * n_chips), *n of them, 0 when none works; when the dimension-ordered path is broken, its first
+ * broken hop in *blocked_a -> *blocked_b (set only then). */
+int dk_fabric_path(dk_engine *e, uint32_t a, uint32_t b, uint32_t *path, uint32_t *n,
+                   uint32_t *blocked_a, uint32_t *blocked_b);
+/* Fails (value 1) or repairs (0) the fabric link chip -> other. */
+int dk_fabric_fault_locked(dk_engine *e, uint32_t chip, uint32_t other, uint8_t value);
+/* The fabric links out of chip to its grid neighbours, and how many of them have failed. */
+void dk_fabric_chip_links(dk_engine *e, uint32_t chip, uint32_t *links, uint32_t *failed);
 
 /* network internals */
 void dk_network_free(dk_network *n);

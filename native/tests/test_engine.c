@@ -1151,6 +1151,90 @@ static void test_fabric_links(void) {
     dk_engine_destroy(e);
 }
 
+/* The route of a spike from chip a to chip b, as a string of chip ids ("0 1 4"), "" if none. */
+static const char *route_of(dk_engine *e, uint32_t a, uint32_t b) {
+    static char out[128];
+    uint32_t chips[16], n = 99;
+    OK(dk_fabric_route(e, a, b, chips, 16, &n));
+    out[0] = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const size_t at = strlen(out);
+        snprintf(out + at, sizeof out - at, i ? " %u" : "%u", chips[i]);
+    }
+    return out;
+}
+
+/* Six chips on a grid of three a row (0 1 2 / 3 4 5): spikes cross shortest paths, row first,
+ * every hop charged; a failed fabric link is routed around, or, with no path left, its spikes
+ * are dropped and counted there; clearing it restores the direct path. */
+static void test_fabric_grid(void) {
+    dk_chip_profile prof = darwin3();
+    prof.fabric_events_per_s = 2000.0; /* 2 spikes a step of 1 ms */
+    prof.fabric_grid_w = 3;
+    dk_engine *e = engine_with(&prof);
+    uint32_t id = 0, core = 5, p[6];
+    for (uint32_t i = 1; i < 6; i++) {
+        char serial[16];
+        snprintf(serial, sizeof serial, "G-%u", i);
+        dk_chip_desc d = chip_desc(serial);
+        OK(dk_chip_add(e, &prof, &d, &id));
+    }
+    net_t n;
+    net_init(&n, 1, 8, 1);
+    net_syn(&n, 1, 0, 1.f, 1);
+    for (uint32_t i = 0; i < 6; i++) {
+        OK(dk_partition_create(e, i, &core, 1, DK_PART_EXCLUSIVE, 0, &p[i]));
+        OK(dk_network_load(e, p[i], &n.desc));
+    }
+    CHECK(strcmp(route_of(e, 0, 5), "0 1 2 5") == 0);
+    CHECK(strcmp(route_of(e, 5, 0), "5 4 3 0") == 0);
+    dk_chip_info ci;
+    OK(dk_chip_info_get(e, 4, &ci));
+    CHECK_U64(ci.fabric_links, 3); /* 3, 5 and 1 */
+    dk_fabric_stats fs;
+    CHECK_RC(dk_fabric_link_stats(e, 0, 2, &fs), DK_E_NOT_FOUND); /* not neighbours */
+    CHECK_RC(dk_fault_inject(e, 0, DK_FAULT_FABRIC, 4), DK_E_NOT_FOUND);
+    uint64_t st[5] = {0}, at[5];
+    uint32_t in[5] = {0, 1, 2, 3, 4}, sent = 0;
+    OK(dk_fabric_send(e, p[0], p[5], st, in, 5, at, &sent)); /* 3 hops of 2 a step */
+    CHECK_U64(sent, 5);
+    CHECK_U64(at[0], 0);
+    CHECK_U64(at[4], 2);
+    OK(dk_fabric_link_stats(e, 2, 5, &fs));
+    CHECK_U64(fs.carried, 5);
+    OK(dk_fault_inject(e, 1, DK_FAULT_FABRIC, 2));
+    OK(dk_chip_info_get(e, 1, &ci));
+    CHECK_U64(ci.fabric_links, 3);
+    CHECK_U64(ci.failed_fabric_links, 1);
+    CHECK(strcmp(route_of(e, 0, 5), "0 1 4 5") == 0); /* around 1 -> 2 */
+    OK(dk_fault_inject(e, 3, DK_FAULT_FABRIC, 0)); /* chip 0 cut off from 3 and from 1 */
+    OK(dk_fault_inject(e, 1, DK_FAULT_FABRIC, 0));
+    CHECK(strcmp(route_of(e, 0, 5), "0 1 4 5") == 0); /* outgoing links still work */
+    CHECK(strcmp(route_of(e, 5, 0), "") == 0);
+    uint64_t later[2] = {3, 3};
+    OK(dk_fabric_send(e, p[5], p[0], later, in, 2, at, &sent));
+    CHECK_U64(sent, 0);
+    CHECK_U64(at[1], UINT64_MAX);
+    OK(dk_fabric_link_stats(e, 3, 0, &fs)); /* the first broken hop of 5 4 3 0 */
+    CHECK_U64(fs.dropped_fault, 2);
+    CHECK_U64(fs.failed, 1);
+    OK(dk_fault_clear(e, 3, DK_FAULT_FABRIC, 0));
+    OK(dk_fault_clear(e, 1, DK_FAULT_FABRIC, 2));
+    CHECK(strcmp(route_of(e, 5, 0), "5 4 3 0") == 0);
+    CHECK(strcmp(route_of(e, 0, 5), "0 1 2 5") == 0);
+    OK(dk_fabric_link_stats(e, 1, 2, &fs));
+    CHECK_U64(fs.failed, 0);
+    OK(dk_fault_inject(e, 4, DK_FAULT_CHIP, 0)); /* a failed chip on the way is avoided */
+    CHECK(strcmp(route_of(e, 3, 5), "3 0 1 2 5") == 0);
+    CHECK_RC(dk_fault_inject(e, 0, DK_FAULT_FABRIC, 0), DK_E_INVALID);
+    CHECK_RC(dk_fault_inject(e, 0, DK_FAULT_FABRIC, 9), DK_E_NOT_FOUND);
+    CHECK_RC(dk_fault_inject(e, 0, 5, 0), DK_E_INVALID);
+    uint32_t small[2];
+    CHECK_RC(dk_fabric_route(e, 0, 5, small, 2, &sent), DK_E_INVALID);
+    net_free(&n);
+    dk_engine_destroy(e);
+}
+
 /* Two partitions whose routes share a link split its capacity each step; alone, one gets it all. */
 static void test_shared_links(void) {
     dk_chip_profile prof = darwin3();
@@ -1701,6 +1785,7 @@ int main(void) {
         {"queue_capacity", test_queue_capacity},
         {"link_bandwidth", test_link_bandwidth},
         {"fabric_links", test_fabric_links},
+        {"fabric_grid", test_fabric_grid},
         {"shared_links", test_shared_links},
         {"budget", test_budget},
         {"partition_config", test_partition_config},
