@@ -45,6 +45,7 @@ class Kind(enum.StrEnum):
     DOMAIN = "domain"
     LINK = "link"
     CHIP = "chip"
+    FABRIC = "fabric"  # the fabric link from `chip` to chip `index` (neighbours of one fabric)
 
     @property
     def engine(self) -> FaultKind:
@@ -55,7 +56,7 @@ class Kind(enum.StrEnum):
 class Fault:
     chip: int
     kind: Kind
-    index: int = 0  # core, domain or link index; 0 for a whole chip
+    index: int = 0  # core, domain or link index; 0 for a whole chip; the far chip of a fabric link
 
     def to_json(self) -> dict[str, Any]:
         return {"chip": self.chip, "kind": self.kind.value, "index": self.index}

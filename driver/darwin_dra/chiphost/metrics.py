@@ -9,7 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from darwin_dra.engine import Engine
-from darwin_dra.engine.fabric import fabric_link_stats
+from darwin_dra.engine.fabric import fabric_links
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
 
@@ -85,7 +85,8 @@ class FabricLinks(Collector):
         spikes = CounterMetricFamily(
             "darwin_chiphost_fabric_link_spikes",
             "Spikes on the fabric link between two chips: carried, dropped (they would have "
-            "waited too long), deferred (spike-steps spent waiting)",
+            "waited too long), deferred (spike-steps spent waiting), dropped_fault (lost to a failed "
+            "link with no other path)",
             labels=[*labels, "kind"],
         )
         capacity = GaugeMetricFamily(
@@ -96,15 +97,17 @@ class FabricLinks(Collector):
         peak = GaugeMetricFamily(
             "darwin_chiphost_fabric_link_peak", "Most spikes it carried in one step", labels=labels
         )
-        chips = self.engine.chips()
-        for a in chips:
-            for b in chips:
-                if a.id == b.id or not a.fabric or a.fabric != b.fabric:
-                    continue
-                st = fabric_link_stats(self.engine, a.id, b.id)
-                at = [str(a.id), str(b.id), a.fabric]
-                for kind in ("carried", "dropped", "deferred"):
-                    spikes.add_metric([*at, kind], getattr(st, kind))
-                capacity.add_metric(at, st.capacity)
-                peak.add_metric(at, st.peak)
-        yield from (spikes, capacity, peak)
+        failed = GaugeMetricFamily(
+            "darwin_chiphost_fabric_link_failed",
+            "1 while a fabric fault holds the link (its spikes take another path or are lost)",
+            labels=labels,
+        )
+        fabric_of = {c.id: c.fabric for c in self.engine.chips()}
+        for st in fabric_links(self.engine):
+            at = [str(st.src_chip), str(st.dst_chip), fabric_of[st.src_chip]]
+            for kind in ("carried", "dropped", "deferred", "dropped_fault"):
+                spikes.add_metric([*at, kind], getattr(st, kind))
+            capacity.add_metric(at, st.capacity)
+            peak.add_metric(at, st.peak)
+            failed.add_metric(at, st.failed)
+        yield from (spikes, capacity, peak, failed)

@@ -22,6 +22,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         what.add_argument("--core", type=int, help="one neuron core")
         what.add_argument("--link", type=int, help="one router link (engine link index)")
         what.add_argument("--whole-chip", action="store_true", help="the whole chip")
+        what.add_argument(
+            "--fabric-to",
+            type=int,
+            metavar="CHIP",
+            help="the fabric link from --chip to this chip (neighbours of one fabric)",
+        )
         if name == "clear":
             what.add_argument("--all", action="store_true", help="every fault of this chip")
         a.set_defaults(func=run)
@@ -40,10 +46,12 @@ def _fault(args: argparse.Namespace) -> faults.Fault | None:
         (faults.Kind.DOMAIN, args.domain),
         (faults.Kind.CORE, args.core),
         (faults.Kind.LINK, args.link),
+        (faults.Kind.FABRIC, args.fabric_to),
     ):
         if value is not None:
             if value < 0:
-                raise ValueError(f"--{kind.value} must be >= 0")
+                flag = "fabric-to" if kind is faults.Kind.FABRIC else kind.value
+                raise ValueError(f"--{flag} must be >= 0")
             return faults.Fault(args.chip, kind, value)
     if args.whole_chip:
         return faults.Fault(args.chip, faults.Kind.CHIP, 0)

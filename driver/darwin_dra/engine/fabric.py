@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from darwin_dra.engine.engine import Engine
+from darwin_dra.engine.errors import NotFound
 from darwin_dra.engine.marshal import spike_batch
 from darwin_dra.engine.native import buf, check, ffi, from_struct, lib, opt
 
@@ -19,7 +20,8 @@ NOT_CARRIED = 2**64 - 1  # FabricSend.at of a spike dropped at the link
 
 @dataclass(frozen=True)
 class FabricLinkStats:
-    """The directed fabric link src_chip -> dst_chip (zeros until a spike crossed it)."""
+    """The directed fabric link src_chip -> dst_chip between two neighbours of a fabric's grid
+    (zeros until a spike crossed it or a fault held it)."""
 
     src_chip: int
     dst_chip: int
@@ -31,6 +33,8 @@ class FabricLinkStats:
     peak: int  # most spikes carried in one step
     busy_steps: int  # steps in which it carried a spike
     last_step: int  # the latest step it carried a spike in
+    dropped_fault: int  # spikes lost because it (or the chip behind it) failed, no path left
+    failed: int  # 1 while a fabric fault (FaultKind.FABRIC) holds it
 
     @property
     def utilisation(self) -> float:
@@ -73,10 +77,37 @@ def fabric_send(
 
 
 def fabric_link_stats(engine: Engine, src_chip: int, dst_chip: int) -> FabricLinkStats:
-    """The fabric link from `src_chip` to `dst_chip` (InvalidArgument unless one fabric)."""
+    """The fabric link from `src_chip` to `dst_chip` (InvalidArgument unless one fabric,
+    NotFound unless neighbours on its grid)."""
     out = ffi.new("dk_fabric_stats *")
     check(lib.dk_fabric_link_stats(engine._p(), src_chip, dst_chip, out))
     return from_struct(FabricLinkStats, out)
+
+
+def fabric_route(engine: Engine, src_chip: int, dst_chip: int) -> tuple[int, ...]:
+    """The chips a spike from `src_chip` to `dst_chip` crosses now, both ends included: a
+    shortest path over the working fabric links; () when none joins them (dk_fabric_route)."""
+    cap = max(engine.chip_count(), 1)
+    out = np.zeros(cap, dtype=np.uint32)
+    n = ffi.new("uint32_t *")
+    check(lib.dk_fabric_route(engine._p(), src_chip, dst_chip, buf("uint32_t *", out), cap, n))
+    return tuple(int(c) for c in out[: int(n[0])])
+
+
+def fabric_links(engine: Engine) -> list[FabricLinkStats]:
+    """Every directed fabric link between the engine's chips (neighbours of one fabric's grid),
+    by (src_chip, dst_chip)."""
+    chips = engine.chips()
+    out = []
+    for a in chips:
+        for b in chips:
+            if a.id == b.id or not a.fabric or a.fabric != b.fabric:
+                continue
+            try:
+                out.append(fabric_link_stats(engine, a.id, b.id))
+            except NotFound:  # not neighbours: no link of their own
+                continue
+    return out
 
 
 def link_users(engine: Engine, part: int) -> npt.NDArray[np.uint32]:

@@ -33,6 +33,7 @@ PROFILE_FIELDS = (
     "router_events_per_s",
     "energy_pj_per_op",
     "fabric_events_per_s",
+    "fabric_grid_w",
 )
 
 

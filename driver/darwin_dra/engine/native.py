@@ -39,6 +39,7 @@ class FaultKind(enum.IntEnum):
     DOMAIN = int(lib.DK_FAULT_DOMAIN)
     LINK = int(lib.DK_FAULT_LINK)
     CHIP = int(lib.DK_FAULT_CHIP)
+    FABRIC = int(lib.DK_FAULT_FABRIC)  # the fabric link from `chip` to chip `index`
 
 
 class Direction(enum.IntEnum):

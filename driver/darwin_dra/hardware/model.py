@@ -28,6 +28,8 @@ class ChipProfile:
     on_chip_learning: bool
     sparse_routing: bool
     sources: tuple[str, ...] = ()
+    # chips per row of the grid the chips of a fabric sit on (0: a direct link for every pair)
+    fabric_grid_w: int = 0
 
     @property
     def domains_x(self) -> int:
@@ -124,3 +126,5 @@ class ChipInfo:
     pcie_root: str = ""
     firmware: str = ""
     failed_link_ids: tuple[int, ...] = ()  # the engine's link indices (dk_link_index)
+    fabric_links: int = 0  # directed fabric links out of the chip to its fabric neighbours
+    failed_fabric_links: int = 0  # of those, failed

@@ -43,6 +43,7 @@ def load_profile(path: Path) -> ChipProfile:
         on_chip_learning=doc["onChipLearning"],
         sparse_routing=doc["sparseRouting"],
         sources=tuple(doc.get("sources", ())),
+        fabric_grid_w=doc.get("fabricGridWidth", 0),
     )
     if width % profile.domain_w or height % profile.domain_h:
         raise HardwareFileError(

@@ -55,6 +55,11 @@ class ChipView:
     keps_measured: bool = False
     controller: tuple[int, int] = (0, 0)  # the tile where the host's spikes enter the mesh
     failed_links: frozenset[int] = frozenset()  # link indices (resources/meshlinks.py)
+    # Working fabric links out of the chip to its fabric neighbours (the engine's grid), and
+    # the spikes a second they carry together (profile fabricEventsPerSecond each); 0 when
+    # the chip is on no fabric, or for a nominal view (the grid is the engine's: from_info).
+    fabric_links: int = 0
+    fabric_events_per_s: float = 0.0
 
     @property
     def n_cores(self) -> int:
@@ -147,4 +152,7 @@ class ChipView:
             keps_measured=measured_keps is not None,
             controller=(profile.controller_x, profile.controller_y),
             failed_links=failed_links,
+            fabric_links=info.fabric_links - info.failed_fabric_links,
+            fabric_events_per_s=(info.fabric_links - info.failed_fabric_links)
+            * profile.fabric_events_per_s,
         )

@@ -179,6 +179,10 @@ def _attributes(chip: ChipView, part: Partition, budget: _Budget) -> dict[str, A
         "maxMeps": {"int": kepsdef.meps(budget.keps)},
         "healthy": {"bool": healthy},
         "kepsSource": {"string": "measured" if chip.keps_measured else "nominal"},
+        # the chip's working fabric links and their spikes per second together, in millions:
+        # a fabric fault lowers both (docs/engine.md, "Chips on one fabric")
+        "fabricLinks": {"int": chip.fabric_links},
+        "fabricMeps": {"int": int(chip.fabric_events_per_s // 1_000_000)},
     }
     if chip.pcie_root:
         attrs[PCIE_ROOT] = {"string": chip.pcie_root}

@@ -111,6 +111,8 @@ class Chip(_message.Message):
     PCIE_ROOT_FIELD_NUMBER: _builtins.int
     FIRMWARE_FIELD_NUMBER: _builtins.int
     FAILED_LINK_IDS_FIELD_NUMBER: _builtins.int
+    FABRIC_LINKS_FIELD_NUMBER: _builtins.int
+    FAILED_FABRIC_LINKS_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     model: _builtins.str
     serial: _builtins.str
@@ -129,6 +131,10 @@ class Chip(_message.Message):
     healthy: _builtins.bool
     pcie_root: _builtins.str
     firmware: _builtins.str
+    fabric_links: _builtins.int
+    """directed fabric links out of the chip to its fabric neighbours"""
+    failed_fabric_links: _builtins.int
+    """of those, failed (a fabric fault)"""
     @_builtins.property
     def domains(self) -> _containers.RepeatedCompositeFieldContainer[Global___Domain]: ...
     @_builtins.property
@@ -158,10 +164,12 @@ class Chip(_message.Message):
         pcie_root: _builtins.str = ...,
         firmware: _builtins.str = ...,
         failed_link_ids: _abc.Iterable[_builtins.int] | None = ...,
+        fabric_links: _builtins.int = ...,
+        failed_fabric_links: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["domains", b"domains", "energy_pj_per_op", b"energy_pj_per_op", "fabric", b"fabric", "failed_cores", b"failed_cores", "failed_link_ids", b"failed_link_ids", "failed_links", b"failed_links", "firmware", b"firmware", "healthy", b"healthy", "id", b"id", "mesh_h", b"mesh_h", "mesh_w", b"mesh_w", "model", b"model", "n_cores", b"n_cores", "n_domains", b"n_domains", "neurons_per_core", b"neurons_per_core", "numa_node", b"numa_node", "pcie_root", b"pcie_root", "router_events_per_s", b"router_events_per_s", "serial", b"serial", "synapses_per_chip", b"synapses_per_chip"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["domains", b"domains", "energy_pj_per_op", b"energy_pj_per_op", "fabric", b"fabric", "fabric_links", b"fabric_links", "failed_cores", b"failed_cores", "failed_fabric_links", b"failed_fabric_links", "failed_link_ids", b"failed_link_ids", "failed_links", b"failed_links", "firmware", b"firmware", "healthy", b"healthy", "id", b"id", "mesh_h", b"mesh_h", "mesh_w", b"mesh_w", "model", b"model", "n_cores", b"n_cores", "n_domains", b"n_domains", "neurons_per_core", b"neurons_per_core", "numa_node", b"numa_node", "pcie_root", b"pcie_root", "router_events_per_s", b"router_events_per_s", "serial", b"serial", "synapses_per_chip", b"synapses_per_chip"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -178,7 +186,7 @@ class Fault(_message.Message):
     INDEX_FIELD_NUMBER: _builtins.int
     chip: _builtins.int
     kind: _builtins.str
-    """core, domain, link or chip"""
+    """core, domain, link, chip or fabric (index: the chip at the link's far end)"""
     index: _builtins.int
     def __init__(
         self,
