@@ -75,22 +75,38 @@ static bool grid_adjacent(const fabric_grid *g, uint32_t ra, uint32_t rb) {
 
 /* Whether the hop between ranks ra and rb carries spikes: its link and both its chips work. */
 static bool hop_works(dk_engine *e, const fabric_grid *g, uint32_t ra, uint32_t rb) {
+    if (ra >= g->n || rb >= g->n) return false;
     const uint32_t a = g->ids[ra], b = g->ids[rb];
     const dk_fabric_link *l = dk_fabric_find(e, a, b, false);
     return !(l && l->st.failed) && !e->chips[a].failed && !e->chips[b].failed;
 }
 
-/* The dimension-ordered path from ra to rb (ranks, both ends) into path; returns its length. */
-static uint32_t xy_path(const fabric_grid *g, uint32_t ra, uint32_t rb, uint32_t *path) {
+/* The dimension-ordered path from ra to rb (ranks, both ends) into path, along the row first
+ * (or the column first); returns its length, 0 if it leaves the grid (a short last row). */
+static uint32_t xy_order(const fabric_grid *g, uint32_t ra, uint32_t rb, uint32_t *path,
+                         bool column_first) {
     uint32_t n = 0, r = ra;
     path[n++] = r;
     if (!g->w) {
         path[n++] = rb;
         return n;
     }
-    while (r % g->w != rb % g->w) path[n++] = r = r % g->w < rb % g->w ? r + 1 : r - 1;
-    while (r != rb) path[n++] = r = r < rb ? r + g->w : r - g->w;
+    for (int pass = 0; pass < 2; pass++) {
+        if ((pass == 0) != column_first)
+            while (r % g->w != rb % g->w) path[n++] = r = r % g->w < rb % g->w ? r + 1 : r - 1;
+        else
+            while (r / g->w != rb / g->w) path[n++] = r = r < rb ? r + g->w : r - g->w;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (path[i] >= g->n) return 0;
     return n;
+}
+
+/* The dimension-ordered path: along the row, then the column; the column first where that
+ * would leave the grid (from a short last row, the column first always stays on it). */
+static uint32_t xy_path(const fabric_grid *g, uint32_t ra, uint32_t rb, uint32_t *path) {
+    const uint32_t n = xy_order(g, ra, rb, path, false);
+    return n ? n : xy_order(g, ra, rb, path, true);
 }
 
 /* The first shortest path over working hops from ra to rb (ranks) into path; 0 if none. */

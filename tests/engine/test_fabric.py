@@ -10,11 +10,21 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from darwin_dra.engine import Engine, InvalidArgument, Model, Network, NeuronGroup
+from darwin_dra.engine import (
+    Engine,
+    FaultKind,
+    InvalidArgument,
+    Model,
+    Network,
+    NeuronGroup,
+    StateError,
+)
 from darwin_dra.engine.fabric import (
     NOT_CARRIED,
     fabric_capacity,
     fabric_link_stats,
+    fabric_links,
+    fabric_route,
     fabric_send,
 )
 from darwin_dra.engine.native import LINK_BACKLOG_STEPS
@@ -22,7 +32,7 @@ from darwin_dra.hardware.model import ChipEntry, ChipProfile
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.engine.reference_fabric import DROPPED, FabricLinkModel
+from tests.engine.reference_fabric import DROPPED, FabricGridModel, FabricLinkModel
 
 DT_MS = 1.0
 
@@ -121,3 +131,93 @@ def test_fabric_links_join_only_chips_of_one_fabric(darwin3: ChipProfile) -> Non
         sent = fabric_send(eng, parts[0], parts[1], [0] * 12, list(range(4)) * 3)
         assert sent.sent == 2 * (LINK_BACKLOG_STEPS + 1)
         assert sent.dropped == 2
+
+
+@st.composite
+def grids(draw: st.DrawFn) -> tuple[int, int, int, set[tuple[int, int]], set[int], list]:
+    """A fabric of n chips, w a row (0: all adjacent), links of cap a step, some failed links
+    and chips, and sends (source chip, destination chip, steps)."""
+    n, w = draw(st.integers(2, 6)), draw(st.sampled_from([0, 1, 2, 3]))
+    cap = draw(st.integers(1, 3))
+    model = FabricGridModel(n, w, cap, LINK_BACKLOG_STEPS)
+    hops = [(a, b) for a in range(n) for b in model.neighbours(a)]
+    failed = set(draw(st.lists(st.sampled_from(hops), max_size=4)))
+    down = set(draw(st.lists(st.integers(0, n - 1), max_size=1)))
+    pair = st.tuples(st.integers(0, n - 1), st.integers(1, n - 1)).map(
+        lambda p: (p[0], (p[0] + p[1]) % n)
+    )
+    sends = draw(st.lists(st.tuples(pair, st.lists(st.integers(0, 4), max_size=12)), max_size=6))
+    return n, w, cap, failed, down, sends
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=grids())
+def test_fabric_grid_against_reference(darwin3: ChipProfile, case: tuple) -> None:
+    """Multi-hop routes over a grid with failed links and chips, against FabricGridModel: the
+    path, the step every spike arrives (each hop charged), the counters of every link; each
+    spike delivered once at its arrival + delay or counted dropped, never both; no link over
+    its capacity in any step."""
+    n, w, cap, failed, down, sends = case
+    prof = dataclasses.replace(
+        darwin3, fabric_events_per_s=(cap + 0.5) / (DT_MS * 1e-3), fabric_grid_w=w
+    )
+    ref = FabricGridModel(n, w, cap, LINK_BACKLOG_STEPS, failed=failed, down=down)
+    with Engine() as eng:
+        for c in range(n):
+            eng.add_chip(prof, ChipEntry(model=prof.model, serial=f"G{c}", fabric="wafer"))
+        parts = [eng.create_partition(c, cores=[3]) for c in range(n)]
+        for p in parts:
+            eng.load(p, readout(80))
+            eng.record(p, range(80))
+        for a, b in sorted(failed):
+            eng.inject_fault(a, FaultKind.FABRIC, b)
+        for c in down:
+            eng.inject_fault(c, FaultKind.CHIP)
+        for a in range(n):
+            for b in range(n):
+                if a != b:
+                    assert fabric_route(eng, a, b) == tuple(ref.route(a, b))
+        want: dict[int, list[tuple[int, int]]] = {c: [] for c in range(n)}
+        used = Counter[int]()
+        total = 0
+        for (a, b), steps in sends:
+            if a in down or b in down:
+                if steps:  # an empty batch is a no-op
+                    with pytest.raises(StateError):
+                        fabric_send(eng, parts[a], parts[b], steps, [0] * len(steps))
+                continue
+            ids = list(range(used[b], used[b] + len(steps)))
+            used[b] += len(steps)
+            total += len(steps)
+            sent = fabric_send(eng, parts[a], parts[b], steps, ids)
+            expect = ref.send(a, b, steps)
+            assert [NOT_CARRIED if t == DROPPED else t for t in expect] == sent.at.tolist()
+            want[b] += [(t + 1, i) for t, i in zip(expect, ids, strict=True) if t != DROPPED]
+        delivered = 0
+        for c in range(n):
+            if c in down:
+                continue
+            eng.run(parts[c], 40)
+            fired_steps, fired = eng.read_spikes(parts[c])
+            got = sorted(zip(fired_steps.tolist(), fired.tolist(), strict=True))
+            assert got == sorted(want[c])  # once each, at arrival + delay 1
+            delivered += len(got)
+        dropped = 0
+        for st_ in fabric_links(eng):
+            key = (st_.src_chip, st_.dst_chip)
+            m = ref.links.get(key, FabricLinkModel(cap, LINK_BACKLOG_STEPS))
+            assert (st_.carried, st_.dropped, st_.deferred) == (
+                sum(m.per_step.values()),
+                m.dropped,
+                m.deferred,
+            )
+            assert st_.dropped_fault == ref.lost[key]
+            assert st_.failed == (key in failed)
+            assert max(m.per_step.values(), default=0) <= cap
+            assert st_.peak <= cap
+            dropped += st_.dropped + st_.dropped_fault
+        assert delivered + dropped == total  # delivered or dropped, never both
+        event(f"w={w}")
+        rerouted = any(ref.route(*p) not in ([], ref.xy(*p)) for p, _ in sends)
+        event("rerouted" if rerouted else "direct")
+        event("lost to a fault" if ref.lost else "none lost to a fault")

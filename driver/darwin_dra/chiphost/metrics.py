@@ -85,8 +85,8 @@ class FabricLinks(Collector):
         spikes = CounterMetricFamily(
             "darwin_chiphost_fabric_link_spikes",
             "Spikes on the fabric link between two chips: carried, dropped (they would have "
-            "waited too long), deferred (spike-steps spent waiting), dropped_fault (lost to a failed "
-            "link with no other path)",
+            "waited too long), deferred (spike-steps spent waiting), dropped_fault (lost to a "
+            "failed link with no other path)",
             labels=[*labels, "kind"],
         )
         capacity = GaugeMetricFamily(
