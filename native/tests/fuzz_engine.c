@@ -399,8 +399,8 @@ static void run_ops(dk_engine *e, reader *r, net_buf *net, uint32_t chip, uint32
         }
         case 9:
         case 10: { /* faults */
-            int32_t fk = (int32_t)(u8(r) % 5u);
-            uint32_t index = fk == 2 ? u16(r) % (n_links + 4) : u8(r);
+            int32_t fk = (int32_t)(u8(r) % 6u); /* 5: no such kind */
+            uint32_t index = fk == 2 ? u16(r) % (n_links + 4) : fk == 4 ? u8(r) % 3u : u8(r);
             if (kind == 9) CALL(dk_fault_inject(e, chip, fk, index));
             else CALL(dk_fault_clear(e, chip, fk, index));
             break;

@@ -8,6 +8,8 @@ and the delivery, over two hops."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -25,6 +27,15 @@ from tests.chiphost.test_chiphost_service import _free_port
 from tests.runtime.nets import relay, sort_aer
 
 FAULT = faults.Fault(0, faults.Kind.FABRIC, 1)
+
+
+def _cli(state: Path, action: str) -> None:
+    """`darwin-dra fault inject|clear --chip 0 --fabric-to 1`, as an operator runs it."""
+    cmd = [sys.executable, "-m", "darwin_dra.cli.main", "fault", action, "--state-dir",
+           str(state), "--chip", "0", "--fabric-to", "1"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert ("chip 0 fabric 1" in done.stdout) == (action == "inject"), done.stdout
 
 
 def _published(chip: ChipHostClient, chip_id: int) -> tuple[int, int]:
@@ -76,14 +87,15 @@ def test_a_fabric_link_fault_is_published_counted_and_cleared(tmp_path: Path) ->
                     out = await pb.step(5)
                     return sort_aer(out.steps, out.ids)
 
-            faults.edit(path, add=[FAULT])
+            _cli(h.state_dir, "inject")
+            assert faults.load(path) == {FAULT}
             _wait_failed(chip, 1)
             assert _published(chip, 0) == (0, 0)  # republished: no working fabric link
             assert asyncio.run(exchange(0)) == []  # 0 -> 1 -> 2 broken at its first hop
             assert _metric(port, "darwin_chiphost_fabric_link_failed") == "1.0"
             lost = _metric(port, "darwin_chiphost_fabric_link_spikes_total", "dropped_fault")
             assert lost == "4.0"
-            faults.edit(path, remove=[FAULT])
+            _cli(h.state_dir, "clear")
             _wait_failed(chip, 0)
             assert _published(chip, 0) == healthy
             assert _metric(port, "darwin_chiphost_fabric_link_failed") == "0.0"
