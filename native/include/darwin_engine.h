@@ -349,11 +349,11 @@ int dk_link_stats(dk_engine *e, uint32_t part, uint64_t *carried, uint64_t *drop
 int dk_link_users(dk_engine *e, uint32_t part, uint32_t *users, uint32_t n);
 
 /* Sends spikes of partition src_part, for timesteps `steps` (>= dst's current step), to inputs
- * `inputs` of partition dst_part on another chip of the same fabric, over their fabric link:
- * each spike is injected into dst at the step the link carries it (at[i], UINT64_MAX when
- * dropped at the link; `at` may be NULL). *sent counts the spikes the link carried; a full input
- * queue at dst raises DK_E_OVERFLOW after accepting what fits (dst's dropped_input counts the
- * rest). */
+ * `inputs` of partition dst_part on another chip of the same fabric, over the fabric links of
+ * their path (dk_fabric_route): each spike is injected into dst at the step the path's last
+ * link carries it (at[i], UINT64_MAX when dropped at a link or lost to a fault; `at` may be
+ * NULL). *sent counts the spikes that arrived; a full input queue at dst raises DK_E_OVERFLOW
+ * after accepting what fits (dst's dropped_input counts the rest). */
 int dk_fabric_send(dk_engine *e, uint32_t src_part, uint32_t dst_part, const uint64_t *steps,
                    const uint32_t *inputs, uint32_t n, uint64_t *at, uint32_t *sent);
 /* The fabric link from src_chip to dst_chip (DK_E_INVALID unless they share a fabric,

@@ -17,7 +17,7 @@ import yaml
 
 from darwin_dra import DRIVER_NAME
 from darwin_dra.hardware.model import ChipEntry, ChipProfile, Inventory, NodeEntry
-from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.chips import ChipView, nominal_views
 
 FLEET_NODE_PREFIX = "fleet-node-"
 
@@ -109,7 +109,7 @@ def chip_views(
     missing = sorted({e.model for e in entries} - set(profiles))
     if missing:
         raise ValueError(f"node {node}: no chip profile for {', '.join(missing)}")
-    return [chip_view(i, e, profiles[e.model]) for i, e in enumerate(entries)]
+    return nominal_views(entries, profiles)
 
 
 def plain_slices(node: str, chips: Sequence[ChipView]) -> list[dict[str, Any]]:

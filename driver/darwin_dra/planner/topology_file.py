@@ -28,7 +28,7 @@ from darwin_dra.hardware.fields import load_yaml
 from darwin_dra.hardware.inventory import node_entries
 from darwin_dra.hardware.model import ChipEntry, ChipProfile, Inventory
 from darwin_dra.planner.topology import Topology, parse_slices, without_domains
-from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.chips import ChipView, nominal_views
 from darwin_dra.resources.fabric import FabricSettings, fabric_slices
 from darwin_dra.resources.slices import build_slices
 
@@ -49,7 +49,7 @@ def topology_from_inventory(
     """The topology of an idle cluster serving ``inventory`` (pure)."""
     slices = []
     for node in inventory.nodes:
-        views = [chip_view(profiles[e.model], i, e) for i, e in enumerate(node.chips)]
+        views = nominal_views(node.chips, profiles)
         slices += build_slices(node.name, views)
     slices += fabric_slices(inventory, FabricSettings(keps=fabric_keps))
     return parse_slices(slices, source=source or inventory.source)

@@ -8,10 +8,43 @@ throughput).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from darwin_dra.engine import keps as kepsdef
 from darwin_dra.hardware.model import ChipEntry, ChipInfo, ChipProfile
+
+
+def fabric_neighbours(rank: int, chips: int, grid_w: int) -> int:
+    """The fabric links out of the chip of ``rank`` among ``chips`` chips of one fabric on a
+    grid of ``grid_w`` chips a row (0: a link to every other chip): the engine's topology
+    (dk_chip_info's fabric_links; tests/resources/test_fabric_links.py ties the two)."""
+    if grid_w == 0:
+        return chips - 1
+    x = rank % grid_w
+    east = x + 1 < grid_w and rank + 1 < chips
+    return int(east) + int(x > 0) + int(rank + grid_w < chips) + int(rank >= grid_w)
+
+
+def nominal_views(
+    entries: Sequence[ChipEntry], profiles: Mapping[str, ChipProfile]
+) -> list[ChipView]:
+    """A node's chips (ids 0.., in inventory order, as the engine numbers them) as their
+    profiles describe them, with the fabric links the engine's grid gives each (pure)."""
+    views = []
+    for i, e in enumerate(entries):
+        view = ChipView.nominal(i, e, profiles[e.model])
+        if e.fabric:
+            mates = [j for j, o in enumerate(entries) if o.fabric == e.fabric]
+            grid_w = profiles[entries[mates[0]].model].fabric_grid_w
+            links = fabric_neighbours(mates.index(i), len(mates), grid_w)
+            view = replace(
+                view,
+                fabric_links=links,
+                fabric_events_per_s=links * profiles[e.model].fabric_events_per_s,
+            )
+        views.append(view)
+    return views
 
 
 class Health(enum.IntEnum):
@@ -57,7 +90,7 @@ class ChipView:
     failed_links: frozenset[int] = frozenset()  # link indices (resources/meshlinks.py)
     # Working fabric links out of the chip to its fabric neighbours (the engine's grid), and
     # the spikes a second they carry together (profile fabricEventsPerSecond each); 0 when
-    # the chip is on no fabric, or for a nominal view (the grid is the engine's: from_info).
+    # the chip is on no fabric (nominal_views gives a node's chips theirs).
     fabric_links: int = 0
     fabric_events_per_s: float = 0.0
 
