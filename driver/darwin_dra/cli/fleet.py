@@ -44,7 +44,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--duration-scale", type=float, default=1.0, help="multiplies the mean job durations"
     )
-    p.add_argument("--models", default="blackbox,darwin", help="comma-separated, in run order")
+    p.add_argument(
+        "--models",
+        default="blackbox,darwin",
+        help="comma-separated, in run order: blackbox, darwin (the default slice layout),"
+        " capacity (the --partitions capacity layout)",
+    )
     p.add_argument("--plot-dir", type=Path, help="write fleet-utilisation.png, fleet-waits.png")
     p.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     p.add_argument("--json", type=Path, help="also write the summaries as JSON here")
@@ -150,12 +155,13 @@ def run_scheduler(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from darwin_dra.fleet.claims import MODELS
     from darwin_dra.fleet.run import FleetRun, run_fleet
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    unknown = [m for m in models if m not in ("blackbox", "darwin")]
+    unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
-        print(f"--models: unknown {unknown} (known: blackbox, darwin)", file=sys.stderr)
+        print(f"--models: unknown {unknown} (known: {', '.join(MODELS)})", file=sys.stderr)
         return 2
     if min(args.compression, args.hours, args.nodes, args.chips, args.duration_scale) <= 0:
         print(

@@ -34,7 +34,8 @@ from darwin_dra.fleet.trace import Job
 from darwin_dra.kubetypes import Obj
 from darwin_dra.quantity import parse_quantity
 from darwin_dra.resources.chips import ChipView
-from darwin_dra.resources.slices import build_slices
+from darwin_dra.resources.partitions import CAPACITY_PARTITIONS
+from darwin_dra.resources.slices import SliceLayout, build_slices
 
 log = structlog.get_logger(__name__)
 
@@ -105,11 +106,17 @@ def fleet_slices(
     layout: str,
     builder: Callable[[str, Sequence[ChipView]], list[Obj]] | None = None,
 ) -> list[Obj]:
-    """Every slice of the fleet: ``darwin`` (the kubelet plugin's builder) or ``plain``."""
+    """Every slice of the fleet: ``darwin`` (the kubelet plugin's builder), ``capacity`` (its
+    --partitions capacity layout) or ``plain``."""
     from darwin_dra.fleet.layout import plain_slices
 
     if builder is None:
-        builder = {"darwin": build_slices, "plain": plain_slices}[layout]
+        capacity = SliceLayout(partitions=CAPACITY_PARTITIONS)
+        builder = {
+            "darwin": build_slices,
+            "capacity": lambda node, views: build_slices(node, views, layout=capacity),
+            "plain": plain_slices,
+        }[layout]
     return [s for node, views in fleet.items() for s in builder(node, views)]
 
 
@@ -144,6 +151,7 @@ def allocation(claim: Obj) -> tuple[Allocated, ...]:
                 device=str(r["device"]),
                 keps=_quantity(consumed.get("keps", "0")),
                 neurons=_quantity(consumed.get("neurons", "0")),
+                domains=_quantity(consumed.get("domains", "0")),
             )
         )
     return tuple(out)
@@ -175,6 +183,7 @@ class Replay:
         compression: float,
         length_s: float,
         on_progress: Callable[[str], None] | None = None,
+        whole_chip: Mapping[str, int] | None = None,
     ) -> None:
         self.kube = kube
         self.jobs = {j.id: j for j in jobs}
@@ -185,7 +194,7 @@ class Replay:
         self.units: dict[str, _UnitState] = {}
         self.by_job: dict[int, list[_UnitState]] = {}
         for job in jobs:
-            for u in claims.units(job, model):
+            for u in claims.units(job, model, whole_chip):
                 st = _UnitState(u)
                 self.units[u.pod_name] = st
                 self.by_job.setdefault(job.id, []).append(st)

@@ -21,7 +21,7 @@ def _min(seconds: float) -> str:
 
 
 def cells(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one column per resource model, then Darwin over black box."""
+    """Header and rows: one column per resource model, then each over the black box."""
     rows: list[tuple[str, Callable[[Summary], str]]] = [
         ("jobs in trace", lambda s: f"{s.jobs:,}"),
         ("jobs started", lambda s: f"{s.started:,}"),
@@ -45,16 +45,18 @@ def cells(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
     ]
     head = ["", *(s.model for s in summaries)]
     body = [[label, *(fn(s) for s in summaries)] for label, fn in rows]
-    if len(summaries) == 2:
-        bb, dd = summaries
-        head.append("darwin / black box")
+    base = next((s for s in summaries if s.model == "blackbox"), None)
+    for other in summaries:
+        if base is None or other is base:
+            continue
+        head.append(f"{other.model} / black box")
         extra = {
-            "jobs completed within the trace": f"{ratio(dd.completed, bb.completed):.1f}x",
-            "cores busy, mean": f"{ratio(dd.cores_busy_mean, bb.cores_busy_mean):.1f}x",
+            "jobs completed within the trace": f"{ratio(other.completed, base.completed):.1f}x",
+            "cores busy, mean": f"{ratio(other.cores_busy_mean, base.cores_busy_mean):.1f}x",
             "cores busy, 2nd half (saturated)": (
-                f"{ratio(dd.cores_busy_saturated, bb.cores_busy_saturated):.1f}x"
+                f"{ratio(other.cores_busy_saturated, base.cores_busy_saturated):.1f}x"
             ),
-            "KEPS used, mean": f"{ratio(dd.keps_used_mean, bb.keps_used_mean):.1f}x",
+            "KEPS used, mean": f"{ratio(other.keps_used_mean, base.keps_used_mean):.1f}x",
         }
         for row in body:
             row.append(extra.get(row[0], ""))
