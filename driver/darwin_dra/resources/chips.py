@@ -55,6 +55,10 @@ class ChipView:
     keps_measured: bool = False
     controller: tuple[int, int] = (0, 0)  # the tile where the host's spikes enter the mesh
     failed_links: frozenset[int] = frozenset()  # link indices (resources/meshlinks.py)
+    # The capacity layout: the domains of each grant prepared on this chip (the plugin's
+    # records, placement.py), so a fault under a grant taints the chip's device
+    # (partitions.health_of). Empty for every other layout and for planning.
+    grants: tuple[tuple[int, ...], ...] = ()
 
     @property
     def n_cores(self) -> int:
