@@ -152,3 +152,14 @@ def test_capacity_run_counts_grants_by_domains_and_budgets() -> None:
     assert (s.spike_started, s.spike_sufficient) == (2, 1)
     assert s.cross_chip_fraction == 0
     assert s.pipeline_traffic_events > 0
+
+
+def test_the_trace_offered_load_and_completable_jobs() -> None:
+    jobs = [
+        Job(0, "infer", arrival=0, duration=150, domains=2, rate_meps=20_000),
+        Job(1, "train", arrival=120, duration=100, chips=2, rate_meps=100_000),  # ends late
+    ]
+    s = summarise("blackbox", jobs, [], plain_catalogue(FLEET), length_s=200, samples=200)
+    assert s.completable == 1
+    # Second half (100..200): 32 cores to 150, two whole darwin3 (575) from 120.
+    assert s.cores_offered_saturated == pytest.approx((32 * 50 + 2 * 575 * 80) / 100 / CORES)

@@ -72,6 +72,11 @@ class Summary:
     cores_busy_mean: float
     keps_used_mean: float
     cores_busy_saturated: float  # mean over the second half of the trace
+    # What the trace asks, whatever the model: jobs that would end within the trace had none
+    # waited, and the cores its jobs would keep busy with no wait (mean over the 2nd half):
+    # above 1, the trace saturates the fleet; below, cores busy cannot reach it.
+    completable: int
+    cores_offered_saturated: float
     spike_started: int
     spike_sufficient: int
     pipeline_traffic_events: float
@@ -249,6 +254,12 @@ def summarise(
             if here != there:
                 cross_chip += events
     half = times >= length_s / 2
+    offered = np.zeros(samples)
+    biggest = max((c.n_cores for c in cat.chips.values()), default=0)
+    for job in jobs:
+        need = job.chips * biggest if job.kind == "train" else _demand_cores(job, 1 << 30)
+        _step(times, job.arrival, job.arrival + job.duration, need, offered)
+    offered /= total_cores
     return Summary(
         model=model,
         jobs=len(jobs),
@@ -263,6 +274,8 @@ def summarise(
         cores_busy_mean=float(busy.mean()),
         keps_used_mean=float(keps.mean()),
         cores_busy_saturated=float(busy[half].mean()) if half.any() else float("nan"),
+        completable=sum(1 for j in jobs if j.arrival + j.duration <= length_s),
+        cores_offered_saturated=float(offered[half].mean()) if half.any() else float("nan"),
         spike_started=len(spikes),
         spike_sufficient=sufficient,
         pipeline_traffic_events=traffic,

@@ -25,6 +25,7 @@ def cells(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
     rows: list[tuple[str, Callable[[Summary], str]]] = [
         ("jobs in trace", lambda s: f"{s.jobs:,}"),
         ("jobs started", lambda s: f"{s.started:,}"),
+        ("jobs completable (none waits)", lambda s: f"{s.completable:,}"),
         ("jobs completed within the trace", lambda s: f"{s.completed:,}"),
         ("never started", lambda s: f"{s.never_started:,}"),
         ("wait mean (trace time)", lambda s: _min(s.wait_mean_s)),
@@ -32,6 +33,7 @@ def cells(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
         ("wait p99 (trace time)", lambda s: _min(s.wait_p99_s)),
         ("cores held, mean", lambda s: _pct(s.cores_held_mean)),
         ("cores busy, mean", lambda s: _pct(s.cores_busy_mean)),
+        ("cores offered, 2nd half (none waits)", lambda s: _pct(s.cores_offered_saturated)),
         ("cores busy, 2nd half (saturated)", lambda s: _pct(s.cores_busy_saturated)),
         ("KEPS used, mean", lambda s: _pct(s.keps_used_mean)),
         (
