@@ -40,6 +40,8 @@ def test_blackbox_run() -> None:
     s = summarise("blackbox", jobs, records, plain_catalogue(FLEET), length_s=200, samples=200)
     assert (s.jobs, s.started, s.completed, s.never_started) == (4, 3, 2, 1)
     assert s.completed_by_kind == {"infer": 1, "spike": 1}
+    assert s.not_created == 0
+    assert s.creation_lag_p99_s == pytest.approx(10, abs=0.2)  # the pipeline's, job 3's
     assert s.wait_mean_s == pytest.approx((10 + 0 + 30) / 3)
     # At t = 45: all five chips held (575 x 4 + 255), busy: 32 + 128 + 96 cores.
     i = 45
@@ -160,6 +162,6 @@ def test_the_trace_offered_load_and_completable_jobs() -> None:
         Job(1, "train", arrival=120, duration=100, chips=2, rate_meps=100_000),  # ends late
     ]
     s = summarise("blackbox", jobs, [], plain_catalogue(FLEET), length_s=200, samples=200)
-    assert s.completable == 1
+    assert (s.completable, s.not_created) == (1, 2)  # no record: the bench created no pod
     # Second half (100..200): 32 cores to 150, two whole darwin3 (575) from 120.
     assert s.cores_offered_saturated == pytest.approx((32 * 50 + 2 * 575 * 80) / 100 / CORES)

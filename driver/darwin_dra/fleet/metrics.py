@@ -76,6 +76,10 @@ class Summary:
     # waited, and the cores its jobs would keep busy with no wait (mean over the 2nd half):
     # above 1, the trace saturates the fleet; below, cores busy cannot reach it.
     completable: int
+    # The bench's own lag: trace seconds from a job's arrival to its pods' creation (p99), and
+    # the trace's jobs whose pods were never created (the client fell behind): part of "wait".
+    creation_lag_p99_s: float
+    not_created: int
     cores_offered_saturated: float
     spike_started: int
     spike_sufficient: int
@@ -260,6 +264,8 @@ def summarise(
         need = job.chips * biggest if job.kind == "train" else _demand_cores(job, 1 << 30)
         _step(times, job.arrival, job.arrival + job.duration, need, offered)
     offered /= total_cores
+    arrival = {j.id: j.arrival for j in jobs}
+    lags = np.array([r.created - arrival[r.job_id] for r in records if r.job_id in arrival])
     return Summary(
         model=model,
         jobs=len(jobs),
@@ -275,6 +281,8 @@ def summarise(
         keps_used_mean=float(keps.mean()),
         cores_busy_saturated=float(busy[half].mean()) if half.any() else float("nan"),
         completable=sum(1 for j in jobs if j.arrival + j.duration <= length_s),
+        creation_lag_p99_s=float(np.percentile(lags, 99)) if lags.size else float("nan"),
+        not_created=len(jobs) - len({r.job_id for r in records}),
         cores_offered_saturated=float(offered[half].mean()) if half.any() else float("nan"),
         spike_started=len(spikes),
         spike_sufficient=sufficient,

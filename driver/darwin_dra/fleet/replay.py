@@ -336,7 +336,9 @@ class Replay:
     def run(self) -> list[UnitRecord]:
         self._t0 = time.monotonic()
         with (
-            ThreadPoolExecutor(4, thread_name_prefix="submit") as submit,
+            # Creating pods waits on the API server: enough threads that the bench's client
+            # keeps up with the arrivals on a loaded machine (see the creation lag row).
+            ThreadPoolExecutor(16, thread_name_prefix="submit") as submit,
             ThreadPoolExecutor(4, thread_name_prefix="claims") as fetch,
         ):
             threads = [

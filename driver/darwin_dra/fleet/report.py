@@ -26,6 +26,8 @@ def cells(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
         ("jobs in trace", lambda s: f"{s.jobs:,}"),
         ("jobs started", lambda s: f"{s.started:,}"),
         ("jobs completable (none waits)", lambda s: f"{s.completable:,}"),
+        ("jobs whose pods the bench never created", lambda s: f"{s.not_created:,}"),
+        ("pod creation lag p99 (the bench's client)", lambda s: _min(s.creation_lag_p99_s)),
         ("jobs completed within the trace", lambda s: f"{s.completed:,}"),
         ("never started", lambda s: f"{s.never_started:,}"),
         ("wait mean (trace time)", lambda s: _min(s.wait_mean_s)),
