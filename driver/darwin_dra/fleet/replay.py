@@ -298,7 +298,18 @@ class Replay:
         pool.submit(self._on_bound, state, pod)
 
     # ---- releasing ----
-    def _releaser(self) -> None:
+    def _release(self, state: _UnitState) -> None:
+        try:
+            self.kube.delete_pod_now(self.ns, state.unit.pod_name)
+        except kubeapi.KubeApiError as exc:
+            self.errors.append(f"delete {state.unit.pod_name}: {exc}")
+            return
+        with self._lock:
+            state.released = self.now()
+
+    def _releaser(self, pool: ThreadPoolExecutor) -> None:
+        """Deletes each job's pods when it is due, on ``pool``: one thread deleting in turn
+        fell behind the trace on the loaded machine, and a late delete holds the devices."""
         while True:
             with self._lock:
                 while not self._stop.is_set():
@@ -311,13 +322,7 @@ class Replay:
                 _, job_id = heapq.heappop(self._releases)
                 states = list(self.by_job[job_id])
             for state in states:
-                try:
-                    self.kube.delete_pod_now(self.ns, state.unit.pod_name)
-                except kubeapi.KubeApiError as exc:
-                    self.errors.append(f"delete {state.unit.pod_name}: {exc}")
-                    continue
-                with self._lock:
-                    state.released = self.now()
+                pool.submit(self._release, state)
 
     def _reporter(self) -> None:
         while not self._stop.wait(10.0):
@@ -340,11 +345,12 @@ class Replay:
             # keeps up with the arrivals on a loaded machine (see the creation lag row).
             ThreadPoolExecutor(16, thread_name_prefix="submit") as submit,
             ThreadPoolExecutor(4, thread_name_prefix="claims") as fetch,
+            ThreadPoolExecutor(8, thread_name_prefix="release") as release,
         ):
             threads = [
                 threading.Thread(target=self._submitter, args=(submit,), name="submitter"),
                 threading.Thread(target=self._watcher, args=(fetch,), name="watcher"),
-                threading.Thread(target=self._releaser, name="releaser"),
+                threading.Thread(target=self._releaser, args=(release,), name="releaser"),
                 threading.Thread(target=self._reporter, name="reporter"),
             ]
             for t in threads:
