@@ -40,6 +40,8 @@ def test_blackbox_run() -> None:
     s = summarise("blackbox", jobs, records, plain_catalogue(FLEET), length_s=200, samples=200)
     assert (s.jobs, s.started, s.completed, s.never_started) == (4, 3, 2, 1)
     assert s.completed_by_kind == {"infer": 1, "spike": 1}
+    assert s.not_created == 0
+    assert s.creation_lag_p99_s == 0  # every pod created at its job's arrival
     assert s.wait_mean_s == pytest.approx((10 + 0 + 30) / 3)
     # At t = 45: all five chips held (575 x 4 + 255), busy: 32 + 128 + 96 cores.
     i = 45
@@ -122,3 +124,44 @@ def test_allocation_reads_the_claim_status_as_the_server_writes_it() -> None:
         Allocated("share", N0, "chip-0-shared-0", keps=20_000_000, neurons=16384),
     )
     assert allocation({"status": {}}) == ()
+
+
+def test_capacity_run_counts_grants_by_domains_and_budgets() -> None:
+    from darwin_dra.resources.partitions import CAPACITY_PARTITIONS
+
+    jobs = [
+        Job(0, "infer", arrival=0, duration=100, domains=2, rate_meps=20_000),
+        Job(1, "spike", arrival=0, duration=100, cores=128, rate_meps=1_500_000),
+        Job(2, "spike", arrival=0, duration=100, cores=128, rate_meps=1_500_000),
+        Job(3, "pipeline", arrival=0, duration=100, stage_meps=(10_000, 5_000), rate_meps=15_000),
+    ]
+
+    def grant(job: int, node: str, chip: int, domains: int, keps: int) -> UnitRecord:
+        dev = Allocated("r", node, f"chip-{chip}-capacity", keps=keps, domains=domains)
+        return UnitRecord(job, 0, created=0, bound=0, released=100, devices=(dev,))
+
+    records = [
+        grant(0, N1, 0, 2, 20_000_000),
+        grant(1, N0, 3, 8, 1_500_000_000),  # a fastroute chip: strong enough, budget enough
+        grant(2, N0, 2, 8, 1_000_000_000),  # a budget below the rate: not sustained
+        grant(3, N0, 0, 6, 15_000_000),
+    ]
+    cat = darwin_catalogue(FLEET, CAPACITY_PARTITIONS)
+    s = summarise("capacity", jobs, records, cat, length_s=200, samples=200)
+    # Held: each grant its domains' share of its chip's cores (575 / 36, 255 / 16 a domain).
+    assert s.cores_held[10] == pytest.approx((32 + 128 + 128 + 96) / CORES)
+    assert s.cores_busy[10] == pytest.approx((32 + 128 + 128 + 96) / CORES)
+    assert (s.spike_started, s.spike_sufficient) == (2, 1)
+    assert s.cross_chip_fraction == 0
+    assert s.pipeline_traffic_events > 0
+
+
+def test_the_trace_offered_load_and_completable_jobs() -> None:
+    jobs = [
+        Job(0, "infer", arrival=0, duration=150, domains=2, rate_meps=20_000),
+        Job(1, "train", arrival=120, duration=100, chips=2, rate_meps=100_000),  # ends late
+    ]
+    s = summarise("blackbox", jobs, [], plain_catalogue(FLEET), length_s=200, samples=200)
+    assert (s.completable, s.not_created) == (1, 2)  # no record: the bench created no pod
+    # Second half (100..200): 32 cores to 150, two whole darwin3 (575) from 120.
+    assert s.cores_offered_saturated == pytest.approx((32 * 50 + 2 * 575 * 80) / 100 / CORES)

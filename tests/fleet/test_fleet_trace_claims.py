@@ -96,3 +96,32 @@ def test_pods_and_templates() -> None:
     assert claims.units(by_kind()["train"], "darwin")[0].template_name != unit.template_name
     with pytest.raises(ValueError, match="unknown resource model"):
         claims.units(job, "gpu")
+
+
+WHOLE = {"darwin3": 36, "darwin3-fastroute": 16}
+
+
+def test_capacity_units_ask_domains_and_keps_of_one_chip() -> None:
+    jobs = by_kind()
+    req = {
+        k: claims.units(j, "capacity", WHOLE)[0].claim_spec["devices"]["requests"][0]
+        for k, j in jobs.items()
+    }
+    infer = req["infer"]["exactly"]
+    assert infer["deviceClassName"] == claims.CAPACITY_CLASS
+    assert infer["capacity"]["requests"] == {
+        "domains": str(jobs["infer"].domains),
+        "keps": str(jobs["infer"].rate_meps * 1000),
+    }
+    assert req["share"]["exactly"]["capacity"]["requests"]["domains"] == "1"
+    spike = req["spike"]["exactly"]
+    assert f">= {jobs['spike'].rate_meps}" in spike["selectors"][0]["cel"]["expression"]
+    assert spike["capacity"]["requests"]["domains"] == str(-(-jobs["spike"].cores // 16))
+    assert req["pipeline"]["exactly"]["capacity"]["requests"]["domains"] == "6"
+    # Training: a whole chip of either model, darwin3 (the weaker router) first.
+    subs = req["train"]["firstAvailable"]
+    assert [s["capacity"]["requests"]["domains"] for s in subs] == ["36", "16"]
+    assert all(s["count"] == jobs["train"].chips for s in subs)
+    assert '== "darwin3"' in subs[0]["selectors"][0]["cel"]["expression"]
+    with pytest.raises(ValueError, match="domains of a whole chip"):
+        claims.units(jobs["infer"], "capacity")

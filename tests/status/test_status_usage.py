@@ -80,3 +80,30 @@ def test_human_units() -> None:
         "250 k",
         "12",
     )
+
+
+def test_capacity_layout_counts_domains_grants_and_keps() -> None:
+    from darwin_dra.resources.partitions import CAPACITY_PARTITIONS
+    from darwin_dra.resources.slices import SliceLayout
+    from darwin_dra.status.view import render
+    from rich.console import Console
+
+    layout = SliceLayout(partitions=CAPACITY_PARTITIONS)
+    grant = lambda domains, keps: {  # noqa: E731
+        "device": "chip-0-capacity",
+        "shareID": f"g{domains}",
+        "consumedCapacity": {"domains": str(domains), "keps": keps},
+    }
+    claims = [claim(grant(2, "50M")), claim(grant(4, "100M"))]
+    (usage,) = node_usage([node()], build_slices(NODE, VIEWS, layout=layout), claims)
+    c0, c1, _, c3 = usage.chips
+    assert (c0.layout, c0.shares) == ("capacity", 2)
+    assert (c0.free["domain"], c0.taken["domain"], c0.total["domain"]) == (30, 6, 36)
+    assert (c0.keps_used, c0.keps_total) == (150_000_000, 10**9)
+    assert (c0.free["chip"], c1.free["chip"]) == (0, 1)
+    assert (c3.total["domain"], c3.keps_free) == (16, 2 * 10**9)
+    console = Console(width=250, record=True)
+    console.print(render([usage]))
+    row = next(line for line in console.export_text().splitlines() if "30/6/36" in line)
+    assert "(capacity)" in row
+    assert "150 M" in row

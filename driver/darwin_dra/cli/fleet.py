@@ -44,7 +44,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--duration-scale", type=float, default=1.0, help="multiplies the mean job durations"
     )
-    p.add_argument("--models", default="blackbox,darwin", help="comma-separated, in run order")
+    p.add_argument(
+        "--models",
+        default="blackbox,darwin",
+        help="comma-separated, in run order: blackbox, darwin (the default slice layout),"
+        " capacity (the --partitions capacity layout)",
+    )
     p.add_argument("--plot-dir", type=Path, help="write fleet-utilisation.png, fleet-waits.png")
     p.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
     p.add_argument("--json", type=Path, help="also write the summaries as JSON here")
@@ -144,18 +149,21 @@ def run_scheduler(args: argparse.Namespace) -> int:
         " a 10 k Meps KEPS share (capacity layout: domains 2, 4 with maxMeps >= 100 k, or 1,"
         " each with a KEPS request); plain pods take one chip each (at most one pod a chip)."
         " pods/s = bound / (last bind - first ungate); latency = bind seen - ungate (with"
-        " --backlog both count from the scheduler's continue); binding/s = first to last bind."
+        " --backlog both count from the scheduler's continue); binding/s = first to last bind;"
+        " CPU ms/pod: user + system CPU of the scheduler (sched) or of etcd, kube-apiserver,"
+        " kube-scheduler and kube-controller-manager together (plane), from ungate to the end."
     )
     return 0 if all(r.complete for r in results) else 1
 
 
 def run(args: argparse.Namespace) -> int:
+    from darwin_dra.fleet.claims import MODELS
     from darwin_dra.fleet.run import FleetRun, run_fleet
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    unknown = [m for m in models if m not in ("blackbox", "darwin")]
+    unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
-        print(f"--models: unknown {unknown} (known: blackbox, darwin)", file=sys.stderr)
+        print(f"--models: unknown {unknown} (known: {', '.join(MODELS)})", file=sys.stderr)
         return 2
     if min(args.compression, args.hours, args.nodes, args.chips, args.duration_scale) <= 0:
         print(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from darwin_dra.engine import keps as kepsdef
 from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.partitions import PARTITION_KINDS
 from darwin_dra.resources.slices import chip_devices
 
 
@@ -55,13 +56,16 @@ def _chip_meps(c: ChipView) -> int:
     return kepsdef.meps(c.keps)
 
 
-def darwin_catalogue(fleet: Mapping[str, Sequence[ChipView]]) -> Catalogue:
+def darwin_catalogue(
+    fleet: Mapping[str, Sequence[ChipView]], kinds: Sequence[str] = PARTITION_KINDS
+) -> Catalogue:
+    """The devices the builder publishes for ``kinds`` (the plugin's --partitions)."""
     devices: dict[tuple[str, str], DeviceInfo] = {}
     chips: dict[tuple[str, int], ChipView] = {}
     for node, views in fleet.items():
         for c in views:
             chips[(node, c.chip)] = c
-            for dev in chip_devices(c):
+            for dev in chip_devices(c, kinds=kinds):
                 attrs = dev["attributes"]
                 devices[(node, dev["name"])] = DeviceInfo(
                     node=node,

@@ -10,24 +10,32 @@ Pure: pod, ResourceClaimTemplate and DeviceClass bodies. Each job becomes one or
 - Darwin: one unit per job with the claim the resource model was built for (domains with a
   ``matchAttribute`` on chip, a KEPS share, a CEL selector on ``maxMeps``, whole chips, and a
   pipeline's three stages under one ``matchAttribute`` on fabric).
+- capacity: Darwin with the plugin's ``--partitions capacity`` layout (one device a chip,
+  allocated many times): one unit per job asking a number of domains and a KEPS budget of one
+  chip (the plugin places them); whole chips as all of a chip's domains, one subrequest per
+  chip model (prioritized list), the weaker router first.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from darwin_dra import DRIVER_NAME
+from darwin_dra.engine.keps import KEPS_PER_MEPS
 from darwin_dra.fleet.trace import Job
 
 API = "resource.k8s.io/v1"
 BLACKBOX_CLASS = "darwin-blackbox.snn.io"
-MODELS = ("blackbox", "darwin")
+MODELS = ("blackbox", "darwin", "capacity")
+CAPACITY_CLASS = "darwin-capacity.snn.io"
 PIPELINE_STAGES = ("encoder", "reservoir", "readout")
 JOB_LABEL = "darwin.snn.io/job"
 UNIT_LABEL = "darwin.snn.io/unit"
+NOMINAL_DOMAIN_CORES = 16  # cores of a domain (domain 0 of a chip holds 15)
 SIM_IMAGE = "registry.invalid/darwin-dra/simulated-job:0"  # never pulled: no kubelet runs it
 
 
@@ -112,11 +120,56 @@ def darwin_units(job: Job, neurons_per_core: int = 4096) -> list[Unit]:
     return [Unit(job, 0, spec)]
 
 
-def units(job: Job, model: str) -> list[Unit]:
+def _grant(domains: int, keps: int, **extra: Any) -> dict[str, Any]:
+    """What a capacity request asks of one chip's device: domains and a KEPS budget."""
+    return {"capacity": {"requests": {"domains": str(domains), "keps": str(keps)}}, **extra}
+
+
+def capacity_units(job: Job, whole_chip: Mapping[str, int]) -> list[Unit]:
+    """The job as capacity-layout claims. ``whole_chip``: chip model -> its domains (what a
+    whole-chip request asks), in the order training prefers them."""
+    keps = job.rate_meps * KEPS_PER_MEPS
+    if job.kind == "infer":
+        req = _exactly("domains", CAPACITY_CLASS, **_grant(job.domains, keps))
+    elif job.kind == "share":
+        # The layout has no domain-less share: the smallest grant is one domain.
+        req = _exactly("share", CAPACITY_CLASS, **_grant(1, job.keps))
+    elif job.kind == "spike":
+        cel = f"{_attr('maxMeps')} >= {job.rate_meps}"
+        domains = -(-job.cores // NOMINAL_DOMAIN_CORES)
+        sel = [{"cel": {"expression": cel}}]
+        req = _exactly("router", CAPACITY_CLASS, selectors=sel, **_grant(domains, keps))
+    elif job.kind == "train":
+        per_chip = keps // max(job.chips, 1)
+        subs = [
+            {
+                "name": model.replace(".", "-"),
+                "deviceClassName": CAPACITY_CLASS,
+                "count": job.chips,
+                "selectors": [{"cel": {"expression": f'{_attr("model")} == "{model}"'}}],
+                **_grant(domains, per_chip),
+            }
+            for model, domains in whole_chip.items()
+        ]
+        req = {"name": "chips", "firstAvailable": subs}
+    elif job.kind == "pipeline":
+        # Encoder domain, reservoir quad, readout domain: six domains of one chip, which the
+        # plugin places as one compact block.
+        req = _exactly("pipeline", CAPACITY_CLASS, **_grant(6, keps))
+    else:
+        raise ValueError(f"job {job.id}: unknown kind {job.kind!r}")
+    return [Unit(job, 0, _spec([req]))]
+
+
+def units(job: Job, model: str, whole_chip: Mapping[str, int] | None = None) -> list[Unit]:
     if model == "blackbox":
         return blackbox_units(job)
     if model == "darwin":
         return darwin_units(job)
+    if model == "capacity":
+        if not whole_chip:
+            raise ValueError("the capacity model needs the domains of a whole chip by model")
+        return capacity_units(job, whole_chip)
     raise ValueError(f"unknown resource model {model!r} (known: {', '.join(MODELS)})")
 
 

@@ -19,10 +19,10 @@ import numpy as np
 
 from darwin_dra.engine.keps import KEPS_PER_MEPS
 from darwin_dra.fleet.catalogue import Catalogue
-from darwin_dra.fleet.claims import PIPELINE_STAGES
+from darwin_dra.fleet.claims import NOMINAL_DOMAIN_CORES, PIPELINE_STAGES
 from darwin_dra.fleet.trace import Job
 
-NOMINAL_DOMAIN_CORES = 16  # what a job asking for a domain needs (domain 0 holds 15)
+GRANTED = ("shared", "capacity")  # devices allocated many times: a grant holds what it consumed
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,9 @@ class Allocated:
     request: str
     pool: str
     device: str
-    keps: int = 0  # consumedCapacity.keps on a shared device
+    keps: int = 0  # consumedCapacity.keps on a shared or capacity device
     neurons: int = 0
+    domains: int = 0  # consumedCapacity.domains on a capacity device
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,15 @@ class Summary:
     cores_busy_mean: float
     keps_used_mean: float
     cores_busy_saturated: float  # mean over the second half of the trace
+    # What the trace asks, whatever the model: jobs that would end within the trace had none
+    # waited, and the cores its jobs would keep busy with no wait (mean over the 2nd half):
+    # above 1, the trace saturates the fleet; below, cores busy cannot reach it.
+    completable: int
+    # The bench's own lag: trace seconds from a job's arrival to its pods' creation (p99), and
+    # the trace's jobs whose pods were never created (the client fell behind): part of "wait".
+    creation_lag_p99_s: float
+    not_created: int
+    cores_offered_saturated: float
     spike_started: int
     spike_sufficient: int
     pipeline_traffic_events: float
@@ -127,8 +137,18 @@ def _demand_cores(job: Job, held: int) -> int:
     return min(need, held)
 
 
+def _held_cores(a: Allocated, cat: Catalogue) -> int:
+    """Cores an allocation holds: a capacity grant its domains' share of the chip's cores
+    (the plugin picks which domains; the bench sees only how many)."""
+    info = cat.device(a.pool, a.device)
+    if info.partition != "capacity":
+        return info.cores
+    chip = cat.chips[info.chip_key]
+    return round(chip.n_cores * a.domains / max(len(chip.domains), 1))
+
+
 def _unit_cores(unit: UnitRecord, cat: Catalogue) -> int:
-    return sum(cat.device(a.pool, a.device).cores for a in unit.devices)
+    return sum(_held_cores(a, cat) for a in unit.devices)
 
 
 def _job_keps(o: JobOutcome, cat: Catalogue) -> int:
@@ -136,8 +156,15 @@ def _job_keps(o: JobOutcome, cat: Catalogue) -> int:
     for u in o.units:
         for a in u.devices:
             info = cat.device(a.pool, a.device)
-            held += a.keps if info.partition == "shared" else info.max_meps * KEPS_PER_MEPS
+            held += a.keps if info.partition in GRANTED else info.max_meps * KEPS_PER_MEPS
     return min(o.job.rate_meps * KEPS_PER_MEPS, held)
+
+
+def _sustains(a: Allocated, cat: Catalogue, rate_meps: int) -> bool:
+    """The device's router carries the rate, and a capacity grant's KEPS budget does too."""
+    info = cat.device(a.pool, a.device)
+    budget = a.keps >= rate_meps * KEPS_PER_MEPS if info.partition == "capacity" else True
+    return info.max_meps >= rate_meps and budget
 
 
 def _step(times: np.ndarray, start: float, end: float, value: float, acc: np.ndarray) -> None:
@@ -152,6 +179,9 @@ def _stage_places(o: JobOutcome) -> list[tuple[str, int] | None]:
             stage = PIPELINE_STAGES[u.index] if len(o.units) > 1 else a.request
             chip = int(a.device.split("-")[1])
             places[stage] = (a.pool, chip)
+    if len(places) == 1 and not places.keys() & set(PIPELINE_STAGES):
+        # One grant for the whole pipeline (the capacity model): every stage on its chip.
+        return [next(iter(places.values()))] * len(PIPELINE_STAGES)
     return [places.get(s) for s in PIPELINE_STAGES]
 
 
@@ -179,7 +209,7 @@ def summarise(
                 if info.partition == "shared":
                     shared_spans.setdefault((a.pool, a.device), []).append((u.bound, until))
                 else:
-                    _step(times, u.bound, until, info.cores, held)
+                    _step(times, u.bound, until, _held_cores(a, cat), held)
         if o.start is None:
             continue
         until = o.end if o.end is not None else length_s
@@ -209,11 +239,7 @@ def summarise(
     sufficient = sum(
         1
         for o in spikes
-        if all(
-            cat.device(a.pool, a.device).max_meps >= o.job.rate_meps
-            for u in o.units
-            for a in u.devices
-        )
+        if all(_sustains(a, cat, o.job.rate_meps) for u in o.units for a in u.devices)
     )
     traffic = cross_node = cross_chip = 0.0
     for o in started:
@@ -232,6 +258,14 @@ def summarise(
             if here != there:
                 cross_chip += events
     half = times >= length_s / 2
+    offered = np.zeros(samples)
+    biggest = max((c.n_cores for c in cat.chips.values()), default=0)
+    for job in jobs:
+        need = job.chips * biggest if job.kind == "train" else _demand_cores(job, 1 << 30)
+        _step(times, job.arrival, job.arrival + job.duration, need, offered)
+    offered /= total_cores
+    arrival = {j.id: j.arrival for j in jobs}
+    lags = np.array([r.created - arrival[r.job_id] for r in records if r.job_id in arrival])
     return Summary(
         model=model,
         jobs=len(jobs),
@@ -246,6 +280,10 @@ def summarise(
         cores_busy_mean=float(busy.mean()),
         keps_used_mean=float(keps.mean()),
         cores_busy_saturated=float(busy[half].mean()) if half.any() else float("nan"),
+        completable=sum(1 for j in jobs if j.arrival + j.duration <= length_s),
+        creation_lag_p99_s=float(np.percentile(lags, 99)) if lags.size else float("nan"),
+        not_created=len(jobs) - len({r.job_id for r in records}),
+        cores_offered_saturated=float(offered[half].mean()) if half.any() else float("nan"),
         spike_started=len(spikes),
         spike_sufficient=sufficient,
         pipeline_traffic_events=traffic,

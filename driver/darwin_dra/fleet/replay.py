@@ -34,7 +34,8 @@ from darwin_dra.fleet.trace import Job
 from darwin_dra.kubetypes import Obj
 from darwin_dra.quantity import parse_quantity
 from darwin_dra.resources.chips import ChipView
-from darwin_dra.resources.slices import build_slices
+from darwin_dra.resources.partitions import CAPACITY_PARTITIONS
+from darwin_dra.resources.slices import SliceLayout, build_slices
 
 log = structlog.get_logger(__name__)
 
@@ -105,11 +106,17 @@ def fleet_slices(
     layout: str,
     builder: Callable[[str, Sequence[ChipView]], list[Obj]] | None = None,
 ) -> list[Obj]:
-    """Every slice of the fleet: ``darwin`` (the kubelet plugin's builder) or ``plain``."""
+    """Every slice of the fleet: ``darwin`` (the kubelet plugin's builder), ``capacity`` (its
+    --partitions capacity layout) or ``plain``."""
     from darwin_dra.fleet.layout import plain_slices
 
     if builder is None:
-        builder = {"darwin": build_slices, "plain": plain_slices}[layout]
+        capacity = SliceLayout(partitions=CAPACITY_PARTITIONS)
+        builder = {
+            "darwin": build_slices,
+            "capacity": lambda node, views: build_slices(node, views, layout=capacity),
+            "plain": plain_slices,
+        }[layout]
     return [s for node, views in fleet.items() for s in builder(node, views)]
 
 
@@ -144,6 +151,7 @@ def allocation(claim: Obj) -> tuple[Allocated, ...]:
                 device=str(r["device"]),
                 keps=_quantity(consumed.get("keps", "0")),
                 neurons=_quantity(consumed.get("neurons", "0")),
+                domains=_quantity(consumed.get("domains", "0")),
             )
         )
     return tuple(out)
@@ -175,6 +183,7 @@ class Replay:
         compression: float,
         length_s: float,
         on_progress: Callable[[str], None] | None = None,
+        whole_chip: Mapping[str, int] | None = None,
     ) -> None:
         self.kube = kube
         self.jobs = {j.id: j for j in jobs}
@@ -185,7 +194,7 @@ class Replay:
         self.units: dict[str, _UnitState] = {}
         self.by_job: dict[int, list[_UnitState]] = {}
         for job in jobs:
-            for u in claims.units(job, model):
+            for u in claims.units(job, model, whole_chip):
                 st = _UnitState(u)
                 self.units[u.pod_name] = st
                 self.by_job.setdefault(job.id, []).append(st)
@@ -289,7 +298,18 @@ class Replay:
         pool.submit(self._on_bound, state, pod)
 
     # ---- releasing ----
-    def _releaser(self) -> None:
+    def _release(self, state: _UnitState) -> None:
+        try:
+            self.kube.delete_pod_now(self.ns, state.unit.pod_name)
+        except kubeapi.KubeApiError as exc:
+            self.errors.append(f"delete {state.unit.pod_name}: {exc}")
+            return
+        with self._lock:
+            state.released = self.now()
+
+    def _releaser(self, pool: ThreadPoolExecutor) -> None:
+        """Deletes each job's pods when it is due, on ``pool``: one thread deleting in turn
+        fell behind the trace on the loaded machine, and a late delete holds the devices."""
         while True:
             with self._lock:
                 while not self._stop.is_set():
@@ -302,13 +322,7 @@ class Replay:
                 _, job_id = heapq.heappop(self._releases)
                 states = list(self.by_job[job_id])
             for state in states:
-                try:
-                    self.kube.delete_pod_now(self.ns, state.unit.pod_name)
-                except kubeapi.KubeApiError as exc:
-                    self.errors.append(f"delete {state.unit.pod_name}: {exc}")
-                    continue
-                with self._lock:
-                    state.released = self.now()
+                pool.submit(self._release, state)
 
     def _reporter(self) -> None:
         while not self._stop.wait(10.0):
@@ -327,13 +341,16 @@ class Replay:
     def run(self) -> list[UnitRecord]:
         self._t0 = time.monotonic()
         with (
-            ThreadPoolExecutor(4, thread_name_prefix="submit") as submit,
+            # Creating pods waits on the API server: enough threads that the bench's client
+            # keeps up with the arrivals on a loaded machine (see the creation lag row).
+            ThreadPoolExecutor(16, thread_name_prefix="submit") as submit,
             ThreadPoolExecutor(4, thread_name_prefix="claims") as fetch,
+            ThreadPoolExecutor(8, thread_name_prefix="release") as release,
         ):
             threads = [
                 threading.Thread(target=self._submitter, args=(submit,), name="submitter"),
                 threading.Thread(target=self._watcher, args=(fetch,), name="watcher"),
-                threading.Thread(target=self._releaser, name="releaser"),
+                threading.Thread(target=self._releaser, args=(release,), name="releaser"),
                 threading.Thread(target=self._reporter, name="reporter"),
             ]
             for t in threads:

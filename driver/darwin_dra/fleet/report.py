@@ -21,10 +21,13 @@ def _min(seconds: float) -> str:
 
 
 def cells(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one column per resource model, then Darwin over black box."""
+    """Header and rows: one column per resource model, then each over the black box."""
     rows: list[tuple[str, Callable[[Summary], str]]] = [
         ("jobs in trace", lambda s: f"{s.jobs:,}"),
         ("jobs started", lambda s: f"{s.started:,}"),
+        ("jobs completable (none waits)", lambda s: f"{s.completable:,}"),
+        ("jobs whose pods the bench never created", lambda s: f"{s.not_created:,}"),
+        ("pod creation lag p99 (the bench's client)", lambda s: _min(s.creation_lag_p99_s)),
         ("jobs completed within the trace", lambda s: f"{s.completed:,}"),
         ("never started", lambda s: f"{s.never_started:,}"),
         ("wait mean (trace time)", lambda s: _min(s.wait_mean_s)),
@@ -32,6 +35,7 @@ def cells(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
         ("wait p99 (trace time)", lambda s: _min(s.wait_p99_s)),
         ("cores held, mean", lambda s: _pct(s.cores_held_mean)),
         ("cores busy, mean", lambda s: _pct(s.cores_busy_mean)),
+        ("cores offered, 2nd half (none waits)", lambda s: _pct(s.cores_offered_saturated)),
         ("cores busy, 2nd half (saturated)", lambda s: _pct(s.cores_busy_saturated)),
         ("KEPS used, mean", lambda s: _pct(s.keps_used_mean)),
         (
@@ -45,16 +49,18 @@ def cells(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
     ]
     head = ["", *(s.model for s in summaries)]
     body = [[label, *(fn(s) for s in summaries)] for label, fn in rows]
-    if len(summaries) == 2:
-        bb, dd = summaries
-        head.append("darwin / black box")
+    base = next((s for s in summaries if s.model == "blackbox"), None)
+    for other in summaries:
+        if base is None or other is base:
+            continue
+        head.append(f"{other.model} / black box")
         extra = {
-            "jobs completed within the trace": f"{ratio(dd.completed, bb.completed):.1f}x",
-            "cores busy, mean": f"{ratio(dd.cores_busy_mean, bb.cores_busy_mean):.1f}x",
+            "jobs completed within the trace": f"{ratio(other.completed, base.completed):.1f}x",
+            "cores busy, mean": f"{ratio(other.cores_busy_mean, base.cores_busy_mean):.1f}x",
             "cores busy, 2nd half (saturated)": (
-                f"{ratio(dd.cores_busy_saturated, bb.cores_busy_saturated):.1f}x"
+                f"{ratio(other.cores_busy_saturated, base.cores_busy_saturated):.1f}x"
             ),
-            "KEPS used, mean": f"{ratio(dd.keps_used_mean, bb.keps_used_mean):.1f}x",
+            "KEPS used, mean": f"{ratio(other.keps_used_mean, base.keps_used_mean):.1f}x",
         }
         for row in body:
             row.append(extra.get(row[0], ""))

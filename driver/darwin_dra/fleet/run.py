@@ -25,6 +25,7 @@ from darwin_dra.fleet.trace import Job, TraceConfig, generate
 from darwin_dra.hardware.model import Inventory
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.resources.chips import ChipView
+from darwin_dra.resources.partitions import CAPACITY_PARTITIONS, PARTITION_KINDS
 
 NAMESPACE = "fleet"
 
@@ -76,8 +77,21 @@ def fleet_views(inventory: Inventory) -> dict[str, list[ChipView]]:
     return {n.name: chip_views(inventory, profiles, n.name) for n in inventory.nodes}
 
 
+# The slice layout each resource model publishes (the plugin's --partitions for Darwin).
+MODEL_LAYOUTS = {"blackbox": "plain", "darwin": "darwin", "capacity": "capacity"}
+
+
 def catalogue(model: str, fleet: Mapping[str, Sequence[ChipView]]) -> Catalogue:
-    return plain_catalogue(fleet) if model == "blackbox" else darwin_catalogue(fleet)
+    if model == "blackbox":
+        return plain_catalogue(fleet)
+    return darwin_catalogue(fleet, CAPACITY_PARTITIONS if model == "capacity" else PARTITION_KINDS)
+
+
+def whole_chip_domains(fleet: Mapping[str, Sequence[ChipView]]) -> dict[str, int]:
+    """Chip model -> the domains a whole chip of it has, most domains first (the weaker
+    router: training leaves the strong routers to the spike-heavy jobs)."""
+    found = {c.model: len(c.domains) for views in fleet.values() for c in views}
+    return dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def replay_on_cluster(
@@ -95,13 +109,13 @@ def replay_on_cluster(
         kube = kubeapi.connect_fleet(cluster.kubeconfig)
         keeper = replay.LeaseKeeper(kube, list(fleet), binaries.version)
         keeper.register()
-        layout = "plain" if model == "blackbox" else "darwin"
-        slices = replay.fleet_slices(fleet, layout)
+        slices = replay.fleet_slices(fleet, MODEL_LAYOUTS[model])
         replay.install(kube, slices, model, NAMESPACE)
         progress(f"{model}: {len(fleet)} nodes, {len(slices)} slices, {len(jobs)} jobs")
         rep = replay.Replay(
-            kube, jobs, model, NAMESPACE, run.compression, run.trace.length_s, progress
-        )
+            kube, jobs, model, NAMESPACE, run.compression, run.trace.length_s, progress,
+            whole_chip_domains(fleet),
+        )  # fmt: skip
         records = rep.run()
         if unready := keeper.not_ready(kube):
             rep.errors.append(f"{unready} of {len(fleet)} nodes were not Ready at the end")

@@ -106,6 +106,9 @@ class LayoutResult:
     # bound / (last bind - first bind): the rate once binding has started, without the time
     # to the first bind (which, from a backlog, is the scheduler catching up on its watches)
     binding_per_s: float = math.nan
+    # The same for every control-plane process (etcd, kube-apiserver, kube-scheduler,
+    # kube-controller-manager): what a pod costs the machine, and so the rate its cores cap.
+    plane_cpu_ms_per_pod: float = math.nan
 
     @property
     def complete(self) -> bool:
@@ -261,6 +264,8 @@ def run_layout(
         progress(f"{layout}: {n} claims ready after {setup:.0f} s; ungating")
         sched_pid = next(p.pid for p in cluster.processes if p.name == "kube-scheduler")
         cpu_before = _process_cpu(sched_pid)
+        plane = [p.pid for p in cluster.processes]
+        plane_before = sum(_process_cpu(pid) for pid in plane)
         profiler = None
         if profile is not None:
             assert cluster.state is not None
@@ -281,6 +286,7 @@ def run_layout(
 
         ungated, bound, span = _measure(kube, names, timeout_s, pause)
         cpu_used = _process_cpu(sched_pid) - cpu_before
+        plane_used = sum(_process_cpu(pid) for pid in plane) - plane_before
         if profiler is not None:
             profiler.join(profile_s + 60)
         not_ready = keeper.not_ready(kube)
@@ -302,6 +308,7 @@ def run_layout(
             setup_s=setup,
             not_ready=not_ready,
             cpu_ms_per_pod=1000 * cpu_used / len(bound) if bound else math.nan,
+            plane_cpu_ms_per_pod=1000 * plane_used / len(bound) if bound else math.nan,
             nodes_to_score=nodes_to_score,
             backlog=backlog,
             binding_per_s=(len(bound) - 1) / (last - min(bound.values()))
@@ -319,7 +326,7 @@ def run_layout(
 def table(results: Sequence[LayoutResult]) -> str:
     head = ["nodes", "score%", "start", "layout", "slices", "devices", "pods", "bound", "pods/s",
             "vs plain", "binding/s", "p50 s", "p99 s", "ungate/s", "not ready",
-            "sched CPU ms/pod"]  # fmt: skip
+            "sched CPU ms/pod", "plane CPU ms/pod"]  # fmt: skip
     plain = {r.nodes: r.pods_per_s for r in results if r.layout == "plain"}
     rows = [head]
     for r in results:
@@ -342,6 +349,7 @@ def table(results: Sequence[LayoutResult]) -> str:
                 f"{r.ungate_per_s:.0f}",
                 str(r.not_ready),
                 f"{r.cpu_ms_per_pod:.0f}",
+                f"{r.plane_cpu_ms_per_pod:.0f}",
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]

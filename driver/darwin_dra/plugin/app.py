@@ -26,8 +26,9 @@ from darwin_dra.plugin.driver import Driver
 from darwin_dra.plugin.health import HealthMonitor, Snapshot, state_counts
 from darwin_dra.plugin.metrics import PluginMetrics
 from darwin_dra.plugin.node import DriverConfig
+from darwin_dra.plugin.placement import with_grants
 from darwin_dra.plugin.publisher import Publisher, PublishResult
-from darwin_dra.plugin.recovery import lost_devices
+from darwin_dra.plugin.recovery import live_claims, lost_devices
 from darwin_dra.resources.partitions import PARTITION_KINDS, with_reset_taints
 from darwin_dra.resources.slices import SliceLayout, build_slices, node_owner
 
@@ -116,16 +117,17 @@ class PluginApp:
             kinds=opts.partitions,
         )
 
-    def _lost(self) -> frozenset[str]:
+    def _snapshot(self) -> Snapshot:
+        """The chips (asking the chip host, so a new boot id is seen first), each with its
+        prepared capacity grants, and the devices lost in a chip reset."""
+        views = self.driver.views()
         try:
             cp = self.driver.store.load()
         except CheckpointError:
-            return frozenset()  # prepare and unprepare report it
-        return lost_devices(cp, self.chip.boot_id)
-
-    def _snapshot(self) -> Snapshot:
-        views = self.driver.views()  # asks the chip host, so a new boot id is seen first
-        return views, self._lost()
+            return views, frozenset()  # prepare and unprepare report it
+        boot = self.chip.boot_id
+        intents = [d.intent for r in live_claims(cp, boot) for d in r.devices]
+        return with_grants(views, intents), lost_devices(cp, boot)
 
     def _desired_now(self) -> list[dict[str, Any]]:
         try:

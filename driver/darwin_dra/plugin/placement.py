@@ -139,6 +139,22 @@ def held_domains(plans: Iterable[ClaimPlan]) -> dict[int, set[int]]:
     return out
 
 
+def with_grants(
+    views: Mapping[int, ChipView], intents: Iterable[DeviceIntent]
+) -> dict[int, ChipView]:
+    """The chips with the domains of each placed capacity grant of ``intents`` (the prepared
+    claims' devices) in ``ChipView.grants``: what makes a fault under a grant taint the
+    chip's device (partitions.health_of). Other chips and layouts are left as they are."""
+    grants: dict[int, list[tuple[int, ...]]] = {}
+    for intent in intents:
+        if intent.picked:
+            grants.setdefault(intent.chip, []).append(tuple(sorted(intent.domains)))
+    return {
+        c: replace(v, grants=tuple(sorted(grants[c]))) if c in grants else v
+        for c, v in views.items()
+    }
+
+
 def place_claim(
     claim: ClaimPlan, chips: Mapping[int, ChipView], held: Mapping[int, Set[int]]
 ) -> ClaimPlan:

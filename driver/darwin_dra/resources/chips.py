@@ -93,6 +93,10 @@ class ChipView:
     # the chip is on no fabric (nominal_views gives a node's chips theirs).
     fabric_links: int = 0
     fabric_events_per_s: float = 0.0
+    # The capacity layout: the domains of each grant prepared on this chip (the plugin's
+    # records, placement.py), so a fault under a grant taints the chip's device
+    # (partitions.health_of). Empty for every other layout and for planning.
+    grants: tuple[tuple[int, ...], ...] = ()
 
     @property
     def n_cores(self) -> int:

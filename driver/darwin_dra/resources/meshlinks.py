@@ -70,3 +70,17 @@ def crosses(chip: ChipView, domains: Sequence[int], link: int) -> bool:
 def links_crossed(chip: ChipView, domains: Sequence[int], links: frozenset[int]) -> list[int]:
     """The links of ``links`` (failed ones) that spikes of the partition may cross, sorted."""
     return sorted(link for link in links if crosses(chip, domains, link))
+
+
+def touches(chip: ChipView, domain: int, link: int) -> bool:
+    """Whether either end of ``link`` is a tile of ``domain``."""
+    ((x0, y0, x1, y1),) = _rectangles(chip, (domain,))
+    return any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in link_ends(chip, link)[:2])
+
+
+def link_free(chip: ChipView, domain: int) -> bool:
+    """No failed link touches the domain or lies on the route of the host's spikes to it:
+    a grant placed on it alone, or beside any neighbour, crosses no failed link."""
+    return not any(
+        touches(chip, domain, link) or crosses(chip, (domain,), link) for link in chip.failed_links
+    )

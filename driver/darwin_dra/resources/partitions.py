@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from darwin_dra.resources.chips import ChipView, Health
-from darwin_dra.resources.meshlinks import links_crossed
+from darwin_dra.resources.meshlinks import link_free, links_crossed
 
 TAINT_KEY = "darwin.snn.io/unhealthy"
 
@@ -117,21 +117,39 @@ def partitions(chip: ChipView, kinds: Sequence[str] = PARTITION_KINDS) -> list[P
 
 def usable_domains(chip: ChipView) -> tuple[int, ...]:
     """The domains a capacity allocation may be placed on: healthy ones of a chip that is
-    not failed (a degraded domain takes no new work, as its partitions' NoSchedule says)."""
+    not failed (a degraded domain takes no new work, as its partitions' NoSchedule says),
+    that no failed link touches and whose host route crosses none (meshlinks.link_free)."""
     if chip.health is Health.FAILED:
         return ()
-    return tuple(d.index for d in chip.domains if d.health is Health.OK)
+    return tuple(
+        d.index for d in chip.domains if d.health is Health.OK and link_free(chip, d.index)
+    )
+
+
+def grant_health(chip: ChipView) -> Health:
+    """FAILED when a prepared capacity grant (``chip.grants``) holds a failed domain or its
+    spikes may cross a failed link: its pod must leave. A grant on a degraded domain keeps
+    running (only new work is kept off, by the shrunk capacity)."""
+    by_index = {d.index: d for d in chip.domains}
+    for grant in chip.grants:
+        if any(by_index[i].health is Health.FAILED for i in grant if i in by_index):
+            return Health.FAILED
+        if links_crossed(chip, grant, chip.failed_links):
+            return Health.FAILED
+    return Health.OK
 
 
 def health_of(chip: ChipView, part: Partition) -> Health:
     """A device's health. The capacity device spans the chip but is placed on its usable
     domains only, so hurt domains shrink its capacity instead; it is degraded when the chip
-    is, or when no domain is left to place anything on."""
+    is, or when no domain is left to place anything on, and failed when a fault hit a domain
+    or link under a prepared grant (device taints are a device's, so every claim on the
+    chip's device is evicted with it: the price of one device a chip)."""
     if part.kind != CAPACITY:
         return partition_health(chip, part.domains)
     if chip.health is Health.OK and not usable_domains(chip):
-        return Health.DEGRADED
-    return chip.health
+        return max(Health.DEGRADED, grant_health(chip))
+    return max(chip.health, grant_health(chip))
 
 
 def taints_of(chip: ChipView, part: Partition) -> list[dict[str, str]]:

@@ -1,10 +1,13 @@
 """Per node and per chip: partitions free and taken, KEPS used and free, health and taints.
 
 Pure: computed from the cluster's ResourceSlices, ResourceClaims and Nodes as plain dicts.
-A partition is taken when a claim's allocation names it; it is free when no allocated device
-consumes any of its domain counters (overlapping partitions share them, so a quad inside an
-allocated half is neither). A shared device consumes its half's counters once, on its first
-allocation, so while it holds shares the exclusive partitions of that half are not free.
+With the capacity layout (one device a chip) the domains are counted instead: taken is what
+the grants consumed, free what remains of the usable domains the device publishes, and the
+grants are shown where shares are. A partition is taken when a claim's allocation names it;
+it is free when no allocated device consumes any of its domain counters (overlapping
+partitions share them, so a quad inside an allocated half is neither). A shared device
+consumes its half's counters once, on its first allocation, so while it holds shares the
+exclusive partitions of that half are not free.
 KEPS used counts exclusive partitions at their router share and shares at what they consumed.
 """
 
@@ -30,7 +33,8 @@ class ChipUsage:
     free: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     taken: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     total: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    shares: int = 0
+    shares: int = 0  # shares on the shared devices; grants on a capacity device
+    layout: str = "partitions"  # "capacity": one device a chip, counted in domains
     keps_total: int = 0
     keps_used: int = 0
     unhealthy: dict[str, int] = field(default_factory=dict)  # taint value -> devices
@@ -96,6 +100,22 @@ def _keps_counter(device: Obj) -> int:
     )
 
 
+def _capacity_usage(u: ChipUsage, device: Obj, results: Sequence[Obj]) -> None:
+    """The capacity layout's one device a chip: its grants, the domains they consumed of the
+    usable ones it publishes, and their KEPS budgets (quads and halves do not exist)."""
+    cap = device.get("capacity") or {}
+    consumed = [r.get("consumedCapacity") or {} for r in results]
+    u.layout = "capacity"
+    u.shares += len(results)
+    u.total["domain"] = _qty(cap.get("domains", "0"))
+    u.taken["domain"] = sum(_qty(c.get("domains", "0")) for c in consumed)
+    u.free["domain"] = max(u.total["domain"] - u.taken["domain"], 0)
+    u.total["chip"] = 1
+    u.free["chip"] = int(not results)
+    u.keps_total = _qty(cap.get("keps", "0"))
+    u.keps_used = sum(_qty(c.get("keps", "0")) for c in consumed)
+
+
 def chip_usage(slices: Sequence[Obj], claims: Iterable[Obj]) -> dict[str, list[ChipUsage]]:
     """Node name -> its chips' usage, from the driver's node-local slices."""
     allocated = _allocations(claims)
@@ -126,6 +146,9 @@ def chip_usage(slices: Sequence[Obj], claims: Iterable[Obj]) -> dict[str, list[C
                 if taint.get("key") == TAINT_KEY:
                     value = str(taint.get("value") or "unhealthy")
                     u.unhealthy[value] = u.unhealthy.get(value, 0) + 1
+            if kind == "capacity":
+                _capacity_usage(u, d, results)
+                continue
             if kind == "shared":
                 u.shares += len(results)
                 u.keps_used += sum(

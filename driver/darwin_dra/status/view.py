@@ -23,7 +23,7 @@ def render(nodes: Sequence[NodeUsage]) -> Group:
         ("fabric", "left"),
         *((f"{k}s free/taken/all", "right") for k in KINDS[:3]),
         ("chip free", "right"),
-        ("shares", "right"),
+        ("shares/grants", "right"),
         ("KEPS used", "right"),
         ("KEPS free", "right"),
         ("health", "left"),
@@ -40,6 +40,8 @@ def render(nodes: Sequence[NodeUsage]) -> Group:
         for i, c in enumerate(node.chips):
             chips += 1
             parts = [f"{c.free[k]}/{c.taken[k]}/{c.total[k]}" for k in KINDS[:3]]
+            if c.layout == "capacity":  # domains counted, no quads or halves published
+                parts = [f"{parts[0]} (capacity)", "-", "-"]
             whole = "yes" if c.free["chip"] else ("taken" if c.taken["chip"] else "no")
             health = Text(c.health, style="green" if c.health == "healthy" else "yellow")
             table.add_row(
