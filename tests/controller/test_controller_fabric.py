@@ -57,13 +57,7 @@ def test_fabric_slice_shape() -> None:
         "value": "5000",
         "requestPolicy": {"default": "10", "validRange": {"min": "10", "step": "10"}},
     }
-    assert dev["bindingConditions"] == ["RoutesProgrammed"]
-    assert dev["bindingFailureConditions"] == ["RoutesFailed"]
-
-
-def test_binding_conditions_can_be_turned_off() -> None:
-    s = fabric_slice(Fabric("f", ("n",), 1), FabricSettings(binding_conditions=False))
-    [dev] = s["spec"]["devices"]
+    # Nothing is set up for a bandwidth grant: no binding conditions hold its pods.
     assert "bindingConditions" not in dev
     assert "bindingFailureConditions" not in dev
 

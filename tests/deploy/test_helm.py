@@ -182,7 +182,7 @@ def test_plugin_rbac_is_least_privilege() -> None:
         ("resource.k8s.io", "resourceslices"): sorted(
             ["get", "list", "watch", "create", "update", "delete"]
         ),
-        ("resource.k8s.io", "resourceclaims"): ["get"],
+        ("resource.k8s.io", "resourceclaims"): ["get", "list", "watch"],
         ("resource.k8s.io", "resourceclaims/status"): ["patch", "update"],
         ("resource.k8s.io", "resourceclaims/driver"): [
             "associated-node:patch",

@@ -23,6 +23,7 @@ from darwin_dra.kubelet.server import PluginServer, PluginServerConfig
 from darwin_dra.lifecycle import serve_until_signal
 from darwin_dra.plugin.checkpoint import CheckpointError
 from darwin_dra.plugin.driver import Driver
+from darwin_dra.plugin.earlyprep import EarlyPreparer
 from darwin_dra.plugin.health import HealthMonitor, Snapshot, state_counts
 from darwin_dra.plugin.metrics import PluginMetrics
 from darwin_dra.plugin.node import DriverConfig
@@ -201,6 +202,9 @@ class PluginApp:
             self.metrics.serve(self.opts.metrics_port)
         self._tasks.append(asyncio.create_task(self.publisher.run(), name="slice-publisher"))
         self._tasks.append(asyncio.create_task(self.monitor.run(), name="health-monitor"))
+        # Claims whose chip routers hold their pod's binding: prepared before it binds.
+        early = EarlyPreparer(self.driver, self.kube, self.opts.node, self.opts.state_dir)
+        self._tasks.append(asyncio.create_task(early.run(), name="early-prepare"))
         server = PluginServer(
             PluginServerConfig(
                 plugins_registry=self.opts.plugins_registry,

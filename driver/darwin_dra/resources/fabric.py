@@ -6,8 +6,8 @@ no single node, so the controller publishes it: one pool per fabric, one slice w
 claims share (``allowMultipleAllocations``) through a consumable ``keps`` capacity. The
 scheduler refuses the claim that would oversubscribe it.
 
-The device also carries binding conditions: cross-chip routes must be programmed before a pod
-using the bandwidth may bind (see binding.py).
+The device carries no binding conditions: nothing is set up for a bandwidth grant before a pod
+binds (the routes a pod waits for are on the chips' routers: resources/slices.py).
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from darwin_dra.hardware.model import Inventory
 from darwin_dra.resources import API_VERSION, MANAGED_BY, OWNER_LABEL
 
 FABRIC_LABEL = "darwin.snn.io/fabric"
-ROUTES_READY = "RoutesProgrammed"
-ROUTES_FAILED = "RoutesFailed"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
@@ -44,7 +42,6 @@ class FabricSettings:
     keps_for: Mapping[str, int] = field(default_factory=dict)  # per fabric id overrides
     keps_min: int = 10
     keps_step: int = 10
-    binding_conditions: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,9 +101,6 @@ def fabric_slice(fabric: Fabric, settings: FabricSettings, generation: int = 1) 
         },
         "allowMultipleAllocations": True,
     }
-    if settings.binding_conditions:
-        device["bindingConditions"] = [ROUTES_READY]
-        device["bindingFailureConditions"] = [ROUTES_FAILED]
     # The API server allows one term, and matchFields on metadata.name with a single value
     # only; the kubelet's hostname label is the standard way to name several nodes.
     selector = {

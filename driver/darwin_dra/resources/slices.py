@@ -33,9 +33,14 @@ from darwin_dra.resources.limits import (
 from darwin_dra.resources.partitions import (
     CAPACITY,
     PARTITION_KINDS,
+    ROUTER,
+    ROUTES_FAILED,
+    ROUTES_PROGRAMMED,
     Partition,
     health_of,
+    health_taints,
     partitions,
+    router_name,
     taints_of,
     usable_domains,
 )
@@ -258,6 +263,30 @@ def _capacity_device(
     return device
 
 
+def router_device(chip: ChipView) -> dict[str, Any]:
+    """The chip's router: no cores and no capacity, shared by every claim whose stages exchange
+    spikes on this chip, each allocation waiting in the scheduler's PreBind until the plugin
+    reports its routes programmed (RoutesProgrammed) or refused (RoutesFailed)."""
+    device: dict[str, Any] = {
+        "name": router_name(chip.chip),
+        "attributes": {
+            "model": {"string": chip.model},
+            "partition": {"string": ROUTER},
+            "chip": {"int": chip.chip},
+            "serial": {"string": chip.serial},
+            "fabric": {"string": chip.fabric},
+            "healthy": {"bool": chip.health is Health.OK},
+        },
+        "allowMultipleAllocations": True,
+        "bindingConditions": [ROUTES_PROGRAMMED],
+        "bindingFailureConditions": [ROUTES_FAILED],
+    }
+    taints = health_taints(chip.health)
+    if taints:
+        device["taints"] = taints
+    return device
+
+
 def chip_devices(
     chip: ChipView, policy: SharePolicy | None = None, kinds: Sequence[str] = PARTITION_KINDS
 ) -> list[dict[str, Any]]:
@@ -282,6 +311,8 @@ def chip_devices(
         if taints:
             device["taints"] = taints
         devices.append(device)
+    if "shared" in kinds:  # the router serves the shared devices' pipelines
+        devices.append(router_device(chip))
     return devices
 
 
