@@ -89,8 +89,9 @@ def test_prepared_before_binding_handed_to_the_kubelet_undone_when_the_allocatio
         # u4: its route names no request: the binding fails with that reason, nothing is kept.
         conds = _router(store, "c-u4")
         assert conds[ROUTES_FAILED]["status"] == "True"
-        assert "route s0->s9: its destination request 's9' has no device" in (
-            conds[ROUTES_FAILED]["message"]
+        assert (
+            "route s0->s9: its destination request 's9' has no device"
+            in (conds[ROUTES_FAILED]["message"])
         )
         assert conds[ROUTES_PROGRAMMED]["status"] == "False"
         assert _early(host.state_dir) == ["u1", "u2", "u3"]
