@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     env_option(p, "--resync", "RESYNC_SECONDS", "seconds between full reconciles",
                default="30", type=float)  # fmt: skip
     env_option(p, "--fabric-keps", "FABRIC_KEPS", "bandwidth of each fabric, thousands of "
-               "events/s", default="1000000", type=int)  # fmt: skip
+               "events/s (default: one link's, from the chips' profiles)", type=int)  # fmt: skip
     p.add_argument(
         "--fabric-keps-for",
         action="append",

@@ -48,9 +48,10 @@ class ControllerOptions:
 def desired_objects(opts: ControllerOptions) -> tuple[list[Obj] | None, list[Obj]]:
     """Classes (None: not managed) and fabric slices; raises on a bad inventory before
     anything is written."""
-    inventory = load_inventory(opts.inventory, load_profiles(opts.profiles))
+    profiles = load_profiles(opts.profiles)
+    inventory = load_inventory(opts.inventory, profiles)
     classes = device_classes(opts.classes) if opts.install_classes else None
-    return classes, fabric_slices(inventory, opts.fabric)
+    return classes, fabric_slices(inventory, opts.fabric, profiles)
 
 
 class ReconcileWorker:
