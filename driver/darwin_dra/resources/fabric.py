@@ -70,9 +70,7 @@ def fabrics(
             if profiles is not None:
                 keps = int(profiles[chip.model].fabric_events_per_s // 1000)
                 link[chip.fabric] = min(link.get(chip.fabric, keps), keps)
-    return [
-        Fabric(f, tuple(sorted(nodes[f])), chips[f], link.get(f, 0)) for f in sorted(nodes)
-    ]
+    return [Fabric(f, tuple(sorted(nodes[f])), chips[f], link.get(f, 0)) for f in sorted(nodes)]
 
 
 def device_name(fabric_id: str) -> str:
