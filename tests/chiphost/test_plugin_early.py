@@ -40,7 +40,7 @@ def _routed(uid: str, first: str, second: str, route: RouteEntry) -> Obj:
         [
             result(first, NODE, "s0"),
             result(second, NODE, "s1"),
-            result("chip-0-router", NODE, "chip-router", shareID=f"r-{uid}", **BINDING),
+            result("chip-0-router-0", NODE, "chip-router", **BINDING),
         ],
     )
     body["metadata"]["annotations"] = {ROUTES_ANNOTATION: routes_annotation([route])}
@@ -49,8 +49,8 @@ def _routed(uid: str, first: str, second: str, route: RouteEntry) -> Obj:
 
 def _router(store: ClaimStore, name: str) -> dict[str, Obj]:
     entries = store.get_claim("ns", name)["status"].get("devices") or []
-    [entry] = [e for e in entries if e["device"] == "chip-0-router"]
-    assert entry["shareID"] == f"r-{name.removeprefix('c-')}"
+    [entry] = [e for e in entries if e["device"] == "chip-0-router-0"]
+    assert "shareID" not in entry
     return {c["type"]: c for c in entry["conditions"]}
 
 

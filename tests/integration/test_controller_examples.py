@@ -456,7 +456,9 @@ def test_a_routed_claim_binds_only_once_the_plugin_programmed_its_routes(
     router = by_request["chip-router"]
     assert router["bindingConditions"] == ["RoutesProgrammed"]
     assert router["bindingFailureConditions"] == ["RoutesFailed"]
-    chip = router["device"].removeprefix("chip-").removesuffix("-router")
+    chip = router["device"].split("-")[1]  # chip-<c>-router-<r>
+    assert router["device"].startswith(f"chip-{chip}-router-")
+    assert "shareID" not in router  # a router is one claim's
     assert {by_request[r]["device"].split("-")[1] for r in ("s0", "s1")} == {chip}
     entries = {e["device"]: e for e in claim["status"]["devices"]}
     ready = {c["type"]: c for c in entries[router["device"]]["conditions"]}["RoutesProgrammed"]

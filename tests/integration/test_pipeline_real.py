@@ -461,7 +461,7 @@ def test_spikes_flow_end_to_end_and_equal_the_unsplit_model(
     # s1's device, s2's and their chip's router, whose binding conditions held both pods in
     # the scheduler's PreBind until the plugin had programmed the route.
     assert len(programmed) == 3, programmed
-    [router] = [c for c in programmed if c["device"].endswith("-router")]
+    [router] = [c for c in programmed if "-router-" in c["device"]]
     assert router["message"] == f"on chip {router['device'].split('-')[1]}'s router: s1->s2"
     for pod in ("digits-s1", "digits-s2"):
         events = kube.core.list_namespaced_event(ns, field_selector=f"involvedObject.name={pod}")

@@ -26,7 +26,7 @@ def _routed(uid: str = "u1", pool: str = NODE) -> Obj:
         [
             result("chip-1-shared-0", pool, "s0", shareID="a"),
             result("chip-1-shared-0", pool, "s1", shareID="b"),
-            result("chip-1-router", pool, "chip-router", shareID="c", **BINDING),
+            result("chip-1-router-0", pool, "chip-router", shareID="c", **BINDING),
         ],
     )
 
@@ -36,8 +36,9 @@ def _with_status(body: Obj, entries: list[Obj]) -> Obj:
 
 
 def test_router_names() -> None:
-    assert router_chip("chip-12-router") == 12
+    assert router_chip("chip-12-router-3") == 12
     assert router_chip("chip-1-shared-0") is None
+    assert router_chip("chip-1-router") is None
     assert router_chip("fabric-w0") is None
 
 
@@ -48,7 +49,7 @@ def test_a_claim_whose_router_waits_is_prepared_early_only_on_its_node() -> None
     # No router, or a router without binding conditions: the kubelet's prepare is enough.
     plain = claim("u2", [result("chip-1-shared-0", NODE, "s0", shareID="a")])
     assert not awaiting_routes(plain, NODE)
-    no_conditions = claim("u3", [result("chip-1-router", NODE, "chip-router")])
+    no_conditions = claim("u3", [result("chip-1-router-0", NODE, "chip-router")])
     assert not awaiting_routes(no_conditions, NODE)
     unallocated = {**body, "status": {}}
     assert not awaiting_routes(unallocated, NODE)
@@ -58,7 +59,7 @@ def test_programmed_or_failed_the_router_waits_no_more() -> None:
     body = _routed()
     routes = (RouteEntry("s0", "s1", "0:0:4", 40),)
     [ok] = router_entries(body, NODE, routes, "2026-12-01T00:00:00Z")
-    assert (ok["device"], ok["shareID"]) == ("chip-1-router", "c")
+    assert (ok["device"], ok["shareID"]) == ("chip-1-router-0", "c")
     conds = {c["type"]: c for c in ok["conditions"]}
     assert conds[ROUTES_PROGRAMMED]["status"] == "True"
     assert conds[ROUTES_FAILED]["status"] == "False"

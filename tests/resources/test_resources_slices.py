@@ -149,7 +149,7 @@ def test_device_inventory_per_chip() -> None:
         + [f"chip-0-domain-{d}" for d in range(36)]
         + [f"chip-0-quad-{q}" for q in range(9)]
         + ["chip-0-half-0", "chip-0-half-1", "chip-0"]
-        + ["chip-0-router"]  # the chip's router, for the shared devices' pipelines
+        + [f"chip-0-router-{r}" for r in range(4)]  # for the shared devices' pipelines
     )
 
 
@@ -202,9 +202,10 @@ def test_shared_devices_use_consumable_capacity() -> None:
     neurons = shared["capacity"]["neurons"]["requestPolicy"]["validRange"]
     assert neurons == {"min": "4096", "step": "4096"}
     for name, dev in devices.items():
-        if name == "chip-0-router":
-            # Shared by every routed claim on the chip, and holding nothing to consume.
-            assert dev["allowMultipleAllocations"] is True
+        if name.startswith("chip-0-router-"):
+            # One routed claim each (not shared: see partitions.ROUTERS_PER_CHIP), nothing
+            # to consume.
+            assert "allowMultipleAllocations" not in dev
             assert "capacity" not in dev
             assert "consumesCounters" not in dev
             assert dev["bindingConditions"] == ["RoutesProgrammed"]

@@ -1,7 +1,7 @@
 """Preparing a claim before its pod binds, for the chip routers' binding conditions (pure).
 
 A group of a pipeline whose stages exchange spikes on their chip asks for the chip's router
-device (``chip-c-router``, resources/slices.py), which carries ``bindingConditions``
+device (``chip-c-router-r``, resources/slices.py), which carries ``bindingConditions``
 [RoutesProgrammed] and ``bindingFailureConditions`` [RoutesFailed]. The scheduler allocates
 the claim, then waits in PreBind (KEP-5007; it polls the claim every 5 s, up to its
 ``bindingTimeout``, 10 minutes by default) until every binding condition of the allocated

@@ -85,18 +85,23 @@ CAPACITY_PARTITIONS = (CAPACITY,)
 # Every kind a device name can have: what the plugin resolves an allocation's device with.
 ALL_KINDS = (*PARTITION_KINDS, CAPACITY)
 
-# A chip's router, ``chip-c-router``: published beside the shared devices (a pipeline's group
-# asks for it with its stages when they exchange spikes on the chip), holding no cores. It
-# carries binding conditions: the plugin programs the claim's routes before the pod binds and
-# reports RoutesProgrammed or RoutesFailed on it (plugin/earlybind.py).
+# A chip's routers, ``chip-c-router-r``: published beside the shared devices (a pipeline's
+# group asks for one with its stages when they exchange spikes on the chip), holding no cores.
+# They carry binding conditions: the plugin programs the claim's routes before the pod binds
+# and reports RoutesProgrammed or RoutesFailed on the router (plugin/earlybind.py). Several
+# devices, each allocated once, not one allocated many times: while one allocation of an
+# allowMultipleAllocations device waits in PreBind, the scheduler refuses further claims of
+# that device (docs/resource-model.md), which would hold a second pipeline's group on the chip
+# back until the first had bound. So at most this many routed claims share a chip.
 ROUTER = "router"
+ROUTERS_PER_CHIP = 4
 ROUTES_PROGRAMMED = "RoutesProgrammed"
 ROUTES_FAILED = "RoutesFailed"
-_ROUTER_NAME = re.compile(r"chip-(\d+)-router")
+_ROUTER_NAME = re.compile(r"chip-(\d+)-router-\d+")
 
 
-def router_name(chip: int) -> str:
-    return f"chip-{chip}-{ROUTER}"
+def router_name(chip: int, index: int) -> str:
+    return f"chip-{chip}-{ROUTER}-{index}"
 
 
 def router_chip(device: str) -> int | None:

@@ -34,6 +34,7 @@ from darwin_dra.resources.partitions import (
     CAPACITY,
     PARTITION_KINDS,
     ROUTER,
+    ROUTERS_PER_CHIP,
     ROUTES_FAILED,
     ROUTES_PROGRAMMED,
     Partition,
@@ -263,12 +264,12 @@ def _capacity_device(
     return device
 
 
-def router_device(chip: ChipView) -> dict[str, Any]:
-    """The chip's router: no cores and no capacity, shared by every claim whose stages exchange
-    spikes on this chip, each allocation waiting in the scheduler's PreBind until the plugin
-    reports its routes programmed (RoutesProgrammed) or refused (RoutesFailed)."""
+def router_device(chip: ChipView, index: int) -> dict[str, Any]:
+    """One of the chip's routers: no cores and no capacity, taken by a claim whose stages
+    exchange spikes on this chip, its allocation waiting in the scheduler's PreBind until the
+    plugin reports its routes programmed (RoutesProgrammed) or refused (RoutesFailed)."""
     device: dict[str, Any] = {
-        "name": router_name(chip.chip),
+        "name": router_name(chip.chip, index),
         "attributes": {
             "model": {"string": chip.model},
             "partition": {"string": ROUTER},
@@ -277,7 +278,6 @@ def router_device(chip: ChipView) -> dict[str, Any]:
             "fabric": {"string": chip.fabric},
             "healthy": {"bool": chip.health is Health.OK},
         },
-        "allowMultipleAllocations": True,
         "bindingConditions": [ROUTES_PROGRAMMED],
         "bindingFailureConditions": [ROUTES_FAILED],
     }
@@ -311,8 +311,8 @@ def chip_devices(
         if taints:
             device["taints"] = taints
         devices.append(device)
-    if "shared" in kinds:  # the router serves the shared devices' pipelines
-        devices.append(router_device(chip))
+    if "shared" in kinds:  # the routers serve the shared devices' pipelines
+        devices += [router_device(chip, r) for r in range(ROUTERS_PER_CHIP)]
     return devices
 
 
