@@ -84,6 +84,7 @@ class PluginApp:
             self._last_desired: list[dict[str, Any]] = []
             self._node_seen = False  # the Node object has existed (its absence is a removal)
             self._tasks: list[asyncio.Task[None]] = []
+            self._watch_kube: kubeapi.Kube | None = None
             self.server: PluginServer | None = None
             self.driver = Driver(
                 DriverConfig(
@@ -202,8 +203,10 @@ class PluginApp:
             self.metrics.serve(self.opts.metrics_port)
         self._tasks.append(asyncio.create_task(self.publisher.run(), name="slice-publisher"))
         self._tasks.append(asyncio.create_task(self.monitor.run(), name="health-monitor"))
-        # Claims whose chip routers hold their pod's binding: prepared before it binds.
-        early = EarlyPreparer(self.driver, self.kube, self.opts.node, self.opts.state_dir)
+        # Claims whose chip routers hold their pod's binding: prepared before it binds. Its
+        # own connection, so its long watch never holds one the publisher or prepare needs.
+        self._watch_kube = kubeapi.connect(self.opts.kubeconfig)
+        early = EarlyPreparer(self.driver, self._watch_kube, self.opts.node, self.opts.state_dir)
         self._tasks.append(asyncio.create_task(early.run(), name="early-prepare"))
         server = PluginServer(
             PluginServerConfig(
@@ -233,6 +236,9 @@ class PluginApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._watch_kube is not None:
+            self._watch_kube.close()
+            self._watch_kube = None
         # The spike ports stay: they are the chip host's, and the workloads are using them.
         self.kube.close()
         self.chip.close()
