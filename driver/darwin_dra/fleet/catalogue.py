@@ -63,6 +63,8 @@ def darwin_catalogue(fleet: Mapping[str, Sequence[ChipView]]) -> Catalogue:
             chips[(node, c.chip)] = c
             for dev in chip_devices(c):
                 attrs = dev["attributes"]
+                if attrs["partition"]["string"] == "router":  # no cores; the bench asks none
+                    continue
                 devices[(node, dev["name"])] = DeviceInfo(
                     node=node,
                     chip=c.chip,
