@@ -150,7 +150,7 @@ def darwin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
                 and "darwin-domain.snn.io" in classes
             )
 
-        wait_for("plugins, fabric slices and classes", published, timeout=60)
+        wait_for("plugins, fabric slices and classes", published, timeout=180)
         yield Driver(inventory, work, nodes, kube)
     finally:
         codes = {p.name: p.stop() for p in procs}
