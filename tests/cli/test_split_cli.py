@@ -7,7 +7,7 @@ from pathlib import Path
 
 from darwin_dra.pipeline.plan import from_split_json
 from darwin_dra.pipeline.split import SplitPlan
-from darwin_dra.pipeline.splitter import plan_from_log
+from darwin_dra.pipeline.splitter import ModelError, maps_from_log, plan_from_log
 from darwin_dra.testing.cli import Ran, run_cli
 
 MODEL = Path(__file__).resolve().parents[1] / "data" / "digits_snntorch.nir"
@@ -25,6 +25,30 @@ def test_split_prints_the_plan_the_controller_reads() -> None:
     plan = from_split_json(text)
     assert [s.name for s in plan.stages] == ["input", "s0", "s1", "s2", "output"]
     assert [s.kind for s in plan.stages] == ["input", "engine", "engine", "engine", "output"]
+
+
+def test_split_prints_the_route_maps_the_controller_would_compute() -> None:
+    """A model on a volume: the controller cannot read it, so the split pod prints the neuron
+    maps of the edges between engine stages, the same the controller makes of a ConfigMap's."""
+    import pytest
+    from darwin_dra.controller.plansource import model_route_maps
+
+    out = _cli("--model", str(MODEL), "--stages", "3", "--input-rate-hz", "200", "--route-maps")
+    assert out.returncode == 0, out.stderr
+    log = "noise\n" + out.stdout
+    text = plan_from_log(log)
+    assert text is not None
+    maps = maps_from_log(log)
+    assert maps == model_route_maps(MODEL, text)
+    engine = {st.name for st in SplitPlan.from_json(text).engine_stages()}
+    edges = {(e.src, e.dst) for e in SplitPlan.from_json(text).edges}
+    assert set(maps) == {(a, b) for a, b in edges if a in engine and b in engine}
+    assert maps
+    assert maps_from_log(_cli("--model", str(MODEL), "--stages", "3").stdout) == {}
+    with pytest.raises(ModelError, match="'s0s1': expected SRC->DST"):
+        maps_from_log('darwin-dra split routes: {"s0s1": "0:0:1"}')
+    with pytest.raises(ModelError, match="not JSON"):
+        maps_from_log("darwin-dra split routes: {")
 
 
 def test_split_of_a_bad_file_or_count_says_which() -> None:

@@ -46,6 +46,7 @@ def test_the_classes_and_their_extended_resource_names() -> None:
         "darwin-domain.snn.io",
         "darwin-fabric.snn.io",
         "darwin-fast.snn.io",
+        "darwin-router.snn.io",
         "darwin-shared.snn.io",
         "darwin.snn.io",
     ]
@@ -56,6 +57,7 @@ def test_the_classes_and_their_extended_resource_names() -> None:
         "darwin-domain.snn.io": "darwin.snn.io/domain",
         "darwin-fabric.snn.io": None,
         "darwin-fast.snn.io": None,
+        "darwin-router.snn.io": None,
         "darwin-shared.snn.io": None,
         "darwin.snn.io": None,
     }
@@ -75,14 +77,14 @@ def test_every_class_checks_the_driver_before_reading_its_attributes() -> None:
 def test_partition_names_in_selectors_are_the_ones_the_slice_builder_publishes(
     darwin3: ChipProfile,
 ) -> None:
-    published = {p.kind for p in partitions(_chip(darwin3), ALL_KINDS)} | {"fabric"}
+    published = {p.kind for p in partitions(_chip(darwin3), ALL_KINDS)} | {"fabric", "router"}
     named: set[str] = set()
     for cls in device_classes():
         for sel in cls["spec"]["selectors"]:
             named |= set(re.findall(r'"([a-z]+)"', sel["cel"]["expression"].split("partition")[-1]))
     named.discard(DRIVER_NAME)
     assert named <= published
-    assert set(EXCLUSIVE_PARTITIONS) == published - {"shared", "fabric", "capacity"}
+    assert set(EXCLUSIVE_PARTITIONS) == published - {"shared", "fabric", "capacity", "router"}
 
 
 def test_any_partition_class_excludes_shared_and_fabric_devices() -> None:

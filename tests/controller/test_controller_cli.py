@@ -19,14 +19,12 @@ def test_flags_and_environment_twins(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("POD_NAME", "ctrl-7f9")
     monkeypatch.setenv("POD_NAMESPACE", "drivers")
     monkeypatch.setenv("FABRIC_KEPS_FOR", "wafer-0=500,board-7=70")
-    monkeypatch.setenv("BINDING_CONDITIONS", "false")
     args = build_parser().parse_args(["controller", "--fabric-keps", "900", "--resync", "5"])
     opts = cli.options(args)
     assert opts.inventory == tmp_path / "inv.yaml"
     assert (opts.lease.namespace, opts.lease.identity) == ("drivers", "ctrl-7f9")
     assert opts.fabric.keps == 900
     assert dict(opts.fabric.keps_for) == {"wafer-0": 500, "board-7": 70}
-    assert opts.fabric.binding_conditions is False
     assert opts.install_classes is True
     assert opts.resync_s == 5
 

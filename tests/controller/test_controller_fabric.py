@@ -35,6 +35,32 @@ def test_example_inventory_gives_one_fabric_per_board_with_its_nodes() -> None:
     ]
 
 
+def test_the_bandwidth_is_the_slowest_link_of_the_profiles_unless_set() -> None:
+    profiles = load_profiles()
+    inv = Inventory(
+        nodes=(
+            NodeEntry("n1", (ChipEntry("darwin3", "a-0", "mixed"),
+                             ChipEntry("darwin3-fastroute", "a-1", "mixed"),
+                             ChipEntry("darwin3-fastroute", "a-2", "fast"))),
+        )
+    )  # fmt: skip
+    slow = int(profiles["darwin3"].fabric_events_per_s // 1000)
+    fast = int(profiles["darwin3-fastroute"].fabric_events_per_s // 1000)
+    assert fast > slow  # the engine holds each link to its chips' figure: the slower one
+    caps = {
+        s["spec"]["devices"][0]["name"]: s["spec"]["devices"][0]["capacity"]["keps"]["value"]
+        for s in fabric_slices(inv, FabricSettings(), profiles)
+    }
+    assert caps == {"fabric-fast": str(fast), "fabric-mixed": str(slow)}
+    set_by_hand = fabric_slices(inv, FabricSettings(keps=5000, keps_for={"fast": 70}), profiles)
+    assert [s["spec"]["devices"][0]["capacity"]["keps"]["value"] for s in set_by_hand] == [
+        "70",
+        "5000",
+    ]
+    with pytest.raises(FabricError, match="fabric fast: no bandwidth: neither set"):
+        fabric_slices(inv, FabricSettings())  # no profiles, no figure
+
+
 def test_fabric_slice_shape() -> None:
     s = fabric_slice(Fabric("wafer-0", ("node-a", "node-b"), 3), FabricSettings(keps=5000))
     assert s["metadata"]["name"] == "darwin-fabric-wafer-0"
@@ -57,13 +83,7 @@ def test_fabric_slice_shape() -> None:
         "value": "5000",
         "requestPolicy": {"default": "10", "validRange": {"min": "10", "step": "10"}},
     }
-    assert dev["bindingConditions"] == ["RoutesProgrammed"]
-    assert dev["bindingFailureConditions"] == ["RoutesFailed"]
-
-
-def test_binding_conditions_can_be_turned_off() -> None:
-    s = fabric_slice(Fabric("f", ("n",), 1), FabricSettings(binding_conditions=False))
-    [dev] = s["spec"]["devices"]
+    # Nothing is set up for a bandwidth grant: no binding conditions hold its pods.
     assert "bindingConditions" not in dev
     assert "bindingFailureConditions" not in dev
 

@@ -184,17 +184,6 @@ def test_reconcile_converges_and_then_writes_nothing() -> None:
     assert api.writes == writes
 
 
-def test_turning_binding_conditions_off_updates_the_fabric_slice() -> None:
-    with_conditions = _stored(_fabric())
-    without = fabric_slice(
-        Fabric("w0", ("n1", "n2"), 2), FabricSettings(keps=1000, binding_conditions=False)
-    )
-    [action] = plan_slices([without], [with_conditions], {"n1"})
-    assert action.verb == "update"
-    assert action.body is not None
-    assert "bindingConditions" not in action.body["spec"]["devices"][0]
-
-
 def test_labels_added_by_others_are_not_drift() -> None:
     desired = device_classes()
     observed = [_stored(c) for c in desired]

@@ -156,7 +156,10 @@ def test_controller_deployment_runs_two_replicas_with_leader_election() -> None:
     assert c["command"] == ["darwin-dra", "controller"]
     assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["LEASE_NAME"] == "darwin-controller"
-    assert env["FABRIC_KEPS"] == "1000000"
+    assert "FABRIC_KEPS" not in env  # by default the links' bandwidth, from the profiles
+    set_keps = _env(one(render("d", None, "controller.fabricKeps=70000"), "Deployment")["spec"]
+                    ["template"]["spec"]["containers"][0])  # fmt: skip
+    assert set_keps["FABRIC_KEPS"] == "70000"
     assert env["FABRIC_KEPS_FOR"] == "wafer-0=500000"
     role = one(objs, "Role")
     named = [r for r in role["rules"] if r.get("resourceNames")]
@@ -182,7 +185,7 @@ def test_plugin_rbac_is_least_privilege() -> None:
         ("resource.k8s.io", "resourceslices"): sorted(
             ["get", "list", "watch", "create", "update", "delete"]
         ),
-        ("resource.k8s.io", "resourceclaims"): ["get"],
+        ("resource.k8s.io", "resourceclaims"): ["get", "list", "watch"],
         ("resource.k8s.io", "resourceclaims/status"): ["patch", "update"],
         ("resource.k8s.io", "resourceclaims/driver"): [
             "associated-node:patch",

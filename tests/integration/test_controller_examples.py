@@ -1,6 +1,7 @@
 """deploy/examples on the real scheduler, with real plugin processes on both nodes publishing
-the chips and the real controller publishing the fabrics, installing the DeviceClasses and
-programming routes behind binding conditions."""
+the chips and the real controller publishing the fabrics and installing the DeviceClasses; the
+plugins programming a claim's routes before its pod binds (the chip routers' binding
+conditions)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from typing import Any
 
 import pytest
 from darwin_dra import DRIVER_NAME, kubeapi
+from darwin_dra.chiphost.app import default_socket
+from darwin_dra.chiphost.client import ChipHostClient
 from darwin_dra.cluster.chiphost import chip_host_args
 from darwin_dra.cluster.launcher import LocalCluster
 from k8s_helpers import Kube, allocated_devices, wait_for
@@ -94,7 +97,6 @@ def controller_args(cluster: LocalCluster, inventory: Path, identity: str, lease
         "--lease-name", lease,
         "--identity", identity,
         "--fabric-keps", str(FABRIC_KEPS),
-        "--route-setup-seconds", "2",
         "--resync", "2",
         "--lease-duration", "6",
         "--renew-deadline", "4",
@@ -148,7 +150,7 @@ def darwin(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
                 and "darwin-domain.snn.io" in classes
             )
 
-        wait_for("plugins, fabric slices and classes", published, timeout=60)
+        wait_for("plugins, fabric slices and classes", published, timeout=180)
         yield Driver(inventory, work, nodes, kube)
     finally:
         codes = {p.name: p.stop() for p in procs}
@@ -367,8 +369,7 @@ def test_fabric_bandwidth_is_shared_by_pods_on_two_nodes_until_it_runs_out(
 ) -> None:
     n0, n1 = darwin.nodes
     shares = set()
-    # One after another: while a claim of the fabric device waits for its binding conditions,
-    # the scheduler refuses further claims of that device (docs/resource-model.md).
+    # One after another, each bound before the next.
     for name, node in (("a", n0), ("b", n1), ("c", n0)):
         kubectl_apply(cluster, ns, _fabric_pod(name, node, 300))
         assert _bound(kube, ns, name) == node
@@ -397,45 +398,105 @@ def _time(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
-def test_binding_waits_for_route_setup(
+def _routed_pod(name: str, node: str, selectors: tuple[str, str], chip_constraint: bool) -> str:
+    """A pod whose claim holds two shares and the chip's router, and a route s0 -> s1 between
+    the shares in its annotation (as the pipeline controller writes it)."""
+    requests: list[dict[str, Any]] = [
+        {"name": r, "exactly": {"deviceClassName": "darwin-shared.snn.io",
+                                "selectors": [{"cel": {"expression": sel}}]}}
+        for r, sel in zip(("s0", "s1"), selectors, strict=True)
+    ]  # fmt: skip
+    requests.append({"name": "chip-router", "exactly": {"deviceClassName": "darwin-router.snn.io"}})
+    devices: dict[str, Any] = {"requests": requests}
+    if chip_constraint:
+        devices["constraints"] = [
+            {"requests": ["s0", "s1", "chip-router"], "matchAttribute": f"{DRIVER_NAME}/chip"}
+        ]
+    routes = {
+        "apiVersion": "darwin.snn.io/v1alpha1",
+        "kind": "ClaimRoutes",
+        "routes": [{"source": "s0", "destination": "s1", "neuronMap": "0:0:4",
+                    "lookaheadSteps": 8}],
+    }  # fmt: skip
+    template = {
+        "apiVersion": "resource.k8s.io/v1",
+        "kind": "ResourceClaimTemplate",
+        "metadata": {"name": name},
+        "spec": {
+            "metadata": {"annotations": {"darwin.snn.io/routes": json.dumps(routes)}},
+            "spec": {"devices": devices},
+        },
+    }
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "nodeSelector": {"kubernetes.io/hostname": node},
+            "containers": [
+                {"name": "c", "image": "registry.invalid/x:none",
+                 "resources": {"claims": [{"name": "stages"}]}}
+            ],
+            "resourceClaims": [{"name": "stages", "resourceClaimTemplateName": name}],
+        },
+    }  # fmt: skip
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [template, pod]})
+
+
+def test_a_routed_claim_binds_only_once_the_plugin_programmed_its_routes(
     cluster: LocalCluster, kube: Kube, ns: str, darwin: Driver
 ) -> None:
-    kubectl_apply(cluster, ns, _fabric_pod("slow", darwin.nodes[0], 100))
-    claim = _claim_of(kube, ns, "slow", "links")
-    # Allocated, yet not bound: the scheduler waits in PreBind for RoutesProgrammed.
-    saw_waiting = not ((kube.pod(ns, "slow") or {}).get("spec") or {}).get("nodeName")
-    _bound(kube, ns, "slow")
-    claim = kube.get_ns(ns, CLAIMS, claim["metadata"]["name"]) or {}
-    [entry] = claim["status"]["devices"]
-    ready = {c["type"]: c for c in entry["conditions"]}["RoutesProgrammed"]
+    node = darwin.nodes[0]
+    kubectl_apply(cluster, ns, _routed_pod("routed", node, (ON_WAFER_IT, ON_WAFER_IT), True))
+    assert _bound(kube, ns, "routed") == node
+    claim = _claim_of(kube, ns, "routed", "stages")
+    uid = claim["metadata"]["uid"]
+    by_request = {r["request"]: r for r in allocated_devices(claim)}
+    router = by_request["chip-router"]
+    assert router["bindingConditions"] == ["RoutesProgrammed"]
+    assert router["bindingFailureConditions"] == ["RoutesFailed"]
+    chip = router["device"].split("-")[1]  # chip-<c>-router-<r>
+    assert router["device"].startswith(f"chip-{chip}-router-")
+    assert "shareID" not in router  # a router is one claim's
+    assert {by_request[r]["device"].split("-")[1] for r in ("s0", "s1")} == {chip}
+    entries = {e["device"]: e for e in claim["status"]["devices"]}
+    ready = {c["type"]: c for c in entries[router["device"]]["conditions"]}["RoutesProgrammed"]
     assert ready["status"] == "True"
-    scheduled = kube.scheduled_condition(ns, "slow") or {}
+    assert ready["message"] == f"on chip {chip}'s router: s0->s1"
+    # The scheduler waited in PreBind, and bound the pod after the plugin wrote the condition.
+    assert any(e.startswith("BindingConditionsPending") for e in _events(kube, ns, "routed"))
+    scheduled = kube.scheduled_condition(ns, "routed") or {}
     assert scheduled["status"] == "True"
+    assert _time(scheduled["lastTransitionTime"]) >= _time(ready["lastTransitionTime"])
     allocated_at = _time(claim["status"]["allocation"]["allocationTimestamp"])
     assert _time(ready["lastTransitionTime"]) >= allocated_at.replace(microsecond=0)
-    assert _time(scheduled["lastTransitionTime"]) >= _time(ready["lastTransitionTime"])
-    assert saw_waiting
-    assert any(e.startswith("BindingConditionsPending") for e in _events(kube, ns, "slow"))
+    # The plugin, not the kubelet, prepared it: before the binding, and the route is real.
+    log = (darwin.work / f"plugin-{node}.log").read_text(errors="replace")
+    early = [json.loads(line) for line in log.splitlines() if "prepared before binding" in line]
+    assert any(e.get("claim_uid") == uid for e in early), early
+    with ChipHostClient(default_socket(darwin.work / node / "state")) as chips:
+        assert f"{uid}/s0->s1" in [r.name for r in chips.routes()]
 
 
-def test_failed_route_setup_fails_the_binding_with_its_reason(
+def test_a_route_the_chip_host_refuses_fails_the_binding_with_its_reason(
     cluster: LocalCluster, kube: Kube, ns: str, darwin: Driver
 ) -> None:
-    reason = "link 3 of wafer-it is down"
+    # Node 1's two chips are on two fabrics (wafer-it, board-9): no route joins them.
+    on_board = 'device.attributes["darwin.snn.io"].fabric == "board-9"'
     kubectl_apply(
-        cluster, ns,
-        _fabric_pod("broken", darwin.nodes[0], 100, {"darwin.snn.io/fail-route-setup": reason}),
-    )  # fmt: skip
+        cluster, ns, _routed_pod("refused", darwin.nodes[1], (ON_WAFER_IT, on_board), False)
+    )
 
     def failed() -> str | None:
-        hits = [e for e in _events(kube, ns, "broken") if "device binding failed" in e]
+        hits = [e for e in _events(kube, ns, "refused") if "device binding failed" in e]
         return hits[0] if hits else None
 
-    event = wait_for("a binding failure event", failed, timeout=60)
-    assert "reason=RouteSetupFailed" in event
-    assert reason in event
+    event = wait_for("a binding failure event", failed, timeout=90)
+    assert "reason=RouteProgrammingFailed" in event
+    assert "a route stays on one chip's router or one fabric" in event
     time.sleep(1)
-    assert not ((kube.pod(ns, "broken") or {}).get("spec") or {}).get("nodeName")
+    assert not ((kube.pod(ns, "refused") or {}).get("spec") or {}).get("nodeName")
 
 
 def test_reconcile_restores_classes_and_removes_slices_of_gone_nodes(

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -413,7 +414,7 @@ def test_spikes_flow_end_to_end_and_equal_the_unsplit_model(
         o = _pipeline(kube, ns, "digits")
         for c in _claim_objects(kube, ns, "digits") if not programmed else []:
             programmed.extend(
-                cond
+                {**cond, "device": e["device"]}
                 for e in (c.get("status") or {}).get("devices") or []
                 for cond in e.get("conditions") or []
                 if cond["type"] == "RoutesProgrammed" and cond["status"] == "True"
@@ -457,11 +458,25 @@ def test_spikes_flow_end_to_end_and_equal_the_unsplit_model(
         r["source"] + "->" + r["destination"]
         for r in json.loads(group["metadata"]["annotations"][ROUTES])["routes"]
     ] == ["s1->s2"]
-    assert len(programmed) == 2, programmed  # s1's device and s2's
+    # s1's device, s2's and their chip's router, whose binding conditions held both pods in
+    # the scheduler's PreBind until the plugin had programmed the route.
+    assert len(programmed) == 3, programmed
+    [router] = [c for c in programmed if "-router-" in c["device"]]
+    assert router["message"] == f"on chip {router['device'].split('-')[1]}'s router: s1->s2"
+    for pod in ("digits-s1", "digits-s2"):
+        events = kube.core.list_namespaced_event(ns, field_selector=f"involvedObject.name={pod}")
+        assert any(e.reason == "BindingConditionsPending" for e in events.items), pod
+        scheduled = kube.scheduled_condition(ns, pod) or {}
+        assert scheduled.get("status") == "True", (pod, scheduled)
+        bound_at, ready_at = (
+            datetime.fromisoformat(str(t).replace("Z", "+00:00"))
+            for t in (scheduled["lastTransitionTime"], router["lastTransitionTime"])
+        )
+        assert bound_at >= ready_at, (pod, scheduled, router)
     print(
         f"\nrun of {obj['spec']['steps']} steps: {out['output_spikes']} output spikes, "
         f"digest {out['output_digest']} = unsplit; {routed} spikes s1->s2 on the route "
-        f"({programmed[0]['message']}); "
+        f"({router['message']}, programmed {router['lastTransitionTime']}); "
         f"{time.monotonic() - started:.1f}s in all"
     )
     _kubectl(real_cluster, "-n", ns, "delete", "spikingpipeline", "digits", "--wait=true")

@@ -95,6 +95,16 @@ def test_the_group_claim_carries_its_routes_and_its_pods_go_on_chip() -> None:
     lookahead = objects.LOOKAHEAD_WINDOWS * spec.window
     assert routes == (RouteEntry("s0", "s1", "0:0:3 7:3:1", lookahead),)
     assert "annotations" not in claims["digits-g1"]["metadata"]
+    # The routed group asks for its chip's router, held to the stages' chip: its binding
+    # conditions keep the pods from binding until the plugin has programmed the route.
+    devices = claims["digits-g0"]["spec"]["devices"]
+    router = {r["name"]: r for r in devices["requests"]}[objects.ROUTER_REQUEST]
+    assert router["exactly"] == {"deviceClassName": "darwin-router.snn.io"}
+    [constraint] = devices["constraints"]
+    assert constraint["requests"] == [*placement.group_of("s0").stages, objects.ROUTER_REQUEST]
+    assert constraint["matchAttribute"] == "darwin.snn.io/chip"
+    unrouted = claims["digits-g1"]["spec"]["devices"]["requests"]
+    assert objects.ROUTER_REQUEST not in {r["name"] for r in unrouted}
     # Downstream first, as ever (an on-chip downstream too, so that one going away is seen);
     # s1 sends to s2 (another chip) over TCP and to nobody on the chip.
     pods = {p["metadata"]["name"]: p for p in _created(d, "Pod")}

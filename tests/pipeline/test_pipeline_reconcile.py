@@ -297,6 +297,7 @@ def test_a_model_on_a_volume_is_split_by_a_pod_and_mounted_read_only_by_the_stag
         "/var/run/darwin-pipeline/model/big/brain.nir",
         "--stages",
         "3",
+        "--route-maps",  # the edges' neuron maps too: the controller cannot read the model
         "--input-rate-hz",
         "200",
     ]

@@ -29,8 +29,9 @@ def test_light_layout_publishes_no_single_domains() -> None:
     light = build_slices("n", VIEWS, layout=SliceLayout(partitions=LIGHT_PARTITIONS))
     check_limits(light)
     # Two darwin3 (36 domains, 9 quads) and two darwin3-fastroute (16 domains, 4 quads).
-    assert kinds(full) == {"domain": 104, "quad": 26, "half": 8, "chip": 4, "shared": 8}
-    assert kinds(light) == {"quad": 26, "half": 8, "chip": 4, "shared": 8}
+    full_kinds = {"domain": 104, "quad": 26, "half": 8, "chip": 4, "shared": 8, "router": 16}
+    assert kinds(full) == full_kinds
+    assert kinds(light) == {"quad": 26, "half": 8, "chip": 4, "shared": 8, "router": 16}
     # Same counters, so quads and halves still exclude each other exactly as before.
     assert [s for s in light if "sharedCounters" in s["spec"]] == [
         s for s in full if "sharedCounters" in s["spec"]

@@ -136,7 +136,7 @@ def counter_sets_of(slices: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 def consumed(device: dict[str, Any]) -> dict[tuple[str, str], int]:
     return {
         (c["counterSet"], k): int(v["value"])
-        for c in device["consumesCounters"]
+        for c in device.get("consumesCounters", [])  # a router consumes none
         for k, v in c["counters"].items()
     }
 
@@ -149,6 +149,7 @@ def test_device_inventory_per_chip() -> None:
         + [f"chip-0-domain-{d}" for d in range(36)]
         + [f"chip-0-quad-{q}" for q in range(9)]
         + ["chip-0-half-0", "chip-0-half-1", "chip-0"]
+        + [f"chip-0-router-{r}" for r in range(4)]  # for the shared devices' pipelines
     )
 
 
@@ -201,7 +202,17 @@ def test_shared_devices_use_consumable_capacity() -> None:
     neurons = shared["capacity"]["neurons"]["requestPolicy"]["validRange"]
     assert neurons == {"min": "4096", "step": "4096"}
     for name, dev in devices.items():
-        if "shared" not in name:
+        if name.startswith("chip-0-router-"):
+            # One routed claim each (not shared: see partitions.ROUTERS_PER_CHIP), nothing
+            # to consume.
+            assert "allowMultipleAllocations" not in dev
+            assert "capacity" not in dev
+            assert "consumesCounters" not in dev
+            assert dev["bindingConditions"] == ["RoutesProgrammed"]
+            assert dev["bindingFailureConditions"] == ["RoutesFailed"]
+            assert dev["attributes"]["partition"] == {"string": "router"}
+            assert dev["attributes"]["chip"] == {"int": 0}
+        elif "shared" not in name:
             assert "allowMultipleAllocations" not in dev
             assert all("requestPolicy" not in c for c in dev["capacity"].values())
 
@@ -280,8 +291,8 @@ def test_sixteen_chips_stay_within_limits() -> None:
         assert len(s["spec"].get("sharedCounters", [])) <= 8
         assert len(s["spec"].get("devices", [])) <= 64
     for dev in devices_of(slices).values():
-        assert len(dev["attributes"]) + len(dev["capacity"]) <= 32
-        assert len(dev["consumesCounters"]) <= 2
+        assert len(dev["attributes"]) + len(dev.get("capacity", {})) <= 32
+        assert len(dev.get("consumesCounters", [])) <= 2
         for name in dev["attributes"]:
             assert re.fullmatch(r"([a-z0-9.-]+/)?[A-Za-z_][A-Za-z0-9_]*", name), name
     # Every counter a device consumes exists in a published set, with enough in it.

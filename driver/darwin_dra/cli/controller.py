@@ -52,10 +52,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     env_option(p, "--retry-period", "RETRY_PERIOD_SECONDS", "seconds", default="2", type=float)
     env_option(p, "--resync", "RESYNC_SECONDS", "seconds between full reconciles",
                default="30", type=float)  # fmt: skip
-    env_option(p, "--route-setup-seconds", "ROUTE_SETUP_SECONDS", "simulated time to program "
-               "a fabric's routes", default="2", type=float)  # fmt: skip
     env_option(p, "--fabric-keps", "FABRIC_KEPS", "bandwidth of each fabric, thousands of "
-               "events/s", default="1000000", type=int)  # fmt: skip
+               "events/s (default: one link's, from the chips' profiles)", type=int)  # fmt: skip
     p.add_argument(
         "--fabric-keps-for",
         action="append",
@@ -67,8 +65,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "darwin-fast.snn.io", default="100000", type=int)  # fmt: skip
     env_switch(p, "--no-device-classes", "INSTALL_DEVICE_CLASSES", "do not install "
                "DeviceClasses", when="false")  # fmt: skip
-    env_switch(p, "--no-binding-conditions", "BINDING_CONDITIONS", "publish fabric devices "
-               "without binding conditions", when="false")  # fmt: skip
     env_option(p, "--metrics-port", "METRICS_PORT", "serve Prometheus metrics on this port "
                "(default off)", type=int)  # fmt: skip
     env_option(p, "--stage-image", "STAGE_IMAGE", "image of SpikingPipeline stage pods (the "
@@ -94,7 +90,6 @@ def options(args: argparse.Namespace) -> ControllerOptions:
         kubeconfig=args.kubeconfig,
         metrics_port=args.metrics_port,
         resync_s=args.resync,
-        setup_s=args.route_setup_seconds,
         lease=LeaseConfig(
             namespace=args.namespace,
             name=args.lease_name,
@@ -107,7 +102,6 @@ def options(args: argparse.Namespace) -> ControllerOptions:
         fabric=FabricSettings(
             keps=args.fabric_keps,
             keps_for=_keps_for(args.fabric_keps_for),
-            binding_conditions=not args.no_binding_conditions,
         ),
         install_classes=not args.no_device_classes,
         stages=(

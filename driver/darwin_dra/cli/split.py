@@ -31,11 +31,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the split to make, by layer: LAYER[,LAYER...] per engine stage, ';' between "
         "(e.g. 'edge;server,readout'); instead of --stages",
     )
+    p.add_argument(
+        "--route-maps",
+        action="store_true",
+        help="also print the neuron map of every edge between engine stages (what the chip's "
+        "router needs when the controller places both stages on one chip)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from darwin_dra.pipeline.splitter import PLAN_PREFIX, ModelError, parse_layers, split_model
+    from darwin_dra.pipeline.splitter import (
+        PLAN_PREFIX,
+        ROUTES_PREFIX,
+        ModelError,
+        parse_layers,
+        split_model,
+    )
 
     try:
         layers = None if args.layers is None else parse_layers(args.layers)
@@ -45,5 +57,22 @@ def run(args: argparse.Namespace) -> int:
     except ModelError as exc:
         print(f"darwin-dra split: {exc}", file=sys.stderr)
         return 1
+    if args.route_maps:
+        try:
+            maps = _route_maps(args.model, text)
+        except (ValueError, OSError, KeyError) as exc:
+            print(f"darwin-dra split: the neuron maps of the edges: {exc}", file=sys.stderr)
+            return 1
+        print(ROUTES_PREFIX + json.dumps(maps, separators=(",", ":"), sort_keys=True))
     print(PLAN_PREFIX + json.dumps(json.loads(text), separators=(",", ":")))
     return 0
+
+
+def _route_maps(model: Path, plan_text: str) -> dict[str, str]:
+    """Each engine edge's encoded map, those too long for any claim's routes left out."""
+    from darwin_dra.models.nirfile import load_model
+    from darwin_dra.pipeline.chiproutes import MAX_ROUTES_CHARS, route_maps
+    from darwin_dra.pipeline.splitplan import SplitPlan
+
+    maps = route_maps(load_model(model), SplitPlan.from_json(plan_text))
+    return {f"{s}->{d}": m for (s, d), m in maps.items() if len(m) <= MAX_ROUTES_CHARS}

@@ -77,6 +77,9 @@ def device_classes(settings: ClassSettings | None = None) -> list[dict[str, Any]
         # The capacity layout's chips (--partitions capacity): ask capacity domains and keps.
         _class("darwin-capacity.snn.io", [_partition_in(["capacity"])]),
         _class("darwin-fabric.snn.io", [_partition_in(["fabric"])]),
+        # A chip's router (resources/slices.py router_device): a group whose stages exchange
+        # spikes on the chip asks for it, and its pods bind once the routes are programmed.
+        _class("darwin-router.snn.io", [_partition_in(["router"])]),
         _class(
             "darwin-fast.snn.io",
             [_partition_in(EXCLUSIVE_PARTITIONS), f"{_attr('maxMeps')} >= {s.fast_min_meps}"],

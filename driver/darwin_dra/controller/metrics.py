@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 
 class ControllerMetrics:
@@ -29,18 +29,6 @@ class ControllerMetrics:
         )
         self.leader = Gauge(
             "darwin_dra_controller_leader", "1 while this replica holds the lease", registry=r
-        )
-        self.binding_total = Counter(
-            "darwin_dra_controller_binding_setups_total",
-            "Device setups behind binding conditions, by result (ready, failed, stale)",
-            ["result"],
-            registry=r,
-        )
-        self.binding_seconds = Histogram(
-            "darwin_dra_controller_binding_setup_seconds",
-            "Time from picking up an allocated device to writing its binding condition",
-            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
-            registry=r,
         )
 
     def serve(self, port: int) -> None:

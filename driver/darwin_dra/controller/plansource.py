@@ -3,7 +3,8 @@ pipeline worker's first step): a model in a ConfigMap is split here, a model on 
 pod that mounts the claim (its log carries the plan). Plans are cached per pipeline until their
 inputs change. For a ConfigMap model the neuron map of every edge between engine stages is
 computed too (pipeline/chiproutes.py), so the edges placed on one chip can go on its router;
-a volume's model is not read here, so its edges stay on sockets.
+a volume's model is not read here: its split pod prints the maps with the plan
+(`darwin-dra split --route-maps`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from darwin_dra.pipeline.splitter import (
     Layers,
     ModelError,
     file_rate_hz,
+    maps_from_log,
     plan_from_log,
     split_model,
 )
@@ -172,7 +174,7 @@ class PlanSource:
         if plan_text is None:
             tail = " | ".join(text.strip().splitlines()[-3:])
             raise ModelError(f"spec.model.volume: pod {ns}/{name} {phase}: {tail}")
-        sourced = Sourced(plan_text, from_split_json(plan_text))
+        sourced = Sourced(plan_text, from_split_json(plan_text), maps_from_log(text))
         self._plans[uid] = _Cached(key, sourced)
         self.api.delete(ns, "Pod", name)
         return sourced

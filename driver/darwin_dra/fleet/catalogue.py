@@ -67,6 +67,8 @@ def darwin_catalogue(
             chips[(node, c.chip)] = c
             for dev in chip_devices(c, kinds=kinds):
                 attrs = dev["attributes"]
+                if attrs["partition"]["string"] == "router":  # no cores; the bench asks none
+                    continue
                 devices[(node, dev["name"])] = DeviceInfo(
                     node=node,
                     chip=c.chip,

@@ -3,11 +3,10 @@ DeviceClass writes and its leader Lease."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 from darwin_dra.kubeapi.errors import call
-from darwin_dra.kubeapi.kube import CLAIMS, CLASSES, GROUP, SLICES, VERSION, Kube, connect
+from darwin_dra.kubeapi.kube import CLASSES, SLICES, Kube, connect
 from darwin_dra.kubetypes import Obj
 
 LEASES_GROUP = "coordination.k8s.io"
@@ -39,24 +38,6 @@ class ControllerKube(Kube):
     def list_nodes(self) -> list[Obj]:
         out = call(lambda: self._core.list_node(_request_timeout=self.timeout_s))
         return [self._dict(n) for n in out.items]
-
-    def list_claims(self) -> tuple[list[Obj], str]:
-        """Every ResourceClaim of every namespace, and the list's resourceVersion."""
-        return self._list_cluster(CLAIMS)
-
-    def watch_claims(self, resource_version: str, timeout_s: int) -> Iterator[tuple[str, Obj]]:
-        """(event type, claim) from ``resource_version`` on, for at most ``timeout_s``.
-
-        410 Gone (history compacted) surfaces as KubeApiError status 410: list again.
-        """
-        return self._watch(
-            self._custom.list_cluster_custom_object,
-            GROUP,
-            VERSION,
-            CLAIMS,
-            resource_version=resource_version,
-            timeout_s=timeout_s,
-        )
 
     # ---- Leases (coordination.k8s.io/v1), through the generic API: plain dicts both ways ----
     def get_lease(self, namespace: str, name: str) -> Obj:

@@ -196,6 +196,24 @@ class Kube(ClaimStatusUpdates):
         )
         return out
 
+    def list_claims(self) -> tuple[list[Obj], str]:
+        """Every ResourceClaim of every namespace, and the list's resourceVersion."""
+        return self._list_cluster(CLAIMS)
+
+    def watch_claims(self, resource_version: str, timeout_s: int) -> Iterator[tuple[str, Obj]]:
+        """(event type, claim) from ``resource_version`` on, for at most ``timeout_s``.
+
+        410 Gone (history compacted) surfaces as KubeApiError status 410: list again.
+        """
+        return self._watch(
+            self._custom.list_cluster_custom_object,
+            GROUP,
+            VERSION,
+            CLAIMS,
+            resource_version=resource_version,
+            timeout_s=timeout_s,
+        )
+
     def create_claim(self, namespace: str, body: Obj) -> Obj:
         out: Obj = call(
             lambda: self._custom.create_namespaced_custom_object(

@@ -28,6 +28,8 @@ ROLE_LABEL = "darwin.snn.io/role"  # "split" on the pod that splits a model on a
 SHARED_CLASS = "darwin-shared.snn.io"
 FABRIC_CLASS = "darwin-fabric.snn.io"
 FABRIC_REQUEST = "fabric-link"
+ROUTER_CLASS = "darwin-router.snn.io"
+ROUTER_REQUEST = "chip-router"  # no stage is named so (stages: input, output, s0, s1, ...)
 MOUNT = "/var/run/darwin-pipeline"
 PLAN_KEY = "plan.json"
 PLACEMENT_KEY = "placement.json"
@@ -147,11 +149,15 @@ def claim_body(
                 },
             }
         )
+    on_chip = list(group.stages)
+    if routes:
+        # The chip's router, held to the stages' chip: its binding conditions keep the pods
+        # from binding until the plugin has programmed the routes (plugin/earlybind.py).
+        requests.append({"name": ROUTER_REQUEST, "exactly": {"deviceClassName": ROUTER_CLASS}})
+        on_chip.append(ROUTER_REQUEST)
     devices: Obj = {"requests": requests}
-    if len(group.stages) > 1:
-        devices["constraints"] = [
-            {"requests": list(group.stages), "matchAttribute": f"{DRIVER_NAME}/chip"}
-        ]
+    if len(on_chip) > 1:
+        devices["constraints"] = [{"requests": on_chip, "matchAttribute": f"{DRIVER_NAME}/chip"}]
     name = claim_name(pipeline["metadata"]["name"], group)
     meta = object_meta(pipeline, name, {HASH_LABEL: placement_hash})
     if routes:

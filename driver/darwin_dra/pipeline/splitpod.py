@@ -32,6 +32,7 @@ def split_pod_body(
         f"{MOUNT}/model/{model.path.lstrip('/')}",
         "--stages",
         "auto" if spec.stages is None else str(spec.stages),
+        "--route-maps",  # the controller does not read the model: the pod gives the maps
     ]
     if spec.stage_layers is not None:
         command += ["--layers", layers_flag(spec.stage_layers)]

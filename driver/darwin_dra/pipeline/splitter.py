@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 # `darwin-dra split` prints the plan as one line after this marker (a pod's log mixes streams).
 PLAN_PREFIX = "darwin-dra split plan: "
+# ... and with --route-maps the neuron maps of its edges between engine stages, one JSON line
+# {"SRC->DST": "SRC:DST:N ..."} after this one (pipeline/chiproutes.py encode_map).
+ROUTES_PREFIX = "darwin-dra split routes: "
 
 
 class ModelError(ValueError):
@@ -69,6 +73,28 @@ def parse_layers(text: str) -> Layers:
     if not held or any(not h for h in held):
         raise ModelError(f"--layers {text!r}: expected LAYER[,LAYER...] per stage, ';' between")
     return tuple(held)
+
+
+def maps_from_log(log: str) -> dict[tuple[str, str], str]:
+    """The route maps a `darwin-dra split --route-maps` run printed ({} if none); ModelError
+    naming what is wrong with a bad line."""
+    for line in reversed(log.splitlines()):
+        if not line.startswith(ROUTES_PREFIX):
+            continue
+        try:
+            doc = json.loads(line[len(ROUTES_PREFIX) :])
+        except ValueError as exc:
+            raise ModelError(f"the split's route maps: not JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise ModelError("the split's route maps: expected an object of edge -> map")
+        out: dict[tuple[str, str], str] = {}
+        for edge, runs in doc.items():
+            src, arrow, dst = str(edge).partition("->")
+            if not arrow or not src or not dst or not isinstance(runs, str):
+                raise ModelError(f"the split's route maps: {edge!r}: expected SRC->DST: runs")
+            out[(src, dst)] = runs
+        return out
+    return {}
 
 
 def plan_from_log(log: str) -> str | None:

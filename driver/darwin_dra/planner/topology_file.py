@@ -43,7 +43,7 @@ def chip_view(profile: ChipProfile, chip: int, entry: ChipEntry) -> ChipView:
 def topology_from_inventory(
     inventory: Inventory,
     profiles: Mapping[str, ChipProfile],
-    fabric_keps: int = FabricSettings().keps,
+    fabric_keps: int | None = None,
     source: str = "",
 ) -> Topology:
     """The topology of an idle cluster serving ``inventory`` (pure)."""
@@ -51,7 +51,7 @@ def topology_from_inventory(
     for node in inventory.nodes:
         views = nominal_views(node.chips, profiles)
         slices += build_slices(node.name, views)
-    slices += fabric_slices(inventory, FabricSettings(keps=fabric_keps))
+    slices += fabric_slices(inventory, FabricSettings(keps=fabric_keps), profiles)
     return parse_slices(slices, source=source or inventory.source)
 
 
@@ -79,7 +79,7 @@ def load_topology(path: Path, profiles: Mapping[str, ChipProfile]) -> Topology:
         topo = topology_from_inventory(
             Inventory(nodes, str(path)),
             profiles,
-            doc.get("fabricKeps", FabricSettings().keps),
+            doc.get("fabricKeps"),
             str(path),
         )
     except ValueError as exc:  # a name the slice builders refuse (not a DNS label, ...)

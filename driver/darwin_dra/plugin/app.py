@@ -23,6 +23,7 @@ from darwin_dra.kubelet.server import PluginServer, PluginServerConfig
 from darwin_dra.lifecycle import serve_until_signal
 from darwin_dra.plugin.checkpoint import CheckpointError
 from darwin_dra.plugin.driver import Driver
+from darwin_dra.plugin.earlyprep import EarlyPreparer
 from darwin_dra.plugin.health import HealthMonitor, Snapshot, state_counts
 from darwin_dra.plugin.metrics import PluginMetrics
 from darwin_dra.plugin.node import DriverConfig
@@ -84,6 +85,7 @@ class PluginApp:
             self._last_desired: list[dict[str, Any]] = []
             self._node_seen = False  # the Node object has existed (its absence is a removal)
             self._tasks: list[asyncio.Task[None]] = []
+            self._watch_kube: kubeapi.Kube | None = None
             self.server: PluginServer | None = None
             self.driver = Driver(
                 DriverConfig(
@@ -203,6 +205,11 @@ class PluginApp:
             self.metrics.serve(self.opts.metrics_port)
         self._tasks.append(asyncio.create_task(self.publisher.run(), name="slice-publisher"))
         self._tasks.append(asyncio.create_task(self.monitor.run(), name="health-monitor"))
+        # Claims whose chip routers hold their pod's binding: prepared before it binds. Its
+        # own connection, so its long watch never holds one the publisher or prepare needs.
+        self._watch_kube = kubeapi.connect(self.opts.kubeconfig)
+        early = EarlyPreparer(self.driver, self._watch_kube, self.opts.node, self.opts.state_dir)
+        self._tasks.append(asyncio.create_task(early.run(), name="early-prepare"))
         server = PluginServer(
             PluginServerConfig(
                 plugins_registry=self.opts.plugins_registry,
@@ -231,6 +238,9 @@ class PluginApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._watch_kube is not None:
+            self._watch_kube.close()
+            self._watch_kube = None
         # The spike ports stay: they are the chip host's, and the workloads are using them.
         self.kube.close()
         self.chip.close()

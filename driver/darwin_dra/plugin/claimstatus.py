@@ -14,7 +14,7 @@ from typing import Protocol
 from darwin_dra.kubeapi import KubeApiError, NotFound, Unavailable
 from darwin_dra.kubelet.preparer import ClaimRef
 from darwin_dra.kubetypes import Obj
-from darwin_dra.plugin import plan
+from darwin_dra.plugin import earlybind, plan
 from darwin_dra.plugin.node import Node
 from darwin_dra.plugin.records import ClaimPlan, Prepared
 from darwin_dra.resources.chips import ChipView
@@ -65,12 +65,15 @@ async def write_status(
 ) -> None:
     if not devices:
         return
-    entries = plan.status_entries(claim, devices, views, _now())
+    now = _now()
+    entries = plan.status_entries(claim, devices, views, now)
 
     def change(body: Obj) -> Obj | None:
         if (body.get("metadata") or {}).get("uid") != claim.uid:
             return None  # recreated meanwhile: not ours to annotate
-        return plan.with_status(body, claim.pool, entries)
+        # The routers' RoutesProgrammed: what the scheduler's PreBind waits for.
+        routers = earlybind.router_entries(body, claim.pool, claim.routes, now)
+        return plan.with_status(body, claim.pool, [*entries, *routers])
 
     try:
         await asyncio.to_thread(

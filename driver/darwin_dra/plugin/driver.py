@@ -59,6 +59,9 @@ class Driver:
         self._claims = claims
         self._after_started = after_started
         self.spike_ports = spike_ports
+        # Told of the claims the kubelet asks to prepare (earlyprep.py: they are the
+        # kubelet's to unprepare from then on).
+        self.on_kubelet_prepare: Callable[[Sequence[ClaimRef]], None] | None = None
 
     def views(self) -> dict[int, ChipView]:
         return self.node.views()
@@ -69,6 +72,13 @@ class Driver:
 
     # ---- Preparer ----
     async def prepare(self, claims: Sequence[ClaimRef]) -> Mapping[str, PrepareResult]:
+        if self.on_kubelet_prepare is not None:
+            self.on_kubelet_prepare(claims)
+        return await self.prepare_early(claims)
+
+    async def prepare_early(self, claims: Sequence[ClaimRef]) -> Mapping[str, PrepareResult]:
+        """Prepare as for the kubelet, before it asks (a claim whose routers hold its pod's
+        binding: earlyprep.py); the kubelet's own prepare then finds it in the checkpoint."""
         started = time.perf_counter()
         try:
             results = await self._prepare(claims)

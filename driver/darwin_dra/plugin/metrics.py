@@ -65,6 +65,13 @@ class PluginMetrics:
             registry=r,
         )
         self.faults = Gauge("darwin_dra_faults", "Faults applied to the engine", registry=r)
+        self.early_total = Counter(
+            "darwin_dra_early_prepare_total",
+            "Claims prepared before their pod bound, for their routers' binding conditions "
+            "(result: programmed, failed, undone)",
+            ["result"],
+            registry=r,
+        )
 
     def set_device_states(self, counts: Mapping[str, int]) -> None:
         for state in ("ok", "degraded", "failed"):

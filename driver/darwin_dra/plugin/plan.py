@@ -26,7 +26,7 @@ from darwin_dra.plugin.config import (
 from darwin_dra.plugin.records import ClaimPlan, DeviceIntent, Prepared
 from darwin_dra.quantity import parse_quantity
 from darwin_dra.resources.chips import ChipView
-from darwin_dra.resources.partitions import ALL_KINDS, CAPACITY, partitions
+from darwin_dra.resources.partitions import ALL_KINDS, CAPACITY, partitions, router_chip
 
 READY = "Ready"
 
@@ -128,6 +128,9 @@ def plan_claim(
         for i, r in enumerate(every)
         if not isinstance(r, dict) or (r.get("driver") == DRIVER_NAME and r.get("pool") == node)
     ]
+    # A chip's router holds no partition: its routes are the claim's (the annotation), and
+    # its binding conditions are reported from the prepare (earlybind.py).
+    results = [r for r in results if router_chip(str(r.get("device", ""))) is None]
     config_items = [
         _item(item, f"{at_devices}.config[{i}]")
         for i, item in enumerate(_list(devices.get("config"), f"{at_devices}.config"))

@@ -6,8 +6,8 @@ no single node, so the controller publishes it: one pool per fabric, one slice w
 claims share (``allowMultipleAllocations``) through a consumable ``keps`` capacity. The
 scheduler refuses the claim that would oversubscribe it.
 
-The device also carries binding conditions: cross-chip routes must be programmed before a pod
-using the bandwidth may bind (see binding.py).
+The device carries no binding conditions: nothing is set up for a bandwidth grant before a pod
+binds (the routes a pod waits for are on the chips' routers: resources/slices.py).
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from darwin_dra import DRIVER_NAME
-from darwin_dra.hardware.model import Inventory
+from darwin_dra.hardware.model import ChipProfile, Inventory
 from darwin_dra.resources import API_VERSION, MANAGED_BY, OWNER_LABEL
 
 FABRIC_LABEL = "darwin.snn.io/fabric"
-ROUTES_READY = "RoutesProgrammed"
-ROUTES_FAILED = "RoutesFailed"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
@@ -36,15 +34,17 @@ class FabricError(ValueError):
 class FabricSettings:
     """Fabric bandwidth, in thousands of inter-chip events per second.
 
-    Not a chip figure, so not in the chip profile: how much of a board's AER fabric the
-    operator lets workloads claim is a site decision (a Helm value).
+    By default a chip figure: one direction of the fabric's slowest chip-to-chip link, the
+    profiles' ``fabricEventsPerSecond``, the same figure the engine holds each link's spikes
+    to per step (docs/engine.md, "Chips on one fabric"), so the scheduler never grants more
+    than a link carries. ``keps`` (a Helm value) or ``keps_for`` set less (or more) where
+    the operator decides so.
     """
 
-    keps: int = 1_000_000
+    keps: int | None = None  # None: the fabric's link, from its chips' profiles
     keps_for: Mapping[str, int] = field(default_factory=dict)  # per fabric id overrides
     keps_min: int = 10
     keps_step: int = 10
-    binding_conditions: bool = True
 
 
 @dataclass(frozen=True)
@@ -52,17 +52,25 @@ class Fabric:
     id: str
     nodes: tuple[str, ...]
     chips: int
+    link_keps: int = 0  # one direction of its slowest link (fabricEventsPerSecond / 1000)
 
 
-def fabrics(inventory: Inventory) -> list[Fabric]:
-    """The fabrics of an inventory with the nodes attached to each, sorted by id."""
+def fabrics(
+    inventory: Inventory, profiles: Mapping[str, ChipProfile] | None = None
+) -> list[Fabric]:
+    """The fabrics of an inventory with the nodes attached to each, sorted by id; with the
+    chips' ``profiles``, each fabric's link bandwidth."""
     nodes: dict[str, set[str]] = {}
     chips: dict[str, int] = {}
+    link: dict[str, int] = {}
     for node in inventory.nodes:
         for chip in node.chips:
             nodes.setdefault(chip.fabric, set()).add(node.name)
             chips[chip.fabric] = chips.get(chip.fabric, 0) + 1
-    return [Fabric(f, tuple(sorted(nodes[f])), chips[f]) for f in sorted(nodes)]
+            if profiles is not None:
+                keps = int(profiles[chip.model].fabric_events_per_s // 1000)
+                link[chip.fabric] = min(link.get(chip.fabric, keps), keps)
+    return [Fabric(f, tuple(sorted(nodes[f])), chips[f], link.get(f, 0)) for f in sorted(nodes)]
 
 
 def device_name(fabric_id: str) -> str:
@@ -81,10 +89,17 @@ def _q(value: int) -> str:
 
 
 def fabric_slice(fabric: Fabric, settings: FabricSettings, generation: int = 1) -> dict[str, Any]:
+    name = device_name(fabric.id)
     keps = settings.keps_for.get(fabric.id, settings.keps)
+    if keps is None:
+        keps = fabric.link_keps
+        if not keps:
+            raise FabricError(
+                f"fabric {fabric.id}: no bandwidth: neither set (fabricKeps) nor known from "
+                "its chips' profiles (fabricEventsPerSecond)"
+            )
     if keps < settings.keps_min:
         raise FabricError(f"fabric {fabric.id}: {keps} keps is below the minimum request")
-    name = device_name(fabric.id)
     device: dict[str, Any] = {
         "name": name,
         "attributes": {
@@ -104,9 +119,6 @@ def fabric_slice(fabric: Fabric, settings: FabricSettings, generation: int = 1) 
         },
         "allowMultipleAllocations": True,
     }
-    if settings.binding_conditions:
-        device["bindingConditions"] = [ROUTES_READY]
-        device["bindingFailureConditions"] = [ROUTES_FAILED]
     # The API server allows one term, and matchFields on metadata.name with a single value
     # only; the kubelet's hostname label is the standard way to name several nodes.
     selector = {
@@ -134,9 +146,14 @@ def fabric_slice(fabric: Fabric, settings: FabricSettings, generation: int = 1) 
     }
 
 
-def fabric_slices(inventory: Inventory, settings: FabricSettings) -> list[dict[str, Any]]:
+def fabric_slices(
+    inventory: Inventory,
+    settings: FabricSettings,
+    profiles: Mapping[str, ChipProfile] | None = None,
+) -> list[dict[str, Any]]:
     """One slice per fabric, sorted by name; generation 1 (reconcile bumps it on change)."""
-    unknown = set(settings.keps_for) - {f.id for f in fabrics(inventory)}
+    found = fabrics(inventory, profiles)
+    unknown = set(settings.keps_for) - {f.id for f in found}
     if unknown:
         raise FabricError(f"bandwidth given for unknown fabrics: {', '.join(sorted(unknown))}")
-    return [fabric_slice(f, settings) for f in fabrics(inventory)]
+    return [fabric_slice(f, settings) for f in found]

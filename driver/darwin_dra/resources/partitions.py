@@ -7,6 +7,7 @@ names, so the plugin maps a device back to its domains with the same table.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +28,10 @@ def partition_health(chip: ChipView, domains: Sequence[int]) -> Health:
 
 def device_taints(chip: ChipView, domains: Sequence[int]) -> list[dict[str, str]]:
     """Taints of a partition: NoSchedule when degraded, NoExecute when failed (pure)."""
-    return _taints(partition_health(chip, domains))
+    return health_taints(partition_health(chip, domains))
 
 
-def _taints(health: Health) -> list[dict[str, str]]:
+def health_taints(health: Health) -> list[dict[str, str]]:
     if health is Health.OK:
         return []
     effect = "NoExecute" if health is Health.FAILED else "NoSchedule"
@@ -83,6 +84,30 @@ CAPACITY = "capacity"
 CAPACITY_PARTITIONS = (CAPACITY,)
 # Every kind a device name can have: what the plugin resolves an allocation's device with.
 ALL_KINDS = (*PARTITION_KINDS, CAPACITY)
+
+# A chip's routers, ``chip-c-router-r``: published beside the shared devices (a pipeline's
+# group asks for one with its stages when they exchange spikes on the chip), holding no cores.
+# They carry binding conditions: the plugin programs the claim's routes before the pod binds
+# and reports RoutesProgrammed or RoutesFailed on the router (plugin/earlybind.py). Several
+# devices, each allocated once, not one allocated many times: while one allocation of an
+# allowMultipleAllocations device waits in PreBind, the scheduler refuses further claims of
+# that device (docs/resource-model.md), which would hold a second pipeline's group on the chip
+# back until the first had bound. So at most this many routed claims share a chip.
+ROUTER = "router"
+ROUTERS_PER_CHIP = 4
+ROUTES_PROGRAMMED = "RoutesProgrammed"
+ROUTES_FAILED = "RoutesFailed"
+_ROUTER_NAME = re.compile(r"chip-(\d+)-router-\d+")
+
+
+def router_name(chip: int, index: int) -> str:
+    return f"chip-{chip}-{ROUTER}-{index}"
+
+
+def router_chip(device: str) -> int | None:
+    """The chip of a router device's name; None for any other device."""
+    m = _ROUTER_NAME.fullmatch(device)
+    return int(m.group(1)) if m else None
 
 
 def parse_partitions(text: str) -> tuple[str, ...]:
@@ -154,7 +179,7 @@ def health_of(chip: ChipView, part: Partition) -> Health:
 
 def taints_of(chip: ChipView, part: Partition) -> list[dict[str, str]]:
     """Taints of a device: NoSchedule when degraded, NoExecute when failed (pure)."""
-    return _taints(health_of(chip, part))
+    return health_taints(health_of(chip, part))
 
 
 def _all_partitions(chip: ChipView) -> list[Partition]:

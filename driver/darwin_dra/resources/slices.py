@@ -33,9 +33,15 @@ from darwin_dra.resources.limits import (
 from darwin_dra.resources.partitions import (
     CAPACITY,
     PARTITION_KINDS,
+    ROUTER,
+    ROUTERS_PER_CHIP,
+    ROUTES_FAILED,
+    ROUTES_PROGRAMMED,
     Partition,
     health_of,
+    health_taints,
     partitions,
+    router_name,
     taints_of,
     usable_domains,
 )
@@ -262,6 +268,29 @@ def _capacity_device(
     return device
 
 
+def router_device(chip: ChipView, index: int) -> dict[str, Any]:
+    """One of the chip's routers: no cores and no capacity, taken by a claim whose stages
+    exchange spikes on this chip, its allocation waiting in the scheduler's PreBind until the
+    plugin reports its routes programmed (RoutesProgrammed) or refused (RoutesFailed)."""
+    device: dict[str, Any] = {
+        "name": router_name(chip.chip, index),
+        "attributes": {
+            "model": {"string": chip.model},
+            "partition": {"string": ROUTER},
+            "chip": {"int": chip.chip},
+            "serial": {"string": chip.serial},
+            "fabric": {"string": chip.fabric},
+            "healthy": {"bool": chip.health is Health.OK},
+        },
+        "bindingConditions": [ROUTES_PROGRAMMED],
+        "bindingFailureConditions": [ROUTES_FAILED],
+    }
+    taints = health_taints(chip.health)
+    if taints:
+        device["taints"] = taints
+    return device
+
+
 def chip_devices(
     chip: ChipView, policy: SharePolicy | None = None, kinds: Sequence[str] = PARTITION_KINDS
 ) -> list[dict[str, Any]]:
@@ -286,6 +315,8 @@ def chip_devices(
         if taints:
             device["taints"] = taints
         devices.append(device)
+    if "shared" in kinds:  # the routers serve the shared devices' pipelines
+        devices += [router_device(chip, r) for r in range(ROUTERS_PER_CHIP)]
     return devices
 
 

@@ -141,6 +141,8 @@ def chip_usage(slices: Sequence[Obj], claims: Iterable[Obj]) -> dict[str, list[C
             u.model = str(_attr(d, "model") or u.model)
             u.fabric = str(_attr(d, "fabric") or u.fabric)
             kind = str(_attr(d, "partition") or "chip")  # plain slices: one device a chip
+            if kind == "router":  # a chip's router holds no cores: not a partition to count
+                continue
             results = allocated.get((pool, d["name"]), [])
             for taint in d.get("taints") or []:
                 if taint.get("key") == TAINT_KEY:
