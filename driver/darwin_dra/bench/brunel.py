@@ -22,7 +22,7 @@ import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -230,6 +230,16 @@ def initial_v(cfg: BrunelConfig, seed: int) -> F64Array:
     return rng.uniform(cfg.v_init_low_mv, cfg.theta_mv, size=cfg.n)
 
 
+class RunShape(Protocol):
+    """What rates a run: its neurons and its timed model time (BrunelConfig, ConvConfig)."""
+
+    @property
+    def n(self) -> int: ...
+
+    @property
+    def sim_ms(self) -> float: ...
+
+
 @dataclass(frozen=True)
 class BenchResult:
     """One simulator's measurement of the timed part of the run.
@@ -260,7 +270,7 @@ class BenchResult:
         *,
         name: str,
         threads: int,
-        cfg: BrunelConfig,
+        cfg: RunShape,
         build_s: float,
         sim_s: float,
         spikes: int,

@@ -28,7 +28,8 @@ from darwin_dra.bench.brunel import (
 from darwin_dra.bench.brunel import (
     synapses as synapses_of,
 )
-from darwin_dra.bench.peers import peak_rss_mb, peer_main
+from darwin_dra.bench.conv import ConvConfig
+from darwin_dra.bench.peers import Config, peak_rss_mb, peer_main
 
 THREADS = 1
 TIMING_FILE = "darwin_timing.txt"
@@ -77,10 +78,14 @@ def _read_timing(path: Path) -> dict[str, float]:
     return values
 
 
-def run(cfg: BrunelConfig, seed: int) -> BenchResult:
+def run(cfg: Config, seed: int) -> BenchResult:
     import brian2 as b2
 
     with tempfile.TemporaryDirectory(prefix="darwin-brian2-") as tmp:
+        if isinstance(cfg, ConvConfig):
+            from darwin_dra.bench.peer_brian2_conv import run_conv
+
+            return run_conv(b2, cfg, seed, Path(tmp))
         return _run_in(b2, cfg, seed, Path(tmp))
 
 
