@@ -355,16 +355,16 @@ static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t *used) {
     for (uint32_t q = 0; q < n->n_kernels; q++) {
         const dk_kernel_rt *kr = &n->kernels[q];
         if (src < kr->k.src_first || src >= kr->src_end) continue;
-        /* targets ascend, so this thread's cores are one contiguous stretch of them */
-        const uint32_t m = dk_kernel_targets(kr, src - kr->k.src_first, t->ktgt, t->kw);
+        /* only this thread's cores' targets (ascending): one packet per run on one core */
+        const uint32_t m = dk_kernel_window(kr, src - kr->k.src_first, c0 * pc, c1 * pc,
+                                            t->ktgt, t->kw);
         const uint32_t sl = slot_after(t, kr->k.delay);
         for (uint32_t i = 0; i < m;) {
-            const uint32_t core = t->ktgt[i] / pc;
+            const uint32_t core = t->ktgt[i] / pc, end = (core + 1) * pc;
             uint32_t j = i + 1;
-            while (j < m && t->ktgt[j] / pc == core) j++;
+            while (j < m && t->ktgt[j] < end) j++;
             const uint32_t len = j - i, a = i;
             i = j;
-            if (core < c0 || core >= c1) continue;
             t->packets++;
             if (!reach[core]) { t->drop_f += len; continue; }
             const uint32_t qi = dk_queue_index(n, sl, core);
