@@ -65,6 +65,9 @@ class BrunelConfig:
     # from the dt grid on [delay_ms, delay_max_ms] (0: every delay is delay_ms).
     weight_sigma: float = 0.0
     delay_max_ms: float = 0.0
+    # A peer given the engine's weights (`engine_weights`) instead of the exact ones: what the
+    # engine's quantisation to 256 levels does to the rates, measured in one simulator.
+    quantised: bool = False
 
     def __post_init__(self) -> None:
         if min(self.n_e, self.n_i, self.c_e) < 1 or self.c_i < 0:
@@ -205,6 +208,23 @@ def synapses(cfg: BrunelConfig, seed: int) -> tuple[U32Array, U32Array, F64Array
     """All of `iter_synapses` at once."""
     blocks = list(iter_synapses(cfg, seed))
     return tuple(np.concatenate([b[i] for b in blocks]) for i in range(4))  # type: ignore[return-value]
+
+
+ENGINE_WEIGHT_LEVELS = 256  # the engine's weight table (DK_MAX_WEIGHTS in darwin_engine.h)
+
+
+def engine_weights(weight_mv: F64Array) -> F64Array:
+    """The weights the engine holds for these (native/src/network.c build_weights): the float32
+    values if at most 256 are distinct, else the nearest of 256 levels spread evenly from the
+    least to the largest float32 weight."""
+    w = weight_mv.astype(np.float32).astype(np.float64)
+    if np.unique(w).size <= ENGINE_WEIGHT_LEVELS:
+        return w
+    lo, hi = float(w.min()), float(w.max())
+    step = (hi - lo) / (ENGINE_WEIGHT_LEVELS - 1)
+    table = (lo + step * np.arange(ENGINE_WEIGHT_LEVELS)).astype(np.float32).astype(np.float64)
+    q = np.clip(np.floor((w - lo) / step + 0.5), 0, ENGINE_WEIGHT_LEVELS - 1).astype(np.int64)
+    return table[q]
 
 
 def out_degree(cfg: BrunelConfig, seed: int) -> I64Array:

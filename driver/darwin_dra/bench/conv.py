@@ -31,7 +31,7 @@ class ConvConfig:
     `n` and `sim_ms` have the meaning they have in BrunelConfig (neurons; timed model time),
     so that `BenchResult.from_counts` rates both networks alike."""
 
-    size: int = 64  # image side: 2 x depth x channels x size^2 neurons (264,192 at 64)
+    size: int = 64  # image side: 2 x depth x channels x size^2 neurons, + pools and head
     channels: int = 8
     depth: int = 4
     outputs: int = 10

@@ -22,6 +22,7 @@ import numpy as np
 from darwin_dra.bench.brunel import (
     BenchResult,
     BrunelConfig,
+    engine_weights,
     initial_v,
     synaptic_events,
 )
@@ -124,6 +125,8 @@ def _run_in(b2: Any, cfg: BrunelConfig, seed: int, workdir: Path) -> BenchResult
 
     tc = time.perf_counter()
     src, dst, weight_mv, delay_ms = synapses_of(cfg, seed)
+    if cfg.quantised:
+        weight_mv = engine_weights(weight_mv)
     out_deg = np.bincount(src, minlength=cfg.n).astype(np.int64)
     exc = src < cfg.n_e
     conn_s = time.perf_counter() - tc
@@ -195,7 +198,7 @@ def _run_in(b2: Any, cfg: BrunelConfig, seed: int, workdir: Path) -> BenchResult
     counts = np.bincount(i_spike[in_window], minlength=cfg.n)
 
     return BenchResult.from_counts(
-        name=f"Brian2 {b2.__version__}",
+        name=f"Brian2 {b2.__version__}" + (" (engine weights)" if cfg.quantised else ""),
         threads=THREADS,
         cfg=cfg,
         build_s=construct_s + codegen_compile_s + timing["setup_s"],

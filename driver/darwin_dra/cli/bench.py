@@ -56,6 +56,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--peers", default="brian2,nest", help="comma-separated peers to run, or 'none'"
     )
     engine.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    engine.add_argument(
+        "--quantised-peer",
+        action="store_true",
+        help="also run Brian2 with the engine's (quantised) weights: the rate error that "
+        "quantisation adds, within one simulator (brunel, trained)",
+    )
     engine.add_argument("--timeout", type=float, default=900.0, help="seconds per simulator")
     engine.add_argument(
         "--repeat",
@@ -138,7 +144,16 @@ def rate_line(rows: list[Row]) -> str:
     ]
     if engine is None or not parts:
         return ""
-    return f"rates: engine {engine.rate_hz:.3f} Hz; " + "; ".join(parts)
+    line = f"rates: engine {engine.rate_hz:.3f} Hz; " + "; ".join(parts)
+    exact = next((r for r in done if r.name.startswith("Brian2") and "(" not in r.name), None)
+    quant = next((r for r in done if r.name.endswith("(engine weights)")), None)
+    if exact is not None and quant is not None and exact.rate_hz > 0:
+        line += (
+            f"\nquantisation: Brian2 with the engine's weights {quant.rate_hz:.3f} Hz against "
+            f"{exact.rate_hz:.3f} Hz with the exact ones "
+            f"({100 * (quant.rate_hz / exact.rate_hz - 1):+.2f} %)"
+        )
+    return line
 
 
 def median_run(runs: list[Row]) -> Row:
@@ -189,6 +204,11 @@ def run_engine_bench(args: argparse.Namespace) -> int:
                 ]
             )
         )
+    if args.quantised_peer and isinstance(cfg, BrunelConfig):
+        if not args.json:
+            print("running brian2 with the engine's weights ...", file=sys.stderr, flush=True)
+        qcfg = dataclasses.replace(cfg, quantised=True)
+        rows.append(run_peer("brian2", qcfg, args.timeout, seed=args.seed))
     print(to_json(rows) if args.json else render(rows))
     if not args.json:
         print("\n" + network_line(cfg))
