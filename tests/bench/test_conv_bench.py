@@ -35,10 +35,13 @@ def test_the_model_and_its_input() -> None:
     assert (net.n_neurons, net.n_inputs) == (TINY.n, TINY.n_inputs)
     assert net.kernels, "the convolutions and pools run as kernels on the engine"
     p = lif_parameters(model)
-    assert np.all(p["g_x"] > 0) and np.all(p["v_th"] > p["v_reset"])
+    assert np.all(p["g_x"] > 0)
+    assert np.all(p["v_th"] > p["v_reset"])
     steps, ids = input_spikes(TINY, SEED)
-    assert steps.size == ids.size and np.all(np.diff(steps) >= 0)
-    assert steps.max() == TINY.total_steps - 1 and ids.max() < TINY.n_inputs
+    assert steps.size == ids.size
+    assert np.all(np.diff(steps) >= 0)
+    assert steps.max() == TINY.total_steps - 1
+    assert ids.max() < TINY.n_inputs
     assert abs(steps.size / (TINY.total_steps * TINY.n_inputs) - TINY.density) < 0.02
     again = input_spikes(TINY, SEED)
     np.testing.assert_array_equal(again[1], ids)
@@ -56,7 +59,8 @@ def test_engine_and_brian2_agree_spike_for_spike_on_the_conv_model() -> None:
     brian = run_peer("brian2", TINY, timeout=PEER_TIMEOUT, seed=SEED)
     assert isinstance(engine, BenchResult), engine
     assert isinstance(brian, BenchResult), brian
-    assert engine.spikes > 0 and engine.events > 0
+    assert engine.spikes > 0
+    assert engine.events > 0
     assert (engine.spikes, engine.events) == (brian.spikes, brian.events)
     assert engine.extra["input_spikes"] == brian.extra["input_spikes"] > 0
     assert engine.extra["synapse_bytes_per_synapse"] < 1.0  # kernels, not listed synapses
