@@ -273,6 +273,9 @@ void dk_route_xy(const dk_chip *c, uint32_t x0, uint32_t y0, uint32_t x1, uint32
 /* Targets of local source `s` (0 .. c_in h_in w_in - 1) of a kernel, ascending, with their
  * weights (zero weights skipped); returns how many (at most k->fan). */
 uint32_t dk_kernel_targets(const dk_kernel_rt *k, uint32_t s, uint32_t *tgt, float *w);
+/* Those of its targets in [lo, hi) (a worker's neurons), in the same order. */
+uint32_t dk_kernel_window(const dk_kernel_rt *k, uint32_t s, uint32_t lo, uint32_t hi,
+                          uint32_t *tgt, float *w);
 
 /* router bandwidth (router.c) */
 int dk_router_init(dk_network *n, const dk_chip *c);

@@ -203,7 +203,67 @@ void dk_network_fold_links(dk_network *n) {
     }
 }
 
-uint32_t dk_kernel_targets(const dk_kernel_rt *kr, uint32_t s, uint32_t *tgt, float *w) {
+/* The taps of one axis that input position `i` reaches, in descending tap order (so that the
+ * outputs `o` ascend): tap kt reads output (i + pad - kt dil) / stride where that is whole and
+ * in [0, n_out). Returns how many. */
+static uint32_t axis_taps(uint32_t i, uint32_t kn, uint32_t pad, uint32_t dil, uint32_t stride,
+                          uint32_t n_out, uint32_t *tap, uint32_t *o) {
+    uint32_t m = 0;
+    for (uint32_t kt = kn; kt-- > 0;) {
+        const int64_t nv = (int64_t)i + pad - (int64_t)kt * dil;
+        if (nv < 0) continue;
+        uint64_t ov = (uint64_t)nv;
+        if (stride != 1) {
+            if (ov % stride) continue;
+            ov /= stride;
+        }
+        if (ov >= n_out) continue;
+        tap[m] = kt;
+        o[m++] = (uint32_t)ov;
+    }
+    return m;
+}
+
+/* Kernels up to this side take the taps once per source (on the stack); larger ones per tap. */
+#define KTAPS 32u
+
+/* The targets (ascending) and weights of kernel source `s` that lie in [lo, hi): for each
+ * output channel of its group, the output positions its input position reaches, tap by tap. */
+static uint32_t kernel_window(const dk_kernel_rt *kr, uint32_t s, uint32_t lo, uint32_t hi,
+                              uint32_t *tgt, float *w) {
+    const dk_kernel *k = &kr->k;
+    const uint32_t hw = k->h_in * k->w_in;
+    const uint32_t ci = s / hw, iy = s % hw / k->w_in, ix = s % k->w_in;
+    const uint32_t cig = k->c_in / k->groups, cog = k->c_out / k->groups;
+    const uint32_t g = ci / cig, cil = ci % cig, ohw = k->h_out * k->w_out;
+    const uint32_t kk = k->k_h * k->k_w;
+    uint32_t ty[KTAPS], oy[KTAPS], tx[KTAPS], ox[KTAPS];
+    const uint32_t my = axis_taps(iy, k->k_h, k->pad_h, k->dil_h, k->stride_h, k->h_out, ty, oy);
+    const uint32_t mx = axis_taps(ix, k->k_w, k->pad_w, k->dil_w, k->stride_w, k->w_out, tx, ox);
+    uint32_t n = 0;
+    for (uint32_t co = g * cog; co < (g + 1) * cog; co++) {
+        const uint32_t base = k->dst_first + co * ohw;
+        if (base >= hi) break;
+        if (base + ohw <= lo) continue;
+        const float *wk = kr->wts + ((size_t)co * cig + cil) * kk;
+        for (uint32_t a = 0; a < my; a++) {
+            const float *wr = wk + ty[a] * k->k_w;
+            const uint32_t row = base + oy[a] * k->w_out;
+            for (uint32_t b = 0; b < mx; b++) {
+                const float wv = wr[tx[b]];
+                const uint32_t t = row + ox[b];
+                if (wv == 0.f || t < lo || t >= hi) continue;
+                tgt[n] = t;
+                w[n++] = wv;
+            }
+        }
+    }
+    return n;
+}
+
+/* The generic form, a tap at a time (any kernel size). */
+static uint32_t kernel_any(const dk_kernel_rt *kr, uint32_t s, uint32_t lo, uint32_t hi,
+                           uint32_t *tgt, float *w) {
     const dk_kernel *k = &kr->k;
     const uint32_t hw = k->h_in * k->w_in;
     const uint32_t ci = s / hw, iy = s % hw / k->w_in, ix = s % k->w_in;
@@ -226,14 +286,24 @@ uint32_t dk_kernel_targets(const dk_kernel_rt *kr, uint32_t s, uint32_t *tgt, fl
                 const uint64_t ox = (uint64_t)nx / k->stride_w;
                 if (ox >= k->w_out) continue;
                 const float wv = wk[ky * k->k_w + kx];
-                if (wv == 0.f) continue;
-                tgt[n] = base + (uint32_t)oy * k->w_out + (uint32_t)ox;
-                w[n] = wv;
-                n++;
+                const uint32_t t = base + (uint32_t)oy * k->w_out + (uint32_t)ox;
+                if (wv == 0.f || t < lo || t >= hi) continue;
+                tgt[n] = t;
+                w[n++] = wv;
             }
         }
     }
     return n;
+}
+
+uint32_t dk_kernel_window(const dk_kernel_rt *kr, uint32_t s, uint32_t lo, uint32_t hi,
+                          uint32_t *tgt, float *w) {
+    if (kr->k.k_h <= KTAPS && kr->k.k_w <= KTAPS) return kernel_window(kr, s, lo, hi, tgt, w);
+    return kernel_any(kr, s, lo, hi, tgt, w);
+}
+
+uint32_t dk_kernel_targets(const dk_kernel_rt *kr, uint32_t s, uint32_t *tgt, float *w) {
+    return dk_kernel_window(kr, s, 0, UINT32_MAX, tgt, w);
 }
 
 /* How many output positions along one axis read input tap `kt`: #{o < n_out : 0 <= o stride

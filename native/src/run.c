@@ -355,16 +355,16 @@ static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t *used) {
     for (uint32_t q = 0; q < n->n_kernels; q++) {
         const dk_kernel_rt *kr = &n->kernels[q];
         if (src < kr->k.src_first || src >= kr->src_end) continue;
-        /* targets ascend, so this thread's cores are one contiguous stretch of them */
-        const uint32_t m = dk_kernel_targets(kr, src - kr->k.src_first, t->ktgt, t->kw);
+        /* only this thread's cores' targets (ascending): one packet per run on one core */
+        const uint32_t m = dk_kernel_window(kr, src - kr->k.src_first, c0 * pc, c1 * pc,
+                                            t->ktgt, t->kw);
         const uint32_t sl = slot_after(t, kr->k.delay);
         for (uint32_t i = 0; i < m;) {
-            const uint32_t core = t->ktgt[i] / pc;
+            const uint32_t core = t->ktgt[i] / pc, end = (core + 1) * pc;
             uint32_t j = i + 1;
-            while (j < m && t->ktgt[j] / pc == core) j++;
+            while (j < m && t->ktgt[j] < end) j++;
             const uint32_t len = j - i, a = i;
             i = j;
-            if (core < c0 || core >= c1) continue;
             t->packets++;
             if (!reach[core]) { t->drop_f += len; continue; }
             const uint32_t qi = dk_queue_index(n, sl, core);
@@ -532,16 +532,49 @@ double dk_keps_events_per_step(double keps, double dt_ms) {
     return keps * (double)DK_EVENTS_PER_KEPS * dt_ms * 1e-3;
 }
 
-/* Worker j's share of a run: its cores, its KEPS rate, and its spike and kernel buffers. */
+/* The first core of each of the nt workers (bound[nt] = cores used). Equal numbers of cores;
+ * but once the network has run, and if no KEPS share splits its budget by cores, equal work:
+ * each core weighs the events it has received plus one per neuron-step it has run, so that a
+ * feed-forward model whose early layers take most events does not leave one worker idle. The
+ * ranges stay contiguous and ascending, so delivery order, and so every result, is the same. */
+static double core_work(const dk_network *n, uint32_t c) {
+    const uint64_t a = (uint64_t)c * n->per_core;
+    const uint64_t m = a >= n->n_neurons ? 0 : n->n_neurons - a;
+    const double neurons = (double)(m < n->per_core ? m : n->per_core);
+    return (double)n->core_events[c] + (double)n->tel.steps * neurons;
+}
+
+static void thread_bounds(const dk_network *n, const dk_partition *p, uint32_t nt,
+                          uint32_t *bound) {
+    const uint32_t cu = n->cores_used;
+    for (uint32_t j = 0; j <= nt; j++) bound[j] = (uint32_t)((uint64_t)cu * j / nt);
+    if (nt == 1 || p->keps_budget || !n->tel.steps) return;
+    double total = 0.0, cum = 0.0;
+    for (uint32_t c = 0; c < cu; c++) total += core_work(n, c);
+    uint32_t j = 1;
+    for (uint32_t c = 0; c < cu && j < nt; c++) {
+        cum += core_work(n, c);
+        while (j < nt && cum >= total * j / nt) bound[j++] = c + 1;
+    }
+    /* every worker keeps at least one core (nt <= cores used) */
+    for (j = 1; j < nt; j++) {
+        const uint32_t lo = bound[j - 1] + 1, hi = cu - (nt - j);
+        bound[j] = bound[j] < lo ? lo : bound[j] > hi ? hi : bound[j];
+    }
+}
+
+/* Worker j's share of a run: its cores (from `bound`), its KEPS rate, its spike and kernel
+ * buffers. */
 static int thread_setup(dk_thread_ctx *ctx, uint32_t j, uint32_t nt, dk_network *n,
-                        dk_partition *p, uint64_t steps, uint64_t cap, double per_step) {
+                        dk_partition *p, uint64_t steps, uint64_t cap, double per_step,
+                        const uint32_t *bound) {
     dk_thread_ctx *t = &ctx[j];
     t->net = n;
     t->part = p;
     t->tid = j;
     t->n_threads = nt;
-    t->c0 = (uint32_t)((uint64_t)n->cores_used * j / nt);
-    t->c1 = (uint32_t)((uint64_t)n->cores_used * (j + 1) / nt);
+    t->c0 = bound[j];
+    t->c1 = bound[j + 1];
     t->steps = steps;
     t->cap_per_core = cap;
     /* A share of 2^53 events a step or more is unlimited (and stays exact in a double). */
@@ -655,8 +688,10 @@ static int run_locked(dk_engine *e, dk_partition *p, uint64_t steps, uint32_t th
     /* KEPS share: thousands of events per simulated second, spread over the threads' cores. */
     double per_step = dk_keps_events_per_step((double)p->keps_budget, (double)n->dt_ms);
     int rc = DK_OK;
+    uint32_t bound[DK_MAX_THREADS + 1];
+    thread_bounds(n, p, nt, bound);
     for (uint32_t j = 0; j < nt; j++) {
-        int r = thread_setup(ctx, j, nt, n, p, steps, cap, per_step);
+        int r = thread_setup(ctx, j, nt, n, p, steps, cap, per_step, bound);
         if (r) rc = r;
     }
     if (!rc) {

@@ -283,3 +283,30 @@ def test_engine_on_the_trained_network_agrees_with_nest() -> None:
     assert engine.extra["synapse_bytes_per_synapse"] > 0
     assert 0 < engine.extra["quant_error_mv"] < 0.01 * TRAINED.j_mv * 10
     assert math.isclose(engine.rate_hz, nest.rate_hz, rel_tol=0.10)
+
+
+def test_engine_weights_are_what_the_engine_holds() -> None:
+    """Given `engine_weights` of the trained network's weights (at most 256 distinct, so held
+    exactly), the engine runs spike for spike as given the exact weights, which it quantises
+    itself; the largest change is its quant_error_mv."""
+    from darwin_dra.bench.brunel import engine_weights
+    from darwin_dra.bench.peer_engine import brunel_network, whole_chip
+    from darwin_dra.engine import Engine
+
+    exact = brunel_network(TRAINED, SEED)
+    q = engine_weights(exact.weight.astype(np.float64))
+    assert np.unique(q).size <= 256
+    given = dataclasses.replace(exact, weight=q.astype(np.float32))
+    counts, errors = [], []
+    for net in (exact, given):
+        with Engine() as engine:
+            part = whole_chip(engine)
+            engine.load(part, net)
+            engine.set_membrane(part, initial_v(TRAINED, SEED))
+            engine.run(part, 1000, 1)
+            counts.append(engine.spike_counts(part, TRAINED.n))
+            errors.append(engine.telemetry(part).quant_error_mv)
+    np.testing.assert_array_equal(counts[0], counts[1])
+    assert counts[0].sum() > 0
+    assert errors[1] == 0.0
+    assert errors[0] == pytest.approx(float(np.max(np.abs(q - exact.weight))), rel=1e-6)

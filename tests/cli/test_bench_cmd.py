@@ -34,3 +34,17 @@ def test_bench_engine_table_and_bad_threads() -> None:
     bad = _bench("--threads", "one")
     assert bad.returncode == 2
     assert "--threads" in bad.stderr
+
+
+def test_bench_engine_conv_table() -> None:
+    """--network conv: the NIR conv model (16 x 16 at scale 1/16), its network line and the
+    per-neuron-step and per-event columns of the footer."""
+    out = run_cli("bench", "engine", "--network", "conv", "--scale", "0.0625", "--peers", "none")
+    assert out.returncode == 0, out.stderr
+    assert "network: conv" in out.stdout
+    assert "16x16" in out.stdout
+    assert "wall ns/neuron-step" in out.stdout
+    assert "wall ns/event" in out.stdout
+    rows = [line.split() for line in out.stdout.splitlines() if line.startswith("darwin engine")]
+    assert [r[2] for r in rows] == ["1", "2"]
+    assert rows[0][5] == rows[1][5] != "0"  # the same spikes on 1 and 2 threads

@@ -90,7 +90,7 @@ def kernel_graphs(draw: st.DrawFn) -> tuple[Any, np.ndarray]:
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=kernel_graphs(), threads=st.sampled_from([1, 2]))
+@given(case=kernel_graphs(), threads=st.sampled_from([1, 2, 4]))
 def test_kernels_run_bit_for_bit_like_listed_synapses_and_like_the_reference(
     case: tuple[Any, np.ndarray], threads: int
 ) -> None:
@@ -151,3 +151,38 @@ def test_a_kernel_that_does_not_match_its_synapses_is_refused(darwin3: ChipProfi
         eng.unload(part)
         with pytest.raises(ValueError, match="not a fresh slice"):
             eng.load(part, dataclasses.replace(net, kernels=(kern, kern)))
+
+
+@pytest.mark.parametrize("k", [3, 33])
+def test_small_and_large_kernels_on_many_cores_are_the_listed_synapses(k: int) -> None:
+    """A kernel up to 32 taps a side takes its taps once per source, a larger one tap by tap
+    (C kernel_window, kernel_any); on 1, 2 and 4 threads each thread computes only the targets
+    on its own cores. Both, on every thread count, deliver the listed synapses bit for bit."""
+    rng = np.random.default_rng(k)
+    side = 36
+    w = rng.integers(-8, 9, size=(4, 1, k, k)) / 8.0
+    w[0, 0, 0, 0] = 1.0
+    conv = nir.Conv2d(
+        input_shape=(side, side),
+        weight=w,
+        stride=1,
+        padding=k // 2,
+        dilation=1,
+        groups=2,
+        bias=np.zeros(4),
+    )
+    graph = nir.NIRGraph.from_list(
+        nir.Input(input_type={"input": np.array([2, side, side])}),
+        conv,
+        lif(4 * side * side, th=0.3),
+        nir.Output(output_type={"output": np.array([4 * side * side])}),
+        type_check=False,
+    )
+    model = compile_graph(graph, dt=DT)
+    assert model.network.kernels
+    x = spikes((2, side, side), 6, k, 0.2)
+    want = run(expanded(model), x)
+    for threads in (1, 2, 4):
+        got = run(model, x, threads)
+        assert_bit_identical(got, want)
+        assert got["telemetry"].events == want["telemetry"].events > 0

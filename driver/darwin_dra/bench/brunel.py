@@ -22,7 +22,7 @@ import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +65,9 @@ class BrunelConfig:
     # from the dt grid on [delay_ms, delay_max_ms] (0: every delay is delay_ms).
     weight_sigma: float = 0.0
     delay_max_ms: float = 0.0
+    # A peer given the engine's weights (`engine_weights`) instead of the exact ones: what the
+    # engine's quantisation to 256 levels does to the rates, measured in one simulator.
+    quantised: bool = False
 
     def __post_init__(self) -> None:
         if min(self.n_e, self.n_i, self.c_e) < 1 or self.c_i < 0:
@@ -207,6 +210,23 @@ def synapses(cfg: BrunelConfig, seed: int) -> tuple[U32Array, U32Array, F64Array
     return tuple(np.concatenate([b[i] for b in blocks]) for i in range(4))  # type: ignore[return-value]
 
 
+ENGINE_WEIGHT_LEVELS = 256  # the engine's weight table (DK_MAX_WEIGHTS in darwin_engine.h)
+
+
+def engine_weights(weight_mv: F64Array) -> F64Array:
+    """The weights the engine holds for these (native/src/network.c build_weights): the float32
+    values if at most 256 are distinct, else the nearest of 256 levels spread evenly from the
+    least to the largest float32 weight."""
+    w = weight_mv.astype(np.float32).astype(np.float64)
+    if np.unique(w).size <= ENGINE_WEIGHT_LEVELS:
+        return w
+    lo, hi = float(w.min()), float(w.max())
+    step = (hi - lo) / (ENGINE_WEIGHT_LEVELS - 1)
+    table = (lo + step * np.arange(ENGINE_WEIGHT_LEVELS)).astype(np.float32).astype(np.float64)
+    q = np.clip(np.floor((w - lo) / step + 0.5), 0, ENGINE_WEIGHT_LEVELS - 1).astype(np.int64)
+    return table[q]
+
+
 def out_degree(cfg: BrunelConfig, seed: int) -> I64Array:
     """Number of synapses leaving each neuron (varies: the in-degree is what is fixed)."""
     deg = np.zeros(cfg.n, dtype=np.int64)
@@ -228,6 +248,16 @@ def initial_v(cfg: BrunelConfig, seed: int) -> F64Array:
     # A stream distinct from every connectivity block's ([seed, block]).
     rng = np.random.default_rng([seed, 2**31 - 1, 0])
     return rng.uniform(cfg.v_init_low_mv, cfg.theta_mv, size=cfg.n)
+
+
+class RunShape(Protocol):
+    """What rates a run: its neurons and its timed model time (BrunelConfig, ConvConfig)."""
+
+    @property
+    def n(self) -> int: ...
+
+    @property
+    def sim_ms(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -260,7 +290,7 @@ class BenchResult:
         *,
         name: str,
         threads: int,
-        cfg: BrunelConfig,
+        cfg: RunShape,
         build_s: float,
         sim_s: float,
         spikes: int,

@@ -22,13 +22,15 @@ import numpy as np
 from darwin_dra.bench.brunel import (
     BenchResult,
     BrunelConfig,
+    engine_weights,
     initial_v,
     synaptic_events,
 )
 from darwin_dra.bench.brunel import (
     synapses as synapses_of,
 )
-from darwin_dra.bench.peers import peak_rss_mb, peer_main
+from darwin_dra.bench.conv import ConvConfig
+from darwin_dra.bench.peers import Config, peak_rss_mb, peer_main
 
 THREADS = 1
 TIMING_FILE = "darwin_timing.txt"
@@ -77,10 +79,14 @@ def _read_timing(path: Path) -> dict[str, float]:
     return values
 
 
-def run(cfg: BrunelConfig, seed: int) -> BenchResult:
+def run(cfg: Config, seed: int) -> BenchResult:
     import brian2 as b2
 
     with tempfile.TemporaryDirectory(prefix="darwin-brian2-") as tmp:
+        if isinstance(cfg, ConvConfig):
+            from darwin_dra.bench.peer_brian2_conv import run_conv
+
+            return run_conv(b2, cfg, seed, Path(tmp))
         return _run_in(b2, cfg, seed, Path(tmp))
 
 
@@ -119,6 +125,8 @@ def _run_in(b2: Any, cfg: BrunelConfig, seed: int, workdir: Path) -> BenchResult
 
     tc = time.perf_counter()
     src, dst, weight_mv, delay_ms = synapses_of(cfg, seed)
+    if cfg.quantised:
+        weight_mv = engine_weights(weight_mv)
     out_deg = np.bincount(src, minlength=cfg.n).astype(np.int64)
     exc = src < cfg.n_e
     conn_s = time.perf_counter() - tc
@@ -190,7 +198,7 @@ def _run_in(b2: Any, cfg: BrunelConfig, seed: int, workdir: Path) -> BenchResult
     counts = np.bincount(i_spike[in_window], minlength=cfg.n)
 
     return BenchResult.from_counts(
-        name=f"Brian2 {b2.__version__}",
+        name=f"Brian2 {b2.__version__}" + (" (engine weights)" if cfg.quantised else ""),
         threads=THREADS,
         cfg=cfg,
         build_s=construct_s + codegen_compile_s + timing["setup_s"],

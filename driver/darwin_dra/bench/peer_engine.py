@@ -27,8 +27,15 @@ from darwin_dra.bench.brunel import (
     synapses,
     synaptic_events,
 )
-from darwin_dra.bench.peers import RESULT_MARKER, current_rss_mb, peak_rss_mb
-from darwin_dra.engine import Engine, Network, NeuronGroup
+from darwin_dra.bench.conv import ConvConfig, conv_model, input_spikes, source_out_degree
+from darwin_dra.bench.peers import (
+    RESULT_MARKER,
+    Config,
+    config_from_dict,
+    current_rss_mb,
+    peak_rss_mb,
+)
+from darwin_dra.engine import Engine, Network, NeuronGroup, Telemetry
 from darwin_dra.engine import keps as kepsdef
 from darwin_dra.hardware.model import ChipEntry
 from darwin_dra.hardware.profiles import load_profiles
@@ -62,41 +69,70 @@ def brunel_network(cfg: BrunelConfig, seed: int) -> Network:
     )
 
 
-def run(cfg: BrunelConfig, seed: int, threads: int) -> BenchResult:
+def engine_extra(
+    before: Telemetry, after: Telemetry, n: int, n_synapses: int, dt_ms: float, sim_s: float
+) -> dict[str, float]:
+    """The engine's own figures of a timed run (telemetry after minus before)."""
+    events = after.events - before.events
+    steps = after.steps - before.steps
+    return {
+        "update_ns_per_step": (after.update_ns - before.update_ns) / steps,
+        "update_ns_per_neuron_step": (after.update_ns - before.update_ns) / steps / n,
+        "deliver_ns_per_event": (after.deliver_ns - before.deliver_ns) / max(events, 1),
+        "wall_ns_per_neuron_step": sim_s * 1e9 / steps / n,
+        "synapse_bytes_per_synapse": after.synapse_bytes / n_synapses,
+        "network_bytes_per_synapse": after.network_bytes / n_synapses,
+        "queue_peak_events": float(after.queue_peak),
+        "dropped_events": float(after.dropped - before.dropped),
+        "quant_error_mv": after.quant_error_mv,
+        # KEPS of model time (engine/keps.py) and this host's speed, kept apart.
+        "keps": kepsdef.keps_of(events, steps, dt_ms),
+        "host_keps": (events / sim_s / kepsdef.EVENTS_PER_KEPS) if sim_s > 0 else 0.0,
+    }
+
+
+def whole_chip(engine: Engine) -> int:
+    """One darwin3 chip of the shipped profile and a partition of all its domains."""
+    profile = load_profiles()["darwin3"]
+    chip = engine.add_chip(profile, ChipEntry(model="darwin3", serial="BENCH-0", fabric="bench"))
+    return engine.create_partition(chip, domains=list(range(profile.n_domains)))
+
+
+def timed_run(engine: Engine, part: int, steps: int, threads: int) -> tuple[float, float]:
+    """(wall s, CPU s) of one engine run."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    engine.run(part, steps, threads)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def run(cfg: Config, seed: int, threads: int) -> BenchResult:
+    if isinstance(cfg, ConvConfig):
+        return run_conv(cfg, seed, threads)
     rss_before = current_rss_mb()
     tc = time.perf_counter()
     net = brunel_network(cfg, seed)
     conn_s = time.perf_counter() - tc
-    profile = load_profiles()["darwin3"]
     with Engine() as engine:
-        chip = engine.add_chip(
-            profile, ChipEntry(model="darwin3", serial="BENCH-0", fabric="bench")
-        )
-        part = engine.create_partition(chip, domains=list(range(profile.n_domains)))
+        part = whole_chip(engine)
         t0 = time.perf_counter()
         engine.load(part, net)
         engine.set_membrane(part, initial_v(cfg, seed))
         build_s = time.perf_counter() - t0
         del net  # the engine holds its own compact copy
-        t1 = time.perf_counter()
-        engine.run(part, cfg.warmup_steps, threads)
-        warmup_s = time.perf_counter() - t1
+        warmup_s, _ = timed_run(engine, part, cfg.warmup_steps, threads)
         before = engine.telemetry(part)
         counts_before = engine.spike_counts(part, cfg.n)
-        c2 = time.process_time()
-        t2 = time.perf_counter()
-        engine.run(part, cfg.sim_steps, threads)
-        sim_s = time.perf_counter() - t2
-        sim_cpu_s = time.process_time() - c2
+        sim_s, sim_cpu_s = timed_run(engine, part, cfg.sim_steps, threads)
         after = engine.telemetry(part)
         counts = (engine.spike_counts(part, cfg.n) - counts_before).astype(np.int64)
     events = after.events - before.events
     # Cross-check: the engine's own count equals spikes times out-degree unless it dropped.
     expected = synaptic_events(counts, out_degree(cfg, seed))
-    dropped = after.dropped - before.dropped
-    if dropped == 0 and events != expected:
+    if after.dropped == before.dropped and events != expected:
         raise RuntimeError(f"engine delivered {events} events, connectivity says {expected}")
-    steps = after.steps - before.steps
+    extra = {"connectivity_s": conn_s, "warmup_s": warmup_s, "sim_cpu_s": sim_cpu_s}
+    extra["rss_before_build_mb"] = rss_before
+    extra |= engine_extra(before, after, cfg.n, cfg.n_synapses, cfg.dt_ms, sim_s)
     return BenchResult.from_counts(
         name="darwin engine",
         threads=after.threads,
@@ -106,23 +142,50 @@ def run(cfg: BrunelConfig, seed: int, threads: int) -> BenchResult:
         spikes=int(counts.sum()),
         events=events,
         peak_rss_mb=peak_rss_mb(),
-        extra={
-            "connectivity_s": conn_s,
-            "warmup_s": warmup_s,
-            "sim_cpu_s": sim_cpu_s,
-            "rss_before_build_mb": rss_before,
-            "update_ns_per_step": (after.update_ns - before.update_ns) / steps,
-            "update_ns_per_neuron_step": (after.update_ns - before.update_ns) / steps / cfg.n,
-            "deliver_ns_per_event": (after.deliver_ns - before.deliver_ns) / max(events, 1),
-            "synapse_bytes_per_synapse": after.synapse_bytes / cfg.n_synapses,
-            "network_bytes_per_synapse": after.network_bytes / cfg.n_synapses,
-            "queue_peak_events": float(after.queue_peak),
-            "dropped_events": float(dropped),
-            "quant_error_mv": after.quant_error_mv,
-            # KEPS of model time (engine/keps.py) and this host's speed, kept apart.
-            "keps": kepsdef.keps_of(events, steps, cfg.dt_ms),
-            "host_keps": (events / sim_s / kepsdef.EVENTS_PER_KEPS) if sim_s > 0 else 0.0,
-        },
+        extra=extra,
+    )
+
+
+def run_conv(cfg: ConvConfig, seed: int, threads: int) -> BenchResult:
+    """The conv model: compiled from NIR, its input injected up front, timed after warm-up."""
+    rss_before = current_rss_mb()
+    tc = time.perf_counter()
+    model = conv_model(cfg)
+    in_steps, in_ids = input_spikes(cfg, seed)
+    conn_s = time.perf_counter() - tc
+    net = model.network
+    n_src = net.n_neurons + net.n_inputs
+    with Engine() as engine:
+        part = whole_chip(engine)
+        t0 = time.perf_counter()
+        engine.load(part, net)
+        build_s = time.perf_counter() - t0
+        engine.set_input_capacity(part, max(1, in_steps.size))
+        engine.inject(part, in_steps, in_ids)
+        warmup_s, _ = timed_run(engine, part, cfg.warmup_steps, threads)
+        before = engine.telemetry(part)
+        counts_before = engine.spike_counts(part, n_src)
+        sim_s, sim_cpu_s = timed_run(engine, part, cfg.sim_steps, threads)
+        after = engine.telemetry(part)
+        counts = (engine.spike_counts(part, n_src) - counts_before).astype(np.int64)
+    events = after.events - before.events
+    expected = int(counts @ source_out_degree(model))
+    if after.dropped == before.dropped and events != expected:
+        raise RuntimeError(f"engine delivered {events} events, the synapses say {expected}")
+    extra = {"connectivity_s": conn_s, "warmup_s": warmup_s, "sim_cpu_s": sim_cpu_s}
+    extra["rss_before_build_mb"] = rss_before
+    extra["input_spikes"] = float(counts[net.n_neurons :].sum())
+    extra |= engine_extra(before, after, cfg.n, net.n_synapses, cfg.dt_ms, sim_s)
+    return BenchResult.from_counts(
+        name="darwin engine",
+        threads=after.threads,
+        cfg=cfg,
+        build_s=build_s,
+        sim_s=sim_s,
+        spikes=int(counts[: net.n_neurons].sum()),
+        events=events,
+        peak_rss_mb=peak_rss_mb(),
+        extra=extra,
     )
 
 
@@ -132,11 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", help="BrunelConfig as a JSON object (default: full size)")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--trained", action="store_true", help="BrunelConfig.trained()")
+    parser.add_argument("--conv", action="store_true", help="ConvConfig(): the NIR conv model")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    base = BrunelConfig.trained() if args.trained else BrunelConfig()
-    cfg = BrunelConfig.from_dict(json.loads(args.config)) if args.config else base
+    base: Config = ConvConfig() if args.conv else BrunelConfig()
+    base = BrunelConfig.trained() if args.trained else base
+    cfg = config_from_dict(json.loads(args.config)) if args.config else base
     if args.scale != 1.0:
         cfg = cfg.scaled(args.scale)
     result = run(cfg, args.seed, args.threads)

@@ -24,7 +24,7 @@ from darwin_dra.bench.brunel import (
     iter_synapses,
     synaptic_events,
 )
-from darwin_dra.bench.peers import current_rss_mb, peak_rss_mb, peer_main
+from darwin_dra.bench.peers import Config, current_rss_mb, peak_rss_mb, peer_main
 
 THREADS = 1
 
@@ -44,7 +44,9 @@ def _import_check() -> str | None:
     return None
 
 
-def run(cfg: BrunelConfig, seed: int) -> BenchResult:
+def run(cfg: Config, seed: int) -> BenchResult:
+    if not isinstance(cfg, BrunelConfig):
+        raise ValueError("the NEST peer runs the Brunel networks only (not conv)")
     nest = _import_nest()
     rss_before = current_rss_mb()
     conn_s = 0.0

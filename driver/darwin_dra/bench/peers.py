@@ -16,8 +16,13 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from darwin_dra.bench.brunel import DEFAULT_SEED, BenchResult, BrunelConfig
+from darwin_dra.bench.conv import CONV_KIND, ConvConfig
+
+# The networks of the benchmark: the Brunel family (brunel, trained) and the conv model.
+Config = BrunelConfig | ConvConfig
 
 RESULT_MARKER = "DARWIN_BENCH_RESULT "
 UNAVAILABLE_MARKER = "DARWIN_BENCH_UNAVAILABLE "
@@ -40,9 +45,16 @@ class PeerUnavailable:
     detail: str = ""
 
 
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """A config from its JSON form: ConvConfig if it says kind 'conv', else BrunelConfig."""
+    if data.get("kind") == CONV_KIND:
+        return ConvConfig.from_dict(data)
+    return BrunelConfig.from_dict(data)
+
+
 def run_peer(
     name: str,
-    cfg: BrunelConfig,
+    cfg: Config,
     timeout: float,
     *,
     seed: int = DEFAULT_SEED,
@@ -140,7 +152,7 @@ def peer_main(
     name: str,
     argv: Sequence[str] | None,
     import_check: Callable[[], str | None],
-    run: Callable[[BrunelConfig, int], BenchResult],
+    run: Callable[[Config, int], BenchResult],
 ) -> int:
     """Shared command line of the peer modules.
 
@@ -154,7 +166,7 @@ def peer_main(
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     args = parser.parse_args(argv)
 
-    cfg = BrunelConfig.from_dict(json.loads(args.config)) if args.config else BrunelConfig()
+    cfg = config_from_dict(json.loads(args.config)) if args.config else BrunelConfig()
     if args.scale != 1.0:
         cfg = cfg.scaled(args.scale)
 

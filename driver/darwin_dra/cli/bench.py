@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
 from darwin_dra.bench.brunel import DEFAULT_SEED, BenchResult, BrunelConfig
-from darwin_dra.bench.peers import PeerUnavailable, run_peer
+from darwin_dra.bench.conv import ConvConfig
+from darwin_dra.bench.peers import Config, PeerUnavailable, run_peer
 from darwin_dra.bench.table import Row, render, to_json
 from darwin_dra.engine import Engine
 
@@ -34,16 +36,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     engine.add_argument("--json", action="store_true", help="print JSON instead of a table")
     engine.add_argument(
         "--network",
-        choices=("brunel", "trained"),
+        choices=("brunel", "trained", "conv"),
         default="brunel",
         help="brunel: population weights and one delay; trained: a lognormal weight per "
-        "synapse and delays uniform over 1-4 ms (BrunelConfig.trained)",
+        "synapse and delays uniform over 1-4 ms (BrunelConfig.trained); conv: the two-pathway "
+        "convolutional NIR model of bench pipeline, compiled (bench/conv.py; NEST not run)",
     )
     engine.add_argument(
         "--scale",
         type=float,
         default=1.0,
-        help="network size factor (in-degrees scale too); 1 = 10 k neurons",
+        help="network size factor (in-degrees scale too); 1 = 10 k neurons (conv: 264 k, "
+        "the image side times sqrt(factor); 4 = 1.05 M neurons)",
     )
     engine.add_argument(
         "--threads", default="1,2", help="comma-separated engine thread counts (default 1,2)"
@@ -52,6 +56,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--peers", default="brian2,nest", help="comma-separated peers to run, or 'none'"
     )
     engine.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    engine.add_argument(
+        "--quantised-peer",
+        action="store_true",
+        help="also run Brian2 with the engine's (quantised) weights: the rate error that "
+        "quantisation adds, within one simulator (brunel, trained)",
+    )
     engine.add_argument("--timeout", type=float, default=900.0, help="seconds per simulator")
     engine.add_argument(
         "--repeat",
@@ -78,7 +88,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     placement.set_defaults(func=run_placement_bench)
 
 
-def run_engine(cfg: BrunelConfig, threads: int, timeout: float, seed: int) -> Row:
+def run_engine(cfg: Config, threads: int, timeout: float, seed: int) -> Row:
     """The engine in its own process, so its peak memory is its own, as for the peers."""
     return run_peer("engine", cfg, timeout, seed=seed, extra_args=["--threads", str(threads)])
 
@@ -86,8 +96,9 @@ def run_engine(cfg: BrunelConfig, threads: int, timeout: float, seed: int) -> Ro
 def engine_details(rows: list[Row]) -> str:
     """The engine's cost split: per neuron-step (update and drive) and per event (delivery)."""
     lines = [
-        "\nengine  thr  update ns/neuron-step  deliver ns/event  synapse B/syn  network B/syn"
-        "  queue peak  dropped  quant mV  Mev/s min..max"
+        "\nengine  thr  wall ns/neuron-step  wall ns/event  update ns/neuron-step"
+        "  deliver ns/event  synapse B/syn  network B/syn  queue peak  dropped  quant mV"
+        "  Mev/s min..max"
     ]
     for r in rows:
         if not isinstance(r, BenchResult) or r.name != "darwin engine":
@@ -99,12 +110,50 @@ def engine_details(rows: list[Row]) -> str:
             else "-"
         )
         lines.append(
-            f"        {r.threads:>3}  {x['update_ns_per_neuron_step']:>21.3f}  "
+            f"        {r.threads:>3}  {x.get('wall_ns_per_neuron_step', math.nan):>19.3f}  "
+            f"{r.ns_per_event:>13.3f}  {x['update_ns_per_neuron_step']:>21.3f}  "
             f"{x['deliver_ns_per_event']:>16.3f}  {x['synapse_bytes_per_synapse']:>13.2f}  "
             f"{x['network_bytes_per_synapse']:>13.2f}  {x['queue_peak_events']:>10.0f}  "
             f"{x['dropped_events']:>7.0f}  {x.get('quant_error_mv', 0.0):>8.4f}  {spread:>14}"
         )
     return "\n".join(lines)
+
+
+def network_line(cfg: Config) -> str:
+    if isinstance(cfg, ConvConfig):
+        return (
+            f"network: conv (bench pipeline's two-pathway NIR model), {cfg.size}x{cfg.size}, "
+            f"{cfg.channels} channels, depth {cfg.depth}: N={cfg.n:,}, inputs {cfg.n_inputs:,}"
+            f" at {cfg.density:g} spikes a step, {cfg.sim_steps} steps timed after "
+            f"{cfg.warmup_steps}, dt {cfg.dt_ms} ms"
+        )
+    return (
+        f"network: N={cfg.n}, in-degree {cfg.c_e}+{cfg.c_i}, {cfg.n_synapses:,} synapses,"
+        f" {cfg.sim_ms:g} ms timed after {cfg.warmup_ms:g} ms warm-up, dt {cfg.dt_ms} ms"
+    )
+
+
+def rate_line(rows: list[Row]) -> str:
+    """The engine's rate against each peer's, relative difference in percent."""
+    done = [r for r in rows if isinstance(r, BenchResult)]
+    engine = next((r for r in done if r.name == "darwin engine"), None)
+    parts = [
+        f"{r.name} {r.rate_hz:.3f} Hz ({100 * (engine.rate_hz / r.rate_hz - 1):+.2f} %)"
+        for r in done
+        if engine is not None and r.name != "darwin engine" and r.rate_hz > 0
+    ]
+    if engine is None or not parts:
+        return ""
+    line = f"rates: engine {engine.rate_hz:.3f} Hz; " + "; ".join(parts)
+    exact = next((r for r in done if r.name.startswith("Brian2") and "(" not in r.name), None)
+    quant = next((r for r in done if r.name.endswith("(engine weights)")), None)
+    if exact is not None and quant is not None and exact.rate_hz > 0:
+        line += (
+            f"\nquantisation: Brian2 with the engine's weights {quant.rate_hz:.3f} Hz against "
+            f"{exact.rate_hz:.3f} Hz with the exact ones "
+            f"({100 * (quant.rate_hz / exact.rate_hz - 1):+.2f} %)"
+        )
+    return line
 
 
 def median_run(runs: list[Row]) -> Row:
@@ -123,7 +172,8 @@ def median_run(runs: list[Row]) -> Row:
 
 
 def run_engine_bench(args: argparse.Namespace) -> int:
-    base = BrunelConfig.trained() if args.network == "trained" else BrunelConfig()
+    base: Config = ConvConfig() if args.network == "conv" else BrunelConfig()
+    base = BrunelConfig.trained() if args.network == "trained" else base
     cfg = base.scaled(args.scale) if args.scale != 1.0 else base
     try:
         threads = [int(t) for t in args.threads.split(",") if t.strip()]
@@ -131,6 +181,9 @@ def run_engine_bench(args: argparse.Namespace) -> int:
         print(f"--threads: expected numbers like 1,2, got {args.threads!r}", file=sys.stderr)
         return 2
     peers = [] if args.peers == "none" else [p.strip() for p in args.peers.split(",") if p.strip()]
+    if isinstance(cfg, ConvConfig) and "nest" in peers:
+        peers.remove("nest")  # no NEST form of the NIR LIF model is written
+        print("conv: NEST is not run (only Brian2 has the conv model)", file=sys.stderr)
     rows: list[Row] = []
     for t in threads:
         if not args.json:
@@ -151,13 +204,15 @@ def run_engine_bench(args: argparse.Namespace) -> int:
                 ]
             )
         )
+    if args.quantised_peer and isinstance(cfg, BrunelConfig):
+        if not args.json:
+            print("running brian2 with the engine's weights ...", file=sys.stderr, flush=True)
+        qcfg = dataclasses.replace(cfg, quantised=True)
+        rows.append(run_peer("brian2", qcfg, args.timeout, seed=args.seed))
     print(to_json(rows) if args.json else render(rows))
     if not args.json:
-        print(
-            f"\nnetwork: N={cfg.n}, in-degree {cfg.c_e}+{cfg.c_i}, {cfg.n_synapses:,} synapses,"
-            f" {cfg.sim_ms:g} ms timed after {cfg.warmup_ms:g} ms warm-up, dt {cfg.dt_ms} ms"
-        )
-        if cfg.per_synapse:
+        print("\n" + network_line(cfg))
+        if isinstance(cfg, BrunelConfig) and cfg.per_synapse:
             print(
                 f"trained synapses: lognormal weights (sigma {cfg.weight_sigma:g}, mean J and "
                 f"-gJ), delays uniform on {cfg.delay_ms:g}..{cfg.delay_max_ms:g} ms"
@@ -168,14 +223,14 @@ def run_engine_bench(args: argparse.Namespace) -> int:
             f"path chosen on this CPU: {Engine.simd_path()}"
         )
         print(engine_details(rows))
+        print(rate_line(rows))
     if args.plot:
         from darwin_dra.bench.plot import plot_engine_bench
 
         plot_engine_bench(
             rows,
             args.plot,
-            f"N={cfg.n}, {cfg.n_synapses:,} synapses, "
-            f"{cfg.sim_ms:g} ms timed; command: darwin-dra bench engine",
+            f"N={cfg.n}, {args.network}, {cfg.sim_ms:g} ms timed; command: darwin-dra bench engine",
         )
     failed = [r for r in rows if isinstance(r, PeerUnavailable) and r.name == "engine"]
     return 1 if failed else 0
