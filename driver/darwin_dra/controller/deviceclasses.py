@@ -77,7 +77,7 @@ def device_classes(settings: ClassSettings | None = None) -> list[dict[str, Any]
         # The capacity layout's chips (--partitions capacity): ask capacity domains and keps.
         _class("darwin-capacity.snn.io", [_partition_in(["capacity"])]),
         _class("darwin-fabric.snn.io", [_partition_in(["fabric"])]),
-        # A chip's router (resources/slices.py router_device): a group whose stages exchange
+        # A chip's router (resources/routers.py router_device): a group whose stages exchange
         # spikes on the chip asks for it, and its pods bind once the routes are programmed.
         _class("darwin-router.snn.io", [_partition_in(["router"])]),
         _class(

@@ -33,18 +33,14 @@ from darwin_dra.resources.limits import (
 from darwin_dra.resources.partitions import (
     CAPACITY,
     PARTITION_KINDS,
-    ROUTER,
     ROUTERS_PER_CHIP,
-    ROUTES_FAILED,
-    ROUTES_PROGRAMMED,
     Partition,
     health_of,
-    health_taints,
     partitions,
-    router_name,
     taints_of,
     usable_domains,
 )
+from darwin_dra.resources.routers import router_device
 
 PCIE_ROOT = "resource.kubernetes.io/pcieRoot"
 
@@ -263,29 +259,6 @@ def _capacity_device(
         "allowMultipleAllocations": True,
     }
     taints = taints_of(chip, part)
-    if taints:
-        device["taints"] = taints
-    return device
-
-
-def router_device(chip: ChipView, index: int) -> dict[str, Any]:
-    """One of the chip's routers: no cores and no capacity, taken by a claim whose stages
-    exchange spikes on this chip, its allocation waiting in the scheduler's PreBind until the
-    plugin reports its routes programmed (RoutesProgrammed) or refused (RoutesFailed)."""
-    device: dict[str, Any] = {
-        "name": router_name(chip.chip, index),
-        "attributes": {
-            "model": {"string": chip.model},
-            "partition": {"string": ROUTER},
-            "chip": {"int": chip.chip},
-            "serial": {"string": chip.serial},
-            "fabric": {"string": chip.fabric},
-            "healthy": {"bool": chip.health is Health.OK},
-        },
-        "bindingConditions": [ROUTES_PROGRAMMED],
-        "bindingFailureConditions": [ROUTES_FAILED],
-    }
-    taints = health_taints(chip.health)
     if taints:
         device["taints"] = taints
     return device
