@@ -57,7 +57,7 @@ CLANG ?= clang-14
 FUZZ_RUNS ?= 1000000
 FUZZ_RUNS_SHORT ?= 5000
 FUZZ_C_RUNS_SHORT ?= 50000
-FUZZ_TARGETS := claim opaque-config inventory profile fault-file checkpoint nir-graph spikeport dra
+FUZZ_TARGETS := claim opaque-config inventory profile fault-file checkpoint nir-graph spikeport dra stage-wire
 FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 
 fuzz-deps:

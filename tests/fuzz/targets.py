@@ -1,7 +1,7 @@
 """Fuzz targets for the Python edges that take input from outside: the claims and opaque config
 the kubelet hands the plugin, the inventory, profile and fault files, the plugin's checkpoint as
 a crash may leave it, NIR graphs, and the SpikePort's Load and Step messages as a workload
-sends them to its partition.
+sends them to its partition; the streams between pipeline stages (wire_target.py).
 
 Each target takes the fuzzer's bytes and either succeeds or raises the one error type its edge
 documents (a clear message, nothing else); any other exception is a finding. `tests/fuzz/run.py`
@@ -38,6 +38,7 @@ with atheris.instrument_imports(include=["darwin_dra"]):
     from google.protobuf.message import DecodeError
 
 from tests.fuzz.dra_target import dra
+from tests.fuzz.wire_target import stage_wire
 
 PROFILES = load_profiles()
 DARWIN3 = PROFILES["darwin3"]
@@ -309,4 +310,5 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "nir-graph": nir_graph,
     "spikeport": spikeport,
     "dra": dra,
+    "stage-wire": stage_wire,
 }

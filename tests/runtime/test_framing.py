@@ -3,6 +3,8 @@ refused with a clear error, never read as other spikes."""
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 from darwin_dra.runtime import framing
@@ -176,3 +178,29 @@ def test_a_frame_past_the_credit_the_receiver_granted_is_refused() -> None:
         framing.check_credit("s0", start=30, steps=11, acked=0, credit_steps=40)
     with pytest.raises(FrameError, match="acknowledged step 0 and grants 40 steps more"):
         framing.check_credit("s0", start=0, steps=1 << 20, acked=0, credit_steps=40)
+
+
+def _forged_body(steps: int, space: int, n: int, q: int) -> Data:
+    """The body of a frame of ``n`` spikes whose gaps are each ``q`` << 40 plus 40 one-bits,
+    under a right crc, handed to the body decoder as its own header (the header check refuses
+    this one; the body's checks must stand on their own)."""
+    k = framing.MAX_K
+    unary = np.ones(n * (q + 1), np.uint8)
+    unary[q :: q + 1] = 0
+    ub = np.packbits(unary).tobytes()
+    payload = ub + np.packbits(np.ones(n * k, np.uint8)).tobytes()
+    head = framing.varint(steps) + framing.varint(n) + bytes([k]) + framing.varint(len(ub))
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return framing.decode_data_body(framing.DataHead(steps, n, k, len(ub), crc, head),
+                                    payload, 0, space)  # fmt: skip
+
+
+def test_gaps_that_wrap_the_positions_are_refused_not_read_as_spikes_past_the_window() -> None:
+    """Found while writing the stage-wire fuzz target: 3,000 gaps of 2^52 summed past 2^63 and
+    the int64 positions wrapped negative, so the one check (the last position below the
+    window's cells) passed and 3,000 spikes came out at steps past the frame's window."""
+    steps, space = 1 << 20, (1 << 32) - 1  # 2^52 - 2^20 cells
+    with pytest.raises(FrameError, match="a gap longer than the frame's window"):
+        _forged_body(steps, space, 3_000, 4_095)  # each gap 2^52 - 1: past the cells
+    with pytest.raises(FrameError, match="a spike lies past the frame's window"):
+        _forged_body(steps, space, 4_096, 4_094)  # each gap inside, their sum wraps int64

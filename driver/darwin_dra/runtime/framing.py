@@ -271,23 +271,38 @@ def decode_data_body(h: DataHead, payload: bytes, window_start: int, space: int)
         raise FrameError("data: crc mismatch: the frame is corrupted")
     n, k = h.count, h.k
     bits = np.unpackbits(np.frombuffer(payload[: h.unary_bytes], np.uint8))
-    zeros = np.flatnonzero(bits == 0)
+    # np.equal, not ==: atheris's comparison hooks (the stage-wire fuzz target) keep every
+    # array an operator comparison makes alive, a leak of a kilobyte an input
+    zeros = np.flatnonzero(np.equal(bits, 0))
     if zeros.size != n:
         raise FrameError(f"data: {zeros.size} unary codes for {n} spikes")
     tail = bits.size - (int(zeros[-1]) + 1 if n else 0)
     if tail >= 8 or (n == 0 and bits.size):
         raise FrameError("data: unary padding longer than a byte")
     q = np.diff(zeros, prepend=-1) - 1
+    cells = h.window_steps * space
+    # every gap is inside the window, so its quotient is at most (cells - 1) >> k: checked
+    # before the shift, which would wrap silently in uint64
+    if n and int(q.max()) > max(cells - 1, 0) >> k:
+        raise FrameError("data: a gap longer than the frame's window")
     g = q.astype(np.uint64) << np.uint64(k)
     if k:
         rb = np.unpackbits(np.frombuffer(payload[h.unary_bytes :], np.uint8))
         if rb[n * k :].any():
             raise FrameError("data: nonzero padding after the remainders")
-        r = rb[: n * k].reshape(n, k).astype(np.uint64)
-        weights = np.uint64(1) << np.arange(k - 1, -1, -1, dtype=np.uint64)
-        g |= (r * weights[None, :]).sum(axis=1, dtype=np.uint64)
+        # one bit of every remainder at a time: n words of memory, not n x k
+        bits = rb[: n * k].reshape(n, k)
+        r = np.zeros(n, np.uint64)
+        for j in range(k):
+            r <<= np.uint64(1)
+            r |= bits[:, j]
+        g |= r
+    if n and int(g.max()) >= cells:
+        raise FrameError("data: a gap longer than the frame's window")
+    # each gap is below cells (< 2^52), so the running sum can wrap in int64 only after
+    # thousands of them, and a wrap shows as a position that does not increase
     pos = np.cumsum(g.astype(np.int64) + 1) - 1
-    if n and int(pos[-1]) >= h.window_steps * space:
+    if n and (int(pos[-1]) >= cells or bool(np.less_equal(pos[1:], pos[:-1]).any())):
         raise FrameError("data: a spike lies past the frame's window")
     p = pos.astype(np.uint64)
     sp = np.uint64(space) if space else np.uint64(1)

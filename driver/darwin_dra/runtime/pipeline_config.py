@@ -142,6 +142,10 @@ def check_reset(samples: SampleLayout, window: int, latency: int) -> None:
         )
 
 
+class PeerRefused(ValueError):
+    """A peer's hello (or certificate) that this stage does not admit (the message says why)."""
+
+
 def admit(
     h: framing.Hello,
     cn: str | None,
@@ -154,16 +158,16 @@ def admit(
 ) -> None:
     """A peer's hello (and, with ``tls``, its certificate's name ``cn``) against this stage:
     the same plan, meant for this stage, an upstream of it in the plan (``wanted``: upstream ->
-    id space) with the space the plan says, not connected already. ValueError saying why."""
+    id space) with the space the plan says, not connected already. PeerRefused saying why."""
     if h.plan != digest:
-        raise ValueError(f"{h.sender} runs plan {h.plan}, this stage runs {digest}")
+        raise PeerRefused(f"{h.sender} runs plan {h.plan}, this stage runs {digest}")
     if h.receiver != stage:
-        raise ValueError(f"{h.sender} meant stage {h.receiver}, this is {stage}")
+        raise PeerRefused(f"{h.sender} meant stage {h.receiver}, this is {stage}")
     if h.sender not in wanted:
-        raise ValueError(f"{h.sender} is not an upstream of {stage} in the plan")
+        raise PeerRefused(f"{h.sender} is not an upstream of {stage} in the plan")
     if tls and h.sender != PRODUCER and cn != h.sender:
-        raise ValueError(f"a certificate for {cn!r} says it is {h.sender}")
+        raise PeerRefused(f"a certificate for {cn!r} says it is {h.sender}")
     if h.space != wanted[h.sender]:
-        raise ValueError(f"{h.sender} sends {h.space} ids, the plan says {wanted[h.sender]}")
+        raise PeerRefused(f"{h.sender} sends {h.space} ids, the plan says {wanted[h.sender]}")
     if h.sender in connected:
-        raise ValueError(f"{h.sender} is already connected")
+        raise PeerRefused(f"{h.sender} is already connected")

@@ -18,6 +18,7 @@ from darwin_dra.runtime.address import parse_address
 from darwin_dra.runtime.framing import FrameError
 from darwin_dra.runtime.pipeline_config import (
     PRODUCER,
+    PeerRefused,
     PipelineStageConfig,
     admit,
     check_stage,
@@ -115,7 +116,7 @@ class StageConnections:
                     connected=connected,
                     tls=self.config.tls is not None,
                 )
-            except (ssl.SSLError, FrameError, TimeoutError, OSError, ValueError) as exc:
+            except (ssl.SSLError, FrameError, TimeoutError, OSError, PeerRefused) as exc:
                 self._refuse(where, exc)
                 writer.close()
                 with contextlib.suppress(Exception):
