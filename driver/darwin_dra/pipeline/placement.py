@@ -26,10 +26,10 @@ from typing import Literal
 
 from darwin_dra.pipeline.cluster import ChipSlot, ClusterView, Half
 from darwin_dra.pipeline.plan import PlanView, StageLoad
+from darwin_dra.resources.fabric import FABRIC_KEPS_STEP
 
 Link = Literal["chip", "fabric", "network"]
 HOSTNAME_LABEL = "kubernetes.io/hostname"
-FABRIC_KEPS_STEP = 10  # the fabric device's request step and minimum (resources/fabric.py)
 
 
 class PlacementError(ValueError):

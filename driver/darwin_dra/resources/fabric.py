@@ -23,6 +23,8 @@ from darwin_dra.resources import API_VERSION, MANAGED_BY, OWNER_LABEL
 
 FABRIC_LABEL = "darwin.snn.io/fabric"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
+# The fabric device's KEPS request step and minimum (also what a pipeline's placement rounds to).
+FABRIC_KEPS_STEP = 10
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
@@ -43,8 +45,8 @@ class FabricSettings:
 
     keps: int | None = None  # None: the fabric's link, from its chips' profiles
     keps_for: Mapping[str, int] = field(default_factory=dict)  # per fabric id overrides
-    keps_min: int = 10
-    keps_step: int = 10
+    keps_min: int = FABRIC_KEPS_STEP
+    keps_step: int = FABRIC_KEPS_STEP
 
 
 @dataclass(frozen=True)
