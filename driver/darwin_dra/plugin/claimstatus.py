@@ -13,6 +13,7 @@ from typing import Protocol
 
 from darwin_dra.kubeapi import KubeApiError, NotFound, Unavailable
 from darwin_dra.kubelet.preparer import ClaimRef
+from darwin_dra.kubetime import seconds_time
 from darwin_dra.kubetypes import Obj
 from darwin_dra.plugin import earlybind, plan
 from darwin_dra.plugin.node import Node
@@ -20,11 +21,9 @@ from darwin_dra.plugin.records import ClaimPlan, Prepared
 from darwin_dra.resources.chips import ChipView
 
 
-class ClaimSource(Protocol):
-    """What the plugin asks of the API server (kubeapi.Kube): a claim, and a change of its
-    status applied to ``current`` (a copy just read) or a fresh read."""
-
-    def get_claim(self, namespace: str, name: str) -> Obj: ...
+class ClaimStatusWriter(Protocol):
+    """A change of a claim's status applied to ``current`` (a copy just read) or a fresh read
+    (kubeapi.Kube)."""
 
     def update_claim_status(
         self,
@@ -36,8 +35,15 @@ class ClaimSource(Protocol):
     ) -> Obj | None: ...
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+class ClaimSource(ClaimStatusWriter, Protocol):
+    """What the plugin asks of the API server at prepare: a claim, and its status written."""
+
+    def get_claim(self, namespace: str, name: str) -> Obj: ...
+
+
+def now_time() -> str:
+    """This moment as a condition's lastTransitionTime."""
+    return seconds_time(datetime.datetime.now(datetime.UTC))
 
 
 def fetch(claims: ClaimSource, ref: ClaimRef) -> Obj | str:
@@ -65,7 +71,7 @@ async def write_status(
 ) -> None:
     if not devices:
         return
-    now = _now()
+    now = now_time()
     entries = plan.status_entries(claim, devices, views, now)
 
     def change(body: Obj) -> Obj | None:

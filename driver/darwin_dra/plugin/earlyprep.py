@@ -12,11 +12,10 @@ state directory, written before the prepare, so a restarted plugin still undoes 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +26,7 @@ from darwin_dra.atomicfile import atomic_write
 from darwin_dra.kubelet.preparer import ClaimRef
 from darwin_dra.kubetypes import Obj
 from darwin_dra.plugin import earlybind
+from darwin_dra.plugin.claimstatus import ClaimStatusWriter, now_time
 from darwin_dra.plugin.driver import Driver
 
 log = structlog.get_logger(__name__)
@@ -34,21 +34,9 @@ log = structlog.get_logger(__name__)
 EARLY_FILE = "early-prepared.json"
 
 
-class ClaimWatch(Protocol):
+class ClaimWatch(ClaimStatusWriter, Protocol):
     def list_claims(self) -> tuple[list[Obj], str]: ...
     def watch_claims(self, resource_version: str, timeout_s: int) -> Iterator[tuple[str, Obj]]: ...
-    def update_claim_status(
-        self,
-        namespace: str,
-        name: str,
-        change: Callable[[Obj], Obj | None],
-        *,
-        current: Obj | None = None,
-    ) -> Obj | None: ...
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ref(claim: Obj) -> ClaimRef:
@@ -185,7 +173,7 @@ class EarlyPreparer:
         bound.warning("prepared before binding: failed; failing the binding", error=error)
 
         def change(current: Obj) -> Obj | None:
-            return earlybind.with_router_failure(current, ref.uid, self.pool, error, _now())
+            return earlybind.with_router_failure(current, ref.uid, self.pool, error, now_time())
 
         try:
             await asyncio.to_thread(self.kube.update_claim_status, ref.namespace, ref.name, change)
