@@ -127,3 +127,75 @@ def test_brunel_like_rate_is_stable_across_threads(engine: Engine) -> None:
         engine.destroy_partition(part)
     assert counts[0].sum() > 100
     np.testing.assert_array_equal(counts[0], counts[1])
+
+
+@st.composite
+def many_delay_networks(draw: st.DrawFn) -> tuple[Network, list[tuple[int, int]], int]:
+    """Dense networks whose sources each reach every core at many delays, with a weight per
+    synapse: the engine then keeps its per-source core index (each worker goes straight to
+    its own cores' segments) and, with more than 16 weights, the wider synapse forms."""
+    n = draw(st.integers(8, 28))
+    n_inputs = draw(st.integers(0, 2))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    k = draw(st.integers(20, 40))  # synapses per source
+    src = np.repeat(np.arange(n + n_inputs, dtype=np.uint32), k)
+    dst = rng.integers(0, n, src.size).astype(np.uint32)
+    pool = np.array(WEIGHTS + [0.01 * j for j in range(1, draw(st.sampled_from([2, 60])))])
+    weight = rng.choice(pool, src.size).astype(np.float32)
+    delay = rng.integers(1, draw(st.integers(8, 20)), src.size).astype(np.uint16)
+    group = NeuronGroup(
+        count=n,
+        v_th=20.0,
+        t_ref=draw(st.sampled_from([0.0, 0.5])),
+        v_init=10.0,
+        poisson_rate_hz=15000.0,
+        poisson_weight=draw(st.sampled_from([0.5, 2.0])),
+    )
+    net = Network(
+        groups=(group,),
+        src=src,
+        dst=dst,
+        weight=weight,
+        delay=delay,
+        n_inputs=n_inputs,
+        dt_ms=0.1,
+        seed=draw(st.integers(0, 2**64 - 1)),
+    )
+    steps = draw(st.integers(20, 60))
+    inputs = [
+        (int(rng.integers(0, steps)), int(rng.integers(0, n_inputs)))
+        for _ in range(10 if n_inputs else 0)
+    ]
+    return net, inputs, steps
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(case=many_delay_networks(), threads=st.sampled_from([1, 2, 3, 4]))
+def test_core_index_equals_reference(
+    engine: Engine, case: tuple[Network, list[tuple[int, int]], int], threads: int
+) -> None:
+    """Sources with many segments (a core x delay each): workers that start at their own
+    cores' segments give the reference's spikes and membrane, bit for bit, on any threads."""
+    net, inputs, steps = case
+    cores = [10, 11, 40, 41, 300]
+    part = engine.create_partition(0, cores=cores)
+    engine.load(part, net)
+    cores_used = engine.telemetry(part).cores_used
+    engine.destroy_partition(part)
+    assert cores_used >= 3  # placement spreads these networks over 4 cores (3 when n is 9)
+    per_core = -(-net.n_neurons // 4)
+    segments = len(
+        set(zip(net.src.tolist(), (net.dst // per_core).tolist(), net.delay.tolist(), strict=True))
+    )
+    n_src = net.n_neurons + net.n_inputs
+    # the engine keeps the index when it costs at most half the segment words (network.c)
+    assert n_src * (cores_used - 1) * 6 <= segments * 4 // 2
+    ref = simulate(net, steps, inputs)
+    spikes, v = run_engine(engine, net, inputs, steps, threads, cores=cores)
+    assert len(ref.spikes) > 10
+    assert spikes == sorted(ref.spikes)
+    np.testing.assert_array_equal(v, ref.v)
