@@ -142,11 +142,6 @@ typedef struct {
     uint32_t *src_seg;
     uint32_t *seg;          /* n_seg segment words (layout above) */
     uint32_t *src_syn;      /* n_src + 1: each source's first synapse (NULL: none listed) */
-    /* per source, for each core c of 1 .. cores_used - 1 (entry s (cores_used - 1) + c - 1):
-     * its first segment on core c or later and that segment's first synapse, both counted from
-     * the source's first (NULL when not kept: dk_seg_seek walks the segments instead) */
-    uint16_t *core_seg;
-    uint32_t *core_syn;
     uint32_t seg_lbits;     /* bits of a segment's length: 23 minus those its core needs */
     uint64_t n_syn, n_seg;
     dk_kernel_rt *kernels;  /* projections kept once per kernel */
@@ -258,20 +253,6 @@ static inline uint32_t dk_queue_index(const dk_network *n, uint32_t sl, uint32_t
 
 static inline uint32_t dk_first_seg(const dk_network *n, uint32_t s) {
     return n->seg_rel ? n->seg_blk[s >> 6] + n->seg_rel[s] : n->src_seg[s];
-}
-
-/* Source `src`'s first segment on used core `c0` or later (*g, from *g = its first segment,
- * up to `ge`) and that segment's first synapse (*off, from *off = the source's first). */
-static inline void dk_seg_seek(const dk_network *n, uint32_t src, uint32_t c0, uint32_t ge,
-                               uint32_t *g, uint32_t *off) {
-    if (!c0) return;
-    if (n->core_seg) {
-        const size_t e = (size_t)src * (n->cores_used - 1) + c0 - 1;
-        *g += n->core_seg[e];
-        *off += n->core_syn[e];
-        return;
-    }
-    while (*g < ge && dk_seg_core(n, n->seg[*g]) < c0) *off += dk_seg_len(n, n->seg[(*g)++]);
 }
 
 /* Locks the engine and finds chip `chip`: DK_OK with the lock held (the caller unlocks), or

@@ -15,8 +15,7 @@ static uint64_t splitmix64(uint64_t *s) {
 
 void dk_network_free(dk_network *n) {
     if (!n) return;
-    void *ptrs[] = {n->syn, n->syn16, n->wid8, n->seg_blk, n->seg_rel, n->src_seg, n->seg, n->src_syn,
-                    n->core_seg, n->core_syn, n->src_tree, n->tree_link_ptr,
+    void *ptrs[] = {n->syn, n->syn16, n->wid8, n->seg_blk, n->seg_rel, n->src_seg, n->seg, n->src_syn, n->src_tree, n->tree_link_ptr,
                     n->tree_links, n->src_core, n->v, n->isyn, n->bias, n->refr, n->rng, n->flag, n->groups,
                     n->ring, n->core_slot_events, n->spike_count, n->tree_spikes_folded,
                     n->link_events, n->core_events, n->reach, n->core_dead, n->recorded,
@@ -117,16 +116,15 @@ static int poisson_table(dk_group_rt *g, double lambda, uint32_t i) {
                    i, lambda, DK_POISSON_TABLE);
 }
 
-/* One stable counting-sort pass of perm by key(perm[i]) / div in [0, buckets). */
+/* One stable counting-sort pass of perm by key(perm[i]) in [0, buckets). */
 static int counting_pass(uint32_t *perm, uint32_t *tmp, uint64_t n, const uint32_t *key_u32,
-                         const uint16_t *key_u16, uint32_t div, uint32_t buckets) {
+                         const uint16_t *key_u16, uint32_t buckets) {
     uint64_t *cnt = dk_alloc(((size_t)buckets + 1) * sizeof *cnt);
     if (!cnt) return DK_E_NOMEM;
-    for (uint64_t i = 0; i < n; i++)
-        cnt[(key_u32 ? key_u32[perm[i]] : key_u16[perm[i]]) / div + 1]++;
+    for (uint64_t i = 0; i < n; i++) cnt[(key_u32 ? key_u32[perm[i]] : key_u16[perm[i]]) + 1]++;
     for (uint32_t b = 0; b < buckets; b++) cnt[b + 1] += cnt[b];
     for (uint64_t i = 0; i < n; i++) {
-        uint32_t k = (key_u32 ? key_u32[perm[i]] : key_u16[perm[i]]) / div;
+        uint32_t k = key_u32 ? key_u32[perm[i]] : key_u16[perm[i]];
         tmp[cnt[k]++] = perm[i];
     }
     memcpy(perm, tmp, n * sizeof *perm);
@@ -853,10 +851,8 @@ static void place(dk_network *n, const dk_partition *p, const dk_chip *c,
     n->cores_used = (d->n_neurons + n->per_core - 1) / n->per_core;
 }
 
-/* Sorting: *perm lists the synapses by (source, target core, delay, target), so that a worker
- * finds its cores' segments together (core_index); each queue (slot, core) still receives a
- * source's synapses in the order of (delay, target), so every sum is the same. *widx holds each
- * synapse's weight index (the weight table: build_weights). */
+/* Sorting: *perm lists the synapses by (source, delay, target); targets ascend, so cores come
+ * grouped. *widx holds each synapse's weight index (the weight table: build_weights). */
 static int sort_synapses(dk_network *n, const dk_network_desc *d, uint32_t **perm,
                          uint8_t **widx) {
     const uint64_t ns = d->n_synapses;
@@ -866,11 +862,10 @@ static int sort_synapses(dk_network *n, const dk_network_desc *d, uint32_t **per
     int rc = tmp && *perm && *widx ? DK_OK : DK_E_NOMEM;
     if (!rc) {
         for (uint64_t i = 0; i < ns; i++) (*perm)[i] = (uint32_t)i;
-        rc = counting_pass(*perm, tmp, ns, d->dst, NULL, 1, d->n_neurons);
+        rc = counting_pass(*perm, tmp, ns, d->dst, NULL, d->n_neurons);
     }
-    if (!rc) rc = counting_pass(*perm, tmp, ns, NULL, d->delay, 1, DK_MAX_DELAY + 1);
-    if (!rc) rc = counting_pass(*perm, tmp, ns, d->dst, NULL, n->per_core, n->cores_used);
-    if (!rc) rc = counting_pass(*perm, tmp, ns, d->src, NULL, 1, n->n_src);
+    if (!rc) rc = counting_pass(*perm, tmp, ns, NULL, d->delay, DK_MAX_DELAY + 1);
+    if (!rc) rc = counting_pass(*perm, tmp, ns, d->src, NULL, n->n_src);
     dk_free(tmp);
     if (!rc) rc = build_weights(n, d->weight, ns, *widx);
     return rc;
@@ -911,7 +906,7 @@ static uint32_t seg_len_bits(uint32_t cores_used) {
 }
 
 /* Segments: per source, the runs of its synapses with one target core and one delay (perm's
- * order: by core, then delay), a run longer than a segment holds continuing in the next. *max_delay becomes the
+ * order), a run longer than a segment holds continuing in the next. *max_delay becomes the
  * longest delay. */
 static int build_segments(dk_network *n, const dk_network_desc *d, const uint32_t *perm,
                           const uint8_t *widx, uint8_t *max_delay) {
@@ -978,38 +973,6 @@ static size_t build_index(dk_network *n) {
     n->seg_blk = NULL;
     n->seg_rel = NULL;
     return ((size_t)n->n_src + 1) * sizeof *n->src_seg;
-}
-
-/* Where each core's segments start within each source's (cores 1 .. cores_used - 1; core 0's
- * are the source's first): kept when a source's segments are many against the cores, so that a
- * worker goes straight to its own (run.c). Returns the bytes it holds (0: none kept, workers
- * walk the source's segments from its first). */
-static size_t build_core_index(dk_network *n) {
-    const uint32_t cu = n->cores_used, w = cu - 1;
-    const size_t entries = (size_t)n->n_src * w, bytes = entries * (sizeof(uint16_t) + sizeof(uint32_t));
-    /* at most half the segment words' bytes, and relative positions that fit */
-    if (cu < 2 || !n->src_syn || bytes > n->n_seg * sizeof *n->seg / 2) return 0;
-    for (uint32_t s = 0; s < n->n_src; s++)
-        if (n->src_seg[s + 1] - n->src_seg[s] > UINT16_MAX) return 0;
-    n->core_seg = dk_alloc(entries * sizeof *n->core_seg);
-    n->core_syn = dk_alloc(entries * sizeof *n->core_syn);
-    if (!n->core_seg || !n->core_syn) {
-        dk_free(n->core_seg);
-        dk_free(n->core_syn);
-        n->core_seg = NULL;
-        n->core_syn = NULL;
-        return 0;
-    }
-    for (uint32_t s = 0; s < n->n_src; s++) {
-        const uint32_t g0 = n->src_seg[s], ge = n->src_seg[s + 1];
-        uint32_t g = g0, off = 0;
-        for (uint32_t c = 1; c < cu; c++) {
-            while (g < ge && dk_seg_core(n, n->seg[g]) < c) off += dk_seg_len(n, n->seg[g++]);
-            n->core_seg[(size_t)s * w + c - 1] = (uint16_t)(g - g0);
-            n->core_syn[(size_t)s * w + c - 1] = off;
-        }
-    }
-    return bytes;
 }
 
 /* The neuron state, the delay rings and the counters, zeroed. */
@@ -1107,8 +1070,7 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
     dk_free(perm);
     dk_free(widx);
     if (rc) return rc;
-    const size_t core_index_bytes = build_core_index(n); /* reads src_seg: before build_index */
-    const size_t index_bytes = core_index_bytes + build_index(n);
+    const size_t index_bytes = build_index(n);
     for (uint32_t q = 0; q < d->n_kernels; q++)
         if (d->kernels[q].delay > max_delay) max_delay = (uint8_t)d->kernels[q].delay;
     uint64_t kernel_bytes = 0;

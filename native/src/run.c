@@ -59,8 +59,6 @@ struct dk_thread_ctx {
     uint64_t update_ns, deliver_ns;
     uint64_t qbytes;               /* bytes this worker's queues grew by */
     uint64_t *core_ev;             /* events delivered to each owned core (c1 - c0) */
-    uint32_t *cur;                 /* with a KEPS share: per owned core, a source's next segment,
-                                    * its first synapse and the core's end (3 (c1 - c0) words) */
     uint32_t slot0;                /* the ring slot of the step being run */
     bool nomem;                    /* a queue could not grow (its packet was dropped) */
 };
@@ -389,13 +387,16 @@ static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t *used) {
     }
 }
 
-/* One packet: segment word `sg` (first synapse `off`, source reach row `reach`, a core of this
- * thread) queued for its slot and core, after the checks a packet gets (reachability, queue
+/* One packet: the synapses of segment `sg` (source reach row `reach`) into the ring, after the
+ * checks a packet gets (this thread's cores only, reachability, queue capacity, the KEPS share). */
+/* One packet: segment word `sg` (first synapse `off`, source reach row `reach`) queued for its
+ * slot and core, after the checks a packet gets (this thread's cores only, reachability, queue
  * capacity, the KEPS share). */
 static inline void deliver_segment(dk_thread_ctx *t, uint32_t sg, uint32_t off,
                                    const uint8_t *reach, uint64_t *used) {
     dk_network *n = t->net;
     const uint32_t core = dk_seg_core(n, sg), len = dk_seg_len(n, sg);
+    if (core < t->c0 || core >= t->c1) return;
     t->packets++;
     if (!reach[core]) { t->drop_f += len; return; }
     const uint32_t sl = slot_after(t, dk_seg_delay(n, sg));
@@ -413,74 +414,14 @@ static inline void deliver_segment(dk_thread_ctx *t, uint32_t sg, uint32_t off,
     n->qlen[qi] += 2;
 }
 
-/* Source `src`'s segments on this thread's cores, in the store's order (by core, then delay):
- * found from the core index, so a worker reads only its own cores' segments. Each queue (slot,
- * core) receives them in the order it did when segments were stored by delay, then core. */
-static void deliver_segments(dk_thread_ctx *t, uint32_t src, const uint8_t *reach,
-                             uint64_t *used) {
-    const dk_network *n = t->net;
-    uint32_t g = dk_first_seg(n, src), off = 0;
-    const uint32_t ge = dk_first_seg(n, src + 1);
-    if (g >= ge) return;
-    off = n->src_syn[src];
-    dk_seg_seek(n, src, t->c0, ge, &g, &off);
-    for (; g < ge; g++) {
-        const uint32_t sg = n->seg[g];
-        if (dk_seg_core(n, sg) >= t->c1) break;
-        deliver_segment(t, sg, off, reach, used);
-        off += dk_seg_len(n, sg);
-    }
-}
-
-/* The same with a KEPS share: the budget runs out part way through a step, so which packets
- * are dropped depends on the order across queues. They go in (delay, core) order, as a walk of
- * a source's segments sorted by delay, then core, would: a merge of this thread's cores' runs
- * (each ascending in delay), the lowest core first among equal delays. */
-static void deliver_segments_by_delay(dk_thread_ctx *t, uint32_t src, const uint8_t *reach,
-                                      uint64_t *used) {
-    const dk_network *n = t->net;
-    uint32_t g = dk_first_seg(n, src), off = 0, k = 0, *cur = t->cur;
-    const uint32_t ge = dk_first_seg(n, src + 1);
-    if (g >= ge) return;
-    off = n->src_syn[src];
-    dk_seg_seek(n, src, t->c0, ge, &g, &off);
-    /* one run (next segment, its first synapse, end) per core with segments */
-    for (uint32_t last = UINT32_MAX; g < ge; off += dk_seg_len(n, n->seg[g++])) {
-        const uint32_t c = dk_seg_core(n, n->seg[g]);
-        if (c >= t->c1) break;
-        if (c != last) {
-            if (k) cur[3 * (k - 1) + 2] = g;
-            cur[3 * k] = g;
-            cur[3 * k + 1] = off;
-            k++;
-            last = c;
-        }
-    }
-    if (k) cur[3 * (k - 1) + 2] = g;
-    for (;;) {
-        uint32_t best = UINT32_MAX, bd = UINT32_MAX;
-        for (uint32_t i = 0; i < k; i++) {
-            if (cur[3 * i] >= cur[3 * i + 2]) continue;
-            const uint32_t d = dk_seg_delay(n, n->seg[cur[3 * i]]);
-            if (d < bd) {
-                bd = d;
-                best = i;
-            }
-        }
-        if (best == UINT32_MAX) return;
-        const uint32_t sg = n->seg[cur[3 * best]++];
-        deliver_segment(t, sg, cur[3 * best + 1], reach, used);
-        cur[3 * best + 1] += dk_seg_len(n, sg);
-    }
-}
-
 static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t *used) {
     dk_network *n = t->net;
     for (uint32_t s = 0; s < list->n; s++) {
         const uint32_t src = list->ids[s];
+        const uint32_t *sg = n->seg + dk_first_seg(n, src), *se = n->seg + dk_first_seg(n, src + 1);
         const uint8_t *reach = n->reach + (size_t)n->src_core[src] * n->cores_used;
-        if (t->rate > 0) deliver_segments_by_delay(t, src, reach, used);
-        else deliver_segments(t, src, reach, used);
+        for (uint32_t off = sg < se ? n->src_syn[src] : 0; sg < se; off += dk_seg_len(n, *sg++))
+            deliver_segment(t, *sg, off, reach, used);
         if (n->n_kernels) deliver_kernels(t, src, used);
     }
 }
@@ -648,8 +589,7 @@ static int thread_setup(dk_thread_ctx *ctx, uint32_t j, uint32_t nt, dk_network 
         if (!t->lists[b].ids || !t->inputs[b].ids) rc = DK_E_NOMEM;
     }
     t->core_ev = dk_alloc(((size_t)(t->c1 - t->c0) + 1) * sizeof *t->core_ev);
-    t->cur = dk_alloc((3 * (size_t)(t->c1 - t->c0) + 1) * sizeof *t->cur);
-    if (!t->core_ev || !t->cur) rc = DK_E_NOMEM;
+    if (!t->core_ev) rc = DK_E_NOMEM;
     if (n->n_kernels) {
         t->ktgt = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *t->ktgt);
         t->kw = dk_alloc(((size_t)n->kernel_fan + 1) * sizeof *t->kw);
@@ -667,7 +607,6 @@ static void threads_free(dk_thread_ctx *ctx, uint32_t nt) {
         }
         dk_free(ctx[j].ktgt);
         dk_free(ctx[j].core_ev);
-        dk_free(ctx[j].cur);
         dk_free(ctx[j].kw);
     }
     dk_free(ctx);
