@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,50 @@ def _read_timing(path: Path) -> dict[str, float]:
     return values
 
 
+def standalone_device(b2: Any, dt_ms: float, seed: int, build_dir: Path, timing_path: Path) -> None:
+    """Brian2's C++ standalone device on one thread, clocks written to ``timing_path``."""
+    b2.prefs.logging.file_log = False
+    b2.set_device("cpp_standalone", directory=str(build_dir), build_on_run=False)
+    b2.prefs.devices.cpp_standalone.openmp_threads = 0  # single thread, no OpenMP
+    b2.prefs.codegen.cpp.headers = ["<chrono>", "<fstream>", "<string>"]
+    b2.defaultclock.dt = dt_ms * b2.ms
+    b2.seed(seed)
+    declare, report = _timing_code(timing_path)
+    b2.device.insert_code("before_start", declare)
+    b2.device.insert_code("after_end", report)
+
+
+@dataclass(frozen=True)
+class TimedRuns:
+    build_started: float  # perf_counter when the network was built and the runs queued
+    codegen_compile_s: float
+    binary_s: float
+    timing: dict[str, float]  # the binary's own clocks (_timing_code)
+
+
+def timed_runs(
+    b2: Any, net: Any, warmup_ms: float, sim_ms: float, build_dir: Path, timing_path: Path
+) -> TimedRuns:
+    """The warm-up, then the timed run, inside the standalone binary with clocks around
+    each; then code generation and compilation, and the binary run."""
+    b2.device.insert_code("main", "_dd_t1 = std::chrono::steady_clock::now();")
+    net.run(warmup_ms * b2.ms)
+    # CPU time too: on a loaded machine it is steadier than the wall time.
+    b2.device.insert_code(
+        "main", "_dd_t2 = std::chrono::steady_clock::now(); _dd_c2 = std::clock();"
+    )
+    net.run(sim_ms * b2.ms)
+    b2.device.insert_code(
+        "main", "_dd_c3 = std::clock(); _dd_t3 = std::chrono::steady_clock::now();"
+    )
+    t1 = time.perf_counter()
+    b2.device.build(directory=str(build_dir), compile=True, run=False, with_output=False)
+    t2 = time.perf_counter()
+    b2.device.run(directory=str(build_dir), with_output=False)
+    t3 = time.perf_counter()
+    return TimedRuns(t1, t2 - t1, t3 - t2, _read_timing(timing_path))
+
+
 def run(cfg: Config, seed: int) -> BenchResult:
     import brian2 as b2
 
@@ -96,15 +141,7 @@ def _run_in(b2: Any, cfg: BrunelConfig, seed: int, workdir: Path) -> BenchResult
     ms, mv, hz = b2.ms, b2.mV, b2.Hz
 
     t0 = time.perf_counter()
-    b2.prefs.logging.file_log = False
-    b2.set_device("cpp_standalone", directory=str(build_dir), build_on_run=False)
-    b2.prefs.devices.cpp_standalone.openmp_threads = 0  # single thread, no OpenMP
-    b2.prefs.codegen.cpp.headers = ["<chrono>", "<fstream>", "<string>"]
-    b2.defaultclock.dt = cfg.dt_ms * ms
-    b2.seed(seed)
-    declare, report = _timing_code(timing_path)
-    b2.device.insert_code("before_start", declare)
-    b2.device.insert_code("after_end", report)
+    standalone_device(b2, cfg.dt_ms, seed, build_dir, timing_path)
 
     neurons = b2.NeuronGroup(
         cfg.n,
@@ -170,26 +207,9 @@ def _run_in(b2: Any, cfg: BrunelConfig, seed: int, workdir: Path) -> BenchResult
     monitor = b2.SpikeMonitor(neurons, record=True, name="spikes")
     net = b2.Network(neurons, *synapses, drive, monitor)
 
-    b2.device.insert_code("main", "_dd_t1 = std::chrono::steady_clock::now();")
-    net.run(cfg.warmup_ms * ms)
-    # CPU time too: on a loaded machine it is steadier than the wall time.
-    b2.device.insert_code(
-        "main", "_dd_t2 = std::chrono::steady_clock::now(); _dd_c2 = std::clock();"
-    )
-    net.run(cfg.sim_ms * ms)
-    b2.device.insert_code(
-        "main", "_dd_c3 = std::clock(); _dd_t3 = std::chrono::steady_clock::now();"
-    )
-    construct_s = time.perf_counter() - t0 - conn_s
-
-    t1 = time.perf_counter()
-    b2.device.build(directory=str(build_dir), compile=True, run=False, with_output=False)
-    codegen_compile_s = time.perf_counter() - t1
-
-    t2 = time.perf_counter()
-    b2.device.run(directory=str(build_dir), with_output=False)
-    binary_s = time.perf_counter() - t2
-    timing = _read_timing(timing_path)
+    runs = timed_runs(b2, net, cfg.warmup_ms, cfg.sim_ms, build_dir, timing_path)
+    construct_s = runs.build_started - t0 - conn_s
+    codegen_compile_s, binary_s, timing = runs.codegen_compile_s, runs.binary_s, runs.timing
 
     t_spike = np.asarray(monitor.t_[:], dtype=np.float64)
     i_spike = np.asarray(monitor.i[:], dtype=np.int64)

@@ -27,20 +27,12 @@ SCHEDULE = ["start", "groups", "synapses", "thresholds", "resets", "end"]
 
 
 def run_conv(b2: Any, cfg: ConvConfig, seed: int, workdir: Path) -> BenchResult:
-    from darwin_dra.bench.peer_brian2 import THREADS, TIMING_FILE, _read_timing, _timing_code
+    from darwin_dra.bench.peer_brian2 import THREADS, TIMING_FILE, standalone_device, timed_runs
 
     build_dir, timing_path = workdir / "build", workdir / TIMING_FILE
     ms = b2.ms
     t0 = time.perf_counter()
-    b2.prefs.logging.file_log = False
-    b2.set_device("cpp_standalone", directory=str(build_dir), build_on_run=False)
-    b2.prefs.devices.cpp_standalone.openmp_threads = 0
-    b2.prefs.codegen.cpp.headers = ["<chrono>", "<fstream>", "<string>"]
-    b2.defaultclock.dt = cfg.dt_ms * ms
-    b2.seed(seed)
-    declare, report = _timing_code(timing_path)
-    b2.device.insert_code("before_start", declare)
-    b2.device.insert_code("after_end", report)
+    standalone_device(b2, cfg.dt_ms, seed, build_dir, timing_path)
 
     tc = time.perf_counter()
     model = conv_model(cfg)
@@ -88,21 +80,9 @@ def run_conv(b2: Any, cfg: ConvConfig, seed: int, workdir: Path) -> BenchResult:
     bnet = b2.Network(neurons, inputs, *synapses, monitor, in_monitor)
     bnet.schedule = SCHEDULE
 
-    b2.device.insert_code("main", "_dd_t1 = std::chrono::steady_clock::now();")
-    bnet.run(cfg.warmup_ms * ms)
-    b2.device.insert_code(
-        "main", "_dd_t2 = std::chrono::steady_clock::now(); _dd_c2 = std::clock();"
-    )
-    bnet.run(cfg.sim_ms * ms)
-    b2.device.insert_code(
-        "main", "_dd_c3 = std::clock(); _dd_t3 = std::chrono::steady_clock::now();"
-    )
-    construct_s = time.perf_counter() - t0 - conn_s
-    t1 = time.perf_counter()
-    b2.device.build(directory=str(build_dir), compile=True, run=False, with_output=False)
-    codegen_compile_s = time.perf_counter() - t1
-    b2.device.run(directory=str(build_dir), with_output=False)
-    timing = _read_timing(timing_path)
+    runs = timed_runs(b2, bnet, cfg.warmup_ms, cfg.sim_ms, build_dir, timing_path)
+    construct_s = runs.build_started - t0 - conn_s
+    codegen_compile_s, timing = runs.codegen_compile_s, runs.timing
 
     lo = (cfg.warmup_steps - 0.5) * cfg.dt_ms * 1e-3
     counts = np.zeros(n + net.n_inputs, dtype=np.int64)
