@@ -223,7 +223,7 @@ def test_two_domains_on_one_chip(
     assert len({r["device"] for r in results}) == 2
 
 
-def test_pipeline_stages_stay_on_one_fabric_and_bind_after_routes(
+def test_pipeline_stages_stay_on_one_fabric_and_bind(
     cluster: LocalCluster, kube: Kube, ns: str, darwin: Driver
 ) -> None:
     kubectl_apply(cluster, ns, (EXAMPLES / "pipeline-one-fabric.yaml").read_text())
@@ -242,11 +242,6 @@ def test_pipeline_stages_stay_on_one_fabric_and_bind_after_routes(
     node = _bound(kube, ns, "pipeline")
     stage_pools = {results[r]["pool"] for r in ("encoder", "reservoir", "readout")}
     assert stage_pools == {node}
-    status = kube.get_ns(ns, CLAIMS, claim["metadata"]["name"]) or {}
-    [entry] = [d for d in status["status"]["devices"] if d["pool"] == f"fabric-{fabric}"]
-    assert entry["data"]["routes"] == sorted(
-        f"{results[r]['pool']}/{results[r]['device']}" for r in ("encoder", "reservoir", "readout")
-    )
 
 
 def test_quad_first_else_four_domains(

@@ -66,7 +66,6 @@ def test_demo_end_to_end() -> None:
     pipeline = examples[examples.index("pipeline\n") :]
     assert re.search(r"given:.*; fabric-wafer-\d \(200 KEPS of the fabric\)", pipeline)
     assert "publish darwin.snn.io/fabric=wafer-" in pipeline
-    assert "RoutesProgrammed" in pipeline
     shared = _section(text, "A KEPS-shared service")
     assert re.search(r"waits:\s+replica #\d stays Pending: 0/3 nodes are available", shared)
     assert re.search(r"given:\s+[1-9] replicas placed; the next one waits", shared)

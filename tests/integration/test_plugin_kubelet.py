@@ -168,7 +168,7 @@ def test_plugin_publishes_slices_the_api_server_stores(plugin: Plugin) -> None:
         "chip-1-bottom",
     ]
     devices = {d["name"]: d for d in slices[1]["spec"]["devices"]}
-    assert len(devices) == 50
+    assert len(devices) == 54  # 50 partitions and 4 routers (resources/routers.py)
     shared = devices["chip-0-shared-0"]
     assert shared["allowMultipleAllocations"] is True
     assert shared["capacity"]["keps"]["requestPolicy"]["validRange"]["step"] == "10"
@@ -197,7 +197,7 @@ def test_faults_taint_devices_and_clearing_them_removes_the_taint(plugin: Plugin
     fault("inject", "--whole-chip")
     wait_for(
         "NoExecute on every chip-1 device",
-        lambda: len([n for n, t in _taints(plugin).items() if t[0]["effect"] == "NoExecute"]) == 50,
+        lambda: len([n for n, t in _taints(plugin).items() if t[0]["effect"] == "NoExecute"]) == 54,
         timeout=20,
     )
     # A failed chip sorts last: its device slice is renamed to the lowest priority.
