@@ -137,8 +137,8 @@ def placements(
     out = []
     for g in allocation(claim):
         dev = known.get((g.pool, g.device))
-        if dev is None or dev.attr("partition") == "fabric":
-            continue
+        if dev is None or dev.attr("partition") in ("fabric", "router"):
+            continue  # a fabric's bandwidth and a chip's router hold no tiles
         kind = str(dev.attr("partition"))
         profile = profiles[str(dev.attr("model"))]
         w, h = extent(kind, profile)
