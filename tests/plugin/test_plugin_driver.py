@@ -271,6 +271,26 @@ def test_a_restarted_plugin_keeps_the_partitions_the_chip_still_holds(
     assert (dirs.cdi_dir / "darwin.snn.io-u1.json").read_bytes() == spec
 
 
+def test_a_restart_removes_the_socket_directories_of_no_recorded_claim(
+    dirs: DriverConfig, engine2: Engine, darwin3: ChipProfile
+) -> None:
+    """A directory left by a claim released while its spike port restarted (or by an older
+    plugin) goes at the next restart; the directories of recorded claims stay."""
+    store = ClaimStore(claim("u1", [result("chip-0", NODE)]))
+    assert _prepare(_driver(dirs, engine2, darwin3, store), "u1")["u1"].error is None
+    mine = sorted(d.name for d in dirs.socket_root.iterdir())
+    assert len(mine) == 1
+    assert mine[0].startswith("u1-")
+    stray = dirs.socket_root / "gone-snn-chip-0-shared-0"
+    stray.mkdir()
+    (stray / "spike.sock").write_text("")
+    report = _driver(dirs, engine2, darwin3, store).reconcile()
+    assert report.orphan_socket_dirs == [stray.name]
+    assert sorted(d.name for d in dirs.socket_root.iterdir()) == mine
+    assert _unprepare(_driver(dirs, engine2, darwin3, store), "u1") == {"u1": None}
+    assert list(dirs.socket_root.iterdir()) == []
+
+
 def _as_version_1(path: Path) -> None:
     """Rewrite a checkpoint the way the plugin before the typed plan wrote it."""
     import hashlib

@@ -13,6 +13,7 @@ from darwin_dra.plugin.recovery import (
     Action,
     Wanted,
     lost_devices,
+    orphan_socket_dirs,
     owned_partitions,
     plan_restore,
     rollback_victims,
@@ -184,3 +185,22 @@ def test_spike_sockets_and_wanted_come_from_the_completed_claims(tmp_path: Path)
         ("u1", 1, 6, BOOT, True),
     ]
     assert got[2].cores == _cores(S0)
+
+
+def test_orphan_socket_dirs_are_those_of_no_recorded_device() -> None:
+    cp = _done(Checkpoint("host"), "u1", {D0: 5}, BOOT)
+    cp = _done(cp, "old", {D1: 7}, "boot-a")  # lost in a reset: kept until unprepared
+    cp = cp.started(_plan("half", S0))  # rolled back before the sweep, never swept by it
+    present = [
+        "u1-r-chip-0-domain-0",
+        "old-r-chip-0-domain-1",
+        "half-r-chip-0-shared-0",
+        "u1-r-chip-0-shared-0",  # a device u1 does not have
+        "u10-r-chip-0-domain-0",  # a uid that only starts with a recorded one
+        "gone-r-chip-0-domain-0",
+    ]
+    assert orphan_socket_dirs(cp, present) == [
+        "gone-r-chip-0-domain-0",
+        "u1-r-chip-0-shared-0",
+        "u10-r-chip-0-domain-0",
+    ]

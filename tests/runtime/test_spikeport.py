@@ -239,9 +239,29 @@ def test_spike_ports_sync_starts_and_stops_servers(engine: Engine, tmp_path: Pat
         await ports.sync({s0: p0})
         assert ports.serving == {s0: p0}
         assert not s1.exists()
+        assert not s1.parent.exists()  # its claim is gone, and the directory it made with it
         assert s0.exists()
         await ports.close()
         assert not s0.exists()
+        assert s0.parent.is_dir()  # a closing chip host leaves its claims' directories
+
+    asyncio.run(main())
+
+
+def test_a_port_started_after_its_claim_was_released_leaves_no_directory(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A sync that read the checkpoint before an unprepare starts the port after the unprepare
+    removed its directory (making it again); the unprepare's own sync then leaves nothing."""
+    part = engine.create_partition(0, domains=[0])
+    sock = tmp_path / "claim-dev" / "spike.sock"
+
+    async def main() -> None:
+        ports = SpikePorts(engine)
+        assert await ports.sync({sock: part}) == {}  # the stale view: the claim still there
+        assert sock.exists()
+        await ports.sync({})  # the unprepare's view
+        assert list(tmp_path.iterdir()) == []
 
     asyncio.run(main())
 

@@ -59,6 +59,10 @@ class Driver:
         self._claims = claims
         self._after_started = after_started
         self.spike_ports = spike_ports
+        # One sync at a time, each reading the checkpoint once it has the turn: the last sync
+        # then always reflects the last prepare or unprepare (two racing syncs could land in
+        # either order at the chip host and leave a gone claim's port serving).
+        self._port_turn = asyncio.Lock()
         # Told of the claims the kubelet asks to prepare (earlyprep.py: they are the
         # kubelet's to unprepare from then on).
         self.on_kubelet_prepare: Callable[[Sequence[ClaimRef]], None] | None = None
@@ -103,7 +107,8 @@ class Driver:
     async def sync_spike_ports(self) -> None:
         """Serve the spike port of every prepared partition, and nothing else."""
         if self.spike_ports is not None:
-            await sync_spike_ports(self.node, self.spike_ports)
+            async with self._port_turn:
+                await sync_spike_ports(self.node, self.spike_ports)
 
     def reconcile(self) -> ReconcileReport:
         """Bring the chips and the CDI directory in line with the checkpoint (blocking)."""

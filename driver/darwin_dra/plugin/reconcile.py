@@ -1,4 +1,5 @@
-"""Restart recovery: bring the chips and the CDI directory in line with the checkpoint.
+"""Restart recovery: bring the chips, the CDI directory and the spike socket directories in
+line with the checkpoint.
 
 Interrupted prepares are rolled back; for the completed claims, recovery.plan_restore decides
 which partition is kept, which recreated and which released, and which claims were lost in a
@@ -9,6 +10,7 @@ those decisions and rewrites the CDI specs whose partition ids changed.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +29,7 @@ class ReconcileReport:
     rolled_back: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     orphan_specs: list[str] = field(default_factory=list)
+    orphan_socket_dirs: list[str] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
 
@@ -78,6 +81,11 @@ def reconcile(node: Node) -> ReconcileReport:
             if uid not in known:
                 node.cdi.remove(uid)
                 report.orphan_specs.append(uid)
+        root = node.config.socket_root
+        present = [d.name for d in root.iterdir()] if root.is_dir() else []
+        for name in recovery.orphan_socket_dirs(cp, present):
+            shutil.rmtree(root / name, ignore_errors=True)
+            report.orphan_socket_dirs.append(name)
         node.store.save(cp)
         node.count_prepared(cp)
     node.log.info(
@@ -90,6 +98,7 @@ def reconcile(node: Node) -> ReconcileReport:
         rolled_back=report.rolled_back,
         failed=report.failed,
         orphan_specs=report.orphan_specs,
+        orphan_socket_dirs=report.orphan_socket_dirs,
     )
     return report
 

@@ -140,6 +140,14 @@ def spike_sockets(cp: Checkpoint, socket_root: Path, boot: str) -> dict[Path, in
     }
 
 
+def orphan_socket_dirs(cp: Checkpoint, present: Iterable[str]) -> list[str]:
+    """The socket directories (names under the socket root) of no device of a claim the
+    checkpoint knows: a claim released while its spike port was being started again, or by
+    an older plugin. Lost claims keep theirs until the kubelet unprepares them."""
+    known = {socket_dir(Path(), r.uid, i).name for r in cp.claims.values() for i in r.plan.devices}
+    return sorted(name for name in present if name not in known)
+
+
 def rollback_victims(
     record: ClaimRecord,
     live: Sequence[PartitionInfo],

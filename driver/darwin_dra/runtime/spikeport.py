@@ -345,6 +345,12 @@ class SpikePorts:
             change = port_change(self.serving, wanted)
             for path in change.stop:
                 await self._servers.pop(path).stop()
+                if path not in wanted:
+                    # Its claim is gone: a start that raced the unprepare's removal may have
+                    # made the directory again. A container still mounting it would keep it
+                    # non-empty, so only an empty one goes.
+                    with contextlib.suppress(OSError):
+                        path.parent.rmdir()
                 log.info("spike port stopped", socket=os.fspath(path))
             for path, part in sorted(change.start.items()):
                 server = SpikePortServer(
@@ -363,4 +369,8 @@ class SpikePorts:
         return failed
 
     async def close(self) -> None:
-        await self.sync({})
+        """Stop every server and keep the directories: the claims still hold them, and their
+        containers mount them (a restarted chip host binds the sockets there again)."""
+        async with self._lock:
+            for path in sorted(self._servers):
+                await self._servers.pop(path).stop()
