@@ -120,6 +120,12 @@ def _running(kube: Kube, ns: str, name: str) -> dict[str, Any] | None:
     return pod if pod and pod.get("status", {}).get("phase") == "Running" else None
 
 
+def _env_logged(kube: Kube, ns: str, name: str) -> str | None:
+    """The workload's log once its DARWIN_ environment is in it."""
+    logs = kube.core.read_namespaced_pod_log(name, ns) or ""
+    return logs if any(line.startswith("DARWIN_PARTITION=") for line in logs.splitlines()) else None
+
+
 def _claim_uid(kube: Kube, ns: str, pod: dict[str, Any]) -> str:
     [status] = pod["status"]["resourceClaimStatuses"]
     claim = kube.custom.get_namespaced_custom_object(
@@ -273,7 +279,9 @@ def test_a_kill_9_of_the_plugin_pod_at_every_step_loses_nothing(
         uid = _claim_uid(kube, ns, pod)
         held = view.held()
         assert len(held[uid]) == 1, (point, held)  # prepared exactly once
-        logs = kube.core.read_namespaced_pod_log(name, ns)
+        # Running comes before the container's first write reaches its log: wait for the line.
+        logs = wait_for(f"{name}'s environment in its log",
+                        lambda n=name: _env_logged(kube, ns, n), 60)  # fmt: skip
         assert f"DARWIN_PARTITION={held[uid][0]}" in logs.splitlines(), (point, logs)
         if point in crashpoints.UNPREPARE:
             armed.write_text(point)
