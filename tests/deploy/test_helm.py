@@ -126,6 +126,10 @@ def test_daemonset_rolls_one_node_at_a_time_with_surge_and_per_pod_sockets() -> 
     assert env["POD_UID"] == {"fieldRef": {"fieldPath": "metadata.uid"}}
     assert env["NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     assert c["livenessProbe"]["grpc"] == {"port": 51515}
+    # A slow start is not a dead plugin: liveness waits for the first answer, up to 300 s.
+    assert c["startupProbe"]["grpc"] == {"port": 51515}
+    assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] == 300
+    assert "initialDelaySeconds" not in c["livenessProbe"]
     host = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
     assert host == {
         "plugins-registry": "/var/lib/kubelet/plugins_registry",
@@ -144,7 +148,20 @@ def test_health_port_zero_drops_the_probe() -> None:
         render("d", None, "kubeletPlugin.healthPort=0"), "DaemonSet", "darwin-kubelet-plugin"
     )["spec"]["template"]["spec"]["containers"]
     assert "livenessProbe" not in c
+    assert "startupProbe" not in c
     assert "HEALTH_PORT" not in _env(c)
+
+
+def test_startup_seconds_set_how_long_a_start_may_take() -> None:
+    objs = render("d", None, "kubeletPlugin.startupSeconds=60", "controller.startupSeconds=30")
+    [plugin] = one(objs, "DaemonSet", "darwin-kubelet-plugin")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    controller = one(objs, "Deployment")["spec"]["template"]["spec"]
+    [ctl] = controller["containers"]
+    assert plugin["startupProbe"]["failureThreshold"] == 30
+    assert ctl["startupProbe"]["failureThreshold"] == 15
+    assert ctl["startupProbe"]["httpGet"] == ctl["livenessProbe"]["httpGet"]
 
 
 def test_controller_deployment_runs_two_replicas_with_leader_election() -> None:

@@ -6,16 +6,14 @@ the fault publishes the healthy figures again."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 from darwin_dra.cluster.launcher import LocalCluster
+from host_plugin import Plugin, running_plugin
 from k8s_helpers import wait_for
 
 from tests.integration.test_plugin_calibrated import _published
-from tests.integration.test_plugin_kubelet import Plugin, running_plugin
 from tests.integration.test_real_nodes import _link_inside
 
 pytestmark = pytest.mark.integration
@@ -45,16 +43,11 @@ def test_a_link_fault_lowers_max_meps_on_a_calibrated_real_node_until_cleared(
 ) -> None:
     plugin = calibrated_real
 
-    def fault(*args: str) -> None:
-        cli = [sys.executable, "-m", "darwin_dra.cli.main", "fault"]
-        subprocess.run([*cli, *args, "--state-dir", str(plugin.state_dir)], check=True,
-                       capture_output=True)  # fmt: skip
-
     healthy = wait_for("both chips published", lambda: _published(plugin) or None)
     assert set(healthy) == {"chip-0", "chip-1"}
     assert healthy["chip-1"][2] == "measured"
     assert healthy["chip-0"] == healthy["chip-1"]
-    fault("inject", *_link_inside(1, 5))
+    plugin.fault("inject", *_link_inside(1, 5))
     degraded = wait_for(
         "chip-1's lower maxMeps published",
         lambda: (p := _published(plugin)) and p["chip-1"][1] < healthy["chip-1"][1] and p,
@@ -66,5 +59,5 @@ def test_a_link_fault_lowers_max_meps_on_a_calibrated_real_node_until_cleared(
     assert degraded["chip-0"] == healthy["chip-0"]  # the other chip's figure stays
     assert 0 < degraded["chip-1"][0] < healthy["chip-1"][0]
     assert degraded["chip-1"][2] == "measured"
-    fault("clear", "--all", "--chip", "1")
+    plugin.fault("clear", "--all", "--chip", "1")
     wait_for("the healthy capacity again", lambda: _published(plugin) == healthy, timeout=60)

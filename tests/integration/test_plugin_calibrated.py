@@ -5,16 +5,13 @@ host's Info at every publish; the fault poll triggers one); clearing the fault r
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from darwin_dra.cluster.launcher import LocalCluster
+from host_plugin import Plugin, running_plugin
 from k8s_helpers import wait_for
-
-from tests.integration.test_plugin_kubelet import Plugin, running_plugin
 
 pytestmark = pytest.mark.integration
 
@@ -44,9 +41,7 @@ def _published(plugin: Plugin) -> dict[str, tuple[int, int, str]]:
 
 def test_a_fault_that_lowers_the_calibration_is_republished(calibrated: Plugin) -> None:
     def fault(*args: str) -> None:
-        cli = [sys.executable, "-m", "darwin_dra.cli.main", "fault"]
-        where = ["--state-dir", str(calibrated.state_dir), "--chip", "1"]
-        subprocess.run([*cli, *args, *where], check=True, capture_output=True)
+        calibrated.fault(*args, "--chip", "1")
 
     healthy = wait_for("both chips published", lambda: _published(calibrated) or None)
     assert set(healthy) == {"chip-0", "chip-1"}

@@ -5,27 +5,21 @@ CEL, and the kubelet harness prepares and unprepares through the plugin's socket
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from darwin_dra import DRIVER_NAME, kubeapi
-from darwin_dra.cluster.chiphost import start_chip_host
+from darwin_dra import DRIVER_NAME
 from darwin_dra.cluster.launcher import LocalCluster
-from darwin_dra.cluster.state import NodeRecord
 from darwin_dra.runtime.client import SpikePortClient
+from host_plugin import Plugin, running_plugin
 from k8s_helpers import (
     Kube,
     allocated_devices,
@@ -40,102 +34,6 @@ from tests.chiphost.workload import Stepper
 from tests.runtime.nets import relay
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Plugin:
-    node: str
-    state_dir: Path
-    cdi_dir: Path
-    proc: subprocess.Popen[bytes]
-    log: Path
-    kube: kubeapi.Kube
-    cmd: list[str]
-    chips: subprocess.Popen[bytes]
-    inventory: Path
-
-    def slices(self) -> list[dict[str, Any]]:
-        return self.kube.list_slices(DRIVER_NAME, self.node)
-
-    def start(self) -> None:
-        """A new plugin process (after a crash or for an upgrade), on the same directories."""
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy()
-            )
-
-    def start_chips(self) -> None:
-        log = self.state_dir.parent / "chip-host.log"
-        self.chips = start_chip_host(self.node, self.inventory, self.state_dir, log)
-
-
-def _inventory(path: Path, node: str) -> Path:
-    chips = "\n".join(
-        f"          - {{model: darwin3, serial: IT-{i}, pcieRoot: 'pci0000:00', firmware: 1.4.2}}"
-        for i in range(2)
-    )
-    path.write_text(
-        "apiVersion: darwin.snn.io/v1alpha1\nkind: Inventory\nnodes:\n"
-        f"  - name: {node}\n    fabrics:\n      - id: wafer-it\n        chips:\n{chips}\n"
-    )
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def running_plugin(
-    cluster: LocalCluster,
-    node: NodeRecord,
-    work: Path,
-    *,
-    calibrate: bool = False,
-    chip_host_timeout_s: float = 60.0,
-    ready_timeout_s: float = 30.0,
-) -> Iterator[Plugin]:
-    """The real chip host and `darwin-dra kubelet-plugin` for ``node``, once its 3 slices are
-    published; stopped with SIGTERM (both must exit 0) and its slices deleted afterwards."""
-    log = work / "plugin.log"
-    inventory = _inventory(work / "inventory.yaml", node.name)
-    chips = start_chip_host(
-        node.name, inventory, work / "state", work / "chip-host.log",
-        timeout_s=chip_host_timeout_s, calibrate=calibrate,
-    )  # fmt: skip
-    cmd = [
-        sys.executable, "-m", "darwin_dra.cli.main", "kubelet-plugin",
-        "--node-name", node.name,
-        "--kubeconfig", str(cluster.kubeconfig),
-        "--plugins-registry-dir", node.plugins_registry,
-        "--plugins-dir", node.plugins,
-        "--cdi-dir", str(work / "cdi"),
-        "--state-dir", str(work / "state"),
-        "--fault-poll-seconds", "0.2",
-        "--metrics-port", str(_free_port()),
-        "--health-port", "0",
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
-    kube = kubeapi.connect(cluster.kubeconfig)
-    started = Plugin(node.name, work / "state", work / "cdi", proc, log, kube, cmd, chips,
-                     inventory)  # fmt: skip
-    try:
-        wait_for("the plugin's slices", lambda: len(started.slices()) == 3, ready_timeout_s)
-        yield started
-    finally:
-        started.proc.send_signal(signal.SIGTERM)
-        code = started.proc.wait(timeout=20)
-        started.chips.send_signal(signal.SIGTERM)
-        chips_code = started.chips.wait(timeout=20)
-        for s in kube.list_slices(DRIVER_NAME, node.name):
-            kube.delete_slice(s["metadata"]["name"])
-        kube.close()
-        print(log.read_text()[-4000:])
-        assert code == 0, f"plugin exited with {code}"
-        assert chips_code == 0, f"chip host exited with {chips_code}"
 
 
 @pytest.fixture(scope="module")

@@ -11,26 +11,22 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import urllib3
-from darwin_dra import DRIVER_NAME, kubeapi
-from darwin_dra.cluster.chiphost import start_chip_host
+from darwin_dra import DRIVER_NAME
 from darwin_dra.cluster.launcher import LocalCluster
-from darwin_dra.cluster.state import NodeRecord
 from darwin_dra.engine import Direction
 from darwin_dra.hardware.model import ChipEntry
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.resources.chips import ChipView
 from darwin_dra.resources.partitions import partitions
+from host_plugin import Plugin, running_plugin
 from k8s_helpers import (
     Kube,
     allocated_devices,
@@ -53,27 +49,6 @@ PROBE = (
 )
 
 
-@dataclass
-class Plugin:
-    node: NodeRecord
-    state_dir: Path
-    proc: subprocess.Popen[bytes]
-    kube: kubeapi.Kube
-
-    def slices(self) -> list[dict[str, Any]]:
-        return self.kube.list_slices(DRIVER_NAME, self.node.name)
-
-    def fault(self, *args: str) -> None:
-        cli = [sys.executable, "-m", "darwin_dra.cli.main", "fault", *args]
-        subprocess.run([*cli, "--state-dir", str(self.state_dir)], check=True, capture_output=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def plugin(
     real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
@@ -83,55 +58,10 @@ def plugin(
     node = real_cluster.state.nodes[0]
     assert node.kind == "real"
     work = tmp_path_factory.mktemp("real-plugin")
-    chips = "\n".join(
-        f"          - {{model: darwin3, serial: RN-{i}, pcieRoot: 'pci0000:00', firmware: 1.4.2}}"
-        for i in range(2)
-    )
-    inventory = work / "inventory.yaml"
-    inventory.write_text(
-        "apiVersion: darwin.snn.io/v1alpha1\nkind: Inventory\nnodes:\n"
-        f"  - name: {node.name}\n    fabrics:\n      - id: wafer-rn\n        chips:\n{chips}\n"
-    )
-    log = work / "plugin.log"
-    # The chip host first: it owns the chips; the plugin is its client.
-    chips = start_chip_host(node.name, inventory, work / "state", work / "chip-host.log")
-    cmd = [
-        sys.executable, "-m", "darwin_dra.cli.main", "kubelet-plugin",
-        "--node-name", node.name,
-        "--kubeconfig", str(real_cluster.kubeconfig),
-        "--plugins-registry-dir", node.plugins_registry,
-        "--plugins-dir", node.plugins,
-        "--cdi-dir", node.cdi_dir,
-        "--state-dir", str(work / "state"),
-        "--fault-poll-seconds", "0.2",
-        "--metrics-port", str(_free_port()),
-        "--health-port", "0",
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
-    kube = kubeapi.connect(real_cluster.kubeconfig)
-    started = Plugin(node, work / "state", proc, kube)
-    try:
-        wait_for("the plugin's slices", lambda: len(started.slices()) == 3, timeout=60)
-        # A pod that reaches the kubelet before the plugin's registration fails its prepare and
-        # waits out the pod worker's back-off: start the tests from a registered plugin.
-        wait_for(
-            "the kubelet's registration of the plugin",
-            lambda: "registered with the kubelet" in log.read_text(errors="replace"),
-            timeout=60,
-        )
+    with running_plugin(
+        real_cluster, node, work, cdi_dir=Path(node.cdi_dir), registered=True, ready_timeout_s=60
+    ) as started:
         yield started
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
-        chips.send_signal(signal.SIGTERM)
-        chips_code = chips.wait(timeout=30)
-        for s in kube.list_slices(DRIVER_NAME, node.name):
-            kube.delete_slice(s["metadata"]["name"])
-        kube.close()
-        print(log.read_text()[-4000:])
-        assert code == 0, f"plugin exited with {code}"
-        assert chips_code == 0, f"chip host exited with {chips_code}"
 
 
 def _pod(
@@ -224,7 +154,7 @@ def test_a_claim_is_prepared_by_the_real_kubelet_and_cdi_reaches_the_container(
     assert claim_name is not None
     claim = kube.get_ns(namespace, "resourceclaims", claim_name)
     [alloc] = allocated_devices(claim)
-    assert alloc["pool"] == plugin.node.name  # the only node with this driver's devices
+    assert alloc["pool"] == plugin.node  # the only node with this driver's devices
     assert alloc["device"].startswith("chip-0-domain-")
     env = dict(line.split("=", 1) for line in logs.splitlines() if line.startswith("DARWIN_"))
     assert set(env) >= {"DARWIN_CORES", "DARWIN_KEPS", "DARWIN_PARTITION", "DARWIN_SPIKE_ENDPOINT"}
@@ -233,7 +163,7 @@ def test_a_claim_is_prepared_by_the_real_kubelet_and_cdi_reaches_the_container(
     assert "spike-socket=present" in logs  # the partition directory is bind-mounted by CDI
     # The env is exactly what the plugin's CDI spec for this claim says.
     assert claim is not None
-    spec_file = Path(plugin.node.cdi_dir) / f"darwin.snn.io-{claim['metadata']['uid']}.json"
+    spec_file = plugin.cdi_dir / f"darwin.snn.io-{claim['metadata']['uid']}.json"
     [dev] = json.loads(spec_file.read_text())["devices"]
     assert sorted(f"{k}={v}" for k, v in env.items()) == sorted(dev["containerEdits"]["env"])
 
@@ -264,14 +194,14 @@ def test_kubelet_and_containerd_restarts_keep_the_prepared_claim_and_the_running
     plugin: Plugin, real_cluster: LocalCluster, real_kube: Kube, real_namespace: str, test_id: str
 ) -> None:
     assert real_cluster.state is not None
-    kube, namespace, node = real_kube, real_namespace, plugin.node.name
+    kube, namespace, node = real_kube, real_namespace, plugin.node
     image = real_cluster.state.images["busybox"]
     _start_claim_pod(kube, namespace, image, test_id, "domain", "snn", "app")
     wait_for("the container's report", lambda: "ready" in _logs(kube, namespace, "app"), 120)
     claim_name = kube.pod_claim_name(namespace, "app", "snn")
     claim = kube.get_ns(namespace, "resourceclaims", claim_name or "")
     assert claim is not None
-    spec_file = Path(plugin.node.cdi_dir) / f"darwin.snn.io-{claim['metadata']['uid']}.json"
+    spec_file = plugin.cdi_dir / f"darwin.snn.io-{claim['metadata']['uid']}.json"
     assert spec_file.exists()
     before = _container(kube, namespace, "app")
     registered = _registrations(plugin)
@@ -326,7 +256,7 @@ def test_an_etcd_restart_keeps_claims_slices_and_the_running_pod_and_prepare_goe
     claim = kube.get_ns(namespace, "resourceclaims", claim_name)
     assert claim is not None
     uid = claim["metadata"]["uid"]
-    spec_file = Path(plugin.node.cdi_dir) / f"darwin.snn.io-{uid}.json"
+    spec_file = plugin.cdi_dir / f"darwin.snn.io-{uid}.json"
     container = _container(kube, namespace, "app")
     slices = sorted(s["metadata"]["name"] for s in plugin.slices())
 
@@ -437,7 +367,7 @@ def _node_uid(kube: Kube, node: str) -> str | None:
 def _owners(plugin: Plugin) -> set[str]:
     """The node uids the plugin's slices are owned by."""
     refs = [r for s in plugin.slices() for r in s["metadata"].get("ownerReferences") or []]
-    return {r["uid"] for r in refs if r["kind"] == "Node" and r["name"] == plugin.node.name}
+    return {r["uid"] for r in refs if r["kind"] == "Node" and r["name"] == plugin.node}
 
 
 def test_a_removed_node_takes_its_slices_and_its_pods_claims_are_released(
@@ -448,7 +378,7 @@ def test_a_removed_node_takes_its_slices_and_its_pods_claims_are_released(
     the claim controller deletes its claim, and the node's kubelet unprepares it. The kubelet
     restarted registers the node again, and its slices come back owned by the new Node."""
     assert real_cluster.state is not None
-    kube, namespace, node = real_kube, real_namespace, plugin.node.name
+    kube, namespace, node = real_kube, real_namespace, plugin.node
     image = real_cluster.state.images["busybox"]
     uid = _node_uid(kube, node)
     wait_for("the slices owned by the node", lambda: _owners(plugin) == {uid}, 60)
@@ -457,7 +387,7 @@ def test_a_removed_node_takes_its_slices_and_its_pods_claims_are_released(
     claim_name = kube.pod_claim_name(namespace, "app", "snn") or ""
     claim = kube.get_ns(namespace, "resourceclaims", claim_name)
     assert claim is not None
-    spec_file = Path(plugin.node.cdi_dir) / f"darwin.snn.io-{claim['metadata']['uid']}.json"
+    spec_file = plugin.cdi_dir / f"darwin.snn.io-{claim['metadata']['uid']}.json"
     assert spec_file.exists()
 
     kube.core.delete_node(node)
@@ -594,7 +524,7 @@ def test_a_failed_domain_or_link_moves_a_deployments_pod_to_healthy_hardware_unt
     )
     template = {"name": "snn", "exactly": {"deviceClassName": cls}}
     kube.create_ns(namespace, "resourceclaimtemplates", claim_template("domain", [template]))
-    pod = _pod("worker", image, PROBE, node=plugin.node.name, claim="domain")
+    pod = _pod("worker", image, PROBE, node=plugin.node, claim="domain")
     labels = {"app": f"worker-{test_id}"}
     deployment = {
         "apiVersion": "apps/v1",
