@@ -114,11 +114,13 @@ def _off_hardware(
     """Every pod and the claims on ``bad`` devices deleted, and those devices; None when no
     claim holds one."""
     failed = sorted(
-        f"{pool}/{device}"
-        for c in observed.claims
-        for _, pool, device in allocated_devices(c)
-        if (pool, device) in bad
-    )
+        {
+            f"{pool}/{device}"
+            for c in observed.claims
+            for _, pool, device in allocated_devices(c)
+            if (pool, device) in bad
+        }
+    )  # a shared device holding two stages' shares is named once
     if not failed:
         return None
     actions = [
