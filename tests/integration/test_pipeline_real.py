@@ -213,6 +213,46 @@ def _chip(result: dict[str, Any]) -> int:
     return int(m.group(1))
 
 
+def _node_devices(kube: Kube, node: str) -> list[dict[str, Any]]:
+    """The devices of ``node``'s pool, newest generation (what the plugin publishes now)."""
+    items = [
+        s
+        for s in kube.custom.list_cluster_custom_object("resource.k8s.io", "v1", "resourceslices")[
+            "items"
+        ]
+        if s["spec"]["driver"] == "darwin.snn.io" and s["spec"].get("nodeName") == node
+    ]
+    newest = max((int(s["spec"]["pool"]["generation"]) for s in items), default=0)
+    return [
+        d
+        for s in items
+        if int(s["spec"]["pool"]["generation"]) == newest
+        for d in s["spec"].get("devices") or []
+    ]
+
+
+def _tainted_chips(kube: Kube, node: str) -> set[int]:
+    return {
+        d["attributes"]["chip"]["int"]
+        for d in _node_devices(kube, node)
+        if d.get("taints") and "chip" in d.get("attributes", {})
+    }
+
+
+def _fabric_device(kube: Kube, node: str) -> dict[str, Any] | None:
+    """The attributes and keps of the fabric device of ``node``'s wafer (its own, here)."""
+    for s in kube.custom.list_cluster_custom_object("resource.k8s.io", "v1", "resourceslices")[
+        "items"
+    ]:
+        terms = (s["spec"].get("nodeSelector") or {}).get("nodeSelectorTerms") or []
+        values = [v for t in terms for e in t.get("matchExpressions", []) for v in e["values"]]
+        if s["spec"]["driver"] == "darwin.snn.io" and values == [node]:
+            [d] = s["spec"]["devices"]
+            out = {k: next(iter(v.values())) for k, v in d["attributes"].items()}
+            return {**out, "keps": d["capacity"]["keps"]["value"]}
+    return None
+
+
 def _start(cluster: launcher.LocalCluster, ns: str, manifest: str) -> tuple[str, str]:
     """What the example's header tells a user to do; the edge and the core node."""
     state = cluster.state
@@ -394,6 +434,59 @@ def test_a_pipeline_is_split_placed_replaced_off_a_failed_chip_and_removed(
             check=True,
             capture_output=True,
         )
+
+    # A fabric link of the chip now under s1 and s2 fails (to the node's other chip, the one
+    # just repaired): no taint, the chip runs on, but the pipeline leaves it for the other.
+    wait_for(
+        f"chip {failed}'s devices without taints again",
+        lambda: failed not in _tainted_chips(kube, core),
+        timeout=60,
+        every=0.5,
+    )
+    cut = _chip(alloc["s1"])
+    fabric_fault = ["--state-dir", str(state_dir), "--chip", str(cut)]
+    subprocess.run(
+        [*fault, "inject", *fabric_fault, "--fabric-to", str(failed)],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        cut_at = time.monotonic()
+
+        def link_degraded() -> dict[str, Any] | None:
+            d = _condition(_pipeline(kube, ns, "digits"), "Degraded")
+            return d if d.get("status") == "True" and d["reason"] != "ChipFailed" else None
+
+        cond = wait_for("Degraded by the fabric link", link_degraded, timeout=60, every=0.5)
+        print(f"fabric link {core}/{cut}->{failed} failed: Degraded after "
+              f"{time.monotonic() - cut_at:.1f}s: {cond['reason']}: {cond['message']}")  # fmt: skip
+        assert cond["reason"] == "FabricLinkFailed", cond
+        assert f"{core}/chip-{cut}-shared-" in cond["message"]
+        assert cut not in _tainted_chips(kube, core)  # the chip itself carries no taint
+
+        def moved_off_the_link() -> dict[str, Any] | None:
+            o = _all_running(kube, ns, "digits")()
+            a = _claims(kube, ns, "digits")
+            ok = o and {"s1", "s2"} <= set(a) and _chip(a["s1"]) != cut
+            return o if ok else None
+
+        wait_for("stages placed off the link", moved_off_the_link, timeout=300, every=1.0)
+        print(f"placed again, all stages running after {time.monotonic() - cut_at:.1f}s")
+        alloc = _claims(kube, ns, "digits")
+        assert _chip(alloc["s1"]) == _chip(alloc["s2"]) == failed
+        assert alloc["s1"]["pool"] == core
+        # The fabric device the controller publishes follows the fault too (its resync).
+        wafer = wait_for(
+            "the fabric device with the failed link",
+            lambda: (d := _fabric_device(kube, core)) and d["failedFabricLinks"] == 1 and d,
+            timeout=60,
+            every=1.0,
+        )
+        print(f"fabric device: {wafer} after {time.monotonic() - cut_at:.1f}s")
+    finally:
+        subprocess.run([*fault, "clear", *fabric_fault, "--all"], check=True, capture_output=True)
+    ready = _condition(_pipeline(kube, ns, "digits"), "Ready")
+    assert ready.get("status") == "True", ready
 
     # Deleting the pipeline removes everything it owns (the garbage collector).
     _kubectl(real_cluster, "-n", ns, "delete", "spikingpipeline", "digits", "--wait=true")

@@ -21,12 +21,12 @@ from darwin_dra.controller.deviceclasses import ClassSettings, device_classes
 from darwin_dra.controller.leader import LeaderElector, LeaseConfig
 from darwin_dra.controller.metrics import ControllerMetrics
 from darwin_dra.controller.pipelines import PipelineWorker
-from darwin_dra.controller.reconcile import reconcile_once
+from darwin_dra.controller.reconcile import FabricOf, reconcile_once
 from darwin_dra.hardware.inventory import load_inventory
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline.objects import StageSettings
-from darwin_dra.resources.fabric import FabricSettings, fabric_slices
+from darwin_dra.resources.fabric import FabricSettings, FabricsOf, nominal_links
 
 log = structlog.get_logger(__name__)
 
@@ -45,13 +45,14 @@ class ControllerOptions:
     stages: StageSettings | None = None  # None: SpikingPipelines are not reconciled
 
 
-def desired_objects(opts: ControllerOptions) -> tuple[list[Obj] | None, list[Obj]]:
-    """Classes (None: not managed) and fabric slices; raises on a bad inventory before
+def desired_objects(opts: ControllerOptions) -> tuple[list[Obj] | None, FabricsOf]:
+    """Classes (None: not managed) and the fabric slices as a function of the node slices
+    observed (they follow the chips' fabric faults); raises on a bad inventory before
     anything is written."""
     profiles = load_profiles(opts.profiles)
     inventory = load_inventory(opts.inventory, profiles)
     classes = device_classes(opts.classes) if opts.install_classes else None
-    return classes, fabric_slices(inventory, opts.fabric, profiles)
+    return classes, FabricsOf(inventory, opts.fabric, profiles)
 
 
 class ReconcileWorker:
@@ -59,7 +60,7 @@ class ReconcileWorker:
         self,
         api: kubeapi.ControllerKube,
         classes: list[Obj] | None,
-        slices: list[Obj],
+        slices: FabricOf,
         metrics: ControllerMetrics,
         resync_s: float,
     ) -> None:
@@ -86,6 +87,7 @@ class ReconcileWorker:
 
 def run(opts: ControllerOptions, stop: threading.Event) -> int:
     classes, slices = desired_objects(opts)
+    nominal = nominal_links(slices.inventory, slices.profiles or {})
     api = kubeapi.connect_controller(opts.kubeconfig)
     metrics = ControllerMetrics()
     if opts.metrics_port is not None:
@@ -108,7 +110,10 @@ def run(opts: ControllerOptions, stop: threading.Event) -> int:
                 if opts.stages is not None:
                     pipe_api = kubeapi.connect_pipelines(opts.kubeconfig)
                     targets.append(
-                        ("pipelines", PipelineWorker(pipe_api, metrics, opts.stages).run)
+                        (
+                            "pipelines",
+                            PipelineWorker(pipe_api, metrics, opts.stages, nominal).run,
+                        )
                     )
                 for name, target in targets:
                     t = threading.Thread(target=target, args=(work_stop,), name=name, daemon=True)
@@ -117,7 +122,7 @@ def run(opts: ControllerOptions, stop: threading.Event) -> int:
                 log.info(
                     "leading: workers started",
                     classes=len(classes) if classes is not None else "not managed",
-                    fabrics=len(slices),
+                    fabrics=len(slices(())),
                     pipelines=opts.stages is not None,
                 )
             elif not leading and threads:

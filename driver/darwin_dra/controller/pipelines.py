@@ -9,7 +9,7 @@ pipelines own (two watches), and every ``resync_s`` anyway. Runs only on the lea
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,13 +22,14 @@ from darwin_dra.controller.plansource import ModelPending, PlanSource
 from darwin_dra.controller.stage_meter import StageMeter
 from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline import certs, objects
-from darwin_dra.pipeline.cluster import cluster_view
+from darwin_dra.pipeline.cluster import cluster_view, fabric_faulted
 from darwin_dra.pipeline.placement import Placement, PlacementError, place, placement_from_json
 from darwin_dra.pipeline.plan import PlanError, PlanView
 from darwin_dra.pipeline.reconcile import Action, Observed, decide
 from darwin_dra.pipeline.spec import PipelineSpec, SpecError, parse_spec
 from darwin_dra.pipeline.splitter import ModelError
 from darwin_dra.pipeline.status import Outcome, StageRates, pipeline_status
+from darwin_dra.resources.fabric import ChipKey
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +49,9 @@ class PipelineWorker:
     api: kubeapi.PipelineKube
     metrics: ControllerMetrics
     settings: objects.StageSettings
+    # each chip's fabric links with none failed (resources/fabric.py nominal_links): a stage
+    # on a chip that publishes fewer is moved off it
+    nominal_links: Mapping[ChipKey, int] = field(default_factory=dict)
     resync_s: float = 10.0
     watch_s: int = 30
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -140,7 +144,8 @@ class PipelineWorker:
             return
         plan_text, plan = sourced.text, sourced.plan
         mine = frozenset(str(c["metadata"].get("uid")) for c in owned_claims)
-        view = cluster_view(slices, claims, nodes, ignore_claims=mine)
+        faulted = fabric_faulted(slices, self.nominal_links)
+        view = cluster_view(slices, claims, nodes, ignore_claims=mine, avoid=faulted)
         tainted = frozenset(
             (str(s["spec"]["pool"]["name"]), str(d.get("name")))
             for s in slices
@@ -159,13 +164,14 @@ class PipelineWorker:
             spec,
             plan,
             placement,
-            Observed(owned_claims, pods, tainted),
+            Observed(owned_claims, pods, tainted, faulted),
             self.settings,
             sourced.maps,
         )
         self._apply(ns, decision.actions)
         if decision.needs_new_placement:
-            # The failed hardware is out of the view (tainted); the old claims' share is free.
+            # The failed hardware is out of the view (tainted, or faulted fabric links); the old
+            # claims' share is free.
             try:
                 again = place(plan, view, spec.target_rate, spec.hint_map())
                 self._write_plan(p, plan_text, again, inputs_hash, replace=True)

@@ -197,14 +197,20 @@ def _body(action: Action) -> Obj:
     return action.body
 
 
+FabricOf = Callable[[Sequence[Obj]], Sequence[Obj]]
+
+
 def reconcile_once(
-    api: ReconcileApi, classes: Sequence[Obj] | None, fabric_slices: Sequence[Obj]
+    api: ReconcileApi, classes: Sequence[Obj] | None, fabric_slices: Sequence[Obj] | FabricOf
 ) -> list[Action]:
     """One pass: observe, plan, apply. Returns what it did. ``classes`` None: the classes are
-    not ours to manage (not even to delete the ones an earlier version installed)."""
+    not ours to manage (not even to delete the ones an earlier version installed).
+    ``fabric_slices``: the desired fabric slices, or the function that makes them from the
+    driver's slices observed (resources/fabric.py ``FabricsOf``: they follow the chips'
+    fabric faults)."""
     actions = [] if classes is None else plan_classes(classes, api.list_device_classes())
-    actions += plan_slices(
-        fabric_slices, api.list_driver_slices(DRIVER_NAME), api.list_node_names()
-    )
+    observed = api.list_driver_slices(DRIVER_NAME)
+    desired = fabric_slices(observed) if callable(fabric_slices) else fabric_slices
+    actions += plan_slices(desired, observed, api.list_node_names())
     apply(api, actions)
     return actions

@@ -3,8 +3,9 @@ stage can be granted KEPS on, with what is free of each, and the fabrics between
 
 Read from ResourceSlices (the newest generation of each pool), the allocations of
 ResourceClaims and the nodes' labels. What is not free: a half whose shared device carries a
-taint (a failed or degraded chip), a half that an exclusive partition of some claim overlaps
-(they consume the same counters), and the capacity other claims consumed of a shared device.
+taint (a failed or degraded chip), a half on a chip that lost a fabric link (``avoid``:
+``fabric_faulted``), a half that an exclusive partition of some claim overlaps (they consume
+the same counters), and the capacity other claims consumed of a shared device.
 The pipeline's own claims are left out (``ignore_claims``): a placement made again must see
 the hardware its old claims hold as free.
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 from darwin_dra import DRIVER_NAME
 from darwin_dra.quantity import quantity_or_none as quantity
+from darwin_dra.resources.fabric import ChipKey, published_links
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class ClusterView:
     chips: tuple[ChipSlot, ...]
     fabrics: tuple[FabricLink, ...] = ()
     node_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # serials of the chips left out (``avoid``): the claims keep off them, as the scheduler
+    # keeps off a tainted device by itself
+    avoid_serials: tuple[str, ...] = ()
 
     def fabric(self, fabric_id: str) -> FabricLink | None:
         return next((f for f in self.fabrics if f.id == fabric_id), None)
@@ -94,17 +99,39 @@ def _results(claim: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [r for r in out if r.get("driver") == DRIVER_NAME]
 
 
+def fabric_faulted(
+    slices: Iterable[Mapping[str, Any]], nominal: Mapping[ChipKey, int]
+) -> frozenset[tuple[str, str]]:
+    """(pool, device) of every device of a chip whose published working fabric links
+    (``fabricLinks``) are fewer than the ``nominal`` ones its fabric's grid gives it
+    (resources/fabric.py ``nominal_links``): a chip a fabric fault cut off, in part or whole.
+    The chip runs on, untainted (docs/operations.md); a pipeline leaves it."""
+    newest = _newest(slices)
+    short = {key for key, links in published_links(newest).items() if links < nominal.get(key, 0)}
+    return frozenset(
+        (str(s["spec"]["pool"]["name"]), str(dev.get("name")))
+        for s in newest
+        if s["spec"].get("nodeName")
+        for dev in s["spec"].get("devices") or []
+        if isinstance(_attr(dev, "chip"), int)
+        and (str(s["spec"]["nodeName"]), int(_attr(dev, "chip"))) in short
+    )
+
+
 def cluster_view(
     slices: Iterable[Mapping[str, Any]],
     claims: Iterable[Mapping[str, Any]] = (),
     nodes: Iterable[Mapping[str, Any]] = (),
     ignore_claims: frozenset[str] = frozenset(),
+    avoid: frozenset[tuple[str, str]] = frozenset(),
 ) -> ClusterView:
-    """``ignore_claims``: uids of claims whose allocations count as free."""
+    """``ignore_claims``: uids of claims whose allocations count as free; ``avoid``: (pool,
+    device) of devices left out as if tainted (``fabric_faulted``)."""
     shared: dict[tuple[str, str], tuple[str, int, str, set[str], dict[str, int]]] = {}
     exclusive_sets: dict[tuple[str, str], set[str]] = {}  # (pool, device) -> counter sets
     tainted: set[tuple[str, str]] = set()
     fabrics: dict[str, FabricLink] = {}
+    avoided: set[str] = set()
     for s in _newest(slices):
         spec = s["spec"]
         pool = str(spec["pool"]["name"])
@@ -126,8 +153,10 @@ def cluster_view(
                 continue
             if not node:
                 continue
-            if dev.get("taints"):
+            if dev.get("taints") or key in avoid:
                 tainted.add(key)
+            if key in avoid and _attr(dev, "serial"):
+                avoided.add(str(_attr(dev, "serial")))
             sets = {str(c.get("counterSet")) for c in dev.get("consumesCounters") or []}
             if kind == "shared":
                 cap = dev.get("capacity") or {}
@@ -185,4 +214,5 @@ def cluster_view(
         ),
         tuple(fabrics[f] for f in sorted(fabrics)),
         labels,
+        tuple(sorted(avoided)),
     )

@@ -108,18 +108,26 @@ def _fabric_selector(fabric: str) -> Obj:
     return {"cel": {"expression": f'device.attributes["{DRIVER_NAME}"].fabric == "{fabric}"'}}
 
 
+def _avoid_selector(serials: Sequence[str]) -> Obj:
+    listed = ", ".join(json.dumps(s) for s in serials)
+    return {"cel": {"expression": f'!(device.attributes["{DRIVER_NAME}"].serial in [{listed}])'}}
+
+
 def claim_body(
     pipeline: Mapping[str, Any],
     plan: PlanView,
     group: Group,
     placement_hash: str,
     routes: Sequence[RouteEntry] = (),
+    avoid: Sequence[str] = (),
 ) -> Obj:
     """One request per stage on a shared half chip, KEPS, neurons and synapses asked as
-    consumable capacity, all on the group's fabric and (several stages) on one chip; plus the
-    fabric bandwidth for the edges that reach the group from its fabric's other chips; and the
-    ``routes`` between its stages for the chip's router (pipeline/chiproutes.py)."""
+    consumable capacity, all on the group's fabric and (several stages) on one chip, none on
+    the chips of serial ``avoid`` (Placement.avoid); plus the fabric bandwidth for the edges
+    that reach the group from its fabric's other chips; and the ``routes`` between its stages
+    for the chip's router (pipeline/chiproutes.py)."""
     requests: list[Obj] = []
+    selectors = [_fabric_selector(group.fabric)] + ([_avoid_selector(avoid)] if avoid else [])
     for name in group.stages:
         s = plan.stage(name)
         requests.append(
@@ -127,7 +135,7 @@ def claim_body(
                 "name": name,
                 "exactly": {
                     "deviceClassName": SHARED_CLASS,
-                    "selectors": [_fabric_selector(group.fabric)],
+                    "selectors": selectors,
                     "capacity": {
                         "requests": {
                             "keps": str(max(1, s.keps)),

@@ -61,6 +61,9 @@ class Placement:
     links: Mapping[tuple[str, str], Link]
     spikes_per_s: Mapping[tuple[str, str], float]
     hosts: Mapping[str, Host] = field(default_factory=dict)
+    # serials of chips its claims keep off: a fabric link had failed there when it was made
+    # (the devices carry no taint the scheduler would heed; cluster.fabric_faulted)
+    avoid: tuple[str, ...] = ()
 
     def group_of(self, stage: str) -> Group | None:
         return next((g for g in self.groups if stage in g.stages), None)
@@ -248,7 +251,7 @@ def place(
             )
         )
     _check_fabric_bandwidth(out, view)
-    return Placement(tuple(out), links, every, hosts)
+    return Placement(tuple(out), links, every, hosts, view.avoid_serials)
 
 
 def _check_fabric_bandwidth(groups: Sequence[Group], view: ClusterView) -> None:
@@ -270,8 +273,12 @@ def _check_fabric_bandwidth(groups: Sequence[Group], view: ClusterView) -> None:
 
 
 def placement_json(placement: Placement) -> str:
+    # "avoid" only when there is one: a placement without is written as before (its hash,
+    # which the claims and pods carry, unchanged across an upgrade)
+    avoid = {"avoid": list(placement.avoid)} if placement.avoid else {}
     return json.dumps(
         {
+            **avoid,
             "groups": [
                 {
                     "name": g.name,
@@ -319,4 +326,4 @@ def placement_from_json(text: str) -> Placement:
     links = {(e["from"], e["to"]): e["link"] for e in raw["links"]}
     rates = {(e["from"], e["to"]): float(e["spikesPerSecond"]) for e in raw["links"]}
     hosts = {k: Host(v["node"], dict(v["nodeSelector"])) for k, v in raw["hosts"].items()}
-    return Placement(groups, links, rates, hosts)
+    return Placement(groups, links, rates, hosts, tuple(raw.get("avoid", ())))

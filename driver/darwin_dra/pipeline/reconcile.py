@@ -7,9 +7,10 @@ Lifecycle of the stage pods:
   upstream connects to the downstream).
 - The recovery is a restart of the run, not a resume: a stage's state lives in its partition,
   a failed chip takes it along, and its neighbours' streams break with it. So when any stage
-  pod fails, disappears under a running neighbour, or sits on a tainted device, every stage
-  pod goes; the claims on failed hardware go too, the placement is made again without that
-  hardware (the caller does, ``needs_new_placement``), and the pods are made again.
+  pod fails, disappears under a running neighbour, or sits on a tainted device or on a chip
+  that lost a fabric link, every stage pod goes; the claims on failed hardware go too, the
+  placement is made again without that hardware (the caller does, ``needs_new_placement``),
+  and the pods are made again.
 - A run with ``spec.steps`` ends with every pod Succeeded; the pipeline is then Completed.
 """
 
@@ -49,11 +50,13 @@ class Action:
 
 @dataclass(frozen=True)
 class Observed:
-    """What the pipeline owns now (found by its label), and the devices that carry taints."""
+    """What the pipeline owns now (found by its label), the devices that carry taints and
+    those on a chip with a failed fabric link (pipeline/cluster.py ``fabric_faulted``)."""
 
     claims: Sequence[Obj] = ()
     pods: Sequence[Obj] = ()
     tainted: frozenset[tuple[str, str]] = frozenset()  # (pool, device)
+    fabric_faulted: frozenset[tuple[str, str]] = frozenset()  # (pool, device)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,34 @@ def allocated_devices(claim: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
+def _off_hardware(
+    observed: Observed, pods: Mapping[str, Obj], bad: frozenset[tuple[str, str]]
+) -> tuple[list[Action], list[str]] | None:
+    """Every pod and the claims on ``bad`` devices deleted, and those devices; None when no
+    claim holds one."""
+    failed = sorted(
+        {
+            f"{pool}/{device}"
+            for c in observed.claims
+            for _, pool, device in allocated_devices(c)
+            if (pool, device) in bad
+        }
+    )  # a shared device holding two stages' shares is named once
+    if not failed:
+        return None
+    actions = [
+        Action("delete", "Pod", name, why="hardware under the pipeline failed")
+        for name, pod in sorted(pods.items())
+        if not _deleting(pod)
+    ]
+    actions += [
+        Action("delete", "ResourceClaim", _name(c), why="its device failed")
+        for c in observed.claims
+        if any((p, d) in bad for _, p, d in allocated_devices(c)) and not _deleting(c)
+    ]
+    return actions, failed
+
+
 def decide(
     pipeline: Mapping[str, Any],
     spec: PipelineSpec,
@@ -123,30 +154,14 @@ def decide(
     actions: list[Action] = []
 
     # Hardware failed under a claim: every pod goes, the claim goes, a new placement follows.
-    failed = sorted(
-        f"{pool}/{device}"
-        for c in observed.claims
-        for _, pool, device in allocated_devices(c)
-        if (pool, device) in observed.tainted
-    )
-    if failed:
-        for name, pod in sorted(pods.items()):
-            if not _deleting(pod):
-                actions.append(
-                    Action("delete", "Pod", name, why="hardware under the pipeline failed")
-                )
-        for c in observed.claims:
-            if any(
-                (p, d) in observed.tainted for _, p, d in allocated_devices(c)
-            ) and not _deleting(c):
-                actions.append(Action("delete", "ResourceClaim", _name(c), why="its device failed"))
-        return Decision(
-            actions,
-            "Restarting",
-            "ChipFailed",
-            f"devices failed under the pipeline: {', '.join(failed)}",
-            failed,
-        )
+    for bad, reason, what in (
+        (observed.tainted, "ChipFailed", "devices failed under the pipeline"),
+        (observed.fabric_faulted, "FabricLinkFailed", "fabric links failed under the pipeline"),
+    ):
+        off = _off_hardware(observed, pods, bad)
+        if off is not None:
+            actions, failed = off
+            return Decision(actions, "Restarting", reason, f"{what}: {', '.join(failed)}", failed)
 
     # Claims: one per group (with its routes); a claim of another placement, another group
     # or other routes is replaced.
@@ -154,7 +169,12 @@ def decide(
     lookahead = objects.LOOKAHEAD_WINDOWS * spec.window
     want_claims = {
         objects.claim_name(pname, g): objects.claim_body(
-            pipeline, plan, g, placement_hash, group_routes(g, routed, maps or {}, lookahead)
+            pipeline,
+            plan,
+            g,
+            placement_hash,
+            group_routes(g, routed, maps or {}, lookahead),
+            placement.avoid,
         )
         for g in placement.groups
     }
