@@ -108,13 +108,19 @@ class RouteEntry:
 
 
 def on_chip_edges(plan: PlanView, placement: Placement, maps: Mapping[Edge, str]) -> list[Edge]:
-    """The edges that go on a chip's router: between two stages of one group, with a known
-    neuron map; a group's maps beyond MAX_ROUTES_CHARS stay on sockets (in plan order)."""
+    """The edges that go on a chip's router: between two stages of one group that holds a
+    router (``Group.routed``), with a known neuron map; a group's maps beyond MAX_ROUTES_CHARS
+    stay on sockets (in plan order)."""
     used: dict[str, int] = {}
     out: list[Edge] = []
     for e in plan.edges:
         group = placement.group_of(e.src)
-        if group is None or placement.group_of(e.dst) != group or (e.src, e.dst) not in maps:
+        if (
+            group is None
+            or not group.routed
+            or placement.group_of(e.dst) != group
+            or (e.src, e.dst) not in maps
+        ):
             continue
         size = len(maps[(e.src, e.dst)]) + 100  # the entry's other fields
         if used.get(group.name, 0) + size > MAX_ROUTES_CHARS:

@@ -14,7 +14,13 @@ The decision is greedy, in two passes, both deterministic:
    node.
 2. Assign: groups by traffic, heaviest first, each to the chip that keeps most of its
    traffic to the groups already placed on its fabric (then on its node), then the first in
-   order; capacity is taken as it goes.
+   order; capacity is taken as it goes. A *routed* group (two of its stages exchange spikes,
+   which then go on the chip's router: pipeline/chiproutes.py) also takes one of the chip's
+   free routers (``ChipSlot.routers``: resources/partitions.ROUTERS_PER_CHIP a chip, less what
+   other claims hold); after the traffic, a chip with a free router is preferred. A routed group
+   that no chip holding it has a router left for is placed without one (``routed=False``): its
+   claim asks for no router and its stages' edges stay on sockets, so the scheduler can still
+   allocate it.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ class Group:
     fabric: str
     node_selector: Mapping[str, str] = field(default_factory=dict)
     fabric_keps: int = 0  # inter-chip bandwidth this group's claim asks of its fabric
+    routed: bool = True  # it holds one of its chip's routers (when its stages exchange spikes)
 
 
 @dataclass(frozen=True)
@@ -164,13 +171,20 @@ def place(
         raise PlacementError("the plan has no stage that runs on a chip")
     groups = sorted(set(group.values()), key=lambda g: order[g[0]])
 
+    def exchanges(members: Sequence[str]) -> bool:
+        """Two of the stages exchange spikes: on the chip's router if it has one free."""
+        return any(a in members and b in members for a, b in traffic)
+
     def weight(members: Sequence[str]) -> float:
         return sum(v for (a, b), v in traffic.items() if (a in members) != (b in members))
 
     free = {(c.node, c.chip): list(c.halves) for c in view.chips}
+    routers = {(c.node, c.chip): c.routers for c in view.chips}
     placed: dict[tuple[str, ...], ChipSlot] = {}
+    routed: set[tuple[str, ...]] = set()
     for members in sorted(groups, key=lambda g: (-weight(g), order[g[0]])):
-        best: tuple[tuple[float, float, int], ChipSlot, list[Half]] | None = None
+        wants_router = exchanges(members)
+        best: tuple[tuple[float, float, bool, int], ChipSlot, list[Half]] | None = None
         for rank, c in enumerate(view.chips):
             if not _allows(c, selectors(members), view):
                 continue
@@ -192,7 +206,8 @@ def place(
                 )
                 on_fabric += t if oc.fabric == c.fabric else 0.0
                 on_node += t if oc.node == c.node else 0.0
-            score = (-on_fabric, -on_node, rank)
+            no_router = wants_router and routers[(c.node, c.chip)] <= 0
+            score = (-on_fabric, -on_node, no_router, rank)
             if best is None or score < best[0]:
                 best = (score, c, left)
         if best is None:
@@ -206,6 +221,9 @@ def place(
         _, chip, left = best
         free[(chip.node, chip.chip)] = left
         placed[members] = chip
+        if wants_router and routers[(chip.node, chip.chip)] > 0:
+            routers[(chip.node, chip.chip)] -= 1
+            routed.add(members)
     # Stages on no chip and no hint: beside the group they exchange most spikes with.
     for s in plan.stages:
         if s.on_chip or s.name in hosts:
@@ -245,6 +263,7 @@ def place(
                 chip.fabric,
                 selector,
                 fabric_keps(over) if over > 0 else 0,
+                members in routed,
             )
         )
     _check_fabric_bandwidth(out, view)
@@ -281,6 +300,7 @@ def placement_json(placement: Placement) -> str:
                     "fabric": g.fabric,
                     "nodeSelector": dict(g.node_selector),
                     "fabricKeps": g.fabric_keps,
+                    "routed": g.routed,
                 }
                 for g in placement.groups
             ],
@@ -313,6 +333,7 @@ def placement_from_json(text: str) -> Placement:
             g["fabric"],
             dict(g["nodeSelector"]),
             int(g["fabricKeps"]),
+            bool(g.get("routed", True)),  # stored before routers were counted
         )
         for g in raw["groups"]
     )
