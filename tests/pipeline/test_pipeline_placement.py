@@ -282,28 +282,36 @@ def _check_valid(
 
 
 def _check_routers(p: Placement, plan: PlanView, view: ClusterView) -> None:
-    """Reference: a group needs a router when an edge of the plan joins two of its stages;
-    no chip holds more routed groups than it has free routers; a group left without one sits
-    on a chip whose every router another routed group of the pipeline holds."""
+    """Reference: a claim needs a router when an edge of the plan joins two of its stages; it
+    holds at most one (a ``routed`` group: the router is on that group's chip); no chip has
+    more routed groups than free routers; a claim left without one has every chip of its
+    groups' routers held by the pipeline's other claims; joined claims are one node's and
+    one fabric's, and hold a router; only the edges inside a claim holding one are routed."""
     routed_on: dict[tuple[str, int], int] = {}
     for g in p.groups:
-        inside = any(e.src in g.stages and e.dst in g.stages for e in plan.edges)
-        if inside and g.routed:
+        if g.routed:
             routed_on[(g.node, g.chip)] = routed_on.get((g.node, g.chip), 0) + 1
     for c in view.chips:
         assert routed_on.get((c.node, c.chip), 0) <= c.routers
-    for g in p.groups:
-        inside = any(e.src in g.stages and e.dst in g.stages for e in plan.edges)
-        if inside and not g.routed:
-            chip = next(c for c in view.chips if (c.node, c.chip) == (g.node, g.chip))
-            assert routed_on.get((g.node, g.chip), 0) == chip.routers
+    for name, groups in p.claims().items():
+        stages = {s for g in groups for s in g.stages}
+        inside = any(e.src in stages and e.dst in stages for e in plan.edges)
+        holders = [g for g in groups if g.routed]
+        assert len(holders) <= 1, name
+        if holders:
+            assert inside, name  # no router for a claim that routes nothing
+        elif inside:
+            for g in groups:
+                chip = next(c for c in view.chips if (c.node, c.chip) == (g.node, g.chip))
+                assert routed_on.get((g.node, g.chip), 0) == chip.routers
+        if len(groups) > 1:
+            assert len({(g.node, g.fabric) for g in groups}) == 1
+            assert holders
     maps = {(e.src, e.dst): "0:0:1" for e in plan.edges}
-    # Only routed groups' edges go on a router: what the claims ask is what is placed.
     for a, b in on_chip_edges(plan, p, maps):
-        g = p.group_of(a)
-        assert g is not None
-        assert g.routed
-        assert b in g.stages
+        claim = p.claim_of(a)
+        assert any(g.routed for g in claim)
+        assert claim == p.claim_of(b)
 
 
 @st.composite
