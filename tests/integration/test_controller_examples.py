@@ -527,6 +527,71 @@ def test_a_routed_claim_binds_only_once_the_plugin_programmed_its_routes(
         assert f"{uid}/s0->s1" in [r.name for r in chips.routes()]
 
 
+def test_a_placement_joined_on_a_fabric_binds_with_its_route_over_the_fabric(
+    cluster: LocalCluster, kube: Kube, ns: str, darwin: Driver
+) -> None:
+    """The pipeline controller's decision on the live slices: three stages, each more than
+    half a half, on node 0 (two chips of wafer-it): s0 and s1 share a chip, s2 gets the other,
+    and both groups are one claim (placement.join_on_fabric) whose route s1 -> s2 the plugin
+    programs on the chip host across the two chips before the pods bind."""
+    from darwin_dra.pipeline import objects
+    from darwin_dra.pipeline.chiproutes import claim_routes, on_chip_edges
+    from darwin_dra.pipeline.cluster import cluster_view
+    from darwin_dra.pipeline.placement import place
+    from darwin_dra.pipeline.plan import EdgeLoad, PlanView, StageLoad
+
+    node = darwin.nodes[0]
+    labels = [{"metadata": {"name": n, "labels": {"kubernetes.io/hostname": n}}}
+              for n in darwin.nodes]  # fmt: skip
+    view = cluster_view(darwin.kube.list_driver_slices(DRIVER_NAME), nodes=labels)
+    half = min(h.keps for c in view.chips if c.node == node for h in c.halves)
+    keps = half * 6 // 10  # one stage a half
+    plan = PlanView(
+        tuple(StageLoad(f"s{i}", 100, 1000, keps) for i in range(3)),
+        (EdgeLoad("s0", "s1", 0.05), EdgeLoad("s1", "s2", 0.04)),
+    )
+    pin = {"kubernetes.io/hostname": node}
+    placement = place(plan, view, 1000, {f"s{i}": pin for i in range(3)})
+    [groups] = placement.claims().values()
+    assert [len(g.stages) for g in groups] == [2, 1]
+    maps = {("s0", "s1"): "0:0:4", ("s1", "s2"): "0:0:4"}
+    edges = on_chip_edges(plan, placement, maps)
+    assert edges == [("s0", "s1"), ("s1", "s2")]
+    owner = {"metadata": {"name": "joined", "namespace": ns, "uid": "none"}}
+    body = objects.claim_body(owner, plan, groups, "h", claim_routes(groups, edges, maps, 8))
+    del body["metadata"]["ownerReferences"]  # no such pipeline: the collector would delete it
+    claim = body["metadata"]["name"]
+    pods = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"joined-{s}"},
+         "spec": {"terminationGracePeriodSeconds": 0, "nodeSelector": pin,
+                  "containers": [{"name": "c", "image": "registry.invalid/x:none",
+                                  "resources": {"claims": [{"name": "snn", "request": s}]}}],
+                  "resourceClaims": [{"name": "snn", "resourceClaimName": claim}]}}
+        for s in ("s0", "s1", "s2")
+    ]  # fmt: skip
+    kubectl_apply(cluster, ns, json.dumps({"apiVersion": "v1", "kind": "List",
+                                           "items": [body, *pods]}))  # fmt: skip
+    try:
+        _joined_bound(kube, ns, darwin, node, claim)
+    finally:  # not a template's claim: the namespace's pods going leave it behind
+        kube.custom.delete_namespaced_custom_object("resource.k8s.io", "v1", ns, CLAIMS, claim)
+
+
+def _joined_bound(kube: Kube, ns: str, darwin: Driver, node: str, claim: str) -> None:
+    from darwin_dra.pipeline import objects
+
+    for s in ("s0", "s1", "s2"):
+        assert _bound(kube, ns, f"joined-{s}") == node
+    got = kube.get_ns(ns, CLAIMS, claim)
+    assert got is not None
+    uid = got["metadata"]["uid"]
+    chip = {r["request"]: r["device"].split("-")[1] for r in allocated_devices(got)}
+    assert chip["s0"] == chip["s1"] == chip[objects.ROUTER_REQUEST] != chip["s2"]
+    with ChipHostClient(default_socket(darwin.work / node / "state")) as chips:
+        names = [r.name for r in chips.routes()]
+    assert {f"{uid}/s0->s1", f"{uid}/s1->s2"} <= set(names)
+
+
 def test_a_route_the_chip_host_refuses_fails_the_binding_with_its_reason(
     cluster: LocalCluster, kube: Kube, ns: str, darwin: Driver
 ) -> None:

@@ -108,32 +108,48 @@ class RouteEntry:
 
 
 def on_chip_edges(plan: PlanView, placement: Placement, maps: Mapping[Edge, str]) -> list[Edge]:
-    """The edges that go on a chip's router: between two stages of one group, with a known
-    neuron map; a group's maps beyond MAX_ROUTES_CHARS stay on sockets (in plan order)."""
+    """The edges that go on the chip host's routes: between two stages of one claim that holds
+    a router (one of its groups ``routed``), with a known neuron map: on one chip's router
+    when both stages are in one group, over the fabric link between the chips when the claim
+    joined two groups of one fabric (placement.join_on_fabric); a claim's maps beyond
+    MAX_ROUTES_CHARS stay on sockets (in plan order)."""
     used: dict[str, int] = {}
     out: list[Edge] = []
     for e in plan.edges:
-        group = placement.group_of(e.src)
-        if group is None or placement.group_of(e.dst) != group or (e.src, e.dst) not in maps:
+        claim = placement.claim_of(e.src)
+        if (
+            not claim
+            or not any(g.routed for g in claim)
+            or placement.claim_of(e.dst) != claim
+            or (e.src, e.dst) not in maps
+        ):
             continue
+        name = claim[0].claim_id
         size = len(maps[(e.src, e.dst)]) + 100  # the entry's other fields
-        if used.get(group.name, 0) + size > MAX_ROUTES_CHARS:
+        if used.get(name, 0) + size > MAX_ROUTES_CHARS:
             continue
-        used[group.name] = used.get(group.name, 0) + size
+        used[name] = used.get(name, 0) + size
         out.append((e.src, e.dst))
     return out
 
 
-def group_routes(
-    group: Group, edges: Sequence[Edge], maps: Mapping[Edge, str], lookahead_steps: int
+def claim_routes(
+    groups: Sequence[Group], edges: Sequence[Edge], maps: Mapping[Edge, str], lookahead_steps: int
 ) -> list[RouteEntry]:
-    """The routes of one group's claim: its on-chip edges."""
-    held = set(group.stages)
+    """The routes of one claim (its groups): its routed edges."""
+    held = {s for g in groups for s in g.stages}
     return [
         RouteEntry(src, dst, maps[(src, dst)], lookahead_steps)
         for src, dst in edges
         if src in held and dst in held
     ]
+
+
+def group_routes(
+    group: Group, edges: Sequence[Edge], maps: Mapping[Edge, str], lookahead_steps: int
+) -> list[RouteEntry]:
+    """The routes of a claim of one group."""
+    return claim_routes((group,), edges, maps, lookahead_steps)
 
 
 def routes_annotation(routes: Sequence[RouteEntry]) -> str:

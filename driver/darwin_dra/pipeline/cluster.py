@@ -8,6 +8,10 @@ taint (a failed or degraded chip), a half on a chip that lost a fabric link (``a
 the same counters), and the capacity other claims consumed of a shared device.
 The pipeline's own claims are left out (``ignore_claims``): a placement made again must see
 the hardware its old claims hold as free.
+
+A chip's routers (``chip-c-router-r``, resources/routers.py) are counted the same way: the ones
+its slice publishes, less the tainted ones and those other claims hold. A group whose stages
+exchange spikes on the chip takes one (pipeline/placement.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from darwin_dra import DRIVER_NAME
 from darwin_dra.quantity import quantity_or_none as quantity
 from darwin_dra.resources.fabric import ChipKey, published_links
+from darwin_dra.resources.partitions import ROUTER, ROUTERS_PER_CHIP
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,9 @@ class ChipSlot:
     chip: int
     fabric: str
     halves: tuple[Half, ...]
+    # Free routers: one a group whose stages exchange spikes on the chip takes. A view read
+    # from slices counts the published ones (cluster_view); a hand-made one has them all.
+    routers: int = ROUTERS_PER_CHIP
 
     @property
     def name(self) -> str:
@@ -132,6 +140,7 @@ def cluster_view(
     tainted: set[tuple[str, str]] = set()
     fabrics: dict[str, FabricLink] = {}
     avoided: set[str] = set()
+    routers: dict[tuple[str, str], tuple[str, int]] = {}  # (pool, device) -> (node, chip)
     for s in _newest(slices):
         spec = s["spec"]
         pool = str(spec["pool"]["name"])
@@ -158,6 +167,10 @@ def cluster_view(
             if key in avoid and _attr(dev, "serial"):
                 avoided.add(str(_attr(dev, "serial")))
             sets = {str(c.get("counterSet")) for c in dev.get("consumesCounters") or []}
+            if kind == ROUTER:
+                if not dev.get("taints"):
+                    routers[key] = (str(node), int(_attr(dev, "chip")))
+                continue
             if kind == "shared":
                 cap = dev.get("capacity") or {}
                 free = {k: _q(cap.get(k)) for k in ("keps", "neurons", "synapses")}
@@ -177,7 +190,9 @@ def cluster_view(
         for r in _results(claim):
             key = (str(r.get("pool")), str(r.get("device")))
             used = r.get("consumedCapacity") or {}
-            if key in shared:
+            if key in routers:
+                del routers[key]
+            elif key in shared:
                 for k in ("keps", "neurons", "synapses"):
                     shared[key][4][k] -= _q(used.get(k, 0))
             elif key in exclusive_sets:
@@ -202,6 +217,9 @@ def cluster_view(
                 max(0, free["synapses"]),
             )
         )
+    free_routers: dict[tuple[str, int], int] = {}
+    for at in routers.values():
+        free_routers[at] = free_routers.get(at, 0) + 1
     labels = {
         str((n.get("metadata") or {}).get("name")): dict(
             (n.get("metadata") or {}).get("labels") or {}
@@ -210,7 +228,8 @@ def cluster_view(
     }
     return ClusterView(
         tuple(
-            ChipSlot(node, chip, fab, tuple(h)) for (node, chip), (fab, h) in sorted(chips.items())
+            ChipSlot(node, chip, fab, tuple(h), free_routers.get((node, chip), 0))
+            for (node, chip), (fab, h) in sorted(chips.items())
         ),
         tuple(fabrics[f] for f in sorted(fabrics)),
         labels,

@@ -76,9 +76,11 @@ def chip_hosts(
     slots: Mapping[str, Slot],
     chips_per_node: int = 2,
     routing: Routing | None = None,
+    metrics_ports: Mapping[str, int] | None = None,
 ) -> Iterator[dict[str, str]]:
     """One chip host per node named in ``slots``; yields each stage's SpikePort endpoint.
-    With ``routing``, programs its routes as the plugin would before the stages start."""
+    With ``routing``, programs its routes as the plugin would before the stages start;
+    ``metrics_ports``: node -> the port its chip host serves /metrics on."""
     nodes = sorted({s.node for s in slots.values()})
     procs: list[subprocess.Popen[bytes]] = []
     clients: list[ChipHostClient] = []
@@ -95,7 +97,9 @@ def chip_hosts(
                 f"  - name: {node}\n    fabrics:\n      - id: {node}-f\n        chips:\n" + chips
             )
             state = work / f"{node}-state"
-            procs.append(start_chip_host(node, inv, state, work / f"{node}-chip-host.log"))
+            port = (metrics_ports or {}).get(node)
+            log = work / f"{node}-chip-host.log"
+            procs.append(start_chip_host(node, inv, state, log, metrics_port=port))
             client = ChipHostClient(default_socket(state))
             clients.append(client)
             wanted: dict[Path, int] = {}

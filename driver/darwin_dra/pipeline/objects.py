@@ -82,7 +82,8 @@ def tls_name(pipeline: str) -> str:
 
 
 def claim_name(pipeline: str, group: Group) -> str:
-    return f"{pipeline}-{group.name}"
+    """The claim of the group's stages: its own, or the one it joined (Group.claim)."""
+    return f"{pipeline}-{group.claim_id}"
 
 
 def pod_name(pipeline: str, stage: str) -> str:
@@ -116,57 +117,75 @@ def _avoid_selector(serials: Sequence[str]) -> Obj:
 def claim_body(
     pipeline: Mapping[str, Any],
     plan: PlanView,
-    group: Group,
+    groups: Sequence[Group],
     placement_hash: str,
     routes: Sequence[RouteEntry] = (),
     avoid: Sequence[str] = (),
 ) -> Obj:
-    """One request per stage on a shared half chip, KEPS, neurons and synapses asked as
-    consumable capacity, all on the group's fabric and (several stages) on one chip, none on
-    the chips of serial ``avoid`` (Placement.avoid); plus the fabric bandwidth for the edges
-    that reach the group from its fabric's other chips; and the ``routes`` between its stages
-    for the chip's router (pipeline/chiproutes.py)."""
+    """One claim's groups (one, or several joined on one node's fabric: placement.
+    join_on_fabric): one request per stage on a shared half chip, KEPS, neurons and synapses
+    asked as consumable capacity, all on the groups' fabric and each group's (several
+    stages) on one chip; the fabric bandwidth for the edges that reach the groups from their
+    fabric's other chips (one request, their sum); none on the chips of serial ``avoid``
+    (Placement.avoid); and the ``routes`` between its stages (pipeline/chiproutes.py), with a
+    router on the chip of the group that holds it."""
+    if not groups or len({g.claim_id for g in groups}) != 1:
+        raise ValueError(f"a claim's groups share one claim, got {[g.name for g in groups]}")
     requests: list[Obj] = []
-    selectors = [_fabric_selector(group.fabric)] + ([_avoid_selector(avoid)] if avoid else [])
-    for name in group.stages:
-        s = plan.stage(name)
-        requests.append(
-            {
-                "name": name,
-                "exactly": {
-                    "deviceClassName": SHARED_CLASS,
-                    "selectors": selectors,
-                    "capacity": {
-                        "requests": {
-                            "keps": str(max(1, s.keps)),
-                            "neurons": str(max(1, s.neurons)),
-                            "synapses": str(max(1, s.synapses)),
-                        }
+    constraints: list[Obj] = []
+    holder = next((g for g in groups if g.routed), None) if routes else None
+    if routes and holder is None:
+        raise ValueError(f"claim {groups[0].claim_id} has routes but no group holds a router")
+    for group in groups:
+        selectors = [_fabric_selector(group.fabric)] + ([_avoid_selector(avoid)] if avoid else [])
+        for name in group.stages:
+            s = plan.stage(name)
+            requests.append(
+                {
+                    "name": name,
+                    "exactly": {
+                        "deviceClassName": SHARED_CLASS,
+                        "selectors": selectors,
+                        "capacity": {
+                            "requests": {
+                                "keps": str(max(1, s.keps)),
+                                "neurons": str(max(1, s.neurons)),
+                                "synapses": str(max(1, s.synapses)),
+                            }
+                        },
                     },
-                },
-            }
-        )
-    if group.fabric_keps:
+                }
+            )
+        on_chip = list(group.stages)
+        if group is holder:
+            # The chip's router, held to the stages' chip: its binding conditions keep the
+            # pods from binding until the plugin has programmed the routes (plugin/earlybind.py).
+            on_chip.append(ROUTER_REQUEST)
+        if len(on_chip) > 1:
+            constraints.append({"requests": on_chip, "matchAttribute": f"{DRIVER_NAME}/chip"})
+    fabric_keps = sum(g.fabric_keps for g in groups)
+    if fabric_keps:
         requests.append(
             {
                 "name": FABRIC_REQUEST,
                 "exactly": {
                     "deviceClassName": FABRIC_CLASS,
-                    "selectors": [_fabric_selector(group.fabric)],
-                    "capacity": {"requests": {"keps": str(group.fabric_keps)}},
+                    "selectors": [_fabric_selector(groups[0].fabric)],
+                    "capacity": {"requests": {"keps": str(fabric_keps)}},
                 },
             }
         )
-    on_chip = list(group.stages)
-    if routes:
-        # The chip's router, held to the stages' chip: its binding conditions keep the pods
-        # from binding until the plugin has programmed the routes (plugin/earlybind.py).
+    if holder is not None:
         requests.append({"name": ROUTER_REQUEST, "exactly": {"deviceClassName": ROUTER_CLASS}})
-        on_chip.append(ROUTER_REQUEST)
+    if len(groups) > 1:
+        # Joined groups: every stage on one fabric (their selectors say so too), so a route
+        # between two of their chips crosses the fabric link.
+        stages = [s for g in groups for s in g.stages]
+        constraints.append({"requests": stages, "matchAttribute": f"{DRIVER_NAME}/fabric"})
     devices: Obj = {"requests": requests}
-    if len(on_chip) > 1:
-        devices["constraints"] = [{"requests": on_chip, "matchAttribute": f"{DRIVER_NAME}/chip"}]
-    name = claim_name(pipeline["metadata"]["name"], group)
+    if constraints:
+        devices["constraints"] = constraints
+    name = claim_name(pipeline["metadata"]["name"], groups[0])
     meta = object_meta(pipeline, name, {HASH_LABEL: placement_hash})
     if routes:
         meta["annotations"] = {ROUTES_ANNOTATION: routes_annotation(routes)}
@@ -362,4 +381,4 @@ def pod_body(
 
 
 def claim_names(pipeline: str, groups: Sequence[Group]) -> list[str]:
-    return [claim_name(pipeline, g) for g in groups]
+    return sorted({claim_name(pipeline, g) for g in groups})

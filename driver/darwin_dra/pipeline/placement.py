@@ -14,14 +14,25 @@ The decision is greedy, in two passes, both deterministic:
    node.
 2. Assign: groups by traffic, heaviest first, each to the chip that keeps most of its
    traffic to the groups already placed on its fabric (then on its node), then the first in
-   order; capacity is taken as it goes.
+   order; capacity is taken as it goes. A *routed* group (two of its stages exchange spikes,
+   which then go on the chip's router: pipeline/chiproutes.py) also takes one of the chip's
+   free routers (``ChipSlot.routers``: resources/partitions.ROUTERS_PER_CHIP a chip, less what
+   other claims hold); after the traffic, a chip with a free router is preferred. A routed group
+   that no chip holding it has a router left for is placed without one (``routed=False``): its
+   claim asks for no router and its stages' edges stay on sockets, so the scheduler can still
+   allocate it.
+3. Claims: two groups planned on one node and one fabric whose stages exchange spikes join one
+   claim (``join_on_fabric``), so that the route between them is one claim's (the chip host
+   joins only the partitions of one owner, the claim's uid) and goes over the engine's fabric
+   link between their chips instead of a socket; each group keeps its own chip constraint, and
+   the claim holds one router (its binding gate) on one of its chips.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from darwin_dra.pipeline.cluster import ChipSlot, ClusterView, Half
@@ -45,6 +56,13 @@ class Group:
     fabric: str
     node_selector: Mapping[str, str] = field(default_factory=dict)
     fabric_keps: int = 0  # inter-chip bandwidth this group's claim asks of its fabric
+    routed: bool = True  # it holds one of its chip's routers (when its stages exchange spikes)
+    claim: str = ""  # the claim it shares with other groups of its node (join_on_fabric)
+
+    @property
+    def claim_id(self) -> str:
+        """The claim its stages' requests are in: its own unless joined with others."""
+        return self.claim or self.name
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,17 @@ class Placement:
 
     def group_of(self, stage: str) -> Group | None:
         return next((g for g in self.groups if stage in g.stages), None)
+
+    def claims(self) -> dict[str, tuple[Group, ...]]:
+        """Each claim's groups, in group order."""
+        out: dict[str, tuple[Group, ...]] = {}
+        for g in self.groups:
+            out[g.claim_id] = (*out.get(g.claim_id, ()), g)
+        return out
+
+    def claim_of(self, stage: str) -> tuple[Group, ...]:
+        group = self.group_of(stage)
+        return () if group is None else self.claims()[group.claim_id]
 
     def node_of(self, stage: str) -> str:
         group = self.group_of(stage)
@@ -167,13 +196,20 @@ def place(
         raise PlacementError("the plan has no stage that runs on a chip")
     groups = sorted(set(group.values()), key=lambda g: order[g[0]])
 
+    def exchanges(members: Sequence[str]) -> bool:
+        """Two of the stages exchange spikes: on the chip's router if it has one free."""
+        return any(a in members and b in members for a, b in traffic)
+
     def weight(members: Sequence[str]) -> float:
         return sum(v for (a, b), v in traffic.items() if (a in members) != (b in members))
 
     free = {(c.node, c.chip): list(c.halves) for c in view.chips}
+    routers = {(c.node, c.chip): c.routers for c in view.chips}
     placed: dict[tuple[str, ...], ChipSlot] = {}
+    routed: set[tuple[str, ...]] = set()
     for members in sorted(groups, key=lambda g: (-weight(g), order[g[0]])):
-        best: tuple[tuple[float, float, int], ChipSlot, list[Half]] | None = None
+        wants_router = exchanges(members)
+        best: tuple[tuple[float, float, bool, int], ChipSlot, list[Half]] | None = None
         for rank, c in enumerate(view.chips):
             if not _allows(c, selectors(members), view):
                 continue
@@ -195,7 +231,8 @@ def place(
                 )
                 on_fabric += t if oc.fabric == c.fabric else 0.0
                 on_node += t if oc.node == c.node else 0.0
-            score = (-on_fabric, -on_node, rank)
+            no_router = wants_router and routers[(c.node, c.chip)] <= 0
+            score = (-on_fabric, -on_node, no_router, rank)
             if best is None or score < best[0]:
                 best = (score, c, left)
         if best is None:
@@ -209,6 +246,9 @@ def place(
         _, chip, left = best
         free[(chip.node, chip.chip)] = left
         placed[members] = chip
+        if wants_router and routers[(chip.node, chip.chip)] > 0:
+            routers[(chip.node, chip.chip)] -= 1
+            routed.add(members)
     # Stages on no chip and no hint: beside the group they exchange most spikes with.
     for s in plan.stages:
         if s.on_chip or s.name in hosts:
@@ -248,10 +288,93 @@ def place(
                 chip.fabric,
                 selector,
                 fabric_keps(over) if over > 0 else 0,
+                members in routed,
             )
         )
-    _check_fabric_bandwidth(out, view)
-    return Placement(tuple(out), links, every, hosts, view.avoid_serials)
+    joined = join_on_fabric(out, traffic, links, routers)
+    _check_fabric_bandwidth(joined, view)
+    return Placement(joined, links, every, hosts, view.avoid_serials)
+
+
+def join_on_fabric(
+    groups: Sequence[Group],
+    traffic: Mapping[tuple[str, str], float],
+    links: Mapping[tuple[str, str], Link],
+    routers: Mapping[tuple[str, int], int],
+) -> tuple[Group, ...]:
+    """The groups with the claims they share (pure). The edges between two groups on one
+    fabric and one planned node, heaviest first, join their claims: the route of such an edge
+    is then one claim's, programmed on the chip host over the fabric link between the chips.
+    A claim with routes holds one router, its binding gate: two joined claims that each hold
+    one keep the first's and give the other's back; when neither does, the claim takes a free
+    one (``routers``: what is left on each (node, chip)) of the source's chip, else of the
+    destination's, else they are not joined (that edge stays on a socket). A joined claim is
+    named after its first group; a router given back goes to a claim whose stages exchange
+    spikes and that holds none (placed without one for want of it). Their fabric bandwidth is
+    each group's as before: the spikes of a routed fabric edge still cross the fabric."""
+    by_stage = {s: g for g in groups for s in g.stages}
+    order = {g.name: i for i, g in enumerate(groups)}
+    parent = {g.name: g.name for g in groups}
+    holder = {g.name: g.name for g in groups if g.routed}  # claim root -> group holding the router
+    free = dict(routers)
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            name = parent[name]
+        return name
+
+    for (a, b), _ in sorted(traffic.items(), key=lambda kv: (-kv[1], kv[0])):
+        ga, gb = by_stage.get(a), by_stage.get(b)
+        if ga is None or gb is None or links.get((a, b)) != "fabric" or ga.node != gb.node:
+            continue
+        ra, rb = root(ga.name), root(gb.name)
+        if ra == rb:
+            continue
+        if ra in holder and rb in holder:
+            back = _named(groups, holder[rb])
+            free[(back.node, back.chip)] = free.get((back.node, back.chip), 0) + 1
+            keep = holder[ra]
+        elif ra in holder or rb in holder:
+            keep = holder.get(ra) or holder[rb]
+        else:
+            taker = next((g for g in (ga, gb) if free.get((g.node, g.chip), 0) > 0), None)
+            if taker is None:
+                continue
+            free[(taker.node, taker.chip)] -= 1
+            keep = taker.name
+        first, second = sorted((ra, rb), key=order.__getitem__)
+        parent[second] = first
+        holder.pop(ra, None)
+        holder.pop(rb, None)
+        holder[first] = keep
+
+    # A router given back serves a claim whose stages exchange spikes and that has none yet.
+    def exchanges(claim: str) -> bool:
+        return any(
+            a in by_stage
+            and b in by_stage
+            and root(by_stage[a].name) == claim == root(by_stage[b].name)
+            for a, b in traffic
+        )
+
+    for g in groups:
+        claim = root(g.name)
+        if claim not in holder and free.get((g.node, g.chip), 0) > 0 and exchanges(claim):
+            free[(g.node, g.chip)] -= 1
+            holder[claim] = g.name
+    holding = set(holder.values())
+    return tuple(
+        replace(
+            g,
+            routed=g.name in holding,
+            claim="" if root(g.name) == g.name else root(g.name),
+        )
+        for g in groups
+    )
+
+
+def _named(groups: Sequence[Group], name: str) -> Group:
+    return next(g for g in groups if g.name == name)
 
 
 def _check_fabric_bandwidth(groups: Sequence[Group], view: ClusterView) -> None:
@@ -288,6 +411,8 @@ def placement_json(placement: Placement) -> str:
                     "fabric": g.fabric,
                     "nodeSelector": dict(g.node_selector),
                     "fabricKeps": g.fabric_keps,
+                    "routed": g.routed,
+                    "claim": g.claim,
                 }
                 for g in placement.groups
             ],
@@ -320,6 +445,8 @@ def placement_from_json(text: str) -> Placement:
             g["fabric"],
             dict(g["nodeSelector"]),
             int(g["fabricKeps"]),
+            bool(g.get("routed", True)),  # stored before routers were counted
+            str(g.get("claim", "")),
         )
         for g in raw["groups"]
     )

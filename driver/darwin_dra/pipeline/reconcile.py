@@ -27,7 +27,7 @@ from darwin_dra.pipeline import objects
 from darwin_dra.pipeline.chiproutes import (
     ROUTES_ANNOTATION,
     Edge,
-    group_routes,
+    claim_routes,
     on_chip_edges,
     peers_on_chip,
 )
@@ -168,15 +168,15 @@ def decide(
     routed = on_chip_edges(plan, placement, maps or {})
     lookahead = objects.LOOKAHEAD_WINDOWS * spec.window
     want_claims = {
-        objects.claim_name(pname, g): objects.claim_body(
+        objects.claim_name(pname, gs[0]): objects.claim_body(
             pipeline,
             plan,
-            g,
+            gs,
             placement_hash,
-            group_routes(g, routed, maps or {}, lookahead),
+            claim_routes(gs, routed, maps or {}, lookahead),
             placement.avoid,
         )
-        for g in placement.groups
+        for gs in placement.claims().values()
     }
     for name, claim in sorted(claims.items()):
         if _deleting(claim):

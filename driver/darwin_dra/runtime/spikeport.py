@@ -43,6 +43,25 @@ MESSAGE_OPTIONS = (
 )
 
 
+def fabric_sends(
+    routes: Sequence[tuple[int, np.ndarray, np.ndarray]],
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """The fabric sends of one Step's routes, (source partition, steps, inputs) each, in step
+    order across the routes: a fabric link is a FIFO in time (docs/engine.md), so one route's
+    whole window sent first would push another's earlier steps behind it (deferred, and past
+    its backlog dropped). Within a step, in the routes' order; empty sends left out."""
+    steps = [s for _, s, _ in routes if s.size]
+    if not steps:
+        return []
+    out: list[tuple[int, np.ndarray, np.ndarray]] = []
+    for t in np.unique(np.concatenate(steps)):
+        for src, s, i in routes:
+            at = s == t
+            if at.any():
+                out.append((src, s[at], i[at]))
+    return out
+
+
 class SpikePortServicer(pb_grpc.SpikePortServicer):
     def __init__(self, engine: Engine, partition: int, routes: RouteTable | None = None) -> None:
         self.engine = engine
@@ -117,10 +136,10 @@ class SpikePortServicer(pb_grpc.SpikePortServicer):
         if steps.size:
             # On overflow the earliest spikes stay queued and nothing runs: the caller decides.
             self.engine.inject(self.partition, state.to_engine(steps.astype(np.uint64)), ids)
-        for src, f_steps, f_ids in fabric:  # routes from another chip: over the fabric link
-            if f_steps.size:
-                at = state.to_engine(f_steps.astype(np.uint64))
-                fabric_send(self.engine, src, self.partition, at, f_ids)
+        for src, at, f_ids in fabric_sends(
+            [(src, state.to_engine(s.astype(np.uint64)), i) for src, s, i in fabric]
+        ):  # routes from another chip: over the fabric link
+            fabric_send(self.engine, src, self.partition, at, f_ids)
         readout = state.run(self.engine, self.partition, req.steps)
         out_steps: list[np.ndarray] = []
         out_ids: list[np.ndarray] = []
