@@ -12,6 +12,7 @@ from darwin_dra.fleet.schedbench import (
     cpu_seconds,
     gated_pod,
     layout_slices,
+    per_pod_ms,
     percentile,
     table,
 )
@@ -83,3 +84,49 @@ def test_cpu_seconds_reads_user_and_system_time_past_a_spaced_command_name() -> 
     ticks = os.sysconf("SC_CLK_TCK")
     rest = " ".join(["0"] * 10 + [str(3 * ticks), str(ticks)] + ["0"] * 30)
     assert cpu_seconds(f"42 (kube scheduler) S {rest}") == 4.0
+
+
+def test_plane_cpu_is_split_by_process_per_bound_pod_and_printed_before_the_scheduler() -> None:
+    before = {
+        "kube-apiserver": 10.0,
+        "etcd": 2.0,
+        "kube-controller-manager": 1.0,
+        "kube-scheduler": 5.0,
+    }
+    after = {
+        "kube-apiserver": 13.0,
+        "etcd": 3.0,
+        "kube-controller-manager": 1.5,
+        "kube-scheduler": 5.5,
+    }
+    split = per_pod_ms(before, after, 100)
+    assert split == pytest.approx(
+        {
+            "kube-apiserver": 30.0,
+            "etcd": 10.0,
+            "kube-controller-manager": 5.0,
+            "kube-scheduler": 5.0,
+        }
+    )
+    assert all(v != v for v in per_pod_ms(before, after, 0).values())  # NaN: nothing bound
+    r = LayoutResult(
+        "capacity",
+        500,
+        1,
+        1,
+        100,
+        100,
+        10.0,
+        0.1,
+        0.2,
+        100.0,
+        1.0,
+        cpu_ms_per_pod=5.0,
+        plane_cpu_ms_per_pod=50.0,
+        plane_split=split,
+    )
+    head, _, row = table([r]).splitlines()
+    assert head.endswith(
+        "api CPU ms/pod  etcd CPU ms/pod  kcm CPU ms/pod  sched CPU ms/pod  plane CPU ms/pod"
+    )
+    assert row.split()[-5:] == ["30", "10", "5", "5", "50"]

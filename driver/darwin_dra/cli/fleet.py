@@ -150,8 +150,9 @@ def run_scheduler(args: argparse.Namespace) -> int:
         " each with a KEPS request); plain pods take one chip each (at most one pod a chip)."
         " pods/s = bound / (last bind - first ungate); latency = bind seen - ungate (with"
         " --backlog both count from the scheduler's continue); binding/s = first to last bind;"
-        " CPU ms/pod: user + system CPU of the scheduler (sched) or of etcd, kube-apiserver,"
-        " kube-scheduler and kube-controller-manager together (plane), from ungate to the end."
+        " CPU ms/pod: user + system CPU, from ungate to the end, of kube-apiserver (api), etcd,"
+        " kube-controller-manager (kcm), kube-scheduler (sched), and of the four together"
+        " (plane)."
     )
     return 0 if all(r.complete for r in results) else 1
 

@@ -19,9 +19,9 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from darwin_dra import kubeapi
@@ -109,6 +109,8 @@ class LayoutResult:
     # The same for every control-plane process (etcd, kube-apiserver, kube-scheduler,
     # kube-controller-manager): what a pod costs the machine, and so the rate its cores cap.
     plane_cpu_ms_per_pod: float = math.nan
+    # The plane's CPU per bound pod split by process (name -> ms), to say where it goes.
+    plane_split: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -123,6 +125,20 @@ def cpu_seconds(stat: str) -> float:
 
 def _process_cpu(pid: int) -> float:
     return cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
+
+
+# The split columns of the table, in order; the scheduler has its own column after them.
+SPLIT = (("kube-apiserver", "api"), ("etcd", "etcd"), ("kube-controller-manager", "kcm"))
+
+
+def per_pod_ms(
+    before: Mapping[str, float], after: Mapping[str, float], pods: int
+) -> dict[str, float]:
+    """CPU ms per bound pod of each process (name -> ms) between two readings of CPU seconds;
+    NaN for all when no pod was bound."""
+    return {
+        name: 1000 * (after[name] - before[name]) / pods if pods else math.nan for name in before
+    }
 
 
 def _measure(
@@ -263,9 +279,8 @@ def run_layout(
         setup = time.monotonic() - t0
         progress(f"{layout}: {n} claims ready after {setup:.0f} s; ungating")
         sched_pid = next(p.pid for p in cluster.processes if p.name == "kube-scheduler")
-        cpu_before = _process_cpu(sched_pid)
-        plane = [p.pid for p in cluster.processes]
-        plane_before = sum(_process_cpu(pid) for pid in plane)
+        plane = {p.name: p.pid for p in cluster.processes}
+        plane_before = {name: _process_cpu(pid) for name, pid in plane.items()}
         profiler = None
         if profile is not None:
             assert cluster.state is not None
@@ -285,8 +300,9 @@ def run_layout(
                 os.kill(sched_pid, signal.SIGSTOP if stop else signal.SIGCONT)
 
         ungated, bound, span = _measure(kube, names, timeout_s, pause)
-        cpu_used = _process_cpu(sched_pid) - cpu_before
-        plane_used = sum(_process_cpu(pid) for pid in plane) - plane_before
+        split = per_pod_ms(
+            plane_before, {name: _process_cpu(pid) for name, pid in plane.items()}, len(bound)
+        )
         if profiler is not None:
             profiler.join(profile_s + 60)
         not_ready = keeper.not_ready(kube)
@@ -307,8 +323,9 @@ def run_layout(
             ungate_per_s=n / span if span > 0 else float("nan"),
             setup_s=setup,
             not_ready=not_ready,
-            cpu_ms_per_pod=1000 * cpu_used / len(bound) if bound else math.nan,
-            plane_cpu_ms_per_pod=1000 * plane_used / len(bound) if bound else math.nan,
+            cpu_ms_per_pod=split["kube-scheduler"],
+            plane_cpu_ms_per_pod=sum(split.values()) if bound else math.nan,
+            plane_split=split,
             nodes_to_score=nodes_to_score,
             backlog=backlog,
             binding_per_s=(len(bound) - 1) / (last - min(bound.values()))
@@ -326,6 +343,7 @@ def run_layout(
 def table(results: Sequence[LayoutResult]) -> str:
     head = ["nodes", "score%", "start", "layout", "slices", "devices", "pods", "bound", "pods/s",
             "vs plain", "binding/s", "p50 s", "p99 s", "ungate/s", "not ready",
+            *(f"{short} CPU ms/pod" for _, short in SPLIT),
             "sched CPU ms/pod", "plane CPU ms/pod"]  # fmt: skip
     plain = {r.nodes: r.pods_per_s for r in results if r.layout == "plain"}
     rows = [head]
@@ -348,6 +366,7 @@ def table(results: Sequence[LayoutResult]) -> str:
                 f"{r.latency_p99_s:.2f}",
                 f"{r.ungate_per_s:.0f}",
                 str(r.not_ready),
+                *(f"{r.plane_split.get(name, math.nan):.0f}" for name, _ in SPLIT),
                 f"{r.cpu_ms_per_pod:.0f}",
                 f"{r.plane_cpu_ms_per_pod:.0f}",
             ]

@@ -74,7 +74,8 @@ class Partition:
 
 PARTITION_KINDS = ("domain", "quad", "half", "chip", "shared")
 # A lighter layout for large clusters: no single domains, so a chip publishes 14 devices
-# instead of 50 (the scheduler checks every device of every node it filters; see docs/fleet.md).
+# instead of 50, 18 instead of 54 with its routers (the scheduler checks every device of every
+# node it filters; see docs/fleet.md).
 LIGHT_PARTITIONS = ("quad", "half", "chip", "shared")
 # The capacity layout: one device a chip, allocated many times; each allocation consumes a
 # number of domains and a KEPS budget (consumable capacity), and the plugin picks which
