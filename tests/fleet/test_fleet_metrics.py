@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from darwin_dra.fleet.catalogue import darwin_catalogue, plain_catalogue
 from darwin_dra.fleet.layout import FleetShape, chip_views, fleet_inventory
-from darwin_dra.fleet.metrics import Allocated, UnitRecord, outcomes, summarise
+from darwin_dra.fleet.metrics import (
+    Allocated,
+    UnitRecord,
+    arrivals_for_load,
+    offered_need,
+    outcomes,
+    summarise,
+)
 from darwin_dra.fleet.replay import allocation
-from darwin_dra.fleet.trace import Job
+from darwin_dra.fleet.trace import Job, TraceConfig, generate
 from darwin_dra.hardware.profiles import load_profiles
 
 # Two nodes: node 0 has chips 0, 1 darwin3 and 2, 3 darwin3-fastroute; node 1 four darwin3.
@@ -165,3 +174,23 @@ def test_the_trace_offered_load_and_completable_jobs() -> None:
     assert (s.completable, s.not_created) == (1, 2)  # no record: the bench created no pod
     # Second half (100..200): 32 cores to 150, two whole darwin3 (575) from 120.
     assert s.cores_offered_saturated == pytest.approx((32 * 50 + 2 * 575 * 80) / 100 / CORES)
+
+
+@pytest.mark.parametrize(
+    "mix", [None, {"infer": 0.3, "share": 0.1, "spike": 0.1, "train": 0.2, "pipeline": 0.3}]
+)
+def test_an_offered_load_sets_the_arrivals_that_offer_it(mix: dict[str, float] | None) -> None:
+    # A long trace (many mean durations) at the rate found offers the asked load in steady
+    # state: the time-average of the running jobs' needs, measured on its own jobs.
+    base = TraceConfig(seed=5, duration_scale=0.5, **({"mix": mix} if mix else {}))
+    rate = arrivals_for_load(base, 1.5, fleet_cores=99_000, whole_chip_cores=575)
+    length = 200 * 3600.0
+    jobs = generate(replace(base, seed=6, length_s=length, arrivals_per_hour=rate))
+    window = [j for j in jobs if 3600 < j.arrival < length - 3 * 3600]
+    span = window[-1].arrival - window[0].arrival
+    offered = sum(offered_need(j, 575) * j.duration for j in window) / span / 99_000
+    assert offered == pytest.approx(1.5, rel=0.05)
+    # Twice the load, twice the arrivals.
+    assert arrivals_for_load(base, 3.0, 99_000, 575) == pytest.approx(2 * rate)
+    with pytest.raises(ValueError, match="positive"):
+        arrivals_for_load(base, 0, 99_000, 575)

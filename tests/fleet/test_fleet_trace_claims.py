@@ -6,7 +6,7 @@ import collections
 
 import pytest
 from darwin_dra.fleet import claims
-from darwin_dra.fleet.trace import KINDS, TraceConfig, generate
+from darwin_dra.fleet.trace import KINDS, TraceConfig, generate, parse_mix
 
 
 def test_trace_is_seeded_and_follows_its_parameters() -> None:
@@ -125,3 +125,15 @@ def test_capacity_units_ask_domains_and_keps_of_one_chip() -> None:
     assert '== "darwin3"' in subs[0]["selectors"][0]["cel"]["expression"]
     with pytest.raises(ValueError, match="domains of a whole chip"):
         claims.units(jobs["infer"], "capacity")
+
+
+def test_a_mix_is_parsed_by_kind_and_checked() -> None:
+    mix = parse_mix("infer=0.3, share=0.1,spike=0.1,train=0.2,pipeline=0.3")
+    assert mix == {"infer": 0.3, "share": 0.1, "spike": 0.1, "train": 0.2, "pipeline": 0.3}
+    jobs = generate(TraceConfig(mix=parse_mix("train=0.5,spike=0.5"), length_s=3600.0))
+    assert {j.kind for j in jobs} == {"train", "spike"}
+    for bad in ("infer", "infer=x", ""):
+        with pytest.raises(ValueError, match="mix: "):
+            parse_mix(bad)
+    with pytest.raises(ValueError, match="unknown job kinds"):
+        TraceConfig(mix=parse_mix("infer=0.5,gpu=0.5"))

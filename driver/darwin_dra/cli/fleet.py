@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from darwin_dra.cli.bench import bench_subparsers
 from darwin_dra.fleet.layout import FleetShape
 from darwin_dra.fleet.report import markdown, table
-from darwin_dra.fleet.trace import TraceConfig
+from darwin_dra.fleet.trace import TraceConfig, parse_mix
 
 
 def _bench_subparsers(
@@ -39,6 +39,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=float,
         default=30.0,
         help="trace seconds per wall second (30: a 4 h trace replays in 8 min)",
+    )
+    p.add_argument(
+        "--offered-load",
+        type=float,
+        help="set the arrivals an hour so that the trace offers this fraction of the fleet's"
+        " cores in steady state (e.g. 1.5: half again what the fleet holds; overrides"
+        " --arrivals-per-hour)",
+    )
+    p.add_argument(
+        "--mix",
+        help="job kinds' shares, e.g. infer=0.3,share=0.1,spike=0.1,train=0.2,pipeline=0.3"
+        " (default: infer 0.65, share 0.10, spike 0.05, train 0.05, pipeline 0.15)",
     )
     p.add_argument("--seed", type=int, default=11)
     p.add_argument(
@@ -159,7 +171,8 @@ def run_scheduler(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from darwin_dra.fleet.claims import MODELS
-    from darwin_dra.fleet.run import FleetRun, run_fleet
+    from darwin_dra.fleet.metrics import arrivals_for_load
+    from darwin_dra.fleet.run import FleetRun, fleet_cores, run_fleet
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     unknown = [m for m in models if m not in MODELS]
@@ -173,12 +186,23 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     shape = _shape(args.nodes, args.chips)
-    trace = TraceConfig(
-        seed=args.seed,
-        length_s=args.hours * 3600,
-        arrivals_per_hour=args.arrivals_per_hour,
-        duration_scale=args.duration_scale,
-    )
+    try:
+        trace = TraceConfig(
+            seed=args.seed,
+            length_s=args.hours * 3600,
+            arrivals_per_hour=args.arrivals_per_hour,
+            duration_scale=args.duration_scale,
+        )
+        if args.mix:
+            trace = replace(trace, mix=parse_mix(args.mix))
+        if args.offered_load is not None:
+            cores, chip = fleet_cores(shape)
+            rate = arrivals_for_load(trace, args.offered_load, cores, chip)
+            trace = replace(trace, arrivals_per_hour=rate)
+    except ValueError as bad:
+        print(f"--mix/--offered-load: {bad}", file=sys.stderr)
+        return 2
+    args.arrivals_per_hour = trace.arrivals_per_hour
     fleet_run = FleetRun(shape, trace, args.compression, models, args.keep_dir)
 
     def progress(line: str) -> None:
@@ -190,14 +214,18 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"\nfleet: {shape.nodes} nodes x {shape.chips_per_node} chips ({shape.base_model}, "
         f"{shape.fast_chips} {shape.fast_model} on every {shape.fast_every}nd node); trace "
-        f"{args.hours:g} h, {args.arrivals_per_hour:g} arrivals/h, seed {args.seed}; "
+        f"{args.hours:g} h, {args.arrivals_per_hour:.0f} arrivals/h, seed {args.seed}, "
+        f"mix {' '.join(f'{k} {v:g}' for k, v in trace.mix.items())}, durations x"
+        f"{args.duration_scale:g}"
+        + (f", offered load {args.offered_load:g}" if args.offered_load is not None else "")
+        + "; "
         f"time compressed {args.compression:g}x ({wall / 60:.1f} wall minutes per model)"
     )
     for e in errors[:20]:
         print(f"error: {e}", file=sys.stderr)
     title = (
         f"darwin-dra bench fleet --nodes {args.nodes} --hours {args.hours:g} "
-        f"--arrivals-per-hour {args.arrivals_per_hour:g} --compression {args.compression:g}"
+        f"--arrivals-per-hour {args.arrivals_per_hour:.0f} --compression {args.compression:g}"
     )
     if args.plot_dir:
         from darwin_dra.fleet.plot import plot_utilisation, plot_waits

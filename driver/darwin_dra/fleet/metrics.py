@@ -13,14 +13,14 @@ released. Utilisation counts three things over time, each as a fraction of the f
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from darwin_dra.engine.keps import KEPS_PER_MEPS
 from darwin_dra.fleet.catalogue import Catalogue
 from darwin_dra.fleet.claims import NOMINAL_DOMAIN_CORES, PIPELINE_STAGES
-from darwin_dra.fleet.trace import Job
+from darwin_dra.fleet.trace import Job, TraceConfig, generate
 
 GRANTED = ("shared", "capacity")  # devices allocated many times: a grant holds what it consumed
 
@@ -135,6 +135,30 @@ def _demand_cores(job: Job, held: int) -> int:
         "pipeline": 6 * NOMINAL_DOMAIN_CORES,  # a domain, a quad, a domain
     }[job.kind]
     return min(need, held)
+
+
+def offered_need(job: Job, whole_chip_cores: int) -> int:
+    """Cores a job would keep busy had it not waited (training: its chips at the largest)."""
+    return job.chips * whole_chip_cores if job.kind == "train" else _demand_cores(job, 1 << 30)
+
+
+def arrivals_for_load(
+    cfg: TraceConfig, load: float, fleet_cores: int, whole_chip_cores: int, sample_jobs: int = 20000
+) -> float:
+    """Arrivals an hour at which the trace offers ``load`` of the fleet's cores in steady state.
+
+    Little's law: cores offered = arrivals a second x the mean of (need x duration) over the
+    mix. The mean is taken over a long sample trace of the same config and seed (pure, so the
+    same parameters give the same rate); the bench prints the offered load it got.
+    """
+    if load <= 0 or fleet_cores <= 0:
+        raise ValueError("load and fleet_cores must be positive")
+    rate_h = 3600.0
+    sample = generate(
+        replace(cfg, length_s=sample_jobs * 3600.0 / rate_h, arrivals_per_hour=rate_h)
+    )
+    core_seconds = float(np.mean([offered_need(j, whole_chip_cores) * j.duration for j in sample]))
+    return load * fleet_cores / core_seconds * 3600.0
 
 
 def _held_cores(a: Allocated, cat: Catalogue) -> int:
@@ -261,8 +285,7 @@ def summarise(
     offered = np.zeros(samples)
     biggest = max((c.n_cores for c in cat.chips.values()), default=0)
     for job in jobs:
-        need = job.chips * biggest if job.kind == "train" else _demand_cores(job, 1 << 30)
-        _step(times, job.arrival, job.arrival + job.duration, need, offered)
+        _step(times, job.arrival, job.arrival + job.duration, offered_need(job, biggest), offered)
     offered /= total_cores
     arrival = {j.id: j.arrival for j in jobs}
     lags = np.array([r.created - arrival[r.job_id] for r in records if r.job_id in arrival])

@@ -77,6 +77,12 @@ def fleet_views(inventory: Inventory) -> dict[str, list[ChipView]]:
     return {n.name: chip_views(inventory, profiles, n.name) for n in inventory.nodes}
 
 
+def fleet_cores(shape: FleetShape) -> tuple[int, int]:
+    """The fleet's cores and its largest chip's (what a whole-chip training job keeps busy)."""
+    chips = [c for views in fleet_views(fleet_inventory(shape)).values() for c in views]
+    return sum(c.n_cores for c in chips), max(c.n_cores for c in chips)
+
+
 # The slice layout each resource model publishes (the plugin's --partitions for Darwin).
 MODEL_LAYOUTS = {"blackbox": "plain", "darwin": "darwin", "capacity": "capacity"}
 

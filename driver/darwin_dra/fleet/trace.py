@@ -136,3 +136,22 @@ def generate(cfg: TraceConfig) -> list[Job]:
         jobs.append(job)
         t += rng.expovariate(rate)
     return jobs
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``"infer=0.3,train=0.2,..."`` -> shares by kind; kinds not named get no share.
+    TraceConfig checks the kinds and that the shares add up to 1."""
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        kind, sep, share = part.partition("=")
+        if not sep:
+            raise ValueError(f"mix: expected kind=share, got {part.strip()!r}")
+        try:
+            mix[kind.strip()] = float(share)
+        except ValueError:
+            raise ValueError(f"mix: share of {kind.strip()!r} is not a number: {share!r}") from None
+    if not mix:
+        raise ValueError("mix: no kinds given")
+    return mix
