@@ -51,7 +51,7 @@ PARAMS = (
 def _scratch() -> Path:
     """A memory file system when the machine has one: the driver's checkpoint writes its file,
     fsyncs it, renames it and fsyncs the directory on every prepare and unprepare, as on a node;
-    on a disk shared with other jobs those fsyncs were a third of an input's time, on tmpfs
+    on a disk shared with other jobs those fsyncs were a fifth of the samples, on tmpfs
     they return at once. Same calls, same files, same checks."""
     shm = Path("/dev/shm")
     return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
