@@ -1,6 +1,7 @@
 """Fuzz target for the stage wire: the streams between pipeline stages (runtime/links.py over
 runtime/framing.py) as a hostile or broken peer may send them, read by the receiving stage's own
-code, and the AER1 frames of `darwin-dra stage` (runtime/stage.py over runtime/wire.py).
+code, and the AER1 frames of `darwin-dra stage` (runtime/stage.py over runtime/wire.py): frames as a
+stage writes them, some past the receiver's bound, forged headers, raw bytes.
 
 One input is a stream: a HELLO (valid, with a field changed, or raw bytes), then messages: DATA
 frames of real spikes as the encoder writes them, such frames with a byte changed or cut, forged
@@ -17,6 +18,9 @@ PeerRefused; WireError for AER1):
 - the stream reader and the pure decoder (``decode_stream``) agree: the same frames, and a
   stream one refuses the other refuses too;
 - a stream of valid frames is read back spike for spike;
+- an AER1 frame read is at most the stage's window long and holds at most ``frame_limit``
+  spikes of the upstream neurons it routes (refused from the header otherwise); a stream of
+  honest frames, up to that maximum, is read whole;
 - on the sending side, any bytes as acknowledgements end the ack reader with the error kept,
   and a sender waiting for credit is woken with ConnectionError: never left waiting.
 """
@@ -26,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import zlib
-from typing import Any, cast
+from typing import cast
 
 import atheris
 import numpy as np
@@ -36,6 +40,8 @@ with atheris.instrument_imports(include=["darwin_dra"]):
     from darwin_dra.runtime.framing import Data, FrameError
     from darwin_dra.runtime.pipeline_config import PeerRefused, admit
     from darwin_dra.runtime.stage import read_frame
+
+from tests.fuzz import loop
 
 PLAN, SENDER, RECEIVER = "0123456789abcdef", "enc", "dec"
 SPACES = (0, 1, 2, 7, 64, 692, 4096, 1 << 20, (1 << 32) - 1)
@@ -95,7 +101,10 @@ def _spikes(fdp: atheris.FuzzedDataProvider, start: int, steps: int, space: int)
         (fdp.ConsumeIntInRange(0, steps - 1), fdp.ConsumeIntInRange(0, space - 1)) for _ in range(n)
     }
     if fdp.ConsumeIntInRange(0, 15) == 0 and steps * space <= 4096:  # every cell a spike
-        cells = {(t, i) for t in range(steps) for i in range(space)}
+        # (made as arrays, in (step, id) order: the set of up to 4,096 pairs and its sort were
+        # a third of the target's own time)
+        t = np.repeat(np.arange(start, start + steps, dtype=np.uint64), space)
+        return Data(start, steps, t, np.tile(np.arange(space, dtype=np.uint32), steps))
     order = sorted(cells)
     t = np.asarray([start + c[0] for c in order], np.uint64)
     return Data(start, steps, t, np.asarray([c[1] for c in order], np.uint32))
@@ -230,42 +239,81 @@ async def _acks(raw: bytes) -> None:
     raise AssertionError("a sender waiting for credit from a closed downstream was not woken")
 
 
-async def _aer1(raw: bytes) -> None:
-    """`darwin-dra stage`'s stream: AER1 frames until the peer closes."""
+def _aer1_stream(fdp: atheris.FuzzedDataProvider, window: int, ids: int) -> tuple[bytes, int]:
+    """AER1 bytes: frames as a stage writes them (some longer than the window, or of one neuron
+    more than the receiver routes, so past its bound), forged headers, raw bytes; and how many
+    frames a receiver reads when all are honest (else -1)."""
+    out, start, honest = bytearray(), 0, 0
+    for _ in range(fdp.ConsumeIntInRange(0, 4)):
+        kind = fdp.ConsumeIntInRange(0, 3)
+        if kind <= 1:
+            steps = fdp.ConsumeIntInRange(1, window + 2)
+            d = _spikes(fdp, start, steps, ids + kind)
+            out += wire.encode_frame(wire.Frame(start, steps, d.steps, d.index))
+            start += steps
+            fits = steps <= window and d.steps.size <= wire.frame_limit(steps, ids)
+            honest = honest + 1 if honest >= 0 and fits else -1
+        elif kind == 2:  # a header of any count and steps (often at the bounds), some body
+            steps = fdp.PickValueInList(
+                [0, 1, window, window + 1, fdp.ConsumeIntInRange(0, 1 << 63)]
+            )
+            limit = wire.frame_limit(steps, ids)
+            count = fdp.PickValueInList(
+                [
+                    0,
+                    1,
+                    limit,
+                    limit + 1,
+                    wire.MAX_FRAME_SPIKES + 1,
+                    fdp.ConsumeIntInRange(0, (1 << 32) - 1),
+                ]
+            )
+            head = wire.HEADER.pack(wire.MAGIC, count, start, steps)
+            out += head + fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 48))
+            honest = -1
+        else:
+            out += fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 64))
+            honest = -1
+    return bytes(out), honest
+
+
+async def _aer1(raw: bytes, window: int, ids: int, honest: int) -> None:
+    """`darwin-dra stage`'s stream: AER1 frames until the peer closes, read by a stage of
+    ``window`` steps whose inputs come from ``ids`` upstream neurons."""
     reader = _reader(raw)
+    read = 0
     while True:
         try:
-            f = await read_frame(reader)
+            f = await read_frame(reader, window, ids)
         except wire.WireError:
+            assert honest < 0, "an honest frame was refused"
             return
         if f is None:
+            assert honest < 0 or read == honest, (read, honest)
             return
+        read += 1
         n = f.steps.size
         assert n == f.ids.size
-        assert n <= wire.MAX_FRAME_SPIKES
+        assert f.window_steps <= window, (f.window_steps, window)
+        assert n <= wire.frame_limit(f.window_steps, ids) <= wire.MAX_FRAME_SPIKES
         if n:
             assert int(f.steps.min()) >= f.window_start, f
             assert int(f.steps.max()) < f.window_end, f
-
-
-_LOOP: asyncio.Runner | None = None
-
-
-def _run(coro: Any) -> Any:
-    global _LOOP
-    if _LOOP is None:
-        _LOOP = asyncio.Runner()  # one loop for every input, as a stage runs one
-    return _LOOP.run(coro)
 
 
 def stage_wire(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     what = fdp.ConsumeIntInRange(0, 7)
     if what == 6:
-        _run(_acks(fdp.ConsumeBytes(64)))
+        loop.run(_acks(fdp.ConsumeBytes(64)))
         return
     if what == 7:
-        _run(_aer1(fdp.ConsumeBytes(fdp.remaining_bytes())))
+        window, ids = fdp.ConsumeIntInRange(1, 64), fdp.ConsumeIntInRange(0, 300)
+        if fdp.ConsumeBool():
+            raw, honest = _aer1_stream(fdp, window, ids)
+        else:
+            raw, honest = fdp.ConsumeBytes(fdp.remaining_bytes()), -1
+        loop.run(_aer1(raw, window, ids, honest))
         return
     space = (
         fdp.PickValueInList(list(SPACES)) if fdp.ConsumeBool() else fdp.ConsumeIntInRange(0, 300)
@@ -274,7 +322,7 @@ def stage_wire(data: bytes) -> None:
     lag = fdp.ConsumeIntInRange(0, credit)
     hello = _hello(fdp, space)
     body, built = _stream(fdp, space, credit)
-    got, how = _run(_receive(hello + body, space, credit, lag))
+    got, how = loop.run(_receive(hello + body, space, credit, lag))
     if how.startswith("refused"):
         return
     try:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from darwin_dra.engine import Reset
 from darwin_dra.models import compile_graph
+from darwin_dra.models.errors import ModelError
 from darwin_dra.models.export import to_nir
 from darwin_dra.models.run import dense_to_aer, run_model
 from hypothesis import HealthCheck, given, settings
@@ -304,3 +305,16 @@ def test_time_in_steps_like_sinabs() -> None:
     assert model.network.groups[0].r == pytest.approx(1.0)  # per engine ms: 1 per step
     back = compile_graph(to_nir(model), dt=1.0)
     assert back.network.groups == model.network.groups
+
+
+def test_a_shape_whose_element_count_wraps_int64_is_refused_not_compiled_empty() -> None:
+    # (2^32, 2^32) has 2^64 elements: numpy's int64 product made it 0, and the graph compiled
+    # with an input layer of no neurons. One element past the u32 id space is refused too.
+    for shape in ((1 << 32, 1 << 32), (1 << 32,)):
+        big = np.array(shape)
+        graph = nir.NIRGraph(
+            nodes={"input": nir.Input(input_type=big), "output": nir.Output(output_type=big)},
+            edges=[("input", "output")],
+        )
+        with pytest.raises(ModelError, match="a layer holds at most 4294967295"):
+            compile_graph(graph, dt=1e-3, name="big")

@@ -71,13 +71,43 @@ def test_a_stream_cut_inside_a_frame_is_an_error() -> None:
         reader = asyncio.StreamReader()
         reader.feed_data(chunk)
         reader.feed_eof()
-        return await read_frame(reader)
+        return await read_frame(reader, window=1, ids=1)
 
     assert asyncio.run(read(b"")) is None
     assert asyncio.run(read(data)) is not None
     for cut in (5, len(data) - 1):
         with pytest.raises(wire.WireError, match="ended inside"):
             asyncio.run(read(data[:cut]))
+
+
+def test_an_oversized_frame_is_refused_from_its_header_and_the_honest_maximum_passes() -> None:
+    window, ids = 9, 4  # a stage of --window 9 whose inputs come from 4 upstream neurons
+    steps = np.repeat(np.arange(window, dtype=np.uint64), ids)  # every neuron, every step
+    honest = wire.Frame(0, window, steps, np.tile(np.arange(ids, dtype=np.uint32), window))
+    assert honest.steps.size == wire.frame_limit(window, ids) == 36
+
+    async def read(data: bytes, eof: bool = True) -> wire.Frame | None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(data)
+        if eof:
+            reader.feed_eof()
+        return await asyncio.wait_for(read_frame(reader, window, ids), 5)
+
+    back = asyncio.run(read(wire.encode_frame(honest)))
+    assert back is not None
+    assert back.ids.tolist() == honest.ids.tolist()
+    # A peer's header that claims the most a frame may hold (2^24 spikes, a 201 MB body), or
+    # one spike past the honest maximum, or more steps than the window: refused from the 24
+    # header bytes alone. The stream stays open and no body follows, so a reader that waited
+    # for the body (allocating as it came) would time out instead of refusing.
+    for count, claimed, match in (
+        (wire.MAX_FRAME_SPIKES, window, r"16777216 spikes exceeds the limit of 36 for 9 steps x 4"),
+        (37, window, "limit of 36"),
+        (0, window + 1, "10 steps exceeds this stage's window of 9"),
+    ):
+        head = wire.HEADER.pack(wire.MAGIC, count, 0, claimed)
+        with pytest.raises(wire.WireError, match=match):
+            asyncio.run(read(head, eof=False))
 
 
 def test_addresses_and_configs_are_checked() -> None:

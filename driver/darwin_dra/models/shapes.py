@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -98,8 +99,20 @@ def pool_geometry(
     return (shape[0], *out), {"kern": kern, "stride": stride, "pad": pad, "out": out}
 
 
+# Neuron ids are u32: no layer holds more elements than that.
+MAX_SIZE = (1 << 32) - 1
+
+
 def size_of(shape: Iterable[int]) -> int:
-    return int(np.prod(tuple(shape), dtype=np.int64))
+    """The element count of ``shape``, exact: numpy's int64 product wrapped (2^32, 2^32) to 0,
+    and such a layer compiled as an empty one. A count past MAX_SIZE is refused."""
+    dims = tuple(int(d) for d in shape)
+    n = math.prod(dims)
+    if abs(n) > MAX_SIZE:
+        raise ShapeMismatch(
+            f"shape {dims} holds {n} elements: a layer holds at most {MAX_SIZE} (u32 neuron ids)"
+        )
+    return n
 
 
 def out_shape_of(

@@ -156,8 +156,10 @@ def next_window(now: int, horizon: int, window: int, final: bool) -> int:
     return ready if final and ready > 0 else 0
 
 
-async def read_frame(reader: asyncio.StreamReader) -> wire.Frame | None:
-    """The next frame, or None when the peer closed cleanly between frames."""
+async def read_frame(reader: asyncio.StreamReader, window: int, ids: int) -> wire.Frame | None:
+    """The next frame, or None when the peer closed cleanly between frames. A frame longer than
+    ``window`` steps, or of more spikes than ``ids`` upstream neurons fire in its steps, is
+    refused from its header (wire.check_frame), before its body is read."""
     try:
         head = await reader.readexactly(wire.HEADER.size)
     except asyncio.IncompleteReadError as exc:
@@ -165,6 +167,7 @@ async def read_frame(reader: asyncio.StreamReader) -> wire.Frame | None:
             return None
         raise wire.WireError("the stream ended inside a frame header") from exc
     count, start, steps = wire.decode_header(head)
+    wire.check_frame(count, steps, window, ids)
     try:
         body = await reader.readexactly(12 * count)
     except asyncio.IncompleteReadError as exc:
@@ -315,7 +318,9 @@ class Stage:
                 return
             if n == 0:
                 assert up is not None
-                frame = await read_frame(up)
+                # The upstream neurons this stage routes bound a frame's spikes: a spike of
+                # a neuron it does not route counts as unrouted, and against the bound too.
+                frame = await read_frame(up, window, self.spec.inputs_from.size)
                 if frame is None:
                     up = None
                     continue

@@ -93,6 +93,31 @@ def decode_header(head: bytes) -> tuple[int, int, int]:
     return int(count), int(start), int(steps)
 
 
+def frame_limit(window_steps: int, ids: int) -> int:
+    """The most spikes a frame of ``window_steps`` steps over ``ids`` sender neurons can hold: a
+    neuron fires at most once a step (pure; never past MAX_FRAME_SPIKES)."""
+    return min(window_steps * ids, MAX_FRAME_SPIKES)
+
+
+def check_frame(count: int, steps: int, window: int, ids: int) -> None:
+    """A frame header (``count`` spikes over ``steps`` steps) against what the receiving stage
+    can legitimately be sent: at most its ``window`` steps, and ``frame_limit`` spikes over the
+    ``ids`` upstream neurons it routes. Checked before the body is read, so a peer that lies in
+    the header makes the stage allocate nothing (pure)."""
+    if steps > window:
+        raise WireError(
+            f"a frame of {steps} steps exceeds this stage's window of {window} steps (--window): "
+            "an upstream's window must be no larger than its downstream's"
+        )
+    limit = frame_limit(steps, ids)
+    if count > limit:
+        raise WireError(
+            f"a frame of {count} spikes exceeds the limit of {limit} for {steps} steps x {ids} "
+            "upstream neurons (each fires at most once a step); its body of "
+            f"{12 * count} bytes is not read"
+        )
+
+
 def decode_body(count: int, start: int, steps: int, body: bytes) -> Frame:
     if len(body) != 12 * count:
         raise WireError(f"frame body of {count} spikes needs {12 * count} bytes, got {len(body)}")
