@@ -1,4 +1,4 @@
-"""Two groups on two chips of one fabric on one node join one claim (placement.join_on_fabric),
+"""Two groups on two chips of one fabric on one node join one claim (fabricjoin.join_on_fabric),
 so the route between them is one claim's and goes over the engine's fabric link: the decision,
 the claim the controller writes for it, and its pods."""
 
@@ -7,11 +7,11 @@ from __future__ import annotations
 from darwin_dra.pipeline import objects
 from darwin_dra.pipeline.chiproutes import ROUTES_ANNOTATION, on_chip_edges, parse_routes
 from darwin_dra.pipeline.cluster import cluster_view
+from darwin_dra.pipeline.fabricjoin import join_on_fabric
 from darwin_dra.pipeline.placement import (
     Group,
     Link,
     fabric_keps,
-    join_on_fabric,
     place,
     placement_from_json,
     placement_json,

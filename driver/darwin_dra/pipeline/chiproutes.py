@@ -111,7 +111,7 @@ def on_chip_edges(plan: PlanView, placement: Placement, maps: Mapping[Edge, str]
     """The edges that go on the chip host's routes: between two stages of one claim that holds
     a router (one of its groups ``routed``), with a known neuron map: on one chip's router
     when both stages are in one group, over the fabric link between the chips when the claim
-    joined two groups of one fabric (placement.join_on_fabric); a claim's maps beyond
+    joined two groups of one fabric (fabricjoin.join_on_fabric); a claim's maps beyond
     MAX_ROUTES_CHARS stay on sockets (in plan order)."""
     used: dict[str, int] = {}
     out: list[Edge] = []

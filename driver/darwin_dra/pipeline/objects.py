@@ -122,7 +122,7 @@ def claim_body(
     routes: Sequence[RouteEntry] = (),
     avoid: Sequence[str] = (),
 ) -> Obj:
-    """One claim's groups (one, or several joined on one node's fabric: placement.
+    """One claim's groups (one, or several joined on one node's fabric: fabricjoin.
     join_on_fabric): one request per stage on a shared half chip, KEPS, neurons and synapses
     asked as consumable capacity, all on the groups' fabric and each group's (several
     stages) on one chip; the fabric bandwidth for the edges that reach the groups from their
