@@ -72,9 +72,10 @@ native/out/fuzz_engine_lf: native/tests/fuzz_engine.c $(NATIVE_SRC) | fuzz-deps
 	  -fno-omit-frame-pointer -fno-sanitize-recover=all native/tests/fuzz_engine.c native/src/*.c -o $@ -lm
 
 # A finding's input is kept as native/out/fuzz-findings/crash-<sha1>.
+# Inputs that once failed are kept in native/tests/fuzz-regressions: every run replays them first.
 define run_fuzz
 	mkdir -p native/out/corpus-engine native/out/fuzz-findings
-	$(FUZZ_ENV) native/out/fuzz_engine_lf -runs=$(2) -artifact_prefix=native/out/fuzz-findings/ -print_final_stats=1 native/out/corpus-engine 2>&1 | grep -E "^Done|stat::number_of_executed_units|ERROR" ; test $${PIPESTATUS[0]} = 0
+	$(FUZZ_ENV) native/out/fuzz_engine_lf -runs=$(2) -artifact_prefix=native/out/fuzz-findings/ -print_final_stats=1 native/out/corpus-engine native/tests/fuzz-regressions 2>&1 | grep -E "^Done|stat::number_of_executed_units|ERROR" ; test $${PIPESTATUS[0]} = 0
 	for t in $(FUZZ_TARGETS); do \
 	  $(PY) -m tests.fuzz.run $$t -runs=$(1) -artifact_prefix=native/out/fuzz-findings/ 2>&1 | grep -E "^Done|Uncaught|Error" ; \
 	  test $${PIPESTATUS[0]} = 0 || { echo "fuzz target $$t found a failure (rerun: $(PY) -m tests.fuzz.run $$t)"; exit 1; }; \

@@ -265,6 +265,8 @@ static const uint32_t *prefetch_packet(const dk_network *n, const uint32_t *e,
 /* Adds the packets queued for queue `qi` (one slot, used core `core`) into the input sums, in
  * the order they were delivered, and empties the queue. */
 static void replay(dk_network *n, uint32_t qi, uint32_t core) {
+    /* A queue that never held a packet may have no buffer yet, and NULL + 0 is undefined. */
+    if (n->qlen[qi] == 0) return;
     const uint32_t *e = n->qbuf[qi], *end = e + n->qlen[qi], *ahead = e;
     /* The packets of one queue come from many sources, so their synapses lie all over the
      * store: fetch those of the packet PREFETCH_AHEAD places ahead while this one is added. */
