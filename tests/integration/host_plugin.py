@@ -49,8 +49,13 @@ class Plugin:
 
     def fault(self, *args: str) -> None:
         """`darwin-dra fault ARGS` against this node's chip host, as an operator runs it."""
-        cli = [sys.executable, "-m", "darwin_dra.cli.main", "fault", *args]
-        subprocess.run([*cli, "--state-dir", str(self.state_dir)], check=True, capture_output=True)
+        run_fault(self.state_dir, *args)
+
+
+def run_fault(state_dir: Path, *args: str) -> None:
+    """`darwin-dra fault ARGS --state-dir STATE_DIR`, as an operator runs it on the node."""
+    cli = [sys.executable, "-m", "darwin_dra.cli.main", "fault", *args]
+    subprocess.run([*cli, "--state-dir", str(state_dir)], check=True, capture_output=True)
 
 
 def write_inventory(path: Path, node: str, chips: int = 2, fabric: str = "wafer-it") -> Path:

@@ -25,6 +25,7 @@ from darwin_dra.chiphost.client import ChipHostClient
 from darwin_dra.cluster.chiphost import chip_host_args
 from darwin_dra.cluster.launcher import LocalCluster
 from darwin_dra.quantity import quantity_or_none
+from host_plugin import run_fault
 from k8s_helpers import Kube, allocated_devices, wait_for
 from kubernetes import client
 
@@ -406,9 +407,8 @@ def test_the_fabric_device_follows_a_fabric_link_fault_and_its_repair(
     gen, attrs, keps = _fabric_device(darwin)
     assert (attrs["fabricLinks"], attrs["failedFabricLinks"], keps) == (2, 0, FABRIC_KEPS)
     # Node 0's chips 0 and 1 are wafer-it's grid there, a link each way: chip 0 -> 1 fails.
-    fault = [sys.executable, "-m", "darwin_dra.cli.main", "fault"]
-    where = ["--state-dir", str(darwin.work / n0 / "state"), "--chip", "0"]
-    subprocess.run([*fault, "inject", *where, "--fabric-to", "1"], check=True, capture_output=True)
+    state = darwin.work / n0 / "state"
+    run_fault(state, "inject", "--chip", "0", "--fabric-to", "1")
     injected = time.monotonic()
     try:
 
@@ -424,7 +424,7 @@ def test_the_fabric_device_follows_a_fabric_link_fault_and_its_repair(
         kubectl_apply(cluster, ns, _fabric_pod("cut", n1, 100))
         assert "cannot allocate all claims" in _unschedulable(kube, ns, "cut")
     finally:
-        subprocess.run([*fault, "clear", *where, "--all"], check=True, capture_output=True)
+        run_fault(state, "clear", "--chip", "0", "--all")
     cleared = time.monotonic()
     back = wait_for(
         "the healthy fabric device again",

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from chart_release import Release, _bridge_address, _forget_driver, _inventory
 from darwin_dra.cluster import launcher, realnode
+from host_plugin import run_fault
 from k8s_helpers import Kube, wait_for
 from kubernetes.client.exceptions import ApiException
 
@@ -392,12 +393,7 @@ def test_a_pipeline_is_split_placed_replaced_off_a_failed_chip_and_removed(
     # The chip under s1 and s2 fails: Degraded, placed again on the core node's healthy chip.
     failed = _chip(alloc["s1"])
     state_dir = realnode.NodeLayout(real_cluster.dir / "nodes" / core).bound("/var/lib/darwin-dra")
-    fault = [sys.executable, "-m", "darwin_dra.cli.main", "fault"]
-    subprocess.run(
-        [*fault, "inject", "--state-dir", str(state_dir), "--chip", str(failed), "--whole-chip"],
-        check=True,
-        capture_output=True,
-    )
+    run_fault(state_dir, "inject", "--chip", str(failed), "--whole-chip")
     try:
         failed_at = time.monotonic()
 
@@ -429,11 +425,7 @@ def test_a_pipeline_is_split_placed_replaced_off_a_failed_chip_and_removed(
         assert alloc["s1"]["pool"] == core
         assert {p["stage"]: p for p in again["status"]["placement"]}["s1"]["chip"] != failed
     finally:
-        subprocess.run(
-            [*fault, "clear", "--state-dir", str(state_dir), "--chip", str(failed), "--all"],
-            check=True,
-            capture_output=True,
-        )
+        run_fault(state_dir, "clear", "--chip", str(failed), "--all")
 
     # A fabric link of the chip now under s1 and s2 fails (to the node's other chip, the one
     # just repaired): no taint, the chip runs on, but the pipeline leaves it for the other.
@@ -444,12 +436,7 @@ def test_a_pipeline_is_split_placed_replaced_off_a_failed_chip_and_removed(
         every=0.5,
     )
     cut = _chip(alloc["s1"])
-    fabric_fault = ["--state-dir", str(state_dir), "--chip", str(cut)]
-    subprocess.run(
-        [*fault, "inject", *fabric_fault, "--fabric-to", str(failed)],
-        check=True,
-        capture_output=True,
-    )
+    run_fault(state_dir, "inject", "--chip", str(cut), "--fabric-to", str(failed))
     try:
         cut_at = time.monotonic()
 
@@ -484,7 +471,7 @@ def test_a_pipeline_is_split_placed_replaced_off_a_failed_chip_and_removed(
         )
         print(f"fabric device: {wafer} after {time.monotonic() - cut_at:.1f}s")
     finally:
-        subprocess.run([*fault, "clear", *fabric_fault, "--all"], check=True, capture_output=True)
+        run_fault(state_dir, "clear", "--chip", str(cut), "--all")
     ready = _condition(_pipeline(kube, ns, "digits"), "Ready")
     assert ready.get("status") == "True", ready
 

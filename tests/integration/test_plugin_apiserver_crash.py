@@ -18,6 +18,7 @@ import pytest
 from darwin_dra import DRIVER_NAME, kubeapi
 from darwin_dra.cluster import build, launcher
 from darwin_dra.cluster.chiphost import start_chip_host
+from host_plugin import run_fault
 from k8s_helpers import wait_for
 
 pytestmark = pytest.mark.integration
@@ -70,11 +71,7 @@ def test_plugin_rides_out_an_api_server_crash(own_cluster: launcher.LocalCluster
 
         own_cluster.crash_apiserver()
         # while the server is gone, a domain fails: the plugin must not lose this change
-        subprocess.run(
-            [sys.executable, "-m", "darwin_dra.cli.main", "fault", "inject",
-             "--state-dir", str(work / "state"), "--chip", "0", "--domain", "7"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        run_fault(work / "state", "inject", "--chip", "0", "--domain", "7")
         # Down for a minute (issue 14's figure): long enough for every retry to back off to
         # its cap; the plugin must stay up all along and not give up.
         down_until = time.monotonic() + OUTAGE_S

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,9 +72,7 @@ def test_plugin_publishes_slices_the_api_server_stores(plugin: Plugin) -> None:
 
 def test_faults_taint_devices_and_clearing_them_removes_the_taint(plugin: Plugin) -> None:
     def fault(*args: str) -> None:
-        cli = [sys.executable, "-m", "darwin_dra.cli.main", "fault"]
-        where = ["--state-dir", str(plugin.state_dir), "--chip", "1"]
-        subprocess.run([*cli, *args, *where], check=True, capture_output=True)
+        plugin.fault(*args, "--chip", "1")
 
     fault("inject", "--core", "40")  # tile (17, 1): a core of domain 4, degraded
     taints = wait_for("NoSchedule taints", lambda: _taints(plugin) or None, timeout=20)
