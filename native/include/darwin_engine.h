@@ -40,6 +40,8 @@ enum dk_fault_kind {
 };
 enum { DK_PART_EXCLUSIVE = 0, DK_PART_SHARED = 1 };
 enum { DK_MAX_GROUPS = 64, DK_MAX_WEIGHTS = 256, DK_MAX_DELAY = 255 };
+/* Neurons, and input lines, of one network: 2^24, the target field of a synapse word. */
+enum { DK_MAX_NEURONS = 16777216 };
 /* KEPS, the one unit of event throughput (docs/engine.md, "KEPS"): thousands of synaptic events
  * per second of MODEL time (steps x dt), never of wall time. A chip's capacity, a shared
  * partition's grant and its enforcement all use it; how fast this host simulates is a separate

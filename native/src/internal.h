@@ -24,7 +24,6 @@
 #define DK_PLACEMENT_QUANTUM 4u
 #define DK_MAX_THREADS 64u
 #define DK_POISSON_TABLE 64u
-#define DK_MAX_NEURONS (1u << 24) /* 24-bit target field of a synapse word */
 
 /* ---- errors ---- */
 int dk_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -642,8 +642,8 @@ static int build_weights(dk_network *n, const float *w, uint64_t ns, uint8_t *wi
 static int validate_groups(const dk_network_desc *d) {
     if (d->n_neurons == 0) return dk_fail(DK_E_INVALID, "network: n_neurons must be at least 1");
     if (d->n_neurons > DK_MAX_NEURONS || d->n_inputs > DK_MAX_NEURONS)
-        return dk_fail(DK_E_CAPACITY, "network: at most %u neurons and %u inputs", DK_MAX_NEURONS,
-                       DK_MAX_NEURONS);
+        return dk_fail(DK_E_CAPACITY, "network: at most %u neurons and %u inputs",
+                       (unsigned)DK_MAX_NEURONS, (unsigned)DK_MAX_NEURONS);
     if (!(d->dt_ms > 0) || !(d->dt_ms <= 10.f))
         return dk_fail(DK_E_INVALID, "network: dt_ms %g must lie in (0, 10]", (double)d->dt_ms);
     if (d->n_groups == 0 || d->n_groups > DK_MAX_GROUPS || !d->groups)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from darwin_dra.engine import Reset
 from darwin_dra.models import compile_graph
-from darwin_dra.models.errors import ModelError
+from darwin_dra.models.errors import ModelError, ModelTooLarge
 from darwin_dra.models.export import to_nir
 from darwin_dra.models.run import dense_to_aer, run_model
 from hypothesis import HealthCheck, given, settings
@@ -318,3 +318,41 @@ def test_a_shape_whose_element_count_wraps_int64_is_refused_not_compiled_empty()
         )
         with pytest.raises(ModelError, match="a layer holds at most 4294967295"):
             compile_graph(graph, dt=1e-3, name="big")
+
+
+
+def _lif(n: int) -> Any:
+    o = np.ones(n)
+    return nir.LIF(tau=o, r=o, v_leak=0 * o, v_threshold=o, v_reset=0 * o)
+
+
+@pytest.mark.parametrize("shape", [(1 << 31,), (1 << 12, 1 << 12, 2)])
+def test_more_input_lines_than_one_network_holds_is_refused_before_any_matrix(
+    shape: tuple[int, ...],
+) -> None:
+    # (2^31,) fits the u32 id space but not the engine (2^24 lines); compiled, its identity
+    # projection alone would take tens of GB. The refusal comes first, before any matrix.
+    big = np.array(shape)
+    graph = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=big), "output": nir.Output(output_type=big)},
+        edges=[("input", "output")],
+    )
+    with pytest.raises(ModelTooLarge, match=r"input lines .*holds at most 16777216"):
+        compile_graph(graph, dt=1e-3, name="big")
+
+
+def test_more_neurons_than_one_network_holds_is_refused_before_any_matrix() -> None:
+    # Two layers of 2^23 + 1 neurons each fed by the same input: 2^24 + 2 neurons in all.
+    half = (1 << 23) + 1
+    graph = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([half])),
+            "a": _lif(1),
+            "b": _lif(1),
+            "output": nir.Output(output_type=np.array([half])),
+        },
+        edges=[("input", "a"), ("input", "b"), ("a", "output"), ("b", "output")],
+        type_check=False,  # the layers' parameters are scalars: nothing is built from them
+    )
+    with pytest.raises(ModelTooLarge, match=r"16777218 neurons .*holds at most 16777216"):
+        compile_graph(graph, dt=1e-3, name="big")

@@ -25,6 +25,7 @@ from darwin_dra.engine._engine_cffi import lib as lib
 EVENTS_PER_KEPS: int = int(lib.DK_EVENTS_PER_KEPS)  # synaptic events per KEPS (engine/keps.py)
 MAX_GROUPS: int = int(lib.DK_MAX_GROUPS)
 MAX_DELAY: int = int(lib.DK_MAX_DELAY)  # timesteps
+MAX_NEURONS: int = int(lib.DK_MAX_NEURONS)  # neurons, and input lines, of one network
 LINK_BACKLOG_STEPS: int = int(lib.DK_LINK_BACKLOG_STEPS)  # a link's backlog: steps of capacity
 # Every error code of the header's enum dk_error becomes its own exception.
 errors.bind_codes(ffi.typeof("enum dk_error").relements)

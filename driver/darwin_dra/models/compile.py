@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from darwin_dra.engine.native import MAX_DELAY, MAX_GROUPS
+from darwin_dra.engine.native import MAX_DELAY, MAX_GROUPS, MAX_NEURONS
 from darwin_dra.engine.network import Kernel, Network, NeuronGroup, Reset
 from darwin_dra.models.compiled import (
     DEFAULT_DT_S,
@@ -96,6 +96,7 @@ def compile_graph(
     if not outputs:
         raise ModelError("the graph has no Output node")
     shapes, geo = node_shapes(g)
+    check_counts(g, shapes)
     sources = [n for n, k in g.kinds.items() if k == "Input" or k in NEURONS]
     is_source = set(sources)
 
@@ -330,6 +331,22 @@ def compile_graph(
         weight_error=worst,
         groups_of=groups_of,
     )
+
+
+def check_counts(g: Graph, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Refuse a model whose neurons or input lines outnumber what one engine network holds,
+    before any matrix is built: an Input of shape (2^31,) would otherwise become a 2^31 x 2^31
+    identity projection (tens of GB) on its way to the engine's refusal."""
+    neurons = sorted(n for n, k in g.kinds.items() if k in NEURONS)
+    inputs = sorted(n for n, k in g.kinds.items() if k == "Input")
+    for what, names in (("neurons", neurons), ("input lines", inputs)):
+        total = sum(size_of(shapes[n]) for n in names)
+        if total > MAX_NEURONS:
+            largest = max(names, key=lambda n: size_of(shapes[n]))
+            raise ModelTooLarge(
+                f"the model has {total} {what} (the largest layer, {largest!r}, has shape "
+                f"{shapes[largest]}); one engine network holds at most {MAX_NEURONS}"
+            )
 
 
 def _is_identity(m: sp.csr_matrix) -> bool:
