@@ -320,7 +320,6 @@ def test_a_shape_whose_element_count_wraps_int64_is_refused_not_compiled_empty()
             compile_graph(graph, dt=1e-3, name="big")
 
 
-
 def _lif(n: int) -> Any:
     o = np.ones(n)
     return nir.LIF(tau=o, r=o, v_leak=0 * o, v_threshold=o, v_reset=0 * o)

@@ -78,6 +78,31 @@ def test_programmed_or_failed_the_router_waits_no_more() -> None:
     assert not awaiting_routes(failed, NODE)
 
 
+def test_a_claim_joined_over_a_fabric_names_the_routes_that_cross_its_link() -> None:
+    # Groups on chips 1 and 2 of one fabric joined into one claim (pipeline/fabricjoin.py): the
+    # router of chip 1 gates both routes, but s1->s2 crosses the fabric link, not its router.
+    body = claim(
+        "u1",
+        [
+            result("chip-1-shared-0", NODE, "s0", shareID="a"),
+            result("chip-1-shared-0", NODE, "s1", shareID="b"),
+            result("chip-2-domain-3", NODE, "s2"),
+            result("fabric-w0", NODE, "fabric"),
+            result("chip-1-router-0", NODE, "chip-router", shareID="c", **BINDING),
+        ],
+    )
+    routes = (RouteEntry("s0", "s1", "0:0:4", 40), RouteEntry("s1", "s2", "0:0:4", 40))
+    [ok] = router_entries(body, NODE, routes, "2026-12-01T00:00:00Z")
+    [cond] = [c for c in ok["conditions"] if c["type"] == ROUTES_PROGRAMMED]
+    assert cond["message"] == (
+        "on chip 1's router: s0->s1; over the fabric link: s1->s2 (chip 1 to chip 2)"
+    )
+    assert ok["data"] == {"chip": 1, "routes": ["s0->s1", "s1->s2"], "fabricRoutes": ["s1->s2"]}
+    only_across = router_entries(body, NODE, routes[1:], "2026-12-01T00:00:00Z")
+    [cond] = [c for c in only_across[0]["conditions"] if c["type"] == ROUTES_PROGRAMMED]
+    assert cond["message"] == "over the fabric link: s1->s2 (chip 1 to chip 2)"
+
+
 def test_a_late_failure_never_overwrites_a_newer_result() -> None:
     body = _routed()
     [ok] = router_entries(body, NODE, (), "t")

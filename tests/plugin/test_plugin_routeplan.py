@@ -7,9 +7,10 @@ import pytest
 from darwin_dra.hardware.model import ChipEntry
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.pipeline.chiproutes import ROUTES_ANNOTATION, RouteEntry, routes_annotation
+from darwin_dra.plugin.config import PartitionConfig
 from darwin_dra.plugin.plan import ClaimError, plan_claim
-from darwin_dra.plugin.records import ClaimPlan
-from darwin_dra.plugin.routeplan import route_spec
+from darwin_dra.plugin.records import ClaimPlan, DeviceIntent, Prepared
+from darwin_dra.plugin.routeplan import route_spec, status_routes
 from darwin_dra.resources.chips import ChipView
 
 from tests.plugin.claims import claim, result
@@ -70,3 +71,28 @@ def test_a_route_given_twice_is_refused() -> None:
     body = _claim([("s0", "chip-0-domain-0"), ("s1", "chip-0-domain-1")], r, r)
     with pytest.raises(ClaimError, match="route s0->s1: given twice"):
         plan_claim(body, "u1", NODE, CHIPS)
+
+
+def test_a_devices_condition_tells_its_chips_router_from_the_fabric_link() -> None:
+    # s0 and s1 on chip 0, s2 on chip 1 of the same fabric (a claim joined over a fabric).
+    def prepared(request: str, chip: int) -> Prepared:
+        device = f"chip-{chip}-domain-{len(request)}"
+        intent = DeviceIntent(request, device, chip, (1,), False, 0, None, PartitionConfig())
+        return Prepared(intent, 1, (4,))
+
+    routes = (RouteEntry("s0", "s1", "0:0:4", 2), RouteEntry("s1", "s2", "0:0:4", 2))
+    s1 = prepared("s1", 0)
+    chip_of = {"s0": 0, "s1": 0, "s2": 1}
+    data, cond = status_routes("u", routes, s1, chip_of)
+    assert cond is not None
+    assert cond["message"] == (
+        "on chip 0's router: s0->s1 (4 pairs); over the fabric link: s1->s2 (4 pairs) to chip 1"
+    )
+    assert [d.get("peerChip") for d in data] == [None, 1]
+    _, cond = status_routes("u", routes, prepared("s2", 1), chip_of)
+    assert cond is not None
+    assert cond["message"] == "over the fabric link: s1->s2 (4 pairs) from chip 0"
+    # Without the claim's chips (a caller that does not know them) every route is the router's.
+    _, cond = status_routes("u", routes[:1], s1)
+    assert cond is not None
+    assert cond["message"] == "on chip 0's router: s0->s1 (4 pairs)"

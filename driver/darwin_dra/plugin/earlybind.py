@@ -27,7 +27,12 @@ from typing import Any
 from darwin_dra import DRIVER_NAME
 from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline.chiproutes import RouteEntry
-from darwin_dra.resources.partitions import ROUTES_FAILED, ROUTES_PROGRAMMED, router_chip
+from darwin_dra.resources.partitions import (
+    ROUTES_FAILED,
+    ROUTES_PROGRAMMED,
+    device_chip,
+    router_chip,
+)
 
 MAX_MESSAGE = 8192  # far below metav1.Condition's 32 KiB message limit
 
@@ -111,6 +116,34 @@ def _router_entry(result: Obj, conditions: list[Obj], data: Obj | None) -> Obj:
     return entry
 
 
+def _routes_message(
+    claim: Obj, pool: str, routes: Sequence[RouteEntry], chip: int | None
+) -> tuple[str, list[str]]:
+    """What a router's RoutesProgrammed says: the routes between partitions of its chip, and
+    those of a claim joined over a fabric (pipeline/fabricjoin.py) that the chip host carries
+    over the fabric link between two chips; the edges of the latter."""
+    chip_of = {
+        str(r.get("request")): device_chip(str(r.get("device", "")))
+        for r in _results(claim)
+        if r.get("driver") == DRIVER_NAME and r.get("pool") == pool
+    }
+    on_chip: list[str] = []
+    across: list[str] = []
+    ends: list[str] = []
+    for route in routes:
+        a = chip_of.get(route.source, chip)
+        b = chip_of.get(route.destination, chip)
+        if a == b == chip:
+            on_chip.append(route.edge)
+        else:
+            across.append(route.edge)
+            ends.append(f"{route.edge} (chip {a} to chip {b})")
+    parts = [f"on chip {chip}'s router: {', '.join(on_chip)}"] if on_chip else []
+    if ends:
+        parts.append(f"over the fabric link: {', '.join(ends)}")
+    return "; ".join(parts) or f"on chip {chip}'s router: no routes", across
+
+
 def router_entries(
     claim: Obj, pool: str, routes: Sequence[RouteEntry], now: str, error: str | None = None
 ) -> list[Obj]:
@@ -120,13 +153,15 @@ def router_entries(
     for r in router_results(claim, pool):
         chip = router_chip(str(r.get("device")))
         if error is None:
-            edges = ", ".join(route.edge for route in routes) or "no routes"
-            message = f"on chip {chip}'s router: {edges}"
+            message, across = _routes_message(claim, pool, routes, chip)
             conditions = [
                 _condition(ROUTES_PROGRAMMED, True, ROUTES_PROGRAMMED, message, now),
                 _condition(ROUTES_FAILED, False, ROUTES_PROGRAMMED, "", now),
             ]
-            data: Obj | None = {"chip": chip, "routes": [route.edge for route in routes]}
+            programmed: Obj = {"chip": chip, "routes": [route.edge for route in routes]}
+            if across:
+                programmed["fabricRoutes"] = across
+            data: Obj | None = programmed
         else:
             message = f"programming the routes on chip {chip} failed: {error}"
             conditions = [

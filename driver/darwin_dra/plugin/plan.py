@@ -276,6 +276,7 @@ def status_entries(
 ) -> list[Obj]:
     """``status.devices`` entries for this claim's devices on this node."""
     out: list[Obj] = []
+    chip_of = {p.intent.request: p.intent.chip for p in prepared}
     for p in prepared:
         intent = p.intent
         chip = chips[intent.chip]
@@ -315,7 +316,7 @@ def status_entries(
             entry["data"]["placement"] = (
                 "block" if placement.connected(grid, intent.domains) else "scattered"
             )
-        routes, programmed = routeplan.status_routes(plan.uid, plan.routes, p)
+        routes, programmed = routeplan.status_routes(plan.uid, plan.routes, p, chip_of)
         if programmed is not None:
             entry["conditions"].append({**programmed, "lastTransitionTime": now})
             entry["data"]["routes"] = routes

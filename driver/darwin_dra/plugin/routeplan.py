@@ -82,10 +82,17 @@ def route_spec(claim_uid: str, route: RouteEntry, parts: Mapping[str, int]) -> R
 
 
 def status_routes(
-    claim_uid: str, routes: Sequence[RouteEntry], device: Prepared
+    claim_uid: str,
+    routes: Sequence[RouteEntry],
+    device: Prepared,
+    chip_of: Mapping[str, int] | None = None,
 ) -> tuple[list[Obj], Obj | None]:
-    """A device's ``data.routes`` and its RoutesProgrammed condition (None: no routes)."""
+    """A device's ``data.routes`` and its RoutesProgrammed condition (None: no routes);
+    ``chip_of``: request -> chip of the claim's devices here, which tells a route on the chip's
+    router from one the chip host carries over the fabric link to another chip."""
     request = device.intent.request
+    chip = device.intent.chip
+    chips = chip_of or {}
     data: list[Obj] = []
     for r in routes:
         if request not in (r.source, r.destination):
@@ -101,11 +108,24 @@ def status_routes(
         )
     if not data:
         return [], None
-    edges = ", ".join(f"{d['name'].split('/', 1)[1]} ({d['pairs']} pairs)" for d in data)
+    on_chip, across = [], []
+    for d in data:
+        edge = f"{d['name'].split('/', 1)[1]} ({d['pairs']} pairs)"
+        peer = chips.get(str(d["peer"]), chip)
+        if peer == chip:
+            on_chip.append(edge)
+        else:
+            d["peerChip"] = peer
+            across.append(
+                f"{edge} to chip {peer}" if d["direction"] == "out" else f"{edge} from chip {peer}"
+            )
+    parts = [f"on chip {chip}'s router: {', '.join(on_chip)}"] if on_chip else []
+    if across:
+        parts.append(f"over the fabric link: {', '.join(across)}")
     condition: Obj = {
         "type": ROUTES_PROGRAMMED,
         "status": "True",
         "reason": ROUTES_PROGRAMMED,
-        "message": f"on chip {device.intent.chip}'s router: {edges}",
+        "message": "; ".join(parts),
     }
     return data, condition

@@ -105,6 +105,16 @@ def router_name(chip: int, index: int) -> str:
     return f"chip-{chip}-{ROUTER}-{index}"
 
 
+_CHIP_DEVICE = re.compile(r"chip-(\d+)-.+")
+
+
+def device_chip(device: str) -> int | None:
+    """The chip of any chip device's name (a partition, a share, a router); None for others
+    (a fabric's bandwidth device)."""
+    m = _CHIP_DEVICE.fullmatch(device)
+    return int(m.group(1)) if m else None
+
+
 def router_chip(device: str) -> int | None:
     """The chip of a router device's name; None for any other device."""
     m = _ROUTER_NAME.fullmatch(device)
