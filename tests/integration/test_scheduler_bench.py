@@ -38,6 +38,8 @@ def test_scheduler_bench_binds_every_pod_and_profiles_the_scheduler(tmp_path: Pa
     for layout, cells in by_layout.items():
         assert cells[1:3] == ["50", "backlog"], cells
         assert cells[6] == cells[7], f"{layout}: not every pod was bound: {cells}"
+        # The lease keeper's samples: every node Ready through the window, so the rate counts.
+        assert cells[-7:-5] == ["0/0", "yes"], cells
         # Darwin pods cost the scheduler CPU it can count (10 ms clock ticks); 9 plain pods on
         # 3 nodes may cost less than a tick.
         sched_cpu = float(cells[-2])  # the column before the whole control plane's

@@ -1,34 +1,30 @@
 """Replays a job trace against a live cluster: the edge of the fleet bench.
 
-Sets a simulated fleet up through kubeapi (Node objects kept Ready by renewing their Leases,
-as scheduler_perf does; the slices the real builder produces; the DeviceClasses), then creates
-each job's pods at its arrival time, watches the real kube-scheduler bind them, reads the
-claims' allocations, and deletes each job's pods (grace 0: no kubelet runs them) once it has
-held its devices for its duration. The kube-controller-manager creates the claims from the
-templates and deletes them after their pods. Trace time runs ``compression`` times faster
-than wall time.
+Sets a simulated fleet up through kubeapi (Node objects kept Ready by fleet/leases.py; the
+slices the real builder produces; the DeviceClasses), then creates each job's pods at its
+arrival time, watches the real kube-scheduler bind them, reads the claims' allocations, and
+deletes each job's pods (grace 0: no kubelet runs them) once it has held its devices for its
+duration. The kube-controller-manager creates the claims from the templates and deletes them
+after their pods. Trace time runs ``compression`` times faster than wall time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import heapq
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
 from darwin_dra import kubeapi
-from darwin_dra.cluster import launcher
-from darwin_dra.cluster.nodes import NodeAgent, not_ready_reasons
 from darwin_dra.controller.deviceclasses import device_classes
 from darwin_dra.fleet import claims
 from darwin_dra.fleet.claims import Unit
+from darwin_dra.fleet.leases import parallel
 from darwin_dra.fleet.metrics import Allocated, UnitRecord
 from darwin_dra.fleet.trace import Job
 from darwin_dra.kubetypes import Obj
@@ -38,67 +34,6 @@ from darwin_dra.resources.partitions import CAPACITY_PARTITIONS
 from darwin_dra.resources.slices import SliceLayout, build_slices
 
 log = structlog.get_logger(__name__)
-
-
-LEASE_PERIOD_S = 10.0  # the kubelet's renew interval: a quarter of the 40 s lease
-STATUS_EVERY = 3  # re-post node status every 3rd round (30 s), as the cluster's node agent does
-
-
-def _parallel(fn: Callable[[Any], object], items: Iterable[Any], workers: int = 8) -> None:
-    with ThreadPoolExecutor(workers) as pool:
-        for future in [pool.submit(fn, i) for i in items]:
-            future.result()
-
-
-class LeaseKeeper:
-    """Registers simulated nodes and renews their Leases until stopped, as kubelets would."""
-
-    def __init__(self, kube: kubeapi.FleetKube, nodes: Sequence[str], version: str) -> None:
-        self._agent = NodeAgent(kube, version)
-        self._nodes = list(nodes)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="leases", daemon=True)
-
-    def register(self) -> None:
-        _parallel(
-            lambda item: self._agent.register(item[1], launcher.node_labels(item[1], item[0])),
-            list(enumerate(self._nodes)),
-        )
-        self._thread.start()
-
-    def _renew(self, name: str, post_status: bool = False) -> None:
-        if self._stop.is_set():
-            return
-        try:
-            self._agent.renew_lease(name)
-            if post_status:
-                # A node the lifecycle controller marked NotReady (its lease came late, e.g.
-                # while thousands of slices were being written) is Ready again only once its
-                # "kubelet" posts a Ready condition.
-                self._agent.post_status(name)
-        except kubeapi.KubeApiError as exc:
-            log.warning("lease renewal failed", node=name, error=str(exc))
-
-    def _run(self) -> None:
-        rounds = 0
-        while not self._stop.wait(LEASE_PERIOD_S):
-            rounds += 1
-            status = rounds % STATUS_EVERY == 0
-            _parallel(functools.partial(self._renew, post_status=status), self._nodes, 8)
-
-    def not_ready(self, kube: kubeapi.FleetKube) -> int:
-        """How many of the fleet's nodes are not Ready or carry a NoSchedule/NoExecute taint."""
-        mine = set(self._nodes)
-        return sum(
-            1
-            for node in kube.list_nodes()
-            if node["metadata"]["name"] in mine and not_ready_reasons(node)
-        )
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
 
 
 def fleet_slices(
@@ -126,7 +61,7 @@ def install(kube: kubeapi.FleetKube, slices: Sequence[Obj], model: str, namespac
     for body in classes:
         with contextlib.suppress(kubeapi.Conflict):
             kube.create_device_class(body)
-    _parallel(kube.create_slice, slices)
+    parallel(kube.create_slice, slices)
     with contextlib.suppress(kubeapi.Conflict):
         kube.create_namespace(namespace)
     deadline = time.monotonic() + 60

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,9 @@ from darwin_dra.cluster import build, launcher
 from darwin_dra.fleet import replay
 from darwin_dra.fleet.catalogue import Catalogue, darwin_catalogue, plain_catalogue
 from darwin_dra.fleet.layout import FleetShape, chip_views, fleet_inventory
+from darwin_dra.fleet.leases import LeaseKeeper
 from darwin_dra.fleet.metrics import Summary, summarise
+from darwin_dra.fleet.readiness import judge
 from darwin_dra.fleet.trace import Job, TraceConfig, generate
 from darwin_dra.hardware.model import Inventory
 from darwin_dra.hardware.profiles import load_profiles
@@ -110,10 +113,10 @@ def replay_on_cluster(
 ) -> tuple[Summary, list[str]]:
     cluster, binaries = bench_cluster(directory)
     cluster.up()
-    keeper: replay.LeaseKeeper | None = None
+    keeper: LeaseKeeper | None = None
     try:
         kube = kubeapi.connect_fleet(cluster.kubeconfig)
-        keeper = replay.LeaseKeeper(kube, list(fleet), binaries.version)
+        keeper = LeaseKeeper(kube, cluster.kubeconfig, list(fleet), binaries.version)
         keeper.register()
         slices = replay.fleet_slices(fleet, MODEL_LAYOUTS[model])
         replay.install(kube, slices, model, NAMESPACE)
@@ -122,9 +125,12 @@ def replay_on_cluster(
             kube, jobs, model, NAMESPACE, run.compression, run.trace.length_s, progress,
             whole_chip_domains(fleet),
         )  # fmt: skip
+        start = keeper.sample_now().at_s  # the fleet's state as the trace begins
         records = rep.run()
-        if unready := keeper.not_ready(kube):
-            rep.errors.append(f"{unready} of {len(fleet)} nodes were not Ready at the end")
+        keeper.sample_now()
+        ready = judge(keeper.samples(), len(fleet), start, time.monotonic())
+        if not ready.valid:
+            rep.errors.append(f"{model}: {ready.reason}")
         summary = summarise(model, jobs, records, catalogue(model, fleet), run.trace.length_s)
         return summary, rep.errors
     finally:

@@ -28,6 +28,8 @@ from darwin_dra import kubeapi
 from darwin_dra.controller.deviceclasses import device_classes
 from darwin_dra.fleet import claims, replay
 from darwin_dra.fleet.layout import FleetShape, fleet_inventory, plain_slices
+from darwin_dra.fleet.leases import LeaseKeeper
+from darwin_dra.fleet.readiness import judge
 from darwin_dra.fleet.run import bench_cluster, fleet_views
 from darwin_dra.fleet.schedclaims import CLAIM_KINDS, capacity_claim, darwin_claim, plain_mix
 from darwin_dra.kubetypes import Obj
@@ -98,6 +100,11 @@ class LayoutResult:
     ungate_per_s: float
     setup_s: float
     not_ready: int = 0  # fleet nodes not Ready (or tainted) when the measurement ended
+    # The most fleet nodes not Ready at once during the measured window, and the verdict on it
+    # (fleet/readiness.py): a rate measured while nodes were NotReady is not the fleet's.
+    not_ready_max: int = 0
+    valid: bool = True
+    validity: str = ""
     # kube-scheduler CPU time (user + system) from the first ungate to the end, per bound pod:
     # what a pod costs the scheduler, whatever share of the loaded machine it got.
     cpu_ms_per_pod: float = math.nan
@@ -233,10 +240,10 @@ def run_layout(
     cluster, binaries = bench_cluster(workdir, extra, settings)
     t0 = time.monotonic()
     cluster.up()
-    keeper: replay.LeaseKeeper | None = None
+    keeper: LeaseKeeper | None = None
     try:
         kube = kubeapi.connect_fleet(cluster.kubeconfig, timeout_s=60)
-        keeper = replay.LeaseKeeper(kube, list(fleet), binaries.version)
+        keeper = LeaseKeeper(kube, cluster.kubeconfig, list(fleet), binaries.version)
         keeper.register()
         slices = [s for node, views in fleet.items() for s in layout_slices(layout, node, views)]
         devices = sum(len(s["spec"].get("devices", [])) for s in slices)
@@ -299,16 +306,18 @@ def run_layout(
             def pause(stop: bool) -> None:
                 os.kill(sched_pid, signal.SIGSTOP if stop else signal.SIGCONT)
 
+        keeper.sample_now()  # the fleet's state as the window opens
         ungated, bound, span = _measure(kube, names, timeout_s, pause)
         split = per_pod_ms(
             plane_before, {name: _process_cpu(pid) for name, pid in plane.items()}, len(bound)
         )
         if profiler is not None:
             profiler.join(profile_s + 60)
-        not_ready = keeper.not_ready(kube)
+        not_ready = keeper.not_ready()
         lat = [bound[p] - ungated[p] for p in bound if p in ungated]
         first = min(ungated.values()) if ungated else 0.0
         last = max(bound.values()) if bound else first
+        ready = judge(keeper.samples(), len(fleet), first, max(last, first))
         rate = len(bound) / (last - first) if bound and last > first else float("nan")
         return LayoutResult(
             layout=layout,
@@ -323,6 +332,9 @@ def run_layout(
             ungate_per_s=n / span if span > 0 else float("nan"),
             setup_s=setup,
             not_ready=not_ready,
+            not_ready_max=ready.worst,
+            valid=ready.valid,
+            validity=ready.reason,
             cpu_ms_per_pod=split["kube-scheduler"],
             plane_cpu_ms_per_pod=sum(split.values()) if bound else math.nan,
             plane_split=split,
@@ -342,7 +354,7 @@ def run_layout(
 
 def table(results: Sequence[LayoutResult]) -> str:
     head = ["nodes", "score%", "start", "layout", "slices", "devices", "pods", "bound", "pods/s",
-            "vs plain", "binding/s", "p50 s", "p99 s", "ungate/s", "not ready",
+            "vs plain", "binding/s", "p50 s", "p99 s", "ungate/s", "not ready max/end", "valid",
             *(f"{short} CPU ms/pod" for _, short in SPLIT),
             "sched CPU ms/pod", "plane CPU ms/pod"]  # fmt: skip
     plain = {r.nodes: r.pods_per_s for r in results if r.layout == "plain"}
@@ -365,7 +377,8 @@ def table(results: Sequence[LayoutResult]) -> str:
                 f"{r.latency_p50_s:.2f}",
                 f"{r.latency_p99_s:.2f}",
                 f"{r.ungate_per_s:.0f}",
-                str(r.not_ready),
+                f"{r.not_ready_max}/{r.not_ready}",
+                "yes" if r.valid else "NO",
                 *(f"{r.plane_split.get(name, math.nan):.0f}" for name, _ in SPLIT),
                 f"{r.cpu_ms_per_pod:.0f}",
                 f"{r.plane_cpu_ms_per_pod:.0f}",
