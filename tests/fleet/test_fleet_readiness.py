@@ -18,15 +18,17 @@ def s(at: float, *down: str) -> Sample:
 
 def test_a_window_with_every_node_ready_is_valid() -> None:
     r = judge([s(0.0), s(10.0), s(20.0)], 6, 5.0, 25.0)
-    assert r == Readiness(6, 3, 0, 0, 0.0, True)
+    assert r == Readiness(6, 3, 0, 0, 0.0, True, 0.0)
     assert r.valid
     assert r.reason == "all 6 nodes Ready at every sample"
 
 
 def test_nodes_not_ready_inside_the_window_make_it_invalid_and_are_counted() -> None:
-    samples = [s(0.0), s(10.0, "n1", "n2"), s(20.0, "n2"), s(30.0)]
+    samples = [s(0.0), s(10.0, "n1", "n2"), Sample(20.0, frozenset({"n2"}), 31.5), s(30.0)]
     r = judge(samples, 6, 5.0, 35.0)
     assert (r.worst, r.affected, r.node_seconds) == (2, 2, pytest.approx(30.0))
+    assert r.slowest_round_s == 31.5
+    assert "lease rounds took up to 31.5 s" in r.reason
     assert not r.valid
     assert r.reason.startswith("2 of 6 nodes were not Ready during the measurement")
     # The same trouble before the window opened or after it closed does not count.

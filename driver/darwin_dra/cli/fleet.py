@@ -164,8 +164,12 @@ def run_scheduler(args: argparse.Namespace) -> int:
         " --backlog both count from the scheduler's continue); binding/s = first to last bind;"
         " CPU ms/pod: user + system CPU, from ungate to the end, of kube-apiserver (api), etcd,"
         " kube-controller-manager (kcm), kube-scheduler (sched), and of the four together"
-        " (plane)."
+        " (plane). not ready max/end: fleet nodes not Ready or tainted, the most at one of the"
+        " lease keeper's samples during the measurement and at its end; valid: none was."
     )
+    for r in results:
+        if not r.valid:
+            print(f"{r.layout} at {r.nodes} nodes: not valid: {r.validity}")
     return 0 if all(r.complete for r in results) else 1
 
 

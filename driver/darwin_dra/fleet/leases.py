@@ -31,7 +31,7 @@ log = structlog.get_logger(__name__)
 
 LEASE_PERIOD_S = 10.0  # the kubelet's renew interval: a quarter of the 40 s lease
 STATUS_EVERY = 3  # re-post node status every 3rd round (30 s), as the cluster's node agent does
-RENEWERS = 8  # threads renewing in the keeper's process
+RENEWERS = 16  # threads renewing in the keeper's process (each mostly waits on the API server)
 
 
 def parallel(fn: Callable[[Any], object], items: Iterable[Any], workers: int = 8) -> None:
@@ -67,19 +67,24 @@ def _keep(
     kube = kubeapi.connect_fleet(Path(kubeconfig), timeout_s=30)
     agent = NodeAgent(kube, version)
 
-    def sample() -> None:
+    def sample(round_s: float) -> None:
         try:
-            out.put((time.monotonic(), sorted(not_ready_of(kube, nodes))))
+            out.put((time.monotonic(), sorted(not_ready_of(kube, nodes)), round_s))
         except kubeapi.KubeApiError as exc:
             log.warning("readiness sample failed", error=str(exc))
 
-    sample()
+    sample(0.0)
     rounds = 0
-    while not stop.wait(LEASE_PERIOD_S):
+    due = time.monotonic()
+    # Rounds start at a fixed rate, not a fixed pause after the last one: a slow round (a
+    # loaded API server) must not push the next renewal toward the lease's expiry.
+    while not stop.wait(max(0.0, (due := due + LEASE_PERIOD_S) - time.monotonic())):
         rounds += 1
+        began = time.monotonic()
         status = rounds % STATUS_EVERY == 0
         parallel(functools.partial(_renew, agent, post_status=status), nodes, RENEWERS)
-        sample()
+        sample(time.monotonic() - began)
+        due = max(due, time.monotonic() - LEASE_PERIOD_S)  # never a burst of late rounds
 
 
 class LeaseKeeper:
@@ -115,10 +120,10 @@ class LeaseKeeper:
         """Every sample the keeper has taken so far."""
         while True:
             try:
-                at, names = self._out.get_nowait()
+                at, names, round_s = self._out.get_nowait()
             except queue.Empty:
                 return list(self._samples)
-            self._samples.append(Sample(float(at), frozenset(names)))
+            self._samples.append(Sample(float(at), frozenset(names), float(round_s)))
 
     def sample_now(self) -> Sample:
         """A sample taken by the caller, for the end of a window."""

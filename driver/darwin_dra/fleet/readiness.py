@@ -21,6 +21,7 @@ class Sample:
 
     at_s: float
     not_ready: frozenset[str]
+    round_s: float = 0.0  # how long the keeper's lease round before this sample took
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Readiness:
     # not-Ready nodes integrated over the window (each sample holds until the next)
     node_seconds: float
     observed_from_start: bool  # a sample at or before the window's start
+    slowest_round_s: float = 0.0  # the keeper's slowest lease round in the window
 
     @property
     def valid(self) -> bool:
@@ -44,8 +46,9 @@ class Readiness:
         if self.affected:
             return (
                 f"{self.affected} of {self.nodes} nodes were not Ready during the measurement "
-                f"(at most {self.worst} at once, {self.node_seconds:.0f} node-seconds): the "
-                "scheduler had fewer nodes to score"
+                f"(at most {self.worst} at once, {self.node_seconds:.0f} node-seconds; lease "
+                f"rounds took up to {self.slowest_round_s:.1f} s): the scheduler had fewer "
+                "nodes to score"
             )
         if not self.observed_from_start:
             return "the first readiness sample came after the measurement began"
@@ -70,4 +73,5 @@ def judge(samples: Sequence[Sample], nodes: int, start_s: float, end_s: float) -
         affected=len(affected),
         node_seconds=node_seconds,
         observed_from_start=bool(before),
+        slowest_round_s=max((s.round_s for s in seen), default=0.0),
     )
