@@ -94,7 +94,6 @@ class LeaseKeeper:
         self, kube: kubeapi.FleetKube, kubeconfig: Path, nodes: Sequence[str], version: str
     ) -> None:
         self._kube = kube
-        self._kubeconfig = kubeconfig
         self._nodes = list(nodes)
         self._version = version
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads
@@ -134,10 +133,6 @@ class LeaseKeeper:
     def not_ready(self) -> int:
         """How many of the fleet's nodes are not Ready or tainted now."""
         return len(self.sample_now().not_ready)
-
-    @property
-    def alive(self) -> bool:
-        return self._process.is_alive()
 
     def stop(self) -> None:
         self._stop.set()
