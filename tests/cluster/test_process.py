@@ -46,14 +46,18 @@ def test_stop_ends_the_whole_process_group(make_exe: MakeExe, tmp_path: Path) ->
     # The component forks a child and ignores SIGTERM itself: both must be gone after stop.
     exe = make_exe(
         "stubborn",
-        f"#!/bin/sh\ntrap '' TERM\nsleep 60 &\necho $! > {child_pid}\nwait\n",
+        # Written aside and renamed: the reader must never see the file created but still empty.
+        f"#!/bin/sh\ntrap '' TERM\nsleep 60 &\necho $! > {child_pid}.tmp\n"
+        f"mv {child_pid}.tmp {child_pid}\nwait\n",
     )
     proc = start("stubborn", [str(exe)], tmp_path / "log")
-    deadline = time.monotonic() + 10
-    while not child_pid.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    child = int(child_pid.read_text())
-    proc.stop(grace=0.5)
+    try:
+        deadline = time.monotonic() + 10
+        while not child_pid.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = int(child_pid.read_text())
+    finally:
+        proc.stop(grace=0.5)
     assert not proc.alive()
     time.sleep(0.1)
     # Gone, or a zombie waiting for whichever process inherited it.
