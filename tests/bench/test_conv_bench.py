@@ -1,5 +1,5 @@
 """The conv network of `darwin-dra bench engine --network conv` (bench/conv.py): the config,
-the compiled model it stands for, and the engine and Brian2 on the same arrays."""
+the compiled model it stands for, and the engine, Brian2 and NEST on the same arrays."""
 
 from __future__ import annotations
 
@@ -65,6 +65,25 @@ def test_engine_and_brian2_agree_spike_for_spike_on_the_conv_model() -> None:
     assert engine.extra["input_spikes"] == brian.extra["input_spikes"] > 0
     assert engine.extra["synapse_bytes_per_synapse"] < 1.0  # kernels, not listed synapses
     assert dataclasses.asdict(TINY)["kind"] == "conv"
+
+
+@pytest.mark.slow  # the engine and NEST each in a subprocess
+@_needs("nest")
+def test_engine_and_nest_agree_on_the_conv_model() -> None:
+    """NEST's iaf_psc_delta on the same compiled arrays and input (bench/peer_nest_conv.py):
+    the inputs arrive as the engine's, and the firing agrees within the 5% the issue asks
+    of every peer (NEST integrates in float64, the engine in float32)."""
+    from darwin_dra.cli.bench import run_engine
+
+    engine = run_engine(TINY, threads=1, timeout=PEER_TIMEOUT, seed=SEED)
+    nest = run_peer("nest", TINY, timeout=PEER_TIMEOUT, seed=SEED)
+    assert isinstance(engine, BenchResult), engine
+    assert isinstance(nest, BenchResult), nest
+    assert engine.extra["input_spikes"] == nest.extra["input_spikes"] > 0
+    assert nest.extra["num_connections"] == conv_model(TINY).network.src.size
+    assert engine.spikes > 0
+    assert abs(nest.spikes - engine.spikes) <= 0.05 * engine.spikes
+    assert abs(nest.events - engine.events) <= 0.05 * engine.events
 
 
 def test_conv_runs_bit_for_bit_on_1_2_4_threads_across_runs() -> None:

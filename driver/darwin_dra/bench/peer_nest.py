@@ -1,4 +1,5 @@
-"""The Brunel network on NEST (iaf_psc_delta, one thread); run as a subprocess.
+"""The benchmark networks on NEST (iaf_psc_delta, one thread); run as a subprocess.
+The Brunel family here, the conv model in `peer_nest_conv`.
 
     python -m darwin_dra.bench.peer_nest --json [--scale F] [--seed S]
 
@@ -24,6 +25,7 @@ from darwin_dra.bench.brunel import (
     iter_synapses,
     synaptic_events,
 )
+from darwin_dra.bench.conv import ConvConfig
 from darwin_dra.bench.peers import Config, current_rss_mb, peak_rss_mb, peer_main
 
 THREADS = 1
@@ -45,9 +47,13 @@ def _import_check() -> str | None:
 
 
 def run(cfg: Config, seed: int) -> BenchResult:
-    if not isinstance(cfg, BrunelConfig):
-        raise ValueError("the NEST peer runs the Brunel networks only (not conv)")
     nest = _import_nest()
+    if isinstance(cfg, ConvConfig):
+        from darwin_dra.bench.peer_nest_conv import run_conv
+
+        return run_conv(nest, cfg, seed, THREADS)
+    if not isinstance(cfg, BrunelConfig):
+        raise ValueError(f"the NEST peer has no form of {type(cfg).__name__}")
     rss_before = current_rss_mb()
     conn_s = 0.0
 

@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="brunel",
         help="brunel: population weights and one delay; trained: a lognormal weight per "
         "synapse and delays uniform over 1-4 ms (BrunelConfig.trained); conv: the two-pathway "
-        "convolutional NIR model of bench pipeline, compiled (bench/conv.py; NEST not run)",
+        "convolutional NIR model of bench pipeline, compiled (bench/conv.py)",
     )
     engine.add_argument(
         "--scale",
@@ -181,9 +181,6 @@ def run_engine_bench(args: argparse.Namespace) -> int:
         print(f"--threads: expected numbers like 1,2, got {args.threads!r}", file=sys.stderr)
         return 2
     peers = [] if args.peers == "none" else [p.strip() for p in args.peers.split(",") if p.strip()]
-    if isinstance(cfg, ConvConfig) and "nest" in peers:
-        peers.remove("nest")  # no NEST form of the NIR LIF model is written
-        print("conv: NEST is not run (only Brian2 has the conv model)", file=sys.stderr)
     rows: list[Row] = []
     for t in threads:
         if not args.json:
