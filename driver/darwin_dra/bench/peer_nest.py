@@ -46,6 +46,63 @@ def _import_check() -> str | None:
     return None
 
 
+def reset_kernel(nest: Any, dt_ms: float, seed: int, threads: int) -> None:
+    """A fresh NEST kernel at the benchmark's step, threads and seed, quiet."""
+    nest.ResetKernel()
+    if hasattr(nest, "VerbosityLevel"):  # 3.10 deprecates set_verbosity
+        nest.verbosity = nest.VerbosityLevel.ERROR
+    else:
+        nest.set_verbosity("M_ERROR")
+    nest.SetKernelStatus(
+        {
+            "resolution": dt_ms,
+            "local_num_threads": threads,
+            "rng_seed": seed % (2**31 - 2) + 1,
+            "print_time": False,
+        }
+    )
+
+
+def timed_run(nest: Any, warmup_ms: float, sim_ms: float) -> tuple[float, float, float]:
+    """An untimed warm-up, then the timed run: (warm-up wall s, timed wall s, timed CPU s)."""
+    t1 = time.perf_counter()
+    if warmup_ms > 0:
+        nest.Run(warmup_ms)
+    warmup_s = time.perf_counter() - t1
+    # CPU time too: on a loaded machine it is steadier than the wall time.
+    c2 = time.process_time()
+    t2 = time.perf_counter()
+    nest.Run(sim_ms)
+    sim_s = time.perf_counter() - t2
+    sim_cpu_s = time.process_time() - c2
+    nest.Cleanup()
+    return warmup_s, sim_s, sim_cpu_s
+
+
+def nest_result(
+    nest: Any,
+    cfg: Config,
+    threads: int,
+    times: tuple[float, float, float, float, float],
+    spikes: int,
+    events: int,
+    extra: dict[str, float],
+) -> BenchResult:
+    """The result of a NEST run; times = (build, connectivity, warm-up, timed wall, timed CPU)."""
+    build_s, conn_s, warmup_s, sim_s, sim_cpu_s = times
+    return BenchResult.from_counts(
+        name=f"NEST {nest.__version__}",
+        threads=threads,
+        cfg=cfg,
+        build_s=build_s,
+        sim_s=sim_s,
+        spikes=spikes,
+        events=events,
+        peak_rss_mb=peak_rss_mb(),
+        extra={"connectivity_s": conn_s, "warmup_s": warmup_s, "sim_cpu_s": sim_cpu_s, **extra},
+    )
+
+
 def run(cfg: Config, seed: int) -> BenchResult:
     nest = _import_nest()
     if isinstance(cfg, ConvConfig):
@@ -58,19 +115,7 @@ def run(cfg: Config, seed: int) -> BenchResult:
     conn_s = 0.0
 
     t0 = time.perf_counter()
-    nest.ResetKernel()
-    if hasattr(nest, "VerbosityLevel"):  # 3.10 deprecates set_verbosity
-        nest.verbosity = nest.VerbosityLevel.ERROR
-    else:
-        nest.set_verbosity("M_ERROR")
-    nest.SetKernelStatus(
-        {
-            "resolution": cfg.dt_ms,
-            "local_num_threads": THREADS,
-            "rng_seed": seed % (2**31 - 2) + 1,
-            "print_time": False,
-        }
-    )
+    reset_kernel(nest, cfg.dt_ms, seed, THREADS)
     neurons = nest.Create(
         "iaf_psc_delta",
         cfg.n,
@@ -115,38 +160,19 @@ def run(cfg: Config, seed: int) -> BenchResult:
     nest.Prepare()
     build_s = time.perf_counter() - t0 - conn_s
 
-    t1 = time.perf_counter()
-    if cfg.warmup_ms > 0:
-        nest.Run(cfg.warmup_ms)
-    warmup_s = time.perf_counter() - t1
-
-    # CPU time too: on a loaded machine it is steadier than the wall time.
-    c2 = time.process_time()
-    t2 = time.perf_counter()
-    nest.Run(cfg.sim_ms)
-    sim_s = time.perf_counter() - t2
-    sim_cpu_s = time.process_time() - c2
-    nest.Cleanup()
+    warmup_s, sim_s, sim_cpu_s = timed_run(nest, cfg.warmup_ms, cfg.sim_ms)
 
     senders = np.asarray(recorder.get("events")["senders"], dtype=np.int64) - first_id
     counts = np.bincount(senders, minlength=cfg.n)
     n_syn = int(nest.GetKernelStatus("num_connections"))
-    return BenchResult.from_counts(
-        name=f"NEST {nest.__version__}",
-        threads=THREADS,
-        cfg=cfg,
-        build_s=build_s,
-        sim_s=sim_s,
-        spikes=int(counts.sum()),
-        events=synaptic_events(counts, out_deg),
-        peak_rss_mb=peak_rss_mb(),
-        extra={
-            "connectivity_s": conn_s,
-            "warmup_s": warmup_s,
-            "sim_cpu_s": sim_cpu_s,
-            "rss_before_build_mb": rss_before,
-            "num_connections": float(n_syn),
-        },
+    return nest_result(
+        nest,
+        cfg,
+        THREADS,
+        (build_s, conn_s, warmup_s, sim_s, sim_cpu_s),
+        int(counts.sum()),
+        synaptic_events(counts, out_deg),
+        {"rss_before_build_mb": rss_before, "num_connections": float(n_syn)},
     )
 
 

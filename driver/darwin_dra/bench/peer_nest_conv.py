@@ -20,25 +20,14 @@ import numpy as np
 
 from darwin_dra.bench.brunel import BenchResult, synaptic_events
 from darwin_dra.bench.conv import ConvConfig, conv_model, input_spikes, lif_parameters
-from darwin_dra.bench.peers import current_rss_mb, peak_rss_mb
+from darwin_dra.bench.peer_nest import nest_result, reset_kernel, timed_run
+from darwin_dra.bench.peers import current_rss_mb
 
 
 def run_conv(nest: Any, cfg: ConvConfig, seed: int, threads: int) -> BenchResult:
     rss_before = current_rss_mb()
     t0 = time.perf_counter()
-    nest.ResetKernel()
-    if hasattr(nest, "VerbosityLevel"):  # 3.10 deprecates set_verbosity
-        nest.verbosity = nest.VerbosityLevel.ERROR
-    else:
-        nest.set_verbosity("M_ERROR")
-    nest.SetKernelStatus(
-        {
-            "resolution": cfg.dt_ms,
-            "local_num_threads": threads,
-            "rng_seed": seed % (2**31 - 2) + 1,
-            "print_time": False,
-        }
-    )
+    reset_kernel(nest, cfg.dt_ms, seed, threads)
 
     tc = time.perf_counter()
     model = conv_model(cfg)
@@ -91,34 +80,20 @@ def run_conv(nest: Any, cfg: ConvConfig, seed: int, threads: int) -> BenchResult
     nest.Prepare()
     build_s = time.perf_counter() - t0 - conn_s
 
-    t1 = time.perf_counter()
-    if cfg.warmup_ms > 0:
-        nest.Run(cfg.warmup_ms)
-    warmup_s = time.perf_counter() - t1
-    c2 = time.process_time()
-    t2 = time.perf_counter()
-    nest.Run(cfg.sim_ms)
-    sim_s = time.perf_counter() - t2
-    sim_cpu_s = time.process_time() - c2
-    nest.Cleanup()
+    warmup_s, sim_s, sim_cpu_s = timed_run(nest, cfg.warmup_ms, cfg.sim_ms)
 
     counts = np.zeros(n + n_in, dtype=np.int64)
     for rec, first, offset, size in ((recorder, first_n, 0, n), (in_recorder, first_g, n, n_in)):
         senders = np.asarray(rec.get("events")["senders"], dtype=np.int64) - first
         counts[offset : offset + size] = np.bincount(senders, minlength=size)
-    return BenchResult.from_counts(
-        name=f"NEST {nest.__version__}",
-        threads=threads,
-        cfg=cfg,
-        build_s=build_s,
-        sim_s=sim_s,
-        spikes=int(counts[:n].sum()),
-        events=synaptic_events(counts, out_deg),
-        peak_rss_mb=peak_rss_mb(),
-        extra={
-            "connectivity_s": conn_s,
-            "warmup_s": warmup_s,
-            "sim_cpu_s": sim_cpu_s,
+    return nest_result(
+        nest,
+        cfg,
+        threads,
+        (build_s, conn_s, warmup_s, sim_s, sim_cpu_s),
+        int(counts[:n].sum()),
+        synaptic_events(counts, out_deg),
+        {
             "rss_before_build_mb": rss_before,
             "input_spikes": float(counts[n:].sum()),
             "num_connections": n_syn,
