@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -40,11 +41,46 @@ log = structlog.get_logger(__name__)
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
+# Listening ports come from below the kernel's ephemeral range: a port the kernel hands out
+# (bind to 0) is also where outgoing connections take their source ports, and one did take
+# etcd's in the seconds between the check and etcd's own bind (CI, 2026-12-02).
+_PORT_FLOOR = 10000
+
+
+def _ephemeral_floor() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default range starts here
+    return low
+
+
 def free_port() -> int:
+    """A free TCP port on 127.0.0.1 that no outgoing connection will be given meanwhile."""
+    top = _ephemeral_floor()
+    if top - _PORT_FLOOR >= 1000:
+        for _ in range(200):
+            port = random.randrange(_PORT_FLOOR, top)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
+
+
+def distinct_free_ports(count: int, taken: set[int]) -> list[int]:
+    """``count`` free ports, different from each other and from ``taken``."""
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = free_port()
+        if port not in taken and port not in chosen:
+            chosen.append(port)
+    return chosen
 
 
 def check_port_free(component: str, port: int) -> None:
@@ -114,12 +150,13 @@ class LocalCluster:
         # A fresh cluster every time: stale etcd data would hold objects signed by an old CA.
         for stale in ("etcd", "nodes", "logs", "pki"):
             shutil.rmtree(self.dir / stale, ignore_errors=True)
+        picked = distinct_free_ports(4, taken={cfg.apiserver_port} if cfg.apiserver_port else set())
         ports = components.Ports(
-            etcd=free_port(),
-            etcd_peer=free_port(),
-            apiserver=cfg.apiserver_port or free_port(),
-            controller_manager=free_port(),
-            scheduler=free_port(),
+            etcd=picked[0],
+            etcd_peer=picked[1],
+            apiserver=cfg.apiserver_port or distinct_free_ports(1, taken=set(picked))[0],
+            controller_manager=picked[2],
+            scheduler=picked[3],
         )
         for component, port in ports.named().items():
             check_port_free(component.removesuffix("-peer"), port)
