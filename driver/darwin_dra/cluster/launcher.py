@@ -73,7 +73,7 @@ def free_port() -> int:
         return chosen
 
 
-def distinct_free_ports(count: int, taken: set[int]) -> list[int]:
+def distinct_free_ports(count: int, taken: set[int | None]) -> list[int]:
     """``count`` free ports, different from each other and from ``taken``."""
     chosen: list[int] = []
     while len(chosen) < count:
@@ -150,13 +150,13 @@ class LocalCluster:
         # A fresh cluster every time: stale etcd data would hold objects signed by an old CA.
         for stale in ("etcd", "nodes", "logs", "pki"):
             shutil.rmtree(self.dir / stale, ignore_errors=True)
-        picked = distinct_free_ports(4, taken={cfg.apiserver_port} if cfg.apiserver_port else set())
+        picked = distinct_free_ports(5, taken={cfg.apiserver_port})
         ports = components.Ports(
             etcd=picked[0],
             etcd_peer=picked[1],
-            apiserver=cfg.apiserver_port or distinct_free_ports(1, taken=set(picked))[0],
-            controller_manager=picked[2],
-            scheduler=picked[3],
+            apiserver=cfg.apiserver_port or picked[2],
+            controller_manager=picked[3],
+            scheduler=picked[4],
         )
         for component, port in ports.named().items():
             check_port_free(component.removesuffix("-peer"), port)
