@@ -13,6 +13,7 @@ import grpc
 import numpy as np
 import pytest
 from darwin_dra.chiphost.client import RemotePorts
+from darwin_dra.cluster.ports import free_port
 from darwin_dra.engine import errors
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.kubelet.preparer import ClaimRef
@@ -22,7 +23,6 @@ from darwin_dra.runtime.client import SpikePortClient
 from darwin_dra.runtime.routes import RouteSpec
 
 from tests.chiphost.conftest import NODE, Host, write_inventory
-from tests.chiphost.test_chiphost_service import _free_port
 from tests.plugin.claims import ClaimStore, claim, result
 from tests.runtime.nets import relay, sort_aer
 
@@ -174,7 +174,7 @@ def test_a_route_between_two_chips_of_one_fabric_crosses_the_fabric_link(tmp_pat
     destination at their steps, over the engine's fabric link 0 -> 1, which counts them (the
     chip host's metrics); the link back, unused, carried nothing."""
     h = Host(tmp_path / "s", write_inventory(tmp_path / "i.yaml"), tmp_path / "ch.log",
-             metrics_port=_free_port())  # fmt: skip
+             metrics_port=free_port())  # fmt: skip
     h.start()
     sockets = {n: h.state_dir / "partitions" / n / "spike.sock" for n in ("a", "b")}
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from darwin_dra.chiphost import faults
 from darwin_dra.chiphost.app import default_socket
 from darwin_dra.chiphost.client import ChipHostClient, ChipHostUnavailable
 from darwin_dra.cluster.chiphost import chip_host_args, start_chip_host
+from darwin_dra.cluster.ports import free_port
 from darwin_dra.engine.errors import Conflict, InvalidArgument, NotFound
 from darwin_dra.runtime.client import SpikePortClient
 from darwin_dra.unixsock import grpc_target
@@ -27,12 +27,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.chiphost.conftest import NODE, Host, write_inventory
 from tests.runtime.nets import relay
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_discovery_and_partitions_with_the_engines_errors(host: Host) -> None:
@@ -115,7 +109,7 @@ def test_a_restart_is_a_chip_reset_with_the_faults_read_again(host: Host) -> Non
 
 def test_health_metrics_and_json_logs(tmp_path: Path) -> None:
     h = Host(tmp_path / "s", write_inventory(tmp_path / "i.yaml"), tmp_path / "ch.log",
-             metrics_port=_free_port())  # fmt: skip
+             metrics_port=free_port())  # fmt: skip
     h.start()
     try:
         with grpc_target(h.socket) as target, grpc.insecure_channel(target) as ch:

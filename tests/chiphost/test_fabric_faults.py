@@ -16,6 +16,7 @@ from pathlib import Path
 
 from darwin_dra.chiphost import faults
 from darwin_dra.chiphost.client import ChipHostClient
+from darwin_dra.cluster.ports import free_port
 from darwin_dra.hardware.profiles import load_profiles
 from darwin_dra.resources.chips import ChipView
 from darwin_dra.resources.slices import chip_devices
@@ -23,7 +24,6 @@ from darwin_dra.runtime.client import SpikePortClient
 
 from tests.chiphost.conftest import Host, write_inventory
 from tests.chiphost.test_chiphost_routes import spec
-from tests.chiphost.test_chiphost_service import _free_port
 from tests.runtime.nets import relay, sort_aer
 
 FAULT = faults.Fault(0, faults.Kind.FABRIC, 1)
@@ -62,7 +62,7 @@ def _metric(port: int, name: str, kind: str | None = None) -> str:
 
 
 def test_a_fabric_link_fault_is_published_counted_and_cleared(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     h = Host(tmp_path / "s", write_inventory(tmp_path / "i.yaml", chips=3), tmp_path / "ch.log",
              metrics_port=port)  # fmt: skip
     h.start()

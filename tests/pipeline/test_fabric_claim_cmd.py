@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 from darwin_dra.chiphost.client import ChipHostClient
+from darwin_dra.cluster.ports import free_port
 from darwin_dra.pipeline.chiproutes import on_chip_edges, route_maps
 from darwin_dra.pipeline.cluster import ChipSlot, ClusterView, FabricLink, Half
-from darwin_dra.pipeline.local import Routing, Slot, chip_hosts, free_port, launch
+from darwin_dra.pipeline.local import Routing, Slot, chip_hosts, launch
 from darwin_dra.pipeline.outputs import output_digest
 from darwin_dra.pipeline.placement import place
 from darwin_dra.pipeline.plan import from_split_json

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -28,6 +27,8 @@ from darwin_dra.cluster.errors import ClusterError, PortInUseError
 from darwin_dra.cluster.nodestart import NODE_LABEL_DOMAIN as NODE_LABEL_DOMAIN
 from darwin_dra.cluster.nodestart import node_labels as node_labels
 from darwin_dra.cluster.nodestart import node_name
+from darwin_dra.cluster.ports import distinct_free_ports as distinct_free_ports
+from darwin_dra.cluster.ports import free_port as free_port
 from darwin_dra.cluster.process import Process, start
 from darwin_dra.cluster.recorded import down as down
 from darwin_dra.cluster.recorded import import_image as import_image
@@ -39,48 +40,6 @@ from darwin_dra.cluster.state import ClusterState, ProcessRecord
 log = structlog.get_logger(__name__)
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-
-
-# Listening ports come from below the kernel's ephemeral range: a port the kernel hands out
-# (bind to 0) is also where outgoing connections take their source ports, and one did take
-# etcd's in the seconds between the check and etcd's own bind (CI, 2026-12-02).
-_PORT_FLOOR = 10000
-
-
-def _ephemeral_floor() -> int:
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default range starts here
-    return low
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 that no outgoing connection will be given meanwhile."""
-    top = _ephemeral_floor()
-    if top - _PORT_FLOOR >= 1000:
-        for _ in range(200):
-            port = random.randrange(_PORT_FLOOR, top)
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        chosen: int = sock.getsockname()[1]
-        return chosen
-
-
-def distinct_free_ports(count: int, taken: set[int | None]) -> list[int]:
-    """``count`` free ports, different from each other and from ``taken``."""
-    chosen: list[int] = []
-    while len(chosen) < count:
-        port = free_port()
-        if port not in taken and port not in chosen:
-            chosen.append(port)
-    return chosen
 
 
 def check_port_free(component: str, port: int) -> None:

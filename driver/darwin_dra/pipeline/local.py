@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,12 @@ from darwin_dra.chiphost.app import default_socket
 from darwin_dra.chiphost.client import ChipHostClient
 from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.cluster.pki import CertificateAuthority
+from darwin_dra.cluster.ports import free_port
 from darwin_dra.models.compile import CompiledModel
 from darwin_dra.pipeline.split import SplitPlan
 from darwin_dra.pipeline.stagepart import route_map
 from darwin_dra.runtime.routes import RouteSpec
 from darwin_dra.runtime.tls import TlsFiles
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
