@@ -16,7 +16,8 @@ from typing import Any
 
 from darwin_dra import DRIVER_NAME, kubeapi
 from darwin_dra.cluster.chiphost import start_chip_host
-from darwin_dra.cluster.launcher import LocalCluster, free_port
+from darwin_dra.cluster.launcher import LocalCluster
+from darwin_dra.cluster.ports import free_port
 from darwin_dra.cluster.state import NodeRecord
 from k8s_helpers import wait_for
 

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -27,8 +26,7 @@ from darwin_dra.cluster.errors import ClusterError, PortInUseError
 from darwin_dra.cluster.nodestart import NODE_LABEL_DOMAIN as NODE_LABEL_DOMAIN
 from darwin_dra.cluster.nodestart import node_labels as node_labels
 from darwin_dra.cluster.nodestart import node_name
-from darwin_dra.cluster.ports import distinct_free_ports as distinct_free_ports
-from darwin_dra.cluster.ports import free_port as free_port
+from darwin_dra.cluster.ports import bind_error, distinct_free_ports
 from darwin_dra.cluster.process import Process, start
 from darwin_dra.cluster.recorded import down as down
 from darwin_dra.cluster.recorded import import_image as import_image
@@ -43,11 +41,9 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def check_port_free(component: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise PortInUseError(component, f"port 127.0.0.1:{port} is in use ({exc})") from exc
+    exc = bind_error(port)
+    if exc is not None:
+        raise PortInUseError(component, f"port 127.0.0.1:{port} is in use ({exc})") from exc
 
 
 NodeKind = Literal["real", "harness"]

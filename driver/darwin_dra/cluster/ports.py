@@ -26,13 +26,14 @@ def ephemeral_floor() -> int:
         return _LINUX_DEFAULT_EPHEMERAL_FLOOR
 
 
-def _bindable(port: int) -> bool:
+def bind_error(port: int) -> OSError | None:
+    """Why 127.0.0.1:``port`` cannot be bound now, or None when it can."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+        except OSError as exc:
+            return exc
+        return None
 
 
 def free_port() -> int:
@@ -41,7 +42,7 @@ def free_port() -> int:
     if top - PORT_FLOOR >= 1000:
         for _ in range(200):
             port = random.randrange(PORT_FLOOR, top)
-            if _bindable(port):
+            if bind_error(port) is None:
                 return port
     # A range configured too narrow below the floor: the kernel's choice, with its race.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
