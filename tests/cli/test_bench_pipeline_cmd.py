@@ -1,7 +1,7 @@
-"""`darwin-dra bench pipeline --on-chip` at a small size: four runs of the same model
-(unsplit, the planner's split, the naive split, the split on one chip with its edges routed)
-give the same outputs, and the planner's cut carries fewer spikes between nodes than the naive
-one."""
+"""`darwin-dra bench pipeline --on-chip --input-in-place` at a small size: six runs of the
+same model (unsplit, the planner's split, the naive split, the split on one chip with its edges
+routed, and both splits with the input drawn in place) give the same outputs, and the planner's
+cut carries fewer spikes between nodes than the naive one."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 def test_bench_pipeline_runs_and_agrees() -> None:
     cmd = [sys.executable, "-m", "darwin_dra.cli.main", "bench", "pipeline", "--json"]
     cmd += ["--size", "16", "--depth", "2", "--steps", "40", "--window", "10", "--on-chip"]
+    cmd += ["--input-in-place"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout)
@@ -30,6 +31,14 @@ def test_bench_pipeline_runs_and_agrees() -> None:
     assert on_chip["routed_spikes"] == rows["split"]["between_stage_spikes"] > 0
     assert on_chip["cross_node_engine_spikes"] == 0
     assert rows["split"]["routed_spikes"] == 0
+    # the input drawn by its readers: no input stage, nothing of it on an edge or across nodes
+    for drawn, sent in (("split-in-place", "split"), ("naive-in-place", "naive")):
+        assert rows[drawn]["input_drawn_spikes"] > 0
+        assert "input" not in dict(rows[drawn]["stages"])
+        assert rows[drawn]["cross_node_spikes"] == rows[drawn]["cross_node_engine_spikes"]
+        assert rows[drawn]["cross_node_engine_spikes"] == rows[sent]["cross_node_engine_spikes"]
+    assert rows["split"]["cross_node_spikes"] > rows["split-in-place"]["cross_node_spikes"]
+    assert summary["cross_node_naive_over_split_in_place"] > summary["cross_node_naive_over_split"]
     for r in rows.values():
         assert r["dropped"] == 0
         assert 0 < r["bytes_per_spike"] < 2

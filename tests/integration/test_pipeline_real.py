@@ -165,6 +165,21 @@ def test_the_crd_refuses_a_bad_pipeline_with_the_reason(
     assert "give exactly one of model.configMap and model.volume" in text
     assert "input.source file needs input.file" in text
     assert "stages is a number from 1 to 64, or auto" in text
+    # an input drawn in place: not from a socket, and with no input stage to pin
+    body["spec"] = {
+        "model": {"configMap": {"name": "m", "key": "k"}},
+        "input": {"source": "socket", "inPlace": True},
+        "targetRate": 100,
+        "hints": [{"stage": "input", "nodeSelector": {"edge": "true"}}],
+    }
+    with pytest.raises(ApiException) as err:
+        real_kube.custom.create_namespaced_custom_object(
+            GROUP, VERSION, real_namespace, PLURAL, body
+        )
+    text = str(err.value.body)
+    assert err.value.status == 422
+    assert "input.inPlace is for a poisson or file input, not a socket" in text
+    assert "input.inPlace leaves no input stage to pin" in text
 
 
 def _unsplit_digest(obj: dict[str, Any]) -> str:

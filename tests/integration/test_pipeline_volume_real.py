@@ -2,7 +2,8 @@
 NIR file on a PersistentVolume (a hostPath, pre-bound to its claim: the local cluster has no
 provisioner), the pipeline naming the claim and the path. The controller splits it in a pod that
 mounts the claim read-only (`<name>-split`), every stage pod mounts it too, and the run's
-output equals the unsplit model's, spike for spike."""
+output equals the unsplit model's, spike for spike. Its Poisson input is drawn in place
+(`input.inPlace`): no input stage runs, the stage that reads the input draws it itself."""
 
 from __future__ import annotations
 
@@ -119,6 +120,8 @@ def test_a_model_on_a_volume_is_split_in_its_pod_and_runs_as_the_unsplit_model(
     _kubectl(real_cluster, "label", "node", core, "darwin.snn.io/zone=core", "--overwrite")
     manifest: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
     manifest["spec"]["model"] = {"volume": {"claimName": CLAIM, "path": PATH}}
+    manifest["spec"]["input"]["inPlace"] = True  # so no input stage: its hint goes
+    manifest["spec"]["hints"] = [h for h in manifest["spec"]["hints"] if h["stage"] != "input"]
     started = time.monotonic()
     _kubectl(real_cluster, "-n", ns, "apply", "-f", "-", stdin=json.dumps(manifest))
 
@@ -132,15 +135,18 @@ def test_a_model_on_a_volume_is_split_in_its_pod_and_runs_as_the_unsplit_model(
     events = kube.core.list_namespaced_event(ns, field_selector="involvedObject.name=digits-split")
     reasons = {e.reason for e in events.items}
     assert {"Scheduled", "Started"} <= reasons, reasons
-    reports = {
-        st: _stage_finished(kube, ns, f"digits-{st}")
-        for st in ("input", "s0", "s1", "s2", "output")
-    }
+    reports = {st: _stage_finished(kube, ns, f"digits-{st}") for st in ("s0", "s1", "s2", "output")}
     text = json.dumps(reports, indent=1)
     out = reports["output"]
     assert out["output_spikes"] > 0, text
     assert out["output_digest"] == _unsplit_digest(obj), text
     assert all(r["dropped"] == 0 for r in reports.values()), text
+    # The input was drawn where it is read: s0 drew it, no socket carried it, no pod sent it.
+    assert reports["s0"]["drawn"] > 0, text
+    assert reports["s0"]["received"]["input"] == {"spikes": reports["s0"]["drawn"], "bytes": 0}
+    assert sorted(p["stage"] for p in obj["status"]["placement"]) == ["output", "s0", "s1", "s2"]
+    never = kube.core.list_namespaced_event(ns, field_selector="involvedObject.name=digits-input")
+    assert not never.items, [e.reason for e in never.items]
     stage = kube.core.read_namespaced_pod("digits-s1", ns)
     mounted = [v for v in stage.spec.volumes if v.persistent_volume_claim]
     assert [

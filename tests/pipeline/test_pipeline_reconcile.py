@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from darwin_dra.kubetypes import Obj
 from darwin_dra.pipeline import objects, splitpod
 from darwin_dra.pipeline.cluster import cluster_view
@@ -337,3 +338,43 @@ def test_samples_go_to_every_stage_and_the_file_to_the_input_stage() -> None:
         assert cmd[cmd.index("--samples") + 1] == "16+16,reset"
         reads = "--input" in cmd
         assert reads == pod["metadata"]["name"].endswith("-input")
+
+
+@pytest.mark.parametrize("source", ["poisson", "file"])
+def test_an_input_drawn_in_place_has_no_pod_and_its_reader_draws_it(source: str) -> None:
+    inv = inventory(2, 2)
+    view = cluster_view(slices(inv), nodes=nodes(inv))
+    full = chain(200_000_000, 200_000_000, 100_000_000, spikes=(500.0, 20.0), io=True)
+    plan = full.drawn_in_place()
+    assert [s.name for s in plan.stages] == ["s0", "s1", "s2", "output"]
+    assert plan.input_readers == {"s0"}
+    assert not plan.upstream("s0")
+    hints = [h for h in HINTS if h["stage"] != "input"]
+    cm = {"configMap": {"name": "digits", "key": "spikes.npz"}}
+    inp: dict[str, Any] = {"source": source, "inPlace": True}
+    inp.update({"file": cm} if source == "file" else {"poisson": {"rateHz": 200, "seed": 3}})
+    obj = pipeline_obj(hints=hints, input=inp)
+    spec = parse_spec(obj)
+    assert spec.input.in_place
+    placement = place(plan, view, spec.target_rate, spec.hint_map())
+    assert "input" not in placement.hosts
+    _, pods = _converge(obj, spec, plan, placement)
+    by = {p["metadata"]["labels"][objects.STAGE_LABEL]: p for p in pods}
+    assert sorted(by) == ["output", "s0", "s1", "s2"]
+    for stage, pod in by.items():
+        cmd = pod["spec"]["containers"][0]["command"]
+        mounts = {m["name"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+        if stage == "s0":  # draws the input, paces the run, listens for nobody
+            assert "--listen" not in cmd
+            assert cmd[cmd.index("--rate") + 1] == str(spec.target_rate)
+            if source == "poisson":
+                assert cmd[cmd.index("--input") + 1 :][:5] == [
+                    "poisson", "--input-rate-hz", "200", "--input-seed", "3"
+                ]  # fmt: skip
+            else:
+                assert cmd[cmd.index("--input") + 1] == f"file:{objects.MOUNT}/input/input"
+                assert "input" in mounts
+        else:
+            assert "--input" not in cmd
+            assert "--rate" not in cmd
+            assert "input" not in mounts

@@ -84,6 +84,18 @@ def test_stage_layers_give_the_split_and_its_stage_count() -> None:
         ),
         ({"stageLayers": []}, "spec.stageLayers: a list of 1 to 64"),
         (
+            {"input": {"source": "socket", "inPlace": True}},
+            "spec.input.inPlace: is for a poisson or file input, not a socket",
+        ),
+        ({"input": {"source": "poisson", "inPlace": "yes"}}, "spec.input.inPlace: expected true"),
+        (
+            {
+                "input": {"source": "poisson", "inPlace": True},
+                "hints": [{"stage": "input", "nodeSelector": {"a": "b"}}],
+            },
+            "spec.hints: input.inPlace leaves no input stage to pin",
+        ),
+        (
             {
                 "input": {
                     "source": "file",

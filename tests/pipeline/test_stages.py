@@ -15,7 +15,7 @@ from darwin_dra.models.compile import CompiledModel
 from darwin_dra.models.run import run_model
 from darwin_dra.pipeline.inputs import InputSpec, input_spikes
 from darwin_dra.pipeline.outputs import of_result, output_digest
-from darwin_dra.pipeline.split import SplitPlan, plan_split
+from darwin_dra.pipeline.split import SplitPlan, extract_stage, plan_split
 from darwin_dra.runtime.pipeline_stage import PipelineReport, PipelineStage, PipelineStageConfig
 from darwin_dra.runtime.spikeport import SpikePortServer
 from prometheus_client import generate_latest
@@ -38,8 +38,10 @@ async def run_all(
     window: int = 7,
     lookahead: int = 2,
     keep: list[PipelineStage] | None = None,
+    in_place: bool = False,
 ) -> dict[str, PipelineReport]:
-    names = [s.name for s in plan.stages]
+    """Every stage of the plan; ``in_place``: no input stage, its readers draw the input."""
+    names = [s.name for s in plan.stages if not (in_place and s.name == "input")]
     ports: dict[str, Path] = {}
     servers = []
     for j, s in enumerate(plan.engine_stages()):
@@ -49,6 +51,7 @@ async def run_all(
     for srv in servers:
         await srv.start()
     listen = {n: f"unix://{tmp / (n + '.sock')}" for n in names}
+    drawn = {"input"} if in_place else set()
     try:
         stages = []
         for n in names:
@@ -57,9 +60,9 @@ async def run_all(
                 plan=Path("unused.json"),
                 stage=n,
                 endpoint=f"unix://{ports[n]}" if n in ports else None,
-                listen=listen[n] if plan.upstream(n) else None,
+                listen=listen[n] if set(plan.upstream(n)) - drawn else None,
                 downstream={d: listen[d] for d in plan.downstream(n)},
-                input=spec if n == "input" else None,
+                input=spec if n == "input" or (in_place and "input" in plan.upstream(n)) else None,
                 steps=STEPS,
                 window=window,
                 lookahead=lookahead,
@@ -130,6 +133,28 @@ def test_split_outputs_equal_the_unsplit_model(engine: Engine, tmp_path: Path, s
         line = f'darwin_stage_wire_bytes_total{{direction="out",peer="{peer}"}} {float(c.bytes)}'
         assert line in text
     assert "darwin_stage_dropped_spikes_total 0.0" in text
+
+
+def test_an_input_drawn_in_place_gives_the_same_outputs(engine: Engine, tmp_path: Path) -> None:
+    m = model()
+    plan = plan_split(m, 3, max_group_neurons=6)
+    readers = plan.downstream("input")
+    assert len(readers) >= 2  # the input fans out: each reader draws its own share
+    spec = InputSpec("poisson", rate_hz=300.0, seed=7)
+    want = unsplit(m, spec)
+    reports = asyncio.run(run_all(engine, tmp_path, m, plan, spec, in_place=True))
+    assert "input" not in reports
+    out = reports["output"]
+    assert out.output_digest == output_digest(want)
+    assert all(r.dropped == 0 for r in reports.values())
+    # each reader drew what the input stage would have sent it (the inputs it reads, every
+    # step of the run), on no wire
+    _, fired = input_spikes(spec, m, STEPS + m.latency)
+    for r in readers:
+        reads = extract_stage(m, plan, r).receives["input"].astype(np.int64)
+        want_n = int(np.isin(fired + m.network.n_neurons, reads).sum())
+        assert reports[r].drawn == want_n > 0
+        assert reports[r].received["input"].bytes == 0
 
 
 def test_a_slow_receiver_holds_its_senders_back(engine: Engine, tmp_path: Path) -> None:

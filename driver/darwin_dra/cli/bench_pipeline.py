@@ -5,8 +5,10 @@ Two chip hosts stand for two nodes (node-a, node-b), each with its own chips; ev
 process on this machine and every edge is TCP on the loopback, so "across nodes" means "between
 stages whose partitions are on different chip hosts", not a network between machines. The
 input stage sits on node-a (the edge, where the input comes from), the output stage on node-b.
-All three runs use the same model, input (Poisson, same seed) and steps, one after the other,
-and must give the same output digest.
+All the runs use the same model, input (Poisson, same seed) and steps, one after the other,
+and must give the same output digest. With --input-in-place two more runs (split and naive
+again) have no input stage: each engine stage that reads the input draws it itself, so the
+input crosses no node (the Poisson draws are per (seed, step), the same spikes everywhere).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from darwin_dra.pipeline.split import INPUT, OUTPUT, SplitPlan, naive_split, pla
 DT_S = 1e-3
 CONFIGS = ("unsplit", "split", "naive")
 ON_CHIP = "split-on-chip"  # --on-chip: the split's engine stages on one chip, edges routed
+IN_PLACE = ("split-in-place", "naive-in-place")  # --input-in-place: the input drawn by its readers
 NODES = ("node-a", "node-b")
 
 
@@ -51,6 +54,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"a fourth run ({ON_CHIP}): the split's engine stages on one chip of node-a, a "
         "share of its domains each, their edges on the chip host's routes",
     )
+    p.add_argument(
+        "--input-in-place",
+        action="store_true",
+        help=f"two more runs ({', '.join(IN_PLACE)}): no input stage, each engine stage that "
+        "reads the input draws it itself (spec.input.inPlace of a SpikingPipeline)",
+    )
     p.set_defaults(func=run)
 
 
@@ -65,8 +74,14 @@ def _nodes(plan: SplitPlan, one_node: bool = False) -> dict[str, str]:
 
 
 def measure(
-    plan: SplitPlan, reports: dict[str, dict[str, Any]], steps: int, one_node: bool = False
+    plan: SplitPlan,
+    reports: dict[str, dict[str, Any]],
+    steps: int,
+    one_node: bool = False,
+    in_place: bool = False,
 ) -> dict[str, Any]:
+    """The row of one run; ``in_place``: no input stage ran, its readers drew the input, so
+    the input's edges carried nothing (the spikes drawn are ``input_drawn_spikes``)."""
     nodes = _nodes(plan, one_node)
     out = reports[OUTPUT]
     run_s = max(r["run_s"] for r in reports.values())
@@ -76,6 +91,8 @@ def measure(
     spikes = wire = cross_spikes = cross_bytes = dense = between = between_bytes = 0
     cross_engine = routed = 0
     for e in plan.edges:
+        if in_place and e.src == INPUT:
+            continue  # drawn by its reader (input_drawn_spikes): on no edge, no node crossed
         sent = reports[e.src]["sent"][e.dst]
         edges.append((e.src, e.dst, int(sent["spikes"])))
         spikes += sent["spikes"]
@@ -113,7 +130,10 @@ def measure(
         "routed_spikes": routed,
         "output_spikes": out["output_spikes"],
         "output_digest": out["output_digest"],
-        "stages": [(s.name, nodes[s.name]) for s in plan.stages],
+        "stages": [
+            (s.name, nodes[s.name]) for s in plan.stages if not (in_place and s.name == INPUT)
+        ],
+        "input_drawn_spikes": sum(r.get("drawn", 0) for r in reports.values()),
         "edges": edges,
     }
 
@@ -134,8 +154,10 @@ def run(args: argparse.Namespace) -> int:
             "split": plan_split(model, args.stages, rates_hz=rates),
             "naive": naive_split(model, args.stages, rates_hz=rates),
         }
-        configs = (*CONFIGS, ON_CHIP) if args.on_chip else CONFIGS
-        plans[ON_CHIP] = plans["split"]
+        configs = CONFIGS + ((ON_CHIP,) if args.on_chip else ())
+        configs += IN_PLACE if args.input_in_place else ()
+        plans[ON_CHIP] = plans[IN_PLACE[0]] = plans["split"]
+        plans[IN_PLACE[1]] = plans["naive"]
         slots: dict[str, Slot] = {}
         for c, config in enumerate(configs):
             where = _nodes(plans[config], config == ON_CHIP)
@@ -181,8 +203,12 @@ def run(args: argparse.Namespace) -> int:
                     lookahead=args.lookahead,
                     extra=["--dt", str(DT_S)],
                     on_chip=routed if config == ON_CHIP else (),
+                    input_in_place=config in IN_PLACE,
                 )
-                rows[config] = measure(plan, launched.wait(1800), args.steps, config == ON_CHIP)
+                reports = launched.wait(1800)
+                rows[config] = measure(
+                    plan, reports, args.steps, config == ON_CHIP, config in IN_PLACE
+                )
     split, naive, unsplit = rows["split"], rows["naive"], rows["unsplit"]
     summary = {
         "neurons": model.network.n_neurons,
@@ -201,10 +227,19 @@ def run(args: argparse.Namespace) -> int:
         summary["on_chip_over_split_steps_per_s"] = (
             rows[ON_CHIP]["steps_per_s"] / split["steps_per_s"]
         )
+    if args.input_in_place:
+        a, b = rows[IN_PLACE[1]], rows[IN_PLACE[0]]
+        summary["cross_node_naive_over_split_in_place"] = a["cross_node_spikes"] / max(
+            1, b["cross_node_spikes"]
+        )
+        summary["split_in_place_over_unsplit_steps_per_s"] = (
+            b["steps_per_s"] / unsplit["steps_per_s"]
+        )
     if args.plot is not None:
         from darwin_dra.bench.pipeline_plot import plot_pipeline
 
-        plot_pipeline({c: rows[c] for c in ("split", "naive")}, NODES, args.plot)
+        shown = ("split", "naive") + (IN_PLACE if args.input_in_place else ())
+        plot_pipeline({c: rows[c] for c in shown}, NODES, args.plot)
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0
@@ -239,6 +274,12 @@ def run(args: argparse.Namespace) -> int:
         f"dense / wire bytes (split): {summary['dense_over_wire_split']:.0f}x; "
         f"outputs equal: {summary['same_outputs']}"
     )
+    if args.input_in_place:
+        print(
+            "input drawn in place, cross-node spikes, naive / split: "
+            f"{summary['cross_node_naive_over_split_in_place']:.1f}x; split / unsplit "
+            f"timesteps/s: {summary['split_in_place_over_unsplit_steps_per_s']:.2f}"
+        )
     if args.on_chip:
         print(
             f"{ON_CHIP} / split timesteps/s: {summary['on_chip_over_split_steps_per_s']:.2f} "

@@ -143,6 +143,8 @@ class PipelineWorker:
             self._status(p, Outcome("Pending", "Splitting", str(exc)))
             return
         plan_text, plan = sourced.text, sourced.plan
+        if spec.input.in_place:
+            plan = plan.drawn_in_place()
         mine = frozenset(str(c["metadata"].get("uid")) for c in owned_claims)
         faulted = fabric_faulted(slices, self.nominal_links)
         view = cluster_view(slices, claims, nodes, ignore_claims=mine, avoid=faulted)
@@ -152,7 +154,9 @@ class PipelineWorker:
             for d in (s.get("spec") or {}).get("devices") or []
             if d.get("taints")
         )
-        inputs_hash = objects.digest(plan_text, spec.target_rate, spec.hint_map())
+        # drawing the input in place removes a stage: a new placement (no change otherwise)
+        in_place = ("inPlace",) if spec.input.in_place else ()
+        inputs_hash = objects.digest(plan_text, spec.target_rate, spec.hint_map(), *in_place)
         try:
             placement, fresh = self._placement(p, plan_text, plan, spec, view, inputs_hash)
         except PlacementError as exc:

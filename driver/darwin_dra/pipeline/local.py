@@ -24,7 +24,7 @@ from darwin_dra.cluster.chiphost import start_chip_host
 from darwin_dra.cluster.pki import CertificateAuthority
 from darwin_dra.cluster.ports import free_port
 from darwin_dra.models.compile import CompiledModel
-from darwin_dra.pipeline.split import SplitPlan
+from darwin_dra.pipeline.split import INPUT, SplitPlan
 from darwin_dra.pipeline.stagepart import route_map
 from darwin_dra.runtime.routes import RouteSpec
 from darwin_dra.runtime.tls import TlsFiles
@@ -202,13 +202,19 @@ def launch(
     output: Path | None = None,
     stage_outputs: Mapping[str, Path] | None = None,
     on_chip: Collection[tuple[str, str]] = (),
+    input_in_place: bool = False,
 ) -> Launched:
     """Starts every stage of the plan, downstream first, each listening on a free port (if it
     has an upstream over a socket); ``output`` is the output stage's --output, ``stage_outputs``
-    other stages' (a readout's); the ``on_chip`` edges go over their chip's route."""
+    other stages' (a readout's); the ``on_chip`` edges go over their chip's route. With
+    ``input_in_place`` each engine stage that reads the input draws it (``input_args``)
+    itself and no input stage runs."""
     launched = Launched()
     names = [s.name for s in plan.stages]
     routed = set(on_chip)
+    if input_in_place:
+        names = [n for n in names if plan.stage(n).kind != "input"]
+        routed |= {(INPUT, d) for d in plan.downstream(INPUT)}  # on no socket
     for n in names:
         if any((u, n) not in routed for u in plan.upstream(n)):
             launched.listen[n] = f"tcp://127.0.0.1:{free_port()}"
@@ -226,11 +232,16 @@ def launch(
                 cmd += ["--on-chip", d]
             else:
                 cmd += ["--downstream", f"{d}={launched.listen[d]}"]
-        cmd += [arg for u in plan.upstream(n) if (u, n) in routed for arg in ("--on-chip", u)]
+        cmd += [
+            arg
+            for u in plan.upstream(n)
+            if (u, n) in routed and u != INPUT
+            for arg in ("--on-chip", u)
+        ]
         if tls is not None:
             f = tls[n]
             cmd += ["--tls-ca", str(f.ca), "--tls-cert", str(f.cert), "--tls-key", str(f.key)]
-        if plan.stage(n).kind == "input":
+        if plan.stage(n).kind == "input" or (input_in_place and INPUT in plan.upstream(n)):
             cmd += list(input_args)
         if plan.stage(n).kind == "output" and output is not None:
             cmd += ["--output", str(output)]

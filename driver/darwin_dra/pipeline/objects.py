@@ -241,7 +241,7 @@ def stage_args(
         args += ["--steps", str(spec.steps)]
     if spec.input.samples is not None:  # every stage alike (pipeline/samples.py)
         args += ["--samples", spec.input.samples]
-    if plan.stage(stage).kind == "input":
+    if plan.reads_input(stage):
         inp = spec.input
         if inp.source == "poisson":
             args += [
@@ -256,7 +256,7 @@ def stage_args(
             args += ["--input", f"file:{MOUNT}/input/input"]
         else:
             args += ["--input", "socket", "--input-listen", f"tcp://0.0.0.0:{inp.port}"]
-        # The input stage paces the whole pipeline.
+        # The stage that reads the input (or each, drawn in place) paces the whole pipeline.
         args += ["--rate", str(spec.target_rate)]
     return args
 
@@ -327,7 +327,7 @@ def pod_body(
         i = args.index("--model")
         args[i + 1] = f"{MOUNT}/model/{model.path.lstrip('/')}"
     is_input = plan.stage(stage).kind == "input"
-    if spec.input.file is not None and is_input:
+    if spec.input.file is not None and plan.reads_input(stage):
         f = spec.input.file
         volumes.append(
             {

@@ -57,6 +57,8 @@ class EdgeLoad:
 class PlanView:
     stages: tuple[StageLoad, ...]
     edges: tuple[EdgeLoad, ...]
+    # engine stages that draw the model's input themselves (``drawn_in_place``)
+    input_readers: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]
@@ -77,6 +79,21 @@ class PlanView:
             if e.spikes_per_step < 0:
                 raise PlanError(f"edge {e.src} -> {e.dst}: negative traffic")
         self.order()  # raises on a cycle
+
+    def drawn_in_place(self) -> PlanView:
+        """The plan without its input stage, whose readers draw the input themselves
+        (spec.input.inPlace): no pod, no place and no edge for it."""
+        inputs = {s.name for s in self.stages if s.kind == "input"}
+        return PlanView(
+            tuple(s for s in self.stages if s.kind != "input"),
+            tuple(e for e in self.edges if e.src not in inputs),
+            frozenset(e.dst for e in self.edges if e.src in inputs),
+        )
+
+    def reads_input(self, name: str) -> bool:
+        """Whether the stage reads the model's input source: the input stage, or a stage
+        that draws it in place."""
+        return self.stage(name).kind == "input" or name in self.input_readers
 
     def stage(self, name: str) -> StageLoad:
         return next(s for s in self.stages if s.name == name)

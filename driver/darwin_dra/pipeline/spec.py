@@ -51,6 +51,8 @@ class InputSource:
     file: ConfigMapKey | None = None
     port: int = 7800
     samples: str | None = None  # the file's samples layout, every stage's --samples
+    # no input stage: the engine stages that read the input draw it (poisson, file) themselves
+    in_place: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,15 @@ def _input(value: Any) -> InputSource:
                 raise SpecError(f"spec.input.file.samples: {samples!r} is not STEPS[+GAP][,reset]")
     socket = _obj(obj.get("socket", {}), "spec.input.socket")
     port = _int(socket.get("port", 7800), "spec.input.socket.port", 1024, 65535)
-    return InputSource(source, float(rate), seed, file, port, samples)
+    in_place = obj.get("inPlace", False)
+    if not isinstance(in_place, bool):
+        raise SpecError(f"spec.input.inPlace: expected true or false, got {in_place!r}")
+    if in_place and source == "socket":
+        raise SpecError(
+            "spec.input.inPlace: is for a poisson or file input, not a socket (its producer "
+            "connects to one place)"
+        )
+    return InputSource(source, float(rate), seed, file, port, samples, in_place)
 
 
 def _stages(value: Any) -> int | None:
@@ -208,6 +218,8 @@ def parse_spec(pipeline: Mapping[str, Any]) -> PipelineSpec:
         hints=_hints(spec.get("hints")),
         stage_layers=_stage_layers(spec.get("stageLayers")),
     )
+    if out.input.in_place and "input" in out.hint_map():
+        raise SpecError("spec.hints: input.inPlace leaves no input stage to pin")
     if out.stage_layers is not None:
         n = len(out.stage_layers)
         if out.stages is not None and out.stages != n:

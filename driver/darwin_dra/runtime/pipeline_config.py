@@ -13,7 +13,7 @@ from pathlib import Path
 from darwin_dra.engine.network import Reset
 from darwin_dra.pipeline.inputs import InputSpec
 from darwin_dra.pipeline.samples import SampleLayout
-from darwin_dra.pipeline.split import SplitPlan
+from darwin_dra.pipeline.split import INPUT, SplitPlan
 from darwin_dra.runtime import framing
 from darwin_dra.runtime.tls import TlsFiles
 
@@ -99,6 +99,9 @@ def check_stage(
         )
     downs = set(downstream) - routed
     ups = [u for u in ups if u not in routed]
+    if kind == "engine" and cfg.input is not None:
+        check_drawn_input(cfg.input.kind, name, ups)
+        ups = [u for u in ups if u != INPUT]
     given = set(cfg.downstream)
     if downs - given:
         raise ValueError(
@@ -121,10 +124,29 @@ def check_stage(
             raise ValueError(
                 f"--samples {cfg.samples} reads a file of samples, not {cfg.input.kind}"
             )
-    elif cfg.input is not None:
-        raise ValueError(f"--input is for the input stage, not {kind} stage {name}")
+    elif cfg.input is not None and kind != "engine":
+        raise ValueError(
+            f"--input is for the input stage or an engine stage that reads the model's input, "
+            f"not {kind} stage {name}"
+        )
+    if cfg.rate is not None and not (kind == "input" or cfg.input is not None):
+        raise ValueError(f"--rate paces the stage that reads the input, not {kind} stage {name}")
     if cfg.output is not None and kind not in ("output", "engine"):
         raise ValueError(f"--output is for the output stage or a readout, not {kind} stage {name}")
+
+
+def check_drawn_input(kind: str, stage: str, upstreams: Collection[str]) -> None:
+    """An engine stage may draw the model's input itself (``--input`` on it) instead of
+    receiving it from the input stage: for a Poisson input (drawn per (seed, step), so every
+    stage draws the same spikes) or a file (each reads its own copy), never for a socket (one
+    producer connects to one place); and only a stage that reads the input in the plan."""
+    if kind == "socket":
+        raise ValueError(
+            f"--input socket on engine stage {stage}: a producer connects to the input stage "
+            "only; draw a poisson or file input in place"
+        )
+    if INPUT not in upstreams:
+        raise ValueError(f"--input on engine stage {stage}: it reads no model input in the plan")
 
 
 def check_reset(samples: SampleLayout, window: int, latency: int) -> None:

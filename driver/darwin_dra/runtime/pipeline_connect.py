@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from darwin_dra.pipeline.split import SplitPlan, StagePart
+from darwin_dra.pipeline.split import INPUT, SplitPlan, StagePart
 from darwin_dra.runtime import framing, links
 from darwin_dra.runtime.address import parse_address
 from darwin_dra.runtime.framing import FrameError
@@ -51,7 +51,12 @@ class StageConnections:
         self._servers: list[asyncio.Server] = []
         self._unix: list[Path] = []
         loop = asyncio.get_running_loop()
-        ups = [u for u in plan.upstream(self.name) if u not in config.on_chip]
+        drawn = part.kind == "engine" and config.input is not None  # it draws the input
+        ups = [
+            u
+            for u in plan.upstream(self.name)
+            if u not in config.on_chip and not (drawn and u == INPUT)
+        ]
         # upstream -> the id space it sends (what the plan says it must)
         self._wanted: dict[str, int] = {u: int(part.receives[u].size) for u in ups}
         if part.kind == "input" and config.input is not None and config.input.kind == "socket":

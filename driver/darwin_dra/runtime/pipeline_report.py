@@ -42,6 +42,7 @@ class PipelineReport:
     sent: dict[str, PeerCounts] = field(default_factory=dict)
     received: dict[str, PeerCounts] = field(default_factory=dict)
     routed: dict[str, int] = field(default_factory=dict)  # peer -> spikes on the chip's router
+    drawn: int = 0  # input spikes this engine stage drew in place (--input), on no wire
     outputs: dict[str, tuple[I64, I64]] | None = None
     output_digest: str | None = None
     # per window, the spikes it sent (input, engine: what its neurons fired) or got (output)
@@ -74,6 +75,7 @@ class PipelineReport:
             "sent": {p: vars(c) for p, c in self.sent.items()},
             "received": {p: vars(c) for p, c in self.received.items()},
             "routed": dict(self.routed),
+            "drawn": self.drawn,
             "window_spikes": self.window_spikes,
         }
         if self.readout is not None:

@@ -159,6 +159,9 @@ class PipelineStage(StageConnections):
             r.spikes_in += n
             self.metrics.routed.labels(peer, "in").inc(n)
         r.dropped += self.on_chip.dropped
+        if r.drawn:  # the input drawn in place: on no wire
+            r.received[INPUT] = PeerCounts(r.drawn, 0)
+            r.spikes_in += r.drawn
         if self.kind == "output":
             empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
             finish_outputs(self.model, self.config, self.report, getattr(self, "_collected", empty))
@@ -271,7 +274,13 @@ class PipelineStage(StageConnections):
                 ro = self.readout.layer
                 readout = np.searchsorted(part.neurons, ro.first + np.arange(ro.count)).tolist()
             await port.load(part.network, export.tolist(), *caps, readout=readout)
-        total = self._total(None)
+        # an engine stage given --input draws the model's input it reads itself (in place):
+        # the same spikes the input stage would send it, no stream
+        drawn = InputSource(cfg.input, self.model, cfg.samples) if cfg.input and port else None
+        drawn_ids = part.receives.get(INPUT, np.zeros(0, np.uint32)).astype(np.int64)
+        n_neurons = self.model.network.n_neurons
+        start_wall = time.monotonic()
+        total = self._total(drawn.steps if drawn is not None else None)
         queue: asyncio.Queue[tuple[str, framing.Data | BaseException | None]] = asyncio.Queue(
             maxsize=(cfg.lookahead + 1) * max(1, len(ups))
         )
@@ -336,6 +345,18 @@ class PipelineStage(StageConnections):
                     self.report.spikes_in += int(g.size)
                     self.metrics.spikes_in.labels(peer).inc(int(g.size))
                     continue
+                if drawn is not None:
+                    if cfg.rate is not None:  # paced as the input stage would pace it
+                        delay = start_wall + now / cfg.rate - time.monotonic()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    it, ii = drawn.window(now, n)
+                    ig = ii + n_neurons
+                    mine = links.positions(drawn_ids, ig)[1]
+                    pend_t.append(it[mine])
+                    pend_g.append(ig[mine])
+                    self.report.drawn += int(mine.sum())
+                    self.metrics.spikes_in.labels(INPUT).inc(int(mine.sum()))
                 t = np.concatenate([np.zeros(0, np.int64), *pend_t])
                 g = np.concatenate([np.zeros(0, np.int64), *pend_g])
                 due = t < now + n
