@@ -52,11 +52,18 @@ def compile_args() -> list[str]:
     return args
 
 
+# Beside the engine, the process's allocator: the chip host caps glibc's mmap threshold
+# (engine/native.py, cap_mmap_threshold) so that large messages' buffers go back to the system.
+ALLOCATOR_CDEF = """
+#define M_MMAP_THRESHOLD ...
+int mallopt(int param, int value);
+"""
+
 ffibuilder = FFI()
-ffibuilder.cdef(cdef_text())
+ffibuilder.cdef(cdef_text() + ALLOCATOR_CDEF)
 ffibuilder.set_source(
     "darwin_dra.engine._engine_cffi",
-    '#include "darwin_engine.h"',
+    '#include "darwin_engine.h"\n#include <malloc.h>',
     sources=SOURCES,
     include_dirs=[str(NATIVE / "include"), str(NATIVE / "src")],
     extra_compile_args=compile_args(),

@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from darwin_dra.chiphost.faults import FaultApplier, fault_path
 from darwin_dra.chiphost.metrics import ChipHostMetrics
 from darwin_dra.chiphost.service import ChipHostServicer
-from darwin_dra.engine import Engine
+from darwin_dra.engine import Engine, cap_mmap_threshold
 from darwin_dra.engine import keps as kepsdef
 from darwin_dra.engine.calibrate import calibrate
 from darwin_dra.grpchealth import async_health_servicer
@@ -34,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 SOCKET_NAME = "chip-host.sock"
 SERVICE = "darwin.chiphost.v1alpha1.ChipHost"
+MMAP_THRESHOLD = 1 << 20  # blocks from 1 MiB up are mmapped, so freed back (cap_mmap_threshold)
 
 
 def default_socket(state_dir: Path) -> Path:
@@ -93,6 +94,9 @@ class ChipHostApp:
         self.opts = opts
         profiles = load_profiles(opts.profiles)
         inventory = load_inventory(opts.inventory, profiles)
+        # Spike messages of megabytes come and go: their buffers must go back to the system
+        # (engine/native.py says why), or each gRPC thread's arena keeps the largest seen.
+        cap_mmap_threshold(MMAP_THRESHOLD)
         self.engine = Engine.for_node(inventory, profiles, opts.node)
         self.metrics = ChipHostMetrics()
         self.metrics.watch_fabric(self.engine)

@@ -12,7 +12,13 @@ from darwin_dra.engine.errors import (
     QueueOverflow,
     StateError,
 )
-from darwin_dra.engine.native import Direction, FaultKind, PartitionConfig, Routing
+from darwin_dra.engine.native import (
+    Direction,
+    FaultKind,
+    PartitionConfig,
+    Routing,
+    cap_mmap_threshold,
+)
 from darwin_dra.engine.network import Kernel, Model, Network, NeuronGroup, Reset, synapses
 from darwin_dra.engine.records import LinkStats, PartitionInfo, Telemetry
 
@@ -39,5 +45,6 @@ __all__ = [
     "Routing",
     "StateError",
     "Telemetry",
+    "cap_mmap_threshold",
     "synapses",
 ]

@@ -98,6 +98,16 @@ def link_capacity(router_events_per_s: float, dt_ms: float, mesh_w: int, mesh_h:
     return int(lib.dk_link_capacity(rate, dt, mesh_w, mesh_h))
 
 
+def cap_mmap_threshold(nbytes: int) -> None:
+    """Caps glibc's mmap threshold for this process (mallopt M_MMAP_THRESHOLD): blocks of at
+    least ``nbytes`` are mmapped and go back to the system when freed. Left dynamic, glibc
+    raises the threshold to the largest block freed so far (up to 32 MiB), after which each
+    thread's arena keeps buffers of that size: a chip host fed 12 MB messages held ~230 MiB
+    instead of ~95 (docs/reliability.md, the spike flood). OSError if glibc refuses."""
+    if lib.mallopt(lib.M_MMAP_THRESHOLD, nbytes) != 1:
+        raise OSError(f"mallopt(M_MMAP_THRESHOLD, {nbytes}) refused")
+
+
 def check(rc: int, accepted: int = 0) -> None:
     """Raises the exception of a failed call's code, with the engine's message."""
     if rc == lib.DK_OK:
