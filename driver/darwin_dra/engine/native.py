@@ -103,7 +103,8 @@ def cap_mmap_threshold(nbytes: int) -> None:
     least ``nbytes`` are mmapped and go back to the system when freed. Left dynamic, glibc
     raises the threshold to the largest block freed so far (up to 32 MiB), after which each
     thread's arena keeps buffers of that size: a chip host fed 12 MB messages held ~230 MiB
-    instead of ~95 (docs/reliability.md, the spike flood). OSError if glibc refuses."""
+    instead of ~95 (docs/reliability.md, the spike flood; tests/chiphost/test_spike_flood.py
+    fails without it). OSError if glibc refuses (mallopt returns 0)."""
     if lib.mallopt(lib.M_MMAP_THRESHOLD, nbytes) != 1:
         raise OSError(f"mallopt(M_MMAP_THRESHOLD, {nbytes}) refused")
 
