@@ -60,7 +60,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--tls-ca", type=Path, help="the pipeline's CA certificate (PEM)")
     p.add_argument("--tls-cert", type=Path, help="this stage's certificate (PEM)")
     p.add_argument("--tls-key", type=Path, help="this stage's key (PEM)")
-    p.add_argument("--input", help="input stage: poisson, file:PATH or socket")
+    p.add_argument(
+        "--input",
+        help="input stage: poisson, file:PATH or socket; an engine stage that reads the "
+        "model's input: poisson or file:PATH, drawn in place (no input stage)",
+    )
     p.add_argument("--input-rate-hz", type=float, help="poisson input: Hz per input neuron")
     p.add_argument("--input-seed", type=int, default=1, help="poisson input: seed (default 1)")
     p.add_argument("--input-listen", help="socket input: where the producer connects")
@@ -68,7 +72,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--lookahead", type=positive_int, default=4, help="windows a sender may run ahead"
     )
-    p.add_argument("--rate", type=float, help="input stage: timesteps per second to pace to")
+    p.add_argument(
+        "--rate", type=float, help="the stage reading the input: timesteps per second to pace to"
+    )
     p.add_argument("--steps", type=int, help="model steps to run (chain mode: engine steps)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     p.add_argument(
