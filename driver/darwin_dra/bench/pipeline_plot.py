@@ -16,9 +16,13 @@ def plot_pipeline(runs: Mapping[str, Mapping[str, Any]], nodes: Sequence[str], p
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 4.5), squeeze=False)
+    cols = min(2, len(runs))  # two runs a row: split and naive, then the same drawn in place
+    rows_n = -(-len(runs) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(5.5 * cols, 4.5 * rows_n), squeeze=False)
+    for ax in axes.flat[len(runs) :]:
+        ax.axis("off")
     biggest = max((s for r in runs.values() for _, _, s in r["edges"]), default=1) or 1
-    for ax, (title, run) in zip(axes[0], runs.items(), strict=True):
+    for ax, (title, run) in zip(axes.flat, runs.items(), strict=False):
         col = {n: i for i, n in enumerate(nodes)}
         rows: dict[str, int] = {}
         pos: dict[str, tuple[float, float]] = {}
