@@ -20,6 +20,7 @@ from collections.abc import MutableMapping, MutableSet
 from darwin_dra.kubelet.proto_gen.runtime_v1alpha1 import spikeport_pb2 as pb
 from darwin_dra.pipeline.split import SplitPlan, StagePart
 from darwin_dra.runtime.client import SpikePortClient
+from darwin_dra.runtime.pipeline_report import Metrics, PeerCounts, PipelineReport
 
 
 class OnChipEdges:
@@ -34,6 +35,19 @@ class OnChipEdges:
 
     def __bool__(self) -> bool:
         return bool(self.ups or self.downs)
+
+    def tally(self, report: PipelineReport, metrics: Metrics) -> None:
+        """The spikes the chip host moved for this stage into its report: per peer, 0 bytes
+        (on the chip's router, on no socket), and what it dropped of them."""
+        for peer, n in self.sent.items():
+            report.sent[peer] = PeerCounts(n, 0)
+            report.routed[peer] = n
+        for peer, n in self.delivered.items():
+            report.received[peer] = PeerCounts(n, 0)
+            report.routed[peer] = n
+            report.spikes_in += n
+            metrics.routed.labels(peer, "in").inc(n)
+        report.dropped += self.dropped
 
     def _route(self, routes: list[pb.PortRoute], src: str, dst: str) -> pb.PortRoute | None:
         for r in routes:

@@ -56,6 +56,7 @@ from darwin_dra.runtime.pipeline_config import (
 )
 from darwin_dra.runtime.pipeline_connect import StageConnections
 from darwin_dra.runtime.pipeline_finish import finish_outputs, finish_readout
+from darwin_dra.runtime.pipeline_input import DrawnInput, Pacer
 from darwin_dra.runtime.pipeline_report import Metrics, PeerCounts, PipelineReport
 from darwin_dra.runtime.pipeline_routes import OnChipEdges
 from darwin_dra.runtime.stage import next_window
@@ -150,15 +151,7 @@ class PipelineStage(StageConnections):
             r.sent[peer] = PeerCounts(ob.spikes_out, ob.bytes_out)
         for peer, ib in ups.items():
             r.received[peer] = PeerCounts(ib.spikes_in, ib.bytes_in)
-        for peer, n in self.on_chip.sent.items():  # on the chip's router: no byte on a socket
-            r.sent[peer] = PeerCounts(n, 0)
-            r.routed[peer] = n
-        for peer, n in self.on_chip.delivered.items():
-            r.received[peer] = PeerCounts(n, 0)
-            r.routed[peer] = n
-            r.spikes_in += n
-            self.metrics.routed.labels(peer, "in").inc(n)
-        r.dropped += self.on_chip.dropped
+        self.on_chip.tally(r, self.metrics)
         if r.drawn:  # the input drawn in place: on no wire
             r.received[INPUT] = PeerCounts(r.drawn, 0)
             r.spikes_in += r.drawn
@@ -213,7 +206,7 @@ class PipelineStage(StageConnections):
             assert cfg.input is not None
             source = InputSource(cfg.input, self.model, cfg.samples)
         total = self._total(source.steps if source is not None else None)
-        start_wall = time.monotonic()
+        pacer = Pacer(cfg.rate)
         now = 0
         produced = producer is not None  # the producer may still send
         p_horizon = 0
@@ -240,10 +233,7 @@ class PipelineStage(StageConnections):
             else:
                 assert source is not None
                 t, i = source.window(now, n)
-            if cfg.rate is not None:
-                delay = start_wall + now / cfg.rate - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            await pacer.wait(now)
             await self._send(downs, now, n, t, i + n_neurons)
             now += n
             self._advance(n)
@@ -274,12 +264,8 @@ class PipelineStage(StageConnections):
                 ro = self.readout.layer
                 readout = np.searchsorted(part.neurons, ro.first + np.arange(ro.count)).tolist()
             await port.load(part.network, export.tolist(), *caps, readout=readout)
-        # an engine stage given --input draws the model's input it reads itself (in place):
-        # the same spikes the input stage would send it, no stream
-        drawn = InputSource(cfg.input, self.model, cfg.samples) if cfg.input and port else None
-        drawn_ids = part.receives.get(INPUT, np.zeros(0, np.uint32)).astype(np.int64)
-        n_neurons = self.model.network.n_neurons
-        start_wall = time.monotonic()
+        # an engine stage given --input draws the input it reads itself: no stream
+        drawn = DrawnInput(cfg, self.model, part) if cfg.input and port else None
         total = self._total(drawn.steps if drawn is not None else None)
         queue: asyncio.Queue[tuple[str, framing.Data | BaseException | None]] = asyncio.Queue(
             maxsize=(cfg.lookahead + 1) * max(1, len(ups))
@@ -346,17 +332,11 @@ class PipelineStage(StageConnections):
                     self.metrics.spikes_in.labels(peer).inc(int(g.size))
                     continue
                 if drawn is not None:
-                    if cfg.rate is not None:  # paced as the input stage would pace it
-                        delay = start_wall + now / cfg.rate - time.monotonic()
-                        if delay > 0:
-                            await asyncio.sleep(delay)
-                    it, ii = drawn.window(now, n)
-                    ig = ii + n_neurons
-                    mine = links.positions(drawn_ids, ig)[1]
-                    pend_t.append(it[mine])
-                    pend_g.append(ig[mine])
-                    self.report.drawn += int(mine.sum())
-                    self.metrics.spikes_in.labels(INPUT).inc(int(mine.sum()))
+                    it, ig = await drawn.window(now, n)
+                    pend_t.append(it)
+                    pend_g.append(ig)
+                    self.report.drawn = drawn.drawn
+                    self.metrics.spikes_in.labels(INPUT).inc(int(ig.size))
                 t = np.concatenate([np.zeros(0, np.int64), *pend_t])
                 g = np.concatenate([np.zeros(0, np.int64), *pend_g])
                 due = t < now + n
