@@ -490,6 +490,58 @@ def test_a_pipeline_is_split_placed_replaced_off_a_failed_chip_and_removed(
     ready = _condition(_pipeline(kube, ns, "digits"), "Ready")
     assert ready.get("status") == "True", ready
 
+    # An asynchronous domain under s0 fails (the first domain of its shared half, on the edge
+    # node): the devices over it tainted NoExecute, Degraded, s0 placed again on healthy
+    # hardware of the edge node (its hint), Ready again; the fault cleared, no taint left.
+    def _not_degraded() -> bool:
+        return _condition(_pipeline(kube, ns, "digits"), "Degraded").get("status") != "True"
+
+    wait_for("Degraded cleared after the fabric link", _not_degraded, timeout=120, every=0.5)
+    s0_device, s0_chip = alloc["s0"]["device"], _chip(alloc["s0"])
+    half = re.fullmatch(r"chip-\d+-shared-(\d)", s0_device)
+    assert half, s0_device
+    span = next(d for d in _node_devices(kube, edge) if d["name"] == s0_device)
+    domain = int(half.group(1)) * int(span["attributes"]["domains"]["int"])
+    edge_dir = realnode.NodeLayout(real_cluster.dir / "nodes" / edge).bound("/var/lib/darwin-dra")
+    run_fault(edge_dir, "inject", "--chip", str(s0_chip), "--domain", str(domain))
+    try:
+        hit_at = time.monotonic()
+
+        def domain_degraded() -> dict[str, Any] | None:
+            d = _condition(_pipeline(kube, ns, "digits"), "Degraded")
+            return d if d.get("status") == "True" else None
+
+        cond = wait_for("Degraded by the domain", domain_degraded, timeout=120, every=0.5)
+        assert cond["reason"] in ("ChipFailed", "StageLost"), cond  # the same race as above
+        if cond["reason"] == "ChipFailed":
+            assert f"{edge}/{s0_device}" in cond["message"], cond
+
+        def s0_moved() -> dict[str, Any] | None:
+            o = _all_running(kube, ns, "digits")()
+            a = _claims(kube, ns, "digits")
+            return o if o and "s0" in a and a["s0"]["device"] != s0_device else None
+
+        wait_for("s0 placed off the failed domain", s0_moved, timeout=300, every=1.0)
+        alloc = _claims(kube, ns, "digits")
+        print(f"domain {edge}/chip-{s0_chip}/{domain} failed under s0 ({s0_device}): Degraded "
+              f"({cond['reason']}), s0 now on {alloc['s0']['device']}, all stages running "
+              f"after {time.monotonic() - hit_at:.1f}s")  # fmt: skip
+        assert alloc["s0"]["pool"] == edge
+        tainted = {d["name"] for d in _node_devices(kube, edge) if d.get("taints")}
+        assert s0_device in tainted
+        assert alloc["s0"]["device"] not in tainted
+    finally:
+        run_fault(edge_dir, "clear", "--chip", str(s0_chip), "--all")
+    wait_for(
+        "the edge node's devices without taints again",
+        lambda: not _tainted_chips(kube, edge),
+        timeout=60,
+        every=0.5,
+    )
+    wait_for("Ready after the domain", lambda: _not_degraded() or None, timeout=120, every=0.5)
+    ready = _condition(_pipeline(kube, ns, "digits"), "Ready")
+    assert ready.get("status") == "True", ready
+
     # Deleting the pipeline removes everything it owns (the garbage collector).
     _kubectl(real_cluster, "-n", ns, "delete", "spikingpipeline", "digits", "--wait=true")
     empty = {"pods": [], "claims": [], "configmaps": [], "secrets": []}
