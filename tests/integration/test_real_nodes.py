@@ -500,7 +500,7 @@ def _partitions_over(chip: int, domain: int) -> set[str]:
     return {p.name for p in partitions(view) if domain in p.domains}
 
 
-@pytest.mark.parametrize("fault", ["domain", "link"])
+@pytest.mark.parametrize("fault", ["domain", "link", "reset"])
 def test_a_failed_domain_or_link_moves_a_deployments_pod_to_healthy_hardware_until_cleared(
     plugin: Plugin,
     real_cluster: LocalCluster,
@@ -513,7 +513,10 @@ def test_a_failed_domain_or_link_moves_a_deployments_pod_to_healthy_hardware_unt
     over it (the domain, its quad, half, shared half and the chip) and no other is tainted
     NoExecute, the real kube-controller-manager evicts the pod, the Deployment's next pod gets
     a new claim that the real scheduler allocates on a healthy domain (never one that is
-    tainted), it runs; clearing the fault takes the taints away."""
+    tainted), it runs; clearing the fault takes the taints away. ``reset``: the chip host
+    (the device process) is killed and started again, a chip reset: the partition under the
+    pod is tainted `reset` NoExecute, the pod evicted, the Deployment's next pod placed and
+    running; the taint goes once the kubelet has unprepared the lost claim."""
     assert real_cluster.state is not None
     kube, namespace = real_kube, real_namespace
     image = real_cluster.state.images["busybox"]
@@ -559,26 +562,43 @@ def test_a_failed_domain_or_link_moves_a_deployments_pod_to_healthy_hardware_unt
     if fault == "link":
         args = _link_inside(int(chip), int(domain))
     try:
-        plugin.fault("inject", *args)
-        taints = wait_for(
-            f"NoExecute on the partitions over the failed {fault}",
-            lambda: (t := _device_taints(plugin)).get(device) and t,
-            timeout=60,
-        )
-        assert set(taints) == _partitions_over(int(chip), int(domain)), sorted(taints)
-        assert all(t[0]["effect"] == "NoExecute" for t in taints.values()), taints
+        if fault == "reset":
+            plugin.chips.kill()
+            plugin.chips.wait(timeout=10)
+            plugin.start_chips()
+            # the taint lives until the kubelet unprepares the evicted pod's claim: poll fast
+            taints = wait_for(
+                "the reset taint on the pod's partition",
+                lambda: (t := _device_taints(plugin)).get(device) and t,
+                timeout=60,
+                every=0.02,
+            )
+            assert [(x["key"], x["value"], x["effect"]) for x in taints[device]] == [
+                ("darwin.snn.io/unhealthy", "reset", "NoExecute")
+            ], taints
+        else:
+            plugin.fault("inject", *args)
+            taints = wait_for(
+                f"NoExecute on the partitions over the failed {fault}",
+                lambda: (t := _device_taints(plugin)).get(device) and t,
+                timeout=60,
+            )
+            assert set(taints) == _partitions_over(int(chip), int(domain)), sorted(taints)
+            assert all(t[0]["effect"] == "NoExecute" for t in taints.values()), taints
 
         def replaced() -> tuple[str, str] | None:
             now = running_pod()
             return now if now is not None and now[0] != first else None
 
         _, new_device = wait_for("a new pod running elsewhere", replaced, timeout=240)
-        assert new_device != device
+        if fault != "reset":  # after a reset the same partition is healthy again once free
+            assert new_device != device
         assert new_device not in _device_taints(plugin), (new_device, _device_taints(plugin))
         assert kube.pod(namespace, first) is None or kube.pod(namespace, first)["metadata"].get(
             "deletionTimestamp"
         )
     finally:
-        plugin.fault("clear", "--all", "--chip", chip)
+        if fault != "reset":
+            plugin.fault("clear", "--all", "--chip", chip)
     wait_for("the taints cleared", lambda: _device_taints(plugin) == {}, timeout=60)
     apps.delete_namespaced_deployment("worker", namespace)
