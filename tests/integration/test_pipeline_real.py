@@ -139,45 +139,33 @@ def _owned(kube: Kube, ns: str, name: str) -> dict[str, list[str]]:
     }
 
 
+def _refusal(kube: Kube, ns: str, spec: dict[str, Any]) -> str:
+    """The API server's 422 message for a SpikingPipeline of ``spec``."""
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SpikingPipeline"}
+    body |= {"metadata": {"name": "bad"}, "spec": spec}
+    with pytest.raises(ApiException) as err:
+        kube.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
+    assert err.value.status == 422
+    return str(err.value.body)
+
+
 def test_the_crd_refuses_a_bad_pipeline_with_the_reason(
     release: Release, real_kube: Kube, real_namespace: str
 ) -> None:
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "SpikingPipeline",
-        "metadata": {"name": "bad"},
-        "spec": {
-            "model": {
-                "configMap": {"name": "m", "key": "k"},
-                "volume": {"claimName": "c", "path": "/m.nir"},
-            },
-            "input": {"source": "file"},
-            "stages": "lots",
-            "targetRate": 100,
-        },
-    }
-    with pytest.raises(ApiException) as err:
-        real_kube.custom.create_namespaced_custom_object(
-            GROUP, VERSION, real_namespace, PLURAL, body
-        )
-    text = str(err.value.body)
-    assert err.value.status == 422
+    both = {"configMap": {"name": "m", "key": "k"}, "volume": {"claimName": "c", "path": "/m"}}
+    spec = {"model": both, "input": {"source": "file"}, "stages": "lots", "targetRate": 100}
+    text = _refusal(real_kube, real_namespace, spec)
     assert "give exactly one of model.configMap and model.volume" in text
     assert "input.source file needs input.file" in text
     assert "stages is a number from 1 to 64, or auto" in text
     # an input drawn in place: not from a socket, and with no input stage to pin
-    body["spec"] = {
+    spec = {
         "model": {"configMap": {"name": "m", "key": "k"}},
         "input": {"source": "socket", "inPlace": True},
         "targetRate": 100,
         "hints": [{"stage": "input", "nodeSelector": {"edge": "true"}}],
     }
-    with pytest.raises(ApiException) as err:
-        real_kube.custom.create_namespaced_custom_object(
-            GROUP, VERSION, real_namespace, PLURAL, body
-        )
-    text = str(err.value.body)
-    assert err.value.status == 422
+    text = _refusal(real_kube, real_namespace, spec)
     assert "input.inPlace is for a poisson or file input, not a socket" in text
     assert "input.inPlace leaves no input stage to pin" in text
 
