@@ -19,6 +19,9 @@
 #define DK_VECTOR_CLONES
 #define DK_HAVE_CLONES 0
 #endif
+/* A helper of a multi-versioned loop: inlined into each clone, so it is compiled for that
+ * clone's vector width (a call would run the baseline build of it). */
+#define DK_CLONE_INLINE static inline __attribute__((always_inline))
 /* Neurons are spread over a multiple of this many cores so that 1, 2 or 4 threads, each owning
  * whole cores, get equal shares of the work. */
 #define DK_PLACEMENT_QUANTUM 4u

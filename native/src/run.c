@@ -64,7 +64,7 @@ struct dk_thread_ctx {
 };
 
 /* xorshift32 on every lane: one independent stream per neuron, vectorisable. */
-static void draw_uniforms(uint32_t *restrict rng, uint32_t *restrict u, uint32_t m) {
+DK_CLONE_INLINE void draw_uniforms(uint32_t *restrict rng, uint32_t *restrict u, uint32_t m) {
     for (uint32_t i = 0; i < m; i++) {
         uint32_t x = rng[i];
         x ^= x << 13;
@@ -75,14 +75,14 @@ static void draw_uniforms(uint32_t *restrict rng, uint32_t *restrict u, uint32_t
     }
 }
 
-static uint32_t max_u32(const uint32_t *restrict u, uint32_t m) {
+DK_CLONE_INLINE uint32_t max_u32(const uint32_t *restrict u, uint32_t m) {
     uint32_t hi = 0;
     for (uint32_t i = 0; i < m; i++) hi = u[i] > hi ? u[i] : hi;
     return hi;
 }
 
 /* Poisson counts by inverse CDF: k = #{j : u >= T_j}, stopping once no lane can pass T_j. */
-static uint64_t poisson_counts(const dk_group_rt *g, const uint32_t *restrict u,
+DK_CLONE_INLINE uint64_t poisson_counts(const dk_group_rt *g, const uint32_t *restrict u,
                                uint32_t *restrict k, uint32_t m) {
     for (uint32_t i = 0; i < m; i++) k[i] = 0;
     const uint32_t hi = max_u32(u, m);
@@ -96,7 +96,7 @@ static uint64_t poisson_counts(const dk_group_rt *g, const uint32_t *restrict u,
 }
 
 /* Exact integration of iaf_psc_delta over one step; inputs during refractoriness are lost. */
-static void lif_step(const dk_group_rt *g, float *restrict v, uint16_t *restrict refr,
+DK_CLONE_INLINE void lif_step(const dk_group_rt *g, float *restrict v, uint16_t *restrict refr,
                      float *restrict slot, const uint32_t *restrict k, uint8_t *restrict flag,
                      uint32_t m) {
     const float p22 = g->p22, p20ie = g->p20ie, el = g->e_l, th = g->v_th, wext = g->w_ext;
