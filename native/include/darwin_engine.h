@@ -54,6 +54,14 @@ enum { DK_EVENTS_PER_KEPS = 1000 };
  * DK_LINK_BACKLOG_STEPS steps of its capacity, and a spike that finds it full is dropped and
  * counted at that link. */
 enum { DK_LINK_BACKLOG_STEPS = 4 };
+/* Where delivered events wait for the step they are due (dk_partition_config.delay_store):
+ * SUMS keeps a ring of input sums, one per delay slot and neuron (max delay + 1 slots), and adds
+ * each packet into it as it is delivered; QUEUES keeps, per slot and core, a queue of the packets
+ * and adds them into one set of sums just before the core updates, so its memory follows the
+ * traffic instead of slots x neurons. Both give the same sums, bit for bit. AUTO (the default)
+ * takes SUMS when the ring holds at most DK_SLOT_SUMS_MAX_BYTES, else QUEUES. */
+enum { DK_DELAYS_AUTO = 0, DK_DELAYS_SUMS = 1, DK_DELAYS_QUEUES = 2, DK_N_DELAY_STORES = 3 };
+enum { DK_SLOT_SUMS_MAX_BYTES = 33554432 };
 /* Neuron models. IAF_PSC_DELTA is NEST's iaf_psc_delta (the default, zero). The others follow
  * the NIR definitions (see docs/models.md), integrated exactly over a step for an input held
  * constant during the step; they fire when v > v_th (strictly) and have no refractoriness. */
@@ -83,6 +91,7 @@ typedef struct {
     int32_t routing;                  /* DK_ROUTE_* */
     uint64_t max_neurons;             /* the grant of a share (0: the cores' capacity) */
     uint64_t max_synapses;            /* the grant of a share (0: the cores' share of the chip) */
+    int32_t delay_store;              /* DK_DELAYS_* */
 } dk_partition_config;
 
 /* What a chip model looks like; filled from the chip profile file. */
@@ -220,6 +229,7 @@ typedef struct {
     double quant_error_mv;            /* largest weight quantisation error */
     uint32_t cores_used;
     uint32_t threads;
+    int32_t delay_store;              /* the loaded network's: DK_DELAYS_SUMS or DK_DELAYS_QUEUES */
     /* The router's bandwidth (dk_link_capacity); per-link figures come from dk_link_stats. */
     uint64_t routed_spikes;           /* spikes (neurons' and injected) that entered the mesh */
     uint64_t deferred;                /* spike-steps spent waiting in link backlogs */

@@ -171,11 +171,16 @@ typedef struct {
      * count, a zero word, then (target, weight bits) per event). A core's packets are added
      * into the input sums (`ring`, one per neuron) just before it updates, so the sums are
      * those a ring of n_slots x n_neurons sums would hold, bit for bit, but only one slot of
-     * them is ever in cache. Per core event counts per slot beside them. */
+     * them is ever in cache. Per core event counts per slot beside them. With DK_DELAYS_SUMS
+     * (slot_sums) the whole ring of n_slots x n_neurons sums is kept instead and packets are
+     * added into it as they are delivered: the same additions in the same order, so the same
+     * sums, without writing and re-reading queues or fetching the synapses a second time. */
     uint32_t n_slots;       /* max delay + 1: step s uses slot s mod n_slots */
+    bool slot_sums;         /* ring holds n_slots x n_neurons sums, packets added at delivery */
     uint32_t qstride;       /* n_slots, at least 16: one core's queues and counts fill whole
                              * cache lines, so threads owning other cores never share them */
-    float *ring;            /* n_neurons input sums of the step being updated */
+    float *ring;            /* n_neurons input sums of the step being updated (slot_sums: of
+                             * every slot, slot after slot) */
     uint32_t **qbuf;        /* cores_used x qstride queues (dk_queue_index) */
     uint32_t *qlen;         /* their words in use */
     size_t *qcap;           /* and their capacities (they grow while runs need them) */

@@ -977,7 +977,7 @@ static size_t build_index(dk_network *n) {
 
 /* The neuron state, the delay rings and the counters, zeroed. */
 static int alloc_state(dk_network *n, const dk_chip *c, const dk_network_desc *d,
-                       uint8_t max_delay) {
+                       uint8_t max_delay, int32_t delay_store) {
     const uint32_t cu = n->cores_used;
     const size_t nn = d->n_neurons;
     n->n_slots = (uint32_t)max_delay + 1;
@@ -988,7 +988,10 @@ static int alloc_state(dk_network *n, const dk_chip *c, const dk_network_desc *d
     n->groups = dk_alloc(d->n_groups * sizeof *n->groups);
     n->qstride = n->n_slots < 16 ? 16 : n->n_slots;
     const size_t nq = (size_t)n->qstride * cu;
-    n->ring = dk_alloc(nn * sizeof *n->ring);
+    const bool fits = (size_t)n->n_slots * nn * sizeof *n->ring <= DK_SLOT_SUMS_MAX_BYTES;
+    n->slot_sums = delay_store == DK_DELAYS_SUMS || (delay_store == DK_DELAYS_AUTO && fits);
+    const size_t ring_n = n->slot_sums ? (size_t)n->n_slots * nn : nn;
+    n->ring = dk_alloc(ring_n * sizeof *n->ring);
     n->qbuf = dk_alloc(nq * sizeof *n->qbuf);
     n->qlen = dk_alloc(nq * sizeof *n->qlen);
     n->qcap = dk_alloc(nq * sizeof *n->qcap);
@@ -1022,7 +1025,7 @@ static int alloc_state(dk_network *n, const dk_chip *c, const dk_network_desc *d
         !n->core_events || !n->reach || !n->core_dead || !n->recorded || !n->in.steps || !n->in.ids)
         return DK_E_NOMEM;
     n->bytes += nn * (4 + 4 + 2 + 4 + 1 + 1) + nq * (sizeof *n->qbuf + 4 + sizeof *n->qcap + 4) +
-                (size_t)n->n_src * 16;
+                (size_t)n->n_src * 16 + (ring_n - nn) * sizeof *n->ring;
     return DK_OK;
 }
 
@@ -1085,7 +1088,7 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
     for (uint32_t s = 0; s < n->n_src; s++)
         n->src_core[s] = (uint16_t)(s < n->n_neurons ? s / n->per_core : n->cores_used);
     rc = build_trees(n, c, p);
-    if (!rc) rc = alloc_state(n, c, d, max_delay);
+    if (!rc) rc = alloc_state(n, c, d, max_delay, p->cfg.delay_store);
     if (!rc) rc = dk_router_init(n, c);
     if (!rc) rc = init_state(n, d);
     if (rc) return rc;
@@ -1093,6 +1096,7 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
     n->tel.synapses = ns + n->kernel_syn;
     n->tel.quant_error_mv = n->quant_error;
     n->tel.cores_used = n->cores_used;
+    n->tel.delay_store = n->slot_sums ? DK_DELAYS_SUMS : DK_DELAYS_QUEUES;
     return DK_OK;
 }
 

@@ -232,6 +232,9 @@ int dk_partition_configure(dk_engine *e, uint32_t id, const dk_partition_config 
     if (cfg->routing < 0 || cfg->routing >= DK_N_ROUTES)
         return dk_fail(DK_E_INVALID, "routing %d is neither multicast-tree (0) nor xy (1)",
                        cfg->routing);
+    if (cfg->delay_store < 0 || cfg->delay_store >= DK_N_DELAY_STORES)
+        return dk_fail(DK_E_INVALID, "delay store %d is none of auto (0), sums (1), queues (2)",
+                       cfg->delay_store);
     if (cfg->timestep_us > 10000)
         return dk_fail(DK_E_INVALID, "timestep %u us exceeds the engine's 10000 us",
                        cfg->timestep_us);

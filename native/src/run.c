@@ -220,9 +220,14 @@ static void emit(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1, 
     }
 }
 
+/* The input sums of ring slot `sl`: its own with slot_sums, else the one set being updated. */
+static inline float *slot_sums(const dk_network *n, uint32_t sl) {
+    return n->slot_sums ? n->ring + (size_t)sl * n->n_neurons : n->ring;
+}
+
 /* The events of segment word `sg` (first synapse `off`, on used core `core`) into the sums. */
-static void add_segment(dk_network *n, uint32_t sg, uint32_t off, uint32_t core) {
-    float *restrict r = n->ring;
+static void add_segment(const dk_network *n, float *restrict r, uint32_t sg, uint32_t off,
+                        uint32_t core) {
     const float *wtab = n->wtab;
     const uint32_t len = dk_seg_len(n, sg);
     if (n->form == DK_FORM_WIDE) {
@@ -274,7 +279,7 @@ static void replay(dk_network *n, uint32_t qi, uint32_t core) {
     while (e < end) {
         ahead = prefetch_packet(n, ahead, end);
         if (e[1]) {
-            add_segment(n, e[1], e[0], core);
+            add_segment(n, n->ring, e[1], e[0], core);
             e += 2;
             continue;
         }
@@ -315,8 +320,8 @@ static inline uint32_t slot_after(const dk_thread_ctx *t, uint32_t delay) {
 static void thread_update(dk_thread_ctx *t, uint64_t step, spike_list *out) {
     dk_network *n = t->net;
     out->n = 0;
-    float *slot = n->ring;
     const uint32_t sl = t->slot0;
+    float *slot = slot_sums(n, sl);
     for (uint32_t core = t->c0; core < t->c1; core++) {
         uint32_t a = core * n->per_core, b = a + n->per_core;
         if (b > n->n_neurons) b = n->n_neurons;
@@ -329,7 +334,7 @@ static void thread_update(dk_thread_ctx *t, uint64_t step, spike_list *out) {
             memset(slot + a, 0, (size_t)(b - a) * sizeof *slot);
             continue;
         }
-        replay(n, qi, core);
+        if (!n->slot_sums) replay(n, qi, core);
         for (uint32_t gi = 0; gi < n->n_groups; gi++) {
             const dk_group_rt *g = &n->groups[gi];
             uint32_t lo = a > g->start ? a : g->start, hi = b < g->end ? b : g->end;
@@ -373,10 +378,17 @@ static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t *used) {
             uint32_t *qc = n->core_slot_events + qi;
             if (*qc + (uint64_t)len > t->cap_per_core) { t->drop_q += len; continue; }
             if (t->rate > 0 && *used + len > t->budget) { t->drop_b += len; continue; }
-            if (!queue_room(t, qi, 2 + 2 * (uint64_t)len)) { t->drop_q += len; continue; }
+            if (n->slot_sums) {
+                float *restrict sums = slot_sums(n, sl);
+                for (uint32_t k = a; k < j; k++) sums[t->ktgt[k]] += t->kw[k];
+            } else if (!queue_room(t, qi, 2 + 2 * (uint64_t)len)) {
+                t->drop_q += len;
+                continue;
+            }
             *qc += len;
             *used += len;
             t->core_ev[core - c0] += len;
+            if (n->slot_sums) continue;
             uint32_t *e = n->qbuf[qi] + n->qlen[qi];
             e[0] = len;
             e[1] = 0;
@@ -406,10 +418,16 @@ static inline void deliver_segment(dk_thread_ctx *t, uint32_t sg, uint32_t off,
     uint32_t *q = n->core_slot_events + qi;
     if (*q + (uint64_t)len > t->cap_per_core) { t->drop_q += len; return; }
     if (t->rate > 0 && *used + len > t->budget) { t->drop_b += len; return; }
-    if (!queue_room(t, qi, 2)) { t->drop_q += len; return; }
+    if (n->slot_sums) {
+        add_segment(n, slot_sums(n, sl), sg, off, core);
+    } else if (!queue_room(t, qi, 2)) {
+        t->drop_q += len;
+        return;
+    }
     *q += len;
     *used += len;
     t->core_ev[core - t->c0] += len;
+    if (n->slot_sums) return;
     uint32_t *e = n->qbuf[qi] + n->qlen[qi];
     e[0] = off;
     e[1] = sg;

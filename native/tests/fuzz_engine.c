@@ -419,7 +419,8 @@ static void run_ops(dk_engine *e, reader *r, net_buf *net, uint32_t chip, uint32
                 dk_partition_config cfg = {.timestep_us = u8(r) < 200 ? 0 : u16(r) % 12000u,
                                            .routing = (int32_t)(u8(r) % 3u),
                                            .max_neurons = u8(r) < 200 ? 0 : u8(r),
-                                           .max_synapses = u8(r) < 200 ? 0 : u16(r)};
+                                           .max_synapses = u8(r) < 200 ? 0 : u16(r),
+                                           .delay_store = (int32_t)(u8(r) % 4u)};
                 CALL(dk_partition_configure(e, s->id, &cfg));
             }
             break;

@@ -1530,10 +1530,13 @@ static void test_fault_links(void) {
 
 /* ---- determinism and routing ---- */
 
-static void run_random(uint64_t seed, uint32_t threads, uint64_t *counts, dk_telemetry *t) {
+static void run_random(uint64_t seed, uint32_t threads, int32_t store, uint64_t *counts,
+                       dk_telemetry *t) {
     dk_engine *e = engine_darwin3();
     uint32_t a[] = A_CORES;
     uint32_t p = part_of(e, a, 4, DK_PART_EXCLUSIVE);
+    const dk_partition_config cfg = {.delay_store = store};
+    OK(dk_partition_configure(e, p, &cfg));
     net_t n;
     net_random(&n, seed);
     OK(dk_network_load(e, p, &n.desc));
@@ -1555,10 +1558,13 @@ static void run_random(uint64_t seed, uint32_t threads, uint64_t *counts, dk_tel
 static void test_determinism(void) {
     uint64_t c1[66], c2[66], c4[66], c9[66];
     dk_telemetry t1, t2, t4, t9;
-    run_random(7, 1, c1, &t1);
-    run_random(7, 2, c2, &t2);
-    run_random(7, 4, c4, &t4);
-    run_random(9, 1, c9, &t9);
+    /* the same sums, bit for bit, from either delay store */
+    run_random(7, 1, DK_DELAYS_AUTO, c1, &t1);
+    run_random(7, 2, DK_DELAYS_QUEUES, c2, &t2);
+    run_random(7, 4, DK_DELAYS_SUMS, c4, &t4);
+    run_random(9, 1, DK_DELAYS_QUEUES, c9, &t9);
+    CHECK_U64(t1.delay_store, DK_DELAYS_SUMS); /* a small ring: AUTO keeps it */
+    CHECK_U64(t2.delay_store, DK_DELAYS_QUEUES);
     CHECK(t1.spikes > 500);
     CHECK_U64(t1.threads, 1);
     CHECK_U64(t2.threads, 2);

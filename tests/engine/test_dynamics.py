@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from darwin_dra.engine import Engine, Network, NeuronGroup
+from darwin_dra.engine import DelayStore, Engine, Network, NeuronGroup, PartitionConfig
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,9 +67,11 @@ def run_engine(
     steps: int,
     threads: int,
     cores: list[int],
+    store: DelayStore = DelayStore.AUTO,
 ) -> tuple[list[tuple[int, int]], np.ndarray]:
     part = eng.create_partition(0, cores=cores)
     try:
+        eng.configure(part, PartitionConfig(delay_store=store))
         eng.load(part, net)
         eng.record(part, range(net.n_neurons), capacity=1 << 16)
         if inputs:
@@ -90,15 +92,22 @@ def run_engine(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(case=networks(), threads=st.sampled_from([1, 2, 3]))
+@given(
+    case=networks(),
+    threads=st.sampled_from([1, 2, 3]),
+    store=st.sampled_from([DelayStore.SUMS, DelayStore.QUEUES]),
+)
 def test_engine_equals_reference(
-    engine: Engine, case: tuple[Network, list[tuple[int, int]], int], threads: int
+    engine: Engine,
+    case: tuple[Network, list[tuple[int, int]], int],
+    threads: int,
+    store: DelayStore,
 ) -> None:
     net, inputs, steps = case
     ref = simulate(net, steps, inputs)
     # neurons_per_core is 4096, so every network here sits on one core unless spread:
     # give the partition several cores so placement spreads small networks over 4.
-    spikes, v = run_engine(engine, net, inputs, steps, threads, cores=[10, 11, 40, 41, 300])
+    spikes, v = run_engine(engine, net, inputs, steps, threads, [10, 11, 40, 41, 300], store)
     assert spikes == sorted(ref.spikes)
     np.testing.assert_array_equal(v, ref.v)
 

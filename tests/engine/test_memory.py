@@ -1,11 +1,11 @@
 """The engine's memory: 4-byte segments keep a trained network (out-degree 1000, 31 delays)
-under 4 bytes a synapse, and the delay queues, which grow while a run needs them, are counted
-in the network's bytes."""
+under 4 bytes a synapse, and the delay queues (DK_DELAYS_QUEUES), which grow while a run needs
+them, are counted in the network's bytes (test_delay_store.py counts the ring of sums)."""
 
 from __future__ import annotations
 
 import numpy as np
-from darwin_dra.engine import Engine, Network, NeuronGroup
+from darwin_dra.engine import DelayStore, Engine, Network, NeuronGroup, PartitionConfig
 from darwin_dra.hardware.model import ChipEntry
 from darwin_dra.hardware.profiles import load_profiles
 
@@ -44,7 +44,11 @@ def test_a_trained_network_takes_under_4_bytes_a_synapse_and_its_queues_are_coun
     net = _trained()
     with Engine() as engine:
         chip = engine.add_chip(profile, ChipEntry(model="darwin3", serial="M-0", fabric="f"))
-        part = engine.create_partition(chip, domains=list(range(profile.n_domains)))
+        part = engine.create_partition(
+            chip,
+            domains=list(range(profile.n_domains)),
+            config=PartitionConfig(delay_store=DelayStore.QUEUES),
+        )
         engine.load(part, net)
         before = engine.telemetry(part)
         assert before.synapse_bytes / net.n_synapses < 4.0

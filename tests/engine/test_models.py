@@ -7,7 +7,15 @@ import math
 
 import numpy as np
 import pytest
-from darwin_dra.engine import Engine, InvalidArgument, Model, Network, NeuronGroup, Reset
+from darwin_dra.engine import (
+    DelayStore,
+    Engine,
+    InvalidArgument,
+    Model,
+    Network,
+    NeuronGroup,
+    Reset,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,13 +86,20 @@ def networks(draw: st.DrawFn) -> tuple[Network, list[tuple[int, int]], int]:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(case=networks(), threads=st.sampled_from([1, 2]))
+@given(
+    case=networks(),
+    threads=st.sampled_from([1, 2]),
+    store=st.sampled_from([DelayStore.SUMS, DelayStore.QUEUES]),
+)
 def test_models_match_reference(
-    engine: Engine, case: tuple[Network, list[tuple[int, int]], int], threads: int
+    engine: Engine,
+    case: tuple[Network, list[tuple[int, int]], int],
+    threads: int,
+    store: DelayStore,
 ) -> None:
     net, inputs, steps = case
     ref = simulate_models(net, steps, inputs)
-    spikes, v = run_engine(engine, net, inputs, steps, threads, cores=[10, 11, 40, 41, 300])
+    spikes, v = run_engine(engine, net, inputs, steps, threads, [10, 11, 40, 41, 300], store)
     assert spikes == sorted(ref.spikes)
     np.testing.assert_array_equal(v, ref.v)
 

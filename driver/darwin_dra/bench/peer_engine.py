@@ -83,6 +83,7 @@ def engine_extra(
         "synapse_bytes_per_synapse": after.synapse_bytes / n_synapses,
         "network_bytes_per_synapse": after.network_bytes / n_synapses,
         "queue_peak_events": float(after.queue_peak),
+        "delay_store": float(after.delay_store),  # DelayStore: sums or queues
         "dropped_events": float(after.dropped - before.dropped),
         "quant_error_mv": after.quant_error_mv,
         # KEPS of model time (engine/keps.py) and this host's speed, kept apart.

@@ -12,7 +12,7 @@ from darwin_dra.bench.brunel import DEFAULT_SEED, BenchResult, BrunelConfig
 from darwin_dra.bench.conv import ConvConfig
 from darwin_dra.bench.peers import Config, PeerUnavailable, run_peer
 from darwin_dra.bench.table import Row, render, to_json
-from darwin_dra.engine import Engine
+from darwin_dra.engine import DelayStore, Engine
 
 
 def bench_subparsers(
@@ -97,7 +97,7 @@ def engine_details(rows: list[Row]) -> str:
     """The engine's cost split: per neuron-step (update and drive) and per event (delivery)."""
     lines = [
         "\nengine  thr  wall ns/neuron-step  wall ns/event  update ns/neuron-step"
-        "  deliver ns/event  synapse B/syn  network B/syn  queue peak  dropped  quant mV"
+        "  deliver ns/event  synapse B/syn  network B/syn  delays  queue peak  dropped  quant mV"
         "  Mev/s min..max"
     ]
     for r in rows:
@@ -109,11 +109,13 @@ def engine_details(rows: list[Row]) -> str:
             if "runs" in x
             else "-"
         )
+        store = DelayStore(int(x["delay_store"])).name.lower() if "delay_store" in x else "-"
         lines.append(
             f"        {r.threads:>3}  {x.get('wall_ns_per_neuron_step', math.nan):>19.3f}  "
             f"{r.ns_per_event:>13.3f}  {x['update_ns_per_neuron_step']:>21.3f}  "
             f"{x['deliver_ns_per_event']:>16.3f}  {x['synapse_bytes_per_synapse']:>13.2f}  "
-            f"{x['network_bytes_per_synapse']:>13.2f}  {x['queue_peak_events']:>10.0f}  "
+            f"{x['network_bytes_per_synapse']:>13.2f}  {store:>6}  "
+            f"{x['queue_peak_events']:>10.0f}  "
             f"{x['dropped_events']:>7.0f}  {x.get('quant_error_mv', 0.0):>8.4f}  {spread:>14}"
         )
     return "\n".join(lines)

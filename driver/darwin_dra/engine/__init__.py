@@ -13,6 +13,7 @@ from darwin_dra.engine.errors import (
     StateError,
 )
 from darwin_dra.engine.native import (
+    DelayStore,
     Direction,
     FaultKind,
     PartitionConfig,
@@ -25,6 +26,7 @@ from darwin_dra.engine.records import LinkStats, PartitionInfo, Telemetry
 __all__ = [
     "CapacityExceeded",
     "Conflict",
+    "DelayStore",
     "Direction",
     "Engine",
     "EngineError",

@@ -5,6 +5,7 @@ message, and every buffer crosses as a numpy array (never one call per spike).""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
@@ -17,6 +18,7 @@ import numpy.typing as npt
 from darwin_dra.engine.errors import EngineError, InvalidArgument
 from darwin_dra.engine.marshal import ids_u32, network_values, profile_fields, spike_batch
 from darwin_dra.engine.native import (
+    DelayStore,
     Direction,
     FaultKind,
     PartitionConfig,
@@ -240,21 +242,15 @@ class Engine:
         for name in ("timestep_us", "max_neurons", "max_synapses"):
             if getattr(config, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 means not limited)")
-        cfg = ffi.new("dk_partition_config *")
-        cfg.timestep_us = config.timestep_us
-        cfg.routing = int(config.routing)
-        cfg.max_neurons = config.max_neurons
-        cfg.max_synapses = config.max_synapses
-        check(lib.dk_partition_configure(self._p(), part, cfg))
+        fields = {f.name: int(getattr(config, f.name)) for f in dataclasses.fields(config)}
+        check(lib.dk_partition_configure(self._p(), part, ffi.new("dk_partition_config *", fields)))
 
     def config(self, part: int) -> PartitionConfig:
         cfg = ffi.new("dk_partition_config *")
         check(lib.dk_partition_config_get(self._p(), part, cfg))
-        return PartitionConfig(
-            timestep_us=int(cfg.timestep_us),
-            routing=Routing(cfg.routing),
-            max_neurons=int(cfg.max_neurons),
-            max_synapses=int(cfg.max_synapses),
+        got = from_struct(PartitionConfig, cfg)
+        return dataclasses.replace(
+            got, routing=Routing(got.routing), delay_store=DelayStore(got.delay_store)
         )
 
     def set_budget(self, part: int, keps_budget: int) -> None:

@@ -72,6 +72,19 @@ class Routing(enum.IntEnum):
         return by_name[mode]
 
 
+class DelayStore(enum.IntEnum):
+    """Where delivered events wait for their step (DK_DELAYS_*, docs/engine.md "Delays"): a
+    ring of input sums per delay slot and neuron, or per-core packet queues; AUTO takes the
+    ring when it fits DK_SLOT_SUMS_MAX_BYTES. The same sums, bit for bit, either way."""
+
+    AUTO = int(lib.DK_DELAYS_AUTO)
+    SUMS = int(lib.DK_DELAYS_SUMS)
+    QUEUES = int(lib.DK_DELAYS_QUEUES)
+
+
+SLOT_SUMS_MAX_BYTES: int = int(lib.DK_SLOT_SUMS_MAX_BYTES)
+
+
 @dataclass(frozen=True)
 class PartitionConfig:
     """What a partition was configured with before a network was loaded; 0 is not limited."""
@@ -80,6 +93,7 @@ class PartitionConfig:
     routing: Routing = Routing.MULTICAST_TREE
     max_neurons: int = 0  # a share's grant
     max_synapses: int = 0
+    delay_store: DelayStore = DelayStore.AUTO
 
 
 def keps_of(events: int, steps: int, dt_ms: float) -> float:

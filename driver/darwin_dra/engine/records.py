@@ -42,6 +42,7 @@ class Telemetry:
     quant_error_mv: float
     cores_used: int
     threads: int
+    delay_store: int  # the loaded network's DK_DELAYS_SUMS or DK_DELAYS_QUEUES (native.DelayStore)
     # The router's bandwidth (docs/engine.md, "Router bandwidth"); per link: Engine.link_stats.
     routed_spikes: int  # spikes (neurons' and injected) that entered the mesh
     deferred: int  # spike-steps spent waiting in link backlogs
