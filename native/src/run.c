@@ -187,37 +187,51 @@ static void model_update(dk_network *n, const dk_group_rt *g, uint32_t i0, uint3
     }
 }
 
+/* The index of the first set flag in [i, i1), or i1: eight flags at a time while they are
+ * clear (spikes are sparse: most eight-neuron words have none). */
+static inline uint32_t next_flag(const uint8_t *restrict flag, uint32_t i, uint32_t i1) {
+    while (i + 8 <= i1) {
+        uint64_t w;
+        memcpy(&w, flag + i, 8);
+        if (w) break;
+        i += 8;
+    }
+    while (i < i1 && !flag[i]) i++;
+    return i;
+}
+
 /* Spikes of a NIR model group: reset to a value or by subtraction (Threshold keeps v = x). */
 static void model_emit(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1,
                        spike_list *out) {
-    const uint8_t *flag = n->flag;
+    const uint8_t *restrict flag = n->flag;
+    float *restrict v = n->v;
+    uint64_t *restrict count = n->spike_count;
+    uint32_t *restrict ids = out->ids;
+    uint32_t m = out->n;
     const bool keep = g->model == DK_MODEL_THRESHOLD, sub = g->reset == DK_RESET_SUBTRACT;
-    for (uint32_t i = i0; i < i1; i++) {
-        if (!flag[i]) continue;
-        if (!keep) n->v[i] = sub ? n->v[i] - g->sub : g->v_reset;
-        n->spike_count[i]++;
-        out->ids[out->n++] = i;
+    for (uint32_t i = next_flag(flag, i0, i1); i < i1; i = next_flag(flag, i + 1, i1)) {
+        if (!keep) v[i] = sub ? v[i] - g->sub : g->v_reset;
+        count[i]++;
+        ids[m++] = i;
     }
+    out->n = m;
 }
 
 /* Collects the threshold crossings of [i0, i1): reset, refractory, append to the spike list. */
 static void emit(dk_network *n, const dk_group_rt *g, uint32_t i0, uint32_t i1, spike_list *out) {
-    uint8_t *flag = n->flag;
-    uint32_t i = i0;
-    while (i < i1) {
-        if (i + 8 <= i1) {
-            uint64_t w;
-            memcpy(&w, flag + i, 8);
-            if (!w) { i += 8; continue; }
-        }
-        if (flag[i]) {
-            n->v[i] = g->v_reset;
-            n->refr[i] = (uint16_t)g->ref_steps;
-            n->spike_count[i]++;
-            out->ids[out->n++] = i;
-        }
-        i++;
+    const uint8_t *restrict flag = n->flag;
+    float *restrict v = n->v;
+    uint16_t *restrict refr = n->refr;
+    uint64_t *restrict count = n->spike_count;
+    uint32_t *restrict ids = out->ids;
+    uint32_t m = out->n;
+    for (uint32_t i = next_flag(flag, i0, i1); i < i1; i = next_flag(flag, i + 1, i1)) {
+        v[i] = g->v_reset;
+        refr[i] = (uint16_t)g->ref_steps;
+        count[i]++;
+        ids[m++] = i;
     }
+    out->n = m;
 }
 
 /* The input sums of ring slot `sl`: its own with slot_sums, else the one set being updated. */
