@@ -146,6 +146,7 @@ typedef struct {
     uint32_t *src_syn;      /* n_src + 1: each source's first synapse (NULL: none listed) */
     uint32_t seg_lbits;     /* bits of a segment's length: 23 minus those its core needs */
     uint64_t n_syn, n_seg;
+    uint32_t n_delays;      /* distinct delays of the listed synapses */
     dk_kernel_rt *kernels;  /* projections kept once per kernel */
     uint32_t n_kernels, kernel_fan; /* kernel_fan: the largest fan of any kernel */
     uint64_t kernel_syn;    /* synapses the kernels imply */

@@ -116,15 +116,16 @@ static int poisson_table(dk_group_rt *g, double lambda, uint32_t i) {
                    i, lambda, DK_POISSON_TABLE);
 }
 
-/* One stable counting-sort pass of perm by key(perm[i]) in [0, buckets). */
+/* One stable counting-sort pass of perm by key(perm[i]) / div in [0, buckets). */
 static int counting_pass(uint32_t *perm, uint32_t *tmp, uint64_t n, const uint32_t *key_u32,
-                         const uint16_t *key_u16, uint32_t buckets) {
+                         const uint16_t *key_u16, uint32_t div, uint32_t buckets) {
     uint64_t *cnt = dk_alloc(((size_t)buckets + 1) * sizeof *cnt);
     if (!cnt) return DK_E_NOMEM;
-    for (uint64_t i = 0; i < n; i++) cnt[(key_u32 ? key_u32[perm[i]] : key_u16[perm[i]]) + 1]++;
+    for (uint64_t i = 0; i < n; i++)
+        cnt[(key_u32 ? key_u32[perm[i]] : key_u16[perm[i]]) / div + 1]++;
     for (uint32_t b = 0; b < buckets; b++) cnt[b + 1] += cnt[b];
     for (uint64_t i = 0; i < n; i++) {
-        uint32_t k = key_u32 ? key_u32[perm[i]] : key_u16[perm[i]];
+        uint32_t k = (key_u32 ? key_u32[perm[i]] : key_u16[perm[i]]) / div;
         tmp[cnt[k]++] = perm[i];
     }
     memcpy(perm, tmp, n * sizeof *perm);
@@ -862,10 +863,12 @@ static int sort_synapses(dk_network *n, const dk_network_desc *d, uint32_t **per
     int rc = tmp && *perm && *widx ? DK_OK : DK_E_NOMEM;
     if (!rc) {
         for (uint64_t i = 0; i < ns; i++) (*perm)[i] = (uint32_t)i;
-        rc = counting_pass(*perm, tmp, ns, d->dst, NULL, d->n_neurons);
+        rc = counting_pass(*perm, tmp, ns, d->dst, NULL, 1, d->n_neurons);
     }
-    if (!rc) rc = counting_pass(*perm, tmp, ns, NULL, d->delay, DK_MAX_DELAY + 1);
-    if (!rc) rc = counting_pass(*perm, tmp, ns, d->src, NULL, n->n_src);
+    /* per source: by target core, then delay, then target (see deliver_by_core in run.c) */
+    if (!rc) rc = counting_pass(*perm, tmp, ns, NULL, d->delay, 1, DK_MAX_DELAY + 1);
+    if (!rc) rc = counting_pass(*perm, tmp, ns, d->dst, NULL, n->per_core, n->cores_used);
+    if (!rc) rc = counting_pass(*perm, tmp, ns, d->src, NULL, 1, n->n_src);
     dk_free(tmp);
     if (!rc) rc = build_weights(n, d->weight, ns, *widx);
     return rc;
@@ -917,6 +920,7 @@ static int build_segments(dk_network *n, const dk_network_desc *d, const uint32_
     uint64_t n_seg = 0, i = 0;
     n->seg = dk_grow(NULL, &cap, 1024, sizeof *n->seg, UINT32_MAX);
     if (!n->seg) return DK_E_NOMEM;
+    bool seen[DK_MAX_DELAY + 1] = {false};
     for (uint32_t s = 0; s < n->n_src; s++) {
         n->src_seg[s] = (uint32_t)n_seg;
         if (n->src_syn) n->src_syn[s] = (uint32_t)i;
@@ -925,6 +929,8 @@ static int build_segments(dk_network *n, const dk_network_desc *d, const uint32_
             const uint32_t j = perm[i];
             const uint32_t core = d->dst[j] / n->per_core, delay = d->delay[j];
             if (delay > *max_delay) *max_delay = (uint8_t)delay;
+            n->n_delays += !seen[delay];
+            seen[delay] = true;
             if (core != last_core || delay != last_delay || len == max_len) {
                 uint32_t *seg = dk_grow(n->seg, &cap, n_seg + 1, sizeof *seg, UINT32_MAX);
                 if (!seg) return DK_E_NOMEM;

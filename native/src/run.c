@@ -448,8 +448,56 @@ static inline void deliver_segment(dk_thread_ctx *t, uint32_t sg, uint32_t off,
     n->qlen[qi] += 2;
 }
 
+#define CORE_BLOCK 256u
+#define BY_CORE_SUMS_BYTES 16384u /* well inside a 32 KiB L1 data cache */
+
+/* deliver_list, core by core: for each of this worker's cores, the packets every spike of a
+ * block of the list sends it, in list order. A source's segments are sorted by target core, so
+ * one cursor per spike walks them. Every (slot, target) sum gets the same additions in the same
+ * order as spike by spike, but while one core is served only its own sums are written. */
+static void deliver_by_core(dk_thread_ctx *t, const spike_list *list, uint64_t *used) {
+    const dk_network *n = t->net;
+    uint32_t cur[CORE_BLOCK], end[CORE_BLOCK], off[CORE_BLOCK];
+    for (uint32_t b0 = 0; b0 < list->n; b0 += CORE_BLOCK) {
+        const uint32_t m = list->n - b0 < CORE_BLOCK ? list->n - b0 : CORE_BLOCK;
+        for (uint32_t i = 0; i < m; i++) {
+            const uint32_t src = list->ids[b0 + i];
+            cur[i] = dk_first_seg(n, src);
+            end[i] = dk_first_seg(n, src + 1);
+            off[i] = cur[i] < end[i] ? n->src_syn[src] : 0;
+            while (cur[i] < end[i] && dk_seg_core(n, n->seg[cur[i]]) < t->c0)
+                off[i] += dk_seg_len(n, n->seg[cur[i]++]);
+        }
+        for (uint32_t c = t->c0; c < t->c1; c++) {
+            for (uint32_t i = 0; i < m; i++) {
+                const uint32_t src = list->ids[b0 + i];
+                const uint8_t *reach = n->reach + (size_t)n->src_core[src] * n->cores_used;
+                while (cur[i] < end[i] && dk_seg_core(n, n->seg[cur[i]]) == c) {
+                    const uint32_t sg = n->seg[cur[i]++];
+                    deliver_segment(t, sg, off[i], reach, used);
+                    off[i] += dk_seg_len(n, sg);
+                }
+            }
+        }
+    }
+}
+
+/* Core by core when it pays and keeps the results: the sums one core's packets can reach
+ * (its neurons x the distinct delays) stay in the L1 cache (on the benchmarks: Brunel, one
+ * delay, yes; 31 delays, no: measured slower); no kernels (their targets are computed per
+ * spike) and no KEPS share (its budget is spent in spike order). */
+static bool by_core(const dk_thread_ctx *t) {
+    const dk_network *n = t->net;
+    return !n->n_kernels && t->rate <= 0 &&
+           (size_t)n->per_core * n->n_delays * sizeof(float) <= BY_CORE_SUMS_BYTES;
+}
+
 static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t *used) {
     dk_network *n = t->net;
+    if (by_core(t)) {
+        deliver_by_core(t, list, used);
+        return;
+    }
     for (uint32_t s = 0; s < list->n; s++) {
         const uint32_t src = list->ids[s];
         const uint32_t *sg = n->seg + dk_first_seg(n, src), *se = n->seg + dk_first_seg(n, src + 1);
