@@ -633,10 +633,17 @@ static void thread_bounds(const dk_network *n, const dk_partition *p, uint32_t n
     if (nt == 1 || p->keps_budget || !n->tel.steps) return;
     double total = 0.0, cum = 0.0;
     for (uint32_t c = 0; c < cu; c++) total += core_work(n, c);
+    /* Each boundary goes where the work before it is nearest its share: of the two cores
+     * around the ideal point, the closer side. (Taking the first core that reaches the share
+     * gave 3 of 4 equal cores to one worker whenever the first two fell a hair short.) */
     uint32_t j = 1;
     for (uint32_t c = 0; c < cu && j < nt; c++) {
+        const double before = cum;
         cum += core_work(n, c);
-        while (j < nt && cum >= total * j / nt) bound[j++] = c + 1;
+        while (j < nt && cum >= total * j / nt) {
+            const double target = total * j / nt;
+            bound[j++] = cum - target <= target - before ? c + 1 : c;
+        }
     }
     /* every worker keeps at least one core (nt <= cores used) */
     for (j = 1; j < nt; j++) {
