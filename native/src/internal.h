@@ -86,6 +86,11 @@ typedef struct {
     float *wts;
     uint32_t src_end;       /* src_first + c_in h_in w_in */
     uint32_t fan;           /* most targets one source can have: c_out / groups x k_h x k_w */
+    /* stride 1 only (else NULL): per input channel, fan cells of its nonzero taps' target
+     * offsets and weights (ascending), tap_n of them used; for the interior sources */
+    int32_t *tap_off;
+    float *tap_w;
+    uint32_t *tap_n;
 } dk_kernel_rt;
 
 typedef struct dk_thread_ctx dk_thread_ctx;
@@ -283,7 +288,16 @@ void dk_route_xy(const dk_chip *c, uint32_t x0, uint32_t y0, uint32_t x1, uint32
 uint32_t dk_kernel_targets(const dk_kernel_rt *k, uint32_t s, uint32_t *tgt, float *w);
 /* Those of its targets in [lo, hi) (a worker's neurons), in the same order. */
 uint32_t dk_kernel_window(const dk_kernel_rt *k, uint32_t s, uint32_t lo, uint32_t hi,
-                          uint32_t *tgt, float *w);
+                          uint32_t *restrict tgt, float *restrict w);
+/* The same, always from the tap arithmetic (what the tap tables must reproduce). */
+uint32_t dk_kernel_window_taps(const dk_kernel_rt *k, uint32_t s, uint32_t lo, uint32_t hi,
+                               uint32_t *tgt, float *w);
+/* Checks kernel `i` of a description and counts the synapses it implies. */
+int dk_kernel_check(const dk_kernel *k, uint32_t i, uint32_t n_src, uint32_t n_neurons,
+                    uint64_t *count);
+/* The network's copy of the description's kernels; *bytes what they hold. */
+int dk_kernels_copy(dk_network *n, const dk_network_desc *d, uint64_t kernel_syn, uint64_t *bytes);
+void dk_kernels_free(dk_network *n);
 
 /* router bandwidth (router.c) */
 int dk_router_init(dk_network *n, const dk_chip *c);

@@ -27,9 +27,7 @@ void dk_network_free(dk_network *n) {
     dk_free(n->qlen);
     dk_free(n->qcap);
     dk_router_free(&n->rt);
-    if (n->kernels)
-        for (uint32_t k = 0; k < n->n_kernels; k++) dk_free(n->kernels[k].wts);
-    dk_free(n->kernels);
+    dk_kernels_free(n);
     dk_free(n);
 }
 
@@ -202,179 +200,6 @@ void dk_network_fold_links(dk_network *n) {
             n->link_events[n->tree_links[l]] += d;
         n->tree_spikes_folded[s] = n->spike_count[s];
     }
-}
-
-/* The taps of one axis that input position `i` reaches, in descending tap order (so that the
- * outputs `o` ascend): tap kt reads output (i + pad - kt dil) / stride where that is whole and
- * in [0, n_out). Returns how many. */
-static uint32_t axis_taps(uint32_t i, uint32_t kn, uint32_t pad, uint32_t dil, uint32_t stride,
-                          uint32_t n_out, uint32_t *tap, uint32_t *o) {
-    uint32_t m = 0;
-    for (uint32_t kt = kn; kt-- > 0;) {
-        const int64_t nv = (int64_t)i + pad - (int64_t)kt * dil;
-        if (nv < 0) continue;
-        uint64_t ov = (uint64_t)nv;
-        if (stride != 1) {
-            if (ov % stride) continue;
-            ov /= stride;
-        }
-        if (ov >= n_out) continue;
-        tap[m] = kt;
-        o[m++] = (uint32_t)ov;
-    }
-    return m;
-}
-
-/* Kernels up to this side take the taps once per source (on the stack); larger ones per tap. */
-#define KTAPS 32u
-
-/* The targets (ascending) and weights of kernel source `s` that lie in [lo, hi): for each
- * output channel of its group, the output positions its input position reaches, tap by tap. */
-static uint32_t kernel_window(const dk_kernel_rt *kr, uint32_t s, uint32_t lo, uint32_t hi,
-                              uint32_t *tgt, float *w) {
-    const dk_kernel *k = &kr->k;
-    const uint32_t hw = k->h_in * k->w_in;
-    const uint32_t ci = s / hw, iy = s % hw / k->w_in, ix = s % k->w_in;
-    const uint32_t cig = k->c_in / k->groups, cog = k->c_out / k->groups;
-    const uint32_t g = ci / cig, cil = ci % cig, ohw = k->h_out * k->w_out;
-    const uint32_t kk = k->k_h * k->k_w;
-    uint32_t ty[KTAPS], oy[KTAPS], tx[KTAPS], ox[KTAPS];
-    const uint32_t my = axis_taps(iy, k->k_h, k->pad_h, k->dil_h, k->stride_h, k->h_out, ty, oy);
-    const uint32_t mx = axis_taps(ix, k->k_w, k->pad_w, k->dil_w, k->stride_w, k->w_out, tx, ox);
-    uint32_t n = 0;
-    for (uint32_t co = g * cog; co < (g + 1) * cog; co++) {
-        const uint32_t base = k->dst_first + co * ohw;
-        if (base >= hi) break;
-        if (base + ohw <= lo) continue;
-        const float *wk = kr->wts + ((size_t)co * cig + cil) * kk;
-        for (uint32_t a = 0; a < my; a++) {
-            const float *wr = wk + ty[a] * k->k_w;
-            const uint32_t row = base + oy[a] * k->w_out;
-            for (uint32_t b = 0; b < mx; b++) {
-                const float wv = wr[tx[b]];
-                const uint32_t t = row + ox[b];
-                if (wv == 0.f || t < lo || t >= hi) continue;
-                tgt[n] = t;
-                w[n++] = wv;
-            }
-        }
-    }
-    return n;
-}
-
-/* The generic form, a tap at a time (any kernel size). */
-static uint32_t kernel_any(const dk_kernel_rt *kr, uint32_t s, uint32_t lo, uint32_t hi,
-                           uint32_t *tgt, float *w) {
-    const dk_kernel *k = &kr->k;
-    const uint32_t hw = k->h_in * k->w_in;
-    const uint32_t ci = s / hw, iy = s % hw / k->w_in, ix = s % k->w_in;
-    const uint32_t cig = k->c_in / k->groups, cog = k->c_out / k->groups;
-    const uint32_t g = ci / cig, cil = ci % cig, ohw = k->h_out * k->w_out;
-    const uint32_t kk = k->k_h * k->k_w;
-    uint32_t n = 0;
-    for (uint32_t co = g * cog; co < (g + 1) * cog; co++) {
-        const float *wk = kr->wts + ((size_t)co * cig + cil) * kk;
-        const uint32_t base = k->dst_first + co * ohw;
-        /* ky and kx descending give oy and ox ascending: targets come out sorted */
-        for (uint32_t ky = k->k_h; ky-- > 0;) {
-            const int64_t ny = (int64_t)iy + k->pad_h - (int64_t)ky * k->dil_h;
-            if (ny < 0 || ny % k->stride_h) continue;
-            const uint64_t oy = (uint64_t)ny / k->stride_h;
-            if (oy >= k->h_out) continue;
-            for (uint32_t kx = k->k_w; kx-- > 0;) {
-                const int64_t nx = (int64_t)ix + k->pad_w - (int64_t)kx * k->dil_w;
-                if (nx < 0 || nx % k->stride_w) continue;
-                const uint64_t ox = (uint64_t)nx / k->stride_w;
-                if (ox >= k->w_out) continue;
-                const float wv = wk[ky * k->k_w + kx];
-                const uint32_t t = base + (uint32_t)oy * k->w_out + (uint32_t)ox;
-                if (wv == 0.f || t < lo || t >= hi) continue;
-                tgt[n] = t;
-                w[n++] = wv;
-            }
-        }
-    }
-    return n;
-}
-
-uint32_t dk_kernel_window(const dk_kernel_rt *kr, uint32_t s, uint32_t lo, uint32_t hi,
-                          uint32_t *tgt, float *w) {
-    if (kr->k.k_h <= KTAPS && kr->k.k_w <= KTAPS) return kernel_window(kr, s, lo, hi, tgt, w);
-    return kernel_any(kr, s, lo, hi, tgt, w);
-}
-
-uint32_t dk_kernel_targets(const dk_kernel_rt *kr, uint32_t s, uint32_t *tgt, float *w) {
-    return dk_kernel_window(kr, s, 0, UINT32_MAX, tgt, w);
-}
-
-/* How many output positions along one axis read input tap `kt`: #{o < n_out : 0 <= o stride
- * - pad + kt dil < n_in}. */
-static uint64_t axis_hits(uint32_t kt, uint32_t n_in, uint32_t n_out, uint32_t stride,
-                          uint32_t pad, uint32_t dil) {
-    uint64_t hits = 0;
-    for (uint32_t o = 0; o < n_out; o++) {
-        int64_t i = (int64_t)o * stride - pad + (int64_t)kt * dil;
-        hits += i >= 0 && i < n_in;
-    }
-    return hits;
-}
-
-/* Checks kernel `i` and counts the synapses it implies. */
-static int check_kernel(const dk_kernel *k, uint32_t i, uint32_t n_src, uint32_t n_neurons,
-                        uint64_t *count) {
-    if (!k->c_in || !k->h_in || !k->w_in || !k->c_out || !k->h_out || !k->w_out || !k->k_h ||
-        !k->k_w || !k->stride_h || !k->stride_w || !k->dil_h || !k->dil_w || !k->groups)
-        return dk_fail(DK_E_INVALID, "kernel %u: sizes, strides, dilations and groups must be >= 1",
-                       i);
-    if (k->c_in % k->groups || k->c_out % k->groups)
-        return dk_fail(DK_E_INVALID, "kernel %u: %u groups do not divide %u input and %u output "
-                       "channels", i, k->groups, k->c_in, k->c_out);
-    if (k->pad_h > 65535 || k->pad_w > 65535 || k->k_h > 65535 || k->k_w > 65535 ||
-        k->dil_h > 65535 || k->dil_w > 65535 || k->stride_h > 65535 || k->stride_w > 65535)
-        return dk_fail(DK_E_INVALID, "kernel %u: kernel, stride, padding and dilation must be "
-                       "at most 65535", i);
-    const uint64_t n_in = (uint64_t)k->c_in * k->h_in * k->w_in;
-    const uint64_t n_out = (uint64_t)k->c_out * k->h_out * k->w_out;
-    if ((uint64_t)k->src_first + n_in > n_src)
-        return dk_fail(DK_E_INVALID, "kernel %u: its %llu sources from %u pass the %u neurons and "
-                       "inputs", i, (unsigned long long)n_in, k->src_first, n_src);
-    if ((uint64_t)k->dst_first + n_out > n_neurons)
-        return dk_fail(DK_E_INVALID, "kernel %u: its %llu targets from %u pass the %u neurons", i,
-                       (unsigned long long)n_out, k->dst_first, n_neurons);
-    if (k->delay < 1 || k->delay > DK_MAX_DELAY)
-        return dk_fail(DK_E_INVALID, "kernel %u: delay %u must be 1..%u timesteps", i, k->delay,
-                       DK_MAX_DELAY);
-    const uint64_t fan = (uint64_t)(k->c_out / k->groups) * k->k_h * k->k_w;
-    if (fan > (1u << 24))
-        return dk_fail(DK_E_CAPACITY, "kernel %u: a source reaches up to %llu targets; at most "
-                       "2^24", i, (unsigned long long)fan);
-    if (!k->weight) return dk_fail(DK_E_INVALID, "kernel %u: weight is NULL", i);
-    const uint32_t cig = k->c_in / k->groups, kk = k->k_h * k->k_w;
-    /* cig kk < 2^49; only when that is small is the product with c_out (< 2^24) formed */
-    if ((uint64_t)cig * kk > (1ull << 28) || (uint64_t)cig * kk * k->c_out > (1ull << 28))
-        return dk_fail(DK_E_CAPACITY, "kernel %u: more than 2^28 weights", i);
-    const uint64_t n_w = (uint64_t)k->c_out * cig * kk;
-    uint64_t *hy = dk_alloc(((size_t)k->k_h + k->k_w) * sizeof *hy);
-    if (!hy) return DK_E_NOMEM;
-    uint64_t *hx = hy + k->k_h;
-    for (uint32_t t = 0; t < k->k_h; t++)
-        hy[t] = axis_hits(t, k->h_in, k->h_out, k->stride_h, k->pad_h, k->dil_h);
-    for (uint32_t t = 0; t < k->k_w; t++)
-        hx[t] = axis_hits(t, k->w_in, k->w_out, k->stride_w, k->pad_w, k->dil_w);
-    uint64_t total = 0;
-    int rc = DK_OK;
-    for (uint64_t j = 0; j < n_w; j++) {
-        const float wv = k->weight[j];
-        if (!isfinite(wv)) {
-            rc = dk_fail(DK_E_INVALID, "kernel %u: weight %llu is not finite", i,
-                         (unsigned long long)j);
-            break;
-        }
-        if (wv != 0.f) total += hy[j % kk / k->k_w] * hx[j % k->k_w];
-    }
-    dk_free(hy);
-    *count = total;
-    return rc;
 }
 
 static uint64_t hash_cores(const uint16_t *cores, uint32_t k, uint32_t src_core) {
@@ -669,7 +494,7 @@ static int validate_kernels(const dk_network_desc *d, uint64_t *kernel_syn) {
     uint64_t ksyn = 0;
     for (uint32_t k = 0; k < d->n_kernels; k++) {
         uint64_t count = 0;
-        int rc = check_kernel(&d->kernels[k], k, d->n_neurons + d->n_inputs, d->n_neurons, &count);
+        int rc = dk_kernel_check(&d->kernels[k], k, d->n_neurons + d->n_inputs, d->n_neurons, &count);
         if (rc) return rc;
         ksyn += count;
     }
@@ -805,33 +630,6 @@ static void nir_coefficients(dk_group_rt *rt, const dk_group *g, double dt) {
     rt->a_s = (float)as;
     rt->g_s = (float)gs;
     rt->p_vi = (float)pvi;
-}
-
-/* Copies the kernels; their weights once per kernel. Returns the bytes they hold. */
-static int copy_kernels(dk_network *n, const dk_network_desc *d, uint64_t kernel_syn,
-                        uint64_t *bytes) {
-    *bytes = 0;
-    n->kernel_syn = kernel_syn;
-    if (!d->n_kernels) return DK_OK;
-    n->kernels = dk_alloc(d->n_kernels * sizeof *n->kernels);
-    if (!n->kernels) return DK_E_NOMEM;
-    n->n_kernels = d->n_kernels;
-    *bytes = d->n_kernels * sizeof *n->kernels;
-    for (uint32_t q = 0; q < d->n_kernels; q++) {
-        const dk_kernel *k = &d->kernels[q];
-        dk_kernel_rt *kr = &n->kernels[q];
-        size_t nw = (size_t)k->c_out * (k->c_in / k->groups) * k->k_h * k->k_w;
-        kr->wts = dk_alloc(nw * sizeof *kr->wts);
-        if (!kr->wts) return DK_E_NOMEM;
-        memcpy(kr->wts, k->weight, nw * sizeof *kr->wts);
-        kr->k = *k;
-        kr->k.weight = kr->wts;
-        kr->src_end = k->src_first + k->c_in * k->h_in * k->w_in;
-        kr->fan = k->c_out / k->groups * k->k_h * k->k_w;
-        if (kr->fan > n->kernel_fan) n->kernel_fan = kr->fan;
-        *bytes += nw * sizeof *kr->wts;
-    }
-    return DK_OK;
 }
 
 /* Placement: neurons spread evenly over a multiple of DK_PLACEMENT_QUANTUM cores. */
@@ -1083,7 +881,7 @@ static int build(dk_network *n, const dk_partition *p, const dk_chip *c, const d
     for (uint32_t q = 0; q < d->n_kernels; q++)
         if (d->kernels[q].delay > max_delay) max_delay = (uint8_t)d->kernels[q].delay;
     uint64_t kernel_bytes = 0;
-    rc = copy_kernels(n, d, kernel_syn, &kernel_bytes);
+    rc = dk_kernels_copy(n, d, kernel_syn, &kernel_bytes);
     if (rc) return rc;
     const size_t syn_bytes = n->form == DK_FORM_COMPACT ? 2 : n->form == DK_FORM_MID ? 3 : 4;
     const uint64_t store_bytes = ns * syn_bytes + index_bytes + n->n_seg * sizeof *n->seg +

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "darwin_engine.h"
+#include "../src/internal.h" /* white box: the kernel tap tables against the tap arithmetic */
 
 static int failures;
 static int checks;
@@ -193,6 +194,67 @@ static dk_telemetry tel(dk_engine *e, uint32_t part) {
 }
 
 /* ---- engine and chips ---- */
+
+/* The tap tables of stride-1 kernels give each source exactly the targets and weights the tap
+ * arithmetic gives, in any window; random kernels (odd shapes, groups, padding, dilation, zero
+ * weights), every source, windows cut anywhere. */
+static void test_kernel_taps(void) {
+    lcg_state = 12345;
+    uint32_t tables = 0;
+    for (int trial = 0; trial < 400; trial++) {
+        const uint32_t groups = 1 + (uint32_t)(lcg() % 2);
+        dk_kernel k = {
+            .c_in = groups * (1 + (uint32_t)(lcg() % 3)),
+            .c_out = groups * (1 + (uint32_t)(lcg() % 3)),
+            .h_in = 1 + (uint32_t)(lcg() % 9), .w_in = 1 + (uint32_t)(lcg() % 9),
+            .k_h = 1 + (uint32_t)(lcg() % 4), .k_w = 1 + (uint32_t)(lcg() % 4),
+            .stride_h = lcg() % 5 ? 1u : 2u, .stride_w = lcg() % 5 ? 1u : 2u,
+            .pad_h = (uint32_t)(lcg() % 4), .pad_w = (uint32_t)(lcg() % 4),
+            .dil_h = 1 + (uint32_t)(lcg() % 2), .dil_w = 1 + (uint32_t)(lcg() % 2),
+            .groups = groups, .delay = 1, .src_first = 3, .dst_first = 5,
+        };
+        const int64_t sh = (int64_t)k.h_in + 2 * k.pad_h - (int64_t)(k.k_h - 1) * k.dil_h - 1;
+        const int64_t sw = (int64_t)k.w_in + 2 * k.pad_w - (int64_t)(k.k_w - 1) * k.dil_w - 1;
+        if (sh < 0 || sw < 0) continue;
+        k.h_out = (uint32_t)(sh / k.stride_h) + 1;
+        k.w_out = (uint32_t)(sw / k.stride_w) + 1;
+        const size_t nw = (size_t)k.c_out * (k.c_in / groups) * k.k_h * k.k_w;
+        float *wts = malloc(nw * sizeof *wts);
+        for (size_t i = 0; i < nw; i++)
+            wts[i] = lcg() % 3 ? (float)((int)(lcg() % 17) - 8) / 8.f : 0.f;
+        k.weight = wts;
+        dk_network *n = calloc(1, sizeof *n);
+        dk_network_desc d = {.n_kernels = 1, .kernels = &k};
+        uint64_t bytes = 0;
+        OK(dk_kernels_copy(n, &d, 0, &bytes));
+        const dk_kernel_rt *kr = &n->kernels[0];
+        CHECK((kr->tap_off != NULL) == (k.stride_h == 1 && k.stride_w == 1));
+        tables += kr->tap_off != NULL;
+        const uint32_t n_dst = k.c_out * k.h_out * k.w_out, fan = kr->fan;
+        uint32_t *t1 = malloc(fan * sizeof *t1), *t2 = malloc(fan * sizeof *t2);
+        float *w1 = malloc(fan * sizeof *w1), *w2 = malloc(fan * sizeof *w2);
+        for (uint32_t src = 0; src < k.c_in * k.h_in * k.w_in; src++)
+            for (int win = 0; win < 4; win++) {
+                uint32_t lo = 0, hi = UINT32_MAX;
+                if (win) {
+                    lo = k.dst_first + (uint32_t)(lcg() % (n_dst + 1));
+                    hi = lo + (uint32_t)(lcg() % (n_dst + 2));
+                }
+                const uint32_t m1 = dk_kernel_window(kr, src, lo, hi, t1, w1);
+                const uint32_t m2 = dk_kernel_window_taps(kr, src, lo, hi, t2, w2);
+                CHECK_U64(m1, m2);
+                if (m1 == m2 && m1) {
+                    CHECK(!memcmp(t1, t2, m1 * sizeof *t1));
+                    CHECK(!memcmp(w1, w2, m1 * sizeof *w1));
+                }
+            }
+        free(t1); free(t2); free(w1); free(w2);
+        dk_kernels_free(n);
+        free(n);
+        free(wts);
+    }
+    CHECK(tables > 100);
+}
 
 static void test_create_destroy(void) {
     CHECK_RC(dk_engine_create(NULL), DK_E_INVALID);
@@ -1803,6 +1865,7 @@ int main(void) {
         {"concurrent_runs", test_concurrent_runs},
         {"destroy_while_running", test_destroy_while_running},
         {"faults_while_running", test_faults_while_running},
+        {"kernel_taps", test_kernel_taps},
     };
     const size_t n = sizeof tests / sizeof tests[0];
     for (size_t i = 0; i < n; i++) {
