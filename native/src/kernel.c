@@ -28,6 +28,22 @@ static uint32_t axis_taps(uint32_t i, uint32_t kn, uint32_t pad, uint32_t dil, u
     return m;
 }
 
+/* Where local source `s` of a kernel sits, and the sizes its targets are found with. */
+typedef struct {
+    uint32_t iy, ix;       /* its input position */
+    uint32_t cil;          /* its input channel within its group */
+    uint32_t co0, co1;     /* its group's output channels */
+    uint32_t cig, ohw, kk; /* input channels a group, output plane, taps */
+} kernel_source;
+
+static kernel_source source_of(const dk_kernel *k, uint32_t s) {
+    const uint32_t hw = k->h_in * k->w_in, ci = s / hw;
+    const uint32_t cig = k->c_in / k->groups, cog = k->c_out / k->groups, g = ci / cig;
+    return (kernel_source){.iy = s % hw / k->w_in, .ix = s % k->w_in, .cil = ci % cig,
+                           .co0 = g * cog, .co1 = (g + 1) * cog, .cig = cig,
+                           .ohw = k->h_out * k->w_out, .kk = k->k_h * k->k_w};
+}
+
 /* Kernels up to this side take the taps once per source (on the stack); larger ones per tap. */
 #define KTAPS 32u
 
@@ -36,20 +52,16 @@ static uint32_t axis_taps(uint32_t i, uint32_t kn, uint32_t pad, uint32_t dil, u
 static uint32_t kernel_window(const dk_kernel_rt *kr, uint32_t s, uint32_t lo, uint32_t hi,
                               uint32_t *tgt, float *w) {
     const dk_kernel *k = &kr->k;
-    const uint32_t hw = k->h_in * k->w_in;
-    const uint32_t ci = s / hw, iy = s % hw / k->w_in, ix = s % k->w_in;
-    const uint32_t cig = k->c_in / k->groups, cog = k->c_out / k->groups;
-    const uint32_t g = ci / cig, cil = ci % cig, ohw = k->h_out * k->w_out;
-    const uint32_t kk = k->k_h * k->k_w;
+    const kernel_source p = source_of(k, s);
     uint32_t ty[KTAPS], oy[KTAPS], tx[KTAPS], ox[KTAPS];
-    const uint32_t my = axis_taps(iy, k->k_h, k->pad_h, k->dil_h, k->stride_h, k->h_out, ty, oy);
-    const uint32_t mx = axis_taps(ix, k->k_w, k->pad_w, k->dil_w, k->stride_w, k->w_out, tx, ox);
+    const uint32_t my = axis_taps(p.iy, k->k_h, k->pad_h, k->dil_h, k->stride_h, k->h_out, ty, oy);
+    const uint32_t mx = axis_taps(p.ix, k->k_w, k->pad_w, k->dil_w, k->stride_w, k->w_out, tx, ox);
     uint32_t n = 0;
-    for (uint32_t co = g * cog; co < (g + 1) * cog; co++) {
-        const uint32_t base = k->dst_first + co * ohw;
+    for (uint32_t co = p.co0; co < p.co1; co++) {
+        const uint32_t base = k->dst_first + co * p.ohw;
         if (base >= hi) break;
-        if (base + ohw <= lo) continue;
-        const float *wk = kr->wts + ((size_t)co * cig + cil) * kk;
+        if (base + p.ohw <= lo) continue;
+        const float *wk = kr->wts + ((size_t)co * p.cig + p.cil) * p.kk;
         for (uint32_t a = 0; a < my; a++) {
             const float *wr = wk + ty[a] * k->k_w;
             const uint32_t row = base + oy[a] * k->w_out;
@@ -69,23 +81,19 @@ static uint32_t kernel_window(const dk_kernel_rt *kr, uint32_t s, uint32_t lo, u
 static uint32_t kernel_any(const dk_kernel_rt *kr, uint32_t s, uint32_t lo, uint32_t hi,
                            uint32_t *tgt, float *w) {
     const dk_kernel *k = &kr->k;
-    const uint32_t hw = k->h_in * k->w_in;
-    const uint32_t ci = s / hw, iy = s % hw / k->w_in, ix = s % k->w_in;
-    const uint32_t cig = k->c_in / k->groups, cog = k->c_out / k->groups;
-    const uint32_t g = ci / cig, cil = ci % cig, ohw = k->h_out * k->w_out;
-    const uint32_t kk = k->k_h * k->k_w;
+    const kernel_source p = source_of(k, s);
     uint32_t n = 0;
-    for (uint32_t co = g * cog; co < (g + 1) * cog; co++) {
-        const float *wk = kr->wts + ((size_t)co * cig + cil) * kk;
-        const uint32_t base = k->dst_first + co * ohw;
+    for (uint32_t co = p.co0; co < p.co1; co++) {
+        const float *wk = kr->wts + ((size_t)co * p.cig + p.cil) * p.kk;
+        const uint32_t base = k->dst_first + co * p.ohw;
         /* ky and kx descending give oy and ox ascending: targets come out sorted */
         for (uint32_t ky = k->k_h; ky-- > 0;) {
-            const int64_t ny = (int64_t)iy + k->pad_h - (int64_t)ky * k->dil_h;
+            const int64_t ny = (int64_t)p.iy + k->pad_h - (int64_t)ky * k->dil_h;
             if (ny < 0 || ny % k->stride_h) continue;
             const uint64_t oy = (uint64_t)ny / k->stride_h;
             if (oy >= k->h_out) continue;
             for (uint32_t kx = k->k_w; kx-- > 0;) {
-                const int64_t nx = (int64_t)ix + k->pad_w - (int64_t)kx * k->dil_w;
+                const int64_t nx = (int64_t)p.ix + k->pad_w - (int64_t)kx * k->dil_w;
                 if (nx < 0 || nx % k->stride_w) continue;
                 const uint64_t ox = (uint64_t)nx / k->stride_w;
                 if (ox >= k->w_out) continue;
@@ -183,7 +191,8 @@ static int build_taps(dk_kernel_rt *kr, uint64_t *bytes) {
         }
         kr->tap_n[ci] = n;
     }
-    *bytes = cells * (sizeof *kr->tap_off + sizeof *kr->tap_w) + (size_t)k->c_in * sizeof *kr->tap_n;
+    *bytes = cells * (sizeof *kr->tap_off + sizeof *kr->tap_w) +
+             (size_t)k->c_in * sizeof *kr->tap_n;
     return DK_OK;
 }
 
