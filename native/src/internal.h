@@ -85,6 +85,7 @@ typedef struct {
     dk_kernel k;            /* weight points into wts */
     float *wts;
     uint32_t src_end;       /* src_first + c_in h_in w_in */
+    uint32_t dst_end;       /* dst_first + c_out h_out w_out */
     uint32_t fan;           /* most targets one source can have: c_out / groups x k_h x k_w */
     /* stride 1 only (else NULL): per input channel, fan cells of its nonzero taps' target
      * offsets and weights (ascending), tap_n of them used; for the interior sources */
@@ -191,6 +192,10 @@ typedef struct {
     uint32_t *qlen;         /* their words in use */
     size_t *qcap;           /* and their capacities (they grow while runs need them) */
     uint64_t qbytes;        /* the queues' bytes */
+    /* every worker's update and delivery time over all runs: what a neuron-step and an event
+     * cost on this network on average */
+    uint64_t busy_update_ns, busy_deliver_ns;
+    double *core_ns;        /* per used core: the busy time of the runs so far (thread_bounds) */
     uint32_t *core_slot_events; /* cores_used x qstride, like the queues */
     /* counters */
     uint64_t *spike_count;  /* per source, since load */

@@ -291,6 +291,7 @@ int dk_kernels_copy(dk_network *n, const dk_network_desc *d, uint64_t kernel_syn
         kr->k = *k;
         kr->k.weight = kr->wts;
         kr->src_end = k->src_first + k->c_in * k->h_in * k->w_in;
+        kr->dst_end = k->dst_first + k->c_out * k->h_out * k->w_out;
         kr->fan = k->c_out / k->groups * k->k_h * k->k_w;
         if (kr->fan > n->kernel_fan) n->kernel_fan = kr->fan;
         uint64_t tap_bytes = 0;

@@ -18,7 +18,7 @@ void dk_network_free(dk_network *n) {
     void *ptrs[] = {n->syn, n->syn16, n->wid8, n->seg_blk, n->seg_rel, n->src_seg, n->seg, n->src_syn, n->src_tree, n->tree_link_ptr,
                     n->tree_links, n->src_core, n->v, n->isyn, n->bias, n->refr, n->rng, n->flag, n->groups,
                     n->ring, n->core_slot_events, n->spike_count, n->tree_spikes_folded,
-                    n->link_events, n->core_events, n->reach, n->core_dead, n->recorded,
+                    n->link_events, n->core_events, n->core_ns, n->reach, n->core_dead, n->recorded,
                     n->out.steps, n->out.ids, n->in.steps, n->in.ids};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) dk_free(ptrs[i]);
     if (n->qbuf)
@@ -804,6 +804,7 @@ static int alloc_state(dk_network *n, const dk_chip *c, const dk_network_desc *d
     n->tree_spikes_folded = dk_alloc((size_t)n->n_src * sizeof *n->tree_spikes_folded);
     n->link_events = dk_alloc((size_t)c->n_tiles * 4 * sizeof *n->link_events);
     n->core_events = dk_alloc((size_t)cu * sizeof *n->core_events);
+    n->core_ns = dk_alloc((size_t)cu * sizeof *n->core_ns);
     n->reach = dk_alloc((size_t)(cu + 1) * cu);
     n->core_dead = dk_alloc(cu);
     n->recorded = dk_alloc(nn);
@@ -826,7 +827,7 @@ static int alloc_state(dk_network *n, const dk_chip *c, const dk_network_desc *d
     if (!n->v || !n->refr || !n->rng || !n->flag || !n->groups || !n->ring || !n->qbuf ||
         !n->qlen || !n->qcap ||
         !n->core_slot_events || !n->spike_count || !n->tree_spikes_folded || !n->link_events ||
-        !n->core_events || !n->reach || !n->core_dead || !n->recorded || !n->in.steps || !n->in.ids)
+        !n->core_events || !n->core_ns || !n->reach || !n->core_dead || !n->recorded || !n->in.steps || !n->in.ids)
         return DK_E_NOMEM;
     n->bytes += nn * (4 + 4 + 2 + 4 + 1 + 1) + nq * (sizeof *n->qbuf + 4 + sizeof *n->qcap + 4) +
                 (size_t)n->n_src * 16 + (ring_n - nn) * sizeof *n->ring;

@@ -376,6 +376,8 @@ static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t *used) {
     for (uint32_t q = 0; q < n->n_kernels; q++) {
         const dk_kernel_rt *kr = &n->kernels[q];
         if (src < kr->k.src_first || src >= kr->src_end) continue;
+        /* a kernel whose outputs all lie on other workers' cores gives this one nothing */
+        if (kr->dst_end <= c0 * pc || kr->k.dst_first >= c1 * pc) continue;
         /* only this thread's cores' targets (ascending): one packet per run on one core */
         const uint32_t m = dk_kernel_window(kr, src - kr->k.src_first, c0 * pc, c1 * pc,
                                             t->ktgt, t->kw);
@@ -502,8 +504,15 @@ static void deliver_list(dk_thread_ctx *t, const spike_list *list, uint64_t *use
         const uint32_t src = list->ids[s];
         const uint32_t *sg = n->seg + dk_first_seg(n, src), *se = n->seg + dk_first_seg(n, src + 1);
         const uint8_t *reach = n->reach + (size_t)n->src_core[src] * n->cores_used;
-        for (uint32_t off = sg < se ? n->src_syn[src] : 0; sg < se; off += dk_seg_len(n, *sg++))
-            deliver_segment(t, *sg, off, reach, used);
+        /* A source's segments ascend by core: none, or only those from the first on this
+         * worker's cores up to the last, are this worker's (layered networks: most spikes
+         * reach only one worker). */
+        if (sg < se && dk_seg_core(n, se[-1]) >= t->c0 && dk_seg_core(n, *sg) < t->c1) {
+            uint32_t off = n->src_syn[src];
+            for (; dk_seg_core(n, *sg) < t->c0; sg++) off += dk_seg_len(n, *sg);
+            for (; sg < se && dk_seg_core(n, *sg) < t->c1; off += dk_seg_len(n, *sg++))
+                deliver_segment(t, *sg, off, reach, used);
+        }
         if (n->n_kernels) deliver_kernels(t, src, used);
     }
 }
@@ -614,32 +623,37 @@ double dk_keps_events_per_step(double keps, double dt_ms) {
     return keps * (double)DK_EVENTS_PER_KEPS * dt_ms * 1e-3;
 }
 
-/* The first core of each of the nt workers (bound[nt] = cores used). Equal numbers of cores;
- * but once the network has run, and if no KEPS share splits its budget by cores, equal work:
- * each core weighs the events it has received plus one per neuron-step it has run, so that a
- * feed-forward model whose early layers take most events does not leave one worker idle. The
- * ranges stay contiguous and ascending, so delivery order, and so every result, is the same. */
-static double core_work(const dk_network *n, uint32_t c) {
+/* The work a worker's core `c` did in a run of `steps`: the events it received and its
+ * neuron-steps, weighed by what one of each costs on this network on average. */
+static double core_model_work(const dk_network *n, const dk_thread_ctx *t, uint32_t c,
+                              uint64_t steps, double ev_cost, double neuron_cost) {
     const uint64_t a = (uint64_t)c * n->per_core;
     const uint64_t m = a >= n->n_neurons ? 0 : n->n_neurons - a;
     const double neurons = (double)(m < n->per_core ? m : n->per_core);
-    return (double)n->core_events[c] + (double)n->tel.steps * neurons;
+    return (double)t->core_ev[c - t->c0] * ev_cost + (double)steps * neurons * neuron_cost;
 }
 
+/* The first core of each of the nt workers (bound[nt] = cores used). Equal numbers of cores;
+ * but once the network has run, and if no KEPS share splits its budget by cores, equal busy
+ * time: each core weighs the time charged to it so far (charge_cores), so that a feed-forward
+ * model whose early layers take most events, or a worker on a slower CPU, does not leave the
+ * other idle. The ranges stay contiguous and ascending, so delivery order, and so every
+ * result, is the same for any split. */
 static void thread_bounds(const dk_network *n, const dk_partition *p, uint32_t nt,
                           uint32_t *bound) {
     const uint32_t cu = n->cores_used;
     for (uint32_t j = 0; j <= nt; j++) bound[j] = (uint32_t)((uint64_t)cu * j / nt);
     if (nt == 1 || p->keps_budget || !n->tel.steps) return;
     double total = 0.0, cum = 0.0;
-    for (uint32_t c = 0; c < cu; c++) total += core_work(n, c);
+    for (uint32_t c = 0; c < cu; c++) total += n->core_ns[c];
+    if (!(total > 0)) return;
     /* Each boundary goes where the work before it is nearest its share: of the two cores
      * around the ideal point, the closer side. (Taking the first core that reaches the share
      * gave 3 of 4 equal cores to one worker whenever the first two fell a hair short.) */
     uint32_t j = 1;
     for (uint32_t c = 0; c < cu && j < nt; c++) {
         const double before = cum;
-        cum += core_work(n, c);
+        cum += n->core_ns[c];
         while (j < nt && cum >= total * j / nt) {
             const double target = total * j / nt;
             bound[j++] = cum - target <= target - before ? c + 1 : c;
@@ -649,6 +663,29 @@ static void thread_bounds(const dk_network *n, const dk_partition *p, uint32_t n
     for (j = 1; j < nt; j++) {
         const uint32_t lo = bound[j - 1] + 1, hi = cu - (nt - j);
         bound[j] = bound[j] < lo ? lo : bound[j] > hi ? hi : bound[j];
+    }
+}
+
+/* Charges each worker's busy time of a run (update and delivery) to its cores, in proportion
+ * to their modelled work (core_model_work, with every worker's delivery time over all events
+ * and update time over all neuron-steps as the costs). Within a worker the model splits the
+ * time; between workers the clock does: on the conv model an event of the late layers costs
+ * about twice one of the early layers, and the model alone (an event and a neuron-step
+ * counted alike) gave the first worker 1.5 times the second's busy time. */
+static void charge_cores(dk_network *n, const dk_thread_ctx *ctx, uint32_t nt, uint64_t steps) {
+    const double ev_cost = n->tel.events ? (double)n->busy_deliver_ns / (double)n->tel.events
+                                         : 1.0;
+    const double neuron_cost =
+        (double)n->busy_update_ns / ((double)n->tel.steps * (double)n->n_neurons);
+    for (uint32_t j = 0; j < nt; j++) {
+        const dk_thread_ctx *t = &ctx[j];
+        const double busy = (double)(t->update_ns + t->deliver_ns);
+        double w = 0.0;
+        for (uint32_t c = t->c0; c < t->c1; c++)
+            w += core_model_work(n, t, c, steps, ev_cost, neuron_cost);
+        for (uint32_t c = t->c0; c < t->c1; c++)
+            n->core_ns[c] += w > 0 ? busy * core_model_work(n, t, c, steps, ev_cost, neuron_cost) / w
+                                   : busy / (double)(t->c1 - t->c0);
     }
 }
 
@@ -741,6 +778,8 @@ static void telemetry_add(dk_network *n, const dk_thread_ctx *ctx, uint32_t nt, 
     tel->threads = nt;
     for (uint32_t j = 0; j < nt; j++) {
         const dk_thread_ctx *t = &ctx[j];
+        n->busy_update_ns += t->update_ns;
+        n->busy_deliver_ns += t->deliver_ns;
         tel->spikes += t->spikes;
         tel->input_spikes += t->inputs_taken;
         tel->events += t->events;
@@ -753,6 +792,7 @@ static void telemetry_add(dk_network *n, const dk_thread_ctx *ctx, uint32_t nt, 
         n->qbytes += t->qbytes;
         for (uint32_t c = t->c0; c < t->c1; c++) n->core_events[c] += t->core_ev[c - t->c0];
     }
+    charge_cores(n, ctx, nt, steps);
     tel->keps = dk_keps_of(tel->events, tel->steps, (double)n->dt_ms);
     tel->host_keps = tel->wall_ns ? (double)tel->events / ((double)tel->wall_ns * 1e-9) /
                                         (double)DK_EVENTS_PER_KEPS
