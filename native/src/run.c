@@ -673,6 +673,7 @@ static void thread_bounds(const dk_network *n, const dk_partition *p, uint32_t n
  * about twice one of the early layers, and the model alone (an event and a neuron-step
  * counted alike) gave the first worker 1.5 times the second's busy time. */
 static void charge_cores(dk_network *n, const dk_thread_ctx *ctx, uint32_t nt, uint64_t steps) {
+    if (!steps || !n->n_neurons) return; /* nothing measured, and no cost to divide by */
     const double ev_cost = n->tel.events ? (double)n->busy_deliver_ns / (double)n->tel.events
                                          : 1.0;
     const double neuron_cost =
