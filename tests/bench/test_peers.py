@@ -310,3 +310,29 @@ def test_engine_weights_are_what_the_engine_holds() -> None:
     assert counts[0].sum() > 0
     assert errors[1] == 0.0
     assert errors[0] == pytest.approx(float(np.max(np.abs(q - exact.weight))), rel=1e-6)
+
+
+@pytest.mark.parametrize("steps", [0, 3, 7, 100])
+def test_the_warm_up_runs_its_steps_in_windows(steps: int) -> None:
+    """All the warm-up's steps run, in at most WARMUP_RUNS runs, so the timed run starts where
+    the peers' does (after warmup_steps) and from a split the engine has measured."""
+    from darwin_dra.bench import peer_engine
+    from darwin_dra.engine import Engine
+
+    cfg = BrunelConfig().scaled(0.02)
+    calls: list[int] = []
+    with Engine() as engine:
+        part = peer_engine.whole_chip(engine)
+        engine.load(part, peer_engine.brunel_network(cfg, 1))
+        run = engine.run
+
+        def counting_run(p: int, n: int, threads: int = 1) -> None:
+            calls.append(n)
+            run(p, n, threads)
+
+        engine.run = counting_run  # type: ignore[method-assign]
+        peer_engine.warm_up(engine, part, steps, 2)
+        assert engine.telemetry(part).steps == steps
+    assert sum(calls) == steps
+    assert len(calls) == min(steps, peer_engine.WARMUP_RUNS)
+    assert all(n > 0 for n in calls)
