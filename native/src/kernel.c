@@ -123,6 +123,8 @@ static inline bool interior(const dk_kernel *k, uint32_t iy, uint32_t ix) {
 uint32_t dk_kernel_window(const dk_kernel_rt *kr, uint32_t s, uint32_t lo, uint32_t hi,
                           uint32_t *restrict tgt, float *restrict w) {
     const dk_kernel *k = &kr->k;
+    /* outputs wholly outside the window (another worker's cores): nothing to compute */
+    if (kr->dst_end <= lo || k->dst_first >= hi) return 0;
     if (!kr->tap_off) return dk_kernel_window_taps(kr, s, lo, hi, tgt, w);
     const uint32_t hw = k->h_in * k->w_in;
     const uint32_t ci = s / hw, iy = s % hw / k->w_in, ix = s % k->w_in;

@@ -376,8 +376,6 @@ static void deliver_kernels(dk_thread_ctx *t, uint32_t src, uint64_t *used) {
     for (uint32_t q = 0; q < n->n_kernels; q++) {
         const dk_kernel_rt *kr = &n->kernels[q];
         if (src < kr->k.src_first || src >= kr->src_end) continue;
-        /* a kernel whose outputs all lie on other workers' cores gives this one nothing */
-        if (kr->dst_end <= c0 * pc || kr->k.dst_first >= c1 * pc) continue;
         /* only this thread's cores' targets (ascending): one packet per run on one core */
         const uint32_t m = dk_kernel_window(kr, src - kr->k.src_first, c0 * pc, c1 * pc,
                                             t->ktgt, t->kw);
